@@ -1,1 +1,80 @@
-//! placeholder
+//! strata-store: the local image store — blobs by digest, the SQLite
+//! metadata database (tags, images, layers, containers), the store lock and
+//! the integrity check.
+//!
+//! It owns the invariants "a name under `blobs/` holds exactly its digest's
+//! bytes" and "every change to names and relations is one transaction". It
+//! knows nothing of tar streams or HTTP and never interprets layer content.
+
+mod blobs;
+mod db;
+mod error;
+mod images;
+mod lock;
+
+pub use blobs::BlobWriter;
+pub use error::{Error, Result};
+pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, TagRef};
+pub use lock::StoreLock;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+/// An open store. Cheap to open; one per process is typical.
+pub struct Store {
+    root: PathBuf,
+    conn: Connection,
+}
+
+impl Store {
+    /// `/var/lib/strata` for root, `$XDG_DATA_HOME/strata` (or
+    /// `~/.local/share/strata`) otherwise.
+    pub fn default_root() -> PathBuf {
+        if rustix::process::geteuid().is_root() {
+            return PathBuf::from("/var/lib/strata");
+        }
+        if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+            return PathBuf::from(x).join("strata");
+        }
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/strata")
+    }
+
+    /// Opens (creating when needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        for dir in ["blobs/sha256", "blobs/sha512", "tmp", "layers", "containers"] {
+            let p = root.join(dir);
+            std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
+        }
+        let conn = db::open(&root.join("strata.db"))?;
+        Ok(Store {
+            root: root.to_path_buf(),
+            conn,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Directory for temporary files on the store's filesystem (so renames are atomic).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// The raw connection, for crates that keep their own tables (build cache, containers).
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,87 @@
+//! Opening the metadata database and its schema.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use crate::error::Result;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS images (
+    id          TEXT PRIMARY KEY,      -- config digest
+    created     TEXT,                  -- from the config
+    added_at    INTEGER NOT NULL,      -- unix seconds, when this store got it
+    size        INTEGER NOT NULL,      -- sum of uncompressed layer sizes
+    os          TEXT NOT NULL,
+    arch        TEXT NOT NULL,
+    variant     TEXT
+);
+CREATE TABLE IF NOT EXISTS manifests (
+    digest      TEXT PRIMARY KEY,
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    media_type  TEXT NOT NULL,
+    size        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS manifests_image ON manifests(image_id);
+CREATE TABLE IF NOT EXISTS tags (
+    repo        TEXT NOT NULL,         -- fully qualified: docker.io/library/busybox
+    tag         TEXT NOT NULL,
+    manifest    TEXT NOT NULL REFERENCES manifests(digest),
+    PRIMARY KEY (repo, tag)
+);
+CREATE INDEX IF NOT EXISTS tags_manifest ON tags(manifest);
+CREATE TABLE IF NOT EXISTS repo_digests (
+    repo        TEXT NOT NULL,
+    manifest    TEXT NOT NULL REFERENCES manifests(digest) ON DELETE CASCADE,
+    PRIMARY KEY (repo, manifest)
+);
+CREATE TABLE IF NOT EXISTS layers (
+    diff_id     TEXT PRIMARY KEY,
+    diff_size   INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS layer_blobs (
+    digest      TEXT PRIMARY KEY,      -- a compressed (or plain) form of a layer
+    diff_id     TEXT NOT NULL REFERENCES layers(diff_id),
+    media_type  TEXT NOT NULL,
+    size        INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS layer_blobs_diff ON layer_blobs(diff_id);
+CREATE TABLE IF NOT EXISTS image_layers (
+    image_id    TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+    position    INTEGER NOT NULL,
+    diff_id     TEXT NOT NULL,
+    chain_id    TEXT NOT NULL,
+    PRIMARY KEY (image_id, position)
+);
+CREATE INDEX IF NOT EXISTS image_layers_diff ON image_layers(diff_id);
+CREATE INDEX IF NOT EXISTS image_layers_chain ON image_layers(chain_id);
+CREATE TABLE IF NOT EXISTS containers (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    image_id    TEXT NOT NULL,
+    image_ref   TEXT NOT NULL,
+    created     TEXT NOT NULL,
+    config      TEXT NOT NULL          -- JSON owned by the container layer above
+);
+CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+"#;
+
+pub(crate) fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(60))?;
+    // WAL lets readers proceed while one writer commits; NORMAL sync is
+    // durable across process crashes, which is what several CLIs need.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+        ))?;
+    }
+    Ok(conn)
+}

@@ -1,0 +1,37 @@
+//! A store-wide advisory lock. Writers that add references to blobs hold it
+//! shared from the first blob written to the metadata commit; deleters and
+//! garbage collection hold it exclusive, so a blob that an import is about to
+//! reference is never swept underneath it.
+
+use std::fs::File;
+use std::path::Path;
+
+use rustix::fs::{FlockOperation, flock};
+
+use crate::error::{Error, Result};
+
+pub struct StoreLock {
+    _file: File,
+}
+
+impl StoreLock {
+    fn take(root: &Path, op: FlockOperation) -> Result<StoreLock> {
+        let path = root.join("lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        flock(&file, op).map_err(|e| Error::io(format!("locking {}", path.display()), e.into()))?;
+        Ok(StoreLock { _file: file })
+    }
+
+    pub fn shared(root: &Path) -> Result<StoreLock> {
+        Self::take(root, FlockOperation::LockShared)
+    }
+
+    pub fn exclusive(root: &Path) -> Result<StoreLock> {
+        Self::take(root, FlockOperation::LockExclusive)
+    }
+}
