@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# strata beside its peers, same jobs, same machine; prints a markdown table
+# of medians (hyperfine) and strata's ratio to each peer.
+#
+#   bench/run.sh            # all scenarios
+#   RUNS=5 bench/run.sh     # fewer runs
+#
+# Scenario "import/save/load": the Debian bookworm minbase rootfs
+# (debootstrap, cached in bench/.cache), a 128 MB tar, imported, saved and
+# loaded by strata, docker (when a daemon runs) and podman.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-7}
+CACHE=bench/.cache
+mkdir -p "$CACHE"
+scripts/install-deps.sh
+cargo build --release --quiet
+S=$PWD/target/release/strata
+W=$(mktemp -d /tmp/strata-bench.XXXXXX)
+trap 'rm -rf "$W"' EXIT
+
+if [ ! -s "$CACHE/debian.tar" ]; then
+  echo "bench: debootstrap bookworm minbase (once, cached in $CACHE)" >&2
+  rm -rf "$CACHE/rootfs"
+  debootstrap --variant=minbase bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1
+  rm -rf "$CACHE"/rootfs/var/cache/apt/* "$CACHE"/rootfs/var/lib/apt/lists/* "$CACHE"/rootfs/var/log/*
+  tar --numeric-owner --sort=name -C "$CACHE/rootfs" -cf "$CACHE/debian.tar" .
+fi
+TAR=$CACHE/debian.tar
+
+results=$W/results.tsv
+: >"$results"
+measure() { # name tool command...
+  local name=$1 tool=$2; shift 2
+  local json=$W/$name-$tool.json
+  if hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$json" "$@" >/dev/null 2>&1; then
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
+      { read -r m; printf '%s\t%s\t%s\n' "$name" "$tool" "$m" >>"$results"; }
+  else
+    printf '%s\t%s\t%s\n' "$name" "$tool" "failed" >>"$results"
+  fi
+}
+
+export STRATA_ROOT=$W/strata
+$S import "$TAR" bench/debian:1 >/dev/null
+$S save -o "$W/strata-save.tar" bench/debian:1
+measure import strata "$S import $TAR bench/debian:1"
+measure save strata "$S save -o $W/s.tar bench/debian:1"
+measure load strata --prepare "rm -rf $W/strata-load" "STRATA_ROOT=$W/strata-load $S load -i $W/strata-save.tar"
+
+D=/usr/bin/docker
+if [ -x $D ] && $D info >/dev/null 2>&1; then
+  $D import "$TAR" bench/debian:1 >/dev/null
+  $D save -o "$W/docker-save.tar" bench/debian:1
+  measure import docker "$D import $TAR bench/debian:1"
+  measure save docker "$D save -o $W/d.tar bench/debian:1"
+  measure load docker --prepare "$D rmi -f bench/debian:1 >/dev/null 2>&1 || true" "$D load -i $W/docker-save.tar"
+else
+  echo "bench: no docker daemon running: docker columns skipped" >&2
+fi
+if command -v podman >/dev/null; then
+  P="podman --root $W/podman --runroot $W/podman-run --storage-driver overlay"
+  $P import "$TAR" bench/debian:1 >/dev/null 2>&1
+  $P save -o "$W/podman-save.tar" bench/debian:1 >/dev/null 2>&1
+  measure import podman "$P import $TAR bench/debian:1"
+  measure save podman "rm -f $W/p.tar; $P save -o $W/p.tar bench/debian:1"
+  measure load podman --prepare "$P rmi -f bench/debian:1 >/dev/null 2>&1 || true" "$P load -i $W/podman-save.tar"
+  $P rmi -a -f >/dev/null 2>&1 || true
+fi
+
+python3 - "$results" <<'PY'
+import sys, collections
+rows = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    name, tool, m = line.rstrip("\n").split("\t")
+    rows.setdefault(name, {})[tool] = None if m == "failed" else float(m)
+tools = ["strata", "docker", "podman"]
+print("| scenario | " + " | ".join(tools) + " | strata vs " + " | strata vs ".join(tools[1:]) + " |")
+print("|---" * (len(tools) * 2) + "|")
+for name, r in rows.items():
+    cells = [f"{r[t]*1000:.0f} ms" if r.get(t) else "–" for t in tools]
+    ratios = [f"{r[t]/r['strata']:.1f}× faster" if r.get(t) and r.get("strata") else "–" for t in tools[1:]]
+    print(f"| {name} (debian rootfs) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+PY

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what strata's tests and benchmarks use, from Debian's packages.
+# Idempotent; prints only a summary. Needs root (apt-get).
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+PKGS=(busybox-static skopeo umoci oci-image-tool podman docker.io golang-github-opencontainers-image-spec-dev
+      docker-registry hyperfine debootstrap uidmap fuse-overlayfs curl python3)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: everything already installed"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+log=$(mktemp)
+if ! { apt-get update >"$log" 2>&1 && apt-get install -y --no-install-recommends "${missing[@]}" >>"$log" 2>&1; }; then
+  # Install one by one so one unavailable package does not stop the others;
+  # tests that need a missing tool skip with a printed reason.
+  for p in "${missing[@]}"; do
+    apt-get install -y --no-install-recommends "$p" >>"$log" 2>&1 || echo "install-deps: could not install $p (tests that need it will say so)"
+  done
+fi
+rm -f "$log"
