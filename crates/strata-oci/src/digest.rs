@@ -60,7 +60,7 @@ impl Digest {
         let algorithm = match algo {
             "sha256" => Algorithm::Sha256,
             "sha512" => Algorithm::Sha512,
-            other if other.is_empty() => return Err(DigestError::Format(shown)),
+            "" => return Err(DigestError::Format(shown)),
             other => return Err(DigestError::Algorithm(shown, truncate_for_message(other))),
         };
         if hex.len() != algorithm.hex_len() || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {

@@ -77,6 +77,7 @@ pub struct Index {
 
 /// A manifest or an index, as fetched by digest or tag.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // parsed once per fetch; boxing buys nothing
 pub enum Document {
     Manifest(Manifest),
     Index(Index),

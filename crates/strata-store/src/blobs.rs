@@ -29,7 +29,8 @@ impl Write for BlobWriter {
 }
 
 impl BlobWriter {
-    /// Bytes written so far.
+    /// Ends writing without naming the blob: the caller checks the content
+    /// (e.g. a whole archive) and then calls [`Store::commit_staged`].
     pub fn finish_digest(self) -> Result<(Digest, u64, tempfile::NamedTempFile)> {
         let (buf, digest, size) = self.inner.finish();
         let tmp = buf
@@ -50,15 +51,21 @@ impl BlobWriter {
                 actual: digest,
             });
         }
-        let dest = blob_path(&root, &digest);
-        if dest.exists() {
-            return Ok((digest, size));
-        }
-        tmp.as_file().sync_all().map_err(|e| Error::io("syncing blob", e))?;
-        tmp.persist(&dest)
-            .map_err(|e| Error::io(format!("naming blob {}", dest.display()), e.error))?;
+        commit_staged(&root, tmp, &digest)?;
         Ok((digest, size))
     }
+}
+
+/// Names a staged blob whose digest the caller computed while writing it.
+fn commit_staged(root: &std::path::Path, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+    let dest = blob_path(root, digest);
+    if dest.exists() {
+        return Ok(());
+    }
+    tmp.as_file().sync_all().map_err(|e| Error::io("syncing blob", e))?;
+    tmp.persist(&dest)
+        .map_err(|e| Error::io(format!("naming blob {}", dest.display()), e.error))?;
+    Ok(())
 }
 
 pub(crate) fn blob_path(root: &std::path::Path, d: &Digest) -> PathBuf {
@@ -122,6 +129,12 @@ impl Store {
         }
         w.commit(Some(expected))?;
         Ok(n)
+    }
+
+    /// Names a blob staged with [`BlobWriter::finish_digest`]; `digest` must be
+    /// the one that call returned.
+    pub fn commit_staged(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+        commit_staged(&self.root, tmp, digest)
     }
 
     pub fn open_blob(&self, d: &Digest) -> Result<File> {

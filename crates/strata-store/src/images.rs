@@ -420,6 +420,13 @@ impl Store {
         Ok(())
     }
 
+    pub fn containers_count(&self) -> Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM containers", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     pub fn containers_using(&self, image: &Digest) -> Result<Vec<ContainerRef>> {
         let mut st = self
             .conn
