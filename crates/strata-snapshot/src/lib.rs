@@ -1,0 +1,499 @@
+//! strata-snapshot: turns a chain of unpacked layers plus a writable layer into
+//! a mounted root, in the manner of a containerd snapshotter.
+//!
+//! Owns `<store>/layers/<chain-id-hex>/` (one unpacked layer in overlay form:
+//! whiteouts are 0/0 character devices, opaque directories carry
+//! `trusted.overlay.opaque=y`) and `<store>/containers/<key>/` (a container's
+//! writable layer). Two drivers: overlayfs (new mount API, `lowerdir+` per
+//! layer, so up to the kernel's 500 layers) and a copying driver ("vfs") for
+//! filesystems where overlay cannot run.
+//!
+//! Must never: parse tar streams (the caller fills a layer through
+//! [`Snapshotter::ensure_layer`], normally with strata-layer), name a partial
+//! layer or snapshot, follow a symlink out of a tree it copies, or touch a
+//! mount it did not make.
+
+mod copy;
+mod mount;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use strata_oci::Digest;
+
+pub use copy::apply_layer_dir;
+pub use mount::MountApi;
+
+/// How container roots are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Driver {
+    /// overlayfs: the chain's layer directories are the lower dirs, the
+    /// snapshot's `upper`/`work` dirs take the writes.
+    Overlay,
+    /// Docker's "vfs": the chain is flattened into a full copy at prepare
+    /// time (whiteouts and opaque directories applied); the copy is the root.
+    #[serde(rename = "vfs")]
+    Copy,
+}
+
+impl Driver {
+    /// The name used by `--storage-driver` and `docker info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Overlay => "overlay",
+            Driver::Copy => "vfs",
+        }
+    }
+
+    /// Parses a `--storage-driver` value (`overlay`, `overlay2`, `vfs`, `copy`).
+    pub fn parse(s: &str) -> Result<Driver> {
+        match s {
+            "overlay" | "overlay2" | "overlayfs" => Ok(Driver::Overlay),
+            "vfs" | "copy" => Ok(Driver::Copy),
+            other => bail!("unknown storage driver {other:?} (supported: overlay, vfs)"),
+        }
+    }
+}
+
+/// Whether a snapshot has a writable layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Writable root (a container, a build step).
+    Active,
+    /// Read-only root (inspection, `cp` out of an image).
+    View,
+}
+
+/// A prepared root: recorded in `containers/<key>/snapshot.json`, so that it
+/// can be mounted again later (by another process) from its key alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub key: String,
+    pub kind: Kind,
+    pub driver: Driver,
+    /// Chain IDs of the layers below, bottom first (as `strata_oci::chain_ids` gives them).
+    pub chain: Vec<Digest>,
+    /// `<store>/containers/<key>`.
+    pub dir: PathBuf,
+}
+
+impl Snapshot {
+    /// The directory the snapshot is conventionally mounted on: `<dir>/merged`.
+    pub fn merged_dir(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+}
+
+/// Finds out whether overlayfs works for a store, by mounting a tiny overlay
+/// in `<store>/tmp` (lower, upper and work dirs in the store's filesystem),
+/// writing through it and checking the write landed in the upper dir.
+///
+/// Returns the driver to use and, when overlay is unavailable, the message
+/// saying why (for the CLI to print once, like Docker's fallback to vfs).
+pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
+    match probe_overlay(store_root) {
+        Ok(()) => (Driver::Overlay, None),
+        Err(e) => (
+            Driver::Copy,
+            Some(format!(
+                "overlayfs is not usable for the store at {}: {e:#}; using the vfs (copy) storage driver, which copies every layer into each container",
+                store_root.display()
+            )),
+        ),
+    }
+}
+
+fn probe_overlay(store_root: &Path) -> Result<()> {
+    let tmp = store_root.join("tmp");
+    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let probe = tmp.join(format!(".overlay-probe-{}-{}", std::process::id(), unique_suffix()));
+    fs::create_dir(&probe).with_context(|| format!("creating {}", probe.display()))?;
+    let result = (|| -> Result<()> {
+        for d in ["l1", "l2", "upper", "work", "merged"] {
+            fs::create_dir(probe.join(d))?;
+        }
+        fs::write(probe.join("l1/a"), b"a")?;
+        let layers = [probe.join("l2"), probe.join("l1")];
+        let merged = probe.join("merged");
+        let spec = mount::OverlaySpec {
+            lowers_top_first: layers.to_vec(),
+            upper: Some((probe.join("upper"), probe.join("work"))),
+            link_dir: probe.join("links"),
+            readonly: false,
+        };
+        mount::mount_overlay(&spec, &merged, MountApi::Auto)?;
+        let check = (|| -> Result<()> {
+            if fs::read(merged.join("a")).context("reading a lower file through the overlay")? != b"a" {
+                bail!("the overlay does not show the lower layer's content");
+            }
+            fs::write(merged.join("b"), b"b").context("writing through the overlay")?;
+            if !probe.join("upper/b").exists() {
+                bail!("a write through the overlay did not land in the upper dir");
+            }
+            Ok(())
+        })();
+        let unmounted = mount::unmount(&merged);
+        check?;
+        unmounted?;
+        Ok(())
+    })();
+    let _ = fs::remove_dir_all(&probe);
+    result
+}
+
+pub(crate) fn unique_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{:x}", n & 0xffff_ffff_ffff)
+}
+
+/// The snapshotter of one store.
+#[derive(Debug, Clone)]
+pub struct Snapshotter {
+    root: PathBuf,
+    driver: Driver,
+    mount_api: MountApi,
+}
+
+impl Snapshotter {
+    /// A snapshotter for the store at `store_root` (created on first use).
+    /// Use [`detect_driver`] to choose `driver` when the user did not.
+    pub fn new(store_root: &Path, driver: Driver) -> Self {
+        Snapshotter {
+            root: store_root.to_path_buf(),
+            driver,
+            mount_api: MountApi::Auto,
+        }
+    }
+
+    /// Chooses how overlays are mounted: [`MountApi::Auto`] (the new mount
+    /// API with `lowerdir+`, falling back by itself) or [`MountApi::Legacy`]
+    /// (`mount(2)` with short relative lower paths; for old kernels and tests).
+    pub fn with_mount_api(mut self, api: MountApi) -> Self {
+        self.mount_api = api;
+        self
+    }
+
+    pub fn driver(&self) -> Driver {
+        self.driver
+    }
+
+    pub fn store_root(&self) -> &Path {
+        &self.root
+    }
+
+    fn layers_dir(&self) -> PathBuf {
+        self.root.join("layers")
+    }
+
+    fn containers_dir(&self) -> PathBuf {
+        self.root.join("containers")
+    }
+
+    /// `<store>/layers/<chain-id-hex>`, whether or not it exists yet.
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.layers_dir().join(chain_id.hex())
+    }
+
+    /// Whether the layer with this chain ID is unpacked.
+    pub fn has_layer(&self, chain_id: &Digest) -> bool {
+        self.layer_dir(chain_id).is_dir()
+    }
+
+    /// Makes sure `layers/<chain-id-hex>` exists and returns it.
+    ///
+    /// When it does not, `fill` is called with an empty staging directory
+    /// (`layers/.staging-<hex>-<pid>`, same filesystem) to unpack the layer
+    /// into, in overlay form; on success the staging directory is renamed into
+    /// place. A per-layer `flock` (`layers/.locks/<hex>`) makes sure two
+    /// processes never both fill the same layer: the second one waits and
+    /// then finds it present. A failed `fill` removes its staging directory;
+    /// staging directories left by a crashed process are removed by the next
+    /// one that takes the lock. Nothing partial is ever named
+    /// `layers/<hex>`.
+    ///
+    /// The data is not fsynced before the rename (as containerd); a crash may
+    /// lose recently unpacked file contents, which `strata` can detect by
+    /// re-verifying and re-unpacking.
+    pub fn ensure_layer(&self, chain_id: &Digest, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+        let dest = self.layer_dir(chain_id);
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let layers = self.layers_dir();
+        let locks = layers.join(".locks");
+        fs::create_dir_all(&locks).with_context(|| format!("creating {}", locks.display()))?;
+        let hex = chain_id.hex();
+        let lock_path = locks.join(hex);
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening the layer lock {}", lock_path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+        if dest.is_dir() {
+            return Ok(dest);
+        }
+        let stale_prefix = format!(".staging-{hex}-");
+        for entry in fs::read_dir(&layers).with_context(|| format!("reading {}", layers.display()))? {
+            let entry = entry?;
+            if entry.file_name().to_string_lossy().starts_with(&stale_prefix) {
+                remove_tree(&entry.path())?;
+            }
+        }
+        let staging = layers.join(format!("{stale_prefix}{}", std::process::id()));
+        fs::create_dir(&staging).with_context(|| format!("creating the staging dir {}", staging.display()))?;
+        if let Err(e) = fill(&staging) {
+            let _ = remove_tree(&staging);
+            return Err(e.context(format!("unpacking layer {chain_id}")));
+        }
+        fs::rename(&staging, &dest).with_context(|| format!("renaming {} to {}", staging.display(), dest.display()))?;
+        drop(lock);
+        Ok(dest)
+    }
+
+    /// Removes an unpacked layer (for garbage collection; the caller makes
+    /// sure no image or snapshot uses it). The directory is renamed away
+    /// first, so a half-removed layer is never named.
+    pub fn remove_layer(&self, chain_id: &Digest) -> Result<()> {
+        let dest = self.layer_dir(chain_id);
+        if !dest.exists() {
+            return Ok(());
+        }
+        let doomed = self.layers_dir().join(format!(
+            ".removing-{}-{}-{}",
+            chain_id.hex(),
+            std::process::id(),
+            unique_suffix()
+        ));
+        fs::rename(&dest, &doomed).with_context(|| format!("renaming {} away for removal", dest.display()))?;
+        remove_tree(&doomed)
+    }
+
+    /// The lower directories of a chain, bottom first (the order of `chain`).
+    /// An overlay mount lists them the other way round.
+    pub fn lower_dirs(&self, chain: &[Digest]) -> Vec<PathBuf> {
+        chain.iter().map(|c| self.layer_dir(c)).collect()
+    }
+
+    /// The writable part of a snapshot. Overlay: `<dir>/upper`, the changes
+    /// alone, in overlay form (a deletion is a 0/0 char device). Copy driver:
+    /// `<dir>/rootfs`, the whole root (changes must be found by comparing it
+    /// with the flattened chain).
+    pub fn upper_dir(&self, snap: &Snapshot) -> PathBuf {
+        match snap.driver {
+            Driver::Overlay => snap.dir.join("upper"),
+            Driver::Copy => snap.dir.join("rootfs"),
+        }
+    }
+
+    /// `<store>/containers/<key>`.
+    pub fn snapshot_dir(&self, key: &str) -> PathBuf {
+        self.containers_dir().join(key)
+    }
+
+    /// A writable root on top of `chain` (chain IDs, bottom first; every
+    /// layer must be unpacked already). Overlay: creates `upper`, `work` and
+    /// `merged`. Copy driver: flattens the chain into `rootfs` now.
+    pub fn prepare(&self, key: &str, chain: &[Digest]) -> Result<Snapshot> {
+        self.create(key, chain, Kind::Active)
+    }
+
+    /// A read-only root of `chain` (mounted read-only whatever `mount` is asked).
+    pub fn view(&self, key: &str, chain: &[Digest]) -> Result<Snapshot> {
+        self.create(key, chain, Kind::View)
+    }
+
+    fn create(&self, key: &str, chain: &[Digest], kind: Kind) -> Result<Snapshot> {
+        check_key(key)?;
+        for c in chain {
+            if !self.has_layer(c) {
+                bail!(
+                    "cannot prepare snapshot {key:?}: layer {c} is not unpacked (expected {})",
+                    self.layer_dir(c).display()
+                );
+            }
+        }
+        let containers = self.containers_dir();
+        fs::create_dir_all(&containers).with_context(|| format!("creating {}", containers.display()))?;
+        let dir = containers.join(key);
+        if dir.exists() {
+            bail!("a snapshot named {key:?} already exists ({})", dir.display());
+        }
+        let staging = containers.join(format!(".staging-{key}-{}-{}", std::process::id(), unique_suffix()));
+        fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        let snap = Snapshot {
+            key: key.to_string(),
+            kind,
+            driver: self.driver,
+            chain: chain.to_vec(),
+            dir: dir.clone(),
+        };
+        let built = (|| -> Result<()> {
+            fs::create_dir(staging.join("merged"))?;
+            match self.driver {
+                Driver::Overlay => {
+                    if kind == Kind::Active {
+                        fs::create_dir(staging.join("upper"))?;
+                        fs::create_dir(staging.join("work"))?;
+                    }
+                    if chain.is_empty() {
+                        fs::create_dir(staging.join("empty"))?;
+                    }
+                }
+                Driver::Copy => {
+                    let rootfs = staging.join("rootfs");
+                    fs::create_dir(&rootfs)?;
+                    for (layer, c) in self.lower_dirs(chain).iter().zip(chain) {
+                        apply_layer_dir(layer, &rootfs).with_context(|| format!("copying layer {c} into the root"))?;
+                    }
+                }
+            }
+            let json = serde_json::to_vec_pretty(&snap)?;
+            fs::write(staging.join("snapshot.json"), json)?;
+            Ok(())
+        })();
+        if let Err(e) = built {
+            let _ = remove_tree(&staging);
+            return Err(e.context(format!("preparing snapshot {key:?}")));
+        }
+        if let Err(e) = fs::rename(&staging, &dir) {
+            let _ = remove_tree(&staging);
+            return Err(anyhow!(e).context(format!("naming snapshot {key:?} ({})", dir.display())));
+        }
+        Ok(snap)
+    }
+
+    /// Whether a snapshot with this key exists.
+    pub fn exists(&self, key: &str) -> bool {
+        check_key(key).is_ok() && self.snapshot_dir(key).join("snapshot.json").is_file()
+    }
+
+    /// The snapshot recorded under `key`.
+    pub fn get(&self, key: &str) -> Result<Snapshot> {
+        check_key(key)?;
+        let path = self.snapshot_dir(key).join("snapshot.json");
+        let bytes = fs::read(&path).with_context(|| format!("no snapshot named {key:?} ({})", path.display()))?;
+        let mut snap: Snapshot =
+            serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
+        snap.dir = self.snapshot_dir(key);
+        Ok(snap)
+    }
+
+    /// Every snapshot in the store, by key.
+    pub fn list(&self) -> Result<Vec<Snapshot>> {
+        let dir = self.containers_dir();
+        let mut out = Vec::new();
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(anyhow!(e).context(format!("reading {}", dir.display()))),
+        };
+        for entry in entries {
+            let name = entry?.file_name().to_string_lossy().into_owned();
+            if !name.starts_with('.') && self.exists(&name) {
+                out.push(self.get(&name)?);
+            }
+        }
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        Ok(out)
+    }
+
+    /// Mounts the snapshot's root on `target` (an existing directory).
+    ///
+    /// Overlay: an overlay mount of the chain (topmost layer first) with the
+    /// snapshot's upper and work dirs, through `fsopen`/`fsconfig`
+    /// (`lowerdir+`, one call per layer, so the 4 KiB option limit does not
+    /// apply)/`fsmount`/`move_mount`; when the kernel refuses `lowerdir+`,
+    /// through `mount(2)` with short relative lower paths (numbered symlinks
+    /// in `<dir>/links`, from a forked child that chdirs there). A view of a
+    /// single layer is a read-only bind mount of it. Copy driver: a bind mount
+    /// of `rootfs`. `readonly` (always, for a view) makes the mount read-only.
+    pub fn mount(&self, snap: &Snapshot, target: &Path, readonly: bool) -> Result<()> {
+        let readonly = readonly || snap.kind == Kind::View;
+        let what = || format!("mounting snapshot {:?} on {}", snap.key, target.display());
+        match snap.driver {
+            Driver::Copy => mount::bind(&snap.dir.join("rootfs"), target, readonly).with_context(what),
+            Driver::Overlay => {
+                let mut lowers = self.lower_dirs(&snap.chain);
+                if lowers.is_empty() {
+                    lowers.push(snap.dir.join("empty"));
+                }
+                lowers.reverse();
+                if snap.kind == Kind::View && lowers.len() == 1 {
+                    return mount::bind(&lowers[0], target, true).with_context(what);
+                }
+                let spec = mount::OverlaySpec {
+                    lowers_top_first: lowers,
+                    upper: match snap.kind {
+                        Kind::Active => Some((snap.dir.join("upper"), snap.dir.join("work"))),
+                        Kind::View => None,
+                    },
+                    link_dir: snap.dir.join("links"),
+                    readonly,
+                };
+                mount::mount_overlay(&spec, target, self.mount_api).with_context(what)
+            }
+        }
+    }
+
+    /// Unmounts what [`Snapshotter::mount`] mounted on `target` (lazily when busy).
+    pub fn unmount(&self, target: &Path) -> Result<()> {
+        mount::unmount(target)
+    }
+
+    /// Removes a snapshot: unmounts `<dir>/merged` if mounted there, then
+    /// renames the directory away and deletes it. Refuses while something is
+    /// still mounted on `merged`. Removing a missing key is an error.
+    pub fn remove(&self, key: &str) -> Result<()> {
+        check_key(key)?;
+        let dir = self.snapshot_dir(key);
+        if !dir.exists() {
+            bail!("no snapshot named {key:?} ({})", dir.display());
+        }
+        let merged = dir.join("merged");
+        if mount::is_mount_point(&merged)? {
+            mount::unmount(&merged)?;
+            if mount::is_mount_point(&merged)? {
+                bail!(
+                    "cannot remove snapshot {key:?}: {} is still a mount point",
+                    merged.display()
+                );
+            }
+        }
+        let doomed = self
+            .containers_dir()
+            .join(format!(".removing-{key}-{}-{}", std::process::id(), unique_suffix()));
+        fs::rename(&dir, &doomed).with_context(|| format!("renaming {} away for removal", dir.display()))?;
+        remove_tree(&doomed)
+    }
+}
+
+/// A key is one path component: `[A-Za-z0-9_.-]`, not starting with `.`, at most 128 bytes.
+fn check_key(key: &str) -> Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= 128
+        && !key.starts_with('.')
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
+    if !ok {
+        bail!("invalid snapshot key {key:?}: use 1 to 128 of [A-Za-z0-9_.-], not starting with '.'");
+    }
+    Ok(())
+}
+
+/// Removes a tree that strata made; never crosses into a mount point.
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
+    copy::remove_tree_at(path).with_context(|| format!("removing {}", path.display()))
+}

@@ -1,0 +1,291 @@
+//! Overlay and bind mounts, through the new mount API where it can.
+
+use std::ffi::CString;
+use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
+use rustix::io::Errno;
+use rustix::mount::{
+    FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags, fsconfig_create,
+    fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
+};
+
+/// How an overlay is mounted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MountApi {
+    /// `fsopen`/`fsconfig("lowerdir+")`/`fsmount`/`move_mount`; falls back to
+    /// [`MountApi::Legacy`] by itself when the kernel refuses `lowerdir+`.
+    #[default]
+    Auto,
+    /// `mount(2)` with an option string of short relative paths (numbered
+    /// symlinks to the layers), made from a forked child that chdirs to them.
+    /// Fits about 500 layers in the kernel's 4 KiB option page.
+    Legacy,
+}
+
+pub(crate) struct OverlaySpec {
+    pub lowers_top_first: Vec<PathBuf>,
+    /// (upper, work)
+    pub upper: Option<(PathBuf, PathBuf)>,
+    /// Where the legacy path makes its numbered symlinks.
+    pub link_dir: PathBuf,
+    pub readonly: bool,
+}
+
+pub(crate) fn mount_overlay(spec: &OverlaySpec, target: &Path, api: MountApi) -> Result<()> {
+    if spec.lowers_top_first.is_empty() {
+        bail!("an overlay needs at least one lower directory");
+    }
+    if api == MountApi::Auto {
+        match mount_overlay_new_api(spec, target) {
+            Ok(()) => return Ok(()),
+            Err(NewApiError::Refused(refused)) => {
+                return mount_overlay_legacy(spec, target)
+                    .with_context(|| format!("after the new mount API was refused ({refused:#})"));
+            }
+            Err(NewApiError::Failed(e)) => return Err(e),
+        }
+    }
+    mount_overlay_legacy(spec, target)
+}
+
+enum NewApiError {
+    /// The kernel does not take the new API or `lowerdir+` for these paths: try mount(2).
+    Refused(anyhow::Error),
+    Failed(anyhow::Error),
+}
+
+/// The messages the kernel left in an fs context (`e overlay: ...` lines).
+fn fs_context_log(fd: BorrowedFd<'_>) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match rustix::io::read(fd, &mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).trim().to_string()),
+        }
+    }
+    out.join("; ")
+}
+
+fn with_log(fd: BorrowedFd<'_>, e: Errno, what: &str) -> anyhow::Error {
+    let log = fs_context_log(fd);
+    if log.is_empty() {
+        anyhow!("{what}: {e}")
+    } else {
+        anyhow!("{what}: {e} (kernel: {log})")
+    }
+}
+
+fn mount_overlay_new_api(spec: &OverlaySpec, target: &Path) -> Result<(), NewApiError> {
+    let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
+        .map_err(|e| NewApiError::Refused(anyhow!("fsopen(overlay): {e}")))?;
+    for lower in &spec.lowers_top_first {
+        fsconfig_set_string(&fs, "lowerdir+", lower.as_path()).map_err(|e| {
+            NewApiError::Refused(with_log(
+                fs.as_fd(),
+                e,
+                &format!("fsconfig lowerdir+ {}", lower.display()),
+            ))
+        })?;
+    }
+    if let Some((upper, work)) = &spec.upper {
+        for (key, dir) in [("upperdir", upper), ("workdir", work)] {
+            fsconfig_set_string(&fs, key, dir.as_path()).map_err(|e| {
+                let err = with_log(fs.as_fd(), e, &format!("fsconfig {key} {}", dir.display()));
+                // fsconfig takes strings of at most 256 bytes; mount(2) with
+                // a short relative path can still do it.
+                if dir.as_os_str().len() >= 256 {
+                    NewApiError::Refused(err)
+                } else {
+                    NewApiError::Failed(err)
+                }
+            })?;
+        }
+    }
+    // As Docker's overlay2: no inode index, so an upper dir can be mounted
+    // again over the same lowers after a copy or a crash. Older kernels may
+    // not know the option; that is not an error.
+    let _ = fsconfig_set_string(&fs, "index", "off");
+    let _ = fs_context_log(fs.as_fd());
+    fsconfig_create(&fs).map_err(|e| NewApiError::Failed(with_log(fs.as_fd(), e, "creating the overlay")))?;
+    let attrs = if spec.readonly {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    } else {
+        MountAttrFlags::empty()
+    };
+    let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
+        .map_err(|e| NewApiError::Failed(with_log(fs.as_fd(), e, "fsmount of the overlay")))?;
+    move_mount(mnt.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .map_err(|e| NewApiError::Failed(anyhow!("attaching the overlay to {}: {e}", target.display())))
+}
+
+fn cstring(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("path {} contains a NUL byte", p.display()))
+}
+
+fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
+    let target =
+        fs::canonicalize(target).with_context(|| format!("resolving the mount target {}", target.display()))?;
+    let links = &spec.link_dir;
+    if links.exists() {
+        fs::remove_dir_all(links).with_context(|| format!("removing old {}", links.display()))?;
+    }
+    fs::create_dir_all(links).with_context(|| format!("creating {}", links.display()))?;
+    let mut lower_names = Vec::with_capacity(spec.lowers_top_first.len());
+    for (i, lower) in spec.lowers_top_first.iter().enumerate() {
+        let abs = fs::canonicalize(lower).with_context(|| format!("resolving layer dir {}", lower.display()))?;
+        let name = format!("{i:x}");
+        std::os::unix::fs::symlink(&abs, links.join(&name))
+            .with_context(|| format!("linking {} in {}", abs.display(), links.display()))?;
+        lower_names.push(name);
+    }
+    let mut data = format!("lowerdir={}", lower_names.join(":"));
+    if let Some((upper, work)) = &spec.upper {
+        std::os::unix::fs::symlink(fs::canonicalize(upper)?, links.join("u"))?;
+        std::os::unix::fs::symlink(fs::canonicalize(work)?, links.join("w"))?;
+        data.push_str(",upperdir=u,workdir=w");
+    }
+    data.push_str(",index=off");
+    if data.len() >= 4096 {
+        bail!(
+            "{} layers do not fit in the 4 KiB overlay option string even with short paths",
+            lower_names.len()
+        );
+    }
+    let c_links = cstring(links)?;
+    let c_target = cstring(&target)?;
+    let c_data = CString::new(data).expect("no NUL in generated options");
+    let flags = if spec.readonly { libc::MS_RDONLY } else { 0 };
+    // The chdir must not move the caller's other threads: do it in a child,
+    // which shares the mount namespace, so its mount is ours. Only raw
+    // syscalls between fork and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        bail!("fork for the overlay mount: {}", std::io::Error::last_os_error());
+    }
+    if pid == 0 {
+        unsafe {
+            if libc::chdir(c_links.as_ptr()) != 0 {
+                libc::_exit(128 + (*libc::__errno_location()).min(126));
+            }
+            let r = libc::mount(
+                c"overlay".as_ptr(),
+                c_target.as_ptr(),
+                c"overlay".as_ptr(),
+                flags,
+                c_data.as_ptr().cast(),
+            );
+            let errno = if r == 0 { 0 } else { *libc::__errno_location() };
+            libc::_exit(errno.min(127));
+        }
+    }
+    let mut status = 0;
+    loop {
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EINTR) {
+            bail!("waiting for the overlay mount helper: {err}");
+        }
+    }
+    if !libc::WIFEXITED(status) {
+        bail!("the overlay mount helper died (status {status:#x})");
+    }
+    match libc::WEXITSTATUS(status) {
+        0 => Ok(()),
+        code @ 128.. => bail!(
+            "chdir to {}: {}",
+            links.display(),
+            std::io::Error::from_raw_os_error(code - 128)
+        ),
+        errno => bail!(
+            "mount(2) of the overlay on {} ({} lower layers): {}",
+            target.display(),
+            lower_names.len(),
+            std::io::Error::from_raw_os_error(errno)
+        ),
+    }
+}
+
+/// Bind-mounts `src` on `target` (not recursive), read-only if asked.
+pub(crate) fn bind(src: &Path, target: &Path, readonly: bool) -> Result<()> {
+    let tree = open_tree(
+        CWD,
+        src,
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .with_context(|| format!("open_tree {}", src.display()))?;
+    if readonly {
+        set_readonly(&tree).with_context(|| format!("making the bind mount of {} read-only", src.display()))?;
+    }
+    move_mount(tree.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
+        .with_context(|| format!("bind-mounting {} on {}", src.display(), target.display()))
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+fn set_readonly(tree: &OwnedFd) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let attr = MountAttr {
+        attr_set: libc::MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Unmounts `target`; lazily (MNT_DETACH) when it is busy.
+pub(crate) fn unmount(target: &Path) -> Result<()> {
+    match rustix::mount::unmount(target, UnmountFlags::NOFOLLOW) {
+        Ok(()) => Ok(()),
+        Err(Errno::BUSY) => rustix::mount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
+            .with_context(|| format!("unmounting {} (lazily, it was busy)", target.display())),
+        Err(e) => Err(anyhow!("unmounting {}: {e}", target.display())),
+    }
+}
+
+/// Whether `path` is the root of a mount (false when it does not exist).
+pub(crate) fn is_mount_point(path: &Path) -> Result<bool> {
+    match rustix::fs::statx(
+        CWD,
+        path,
+        AtFlags::NO_AUTOMOUNT | AtFlags::SYMLINK_NOFOLLOW,
+        StatxFlags::empty(),
+    ) {
+        Ok(r) => {
+            if !r.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
+                bail!("the kernel does not report mount roots (statx STATX_ATTR_MOUNT_ROOT)");
+            }
+            Ok(r.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
+        }
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(anyhow!("statx {}: {e}", path.display())),
+    }
+}
