@@ -55,7 +55,7 @@ fn three_layers(s: &Snapshotter) -> Vec<Digest> {
             fs::write(d.join("gone/z"), "z")?;
             std::os::unix::fs::symlink("a", d.join("link"))?;
             fs::set_permissions(d.join("keep"), fs::Permissions::from_mode(0o640))?;
-            rustix::fs::chown(&d.join("keep"), Some(rustix::fs::Uid::from_raw(12)), None)?;
+            rustix::fs::chown(d.join("keep"), Some(rustix::fs::Uid::from_raw(12)), None)?;
             fs::hard_link(d.join("keep"), d.join("keep-hard"))?;
             Ok(())
         })
@@ -250,7 +250,7 @@ fn copy_driver_flattens_like_overlay() {
         fs::metadata(rootfs.join("keep-hard")).unwrap().ino()
     );
     // No overlay xattrs leak into the copy.
-    assert!(rustix::fs::getxattr(&rootfs.join("dir"), "trusted.overlay.opaque", &mut [0u8; 4][..]).is_err());
+    assert!(rustix::fs::getxattr(rootfs.join("dir"), "trusted.overlay.opaque", &mut [0u8; 4][..]).is_err());
 
     let merged = snap.merged_dir();
     s.mount(&snap, &merged, false).unwrap();

@@ -1,0 +1,356 @@
+//! What to run, and its OCI runtime spec.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use oci_spec::runtime as oci;
+use serde::{Deserialize, Serialize};
+
+/// `PATH` when the image sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Docker's default capabilities: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL,
+/// SETGID, SETUID, SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD,
+/// AUDIT_WRITE, SETFCAP (a bit per capability number; `CapBnd` 00000000a80425fb).
+pub const DEFAULT_CAPABILITIES: u64 = 0xa804_25fb;
+
+const CAP_NAMES: [&str; 41] = [
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// Numeric identity of the process (resolve names with [`crate::resolve_user`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserSpec {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (empty: none).
+    pub additional_gids: Vec<u32>,
+}
+
+/// `--network`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    /// Share the host's network namespace (Docker's `--network host`; strata's default).
+    #[default]
+    Host,
+    /// A new network namespace with only the loopback interface, up.
+    None,
+}
+
+impl Network {
+    pub fn parse(s: &str) -> Result<Network> {
+        match s {
+            "host" | "default" => Ok(Network::Host),
+            "none" => Ok(Network::None),
+            other => bail!("network {other:?} is not supported (use host or none)"),
+        }
+    }
+}
+
+/// A bind mount `HOST:CTR[:ro|rw]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Host path (file or directory), absolute.
+    pub source: PathBuf,
+    /// Path inside the container, absolute; resolved inside the root, created if missing.
+    pub destination: String,
+    pub readonly: bool,
+}
+
+impl BindMount {
+    /// Parses `-v HOST:CTR[:OPTS]` where OPTS is a comma list of `ro`, `rw`
+    /// (and `z`/`Z`, accepted and ignored as without SELinux). Named volumes
+    /// (`NAME:CTR`) are the caller's: resolve them to a host path first.
+    pub fn parse(s: &str) -> Result<BindMount> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (src, dst, opts) = match parts.as_slice() {
+            [src, dst] => (*src, *dst, ""),
+            [src, dst, opts] => (*src, *dst, *opts),
+            _ => bail!("invalid volume specification {s:?}: expected HOST:CONTAINER[:ro]"),
+        };
+        if !src.starts_with('/') {
+            bail!("invalid volume specification {s:?}: the host path must be absolute");
+        }
+        if !dst.starts_with('/') {
+            bail!("invalid volume specification {s:?}: the container path must be absolute");
+        }
+        let mut readonly = false;
+        for o in opts.split(',').filter(|o| !o.is_empty()) {
+            match o {
+                "ro" => readonly = true,
+                "rw" => readonly = false,
+                "z" | "Z" => {}
+                other => bail!("invalid volume specification {s:?}: unknown option {other:?}"),
+            }
+        }
+        Ok(BindMount {
+            source: PathBuf::from(src),
+            destination: dst.to_string(),
+            readonly,
+        })
+    }
+}
+
+/// One container process: what `run` needs, close to an OCI [`oci::Spec`]
+/// (see [`to_oci_spec`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// The root filesystem (a mounted snapshot), absolute.
+    pub root: PathBuf,
+    /// The command: `args[0]` is looked up in the container's `PATH` unless it has a `/`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE`; `PATH` defaults to [`DEFAULT_PATH`], `HOME` to the user's home from
+    /// the container's `/etc/passwd` (or `/`), `TERM=xterm` with a tty.
+    pub env: Vec<String>,
+    /// Working directory inside the container, absolute; created if missing.
+    pub cwd: String,
+    pub user: UserSpec,
+    pub hostname: String,
+    pub network: Network,
+    pub mounts: Vec<BindMount>,
+    /// `--read-only`: the root mount is read-only (volumes, /dev, /proc keep theirs).
+    pub readonly_root: bool,
+    /// `-t`: the process gets a pty from the container's own devpts.
+    pub tty: bool,
+    /// `-i`: stdin is passed through; otherwise the process reads /dev/null.
+    pub stdin: bool,
+    /// Capability bits (effective, permitted, inheritable and bounding set);
+    /// [`DEFAULT_CAPABILITIES`] unless told otherwise.
+    pub capabilities: u64,
+}
+
+impl RunSpec {
+    /// `args` in `root`, with Docker's defaults: root user, cwd `/`, host network.
+    pub fn new(root: impl Into<PathBuf>, args: Vec<String>) -> RunSpec {
+        RunSpec {
+            root: root.into(),
+            args,
+            env: vec![format!("PATH={DEFAULT_PATH}")],
+            cwd: "/".to_string(),
+            user: UserSpec::default(),
+            hostname: "strata".to_string(),
+            network: Network::Host,
+            mounts: Vec::new(),
+            readonly_root: false,
+            tty: false,
+            stdin: false,
+            capabilities: DEFAULT_CAPABILITIES,
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.args.is_empty() {
+            bail!("no command specified");
+        }
+        if !self.root.is_absolute() {
+            bail!("the container root {} must be an absolute path", self.root.display());
+        }
+        if !self.root.is_dir() {
+            bail!("the container root {} is not a directory", self.root.display());
+        }
+        if !self.cwd.starts_with('/') {
+            bail!("the working directory {:?} must be an absolute path", self.cwd);
+        }
+        for m in &self.mounts {
+            if !m.destination.starts_with('/') {
+                bail!("volume destination {:?} must be an absolute path", m.destination);
+            }
+            std::fs::symlink_metadata(&m.source)
+                .with_context(|| format!("volume source {} does not exist", m.source.display()))?;
+        }
+        check_id(self.user.uid, "uid")?;
+        check_id(self.user.gid, "gid")?;
+        for g in &self.user.additional_gids {
+            check_id(*g, "gid")?;
+        }
+        if self.hostname.len() > 64 {
+            bail!("hostname {:?} is longer than 64 bytes", self.hostname);
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn check_id(id: u32, what: &str) -> Result<()> {
+    if id > i32::MAX as u32 {
+        bail!("{what} {id} is out of range (0-2147483647)");
+    }
+    Ok(())
+}
+
+fn cap_names(mask: u64) -> Vec<oci::Capability> {
+    CAP_NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| mask & (1u64 << i) != 0)
+        .filter_map(|(_, n)| n.trim_start_matches("CAP_").parse().ok())
+        .collect()
+}
+
+/// The OCI runtime spec (`config.json`) equivalent to `spec`: what an
+/// external runtime (crun, runc) needs to run the same container. cgroups
+/// are not set (as strata's own runtime).
+pub fn to_oci_spec(spec: &RunSpec) -> Result<oci::Spec> {
+    let caps: oci::Capabilities = cap_names(spec.capabilities).into_iter().collect();
+    let process = oci::ProcessBuilder::default()
+        .terminal(spec.tty)
+        .args(spec.args.clone())
+        .env(spec.env.clone())
+        .cwd(PathBuf::from(&spec.cwd))
+        .user(
+            oci::UserBuilder::default()
+                .uid(spec.user.uid)
+                .gid(spec.user.gid)
+                .additional_gids(spec.user.additional_gids.clone())
+                .build()?,
+        )
+        .capabilities(
+            oci::LinuxCapabilitiesBuilder::default()
+                .bounding(caps.clone())
+                .effective(caps.clone())
+                .inheritable(caps.clone())
+                .permitted(caps)
+                .build()?,
+        )
+        .no_new_privileges(false)
+        .build()?;
+    let m = |dest: &str, typ: &str, src: &str, opts: &[&str]| -> Result<oci::Mount> {
+        Ok(oci::MountBuilder::default()
+            .destination(PathBuf::from(dest))
+            .typ(typ.to_string())
+            .source(PathBuf::from(src))
+            .options(opts.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .build()?)
+    };
+    let mut mounts = vec![
+        m("/proc", "proc", "proc", &["nosuid", "noexec", "nodev"])?,
+        m(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            &["nosuid", "strictatime", "mode=755", "size=65536k"],
+        )?,
+        m(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        )?,
+        m(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            &["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        )?,
+        m("/dev/mqueue", "mqueue", "mqueue", &["nosuid", "noexec", "nodev"])?,
+        m("/sys", "sysfs", "sysfs", &["nosuid", "noexec", "nodev", "ro"])?,
+    ];
+    for b in &spec.mounts {
+        let src = b.source.to_string_lossy();
+        let mode = if b.readonly { "ro" } else { "rw" };
+        mounts.push(m(&b.destination, "bind", &src, &["rbind", mode])?);
+    }
+    let mut namespaces = vec![
+        oci::LinuxNamespaceType::Pid,
+        oci::LinuxNamespaceType::Ipc,
+        oci::LinuxNamespaceType::Uts,
+        oci::LinuxNamespaceType::Mount,
+    ];
+    if spec.network == Network::None {
+        namespaces.push(oci::LinuxNamespaceType::Network);
+    }
+    let namespaces = namespaces
+        .into_iter()
+        .map(|t| oci::LinuxNamespaceBuilder::default().typ(t).build())
+        .collect::<Result<Vec<_>, _>>()?;
+    let linux = oci::LinuxBuilder::default()
+        .namespaces(namespaces)
+        .masked_paths(
+            [
+                "/proc/asound",
+                "/proc/acpi",
+                "/proc/kcore",
+                "/proc/keys",
+                "/proc/latency_stats",
+                "/proc/timer_list",
+                "/proc/timer_stats",
+                "/proc/sched_debug",
+                "/proc/scsi",
+                "/sys/firmware",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>(),
+        )
+        .readonly_paths(
+            ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        )
+        .build()?;
+    let root = oci::RootBuilder::default()
+        .path(spec.root.clone())
+        .readonly(spec.readonly_root)
+        .build()?;
+    Ok(oci::SpecBuilder::default()
+        .version("1.0.2".to_string())
+        .process(process)
+        .root(root)
+        .hostname(spec.hostname.clone())
+        .mounts(mounts)
+        .linux(linux)
+        .build()?)
+}
+
+/// Writes `<dir>/config.json` for an external runtime (`crun run -b DIR ID`).
+/// The root path stays absolute, so the bundle needs no `rootfs` beside it.
+pub fn write_bundle(spec: &oci::Spec, dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating bundle dir {}", dir.display()))?;
+    let path = dir.join("config.json");
+    let json = serde_json::to_vec_pretty(spec).context("encoding config.json")?;
+    let tmp = dir.join(".config.json.tmp");
+    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
