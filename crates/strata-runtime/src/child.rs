@@ -89,7 +89,7 @@ fn mount_fs(fstype: &str, opts: &[(&str, &str)], flags: &[&str], attrs: MountAtt
         fsconfig_set_flag(&fs, *f).with_context(|| format!("{fstype}: option {f}"))?;
     }
     fsconfig_create(&fs).with_context(|| format!("creating a {fstype} filesystem"))?;
-    Ok(fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).with_context(|| format!("fsmount({fstype})"))?)
+    fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs).with_context(|| format!("fsmount({fstype})"))
 }
 
 fn bind_host_path(path: &str, recursive: bool) -> Result<OwnedFd> {
@@ -97,7 +97,7 @@ fn bind_host_path(path: &str, recursive: bool) -> Result<OwnedFd> {
     if recursive {
         flags |= OpenTreeFlags::AT_RECURSIVE;
     }
-    Ok(open_tree(CWD, path, flags).with_context(|| format!("open_tree({path})"))?)
+    open_tree(CWD, path, flags).with_context(|| format!("open_tree({path})"))
 }
 
 const NOSUID_NODEV_NOEXEC: MountAttrFlags = MountAttrFlags::MOUNT_ATTR_NOSUID

@@ -76,17 +76,7 @@ pub fn exec_with_stdio(state_dir: &Path, spec: &ExecSpec, io: Stdio) -> Result<i
     if sys::process_start_time(pid) != Some(rec.start_time) {
         return Err(RunError::runtime("container is not running"));
     }
-    let proc_ = Proc {
-        args: &spec.args,
-        env: &spec.env,
-        cwd: &spec.cwd,
-        user: &spec.user,
-        tty: spec.tty,
-        capabilities: spec.capabilities,
-        hostname: None,
-        winsize: None,
-    };
-    launch(proc_, io, spec.stdin, |fds, caller| {
+    launch(spec.tty, io, spec.stdin, |fds, caller| {
         middle_join(spec, &ns, &root, fds, caller)
     })
 }

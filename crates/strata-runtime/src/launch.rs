@@ -42,17 +42,7 @@ pub fn run(spec: &RunSpec) -> Result<i32, RunError> {
 /// [`run`] with the container's stdio redirected (tests, `start -a`, logs).
 pub fn run_with_stdio(spec: &RunSpec, io: Stdio) -> Result<i32, RunError> {
     spec.validate()?;
-    let proc_ = Proc {
-        args: &spec.args,
-        env: &spec.env,
-        cwd: &spec.cwd,
-        user: &spec.user,
-        tty: spec.tty,
-        capabilities: spec.capabilities,
-        hostname: Some(&spec.hostname),
-        winsize: None,
-    };
-    launch(proc_, io, spec.stdin, |fds, caller| middle_create(spec, fds, caller))
+    launch(spec.tty, io, spec.stdin, |fds, caller| middle_create(spec, fds, caller))
 }
 
 /// The supervisor of a new container: unshares the PID namespace, forks PID 1, forwards signals.
@@ -96,19 +86,16 @@ pub(crate) fn winsize_of(fd: Option<BorrowedFd<'_>>) -> Option<rustix::termios::
 /// Forks `middle` (which must end in `_exit`) with the report pipe and the
 /// container's stdio, then supervises it from the caller's side.
 pub(crate) fn launch(
-    _proc: Proc<'_>,
+    tty: bool,
     io: Stdio,
     keep_stdin: bool,
     middle: impl FnOnce(ChildFds, i32) -> std::convert::Infallible,
 ) -> Result<i32, RunError> {
-    let tty = _proc.tty;
     let (rep_r, rep_w) = sys::pipe()?;
     let sockets = if tty { Some(sys::socketpair()?) } else { None };
     let devnull = || -> Result<OwnedFd, RunError> {
-        Ok(
-            rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| RunError::runtime(format!("opening /dev/null: {e}")))?,
-        )
+        rustix::fs::open("/dev/null", OFlags::RDWR | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|e| RunError::runtime(format!("opening /dev/null: {e}")))
     };
     let Stdio { stdin, stdout, stderr } = io;
     // In tty mode the container's stdio is the pty; the caller's fds are the relay's ends.
