@@ -103,6 +103,14 @@ fn workdir_through_a_symlink_stays_in_the_root() {
     assert_eq!(r.unwrap(), 0, "{}", cap.err());
     assert!(!outside.join("made").exists(), "workdir created outside the root");
     assert!(t.root.join(outside.strip_prefix("/").unwrap()).join("made").is_dir());
+    // A workdir through a magic link (/proc/self/cwd, /proc/self/fd/N) is refused.
+    for magic in ["/proc/self/cwd", "/proc/1/root/etc"] {
+        let mut s = spec(&t, sh("pwd"));
+        s.cwd = magic.into();
+        let e = run_capture(&t, &s, "magic").0.unwrap_err();
+        assert_eq!(e.code, 125, "{magic}: {e}");
+        assert!(e.message.contains("working directory"), "{e}");
+    }
 }
 
 #[test]
