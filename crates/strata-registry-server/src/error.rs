@@ -9,7 +9,7 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    pub detail: Option<Value>,
+    pub detail: Option<Box<Value>>,
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
@@ -26,7 +26,7 @@ impl ApiError {
         }
     }
     pub fn with_detail(mut self, detail: Value) -> ApiError {
-        self.detail = Some(detail);
+        self.detail = Some(Box::new(detail));
         self
     }
     pub fn with_header(mut self, name: HeaderName, value: &str) -> ApiError {
@@ -138,7 +138,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut err = json!({ "code": self.code, "message": self.message });
         if let Some(d) = self.detail {
-            err["detail"] = d;
+            err["detail"] = *d;
         }
         let body = serde_json::to_vec(&json!({ "errors": [err] })).unwrap_or_default();
         let mut resp = (self.status, body).into_response();

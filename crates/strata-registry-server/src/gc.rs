@@ -42,6 +42,7 @@ pub struct GcReport {
     pub bytes_freed: u64,
     pub uploads_removed: usize,
     pub links_removed: usize,
+    pub temp_removed: usize,
 }
 
 fn older_than(t: SystemTime, age: Duration) -> bool {
@@ -129,6 +130,10 @@ pub async fn run(reg: &Registry, opts: &GcOptions) -> anyhow::Result<GcReport> {
                 d.upload_remove(&u.id).await?;
             }
         }
+    }
+
+    if !opts.dry_run {
+        report.temp_removed = d.purge_temp(opts.upload_max_age).await?;
     }
 
     let mut swept: HashSet<Digest> = HashSet::new();

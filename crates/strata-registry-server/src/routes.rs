@@ -110,7 +110,7 @@ fn parse_digest(s: &str) -> ApiResult<Digest> {
     Digest::parse(s).map_err(|e| ApiError::digest_invalid(e.to_string()))
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: header::HeaderName) -> Option<&'a str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -730,9 +730,4 @@ mod tests {
         assert_eq!(parse_content_range("bytes 10-19/*"), Some((10, 19)));
         assert_eq!(parse_content_range("9-1"), None);
     }
-}
-#[allow(dead_code)]
-fn _send_check(st: State<Arc<AppState>>, ci: ConnectInfo<SocketAddr>, req: Request) {
-    fn is_send<T: Send>(_: T) {}
-    is_send(handle(st, ci, req));
 }

@@ -37,18 +37,7 @@ impl FsDriver {
         std::fs::create_dir_all(root.join("_tmp"))?;
         std::fs::create_dir_all(root.join(super::layout::UPLOADS))?;
         // Temporary files of a killed process are garbage: nothing names them.
-        if let Ok(rd) = std::fs::read_dir(root.join("_tmp")) {
-            for e in rd.flatten() {
-                let old = e
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .map(|t| t.elapsed().unwrap_or_default().as_secs() > 3600)
-                    .unwrap_or(false);
-                if old {
-                    let _ = std::fs::remove_file(e.path());
-                }
-            }
-        }
+        purge_dir(&root.join("_tmp"), std::time::Duration::from_secs(3600));
         Ok(FsDriver { root })
     }
 
@@ -72,6 +61,23 @@ impl FsDriver {
         }
         tokio::fs::rename(from, &dest).await
     }
+}
+
+fn purge_dir(dir: &Path, age: std::time::Duration) -> usize {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .map(|t| t.elapsed().unwrap_or_default() >= age)
+                .unwrap_or(false);
+            if old && std::fs::remove_file(e.path()).is_ok() {
+                n += 1;
+            }
+        }
+    }
+    n
 }
 
 fn meta_of(m: &std::fs::Metadata) -> Meta {
@@ -340,5 +346,12 @@ impl Driver for FsDriver {
         })
         .await
         .map_err(io::Error::other)?
+    }
+
+    async fn purge_temp(&self, age: std::time::Duration) -> io::Result<usize> {
+        let dir = self.root.join("_tmp");
+        tokio::task::spawn_blocking(move || purge_dir(&dir, age))
+            .await
+            .map_err(io::Error::other)
     }
 }

@@ -95,6 +95,8 @@ pub trait Driver: Send + Sync + 'static {
     async fn upload_remove(&self, id: &str) -> io::Result<()>;
     /// Every session with the time it last received bytes.
     async fn uploads(&self) -> io::Result<Vec<UploadEntry>>;
+    /// Removes temporary files older than `age` left by killed writers; returns how many.
+    async fn purge_temp(&self, age: std::time::Duration) -> io::Result<usize>;
 }
 
 pub type DynDriver = Arc<dyn Driver>;

@@ -416,4 +416,10 @@ impl Driver for S3Driver {
             .map(|(id, last_activity)| UploadEntry { id, last_activity })
             .collect())
     }
+
+    async fn purge_temp(&self, _age: std::time::Duration) -> io::Result<usize> {
+        // Nothing is staged outside upload sessions; an abandoned multipart
+        // upload is aborted by its writer or by the bucket's lifecycle rules.
+        Ok(0)
+    }
 }
