@@ -42,9 +42,25 @@ async fn health_and_metrics() {
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.json_value().await["status"], "ok");
     let d = e.push_blob("m", &[1u8; 5000]).await;
-    e.req(Method::GET, &format!("/v2/m/blobs/{d}")).send().await.unwrap().bytes().await.unwrap();
-    e.req(Method::HEAD, &format!("/v2/m/blobs/{}", Digest::sha256_of(b"no"))).send().await.unwrap();
-    let text = e.req(Method::GET, "/metrics").send().await.unwrap().text().await.unwrap();
+    e.req(Method::GET, &format!("/v2/m/blobs/{d}"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    e.req(Method::HEAD, &format!("/v2/m/blobs/{}", Digest::sha256_of(b"no")))
+        .send()
+        .await
+        .unwrap();
+    let text = e
+        .req(Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     for line in [
         "registry_http_requests_total{route=\"uploads\",method=\"POST\",status=\"201\"} 1",
         "registry_http_requests_total{route=\"blobs\",method=\"GET\",status=\"200\"} 1",
@@ -54,10 +70,7 @@ async fn health_and_metrics() {
         "registry_http_sent_bytes_total 5",
         "registry_uploads_completed_total 1",
     ] {
-        assert!(
-            text.lines().any(|l| l.starts_with(line)),
-            "missing {line:?} in\n{text}"
-        );
+        assert!(text.lines().any(|l| l.starts_with(line)), "missing {line:?} in\n{text}");
     }
     assert!(text.contains("registry_http_request_duration_seconds_bucket{route=\"blobs\",le=\"+Inf\"} 2"));
     e.stop().await;
@@ -105,7 +118,10 @@ async fn gc_marks_sweeps_and_spares_uploads_in_flight() {
     let before = blob_files(e.root());
     let r = gc::run(&reg, &opts).await.unwrap();
     assert_eq!(r.manifests_deleted, 1);
-    assert_eq!(r.blobs_deleted, 4, "loose blob, old manifest, its config and layer: {r:?}");
+    assert_eq!(
+        r.blobs_deleted, 4,
+        "loose blob, old manifest, its config and layer: {r:?}"
+    );
     assert_eq!(blob_files(e.root()), before);
     // For real.
     let r = gc::run(&reg, &GcOptions { dry_run: false, ..opts }).await.unwrap();
@@ -120,7 +136,11 @@ async fn gc_marks_sweeps_and_spares_uploads_in_flight() {
     assert_eq!(r.bytes().await.unwrap().as_ref(), keep_m.as_slice());
     let m: serde_json::Value = serde_json::from_slice(&keep_m).unwrap();
     for d in [&m["config"]["digest"], &m["layers"][0]["digest"]] {
-        let r = e.req(Method::GET, &format!("/v2/gc/app/blobs/{}", d.as_str().unwrap())).send().await.unwrap();
+        let r = e
+            .req(Method::GET, &format!("/v2/gc/app/blobs/{}", d.as_str().unwrap()))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
     }
     assert!(blob_files(e.root()).contains(&keep.hex().to_string()));
@@ -154,7 +174,10 @@ async fn gc_keeps_index_children_and_referrers_of_tagged_manifests() {
     let index = serde_json::json!({"schemaVersion": 2, "mediaType": media::OCI_INDEX,
         "manifests": [{"mediaType": media::OCI_MANIFEST, "digest": child, "size": cm.len()}]});
     let ib = serde_json::to_vec(&index).unwrap();
-    assert_eq!(e.put_manifest("gc2", "multi", media::OCI_INDEX, &ib).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        e.put_manifest("gc2", "multi", media::OCI_INDEX, &ib).await.status(),
+        StatusCode::CREATED
+    );
     let cfg = br#"{}"#;
     let cd = e.push_blob("gc2", cfg).await;
     let sig = manifest(
@@ -164,7 +187,9 @@ async fn gc_keeps_index_children_and_referrers_of_tagged_manifests() {
         Some(serde_json::json!({"mediaType": media::OCI_INDEX, "digest": Digest::sha256_of(&ib), "size": ib.len()})),
     );
     assert_eq!(
-        e.put_manifest("gc2", &Digest::sha256_of(&sig).to_string(), media::OCI_MANIFEST, &sig).await.status(),
+        e.put_manifest("gc2", &Digest::sha256_of(&sig).to_string(), media::OCI_MANIFEST, &sig)
+            .await
+            .status(),
         StatusCode::CREATED
     );
     e.req(Method::DELETE, "/v2/gc2/manifests/child").send().await.unwrap();
@@ -176,7 +201,11 @@ async fn gc_keeps_index_children_and_referrers_of_tagged_manifests() {
     };
     let r = gc::run(&reg, &opts).await.unwrap();
     assert_eq!((r.manifests_deleted, r.blobs_deleted), (0, 0), "{r:?}");
-    let r = e.req(Method::GET, &format!("/v2/gc2/manifests/{child}")).send().await.unwrap();
+    let r = e
+        .req(Method::GET, &format!("/v2/gc2/manifests/{child}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     e.stop().await;
 }
@@ -216,26 +245,50 @@ async fn pull_through_cache_with_an_authenticated_upstream() {
         });
     })
     .await;
-    let r = e.req(Method::GET, "/v2/library/app/manifests/1.0").send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/library/app/manifests/1.0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(r.headers()["docker-content-digest"], d.to_string().as_str());
     assert_eq!(r.bytes().await.unwrap().as_ref(), m.as_slice());
     let mv: serde_json::Value = serde_json::from_slice(&m).unwrap();
     let layer = mv["layers"][0]["digest"].as_str().unwrap().to_string();
-    let r = e.req(Method::GET, &format!("/v2/library/app/blobs/{layer}")).send().await.unwrap();
+    let r = e
+        .req(Method::GET, &format!("/v2/library/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let layer_bytes = r.bytes().await.unwrap();
     assert_eq!(Digest::sha256_of(&layer_bytes).to_string(), layer);
     // Pushes are refused.
-    let r = e.req(Method::POST, "/v2/library/app/blobs/uploads/").send().await.unwrap();
+    let r = e
+        .req(Method::POST, "/v2/library/app/blobs/uploads/")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     // Upstream gone: served from the cache.
     up.stop().await;
-    let r = e.req(Method::GET, "/v2/library/app/manifests/1.0").send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/library/app/manifests/1.0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = e.req(Method::GET, &format!("/v2/library/app/blobs/{layer}")).send().await.unwrap();
+    let r = e
+        .req(Method::GET, &format!("/v2/library/app/blobs/{layer}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.bytes().await.unwrap(), layer_bytes);
-    let r = e.req(Method::GET, "/v2/library/app/manifests/2.0").send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/library/app/manifests/2.0")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     e.stop().await;
 }
@@ -268,7 +321,11 @@ async fn s3_upload_started_on_one_process_finished_on_another() {
     let r = b.req(Method::PUT, &format!("{path}?digest={d}")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
     for e in [&a, &b] {
-        let r = e.req(Method::GET, &format!("/v2/lb/app/blobs/{d}")).send().await.unwrap();
+        let r = e
+            .req(Method::GET, &format!("/v2/lb/app/blobs/{d}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::OK);
         let got = r.bytes().await.unwrap();
         assert_eq!(got.len(), data.len());
@@ -277,7 +334,11 @@ async fn s3_upload_started_on_one_process_finished_on_another() {
     // A large monolithic push goes through a multipart upload.
     let big: Vec<u8> = (0..(11 * 1024 * 1024u32)).map(|i| (i % 241) as u8).collect();
     let bd = a.push_blob("lb/app", &big).await;
-    let r = b.req(Method::HEAD, &format!("/v2/lb/app/blobs/{bd}")).send().await.unwrap();
+    let r = b
+        .req(Method::HEAD, &format!("/v2/lb/app/blobs/{bd}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["content-length"], big.len().to_string().as_str());
     // gc on the bucket: a session abandoned on one process is removed.
     let r = a.req(Method::POST, "/v2/lb/app/blobs/uploads/").send().await.unwrap();

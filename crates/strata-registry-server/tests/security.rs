@@ -77,7 +77,10 @@ async fn push_blob_as(e: &Env, auth: &str, repo: &str, data: &[u8]) -> StatusCod
 }
 
 fn basic(u: &str, p: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+    )
 }
 
 async fn token(e: &Env, creds: Option<(&str, &str)>, scope: &str) -> String {
@@ -97,16 +100,37 @@ async fn htpasswd_basic_auth_and_rules() {
     let r = e.req(Method::GET, "/v2/").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(r.headers()["www-authenticate"], "Basic realm=\"test\"");
-    let r = e.req(Method::GET, "/v2/").header("authorization", basic("alice", "alice-pw")).send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/")
+        .header("authorization", basic("alice", "alice-pw"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    let r = e.req(Method::GET, "/v2/").header("authorization", basic("alice", "wrong")).send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/")
+        .header("authorization", basic("alice", "wrong"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let r = e.req(Method::GET, "/v2/").header("authorization", basic("mallory", "x")).send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/")
+        .header("authorization", basic("mallory", "x"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
-    assert_eq!(push_blob_as(&e, &basic("alice", "alice-pw"), "alice/app", b"a").await, StatusCode::CREATED);
+    assert_eq!(
+        push_blob_as(&e, &basic("alice", "alice-pw"), "alice/app", b"a").await,
+        StatusCode::CREATED
+    );
     // bob may pull alice/* but not push there.
-    assert_eq!(push_blob_as(&e, &basic("bob", "bob-pw"), "alice/app", b"b").await, StatusCode::FORBIDDEN);
+    assert_eq!(
+        push_blob_as(&e, &basic("bob", "bob-pw"), "alice/app", b"b").await,
+        StatusCode::FORBIDDEN
+    );
     let d = strata_oci::Digest::sha256_of(b"a");
     let r = e
         .req(Method::HEAD, &format!("/v2/alice/app/blobs/{d}"))
@@ -118,10 +142,17 @@ async fn htpasswd_basic_auth_and_rules() {
     // Anonymous: public/* pull only.
     let r = e.req(Method::GET, "/v2/public/x/tags/list").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "allowed, but nothing there");
-    let r = e.req(Method::HEAD, &format!("/v2/alice/app/blobs/{d}")).send().await.unwrap();
+    let r = e
+        .req(Method::HEAD, &format!("/v2/alice/app/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // "*" is any signed-in user.
-    assert_eq!(push_blob_as(&e, &basic("bob", "bob-pw"), "shared/x", b"s").await, StatusCode::CREATED);
+    assert_eq!(
+        push_blob_as(&e, &basic("bob", "bob-pw"), "shared/x", b"s").await,
+        StatusCode::CREATED
+    );
     // Deleting needs the delete action.
     let r = e
         .req(Method::DELETE, &format!("/v2/alice/app/blobs/{d}"))
@@ -142,7 +173,11 @@ async fn htpasswd_basic_auth_and_rules() {
         .unwrap()
         .json_value()
         .await;
-    assert_eq!(v["repositories"], json!(["alice/app", "shared/x"]), "bob/app is not alice's to see");
+    assert_eq!(
+        v["repositories"],
+        json!(["alice/app", "shared/x"]),
+        "bob/app is not alice's to see"
+    );
     e.stop().await;
 }
 
@@ -184,7 +219,10 @@ async fn token_service_scopes_and_isolation() {
     );
     // Wrong password: no token.
     let r = e
-        .req(Method::GET, "/token?service=strata-registry&scope=repository:alice/app:pull")
+        .req(
+            Method::GET,
+            "/token?service=strata-registry&scope=repository:alice/app:pull",
+        )
         .header("authorization", basic("alice", "nope"))
         .send()
         .await
@@ -192,20 +230,42 @@ async fn token_service_scopes_and_isolation() {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 
     let ta = token(&e, Some(("alice", "alice-pw")), "repository:alice/app:pull,push").await;
-    assert_eq!(push_blob_as(&e, &ta, "alice/app", b"alice data").await, StatusCode::CREATED);
+    assert_eq!(
+        push_blob_as(&e, &ta, "alice/app", b"alice data").await,
+        StatusCode::CREATED
+    );
     // The same token opens no other repository.
-    assert_eq!(push_blob_as(&e, &ta, "alice/other", b"x").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        push_blob_as(&e, &ta, "alice/other", b"x").await,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(push_blob_as(&e, &ta, "bob/app", b"x").await, StatusCode::UNAUTHORIZED);
-    let r = e.req(Method::GET, "/v2/alice/other/tags/list").header("authorization", &ta).send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/alice/other/tags/list")
+        .header("authorization", &ta)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("insufficient_scope"));
+    assert!(
+        r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
 
     // bob's private blob cannot be mounted with a token for alice/app only.
     let tb = token(&e, Some(("bob", "bob-pw")), "repository:bob/private:push,pull").await;
-    assert_eq!(push_blob_as(&e, &tb, "bob/private", b"bob secret").await, StatusCode::CREATED);
+    assert_eq!(
+        push_blob_as(&e, &tb, "bob/private", b"bob secret").await,
+        StatusCode::CREATED
+    );
     let bd = strata_oci::Digest::sha256_of(b"bob secret");
     let r = e
-        .req(Method::POST, &format!("/v2/alice/app/blobs/uploads/?mount={bd}&from=bob/private"))
+        .req(
+            Method::POST,
+            &format!("/v2/alice/app/blobs/uploads/?mount={bd}&from=bob/private"),
+        )
         .header("authorization", &ta)
         .send()
         .await
@@ -228,13 +288,26 @@ async fn token_service_scopes_and_isolation() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     // alice asking for push on bob's repository gets a token without it.
     let t = token(&e, Some(("alice", "alice-pw")), "repository:bob/private:pull,push").await;
-    assert_eq!(push_blob_as(&e, &t, "bob/private", b"y").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        push_blob_as(&e, &t, "bob/private", b"y").await,
+        StatusCode::UNAUTHORIZED
+    );
     // Anonymous tokens: public pull only.
     let t = token(&e, None, "repository:public/x:pull").await;
-    let r = e.req(Method::GET, "/v2/public/x/tags/list").header("authorization", &t).send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/public/x/tags/list")
+        .header("authorization", &t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND, "allowed, but nothing there");
     let t = token(&e, None, "repository:alice/app:pull").await;
-    let r = e.req(Method::GET, "/v2/alice/app/tags/list").header("authorization", &t).send().await.unwrap();
+    let r = e
+        .req(Method::GET, "/v2/alice/app/tags/list")
+        .header("authorization", &t)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // OAuth2 form POST works too.
     let r = e
@@ -253,14 +326,21 @@ fn b64(v: &[u8]) -> String {
 }
 
 fn hs256(header: &Value, claims: &Value, secret: &str) -> String {
-    let signing = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let signing = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let sig = ring::hmac::sign(&key, signing.as_bytes());
     format!("Bearer {signing}.{}", b64(sig.as_ref()))
 }
 
 fn claims(repo: &str, exp_offset: i64) -> Value {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     json!({
         "iss": "strata-registry", "sub": "alice", "aud": "strata-registry",
         "exp": now + exp_offset, "nbf": now - 10, "iat": now - 10, "jti": "x",
@@ -277,7 +357,10 @@ async fn forged_tokens_are_refused() {
     assert_eq!(push_blob_as(&e, &good, "alice/app", b"ok").await, StatusCode::CREATED);
     // Signed by another key.
     let other = hs256(&hdr, &claims("alice/app", 300), "another-secret-entirely!!");
-    assert_eq!(push_blob_as(&e, &other, "alice/app", b"1").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        push_blob_as(&e, &other, "alice/app", b"1").await,
+        StatusCode::UNAUTHORIZED
+    );
     // alg: none, with and without a signature part.
     let none_hdr = json!({"alg": "none", "typ": "JWT"});
     let body = format!(
@@ -308,7 +391,10 @@ async fn forged_tokens_are_refused() {
     let t = hs256(&hdr, &c, SECRET);
     assert_eq!(push_blob_as(&e, &t, "alice/app", b"7").await, StatusCode::UNAUTHORIZED);
     // Garbage.
-    assert_eq!(push_blob_as(&e, "Bearer x.y.z", "alice/app", b"8").await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        push_blob_as(&e, "Bearer x.y.z", "alice/app", b"8").await,
+        StatusCode::UNAUTHORIZED
+    );
     e.stop().await;
 }
 
