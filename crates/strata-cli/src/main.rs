@@ -1,1 +1,98 @@
-fn main() {}
+//! strata-cli: the `strata` command line. Argument parsing and output only;
+//! the work is done by the library crates.
+
+mod cmd;
+mod format;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
+
+#[derive(Parser)]
+#[command(
+    name = "strata",
+    version,
+    about = "A daemonless, Docker-compatible container image engine",
+    help_template = "\nUsage:  {usage}\n\n{about}\n\n{all-args}\n\nRun 'strata COMMAND --help' for more information on a command.\n",
+    subcommand_help_heading = "Commands",
+    disable_help_subcommand = true
+)]
+pub struct Cli {
+    /// Root directory of the store (default /var/lib/strata, or $XDG_DATA_HOME/strata when not root)
+    #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
+    root: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import the contents from a tarball or directory to create a filesystem image
+    #[command(help_template = HELP_TEMPLATE)]
+    Import(cmd::images::ImportArgs),
+    /// List images
+    #[command(help_template = HELP_TEMPLATE)]
+    Images(cmd::images::ImagesArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    #[command(help_template = HELP_TEMPLATE)]
+    Tag(cmd::images::TagArgs),
+    /// Remove one or more images
+    #[command(help_template = HELP_TEMPLATE)]
+    Rmi(cmd::images::RmiArgs),
+    /// Return low-level information on images
+    #[command(help_template = HELP_TEMPLATE)]
+    Inspect(cmd::images::InspectArgs),
+    /// Show the history of an image
+    #[command(help_template = HELP_TEMPLATE)]
+    History(cmd::images::HistoryArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    #[command(help_template = HELP_TEMPLATE)]
+    Save(cmd::images::SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    #[command(help_template = HELP_TEMPLATE)]
+    Load(cmd::images::LoadArgs),
+    /// Manage images
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Image(cmd::images::ImageCommand),
+    /// Manage strata
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    System(cmd::system::SystemCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
+    let result = match cli.command {
+        Command::Import(a) => cmd::images::import(&root, a),
+        Command::Images(a) => cmd::images::images(&root, a),
+        Command::Tag(a) => cmd::images::tag(&root, a),
+        Command::Rmi(a) => cmd::images::rmi(&root, a),
+        Command::Inspect(a) => cmd::images::inspect(&root, a),
+        Command::History(a) => cmd::images::history(&root, a),
+        Command::Save(a) => cmd::images::save(&root, a),
+        Command::Load(a) => cmd::images::load(&root, a),
+        Command::Image(c) => cmd::images::image(&root, c),
+        Command::System(c) => cmd::system::system(&root, c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("Error: {}", error_chain(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&s)) {
+            parts.push(s);
+        }
+    }
+    parts.join(": ")
+}

@@ -1,0 +1,556 @@
+//! Image commands: import, images, tag, rmi, inspect, history, save, load, prune.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{ArgAction, Args, Subcommand};
+use serde_json::{Value, json};
+use strata_image::{ImportOptions, ImportSource, RemoveEvent, SaveFormat};
+use strata_oci::{Platform, Reference};
+
+use super::open_store;
+use crate::format::{ellipsis, human_size, print_formatted, print_table, render, template};
+
+const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
+
+#[derive(Subcommand)]
+pub enum ImageCommand {
+    /// List images
+    #[command(visible_alias = "list", help_template = HELP_TEMPLATE)]
+    Ls(ImagesArgs),
+    /// Import the contents from a tarball or directory to create a filesystem image
+    #[command(help_template = HELP_TEMPLATE)]
+    Import(ImportArgs),
+    /// Display detailed information on one or more images
+    #[command(help_template = HELP_TEMPLATE)]
+    Inspect(InspectArgs),
+    /// Show the history of an image
+    #[command(help_template = HELP_TEMPLATE)]
+    History(HistoryArgs),
+    /// Remove one or more images
+    #[command(visible_alias = "remove", help_template = HELP_TEMPLATE)]
+    Rm(RmiArgs),
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    #[command(help_template = HELP_TEMPLATE)]
+    Tag(TagArgs),
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    #[command(help_template = HELP_TEMPLATE)]
+    Save(SaveArgs),
+    /// Load an image from a tar archive or STDIN
+    #[command(help_template = HELP_TEMPLATE)]
+    Load(LoadArgs),
+    /// Remove unused images
+    #[command(help_template = HELP_TEMPLATE)]
+    Prune(PruneArgs),
+}
+
+pub fn image(root: &Path, c: ImageCommand) -> Result<ExitCode> {
+    match c {
+        ImageCommand::Ls(a) => images(root, a),
+        ImageCommand::Import(a) => import(root, a),
+        ImageCommand::Inspect(a) => inspect(root, a),
+        ImageCommand::History(a) => history(root, a),
+        ImageCommand::Rm(a) => rmi(root, a),
+        ImageCommand::Tag(a) => tag(root, a),
+        ImageCommand::Save(a) => save(root, a),
+        ImageCommand::Load(a) => load(root, a),
+        ImageCommand::Prune(a) => prune(root, a),
+    }
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata import [OPTIONS] file|dir|- [REPOSITORY[:TAG]]")]
+pub struct ImportArgs {
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "list")]
+    change: Vec<String>,
+    /// Set commit message for imported image
+    #[arg(short, long, value_name = "string")]
+    message: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
+    /// A tarball (plain, gzip or zstd), a directory, or - for STDIN
+    source: String,
+    /// Name for the new image
+    reference: Option<String>,
+}
+
+pub fn import(root: &Path, a: ImportArgs) -> Result<ExitCode> {
+    let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
+    let source_date_epoch = source_date_epoch()?;
+    let opts = ImportOptions { changes: a.change, message: a.message, reference, platform, source_date_epoch };
+    let mut store = open_store(root)?;
+    let source = if a.source == "-" {
+        ImportSource::Stream(Box::new(std::io::stdin().lock()), "-".into())
+    } else {
+        let p = PathBuf::from(&a.source);
+        let meta = std::fs::metadata(&p).with_context(|| format!("reading {}", p.display()))?;
+        if meta.is_dir() {
+            ImportSource::Dir(p)
+        } else {
+            let f = std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
+            ImportSource::Stream(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)), a.source.clone())
+        }
+    };
+    let imported = strata_image::import(&mut store, source, &opts)?;
+    println!("{}", imported.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn source_date_epoch() -> Result<Option<i64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(s) if !s.is_empty() => {
+            Ok(Some(s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds"))?))
+        }
+        _ => Ok(None),
+    }
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata images [OPTIONS] [REPOSITORY[:TAG]]")]
+pub struct ImagesArgs {
+    /// Show all images (default hides intermediate images)
+    #[arg(short, long)]
+    all: bool,
+    /// Show digests
+    #[arg(long)]
+    digests: bool,
+    /// Filter output based on conditions provided (dangling=true|false, reference=PATTERN)
+    #[arg(short, long, value_name = "filter")]
+    filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', or a Go template
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Repository (and optionally tag) to list
+    reference: Option<String>,
+}
+
+/// Shell-style glob: `*` and `?` (no `/` crossing for `*`, as Go's path.Match).
+fn glob_match(pattern: &str, s: &str) -> bool {
+    fn go(p: &[char], s: &[char]) -> bool {
+        match (p.first(), s.first()) {
+            (None, None) => true,
+            (Some('*'), _) => go(&p[1..], s) || (!s.is_empty() && s[0] != '/' && go(p, &s[1..])),
+            (Some('?'), Some(c)) if *c != '/' => go(&p[1..], &s[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let s: Vec<char> = s.chars().collect();
+    go(&p, &s)
+}
+
+pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let mut dangling: Option<bool> = None;
+    let mut patterns: Vec<String> = a.reference.into_iter().collect();
+    for f in &a.filter {
+        let (k, v) = f.split_once('=').with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        match k {
+            "dangling" => {
+                dangling = Some(match v.to_ascii_lowercase().as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => bail!("invalid filter 'dangling={v}': expected true or false"),
+                })
+            }
+            "reference" => patterns.push(v.to_string()),
+            other => bail!("invalid filter '{other}' (supported: dangling, reference)"),
+        }
+    }
+    let mut list = store.list_images()?;
+    list.sort_by(|x, y| y.created.cmp(&x.created).then(y.added_at.cmp(&x.added_at)));
+    let mut rows: Vec<Value> = Vec::new();
+    for img in &list {
+        if let Some(d) = dangling
+            && d != img.is_dangling()
+        {
+            continue;
+        }
+        let id = if a.no_trunc { img.id.to_string() } else { img.id.short().to_string() };
+        let size = human_size(img.size);
+        let since = strata_image::human_since(img.created.as_deref());
+        let digest_for = |repo: &str| {
+            img.repo_digests.iter().find(|(r, _)| r == repo).map(|(_, d)| d.to_string()).unwrap_or("<none>".into())
+        };
+        let mut entries: Vec<(String, String, String)> = img
+            .tags
+            .iter()
+            .map(|t| {
+                (strata_oci::reference::familiar_repository(&t.repo), t.tag.clone(), digest_for(&t.repo))
+            })
+            .collect();
+        if entries.is_empty() {
+            entries.push(("<none>".into(), "<none>".into(), "<none>".into()));
+        }
+        for (repo, tag, digest) in entries {
+            if !patterns.is_empty() {
+                let named = format!("{repo}:{tag}");
+                let hit = patterns.iter().any(|p| {
+                    if p.contains(':') { glob_match(p, &named) } else { glob_match(p, &repo) }
+                });
+                if !hit || repo == "<none>" {
+                    continue;
+                }
+            }
+            rows.push(json!({
+                "Containers": if img.containers > 0 { img.containers.to_string() } else { "N/A".into() },
+                "CreatedAt": img.created.clone().unwrap_or_default(),
+                "CreatedSince": since,
+                "Digest": digest,
+                "ID": id,
+                "Repository": repo,
+                "SharedSize": "N/A",
+                "Size": size,
+                "Tag": tag,
+                "UniqueSize": "N/A",
+                "VirtualSize": size,
+            }));
+        }
+    }
+    if a.quiet {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in &rows {
+            let id = r["ID"].as_str().unwrap_or_default().to_string();
+            if seen.insert(id.clone()) {
+                println!("{id}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let default = if a.digests {
+        "table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    } else {
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}"
+    };
+    let fmt = match a.format.as_deref() {
+        None | Some("table") => default.to_string(),
+        Some("json") => "{{json .}}".to_string(),
+        Some(f) => f.to_string(),
+    };
+    let headers: BTreeMap<&str, &str> = [
+        ("Containers", "CONTAINERS"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedSince", "CREATED"),
+        ("Digest", "DIGEST"),
+        ("ID", "IMAGE ID"),
+        ("Repository", "REPOSITORY"),
+        ("SharedSize", "SHARED SIZE"),
+        ("Size", "SIZE"),
+        ("Tag", "TAG"),
+        ("UniqueSize", "UNIQUE SIZE"),
+        ("VirtualSize", "VIRTUAL SIZE"),
+    ]
+    .into_iter()
+    .collect();
+    print_formatted(&fmt, &headers, &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
+pub struct TagArgs {
+    source: String,
+    target: String,
+}
+
+pub fn tag(root: &Path, a: TagArgs) -> Result<ExitCode> {
+    let mut store = open_store(root)?;
+    let target = Reference::parse(&a.target)?;
+    if target.digest().is_some() {
+        bail!("refusing to create a tag with a digest reference");
+    }
+    let src = strata_image::resolve(&store, &a.source)?;
+    store.set_tag(&target.with_default_tag(), &src.manifest)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata rmi [OPTIONS] IMAGE [IMAGE...]")]
+pub struct RmiArgs {
+    /// Force removal of the image
+    #[arg(short, long)]
+    force: bool,
+    /// Do not delete untagged parents (accepted for compatibility; strata images have no parents)
+    #[arg(long)]
+    no_prune: bool,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+fn print_events(events: &[RemoveEvent], lower: bool) {
+    for e in events {
+        match e {
+            RemoveEvent::Untagged(t) => println!("{}: {t}", if lower { "untagged" } else { "Untagged" }),
+            RemoveEvent::Deleted(d) => println!("{}: {d}", if lower { "deleted" } else { "Deleted" }),
+        }
+    }
+}
+
+pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
+    let mut store = open_store(root)?;
+    let mut failed = false;
+    for name in &a.images {
+        match strata_image::remove_image(&mut store, name, a.force) {
+            Ok(events) => print_events(&events, false),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata inspect [OPTIONS] IMAGE [IMAGE...]")]
+pub struct InspectArgs {
+    /// Format output using a custom template: 'json' or a Go template
+    #[arg(short, long, value_name = "string")]
+    format: Option<String>,
+    /// Only "image" is supported
+    #[arg(long = "type", value_name = "string")]
+    kind: Option<String>,
+    #[arg(required = true)]
+    names: Vec<String>,
+}
+
+pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
+    if let Some(k) = &a.kind
+        && k != "image"
+    {
+        bail!("unsupported --type {k:?}: only images can be inspected so far");
+    }
+    let store = open_store(root)?;
+    let mut out = Vec::new();
+    let mut failed = false;
+    for n in &a.names {
+        match strata_image::resolve(&store, n).and_then(|r| strata_image::inspect(&store, &r.image)) {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                failed = true;
+            }
+        }
+    }
+    match a.format.as_deref() {
+        None | Some("json") => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+        Some(f) => {
+            let t = template(f)?;
+            for v in &out {
+                println!("{}", render(&t, v)?);
+            }
+        }
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata history [OPTIONS] IMAGE")]
+pub struct HistoryArgs {
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
+    /// Print sizes and dates in human readable format
+    #[arg(short = 'H', long, default_value = "true", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true", value_name = "bool")]
+    human: bool,
+    /// Don't truncate output
+    #[arg(long)]
+    no_trunc: bool,
+    /// Only show image IDs
+    #[arg(short, long)]
+    quiet: bool,
+    image: String,
+}
+
+pub fn history(root: &Path, a: HistoryArgs) -> Result<ExitCode> {
+    let store = open_store(root)?;
+    let r = strata_image::resolve(&store, &a.image)?;
+    let rows = strata_image::history(&store, &r.image)?;
+    let mut items = Vec::new();
+    for h in &rows {
+        let id = match &h.id {
+            Some(d) if a.no_trunc => d.to_string(),
+            Some(d) => d.short().to_string(),
+            None => "<missing>".into(),
+        };
+        let created = if a.human {
+            strata_image::human_since(h.created.as_deref())
+        } else {
+            h.created.clone().unwrap_or_default()
+        };
+        let by = h.created_by.replace('\t', " ");
+        let by = if a.no_trunc { by } else { ellipsis(&by, 45) };
+        let size = if a.human { human_size(h.size) } else { h.size.to_string() };
+        items.push(json!({"ID": id, "CreatedSince": created, "CreatedAt": h.created.clone().unwrap_or_default(),
+            "CreatedBy": by, "Size": size, "Comment": h.comment}));
+    }
+    if a.quiet {
+        for i in &items {
+            println!("{}", i["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let fmt = a.format.unwrap_or_else(|| {
+        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_string()
+    });
+    let headers: BTreeMap<&str, &str> = [
+        ("ID", "IMAGE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("CreatedBy", "CREATED BY"),
+        ("Size", "SIZE"),
+        ("Comment", "COMMENT"),
+    ]
+    .into_iter()
+    .collect();
+    print_formatted(&fmt, &headers, &items)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata save [OPTIONS] IMAGE [IMAGE...]")]
+pub struct SaveArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    output: Option<PathBuf>,
+    /// Archive format: docker-archive (default) or oci-archive
+    #[arg(long, value_name = "string", default_value = "docker-archive")]
+    format: String,
+    #[arg(required = true)]
+    images: Vec<String>,
+}
+
+pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
+    let format = match a.format.as_str() {
+        "docker-archive" | "docker" => SaveFormat::DockerArchive,
+        "oci-archive" | "oci" => SaveFormat::OciArchive,
+        other => bail!("unknown --format {other:?}: use docker-archive or oci-archive"),
+    };
+    let store = open_store(root)?;
+    let mut wanted: Vec<(strata_image::Resolved, Vec<Reference>)> = Vec::new();
+    for n in &a.images {
+        let r = strata_image::resolve(&store, n)?;
+        let refs: Vec<Reference> = r.reference.clone().filter(|r| r.digest().is_none()).into_iter().collect();
+        match wanted.iter_mut().find(|(w, _)| w.image.id == r.image.id && w.manifest == r.manifest) {
+            Some((_, existing)) => {
+                for x in refs {
+                    if !existing.contains(&x) {
+                        existing.push(x);
+                    }
+                }
+            }
+            None => wanted.push((r, refs)),
+        }
+    }
+    match &a.output {
+        Some(path) => {
+            // Written beside the target and renamed: a failed save leaves no half file.
+            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let tmp = tempfile::Builder::new()
+                .prefix(".strata-save-")
+                .tempfile_in(dir)
+                .with_context(|| format!("creating a file in {}", dir.display()))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+            strata_image::save(&store, &wanted, format, &mut w)?;
+            let tmp = w.into_inner().map_err(|e| e.into_error())?;
+            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => {
+            let stdout = std::io::stdout();
+            if stdout.is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            strata_image::save(&store, &wanted, format, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata load [OPTIONS]")]
+pub struct LoadArgs {
+    /// Read from tar archive file, instead of STDIN
+    #[arg(short, long, value_name = "string")]
+    input: Option<PathBuf>,
+    /// Suppress the load output
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+pub fn load(root: &Path, a: LoadArgs) -> Result<ExitCode> {
+    let mut store = open_store(root)?;
+    let input: Box<dyn Read> = match &a.input {
+        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
+        None => {
+            if std::io::stdin().is_terminal() {
+                bail!("requested load from stdin, but stdin is empty");
+            }
+            Box::new(std::io::stdin().lock())
+        }
+    };
+    let reader = strata_layer::decompressor(std::io::BufReader::with_capacity(1 << 20, input))?;
+    let report = strata_image::load(&mut store, reader)?;
+    if !a.quiet {
+        for l in report.lines {
+            println!("{l}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata image prune [OPTIONS]")]
+pub struct PruneArgs {
+    /// Remove all unused images, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
+    if !a.force {
+        let what = if a.all {
+            "WARNING! This will remove all images without at least one container associated to them."
+        } else {
+            "WARNING! This will remove all dangling images."
+        };
+        print!("{what}\nAre you sure you want to continue? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        if !matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+    let mut store = open_store(root)?;
+    let report = strata_image::prune(&mut store, a.all)?;
+    if !report.events.is_empty() {
+        println!("Deleted Images:");
+        print_events(&report.events, true);
+        println!();
+    }
+    println!("Total reclaimed space: {}", human_size(report.reclaimed));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(dead_code)]
+fn table(rows: &[Vec<String>]) -> Result<()> {
+    print_table(rows)
+}

@@ -1,0 +1,26 @@
+//! strata-image: image-level operations over the local store — resolving
+//! what a user names, `import`, `save`/`load` (docker-archive and
+//! oci-archive), removal with Docker's rules, pruning, history and inspect.
+//!
+//! It composes `strata-store` (metadata and blobs) with `strata-layer`
+//! (tar streams). It never prints: callers get values and errors.
+
+mod archive_load;
+mod archive_save;
+mod changes;
+mod error;
+mod import;
+mod ops;
+mod resolve;
+mod time;
+
+pub use archive_load::{LoadReport, load};
+pub use archive_save::{SaveFormat, save};
+pub use changes::{ChangeError, apply_change};
+pub use error::{Error, Result};
+pub use import::{ImportOptions, ImportSource, Imported, import};
+pub use ops::{
+    DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, disk_usage, history, inspect, prune, remove_image,
+};
+pub use resolve::{Resolved, resolve};
+pub use time::{format_rfc3339, human_since, now_rfc3339, parse_rfc3339};

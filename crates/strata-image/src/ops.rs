@@ -1,0 +1,279 @@
+//! Removal (`rmi`), pruning, history, inspect and disk usage, with Docker's rules.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{Value, json};
+use strata_oci::{Digest, ImageConfig, Reference, media, reference::familiar_repository};
+use strata_store::{ImageRecord, Store};
+
+use crate::error::{Error, Result};
+use crate::resolve::{Resolved, resolve};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoveEvent {
+    Untagged(String),
+    Deleted(Digest),
+}
+
+fn familiar_tag(repo: &str, tag: &str) -> String {
+    format!("{}:{tag}", familiar_repository(repo))
+}
+
+/// `rmi NAME|ID`: untags, and deletes the image when its last name goes.
+pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<RemoveEvent>> {
+    let Resolved { image, reference, .. } = resolve(store, name)?;
+    let containers = store.containers_using(&image.id)?;
+    let mut events = Vec::new();
+    let by_name = reference.is_some() && !name.starts_with("sha256:") && !is_id_prefix(&image.id, name);
+    if let (true, Some(r)) = (by_name, reference.as_ref()) {
+        if r.digest().is_none() {
+            let last = image.tags.len() <= 1;
+            if last && !force && let Some(c) = containers.first() {
+                return Err(Error::Conflict(format!(
+                    "unable to remove repository reference {:?} (must force) - container {} is using its referenced image {}",
+                    r.familiar(),
+                    short(&c.id),
+                    image.id.short()
+                )));
+            }
+            store.remove_tag(r)?;
+            events.push(RemoveEvent::Untagged(r.familiar()));
+            if !last {
+                return Ok(events);
+            }
+        } else if image.tags.len() > 0 {
+            // A digest reference to a tagged image: Docker untags nothing and
+            // deletes only when no tag remains; keep it simple and refuse.
+            return Err(Error::Conflict(format!(
+                "unable to delete {} (must be forced) - image is referenced by tags; remove them first",
+                image.id.short()
+            )));
+        }
+    } else {
+        let repos: BTreeSet<&str> = image.tags.iter().map(|t| t.repo.as_str()).collect();
+        if repos.len() > 1 && !force {
+            return Err(Error::Conflict(format!(
+                "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                image.id.short()
+            )));
+        }
+        if let Some(c) = containers.first()
+            && !force
+        {
+            return Err(Error::Conflict(format!(
+                "unable to delete {} (must be forced) - image is being used by container {}",
+                image.id.short(),
+                short(&c.id)
+            )));
+        }
+        for t in &image.tags {
+            let r = Reference::parse(&format!("{}:{}", t.repo, t.tag))?;
+            store.remove_tag(&r)?;
+            events.push(RemoveEvent::Untagged(familiar_tag(&t.repo, &t.tag)));
+        }
+    }
+    // With -f and a container using it, the image stays (dangling), as in Docker.
+    if containers.is_empty() {
+        let removed = store.delete_image(&image.id)?;
+        for u in removed.untagged {
+            events.push(RemoveEvent::Untagged(familiar_of_full(&u)));
+        }
+        events.push(RemoveEvent::Deleted(image.id.clone()));
+    }
+    Ok(events)
+}
+
+fn familiar_of_full(full: &str) -> String {
+    match Reference::parse(full) {
+        Ok(r) => r.familiar(),
+        Err(_) => full.to_string(),
+    }
+}
+
+fn is_id_prefix(id: &Digest, s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit()) && id.hex().starts_with(s)
+}
+
+fn short(id: &str) -> &str {
+    &id[..12.min(id.len())]
+}
+
+#[derive(Debug, Default)]
+pub struct PruneReport {
+    pub events: Vec<RemoveEvent>,
+    pub reclaimed: u64,
+}
+
+/// `image prune`: dangling images; with `all`, every image no container uses.
+pub fn prune(store: &mut Store, all: bool) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    for img in store.list_images()? {
+        if img.containers > 0 || (!all && !img.is_dangling()) {
+            continue;
+        }
+        let removed = store.delete_image(&img.id)?;
+        for u in removed.untagged {
+            report.events.push(RemoveEvent::Untagged(familiar_of_full(&u)));
+        }
+        report.events.push(RemoveEvent::Deleted(img.id.clone()));
+        report.reclaimed += removed.bytes_reclaimed;
+    }
+    Ok(report)
+}
+
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    /// The image ID on the newest row; older steps are `<missing>` as in Docker.
+    pub id: Option<Digest>,
+    pub created: Option<String>,
+    pub created_by: String,
+    pub size: u64,
+    pub comment: String,
+    pub empty_layer: bool,
+}
+
+fn load_config(store: &Store, image: &ImageRecord) -> Result<ImageConfig> {
+    let bytes = store.read_blob(&image.id, media::MAX_DOCUMENT_SIZE)?;
+    Ok(ImageConfig::parse(&bytes)?)
+}
+
+/// Newest step first, like `docker history`.
+pub fn history(store: &Store, image: &ImageRecord) -> Result<Vec<HistoryRow>> {
+    let config = load_config(store, image)?;
+    let mut layer_sizes = Vec::new();
+    for d in &config.rootfs.diff_ids {
+        layer_sizes.push(store.layer_size(d)?.unwrap_or(0));
+    }
+    let mut rows = Vec::new();
+    let mut layer = 0;
+    if config.history.is_empty() {
+        // Images without history: one row per layer.
+        for size in &layer_sizes {
+            rows.push(HistoryRow {
+                id: None,
+                created: config.created.clone(),
+                created_by: String::new(),
+                size: *size,
+                comment: String::new(),
+                empty_layer: false,
+            });
+        }
+    }
+    for h in &config.history {
+        let size = if h.empty_layer {
+            0
+        } else {
+            let s = layer_sizes.get(layer).copied().unwrap_or(0);
+            layer += 1;
+            s
+        };
+        rows.push(HistoryRow {
+            id: None,
+            created: h.created.clone(),
+            created_by: h.created_by.clone().unwrap_or_default(),
+            size,
+            comment: h.comment.clone().unwrap_or_default(),
+            empty_layer: h.empty_layer,
+        });
+    }
+    rows.reverse();
+    if let Some(first) = rows.first_mut() {
+        first.id = Some(image.id.clone());
+    }
+    Ok(rows)
+}
+
+/// `docker image inspect`'s object for one image.
+pub fn inspect(store: &Store, image: &ImageRecord) -> Result<Value> {
+    let config = load_config(store, image)?;
+    let repo_tags: Vec<String> = image.tags.iter().map(|t| familiar_tag(&t.repo, &t.tag)).collect();
+    let repo_digests: Vec<String> =
+        image.repo_digests.iter().map(|(repo, d)| format!("{}@{d}", familiar_repository(repo))).collect();
+    let container_config = serde_json::to_value(config.config.clone().unwrap_or_default()).expect("json");
+    Ok(json!({
+        "Id": image.id.to_string(),
+        "RepoTags": repo_tags,
+        "RepoDigests": repo_digests,
+        "Parent": "",
+        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        "Created": config.created.clone().unwrap_or_default(),
+        "DockerVersion": config.extra.get("docker_version").cloned().unwrap_or(json!("")),
+        "Author": config.author.clone().unwrap_or_default(),
+        "Config": container_config,
+        "Architecture": config.architecture,
+        "Variant": config.variant,
+        "Os": config.os,
+        "Size": image.size,
+        "GraphDriver": {"Name": "strata", "Data": {"Layers": strata_oci::chain_ids(&config.rootfs.diff_ids).iter().map(|c| c.to_string()).collect::<Vec<_>>()}},
+        "RootFS": {"Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
+        "Metadata": {"LastTagTime": crate::time::format_rfc3339(jiff::Timestamp::from_second(image.added_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH))},
+        "Manifest": {"Digest": image.primary_manifest().to_string(), "MediaType": image.manifests[0].1},
+    }))
+}
+
+#[derive(Debug, Default)]
+pub struct ImageUsage {
+    pub id: Digest,
+    pub names: Vec<String>,
+    pub created: Option<String>,
+    pub size: u64,
+    pub shared: u64,
+    pub unique: u64,
+    pub containers: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct DiskUsage {
+    pub images_total: u64,
+    pub images_active: u64,
+    /// Every distinct layer once.
+    pub images_size: u64,
+    /// What removing every image no container uses would free.
+    pub images_reclaimable: u64,
+    pub per_image: Vec<ImageUsage>,
+}
+
+pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
+    let images = store.list_images()?;
+    let uses = store.layer_use_counts()?;
+    let mut sizes: BTreeMap<Digest, u64> = BTreeMap::new();
+    let mut used_by_active: BTreeSet<Digest> = BTreeSet::new();
+    for img in &images {
+        for d in &img.diff_ids {
+            if !sizes.contains_key(d) {
+                sizes.insert(d.clone(), store.layer_size(d)?.unwrap_or(0));
+            }
+            if img.containers > 0 {
+                used_by_active.insert(d.clone());
+            }
+        }
+    }
+    let mut du = DiskUsage {
+        images_total: images.len() as u64,
+        images_active: images.iter().filter(|i| i.containers > 0).count() as u64,
+        images_size: sizes.values().sum(),
+        ..Default::default()
+    };
+    du.images_reclaimable = sizes.iter().filter(|(d, _)| !used_by_active.contains(*d)).map(|(_, s)| s).sum();
+    for img in images {
+        let distinct: BTreeSet<&Digest> = img.diff_ids.iter().collect();
+        let mut u = ImageUsage {
+            id: img.id.clone(),
+            names: img.tags.iter().map(|t| familiar_tag(&t.repo, &t.tag)).collect(),
+            created: img.created.clone(),
+            containers: img.containers,
+            ..Default::default()
+        };
+        for d in distinct {
+            let s = sizes.get(d).copied().unwrap_or(0);
+            u.size += s;
+            if uses.get(d).copied().unwrap_or(0) > 1 {
+                u.shared += s;
+            } else {
+                u.unique += s;
+            }
+        }
+        du.per_image.push(u);
+    }
+    Ok(du)
+}

@@ -1,0 +1,66 @@
+//! Turning what a user typed (`busybox`, `busybox:1`, `3f2a`, `sha256:…`,
+//! `name@sha256:…`) into an image of the store, by Docker's order: a name
+//! first, then an ID prefix.
+
+use strata_oci::{Digest, Reference};
+use strata_store::{ImageRecord, Store};
+
+use crate::error::{Error, Result};
+
+/// An image found from a user's words, and how it was named.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub image: ImageRecord,
+    /// The reference when the user named a repository (tag defaulted to latest).
+    pub reference: Option<Reference>,
+    /// The manifest the name pointed to.
+    pub manifest: Digest,
+}
+
+pub fn resolve(store: &Store, s: &str) -> Result<Resolved> {
+    let found = |id: &Digest, reference: Option<Reference>, manifest: Option<Digest>| -> Result<Resolved> {
+        let image = store.image(id)?.ok_or_else(|| Error::NoSuchImage(s.to_string()))?;
+        let manifest = manifest.unwrap_or_else(|| image.primary_manifest().clone());
+        Ok(Resolved { image, reference, manifest })
+    };
+    // A full image ID.
+    if let Some(hex) = s.strip_prefix("sha256:") {
+        let d = Digest::parse(s).map_err(|e| Error::Invalid(e.to_string()))?;
+        if store.image(&d)?.is_some() {
+            return found(&d, None, None);
+        }
+        if let Some(id) = store.image_of_manifest(&d, None)? {
+            return found(&id, None, Some(d));
+        }
+        let _ = hex;
+        return Err(Error::NoSuchImage(s.to_string()));
+    }
+    let parsed = Reference::parse(s);
+    if let Ok(r) = &parsed {
+        if let Some(d) = r.digest() {
+            // The digest wins over the tag, and must belong to the repository.
+            let repo = r.repository();
+            return match store.image_of_manifest(d, Some(&repo))? {
+                Some(id) => found(&id, Some(r.clone()), Some(d.clone())),
+                None => Err(Error::NoSuchImage(r.familiar())),
+            };
+        }
+        let r = r.clone().with_default_tag();
+        if let Some((manifest, id)) = store.tag_target(&r)? {
+            return found(&id, Some(r), Some(manifest));
+        }
+    }
+    // An ID prefix, as `docker` accepts.
+    if s.bytes().all(|b| b.is_ascii_hexdigit()) && !s.is_empty() {
+        let ids = store.images_with_id_prefix(s)?;
+        match ids.as_slice() {
+            [one] => return found(one, None, None),
+            [] => {}
+            _ => return Err(Error::Invalid(format!("image ID prefix {s:?} is ambiguous: it matches {} images", ids.len()))),
+        }
+    }
+    match parsed {
+        Ok(r) => Err(Error::NoSuchImage(r.with_default_tag().familiar())),
+        Err(e) => Err(Error::Reference(e)),
+    }
+}

@@ -1,0 +1,43 @@
+//! An image a container uses: `rmi` refuses without -f, untags with -f and
+//! leaves it dangling; `image prune -a` keeps it.
+
+use strata_image::{ImportOptions, ImportSource, RemoveEvent};
+use strata_oci::Reference;
+use strata_store::Store;
+
+fn setup() -> (tempfile::TempDir, Store, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let rootfs = dir.path().join("rootfs");
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
+    let mut store = Store::open(&dir.path().join("store")).unwrap();
+    let opts = ImportOptions { reference: Some(Reference::parse("app:1").unwrap()), ..Default::default() };
+    let imported = strata_image::import(&mut store, ImportSource::Dir(rootfs), &opts).unwrap();
+    let id = imported.id.to_string();
+    store
+        .conn()
+        .execute(
+            "INSERT INTO containers (id, name, image_id, image_ref, created, config) VALUES ('c0ffee0000000000', 'web', ?1, 'app:1', '2024-01-01T00:00:00Z', '{}')",
+            [&id],
+        )
+        .unwrap();
+    (dir, store, id)
+}
+
+#[test]
+fn rmi_refuses_then_untags_with_force() {
+    let (_d, mut store, id) = setup();
+    let err = strata_image::remove_image(&mut store, "app:1", false).unwrap_err().to_string();
+    assert!(err.contains("must force") && err.contains("c0ffee000000"), "{err}");
+    let err = strata_image::remove_image(&mut store, &id[7..19], false).unwrap_err().to_string();
+    assert!(err.contains("being used by container"), "{err}");
+    let events = strata_image::remove_image(&mut store, "app:1", true).unwrap();
+    assert_eq!(events, vec![RemoveEvent::Untagged("app:1".into())]);
+    let images = store.list_images().unwrap();
+    assert_eq!(images.len(), 1);
+    assert!(images[0].is_dangling(), "kept, dangling");
+    // prune -a keeps images in use.
+    let report = strata_image::prune(&mut store, true).unwrap();
+    assert!(report.events.is_empty());
+    assert_eq!(store.list_images().unwrap().len(), 1);
+}
