@@ -1,0 +1,159 @@
+//! Compression: sniffing decompressors and hashing compressors.
+
+use std::io::{self, BufRead, Read, Write};
+
+use strata_oci::media::Compression;
+use strata_oci::{Algorithm, Digest, HashingWriter};
+
+use crate::{LayerError, Result};
+
+/// Marks an I/O error as coming from the decompressor, so that it is not
+/// reported as a tar problem.
+#[derive(Debug)]
+pub(crate) struct DecompressError {
+    pub compression: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for DecompressError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} stream: {}", self.compression, self.message)
+    }
+}
+
+impl std::error::Error for DecompressError {}
+
+struct Labeled<R> {
+    inner: R,
+    compression: &'static str,
+}
+
+impl<R: Read> Read for Labeled<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|e| {
+            let message = if e.kind() == io::ErrorKind::UnexpectedEof {
+                "unexpected end of data (truncated)".to_string()
+            } else {
+                e.to_string()
+            };
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                DecompressError {
+                    compression: self.compression,
+                    message,
+                },
+            )
+        })
+    }
+}
+
+/// Wraps a stream in the decompressor its first bytes call for (gzip,
+/// zstd, or none). Concatenated gzip members and zstd frames are read whole.
+pub fn decompressor<'a, R: BufRead + 'a>(mut reader: R) -> Result<Box<dyn Read + 'a>> {
+    let head = reader.fill_buf().map_err(|e| LayerError::io("reading the layer", e))?;
+    Ok(match Compression::sniff(head) {
+        Compression::None => Box::new(reader),
+        Compression::Gzip => Box::new(Labeled {
+            inner: flate2::bufread::MultiGzDecoder::new(reader),
+            compression: "gzip",
+        }),
+        Compression::Zstd => {
+            let d = zstd::Decoder::with_buffer(reader).map_err(|e| LayerError::io("starting zstd", e))?;
+            Box::new(Labeled {
+                inner: d,
+                compression: "zstd",
+            })
+        }
+    })
+}
+
+/// Turns an I/O error met while reading a layer stream into the most
+/// telling `LayerError`.
+pub(crate) fn read_error(e: io::Error, context: &str) -> LayerError {
+    if let Some(d) = find_decompress_error(&e) {
+        return LayerError::Compression {
+            compression: d.compression,
+            message: d.message.clone(),
+        };
+    }
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        return LayerError::Truncated(context.to_string());
+    }
+    LayerError::io(context.to_string(), e)
+}
+
+enum Inner<W: Write> {
+    None(HashingWriter<W>),
+    Gzip(flate2::write::GzEncoder<HashingWriter<W>>),
+    Zstd(zstd::Encoder<'static, HashingWriter<W>>),
+}
+
+/// A compressing writer that hashes and counts what it emits.
+pub struct Encoder<W: Write> {
+    inner: Inner<W>,
+}
+
+impl<W: Write> Encoder<W> {
+    pub fn new(out: W, compression: Compression, level: Option<i32>) -> Result<Self> {
+        let hashing = HashingWriter::new(out, Algorithm::Sha256);
+        let inner = match compression {
+            Compression::None => Inner::None(hashing),
+            Compression::Gzip => {
+                let level = level.unwrap_or(1).clamp(0, 9) as u32;
+                Inner::Gzip(flate2::write::GzEncoder::new(hashing, flate2::Compression::new(level)))
+            }
+            Compression::Zstd => {
+                let e =
+                    zstd::Encoder::new(hashing, level.unwrap_or(3)).map_err(|e| LayerError::io("starting zstd", e))?;
+                Inner::Zstd(e)
+            }
+        };
+        Ok(Encoder { inner })
+    }
+
+    /// Flushes the compressor; returns the output, its digest and size.
+    pub fn finish(self) -> Result<(W, Digest, u64)> {
+        let hashing = match self.inner {
+            Inner::None(h) => h,
+            Inner::Gzip(g) => g.finish().map_err(|e| LayerError::io("finishing gzip", e))?,
+            Inner::Zstd(z) => z.finish().map_err(|e| LayerError::io("finishing zstd", e))?,
+        };
+        let (mut out, digest, size) = hashing.finish();
+        out.flush().map_err(|e| LayerError::io("writing the layer", e))?;
+        Ok((out, digest, size))
+    }
+}
+
+impl<W: Write> Write for Encoder<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::None(w) => w.write(buf),
+            Inner::Gzip(w) => w.write(buf),
+            Inner::Zstd(w) => w.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::None(w) => w.flush(),
+            Inner::Gzip(w) => w.flush(),
+            Inner::Zstd(w) => w.flush(),
+        }
+    }
+}
+
+/// Finds a decompressor error however deeply readers wrapped it (the tar
+/// reader wraps I/O errors in its own).
+pub(crate) fn find_decompress_error(e: &io::Error) -> Option<&DecompressError> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
+    while let Some(err) = cur {
+        if let Some(d) = err.downcast_ref::<DecompressError>() {
+            return Some(d);
+        }
+        if let Some(inner) = err.downcast_ref::<io::Error>() {
+            cur = inner.get_ref().map(|r| r as _);
+            continue;
+        }
+        cur = err.source();
+    }
+    None
+}

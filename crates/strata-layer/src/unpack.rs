@@ -1,0 +1,651 @@
+//! Unpacking a layer into a directory.
+//!
+//! Every operation is relative to a directory opened from the root without
+//! following symlinks (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`,
+//! or a component-by-component `O_NOFOLLOW` walk). A path that would pass
+//! through a symlink, whether planted by this layer or an earlier one, is
+//! refused rather than followed, so no entry can reach outside the root.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags};
+use rustix::io::Errno;
+use strata_oci::{Algorithm, Digest, HashingReader};
+
+use crate::check::{Checked, Checker, Whiteout, check_entry, copy_content, tar_error};
+use crate::compress::{decompressor, read_error};
+use crate::{LayerError, Result};
+
+/// How whiteouts are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhiteoutMode {
+    /// Into a flat root: `.wh.NAME` deletes NAME, an opaque marker empties
+    /// its directory of everything lower layers put there.
+    Apply,
+    /// Into an empty overlayfs layer directory: `.wh.NAME` becomes a 0/0
+    /// character device, an opaque marker sets `trusted.overlay.opaque=y`.
+    Overlay,
+}
+
+#[derive(Debug, Clone)]
+pub struct UnpackOptions {
+    pub whiteouts: WhiteoutMode,
+    /// Set owners from the layer (needs root).
+    pub chown: bool,
+    /// Create device nodes (needs root); skipped and counted otherwise.
+    pub devices: bool,
+    /// Overlay mode: the unpacked lower layers, top-most first, so that a
+    /// path through a symlink planted by an earlier layer is refused.
+    pub lowers: Vec<PathBuf>,
+}
+
+impl Default for UnpackOptions {
+    fn default() -> Self {
+        let root = rustix::process::geteuid().is_root();
+        UnpackOptions {
+            whiteouts: WhiteoutMode::Apply,
+            chown: root,
+            devices: root,
+            lowers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UnpackReport {
+    pub diff_id: Digest,
+    pub diff_size: u64,
+    pub entries: u64,
+    pub skipped_devices: u64,
+}
+
+/// Unpacks a layer (plain, gzip or zstd) into `root`, an existing
+/// directory, computing its diff ID on the way.
+pub fn unpack<R: Read>(input: R, root: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
+    let reader = decompressor(BufReader::with_capacity(256 * 1024, input))?;
+    let hashing = HashingReader::new(reader, Algorithm::Sha256);
+    let rootfd = open_dir_at(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
+    let lowers = opts
+        .lowers
+        .iter()
+        .map(|l| open_dir_at(CWD, l).map_err(|e| LayerError::io(format!("opening layer {}", l.display()), e)))
+        .collect::<Result<Vec<_>>>()?;
+    let mut u = Unpacker {
+        root: rootfd,
+        top: root.to_path_buf(),
+        opts,
+        lowers,
+        cache: None,
+        written: HashSet::new(),
+        dir_times: Vec::new(),
+        entries: 0,
+        skipped_devices: 0,
+    };
+    let mut archive = tar::Archive::new(hashing);
+    {
+        let mut checker = Checker::default();
+        let mut last = PathBuf::new();
+        let entries = archive.entries().map_err(|e| tar_error(e, &last))?;
+        for entry in entries {
+            let mut entry = entry.map_err(|e| tar_error(e, &last))?;
+            let checked = check_entry(&mut checker, &mut entry)?;
+            u.apply(&mut entry, &checked)?;
+            u.entries += 1;
+            last = checked.path;
+        }
+    }
+    u.finish()?;
+    let mut hashing = archive.into_inner();
+    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| read_error(e, "reading the end of the layer"))?;
+    let (_, diff_id, diff_size) = hashing.finish();
+    Ok(UnpackReport {
+        diff_id,
+        diff_size,
+        entries: u.entries,
+        skipped_devices: u.skipped_devices,
+    })
+}
+
+fn open_dir_at<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dirfd,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+fn open_path_at<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dirfd,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+/// Opens `rel` under `root` as a directory without following any symlink.
+fn open_beneath(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+    match rustix::fs::openat2(
+        root,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Err(Errno::NOSYS) => {
+            let mut fd = open_path_at(root, c".")?;
+            for c in rel.components() {
+                fd = open_path_at(&fd, c.as_os_str())?;
+            }
+            Ok(fd)
+        }
+        r => r,
+    }
+}
+
+fn file_type_at<Fd: AsFd>(dirfd: Fd, name: &OsStr) -> rustix::io::Result<Option<FileType>> {
+    match rustix::fs::statat(dirfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(st) => Ok(Some(FileType::from_raw_mode(st.st_mode))),
+        Err(Errno::NOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes `name` in `dirfd`, recursively, never following symlinks.
+fn remove_all<Fd: AsFd>(dirfd: Fd, name: &OsStr) -> rustix::io::Result<()> {
+    match file_type_at(&dirfd, name)? {
+        None => Ok(()),
+        Some(FileType::Directory) => {
+            let fd = open_dir_at(&dirfd, name).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+            empty_dir(&fd, |_| false)?;
+            rustix::fs::unlinkat(dirfd, name, AtFlags::REMOVEDIR)
+        }
+        Some(_) => rustix::fs::unlinkat(dirfd, name, AtFlags::empty()),
+    }
+}
+
+/// Removes every child of a directory for which `keep` is false.
+fn empty_dir(fd: &OwnedFd, keep: impl Fn(&OsStr) -> bool) -> rustix::io::Result<()> {
+    let mut names = Vec::new();
+    let mut dir = Dir::read_from(fd)?;
+    while let Some(ent) = dir.next() {
+        let ent = ent?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(n.to_vec());
+        }
+    }
+    for n in names {
+        let n = OsStr::from_bytes(&n);
+        if !keep(n) {
+            remove_all(fd, n)?;
+        }
+    }
+    Ok(())
+}
+
+fn ts(secs: u64) -> Timestamps {
+    let t = Timespec {
+        tv_sec: secs.min(i64::MAX as u64) as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+struct Unpacker<'o> {
+    root: OwnedFd,
+    top: PathBuf,
+    opts: &'o UnpackOptions,
+    lowers: Vec<OwnedFd>,
+    /// The directory of the previous entry (consecutive entries usually share it).
+    cache: Option<(PathBuf, OwnedFd)>,
+    /// Paths this layer wrote: an opaque marker keeps them.
+    written: HashSet<PathBuf>,
+    /// Directory times are set last: writing children changes them.
+    dir_times: Vec<(PathBuf, u64)>,
+    entries: u64,
+    skipped_devices: u64,
+}
+
+impl Unpacker<'_> {
+    fn fail(&self, path: &Path, what: &str, e: impl std::fmt::Display) -> LayerError {
+        LayerError::Unpack {
+            path: self.top.join(path),
+            message: format!("{what}: {e}"),
+        }
+    }
+
+    /// The directory `rel` (relative to the root) as an `O_PATH` fd; created
+    /// (with missing parents, 0755) when `create`, else `None` if missing.
+    fn dir(&mut self, rel: &Path, create: bool) -> Result<Option<BorrowedFd<'_>>> {
+        if rel.as_os_str().is_empty() {
+            return Ok(Some(self.root.as_fd()));
+        }
+        if self.cache.as_ref().is_some_and(|(p, _)| p == rel) {
+            return Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()));
+        }
+        let fd = match open_beneath(&self.root, rel) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) if create => self.create_dirs(rel)?,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP | Errno::NOTDIR | Errno::XDEV) => return Err(self.explain_walk(rel)),
+            Err(e) => return Err(self.fail(rel, "opening the directory", e)),
+        };
+        self.cache = Some((rel.to_path_buf(), fd));
+        Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()))
+    }
+
+    /// Says which component of `rel` stopped the walk.
+    fn explain_walk(&self, rel: &Path) -> LayerError {
+        let mut cur = PathBuf::new();
+        for c in rel.components() {
+            cur.push(c);
+            let parent = cur.parent().unwrap_or(Path::new(""));
+            let Ok(pfd) = (if parent.as_os_str().is_empty() {
+                open_path_at(&self.root, c".")
+            } else {
+                open_beneath(&self.root, parent)
+            }) else {
+                break;
+            };
+            match file_type_at(&pfd, c.as_os_str()) {
+                Ok(Some(FileType::Symlink)) => {
+                    return LayerError::unsafe_entry(
+                        rel.display().to_string(),
+                        format!(
+                            "reached through the symlink {} (from this or an earlier layer)",
+                            cur.display()
+                        ),
+                    );
+                }
+                Ok(Some(FileType::Directory)) => continue,
+                Ok(Some(_)) => {
+                    return self.fail(
+                        rel,
+                        "cannot create entries under",
+                        format!("{} is not a directory", cur.display()),
+                    );
+                }
+                _ => break,
+            }
+        }
+        self.fail(rel, "opening the directory", "not a directory or a symlink on the way")
+    }
+
+    fn create_dirs(&mut self, rel: &Path) -> Result<OwnedFd> {
+        let mut fd = open_path_at(&self.root, c".").map_err(|e| self.fail(rel, "opening the root", e))?;
+        let mut cur = PathBuf::new();
+        for c in rel.components() {
+            cur.push(c);
+            let name = c.as_os_str();
+            match open_path_at(&fd, name) {
+                Ok(next) => fd = next,
+                Err(Errno::NOENT) => {
+                    self.check_lowers(&cur)?;
+                    match rustix::fs::mkdirat(&fd, name, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(self.fail(&cur, "creating the directory", e)),
+                    }
+                    self.written.insert(cur.clone());
+                    fd = open_path_at(&fd, name).map_err(|e| self.fail(&cur, "opening the directory", e))?;
+                }
+                Err(_) => return Err(self.explain_walk(rel)),
+            }
+        }
+        Ok(fd)
+    }
+
+    /// In overlay mode, a directory this layer creates implicitly must not
+    /// stand where a lower layer has a symlink: that entry would have been
+    /// reached through the symlink in the merged view.
+    fn check_lowers(&self, path: &Path) -> Result<()> {
+        let parent = path.parent().unwrap_or(Path::new(""));
+        let name = path.file_name().unwrap_or_default();
+        for lower in &self.lowers {
+            let pfd = if parent.as_os_str().is_empty() {
+                open_path_at(lower, c".")
+            } else {
+                open_beneath(lower, parent)
+            };
+            let Ok(pfd) = pfd else { continue };
+            match file_type_at(&pfd, name) {
+                Ok(Some(FileType::Symlink)) => {
+                    return Err(LayerError::unsafe_entry(
+                        path.display().to_string(),
+                        format!(
+                            "reached through the symlink {} planted by an earlier layer",
+                            path.display()
+                        ),
+                    ));
+                }
+                Ok(Some(_)) => return Ok(()),
+                _ => continue,
+            }
+        }
+        Ok(())
+    }
+
+    fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, c: &Checked) -> Result<()> {
+        match &c.whiteout {
+            Whiteout::AufsMeta => return Ok(()),
+            Whiteout::Remove(target) => return self.whiteout(target),
+            Whiteout::Opaque(dir) => return self.opaque(dir),
+            Whiteout::None => {}
+        }
+        let path = &c.path;
+        let kind = entry.header().entry_type();
+        if path.as_os_str().is_empty() {
+            // The root itself ("./"): its attributes belong to whoever made the root.
+            return Ok(());
+        }
+        let (parent, name) = (
+            path.parent().unwrap_or(Path::new("")),
+            path.file_name().unwrap_or_default(),
+        );
+        let hdr = entry.header().clone();
+        let mode = hdr.mode().map_err(|e| tar_error(e, path))? & 0o7777;
+        let mtime = hdr.mtime().map_err(|e| tar_error(e, path))?;
+        let ids = if self.opts.chown {
+            let uid = hdr.uid().map_err(|e| tar_error(e, path))?;
+            let gid = hdr.gid().map_err(|e| tar_error(e, path))?;
+            if uid >= u32::MAX as u64 || gid >= u32::MAX as u64 {
+                return Err(LayerError::unsafe_entry(
+                    path.display().to_string(),
+                    format!("owner {uid}:{gid} out of range"),
+                ));
+            }
+            Some((Uid::from_raw(uid as u32), Gid::from_raw(gid as u32)))
+        } else {
+            None
+        };
+        self.written.insert(path.clone());
+        match kind {
+            tar::EntryType::Directory => {
+                let existing = {
+                    let pfd = self.dir(parent, true)?.expect("created");
+                    file_type_at(pfd, name)
+                };
+                match existing {
+                    Ok(Some(FileType::Directory)) => {}
+                    Ok(other) => {
+                        if other.is_some() {
+                            self.remove(parent, name)?;
+                        }
+                        let pfd = self.dir(parent, true)?.expect("created");
+                        rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o700))
+                            .map_err(|e| self.fail(path, "creating the directory", e))?;
+                    }
+                    Err(e) => return Err(self.fail(path, "inspecting", e)),
+                }
+                let pfd = self.dir(parent, true)?.expect("created");
+                let fd = open_dir_at(pfd, name).map_err(|e| self.fail(path, "opening the directory", e))?;
+                self.set_meta(&fd, path, ids, mode, &c.xattrs)?;
+                self.dir_times.push((path.clone(), mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                self.replace(parent, name)?;
+                let pfd = self.dir(parent, true)?.expect("created");
+                let fd = rustix::fs::openat(
+                    pfd,
+                    name,
+                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| self.fail(path, "creating the file", e))?;
+                let mut file = File::from(fd);
+                copy_content(entry, path, &mut file)?;
+                self.set_meta(&file, path, ids, mode, &c.xattrs)?;
+                rustix::fs::futimens(&file, &ts(mtime)).map_err(|e| self.fail(path, "setting times", e))?;
+            }
+            tar::EntryType::Symlink => {
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| LayerError::unsafe_entry(path.display().to_string(), "symlink without a target"))?;
+                if target.contains(&0) {
+                    return Err(LayerError::unsafe_entry(
+                        path.display().to_string(),
+                        "symlink target contains a NUL byte",
+                    ));
+                }
+                self.replace(parent, name)?;
+                let pfd = self.dir(parent, true)?.expect("created");
+                rustix::fs::symlinkat(OsStr::from_bytes(&target), pfd, name)
+                    .map_err(|e| self.fail(path, "creating the symlink", e))?;
+                if let Some((u, g)) = ids {
+                    let pfd = self.dir(parent, true)?.expect("created");
+                    rustix::fs::chownat(pfd, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| self.fail(path, "setting the owner", e))?;
+                }
+                let pfd = self.dir(parent, true)?.expect("created");
+                rustix::fs::utimensat(pfd, name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                    .map_err(|e| self.fail(path, "setting times", e))?;
+            }
+            tar::EntryType::Link => {
+                let target = c.link.as_ref().expect("checked");
+                let (tparent, tname) = (
+                    target.parent().unwrap_or(Path::new("")),
+                    target.file_name().unwrap_or_default(),
+                );
+                let tfd = match self.dir(tparent, false)? {
+                    Some(fd) => fd
+                        .try_clone_to_owned()
+                        .map_err(|e| self.fail(path, "opening the link target", e))?,
+                    None => return Err(self.missing_link(path, target)),
+                };
+                match file_type_at(&tfd, tname) {
+                    Ok(Some(FileType::Directory)) => {
+                        return Err(LayerError::unsafe_entry(
+                            path.display().to_string(),
+                            format!("hard link to the directory {}", target.display()),
+                        ));
+                    }
+                    Ok(Some(_)) => {}
+                    _ => return Err(self.missing_link(path, target)),
+                }
+                if target != path {
+                    self.replace(parent, name)?;
+                    let pfd = self.dir(parent, true)?.expect("created");
+                    rustix::fs::linkat(&tfd, tname, pfd, name, AtFlags::empty())
+                        .map_err(|e| self.fail(path, "creating the hard link", e))?;
+                }
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                if kind != tar::EntryType::Fifo && !self.opts.devices {
+                    self.skipped_devices += 1;
+                    return Ok(());
+                }
+                let (ft, dev) = match kind {
+                    tar::EntryType::Char | tar::EntryType::Block => {
+                        let major = hdr.device_major().ok().flatten().unwrap_or(0);
+                        let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
+                        let ft = if kind == tar::EntryType::Char {
+                            FileType::CharacterDevice
+                        } else {
+                            FileType::BlockDevice
+                        };
+                        (ft, rustix::fs::makedev(major, minor))
+                    }
+                    _ => (FileType::Fifo, 0),
+                };
+                self.replace(parent, name)?;
+                let pfd = self.dir(parent, true)?.expect("created");
+                rustix::fs::mknodat(pfd, name, ft, Mode::from_raw_mode(0o600), dev)
+                    .map_err(|e| self.fail(path, "creating the node", e))?;
+                let pfd = self.dir(parent, true)?.expect("created");
+                let r = (|| {
+                    if let Some((u, g)) = ids {
+                        rustix::fs::chownat(pfd, name, Some(u), Some(g), AtFlags::SYMLINK_NOFOLLOW)?;
+                    }
+                    rustix::fs::chmodat(pfd, name, Mode::from_raw_mode(mode), AtFlags::empty())?;
+                    rustix::fs::utimensat(pfd, name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW)
+                })();
+                r.map_err(|e| self.fail(path, "setting owner, mode and times", e))?;
+            }
+            // pax global headers and other metadata-only entries.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn missing_link(&self, path: &Path, target: &Path) -> LayerError {
+        LayerError::unsafe_entry(
+            path.display().to_string(),
+            format!(
+                "hard link target {} does not exist (links may only point at files already in the root)",
+                target.display()
+            ),
+        )
+    }
+
+    /// Removes whatever is at parent/name so a new entry can take its place.
+    fn replace(&mut self, parent: &Path, name: &OsStr) -> Result<()> {
+        let pfd = self.dir(parent, true)?.expect("created");
+        match file_type_at(pfd, name) {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) => self.remove(parent, name),
+            Err(e) => Err(self.fail(&parent.join(name), "inspecting", e)),
+        }
+    }
+
+    fn remove(&mut self, parent: &Path, name: &OsStr) -> Result<()> {
+        let r = match self.dir(parent, false)? {
+            Some(pfd) => remove_all(pfd, name),
+            None => Ok(()),
+        };
+        // The cached directory may be the one just removed.
+        if self
+            .cache
+            .as_ref()
+            .is_some_and(|(p, _)| p.starts_with(parent.join(name)))
+        {
+            self.cache = None;
+        }
+        r.map_err(|e| self.fail(&parent.join(name), "removing", e))
+    }
+
+    fn whiteout(&mut self, target: &Path) -> Result<()> {
+        let (parent, name) = (
+            target.parent().unwrap_or(Path::new("")),
+            target.file_name().unwrap_or_default(),
+        );
+        match self.opts.whiteouts {
+            WhiteoutMode::Apply => {
+                if self.dir(parent, false)?.is_some() {
+                    self.remove(parent, name)?;
+                }
+                self.written.remove(target);
+            }
+            WhiteoutMode::Overlay => {
+                self.replace(parent, name)?;
+                let pfd = self.dir(parent, true)?.expect("created");
+                rustix::fs::mknodat(
+                    pfd,
+                    name,
+                    FileType::CharacterDevice,
+                    Mode::empty(),
+                    rustix::fs::makedev(0, 0),
+                )
+                .map_err(|e| self.fail(target, "creating the overlay whiteout (a 0/0 device; needs root)", e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn opaque(&mut self, dir: &Path) -> Result<()> {
+        let fd = if dir.as_os_str().is_empty() {
+            open_dir_at(&self.root, c".").map_err(|e| self.fail(dir, "opening", e))?
+        } else {
+            let (parent, name) = (
+                dir.parent().unwrap_or(Path::new("")),
+                dir.file_name().unwrap_or_default(),
+            );
+            let create = self.opts.whiteouts == WhiteoutMode::Overlay;
+            let Some(pfd) = self.dir(parent, create)? else {
+                return Ok(());
+            };
+            match file_type_at(pfd, name) {
+                Ok(Some(FileType::Directory)) => {}
+                Ok(None) if create => {
+                    rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o755))
+                        .map_err(|e| self.fail(dir, "creating the directory", e))?;
+                    self.written.insert(dir.to_path_buf());
+                }
+                Ok(None) => return Ok(()),
+                Ok(Some(FileType::Symlink)) => {
+                    return Err(LayerError::unsafe_entry(
+                        dir.join(".wh..wh..opq").display().to_string(),
+                        format!("opaque marker inside {}, which is a symlink", dir.display()),
+                    ));
+                }
+                Ok(Some(_)) => return Err(self.fail(dir, "opaque marker", "not a directory")),
+                Err(e) => return Err(self.fail(dir, "inspecting", e)),
+            }
+            let pfd = self.dir(parent, false)?.expect("exists");
+            open_dir_at(pfd, name).map_err(|e| self.fail(dir, "opening", e))?
+        };
+        match self.opts.whiteouts {
+            WhiteoutMode::Overlay => rustix::fs::fsetxattr(&fd, c"trusted.overlay.opaque", b"y", XattrFlags::empty())
+                .map_err(|e| {
+                    self.fail(
+                        dir,
+                        "marking the directory opaque (trusted.overlay.opaque; needs root)",
+                        e,
+                    )
+                }),
+            WhiteoutMode::Apply => {
+                let written = &self.written;
+                let r = empty_dir(&fd, |n| written.contains(&dir.join(n)));
+                self.cache = None;
+                r.map_err(|e| self.fail(dir, "emptying the opaque directory", e))
+            }
+        }
+    }
+
+    fn set_meta<Fd: AsFd>(
+        &self,
+        fd: Fd,
+        path: &Path,
+        ids: Option<(Uid, Gid)>,
+        mode: u32,
+        xattrs: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<()> {
+        if let Some((u, g)) = ids {
+            rustix::fs::fchown(&fd, Some(u), Some(g)).map_err(|e| self.fail(path, "setting the owner", e))?;
+        }
+        // After chown, which clears set-id bits.
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| self.fail(path, "setting the mode", e))?;
+        for (k, v) in xattrs {
+            match rustix::fs::fsetxattr(&fd, OsStr::from_bytes(k), v, XattrFlags::empty()) {
+                Ok(()) | Err(Errno::NOTSUP) | Err(Errno::PERM) => {}
+                Err(e) => return Err(self.fail(path, &format!("setting xattr {}", String::from_utf8_lossy(k)), e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        let times = std::mem::take(&mut self.dir_times);
+        for (path, mtime) in times.into_iter().rev() {
+            let (parent, name) = (
+                path.parent().unwrap_or(Path::new("")),
+                path.file_name().unwrap_or_default(),
+            );
+            let Some(pfd) = self.dir(parent, false)? else { continue };
+            match rustix::fs::utimensat(pfd, name, &ts(mtime), AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(()) | Err(Errno::NOENT) => {}
+                Err(e) => return Err(self.fail(&path, "setting times", e)),
+            }
+        }
+        Ok(())
+    }
+}

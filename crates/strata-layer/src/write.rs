@@ -1,0 +1,307 @@
+//! Writing a layer tar from a directory tree: sorted entries, normalized
+//! headers (numeric owners, no user names, times clamped to
+//! `SOURCE_DATE_EPOCH`), hashed and compressed in the same pass.
+//!
+//! The walk is relative to open directories and never follows a symlink, so
+//! a container that swaps a file for a symlink cannot make a host file
+//! appear in its layer.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat};
+use strata_oci::{Algorithm, HashingWriter};
+
+use crate::compress::Encoder;
+use crate::{LayerDigests, LayerError, Result, WriteOptions};
+
+/// Writes the tree under `dir` as a layer (every file as it is).
+pub fn write_dir_layer<W: Write>(dir: &Path, opts: &WriteOptions, out: W) -> Result<LayerDigests> {
+    write_tree(dir, opts, out, false)
+}
+
+/// Writes an overlayfs upper directory as a layer: 0/0 character devices
+/// become `.wh.NAME` whiteouts and opaque directories get `.wh..wh..opq`.
+pub fn write_overlay_upper_layer<W: Write>(upper: &Path, opts: &WriteOptions, out: W) -> Result<LayerDigests> {
+    write_tree(upper, opts, out, true)
+}
+
+fn write_tree<W: Write>(dir: &Path, opts: &WriteOptions, out: W, overlay: bool) -> Result<LayerDigests> {
+    let encoder = Encoder::new(out, opts.compression, opts.level)?;
+    let hashing = HashingWriter::new(encoder, Algorithm::Sha256);
+    let root = open_dir(CWD, dir).map_err(|e| LayerError::io(format!("opening {}", dir.display()), e))?;
+    let mut w = TreeWriter {
+        builder: tar::Builder::new(hashing),
+        links: HashMap::new(),
+        epoch: opts.source_date_epoch,
+        overlay,
+        top: dir.to_path_buf(),
+    };
+    w.walk(&root, Path::new(""))?;
+    let hashing = w
+        .builder
+        .into_inner()
+        .map_err(|e| LayerError::io("finishing the layer tar", e))?;
+    let (encoder, diff_id, diff_size) = hashing.finish();
+    let (_, digest, size) = encoder.finish()?;
+    Ok(LayerDigests {
+        diff_id,
+        diff_size,
+        digest,
+        size,
+        compression: opts.compression,
+    })
+}
+
+fn open_dir<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dirfd,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+struct TreeWriter<W: Write> {
+    builder: tar::Builder<W>,
+    /// First path seen for each multiply-linked inode.
+    links: HashMap<(u64, u64), PathBuf>,
+    epoch: Option<i64>,
+    overlay: bool,
+    top: PathBuf,
+}
+
+impl<W: Write> TreeWriter<W> {
+    fn err(&self, rel: &Path, e: impl Into<std::io::Error>) -> LayerError {
+        LayerError::io(format!("reading {}", self.top.join(rel).display()), e.into())
+    }
+
+    fn walk(&mut self, dirfd: &OwnedFd, rel: &Path) -> Result<()> {
+        let mut names: Vec<CString> = Vec::new();
+        let mut dir = Dir::read_from(dirfd).map_err(|e| self.err(rel, e))?;
+        while let Some(ent) = dir.next() {
+            let ent = ent.map_err(|e| self.err(rel, e))?;
+            let n = ent.file_name();
+            if n.to_bytes() != b"." && n.to_bytes() != b".." {
+                names.push(n.to_owned());
+            }
+        }
+        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        for name in names {
+            let path = rel.join(OsStr::from_bytes(name.as_bytes()));
+            let st = rustix::fs::statat(dirfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| self.err(&path, e))?;
+            self.entry(dirfd, &name, &path, &st)?;
+        }
+        Ok(())
+    }
+
+    fn entry(&mut self, dirfd: &OwnedFd, name: &CStr, path: &Path, st: &Stat) -> Result<()> {
+        let kind = FileType::from_raw_mode(st.st_mode);
+        match kind {
+            FileType::Directory => {
+                let fd = open_dir(dirfd, name).map_err(|e| self.err(path, e))?;
+                let xattrs = read_xattrs(&fd);
+                let opaque = self.overlay && is_opaque(&fd);
+                let mut h = self.header(st, tar::EntryType::Directory);
+                let mut dname = path.as_os_str().as_bytes().to_vec();
+                dname.push(b'/');
+                self.append(&mut h, &dname, None, &xattrs, std::io::empty())?;
+                if opaque {
+                    let mut h = self.header(st, tar::EntryType::Regular);
+                    h.set_mode(0o644);
+                    let marker = path.join(".wh..wh..opq");
+                    self.append(&mut h, marker.as_os_str().as_bytes(), None, &[], std::io::empty())?;
+                }
+                self.walk(&fd, path)
+            }
+            FileType::RegularFile => {
+                if st.st_nlink > 1 {
+                    let key = (st.st_dev, st.st_ino);
+                    if let Some(first) = self.links.get(&key).cloned() {
+                        let mut h = self.header(st, tar::EntryType::Link);
+                        return self.append(
+                            &mut h,
+                            path.as_os_str().as_bytes(),
+                            Some(first.as_os_str().as_bytes()),
+                            &[],
+                            std::io::empty(),
+                        );
+                    }
+                    self.links.insert(key, path.to_path_buf());
+                }
+                let fd = rustix::fs::openat(
+                    dirfd,
+                    name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| self.err(path, e))?;
+                let xattrs = read_xattrs(&fd);
+                let file = File::from(fd);
+                let mut h = self.header(st, tar::EntryType::Regular);
+                h.set_size(st.st_size as u64);
+                let size = st.st_size as u64;
+                let mut counted = CountingReader {
+                    inner: file.take(size),
+                    n: 0,
+                };
+                self.append(&mut h, path.as_os_str().as_bytes(), None, &xattrs, &mut counted)?;
+                if counted.n != size {
+                    return Err(self.err(path, std::io::Error::other("the file shrank while it was being read")));
+                }
+                Ok(())
+            }
+            FileType::Symlink => {
+                let target = rustix::fs::readlinkat(dirfd, name, Vec::new()).map_err(|e| self.err(path, e))?;
+                let mut h = self.header(st, tar::EntryType::Symlink);
+                self.append(
+                    &mut h,
+                    path.as_os_str().as_bytes(),
+                    Some(target.as_bytes()),
+                    &[],
+                    std::io::empty(),
+                )
+            }
+            FileType::CharacterDevice if self.overlay && st.st_rdev == 0 => {
+                let mut h = self.header(st, tar::EntryType::Regular);
+                h.set_mode(0o644);
+                let mut wh = b".wh.".to_vec();
+                wh.extend_from_slice(name.to_bytes());
+                let p = path.parent().unwrap_or(Path::new("")).join(OsStr::from_bytes(&wh));
+                self.append(&mut h, p.as_os_str().as_bytes(), None, &[], std::io::empty())
+            }
+            FileType::CharacterDevice | FileType::BlockDevice => {
+                let t = if kind == FileType::CharacterDevice {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                };
+                let mut h = self.header(st, t);
+                h.set_device_major(rustix::fs::major(st.st_rdev))
+                    .map_err(|e| self.err(path, e))?;
+                h.set_device_minor(rustix::fs::minor(st.st_rdev))
+                    .map_err(|e| self.err(path, e))?;
+                self.append(&mut h, path.as_os_str().as_bytes(), None, &[], std::io::empty())
+            }
+            FileType::Fifo => {
+                let mut h = self.header(st, tar::EntryType::Fifo);
+                self.append(&mut h, path.as_os_str().as_bytes(), None, &[], std::io::empty())
+            }
+            // Sockets (and anything else) cannot be carried in a layer.
+            _ => Ok(()),
+        }
+    }
+
+    fn header(&self, st: &Stat, kind: tar::EntryType) -> tar::Header {
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(kind);
+        h.set_mode(st.st_mode & 0o7777);
+        h.set_uid(st.st_uid as u64);
+        h.set_gid(st.st_gid as u64);
+        let mut mtime = st.st_mtime.max(0);
+        if let Some(e) = self.epoch {
+            mtime = mtime.min(e.max(0));
+        }
+        h.set_mtime(mtime as u64);
+        h.set_size(0);
+        h
+    }
+
+    fn append(
+        &mut self,
+        h: &mut tar::Header,
+        name: &[u8],
+        link: Option<&[u8]>,
+        xattrs: &[(String, Vec<u8>)],
+        data: impl Read,
+    ) -> Result<()> {
+        let mut pax: Vec<(String, Vec<u8>)> = Vec::new();
+        if !set_ustar_name(h, name) {
+            pax.push(("path".into(), name.to_vec()));
+        }
+        if let Some(l) = link {
+            if l.len() <= 100 {
+                h.as_old_mut().linkname[..l.len()].copy_from_slice(l);
+            } else {
+                h.as_old_mut().linkname.copy_from_slice(&l[..100]);
+                pax.push(("linkpath".into(), l.to_vec()));
+            }
+        }
+        for (k, v) in xattrs {
+            pax.push((format!("SCHILY.xattr.{k}"), v.clone()));
+        }
+        let io_err = |e| LayerError::io("writing the layer tar", e);
+        if !pax.is_empty() {
+            self.builder
+                .append_pax_extensions(pax.iter().map(|(k, v)| (k.as_str(), v.as_slice())))
+                .map_err(io_err)?;
+        }
+        h.set_cksum();
+        self.builder.append(h, data).map_err(io_err)
+    }
+}
+
+/// Puts a name in the ustar name/prefix fields; false when it does not fit.
+fn set_ustar_name(h: &mut tar::Header, name: &[u8]) -> bool {
+    let u = h.as_ustar_mut().expect("ustar header");
+    if name.len() <= 100 {
+        u.name[..name.len()].copy_from_slice(name);
+        return true;
+    }
+    let fits = |i: usize| i <= 155 && name.len() - i - 1 <= 100 && name.len() - i - 1 > 0;
+    if let Some(i) = (0..name.len()).filter(|&i| name[i] == b'/').find(|&i| fits(i)) {
+        u.prefix[..i].copy_from_slice(&name[..i]);
+        let rest = &name[i + 1..];
+        u.name[..rest.len()].copy_from_slice(rest);
+        return true;
+    }
+    u.name.copy_from_slice(&name[..100]);
+    false
+}
+
+struct CountingReader<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+}
+
+fn is_opaque(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::fgetxattr(fd, c"trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+/// Extended attributes worth carrying: not overlay bookkeeping and not the
+/// host's SELinux labels.
+fn read_xattrs(fd: &OwnedFd) -> Vec<(String, Vec<u8>)> {
+    let mut names = vec![0u8; 4096];
+    let Ok(n) = rustix::fs::flistxattr(fd, &mut names) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for raw in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
+        let Ok(name) = std::str::from_utf8(raw) else { continue };
+        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
+            continue;
+        }
+        let mut value = vec![0u8; 65536];
+        if let Ok(len) = rustix::fs::fgetxattr(fd, name, &mut value) {
+            value.truncate(len);
+            out.push((name.to_string(), value));
+        }
+    }
+    out.sort();
+    out
+}
