@@ -174,8 +174,8 @@ fn remove_all<Fd: AsFd>(dirfd: Fd, name: &OsStr) -> rustix::io::Result<()> {
 /// Removes every child of a directory for which `keep` is false.
 fn empty_dir(fd: &OwnedFd, keep: impl Fn(&OsStr) -> bool) -> rustix::io::Result<()> {
     let mut names = Vec::new();
-    let mut dir = Dir::read_from(fd)?;
-    while let Some(ent) = dir.next() {
+    let dir = Dir::read_from(fd)?;
+    for ent in dir {
         let ent = ent?;
         let n = ent.file_name().to_bytes();
         if n != b"." && n != b".." {

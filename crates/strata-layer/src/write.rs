@@ -83,8 +83,8 @@ impl<W: Write> TreeWriter<W> {
 
     fn walk(&mut self, dirfd: &OwnedFd, rel: &Path) -> Result<()> {
         let mut names: Vec<CString> = Vec::new();
-        let mut dir = Dir::read_from(dirfd).map_err(|e| self.err(rel, e))?;
-        while let Some(ent) = dir.next() {
+        let dir = Dir::read_from(dirfd).map_err(|e| self.err(rel, e))?;
+        for ent in dir {
             let ent = ent.map_err(|e| self.err(rel, e))?;
             let n = ent.file_name();
             if n.to_bytes() != b"." && n.to_bytes() != b".." {
