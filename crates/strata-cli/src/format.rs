@@ -26,7 +26,11 @@ fn go_g(v: f64, prec: usize) -> String {
 }
 
 fn trim_zeros(s: &str) -> &str {
-    if s.contains('.') { s.trim_end_matches('0').trim_end_matches('.') } else { s }
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        s
+    }
 }
 
 /// docker/go-units `HumanSizeWithPrecision(size, 3)`: decimal units.
@@ -79,7 +83,10 @@ pub fn json_to_value(v: &serde_json::Value) -> Value {
         serde_json::Value::String(s) => Value::String(Arc::from(s.as_str())),
         serde_json::Value::Array(a) => Value::List(a.iter().map(json_to_value).collect::<Vec<_>>().into()),
         serde_json::Value::Object(o) => {
-            let m: BTreeMap<Arc<str>, Value> = o.iter().map(|(k, v)| (Arc::from(k.as_str()), json_to_value(v))).collect();
+            let m: BTreeMap<Arc<str>, Value> = o
+                .iter()
+                .map(|(k, v)| (Arc::from(k.as_str()), json_to_value(v)))
+                .collect();
             Value::Map(Arc::new(m))
         }
     }
@@ -91,7 +98,9 @@ fn value_to_json(v: &Value) -> serde_json::Value {
         Value::Bool(b) => (*b).into(),
         Value::Int(i) => (*i).into(),
         Value::Uint(u) => (*u).into(),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map(serde_json::Value::Number).unwrap_or_default(),
+        Value::Float(f) => serde_json::Number::from_f64(*f)
+            .map(serde_json::Value::Number)
+            .unwrap_or_default(),
         Value::String(s) => serde_json::Value::String(s.to_string()),
         Value::List(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
         Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), value_to_json(v))).collect()),
@@ -112,14 +121,23 @@ pub fn template(src: &str) -> Result<Template> {
     Template::new("format")
         .func("json", |args: &[Value]| {
             let v = args.first().map(value_to_json).unwrap_or_default();
-            Ok(Value::String(Arc::from(serde_json::to_string(&v).unwrap_or_default().as_str())))
+            Ok(Value::String(Arc::from(
+                serde_json::to_string(&v).unwrap_or_default().as_str(),
+            )))
         })
-        .func("upper", |args: &[Value]| Ok(Value::String(Arc::from(str_arg(args, 0).to_uppercase().as_str()))))
-        .func("lower", |args: &[Value]| Ok(Value::String(Arc::from(str_arg(args, 0).to_lowercase().as_str()))))
+        .func("upper", |args: &[Value]| {
+            Ok(Value::String(Arc::from(str_arg(args, 0).to_uppercase().as_str())))
+        })
+        .func("lower", |args: &[Value]| {
+            Ok(Value::String(Arc::from(str_arg(args, 0).to_lowercase().as_str())))
+        })
         .func("title", |args: &[Value]| {
             let s = str_arg(args, 0);
             let mut c = s.chars();
-            let t = c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default();
+            let t = c
+                .next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default();
             Ok(Value::String(Arc::from(t.as_str())))
         })
         .func("join", |args: &[Value]| {
@@ -149,7 +167,8 @@ pub fn template(src: &str) -> Result<Template> {
 }
 
 pub fn render(t: &Template, data: &serde_json::Value) -> Result<String> {
-    t.execute_to_string(&json_to_value(data)).context("template execution failed")
+    t.execute_to_string(&json_to_value(data))
+        .context("template execution failed")
 }
 
 /// `--format` for list commands: `table …` prints a header and aligns
@@ -164,7 +183,10 @@ pub fn print_formatted(format: &str, headers: &BTreeMap<&str, &str>, items: &[se
     let mut lines = Vec::new();
     if table {
         let header_data = serde_json::Value::Object(
-            headers.iter().map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string()))).collect(),
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
+                .collect(),
         );
         lines.push(render(&t, &header_data)?);
     }

@@ -21,7 +21,14 @@ fn eight_processes_import_and_tag_concurrently() {
             root = env.root().display(),
             dir = dir.display()
         );
-        children.push(std::process::Command::new("bash").arg("-c").arg(script).stderr(Stdio::piped()).spawn().unwrap());
+        children.push(
+            std::process::Command::new("bash")
+                .arg("-c")
+                .arg(script)
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
     }
     for c in children {
         let o = c.wait_with_output().unwrap();

@@ -21,7 +21,11 @@ fn import_list_inspect_history() {
     assert!(row.contains(&id[7..19]), "{row}");
     assert!(row.contains("MB"), "{row}");
     // --format and -q
-    assert_eq!(env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"]).trim(), format!("busybox:latest {}", &id[7..19]));
+    assert_eq!(
+        env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+            .trim(),
+        format!("busybox:latest {}", &id[7..19])
+    );
     assert_eq!(env.ok(&["images", "-q"]).trim(), &id[7..19]);
     assert_eq!(env.ok(&["images", "-q", "--no-trunc"]).trim(), id);
     let json: serde_json::Value = serde_json::from_str(env.ok(&["images", "--format", "{{json .}}"]).trim()).unwrap();
@@ -39,8 +43,16 @@ fn import_list_inspect_history() {
     assert_eq!(img["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert!(img["Size"].as_u64().unwrap() > 1_000_000);
     assert!(img["Metadata"]["LastTagTime"].is_string());
-    assert_eq!(env.ok(&["inspect", "--format", "{{.Os}}/{{.Architecture}}", &id[7..15]]).trim(), format!("linux/{}", img["Architecture"].as_str().unwrap()));
-    assert_eq!(env.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox:latest"]).trim(), r#"["/bin/sh"]"#);
+    assert_eq!(
+        env.ok(&["inspect", "--format", "{{.Os}}/{{.Architecture}}", &id[7..15]])
+            .trim(),
+        format!("linux/{}", img["Architecture"].as_str().unwrap())
+    );
+    assert_eq!(
+        env.ok(&["image", "inspect", "-f", "{{json .Config.Cmd}}", "busybox:latest"])
+            .trim(),
+        r#"["/bin/sh"]"#
+    );
     // history
     let h = env.ok(&["history", "busybox"]);
     assert!(h.starts_with("IMAGE"), "{h}");
@@ -63,23 +75,42 @@ fn tag_retag_rmi_dangling_and_prune() {
     env.ok(&["tag", "busybox", "localhost:5000/team/bb:v1"]);
     env.ok(&["tag", &first[7..19], "other:1"]);
     let out = env.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
-    assert!(out.contains("localhost:5000/team/bb:v1") && out.contains("other:1") && out.contains("busybox:latest"), "{out}");
+    assert!(
+        out.contains("localhost:5000/team/bb:v1") && out.contains("other:1") && out.contains("busybox:latest"),
+        "{out}"
+    );
     // Filters.
-    assert_eq!(env.ok(&["images", "--filter", "reference=other*", "--format", "{{.Repository}}"]).trim(), "other");
+    assert_eq!(
+        env.ok(&["images", "--filter", "reference=other*", "--format", "{{.Repository}}"])
+            .trim(),
+        "other"
+    );
     assert_eq!(env.ok(&["images", "--filter", "dangling=true", "-q"]).trim(), "");
     // An ID in several repositories needs -f.
     let err = env.fails(&["rmi", &first[7..19]]);
-    assert!(err.contains("must be forced") && err.contains("multiple repositories"), "{err}");
+    assert!(
+        err.contains("must be forced") && err.contains("multiple repositories"),
+        "{err}"
+    );
     // Untagging one name keeps the image.
     let out = env.ok(&["rmi", "other:1"]);
     assert_eq!(out.trim(), "Untagged: other:1");
+    env.ok(&["rmi", "localhost:5000/team/bb:v1"]);
     // Re-import under the same name: the old image becomes dangling.
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let rootfs = env.busybox_rootfs().unwrap();
-    let second = env.ok(&["import", "-m", "again", rootfs.to_str().unwrap(), "busybox"]).trim().to_string();
+    let second = env
+        .ok(&["import", "-m", "again", rootfs.to_str().unwrap(), "busybox"])
+        .trim()
+        .to_string();
     assert_ne!(first, second);
-    env.ok(&["rmi", "localhost:5000/team/bb:v1"]);
-    let dangling = env.ok(&["images", "--filter", "dangling=true", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"]);
+    let dangling = env.ok(&[
+        "images",
+        "--filter",
+        "dangling=true",
+        "--format",
+        "{{.Repository}} {{.Tag}} {{.ID}}",
+    ]);
     assert_eq!(dangling.trim(), format!("<none> <none> {}", &first[7..19]));
     let plain = env.ok(&["images"]);
     assert!(plain.contains("<none>"), "{plain}");
@@ -87,8 +118,14 @@ fn tag_retag_rmi_dangling_and_prune() {
     let df = env.ok(&["system", "df"]);
     assert!(df.contains("Images") && df.contains("Build Cache"), "{df}");
     let images_line = df.lines().find(|l| l.starts_with("Images")).unwrap();
-    let size_one = env.ok(&["images", "--format", "{{.Size}}", "busybox"]).trim().to_string();
-    assert!(images_line.contains(&format!("{size_one} ")), "shared layer counted once: {images_line} vs {size_one}");
+    let size_one = env
+        .ok(&["images", "--format", "{{.Size}}", "busybox"])
+        .trim()
+        .to_string();
+    assert!(
+        images_line.contains(&format!("{size_one} ")),
+        "shared layer counted once: {images_line} vs {size_one}"
+    );
     let dfv = env.ok(&["system", "df", "-v"]);
     assert!(dfv.contains("SHARED SIZE") && dfv.contains("UNIQUE SIZE"), "{dfv}");
     // prune removes only the dangling one.
@@ -101,7 +138,10 @@ fn tag_retag_rmi_dangling_and_prune() {
     assert_eq!(v[0]["Comment"], "again");
     // prune -a removes the rest.
     let out = env.ok(&["image", "prune", "-a", "-f"]);
-    assert!(out.contains("untagged: busybox:latest") && out.contains(&second), "{out}");
+    assert!(
+        out.contains("untagged: busybox:latest") && out.contains(&second),
+        "{out}"
+    );
     assert_eq!(env.ok(&["images", "-q"]).trim(), "");
     let blobs = std::fs::read_dir(env.root().join("blobs/sha256")).unwrap().count();
     assert_eq!(blobs, 0, "every blob reclaimed");
@@ -120,12 +160,24 @@ fn save_and_load_round_trip_both_formats() {
     env.ok(&["tag", "busybox", "example.com/a/b:2"]);
     for (format, file) in [("docker-archive", "d.tar"), ("oci-archive", "o.tar")] {
         let path = env.path(file);
-        env.ok(&["save", "--format", format, "-o", path.to_str().unwrap(), "busybox", "example.com/a/b:2"]);
+        env.ok(&[
+            "save",
+            "--format",
+            format,
+            "-o",
+            path.to_str().unwrap(),
+            "busybox",
+            "example.com/a/b:2",
+        ]);
         let other = Env::new();
         let out = other.ok(&["load", "-i", path.to_str().unwrap()]);
         assert!(out.contains("Loaded image: busybox:latest"), "{format}: {out}");
         assert!(out.contains("Loaded image: example.com/a/b:2"), "{format}: {out}");
-        assert_eq!(other.ok(&["images", "-q", "--no-trunc", "busybox"]).trim(), id, "{format}: same image ID");
+        assert_eq!(
+            other.ok(&["images", "-q", "--no-trunc", "busybox"]).trim(),
+            id,
+            "{format}: same image ID"
+        );
         let a: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", "busybox"])).unwrap();
         let b: serde_json::Value = serde_json::from_str(&other.ok(&["inspect", "busybox"])).unwrap();
         assert_eq!(a[0]["Config"], b[0]["Config"]);
@@ -192,7 +244,12 @@ fn import_tarballs_and_changes() {
     let ids: Vec<String> = (0..2)
         .map(|_| {
             let e = Env::new();
-            let o = e.cmd().env("SOURCE_DATE_EPOCH", "1700000000").args(["import", rootfs.to_str().unwrap(), "r"]).output().unwrap();
+            let o = e
+                .cmd()
+                .env("SOURCE_DATE_EPOCH", "1700000000")
+                .args(["import", rootfs.to_str().unwrap(), "r"])
+                .output()
+                .unwrap();
             assert!(o.status.success());
             String::from_utf8(o.stdout).unwrap()
         })
@@ -204,11 +261,19 @@ fn import_tarballs_and_changes() {
 fn help_reads_like_docker() {
     let env = Env::new();
     let out = env.ok(&["--help"]);
-    assert!(out.contains("Usage:  strata [OPTIONS] COMMAND") || out.contains("Usage:  strata"), "{out}");
-    for c in ["import", "images", "tag", "rmi", "inspect", "history", "save", "load", "image", "system"] {
+    assert!(
+        out.contains("Usage:  strata [OPTIONS] COMMAND") || out.contains("Usage:  strata"),
+        "{out}"
+    );
+    for c in [
+        "import", "images", "tag", "rmi", "inspect", "history", "save", "load", "image", "system",
+    ] {
         assert!(out.contains(c), "{c} missing from help");
     }
     let out = env.ok(&["images", "--help"]);
-    assert!(out.contains("Usage:  strata images [OPTIONS] [REPOSITORY[:TAG]]"), "{out}");
+    assert!(
+        out.contains("Usage:  strata images [OPTIONS] [REPOSITORY[:TAG]]"),
+        "{out}"
+    );
     assert!(out.contains("--digests") && out.contains("--filter"), "{out}");
 }

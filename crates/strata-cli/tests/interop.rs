@@ -11,10 +11,6 @@ fn saved(env: &Env, format: &str) -> std::path::PathBuf {
     p
 }
 
-fn image_id(env: &Env) -> String {
-    env.ok(&["images", "-q", "--no-trunc", "busybox"]).trim().to_string()
-}
-
 #[test]
 fn skopeo_reads_both_archives_and_strata_loads_what_skopeo_writes() {
     if !have("skopeo") {
@@ -28,16 +24,25 @@ fn skopeo_reads_both_archives_and_strata_loads_what_skopeo_writes() {
         serde_json::from_str(&sh_ok(&format!("skopeo inspect docker-archive:{}", docker.display()))).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
     assert_eq!(v["Os"], "linux");
-    let cfg: serde_json::Value =
-        serde_json::from_str(&sh_ok(&format!("skopeo inspect --config docker-archive:{}", docker.display()))).unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(&sh_ok(&format!(
+        "skopeo inspect --config docker-archive:{}",
+        docker.display()
+    )))
+    .unwrap();
     assert_eq!(cfg["config"]["Cmd"][0], "/bin/sh");
     let v: serde_json::Value =
         serde_json::from_str(&sh_ok(&format!("skopeo inspect oci-archive:{}", oci.display()))).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 1, "{v}");
     // What skopeo writes, strata loads, with the same image ID.
     for (dest, name) in [
-        (format!("docker-archive:{}:skopeo/bb:1", env.path("sk-docker.tar").display()), "sk-docker.tar"),
-        (format!("oci-archive:{}:skopeo.example/bb:1", env.path("sk-oci.tar").display()), "sk-oci.tar"),
+        (
+            format!("docker-archive:{}:skopeo/bb:1", env.path("sk-docker.tar").display()),
+            "sk-docker.tar",
+        ),
+        (
+            format!("oci-archive:{}:skopeo.example/bb:1", env.path("sk-oci.tar").display()),
+            "sk-oci.tar",
+        ),
     ] {
         sh_ok(&format!("skopeo copy -q oci-archive:{} {dest}", oci.display()));
         let other = Env::new();
@@ -57,14 +62,27 @@ fn oci_archive_validates_and_unpacks_with_umoci() {
     sh_ok(&format!("tar -C {} -xf {}", layout.display(), oci.display()));
     if have("oci-image-tool") {
         let out = sh(&format!("oci-image-tool validate --type image {}", layout.display()));
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(out.status.success(), "oci-image-tool: {text}");
     }
     if have("umoci") {
         let bundle = env.path("bundle");
-        sh_ok(&format!("umoci unpack --image {}:latest {}", layout.display(), bundle.display()));
+        sh_ok(&format!(
+            "umoci unpack --image {}:latest {}",
+            layout.display(),
+            bundle.display()
+        ));
         assert!(bundle.join("rootfs/bin/busybox").is_file());
-        assert!(std::fs::symlink_metadata(bundle.join("rootfs/bin/sh")).unwrap().file_type().is_symlink());
+        assert!(
+            std::fs::symlink_metadata(bundle.join("rootfs/bin/sh"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         let cfg = std::fs::read_to_string(bundle.join("config.json")).unwrap();
         assert!(cfg.contains("/bin/sh"), "{cfg}");
     }
@@ -97,9 +115,13 @@ fn podman_loads_strata_archives_and_strata_loads_podman_saves() {
         let archive = saved(&env, format);
         let out = sh_ok(&format!("{podman} load -i {} 2>&1", archive.display()));
         assert!(out.contains("Loaded image"), "{format}: {out}");
-        let pid = sh_ok(&format!("{podman} image inspect --format '{{{{.Id}}}}' docker.io/library/busybox:latest"));
+        let pid = sh_ok(&format!(
+            "{podman} image inspect --format '{{{{.Id}}}}' docker.io/library/busybox:latest"
+        ));
         assert_eq!(format!("sha256:{}", pid.trim()), id, "{format}");
-        let cmd = sh_ok(&format!("{podman} image inspect --format '{{{{.Config.Cmd}}}}' busybox"));
+        let cmd = sh_ok(&format!(
+            "{podman} image inspect --format '{{{{.Config.Cmd}}}}' busybox"
+        ));
         assert!(cmd.contains("/bin/sh"), "{cmd}");
         sh_ok(&format!("{podman} rmi -a -f >/dev/null 2>&1 || true"));
     }
@@ -108,14 +130,21 @@ fn podman_loads_strata_archives_and_strata_loads_podman_saves() {
     sh_ok(&format!("{podman} load -i {} >/dev/null", archive.display()));
     for fmt in ["docker-archive", "oci-archive"] {
         let out = env.path(&format!("podman-{fmt}.tar"));
-        sh_ok(&format!("{podman} save --format {fmt} -o {} docker.io/library/busybox:latest", out.display()));
+        sh_ok(&format!(
+            "{podman} save --format {fmt} -o {} docker.io/library/busybox:latest",
+            out.display()
+        ));
         let other = Env::new();
         let loaded = other.ok(&["load", "-i", out.to_str().unwrap()]);
         assert!(loaded.contains("Loaded image"), "{fmt}: {loaded}");
         let v: serde_json::Value = serde_json::from_str(&other.ok(&["inspect", &id])).unwrap();
         assert_eq!(v[0]["Config"]["Cmd"][0], "/bin/sh", "{fmt}");
     }
-    sh(&format!("{podman} rmi -a -f; rm -rf {} {}", proot.display(), prun.display()));
+    sh(&format!(
+        "{podman} rmi -a -f; rm -rf {} {}",
+        proot.display(),
+        prun.display()
+    ));
 }
 
 #[test]
@@ -137,7 +166,9 @@ fn docker_loads_strata_archives_and_strata_loads_docker_saves() {
     assert!(out.contains(&format!("Loaded image: {tag}")), "{out}");
     let did = sh_ok(&format!("docker image inspect --format '{{{{.Id}}}}' {tag}"));
     assert_eq!(did.trim(), id);
-    let cmd = sh_ok(&format!("docker image inspect --format '{{{{json .Config.Cmd}}}}' {tag}"));
+    let cmd = sh_ok(&format!(
+        "docker image inspect --format '{{{{json .Config.Cmd}}}}' {tag}"
+    ));
     assert_eq!(cmd.trim(), r#"["/bin/sh"]"#);
     // docker save → strata load.
     let back = env.path("back.tar");

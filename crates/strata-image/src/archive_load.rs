@@ -50,7 +50,9 @@ fn clean_name(raw: &str) -> Result<String> {
             "" | "." => {}
             ".." => {
                 if parts.pop().is_none() {
-                    return Err(Error::Invalid(format!("archive entry {raw:?}: path leaves the archive")));
+                    return Err(Error::Invalid(format!(
+                        "archive entry {raw:?}: path leaves the archive"
+                    )));
                 }
             }
             c => parts.push(c),
@@ -67,7 +69,11 @@ struct Archive {
 
 impl Archive {
     fn read(store: &Store, input: impl Read) -> Result<Archive> {
-        let mut a = Archive { files: BTreeMap::new(), metadata: BTreeMap::new(), links: BTreeMap::new() };
+        let mut a = Archive {
+            files: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            links: BTreeMap::new(),
+        };
         let mut tar = tar::Archive::new(input);
         let io = |e: std::io::Error| Error::io("reading the archive", e);
         for entry in tar.entries().map_err(io)? {
@@ -92,7 +98,9 @@ impl Archive {
                 }
                 tar::EntryType::Regular | tar::EntryType::Continuous => {}
                 other => {
-                    return Err(Error::Invalid(format!("archive entry {raw:?}: unexpected entry type {other:?}")));
+                    return Err(Error::Invalid(format!(
+                        "archive entry {raw:?}: unexpected entry type {other:?}"
+                    )));
                 }
             }
             let declared = entry.header().size().map_err(io)?;
@@ -114,7 +122,9 @@ impl Archive {
             let mut w = store.blob_writer_with(algorithm)?;
             let n = std::io::copy(&mut entry, &mut w).map_err(|e| truncated(&name, e))?;
             if n != declared {
-                return Err(Error::Invalid(format!("archive entry {name}: truncated ({n} of {declared} bytes)")));
+                return Err(Error::Invalid(format!(
+                    "archive entry {name}: truncated ({n} of {declared} bytes)"
+                )));
             }
             let (digest, size, file) = w.finish_digest()?;
             if let Some(expected) = named
@@ -137,20 +147,28 @@ impl Archive {
                 None => return Ok(name),
             }
         }
-        Err(Error::Invalid(format!("archive entry {name}: too many levels of links")))
+        Err(Error::Invalid(format!(
+            "archive entry {name}: too many levels of links"
+        )))
     }
 
     fn file(&self, name: &str) -> Result<&Staged> {
         let resolved = self.resolve_link(name)?;
-        self.files
-            .get(&resolved)
-            .ok_or_else(|| Error::Invalid(format!("the archive's manifest names {name}, which is not in the archive")))
+        self.files.get(&resolved).ok_or_else(|| {
+            Error::Invalid(format!(
+                "the archive's manifest names {name}, which is not in the archive"
+            ))
+        })
     }
 
     fn blob(&self, d: &Digest) -> Result<&Staged> {
-        self.files.get(&format!("blobs/{}/{}", d.algorithm().name(), d.hex())).ok_or_else(|| {
-            Error::Invalid(format!("the archive's manifest names blob {d}, which is not in the archive"))
-        })
+        self.files
+            .get(&format!("blobs/{}/{}", d.algorithm().name(), d.hex()))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "the archive's manifest names blob {d}, which is not in the archive"
+                ))
+            })
     }
 
     fn read_small(&self, s: &Staged, what: &str) -> Result<Vec<u8>> {
@@ -163,7 +181,8 @@ impl Archive {
         }
         let mut f = s.file.reopen().map_err(|e| Error::io(format!("reading {what}"), e))?;
         let mut buf = Vec::new();
-        f.read_to_end(&mut buf).map_err(|e| Error::io(format!("reading {what}"), e))?;
+        f.read_to_end(&mut buf)
+            .map_err(|e| Error::io(format!("reading {what}"), e))?;
         Ok(buf)
     }
 }
@@ -194,9 +213,13 @@ fn check_layer(a: &Archive, s: &Staged, expected_diff: &Digest, what: &str) -> R
     let n = f.read(&mut head).map_err(|e| Error::io(format!("reading {what}"), e))?;
     f.rewind().map_err(|e| Error::io(format!("reading {what}"), e))?;
     let compression = Compression::sniff(&head[..n]);
-    let opts = WriteOptions { compression: Compression::None, level: None, source_date_epoch: None };
-    let digests = strata_layer::recompress(f, &opts, std::io::sink())
-        .map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
+    let opts = WriteOptions {
+        compression: Compression::None,
+        level: None,
+        source_date_epoch: None,
+    };
+    let digests =
+        strata_layer::recompress(f, &opts, std::io::sink()).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
     if digests.diff_id != *expected_diff {
         return Err(Error::Invalid(format!(
             "{what}: its content ({}) does not match the diff ID its config names ({expected_diff})",
@@ -241,7 +264,13 @@ fn docker_archive(a: &Archive, manifest_json: &[u8], oci_index: Option<&OciIndex
         }
         // Docker 25+ archives carry the OCI manifest too: keep it (and its digest).
         let manifest = oci_index.and_then(|i| i.by_config.get(&cfg_file.digest).cloned());
-        out.push(Pending { config_digest: cfg_file.digest.clone(), config, manifest, layers, tags });
+        out.push(Pending {
+            config_digest: cfg_file.digest.clone(),
+            config,
+            manifest,
+            layers,
+            tags,
+        });
     }
     Ok(out)
 }
@@ -292,12 +321,19 @@ fn oci_index(a: &Archive, index_json: &[u8], platform: &Platform, check_layers: 
                 }
                 Document::Manifest(m) => {
                     let config_blob = a.blob(&m.config.digest)?;
-                    info.by_config.insert(m.config.digest.clone(), (desc.clone(), bytes.clone()));
+                    info.by_config
+                        .insert(m.config.digest.clone(), (desc.clone(), bytes.clone()));
                     if !check_layers {
                         continue;
                     }
                     let config = parse_config(a, config_blob, &format!("config {}", m.config.digest))?;
-                    info.pending.push(pending_from_manifest(a, &m, config, (desc.clone(), bytes), names.clone())?);
+                    info.pending.push(pending_from_manifest(
+                        a,
+                        &m,
+                        config,
+                        (desc.clone(), bytes),
+                        names.clone(),
+                    )?);
                 }
             }
         }
@@ -327,7 +363,13 @@ fn pending_from_manifest(
         rec.blob.media_type = l.media_type.clone();
         layers.push(rec);
     }
-    Ok(Pending { config_digest: m.config.digest.clone(), config, manifest: Some(manifest), layers, tags })
+    Ok(Pending {
+        config_digest: m.config.digest.clone(),
+        config,
+        manifest: Some(manifest),
+        layers,
+        tags,
+    })
 }
 
 /// The name an OCI index entry carries, if it is a full reference.

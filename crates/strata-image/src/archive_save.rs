@@ -48,7 +48,11 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
             .iter()
             .find(|m| m.0 == resolved.manifest)
             .cloned()
-            .unwrap_or((resolved.manifest.clone(), media::OCI_MANIFEST.into(), manifest_bytes.len() as u64));
+            .unwrap_or((
+                resolved.manifest.clone(),
+                media::OCI_MANIFEST.into(),
+                manifest_bytes.len() as u64,
+            ));
         push(&manifest.config.digest, &mut blobs);
         for l in &manifest.layers {
             push(&l.digest, &mut blobs);
@@ -99,7 +103,10 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
     }
     for d in &blobs {
         let f = store.open_blob(d)?;
-        let len = f.metadata().map_err(|e| Error::io(format!("reading blob {d}"), e))?.len();
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io(format!("reading blob {d}"), e))?
+            .len();
         let mut h = file_header(len);
         tar.append_data(&mut h, blob_name(d), f).map_err(io)?;
     }
@@ -107,7 +114,10 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
         let mut h = file_header(bytes.len() as u64);
         tar.append_data(&mut h, name, bytes).map_err(io)
     };
-    small("oci-layout", format!(r#"{{"imageLayoutVersion":"{}"}}"#, media::OCI_LAYOUT_VERSION).as_bytes())?;
+    small(
+        "oci-layout",
+        format!(r#"{{"imageLayoutVersion":"{}"}}"#, media::OCI_LAYOUT_VERSION).as_bytes(),
+    )?;
     small("index.json", &serde_json::to_vec(&index).expect("json"))?;
     if format == SaveFormat::DockerArchive {
         small("manifest.json", &serde_json::to_vec(&docker_manifest).expect("json"))?;

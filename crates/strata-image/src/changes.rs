@@ -13,18 +13,34 @@ pub struct ChangeError {
     pub reason: String,
 }
 
-const ALLOWED: &[&str] =
-    &["CMD", "ENTRYPOINT", "ENV", "EXPOSE", "LABEL", "ONBUILD", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR"];
+const ALLOWED: &[&str] = &[
+    "CMD",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "LABEL",
+    "ONBUILD",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
 
 /// Applies one instruction, e.g. `CMD ["sh"]` or `ENV PATH=/bin`.
 pub fn apply_change(cfg: &mut ContainerConfig, line: &str) -> Result<(), ChangeError> {
-    let fail = |reason: String| ChangeError { line: line.to_string(), reason };
+    let fail = |reason: String| ChangeError {
+        line: line.to_string(),
+        reason,
+    };
     let trimmed = line.trim();
     let (kw, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
     let kw = kw.to_ascii_uppercase();
     let rest = rest.trim();
     if !ALLOWED.contains(&kw.as_str()) {
-        return Err(fail(format!("{kw} is not allowed here; allowed: {}", ALLOWED.join(", "))));
+        return Err(fail(format!(
+            "{kw} is not allowed here; allowed: {}",
+            ALLOWED.join(", ")
+        )));
     }
     if rest.is_empty() {
         return Err(fail(format!("{kw} needs an argument")));
@@ -48,13 +64,19 @@ pub fn apply_change(cfg: &mut ContainerConfig, line: &str) -> Result<(), ChangeE
         }
         "EXPOSE" => {
             for w in words(rest, &env_now).map_err(&fail)? {
-                let port = if w.contains('/') { w.to_ascii_lowercase() } else { format!("{w}/tcp") };
+                let port = if w.contains('/') {
+                    w.to_ascii_lowercase()
+                } else {
+                    format!("{w}/tcp")
+                };
                 let (num, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
                 let valid_num = num.split('-').all(|p| p.parse::<u16>().is_ok());
                 if !valid_num || !matches!(proto, "tcp" | "udp" | "sctp") {
                     return Err(fail(format!("invalid port {w:?}")));
                 }
-                cfg.exposed_ports.get_or_insert_with(BTreeMap::new).insert(port, Value::Object(Default::default()));
+                cfg.exposed_ports
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(port, Value::Object(Default::default()));
             }
         }
         "VOLUME" => {
@@ -66,7 +88,9 @@ pub fn apply_change(cfg: &mut ContainerConfig, line: &str) -> Result<(), ChangeE
                 if v.is_empty() {
                     return Err(fail("VOLUME specified can not be an empty string".into()));
                 }
-                cfg.volumes.get_or_insert_with(BTreeMap::new).insert(v, Value::Object(Default::default()));
+                cfg.volumes
+                    .get_or_insert_with(BTreeMap::new)
+                    .insert(v, Value::Object(Default::default()));
             }
         }
         "USER" => cfg.user = Some(single(rest, &env_now).map_err(&fail)?),
@@ -74,7 +98,11 @@ pub fn apply_change(cfg: &mut ContainerConfig, line: &str) -> Result<(), ChangeE
             let w = single(rest, &env_now).map_err(&fail)?;
             // Relative WORKDIRs are relative to the previous one, as in a Dockerfile.
             let base = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
-            cfg.working_dir = Some(if w.starts_with('/') { w } else { format!("{}/{w}", base.trim_end_matches('/')) });
+            cfg.working_dir = Some(if w.starts_with('/') {
+                w
+            } else {
+                format!("{}/{w}", base.trim_end_matches('/'))
+            });
         }
         "STOPSIGNAL" => cfg.stop_signal = Some(single(rest, &env_now).map_err(&fail)?),
         "ONBUILD" => {
@@ -110,7 +138,10 @@ fn single(s: &str, env: &[String]) -> Result<String, String> {
 }
 
 fn lookup<'a>(env: &'a [String], key: &str) -> &'a str {
-    env.iter().rev().find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('='))).unwrap_or("")
+    env.iter()
+        .rev()
+        .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or("")
 }
 
 /// Splits shell-like words: quotes group, backslash escapes, `$VAR` and
@@ -227,7 +258,12 @@ mod tests {
         assert!(c.exposed_ports.as_ref().unwrap().contains_key("80/tcp"));
         assert!(c.exposed_ports.as_ref().unwrap().contains_key("53/udp"));
         assert_eq!(c.user.unwrap(), "1000:1000");
-        assert!(apply_change(&mut ContainerConfig::default(), "RUN x").unwrap_err().to_string().contains("not allowed"));
+        assert!(
+            apply_change(&mut ContainerConfig::default(), "RUN x")
+                .unwrap_err()
+                .to_string()
+                .contains("not allowed")
+        );
         assert!(apply_change(&mut ContainerConfig::default(), "EXPOSE http").is_err());
         assert!(apply_change(&mut ContainerConfig::default(), "ENV").is_err());
     }

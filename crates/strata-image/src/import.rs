@@ -5,7 +5,9 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use strata_layer::{Compression, WriteOptions};
-use strata_oci::{ContainerConfig, Descriptor, Digest, History, ImageConfig, Manifest, Platform, Reference, RootFs, media};
+use strata_oci::{
+    ContainerConfig, Descriptor, Digest, History, ImageConfig, Manifest, Platform, Reference, RootFs, media,
+};
 use strata_store::{LayerRecord, NewImage, Store, StoreLock};
 
 use crate::error::{Error, Result};
@@ -38,8 +40,11 @@ pub fn import(store: &mut Store, source: ImportSource<'_>, opts: &ImportOptions)
     for c in &opts.changes {
         crate::changes::apply_change(&mut container, c).map_err(|e| Error::Invalid(e.to_string()))?;
     }
-    let write_opts =
-        WriteOptions { compression: Compression::None, level: None, source_date_epoch: opts.source_date_epoch };
+    let write_opts = WriteOptions {
+        compression: Compression::None,
+        level: None,
+        source_date_epoch: opts.source_date_epoch,
+    };
     let _lock = StoreLock::shared(store.root())?;
     let mut writer = store.blob_writer()?;
     let (digests, source_name) = match source {
@@ -51,7 +56,9 @@ pub fn import(store: &mut Store, source: ImportSource<'_>, opts: &ImportOptions)
     };
     let (layer_digest, layer_size) = writer.commit(Some(&digests.digest))?;
     let created = match opts.source_date_epoch {
-        Some(s) => jiff::Timestamp::from_second(s).map_err(|e| Error::Invalid(format!("SOURCE_DATE_EPOCH: {e}")))?.to_string(),
+        Some(s) => jiff::Timestamp::from_second(s)
+            .map_err(|e| Error::Invalid(format!("SOURCE_DATE_EPOCH: {e}")))?
+            .to_string(),
         None => crate::time::now_rfc3339(),
     };
     let platform = opts.platform.clone().unwrap_or_else(Platform::host);
@@ -62,11 +69,18 @@ pub fn import(store: &mut Store, source: ImportSource<'_>, opts: &ImportOptions)
         os: platform.os.clone(),
         variant: platform.variant.clone(),
         config: Some(container),
-        rootfs: RootFs { kind: "layers".into(), diff_ids: vec![digests.diff_id.clone()] },
+        rootfs: RootFs {
+            kind: "layers".into(),
+            diff_ids: vec![digests.diff_id.clone()],
+        },
         history: vec![History {
             created: Some(created.clone()),
             created_by: Some(format!("strata import {source_name}")),
-            comment: Some(opts.message.clone().unwrap_or_else(|| format!("Imported from {source_name}"))),
+            comment: Some(
+                opts.message
+                    .clone()
+                    .unwrap_or_else(|| format!("Imported from {source_name}")),
+            ),
             ..Default::default()
         }],
         extra: Default::default(),
@@ -91,12 +105,24 @@ pub fn import(store: &mut Store, source: ImportSource<'_>, opts: &ImportOptions)
         os: platform.os,
         arch: platform.architecture,
         variant: platform.variant,
-        manifest: Descriptor::new(media::OCI_MANIFEST, manifest_digest.clone(), manifest_bytes.len() as u64),
-        layers: vec![LayerRecord { diff_id: digests.diff_id, diff_size: digests.diff_size, blob: layer }],
+        manifest: Descriptor::new(
+            media::OCI_MANIFEST,
+            manifest_digest.clone(),
+            manifest_bytes.len() as u64,
+        ),
+        layers: vec![LayerRecord {
+            diff_id: digests.diff_id,
+            diff_size: digests.diff_size,
+            blob: layer,
+        }],
     })?;
     let untagged = match &opts.reference {
         Some(r) => store.set_tag(&r.clone().with_default_tag(), &manifest_digest)?,
         None => None,
     };
-    Ok(Imported { id: config_digest, manifest: manifest_digest, untagged })
+    Ok(Imported {
+        id: config_digest,
+        manifest: manifest_digest,
+        untagged,
+    })
 }

@@ -28,7 +28,10 @@ pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<Re
     if let (true, Some(r)) = (by_name, reference.as_ref()) {
         if r.digest().is_none() {
             let last = image.tags.len() <= 1;
-            if last && !force && let Some(c) = containers.first() {
+            if last
+                && !force
+                && let Some(c) = containers.first()
+            {
                 return Err(Error::Conflict(format!(
                     "unable to remove repository reference {:?} (must force) - container {} is using its referenced image {}",
                     r.familiar(),
@@ -41,7 +44,7 @@ pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<Re
             if !last {
                 return Ok(events);
             }
-        } else if image.tags.len() > 0 {
+        } else if !image.tags.is_empty() {
             // A digest reference to a tagged image: Docker untags nothing and
             // deletes only when no tag remains; keep it simple and refuse.
             return Err(Error::Conflict(format!(
@@ -187,8 +190,11 @@ pub fn history(store: &Store, image: &ImageRecord) -> Result<Vec<HistoryRow>> {
 pub fn inspect(store: &Store, image: &ImageRecord) -> Result<Value> {
     let config = load_config(store, image)?;
     let repo_tags: Vec<String> = image.tags.iter().map(|t| familiar_tag(&t.repo, &t.tag)).collect();
-    let repo_digests: Vec<String> =
-        image.repo_digests.iter().map(|(repo, d)| format!("{}@{d}", familiar_repository(repo))).collect();
+    let repo_digests: Vec<String> = image
+        .repo_digests
+        .iter()
+        .map(|(repo, d)| format!("{}@{d}", familiar_repository(repo)))
+        .collect();
     let container_config = serde_json::to_value(config.config.clone().unwrap_or_default()).expect("json");
     Ok(json!({
         "Id": image.id.to_string(),
@@ -211,7 +217,7 @@ pub fn inspect(store: &Store, image: &ImageRecord) -> Result<Value> {
     }))
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ImageUsage {
     pub id: Digest,
     pub names: Vec<String>,
@@ -254,7 +260,11 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
         images_size: sizes.values().sum(),
         ..Default::default()
     };
-    du.images_reclaimable = sizes.iter().filter(|(d, _)| !used_by_active.contains(*d)).map(|(_, s)| s).sum();
+    du.images_reclaimable = sizes
+        .iter()
+        .filter(|(d, _)| !used_by_active.contains(*d))
+        .map(|(_, s)| s)
+        .sum();
     for img in images {
         let distinct: BTreeSet<&Digest> = img.diff_ids.iter().collect();
         let mut u = ImageUsage {
@@ -262,7 +272,9 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
             names: img.tags.iter().map(|t| familiar_tag(&t.repo, &t.tag)).collect(),
             created: img.created.clone(),
             containers: img.containers,
-            ..Default::default()
+            size: 0,
+            shared: 0,
+            unique: 0,
         };
         for d in distinct {
             let s = sizes.get(d).copied().unwrap_or(0);

@@ -21,7 +21,11 @@ pub fn resolve(store: &Store, s: &str) -> Result<Resolved> {
     let found = |id: &Digest, reference: Option<Reference>, manifest: Option<Digest>| -> Result<Resolved> {
         let image = store.image(id)?.ok_or_else(|| Error::NoSuchImage(s.to_string()))?;
         let manifest = manifest.unwrap_or_else(|| image.primary_manifest().clone());
-        Ok(Resolved { image, reference, manifest })
+        Ok(Resolved {
+            image,
+            reference,
+            manifest,
+        })
     };
     // A full image ID.
     if let Some(hex) = s.strip_prefix("sha256:") {
@@ -56,7 +60,12 @@ pub fn resolve(store: &Store, s: &str) -> Result<Resolved> {
         match ids.as_slice() {
             [one] => return found(one, None, None),
             [] => {}
-            _ => return Err(Error::Invalid(format!("image ID prefix {s:?} is ambiguous: it matches {} images", ids.len()))),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "image ID prefix {s:?} is ambiguous: it matches {} images",
+                    ids.len()
+                )));
+            }
         }
     }
     match parsed {

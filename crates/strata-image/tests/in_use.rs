@@ -11,7 +11,10 @@ fn setup() -> (tempfile::TempDir, Store, String) {
     std::fs::create_dir_all(rootfs.join("etc")).unwrap();
     std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
     let mut store = Store::open(&dir.path().join("store")).unwrap();
-    let opts = ImportOptions { reference: Some(Reference::parse("app:1").unwrap()), ..Default::default() };
+    let opts = ImportOptions {
+        reference: Some(Reference::parse("app:1").unwrap()),
+        ..Default::default()
+    };
     let imported = strata_image::import(&mut store, ImportSource::Dir(rootfs), &opts).unwrap();
     let id = imported.id.to_string();
     store
@@ -27,9 +30,13 @@ fn setup() -> (tempfile::TempDir, Store, String) {
 #[test]
 fn rmi_refuses_then_untags_with_force() {
     let (_d, mut store, id) = setup();
-    let err = strata_image::remove_image(&mut store, "app:1", false).unwrap_err().to_string();
+    let err = strata_image::remove_image(&mut store, "app:1", false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("must force") && err.contains("c0ffee000000"), "{err}");
-    let err = strata_image::remove_image(&mut store, &id[7..19], false).unwrap_err().to_string();
+    let err = strata_image::remove_image(&mut store, &id[7..19], false)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("being used by container"), "{err}");
     let events = strata_image::remove_image(&mut store, "app:1", true).unwrap();
     assert_eq!(events, vec![RemoveEvent::Untagged("app:1".into())]);

@@ -83,7 +83,13 @@ pub fn import(root: &Path, a: ImportArgs) -> Result<ExitCode> {
     let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     let source_date_epoch = source_date_epoch()?;
-    let opts = ImportOptions { changes: a.change, message: a.message, reference, platform, source_date_epoch };
+    let opts = ImportOptions {
+        changes: a.change,
+        message: a.message,
+        reference,
+        platform,
+        source_date_epoch,
+    };
     let mut store = open_store(root)?;
     let source = if a.source == "-" {
         ImportSource::Stream(Box::new(std::io::stdin().lock()), "-".into())
@@ -94,7 +100,10 @@ pub fn import(root: &Path, a: ImportArgs) -> Result<ExitCode> {
             ImportSource::Dir(p)
         } else {
             let f = std::fs::File::open(&p).with_context(|| format!("opening {}", p.display()))?;
-            ImportSource::Stream(Box::new(std::io::BufReader::with_capacity(256 * 1024, f)), a.source.clone())
+            ImportSource::Stream(
+                Box::new(std::io::BufReader::with_capacity(256 * 1024, f)),
+                a.source.clone(),
+            )
         }
     };
     let imported = strata_image::import(&mut store, source, &opts)?;
@@ -105,7 +114,9 @@ pub fn import(root: &Path, a: ImportArgs) -> Result<ExitCode> {
 fn source_date_epoch() -> Result<Option<i64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(s) if !s.is_empty() => {
-            Ok(Some(s.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds"))?))
+            Ok(Some(s.trim().parse().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={s:?} is not a number of seconds")
+            })?))
         }
         _ => Ok(None),
     }
@@ -157,7 +168,9 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
     let mut dangling: Option<bool> = None;
     let mut patterns: Vec<String> = a.reference.into_iter().collect();
     for f in &a.filter {
-        let (k, v) = f.split_once('=').with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
         match k {
             "dangling" => {
                 dangling = Some(match v.to_ascii_lowercase().as_str() {
@@ -179,17 +192,29 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
         {
             continue;
         }
-        let id = if a.no_trunc { img.id.to_string() } else { img.id.short().to_string() };
+        let id = if a.no_trunc {
+            img.id.to_string()
+        } else {
+            img.id.short().to_string()
+        };
         let size = human_size(img.size);
         let since = strata_image::human_since(img.created.as_deref());
         let digest_for = |repo: &str| {
-            img.repo_digests.iter().find(|(r, _)| r == repo).map(|(_, d)| d.to_string()).unwrap_or("<none>".into())
+            img.repo_digests
+                .iter()
+                .find(|(r, _)| r == repo)
+                .map(|(_, d)| d.to_string())
+                .unwrap_or("<none>".into())
         };
         let mut entries: Vec<(String, String, String)> = img
             .tags
             .iter()
             .map(|t| {
-                (strata_oci::reference::familiar_repository(&t.repo), t.tag.clone(), digest_for(&t.repo))
+                (
+                    strata_oci::reference::familiar_repository(&t.repo),
+                    t.tag.clone(),
+                    digest_for(&t.repo),
+                )
             })
             .collect();
         if entries.is_empty() {
@@ -199,7 +224,11 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
             if !patterns.is_empty() {
                 let named = format!("{repo}:{tag}");
                 let hit = patterns.iter().any(|p| {
-                    if p.contains(':') { glob_match(p, &named) } else { glob_match(p, &repo) }
+                    if p.contains(':') {
+                        glob_match(p, &named)
+                    } else {
+                        glob_match(p, &repo)
+                    }
                 });
                 if !hit || repo == "<none>" {
                     continue;
@@ -393,9 +422,15 @@ pub fn history(root: &Path, a: HistoryArgs) -> Result<ExitCode> {
         };
         let by = h.created_by.replace('\t', " ");
         let by = if a.no_trunc { by } else { ellipsis(&by, 45) };
-        let size = if a.human { human_size(h.size) } else { h.size.to_string() };
-        items.push(json!({"ID": id, "CreatedSince": created, "CreatedAt": h.created.clone().unwrap_or_default(),
-            "CreatedBy": by, "Size": size, "Comment": h.comment}));
+        let size = if a.human {
+            human_size(h.size)
+        } else {
+            h.size.to_string()
+        };
+        items.push(
+            json!({"ID": id, "CreatedSince": created, "CreatedAt": h.created.clone().unwrap_or_default(),
+            "CreatedBy": by, "Size": size, "Comment": h.comment}),
+        );
     }
     if a.quiet {
         for i in &items {
@@ -403,9 +438,9 @@ pub fn history(root: &Path, a: HistoryArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    let fmt = a.format.unwrap_or_else(|| {
-        "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_string()
-    });
+    let fmt = a
+        .format
+        .unwrap_or_else(|| "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}".to_string());
     let headers: BTreeMap<&str, &str> = [
         ("ID", "IMAGE"),
         ("CreatedSince", "CREATED"),
@@ -443,8 +478,16 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
     let mut wanted: Vec<(strata_image::Resolved, Vec<Reference>)> = Vec::new();
     for n in &a.images {
         let r = strata_image::resolve(&store, n)?;
-        let refs: Vec<Reference> = r.reference.clone().filter(|r| r.digest().is_none()).into_iter().collect();
-        match wanted.iter_mut().find(|(w, _)| w.image.id == r.image.id && w.manifest == r.manifest) {
+        let refs: Vec<Reference> = r
+            .reference
+            .clone()
+            .filter(|r| r.digest().is_none())
+            .into_iter()
+            .collect();
+        match wanted
+            .iter_mut()
+            .find(|(w, _)| w.image.id == r.image.id && w.manifest == r.manifest)
+        {
             Some((_, existing)) => {
                 for x in refs {
                     if !existing.contains(&x) {
@@ -458,7 +501,10 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
     match &a.output {
         Some(path) => {
             // Written beside the target and renamed: a failed save leaves no half file.
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let tmp = tempfile::Builder::new()
                 .prefix(".strata-save-")
                 .tempfile_in(dir)
@@ -466,7 +512,8 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
             let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
             strata_image::save(&store, &wanted, format, &mut w)?;
             let tmp = w.into_inner().map_err(|e| e.into_error())?;
-            tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+            tmp.persist(path)
+                .with_context(|| format!("writing {}", path.display()))?;
         }
         None => {
             let stdout = std::io::stdout();

@@ -29,7 +29,10 @@ pub fn system(root: &Path, c: SystemCommand) -> Result<ExitCode> {
 }
 
 fn percent(part: u64, whole: u64) -> String {
-    if whole == 0 { "0%".into() } else { format!("{}%", part * 100 / whole) }
+    match (part * 100).checked_div(whole) {
+        Some(p) => format!("{p}%"),
+        None => "0%".into(),
+    }
 }
 
 fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
@@ -39,12 +42,25 @@ fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
     if a.verbose {
         println!("Images space usage:\n");
         let mut rows = vec![
-            ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "SHARED SIZE", "UNIQUE SIZE", "CONTAINERS"]
-                .map(String::from)
-                .to_vec(),
+            [
+                "REPOSITORY",
+                "TAG",
+                "IMAGE ID",
+                "CREATED",
+                "SIZE",
+                "SHARED SIZE",
+                "UNIQUE SIZE",
+                "CONTAINERS",
+            ]
+            .map(String::from)
+            .to_vec(),
         ];
         for i in &du.per_image {
-            let names = if i.names.is_empty() { vec!["<none>:<none>".to_string()] } else { i.names.clone() };
+            let names = if i.names.is_empty() {
+                vec!["<none>:<none>".to_string()]
+            } else {
+                i.names.clone()
+            };
             for n in names {
                 let (repo, tag) = n.rsplit_once(':').unwrap_or((&n, "<none>"));
                 rows.push(vec![
@@ -61,24 +77,45 @@ fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
         }
         print_table(&rows)?;
         println!("\nContainers space usage:\n");
-        print_table(&[["CONTAINER ID", "IMAGE", "COMMAND", "LOCAL VOLUMES", "SIZE", "CREATED", "STATUS", "NAMES"]
-            .map(String::from)
-            .to_vec()])?;
+        print_table(&[[
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "LOCAL VOLUMES",
+            "SIZE",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ]
+        .map(String::from)
+        .to_vec()])?;
         println!("\nLocal Volumes space usage:\n");
         print_table(&[["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()])?;
         println!("\nBuild cache usage: 0B");
         return Ok(ExitCode::SUCCESS);
     }
     let rows = vec![
-        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"].map(String::from).to_vec(),
+        ["TYPE", "TOTAL", "ACTIVE", "SIZE", "RECLAIMABLE"]
+            .map(String::from)
+            .to_vec(),
         vec![
             "Images".into(),
             du.images_total.to_string(),
             du.images_active.to_string(),
             human_size(du.images_size),
-            format!("{} ({})", human_size(du.images_reclaimable), percent(du.images_reclaimable, du.images_size)),
+            format!(
+                "{} ({})",
+                human_size(du.images_reclaimable),
+                percent(du.images_reclaimable, du.images_size)
+            ),
         ],
-        vec!["Containers".into(), containers.to_string(), "0".into(), "0B".into(), "0B".into()],
+        vec![
+            "Containers".into(),
+            containers.to_string(),
+            "0".into(),
+            "0B".into(),
+            "0B".into(),
+        ],
         vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
         vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
     ];

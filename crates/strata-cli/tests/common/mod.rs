@@ -11,7 +11,9 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        Env { dir: tempfile::tempdir().expect("tempdir") }
+        Env {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -50,7 +52,11 @@ impl Env {
     /// Runs strata and insists on failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(!o.status.success(), "strata {args:?} unexpectedly succeeded: {}", String::from_utf8_lossy(&o.stdout));
+        assert!(
+            !o.status.success(),
+            "strata {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
         String::from_utf8(o.stderr).expect("utf8")
     }
 
@@ -65,7 +71,11 @@ impl Env {
             return None;
         }
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/busybox-rootfs.sh");
-        let st = Command::new("bash").arg(script).arg(&dir).status().expect("busybox-rootfs.sh");
+        let st = Command::new("bash")
+            .arg(script)
+            .arg(&dir)
+            .status()
+            .expect("busybox-rootfs.sh");
         assert!(st.success());
         Some(dir)
     }
@@ -94,7 +104,14 @@ impl Env {
             walk(&root.join(sub), &root, &mut out);
         }
         out.sort();
-        out.push(self.ok(&["images", "-a", "--no-trunc", "--digests"]));
+        out.push(self.ok(&[
+            "images",
+            "-a",
+            "--no-trunc",
+            "--digests",
+            "--format",
+            "{{.Repository}} {{.Tag}} {{.Digest}} {{.ID}} {{.Size}}",
+        ]));
         out
     }
 }
@@ -113,7 +130,11 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
 }
 
 pub fn have(tool: &str) -> bool {
-    let found = Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success());
+    let found = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success());
     if !matches!(found, Ok(true)) {
         eprintln!("skipped: {tool} is not installed");
         return false;
