@@ -60,9 +60,23 @@ enum Command {
     /// Manage strata
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     System(cmd::system::SystemCommand),
+    /// Run an OCI registry (serve) or collect its garbage (gc)
+    #[command(disable_help_flag = true)]
+    Registry {
+        /// Arguments for `strata registry` (see `strata registry --help`)
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 fn main() -> ExitCode {
+    // The registry has its own options (its --root is the storage directory,
+    // not the image store): hand it the raw arguments.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "registry") {
+        let code = strata_registry_server::cli_main(args[2..].to_vec());
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     let cli = Cli::parse();
     let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
     let result = match cli.command {
@@ -76,6 +90,7 @@ fn main() -> ExitCode {
         Command::Load(a) => cmd::images::load(&root, a),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),
+        Command::Registry { args } => return ExitCode::from(strata_registry_server::cli_main(args).clamp(0, 255) as u8),
     };
     match result {
         Ok(code) => code,
