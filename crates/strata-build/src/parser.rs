@@ -777,7 +777,7 @@ fn heredocs_from_line(line: &str) -> Result<Vec<Heredoc>, String> {
     Ok(docs)
 }
 
-/// Parses one word as a heredoc marker (`^(\d*)<<(-?)([^<]*)$`); `None` if it is not one.
+/// Parses one word as a heredoc marker (`^(\d*)<<(-?)\s*([^<]*)$`); `None` if it is not one.
 pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
     let digits = word.len() - word.trim_start_matches(|c: char| c.is_ascii_digit()).len();
     let Some(rest) = word[digits..].strip_prefix("<<") else {
@@ -787,6 +787,7 @@ pub fn parse_heredoc(word: &str) -> Result<Option<Heredoc>, String> {
         Some(r) => (true, r),
         None => (false, rest),
     };
+    let rest = rest.trim_start_matches(is_re_space);
     if rest.is_empty() || rest.contains('<') {
         return Ok(None);
     }

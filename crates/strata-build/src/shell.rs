@@ -257,6 +257,10 @@ impl ShellWord<'_> {
                 let tmp = self.process_dollar()?;
                 result.push_str(&tmp);
                 words.add_string(&tmp);
+            } else if ch == '<' {
+                let tmp = self.process_possible_heredoc();
+                result.push_str(&tmp);
+                words.add_raw_string(&tmp);
             } else if quotes && ch == '\'' {
                 let tmp = self.process_single_quote()?;
                 result.push_str(&tmp);
@@ -286,6 +290,21 @@ impl ShellWord<'_> {
             return Err(format!("unexpected end of statement while looking for matching {stop}"));
         }
         Ok((result, words.finish()))
+    }
+
+    /// `<<` keeps the blanks after it in its word, so that `<< EOF` stays one heredoc word.
+    fn process_possible_heredoc(&mut self) -> String {
+        self.pos += 1;
+        if self.peek() != Some('<') {
+            return "<".into();
+        }
+        self.pos += 1;
+        let mut out = String::from("<<");
+        while let Some(c) = self.peek().filter(|c| matches!(c, ' ' | '\t' | '\r')) {
+            out.push(c);
+            self.pos += 1;
+        }
+        out
     }
 
     fn process_single_quote(&mut self) -> Result<String, String> {
@@ -823,6 +842,17 @@ mod tests {
         assert_eq!(e.words, vec!["a", "/home", "b c"]);
         assert!(e.matched.contains("PWD"));
         assert!(e.unmatched.contains("NOPE"));
+    }
+
+    #[test]
+    fn heredoc_markers_keep_their_blanks() {
+        let lex = Lex::new('\\');
+        assert_eq!(
+            lex.process_words("cat <<  EOF > x", &env).unwrap(),
+            vec!["cat", "<<  EOF", ">", "x"]
+        );
+        assert_eq!(lex.process_words("a < b <<", &env).unwrap(), vec!["a", "<", "b", "<<"]);
+        assert_eq!(lex.process_word("x<<  y", &env).unwrap(), "x<<  y");
     }
 
     #[test]
