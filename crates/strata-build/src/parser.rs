@@ -988,6 +988,37 @@ mod tests {
     }
 
     #[test]
+    fn words() {
+        let cases: &[(&str, &[&str])] = &[
+            ("foo", &["foo"]),
+            ("foo bar", &["foo", "bar"]),
+            ("foo\\ bar", &["foo\\ bar"]),
+            ("foo=bar", &["foo=bar"]),
+            ("foo bar 'abc xyz'", &["foo", "bar", "'abc xyz'"]),
+            ("foo bar \"abc xyz\"", &["foo", "bar", "\"abc xyz\""]),
+            ("àöû", &["àöû"]),
+            ("föo bàr \"âbc xÿz\"", &["föo", "bàr", "\"âbc xÿz\""]),
+            ("a\\", &["a"]),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(parse_words(input, '\\'), *expected, "{input}");
+        }
+    }
+
+    #[test]
+    fn empty_continuation_warnings() {
+        let src = "\nFROM alpine:3.6\n\nRUN something \\\n\n    following \\\n\n    more\n\nRUN another \\\n\n    thing\n\
+                   RUN non-indented \\\n# this is a comment\n   after-comment\n\nRUN indented \\\n    # this is an indented comment\n    comment\n\t";
+        let ast = parse(src.as_bytes()).unwrap();
+        assert_eq!(ast.warnings.len(), 2, "{:?}", ast.warnings);
+        assert!(ast.warnings[0].contains("RUN something     following     more"));
+        assert!(ast.warnings[1].contains("RUN another     thing"));
+        let lines: Vec<_> = ast.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+        assert_eq!(lines, vec![(2, 2), (4, 8), (10, 12), (13, 15), (17, 19)]);
+        assert_eq!(ast.nodes[3].next, vec!["non-indented    after-comment"]);
+    }
+
+    #[test]
     fn hostile_input() {
         let mut long = b"FROM a\nRUN ".to_vec();
         long.extend(std::iter::repeat_n(b'x', MAX_LINE_LEN));

@@ -437,6 +437,10 @@ impl ShellWord<'_> {
     /// `${name<modifier>word}` and `${name:<modifier>word}`.
     fn process_modifier(&mut self, name: &str, modifier: Option<char>, null_is_unset: bool) -> Result<String, String> {
         let raw_escapes = matches!(modifier, Some('#' | '%'));
+        if null_is_unset && raw_escapes {
+            let m = modifier.map(String::from).unwrap_or_default();
+            return Err(format!("unsupported modifier (:{m}) in substitution"));
+        }
         let (mut word, _) = self.process_stop_on(Some('}'), raw_escapes).map_err(|e| {
             if self.peek().is_none() {
                 MISSING_BRACE.to_string()
