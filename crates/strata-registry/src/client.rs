@@ -297,11 +297,11 @@ impl Client {
         &self.inner.options
     }
 
-    pub(crate) fn site(&self, repo: Option<&str>) -> Site {
-        Site {
+    pub(crate) fn site(&self, repo: Option<&str>) -> Box<Site> {
+        Box::new(Site {
             registry: self.inner.registry.clone(),
             repository: repo.map(str::to_string),
-        }
+        })
     }
 
     /// Waits for a transfer slot (see [`ClientOptions::max_concurrent_transfers`]).
@@ -507,7 +507,7 @@ impl Client {
                 .await
                 .map_err(|e| self.connection_error(&e, &Method::POST, &realm_url, repo))?;
             if resp.status().is_success() {
-                return self.token_from(resp, scope, st, &site, &realm_url).await;
+                return self.token_from(resp, scope, st, repo, &realm_url).await;
             }
             if identity.is_some() {
                 let status = resp.status();
@@ -547,7 +547,7 @@ impl Client {
             .await
             .map_err(|e| self.connection_error(&e, &Method::GET, &url, repo))?;
         match resp.status() {
-            s if s.is_success() => self.token_from(resp, scope, st, &site, &realm_url).await,
+            s if s.is_success() => self.token_from(resp, scope, st, repo, &realm_url).await,
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 let detail = api_message(resp).await;
                 Err(RegistryError::Unauthorized {
@@ -575,9 +575,10 @@ impl Client {
         resp: Response,
         scope: &Scope,
         st: &mut AuthState,
-        site: &Site,
+        repo: Option<&str>,
         realm: &Url,
     ) -> Result<Token> {
+        let site = self.site(repo);
         let body = read_limited(resp, 1024 * 1024)
             .await
             .map_err(|e| RegistryError::Connection {

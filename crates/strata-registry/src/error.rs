@@ -59,27 +59,31 @@ pub enum RegistryError {
     /// The registry answered with the spec's error body (or a bare status).
     #[error("{site}: {}", describe_api(*status, errors))]
     Api {
-        site: Site,
+        site: Box<Site>,
         status: u16,
         errors: Vec<ApiErrorEntry>,
     },
     /// Authentication was required and what we had (or did not have) was refused.
     #[error("{site}: {message}")]
-    Unauthorized { site: Site, message: String },
+    Unauthorized { site: Box<Site>, message: String },
     /// HTTP 429.
     #[error("{site}: TOOMANYREQUESTS: {message}{}", retry_after.map(|s| format!(" (retry after {s} s)")).unwrap_or_default())]
     TooManyRequests {
-        site: Site,
+        site: Box<Site>,
         message: String,
         retry_after: Option<u64>,
     },
     /// Could not reach the registry, or the connection broke.
     #[error("{site}: {what}: {cause}")]
-    Connection { site: Site, what: String, cause: String },
+    Connection {
+        site: Box<Site>,
+        what: String,
+        cause: String,
+    },
     /// Content did not hash to the digest it was asked for by.
     #[error("{site}: {what} {expected}: received content has digest {actual}")]
     DigestMismatch {
-        site: Site,
+        site: Box<Site>,
         what: &'static str,
         expected: Digest,
         actual: Digest,
@@ -87,7 +91,7 @@ pub enum RegistryError {
     /// Content was not as long as it was said to be.
     #[error("{site}: blob {digest}: expected {expected} bytes, received {actual}")]
     SizeMismatch {
-        site: Site,
+        site: Box<Site>,
         digest: Digest,
         expected: u64,
         actual: u64,
@@ -95,7 +99,7 @@ pub enum RegistryError {
     /// A response body over its limit.
     #[error("{site}: {what} is larger than the {limit}-byte limit ({size})")]
     TooLarge {
-        site: Site,
+        site: Box<Site>,
         what: String,
         limit: u64,
         size: String,
@@ -103,14 +107,14 @@ pub enum RegistryError {
     /// A manifest or index that strata cannot use.
     #[error("{site}: manifest {reference}: {source}")]
     Document {
-        site: Site,
+        site: Box<Site>,
         reference: String,
         #[source]
         source: DocumentError,
     },
     /// The registry said something the protocol does not allow.
     #[error("{site}: {message}")]
-    Protocol { site: Site, message: String },
+    Protocol { site: Box<Site>, message: String },
     /// No manifest of an index matches the wanted platform.
     #[error(
         "{}no matching manifest for {wanted} in the manifest list entries; the image offers: {}",
@@ -120,7 +124,7 @@ pub enum RegistryError {
     NoMatchingPlatform {
         /// The image, when known (`busybox:latest`).
         image: Option<String>,
-        wanted: Platform,
+        wanted: Box<Platform>,
         available: Vec<String>,
     },
     /// Reading or writing credentials (`config.json`, credential helpers).

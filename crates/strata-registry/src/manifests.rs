@@ -125,7 +125,7 @@ pub fn select_manifest<'a>(index: &'a Index, wanted: &Platform) -> Result<&'a De
     }
     best.map(|(_, d)| d).ok_or_else(|| RegistryError::NoMatchingPlatform {
         image: None,
-        wanted: wanted.clone(),
+        wanted: Box::new(wanted.clone()),
         available: index_platforms(index),
     })
 }
