@@ -57,6 +57,57 @@ enum Command {
     /// Manage images
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Image(cmd::images::ImageCommand),
+    /// Create and run a new container from an image
+    #[command(help_template = HELP_TEMPLATE)]
+    Run(cmd::containers::RunArgs),
+    /// Create a new container
+    #[command(help_template = HELP_TEMPLATE)]
+    Create(cmd::containers::CreateCmd),
+    /// Start one or more stopped containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Start(cmd::containers::StartArgs),
+    /// Stop one or more running containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Stop(cmd::containers::StopArgs),
+    /// Restart one or more containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Restart(cmd::containers::StopArgs),
+    /// Kill one or more running containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Kill(cmd::containers::KillArgs),
+    /// Remove one or more containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Rm(cmd::containers::RmArgs),
+    /// List containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Ps(cmd::containers::PsArgs),
+    /// Fetch the logs of a container
+    #[command(help_template = HELP_TEMPLATE)]
+    Logs(cmd::containers::LogsArgs),
+    /// Execute a command in a running container
+    #[command(help_template = HELP_TEMPLATE)]
+    Exec(cmd::containers::ExecArgs),
+    /// Block until one or more containers stop, then print their exit codes
+    #[command(help_template = HELP_TEMPLATE)]
+    Wait(cmd::containers::WaitArgs),
+    /// Copy files/folders between a container and the local filesystem
+    #[command(help_template = HELP_TEMPLATE)]
+    Cp(cmd::containers::CpArgs),
+    /// Export a container's filesystem as a tar archive
+    #[command(help_template = HELP_TEMPLATE)]
+    Export(cmd::containers::ExportArgs),
+    /// Inspect changes to files or directories on a container's filesystem
+    #[command(help_template = HELP_TEMPLATE)]
+    Diff(cmd::containers::DiffArgs),
+    /// Create a new image from a container's changes
+    #[command(help_template = HELP_TEMPLATE)]
+    Commit(cmd::containers::CommitArgs),
+    /// Manage containers
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Container(cmd::containers::ContainerCommand),
+    /// Manage volumes
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Volume(cmd::containers::VolumeCommand),
     /// Manage strata
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     System(cmd::system::SystemCommand),
@@ -90,6 +141,23 @@ fn main() -> ExitCode {
         Command::Load(a) => cmd::images::load(&root, a),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),
+        Command::Run(a) => cmd::containers::run(&root, a),
+        Command::Create(a) => cmd::containers::create(&root, a),
+        Command::Start(a) => cmd::containers::start(&root, a),
+        Command::Stop(a) => cmd::containers::stop(&root, a),
+        Command::Restart(a) => cmd::containers::restart(&root, a),
+        Command::Kill(a) => cmd::containers::kill(&root, a),
+        Command::Rm(a) => cmd::containers::rm(&root, a),
+        Command::Ps(a) => cmd::containers::ps(&root, a),
+        Command::Logs(a) => cmd::containers::logs(&root, a),
+        Command::Exec(a) => cmd::containers::exec(&root, a),
+        Command::Wait(a) => cmd::containers::wait(&root, a),
+        Command::Cp(a) => cmd::containers::cp(&root, a),
+        Command::Export(a) => cmd::containers::export(&root, a),
+        Command::Diff(a) => cmd::containers::diff(&root, a),
+        Command::Commit(a) => cmd::containers::commit(&root, a),
+        Command::Container(c) => cmd::containers::container(&root, c),
+        Command::Volume(c) => cmd::containers::volume(&root, c),
         Command::Registry { args } => return ExitCode::from(strata_registry_server::cli_main(args).clamp(0, 255) as u8),
     };
     match result {
@@ -101,7 +169,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn error_chain(e: &anyhow::Error) -> String {
+pub(crate) fn error_chain(e: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in e.chain() {
         let s = cause.to_string();

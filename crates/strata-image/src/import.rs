@@ -5,10 +5,8 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use strata_layer::{Compression, WriteOptions};
-use strata_oci::{
-    ContainerConfig, Descriptor, Digest, History, ImageConfig, Manifest, Platform, Reference, RootFs, media,
-};
-use strata_store::{LayerRecord, NewImage, Store, StoreLock};
+use strata_oci::{ContainerConfig, Descriptor, Digest, History, ImageConfig, Platform, Reference, RootFs, media};
+use strata_store::{LayerRecord, Store, StoreLock};
 
 use crate::error::{Error, Result};
 
@@ -85,44 +83,11 @@ pub fn import(store: &mut Store, source: ImportSource<'_>, opts: &ImportOptions)
         }],
         extra: Default::default(),
     };
-    let config_bytes = config.to_bytes();
-    let config_digest = store.put_blob(&config_bytes)?;
     let layer = Descriptor::new(media::OCI_LAYER_TAR, layer_digest, layer_size);
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: None,
-        config: Descriptor::new(media::OCI_CONFIG, config_digest.clone(), config_bytes.len() as u64),
-        layers: vec![layer.clone()],
-        subject: None,
-        annotations: None,
-    };
-    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
-    let manifest_digest = store.put_blob(&manifest_bytes)?;
-    store.add_image(&NewImage {
-        config_digest: config_digest.clone(),
-        created: Some(created),
-        os: platform.os,
-        arch: platform.architecture,
-        variant: platform.variant,
-        manifest: Descriptor::new(
-            media::OCI_MANIFEST,
-            manifest_digest.clone(),
-            manifest_bytes.len() as u64,
-        ),
-        layers: vec![LayerRecord {
-            diff_id: digests.diff_id,
-            diff_size: digests.diff_size,
-            blob: layer,
-        }],
-    })?;
-    let untagged = match &opts.reference {
-        Some(r) => store.set_tag(&r.clone().with_default_tag(), &manifest_digest)?,
-        None => None,
-    };
-    Ok(Imported {
-        id: config_digest,
-        manifest: manifest_digest,
-        untagged,
-    })
+    let layers = vec![LayerRecord {
+        diff_id: digests.diff_id,
+        diff_size: digests.diff_size,
+        blob: layer,
+    }];
+    crate::register::register(store, &config, layers, opts.reference.as_ref())
 }

@@ -11,6 +11,7 @@ mod changes;
 mod error;
 mod import;
 mod ops;
+mod register;
 mod resolve;
 mod time;
 
@@ -22,5 +23,6 @@ pub use import::{ImportOptions, ImportSource, Imported, import};
 pub use ops::{
     DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, disk_usage, history, inspect, prune, remove_image,
 };
+pub use register::register;
 pub use resolve::{Resolved, resolve};
 pub use time::{format_rfc3339, human_since, now_rfc3339, parse_rfc3339};

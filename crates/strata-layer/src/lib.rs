@@ -16,8 +16,8 @@ pub use check::{EntryName, Whiteout, clean_entry_name};
 pub use compress::{Encoder, decompressor};
 pub use error::LayerError;
 pub use strata_oci::media::Compression;
-pub use unpack::{UnpackOptions, UnpackReport, WhiteoutMode, unpack};
-pub use write::{write_dir_layer, write_overlay_upper_layer};
+pub use unpack::{UnpackOptions, UnpackReport, WhiteoutMode, unpack, unpack_at};
+pub use write::{write_dir_layer, write_entry_at, write_overlay_upper_layer};
 
 use std::io::{Read, Write};
 

@@ -68,9 +68,16 @@ pub struct UnpackReport {
 /// Unpacks a layer (plain, gzip or zstd) into `root`, an existing
 /// directory, computing its diff ID on the way.
 pub fn unpack<R: Read>(input: R, root: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
+    let rootfd = open_dir_at(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
+    unpack_at(input, rootfd, root, opts)
+}
+
+/// [`unpack`] into an already opened directory (e.g. one resolved inside a
+/// container root); `shown` names it in errors.
+pub fn unpack_at<R: Read>(input: R, rootfd: OwnedFd, shown: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
+    let root = shown;
     let reader = decompressor(BufReader::with_capacity(256 * 1024, input))?;
     let hashing = HashingReader::new(reader, Algorithm::Sha256);
-    let rootfd = open_dir_at(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
     let lowers = opts
         .lowers
         .iter()

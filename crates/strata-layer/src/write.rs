@@ -31,18 +31,47 @@ pub fn write_overlay_upper_layer<W: Write>(upper: &Path, opts: &WriteOptions, ou
     write_tree(upper, opts, out, true)
 }
 
+/// Writes one entry of the directory `parent` (and, for a directory,
+/// everything below it) named `as_name` in the tar: what `cp` copies out of
+/// a container root, opened without following symlinks.
+pub fn write_entry_at<W: Write>(
+    parent: &OwnedFd,
+    name: &OsStr,
+    as_name: &Path,
+    opts: &WriteOptions,
+    out: W,
+) -> Result<LayerDigests> {
+    let top = PathBuf::from(name);
+    finish_tree(opts, out, false, &top, |w| {
+        let cname = CString::new(name.as_bytes()).map_err(|_| w.err(as_name, std::io::Error::other("NUL in name")))?;
+        let st =
+            rustix::fs::statat(parent, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| w.err(as_name, e))?;
+        w.entry(parent, &cname, as_name, &st)
+    })
+}
+
 fn write_tree<W: Write>(dir: &Path, opts: &WriteOptions, out: W, overlay: bool) -> Result<LayerDigests> {
+    let root = open_dir(CWD, dir).map_err(|e| LayerError::io(format!("opening {}", dir.display()), e))?;
+    finish_tree(opts, out, overlay, dir, |w| w.walk(&root, Path::new("")))
+}
+
+fn finish_tree<W: Write>(
+    opts: &WriteOptions,
+    out: W,
+    overlay: bool,
+    top: &Path,
+    body: impl FnOnce(&mut TreeWriter<HashingWriter<Encoder<W>>>) -> Result<()>,
+) -> Result<LayerDigests> {
     let encoder = Encoder::new(out, opts.compression, opts.level)?;
     let hashing = HashingWriter::new(encoder, Algorithm::Sha256);
-    let root = open_dir(CWD, dir).map_err(|e| LayerError::io(format!("opening {}", dir.display()), e))?;
     let mut w = TreeWriter {
         builder: tar::Builder::new(hashing),
         links: HashMap::new(),
         epoch: opts.source_date_epoch,
         overlay,
-        top: dir.to_path_buf(),
+        top: top.to_path_buf(),
     };
-    w.walk(&root, Path::new(""))?;
+    body(&mut w)?;
     let hashing = w
         .builder
         .into_inner()

@@ -1,0 +1,880 @@
+//! Container commands: run, create, start, stop, kill, restart, rm, ps,
+//! logs, exec, wait, cp, export, diff, commit, container prune, volume.
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use strata_container::{CommitOptions, ContainerRecord, Containers, CopyTarget, CreateOptions, Status, VolumeArg};
+use strata_oci::Reference;
+
+use crate::format::{ellipsis, print_formatted, print_table};
+
+const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
+
+fn open(root: &Path) -> Result<Containers> {
+    let c = Containers::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
+    if let Some(note) = &c.driver_note {
+        eprintln!("strata: overlay is not available ({note}); using the vfs (copy) storage driver");
+    }
+    Ok(c)
+}
+
+#[derive(Args, Clone)]
+pub struct CreateArgs {
+    /// Assign a name to the container
+    #[arg(long)]
+    name: Option<String>,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "list")]
+    env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file", value_name = "list")]
+    env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long, value_name = "string")]
+    user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "string")]
+    entrypoint: Option<String>,
+    /// Bind mount a volume
+    #[arg(short, long = "volume", value_name = "list")]
+    volume: Vec<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Container host name
+    #[arg(long, value_name = "string")]
+    hostname: Option<String>,
+    /// Connect a container to a network (host or none)
+    #[arg(long, value_name = "network")]
+    network: Option<String>,
+    /// Mount the container's root filesystem as read only
+    #[arg(long = "read-only")]
+    read_only: bool,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Set meta data on a container
+    #[arg(short, long = "label", value_name = "list")]
+    label: Vec<String>,
+    image: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+impl CreateArgs {
+    fn options(&self) -> CreateOptions {
+        CreateOptions {
+            name: self.name.clone(),
+            cmd: self.command.clone(),
+            entrypoint: self.entrypoint.clone(),
+            env: self.env.clone(),
+            env_files: self.env_file.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            hostname: self.hostname.clone(),
+            network: self.network.clone(),
+            volumes: self.volume.iter().cloned().map(VolumeArg).collect(),
+            readonly_root: self.read_only,
+            tty: self.tty,
+            stdin: self.interactive,
+            auto_remove: self.rm,
+            labels: self.label.clone(),
+        }
+    }
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata run [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+pub struct RunArgs {
+    /// Run container in background and print container ID
+    #[arg(short, long)]
+    detach: bool,
+    #[command(flatten)]
+    create: CreateArgs,
+}
+
+/// Errors of `run`/`create`/`start` exit with Docker's codes (125, 126, 127).
+fn run_error(e: anyhow::Error) -> ExitCode {
+    let code = e
+        .downcast_ref::<strata_container::RunFailed>()
+        .map(|r| r.code())
+        .unwrap_or(125);
+    eprintln!("strata: {}", crate::error_chain(&e));
+    ExitCode::from(code.clamp(1, 255) as u8)
+}
+
+pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
+    let mut c = open(root)?;
+    let rec = match c.create(&a.create.image, &a.create.options()) {
+        Ok(r) => r,
+        Err(e) => return Ok(run_error(e)),
+    };
+    if a.detach {
+        if let Err(e) = c.start(&rec) {
+            return Ok(run_error(e));
+        }
+        println!("{}", rec.id);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let code = if rec.tty || rec.stdin {
+        c.run_attached(&rec)
+    } else {
+        c.start(&rec).and_then(|_| follow(&c, &rec, true))
+    };
+    let code = match code {
+        Ok(code) => code,
+        Err(e) => {
+            if rec.auto_remove {
+                let _ = c.remove(&rec, true, true);
+            }
+            return Ok(run_error(e));
+        }
+    };
+    if rec.auto_remove {
+        c.remove(&rec, true, true)?;
+    } else {
+        c.release(&rec).ok();
+    }
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// Prints the container's output as it comes until it exits; forwards
+/// SIGINT/SIGTERM/SIGHUP/SIGQUIT to it. Returns its exit code.
+fn follow(c: &Containers, rec: &ContainerRecord, forward: bool) -> Result<i32> {
+    if forward {
+        forward_signals(c.merged_dir(&rec.id).parent().unwrap().to_path_buf());
+    }
+    let mut printed = 0usize;
+    loop {
+        let running = c.status(rec).is_running();
+        let logs = c.logs(rec)?;
+        print_entries(&logs[printed.min(logs.len())..])?;
+        printed = logs.len();
+        if !running {
+            let logs = c.logs(rec)?;
+            print_entries(&logs[printed.min(logs.len())..])?;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    match c.status(rec) {
+        Status::Exited { code, .. } => Ok(code),
+        _ => c.wait(rec),
+    }
+}
+
+fn print_entries(entries: &[strata_container::LogEntry]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    for e in entries {
+        if e.stream == "stderr" {
+            err.write_all(e.log.as_bytes())?;
+        } else {
+            out.write_all(e.log.as_bytes())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn forward_signals(state_dir: PathBuf) {
+    // SAFETY: plain libc signal-mask calls on a local set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        let set_copy = set;
+        std::thread::spawn(move || {
+            loop {
+                let mut sig: libc::c_int = 0;
+                if libc::sigwait(&set_copy, &mut sig) == 0 {
+                    let _ = strata_container::kill_state_dir(&state_dir, sig);
+                }
+            }
+        });
+    }
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata create [OPTIONS] IMAGE [COMMAND] [ARG...]")]
+pub struct CreateCmd {
+    #[command(flatten)]
+    create: CreateArgs,
+}
+
+pub fn create(root: &Path, a: CreateCmd) -> Result<ExitCode> {
+    let mut c = open(root)?;
+    match c.create(&a.create.image, &a.create.options()) {
+        Ok(rec) => {
+            println!("{}", rec.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Ok(run_error(e)),
+    }
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata start [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct StartArgs {
+    /// Attach STDOUT/STDERR and forward signals
+    #[arg(short, long)]
+    attach: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn start(root: &Path, a: StartArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let mut failed = false;
+    for name in &a.containers {
+        let rec = c.find(name)?;
+        if let Err(e) = c.start(&rec) {
+            return Ok(run_error(e));
+        }
+        if a.attach {
+            let code = follow(&c, &rec, true)?;
+            c.release(&rec).ok();
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        println!("{name}");
+        failed |= false;
+    }
+    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata stop [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "time", alias = "timeout", default_value_t = 10)]
+    time: u64,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn stop(root: &Path, a: StopArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    for name in &a.containers {
+        let rec = c.find(name)?;
+        c.stop(&rec, Duration::from_secs(a.time))?;
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn restart(root: &Path, a: StopArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    for name in &a.containers {
+        let rec = c.find(name)?;
+        c.stop(&rec, Duration::from_secs(a.time))?;
+        if let Err(e) = c.start(&rec) {
+            return Ok(run_error(e));
+        }
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata kill [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct KillArgs {
+    /// Signal to send to the container
+    #[arg(short, long, default_value = "KILL")]
+    signal: String,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn kill(root: &Path, a: KillArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let sig = strata_container::parse_signal(&a.signal)?;
+    for name in &a.containers {
+        let rec = c.find(name)?;
+        c.kill(&rec, sig)?;
+        println!("{name}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata rm [OPTIONS] CONTAINER [CONTAINER...]")]
+pub struct RmArgs {
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    force: bool,
+    /// Remove anonymous volumes associated with the container
+    #[arg(short, long)]
+    volumes: bool,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn rm(root: &Path, a: RmArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let mut code = ExitCode::SUCCESS;
+    for name in &a.containers {
+        let r = c.find(name).and_then(|rec| c.remove(&rec, a.force, a.volumes));
+        match r {
+            Ok(()) => println!("{name}"),
+            Err(e) => {
+                eprintln!("Error response from daemon: {}", crate::error_chain(&e));
+                code = ExitCode::from(1);
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata ps [OPTIONS]")]
+pub struct PsArgs {
+    /// Show all containers (default shows just running)
+    #[arg(short, long)]
+    all: bool,
+    /// Only display container IDs
+    #[arg(short, long)]
+    quiet: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    /// Format output using a custom template
+    #[arg(long, value_name = "string")]
+    format: Option<String>,
+}
+
+fn status_text(s: &Status) -> String {
+    match s {
+        Status::Created => "Created".into(),
+        Status::Running { started_at, .. } => {
+            let since = strata_image::human_since(Some(started_at));
+            format!("Up {}", since.trim_end_matches(" ago"))
+        }
+        Status::Exited { code, finished_at } => {
+            format!("Exited ({code}) {}", strata_image::human_since(Some(finished_at)))
+        }
+    }
+}
+
+fn command_text(rec: &ContainerRecord, no_trunc: bool) -> String {
+    let cmd = rec.args.join(" ");
+    if no_trunc {
+        format!("\"{cmd}\"")
+    } else {
+        format!("\"{}\"", ellipsis(&cmd, 20))
+    }
+}
+
+pub fn ps(root: &Path, a: PsArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let mut items = Vec::new();
+    for rec in c.list()? {
+        let status = c.status(&rec);
+        if !a.all && !status.is_running() {
+            continue;
+        }
+        let id = if a.no_trunc {
+            rec.id.clone()
+        } else {
+            rec.id[..12].to_string()
+        };
+        items.push((
+            rec.clone(),
+            json!({
+                "ID": id,
+                "Image": rec.image_ref,
+                "Command": command_text(&rec, a.no_trunc),
+                "CreatedAt": rec.created,
+                "RunningFor": strata_image::human_since(Some(&rec.created)),
+                "Status": status_text(&status),
+                "State": status.word(),
+                "Ports": "",
+                "Names": rec.name,
+                "Labels": rec.config.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                "Mounts": rec.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
+            }),
+        ));
+    }
+    if a.quiet {
+        for (_, v) in &items {
+            println!("{}", v["ID"].as_str().unwrap_or_default());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(f) = &a.format {
+        let headers: BTreeMap<&str, &str> = [
+            ("ID", "CONTAINER ID"),
+            ("Image", "IMAGE"),
+            ("Command", "COMMAND"),
+            ("CreatedAt", "CREATED AT"),
+            ("RunningFor", "CREATED"),
+            ("Status", "STATUS"),
+            ("State", "STATE"),
+            ("Ports", "PORTS"),
+            ("Names", "NAMES"),
+            ("Labels", "LABELS"),
+            ("Mounts", "MOUNTS"),
+        ]
+        .into_iter()
+        .collect();
+        let vals: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
+        print_formatted(f, &headers, &vals)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rows = vec![
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for (_, v) in items {
+        rows.push(
+            ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
+                .iter()
+                .map(|k| v[*k].as_str().unwrap_or_default().to_string())
+                .collect(),
+        );
+    }
+    print_table(&rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata logs [OPTIONS] CONTAINER")]
+pub struct LogsArgs {
+    /// Follow log output
+    #[arg(short, long)]
+    follow: bool,
+    /// Show timestamps
+    #[arg(short, long)]
+    timestamps: bool,
+    container: String,
+}
+
+pub fn logs(root: &Path, a: LogsArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let rec = c.find(&a.container)?;
+    if a.follow {
+        follow(&c, &rec, false)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let entries = c.logs(&rec)?;
+    if a.timestamps {
+        let mut out = std::io::stdout().lock();
+        for e in entries {
+            write!(out, "{} {}", e.time, e.log)?;
+        }
+    } else {
+        print_entries(&entries)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata exec [OPTIONS] CONTAINER COMMAND [ARG...]")]
+pub struct ExecArgs {
+    /// Keep STDIN open even if not attached
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short, long)]
+    tty: bool,
+    /// Set environment variables
+    #[arg(short, long = "env", value_name = "list")]
+    env: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "string")]
+    workdir: Option<String>,
+    /// Username or UID (format: "<name|uid>[:<group|gid>]")
+    #[arg(short, long, value_name = "string")]
+    user: Option<String>,
+    container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    command: Vec<String>,
+}
+
+pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let rec = c.find(&a.container)?;
+    let opts = strata_container::ExecOptions {
+        env: a.env.clone(),
+        workdir: a.workdir.clone(),
+        user: a.user.clone(),
+        tty: a.tty,
+        stdin: a.interactive,
+    };
+    match c.exec(&rec, a.command.clone(), &opts) {
+        Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),
+        Err(e) => Ok(run_error(e)),
+    }
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata wait CONTAINER [CONTAINER...]")]
+pub struct WaitArgs {
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn wait(root: &Path, a: WaitArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    for name in &a.containers {
+        let rec = c.find(name)?;
+        println!("{}", c.wait(&rec)?);
+        c.release(&rec).ok();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata cp CONTAINER:SRC_PATH DEST_PATH|-\n       strata cp SRC_PATH|- CONTAINER:DEST_PATH")]
+pub struct CpArgs {
+    src: String,
+    dst: String,
+}
+
+pub fn cp(root: &Path, a: CpArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let (src, dst) = (CopyTarget::parse(&a.src), CopyTarget::parse(&a.dst));
+    if matches!((&src, &dst), (CopyTarget::Host(_), CopyTarget::Host(_))) {
+        bail!("must specify at least one container source");
+    }
+    c.copy(&src, &dst)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata export [OPTIONS] CONTAINER")]
+pub struct ExportArgs {
+    /// Write to a file, instead of STDOUT
+    #[arg(short, long, value_name = "string")]
+    output: Option<PathBuf>,
+    container: String,
+}
+
+pub fn export(root: &Path, a: ExportArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let rec = c.find(&a.container)?;
+    match &a.output {
+        Some(p) => {
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let tmp = tempfile::Builder::new().prefix(".strata-export-").tempfile_in(dir)?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
+            c.export(&rec, &mut w)?;
+            let tmp = w.into_inner().map_err(|e| e.into_error())?;
+            tmp.persist(p).with_context(|| format!("writing {}", p.display()))?;
+        }
+        None => {
+            if std::io::stdout().is_terminal() {
+                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+            }
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
+            c.export(&rec, &mut w)?;
+            w.flush()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata diff CONTAINER")]
+pub struct DiffArgs {
+    container: String,
+}
+
+pub fn diff(root: &Path, a: DiffArgs) -> Result<ExitCode> {
+    let c = open(root)?;
+    let rec = c.find(&a.container)?;
+    let mut out = std::io::stdout().lock();
+    for ch in c.diff(&rec)? {
+        writeln!(out, "{} {}", ch.kind.letter(), ch.path)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Args)]
+#[command(override_usage = "strata commit [OPTIONS] CONTAINER [REPOSITORY[:TAG]]")]
+pub struct CommitArgs {
+    /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+    #[arg(short, long, value_name = "string")]
+    author: Option<String>,
+    /// Commit message
+    #[arg(short, long, value_name = "string")]
+    message: Option<String>,
+    /// Apply Dockerfile instruction to the created image
+    #[arg(short, long = "change", value_name = "list")]
+    change: Vec<String>,
+    /// Pause container during commit (accepted; strata does not pause)
+    #[arg(short, long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pause: bool,
+    container: String,
+    reference: Option<String>,
+}
+
+pub fn commit(root: &Path, a: CommitArgs) -> Result<ExitCode> {
+    let mut c = open(root)?;
+    let rec = c.find(&a.container)?;
+    let reference = a.reference.as_deref().map(Reference::parse).transpose()?;
+    let opts = CommitOptions {
+        author: a.author,
+        message: a.message,
+        changes: a.change,
+        reference,
+    };
+    let img = c.commit(&rec, &opts)?;
+    println!("{}", img.id);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+pub enum ContainerCommand {
+    /// List containers
+    #[command(visible_alias = "list", alias = "ps", help_template = HELP_TEMPLATE)]
+    Ls(PsArgs),
+    /// Remove all stopped containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Prune(PruneArgs),
+    /// Create and run a new container from an image
+    #[command(help_template = HELP_TEMPLATE)]
+    Run(RunArgs),
+    /// Create a new container
+    #[command(help_template = HELP_TEMPLATE)]
+    Create(CreateCmd),
+    /// Start one or more stopped containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Start(StartArgs),
+    /// Stop one or more running containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Stop(StopArgs),
+    /// Remove one or more containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Rm(RmArgs),
+    /// Fetch the logs of a container
+    #[command(help_template = HELP_TEMPLATE)]
+    Logs(LogsArgs),
+    /// Display detailed information on one or more containers
+    #[command(help_template = HELP_TEMPLATE)]
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+pub struct PruneArgs {
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Format output using a custom template
+    #[arg(short, long, value_name = "string")]
+    format: Option<String>,
+    #[arg(required = true)]
+    containers: Vec<String>,
+}
+
+pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
+    let status = c.status(rec);
+    let (running, pid, code, finished) = match &status {
+        Status::Running { pid, .. } => (true, *pid, 0, String::new()),
+        Status::Exited { code, finished_at } => (false, 0, *code, finished_at.clone()),
+        Status::Created => (false, 0, 0, String::new()),
+    };
+    json!({
+        "Id": rec.id,
+        "Created": rec.created,
+        "Path": rec.args.first(),
+        "Args": rec.args.iter().skip(1).collect::<Vec<_>>(),
+        "State": {"Status": status.word(), "Running": running, "Pid": pid, "ExitCode": code,
+                  "StartedAt": c.started_at(rec).unwrap_or_default(), "FinishedAt": finished},
+        "Image": rec.image_id,
+        "Name": format!("/{}", rec.name),
+        "Config": serde_json::to_value(&rec.config).unwrap_or_default(),
+        "HostConfig": {"NetworkMode": rec.network, "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove},
+        "Mounts": rec.mounts.iter().map(|m| json!({"Type": if m.kind == "bind" {"bind"} else {"volume"}, "Name": if m.kind == "bind" {""} else {&m.source}, "Source": m.source, "Destination": m.destination, "RW": !m.readonly})).collect::<Vec<_>>(),
+        "GraphDriver": {"Name": c.snap.driver().name()},
+    })
+}
+
+pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {
+    match cmd {
+        ContainerCommand::Ls(a) => ps(root, a),
+        ContainerCommand::Run(a) => run(root, a),
+        ContainerCommand::Create(a) => create(root, a),
+        ContainerCommand::Start(a) => start(root, a),
+        ContainerCommand::Stop(a) => stop(root, a),
+        ContainerCommand::Rm(a) => rm(root, a),
+        ContainerCommand::Logs(a) => logs(root, a),
+        ContainerCommand::Inspect(a) => {
+            let c = open(root)?;
+            let mut vals = Vec::new();
+            for n in &a.containers {
+                vals.push(container_json(&c, &c.find(n)?));
+            }
+            match &a.format {
+                Some(f) => {
+                    let t = crate::format::template(f)?;
+                    for v in &vals {
+                        println!("{}", crate::format::render(&t, v)?);
+                    }
+                }
+                None => println!("{}", serde_json::to_string_pretty(&vals)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ContainerCommand::Prune(_) => {
+            let c = open(root)?;
+            let mut deleted = Vec::new();
+            for rec in c.list()? {
+                if !c.status(&rec).is_running() {
+                    c.remove(&rec, false, false)?;
+                    deleted.push(rec.id);
+                }
+            }
+            if !deleted.is_empty() {
+                println!("Deleted Containers:");
+                for d in &deleted {
+                    println!("{d}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: 0B");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum VolumeCommand {
+    /// Create a volume
+    #[command(help_template = HELP_TEMPLATE)]
+    Create {
+        /// Set metadata for a volume
+        #[arg(short, long = "label")]
+        label: Vec<String>,
+        name: Option<String>,
+    },
+    /// List volumes
+    #[command(visible_alias = "list", help_template = HELP_TEMPLATE)]
+    Ls {
+        /// Only display volume names
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Display detailed information on one or more volumes
+    #[command(help_template = HELP_TEMPLATE)]
+    Inspect {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove one or more volumes
+    #[command(help_template = HELP_TEMPLATE)]
+    Rm {
+        /// Force the removal of one or more volumes
+        #[arg(short, long)]
+        force: bool,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove unused local volumes
+    #[command(help_template = HELP_TEMPLATE)]
+    Prune {
+        /// Do not prompt for confirmation
+        #[arg(short, long)]
+        force: bool,
+        /// Remove all unused volumes, not just anonymous ones
+        #[arg(short, long)]
+        all: bool,
+    },
+}
+
+pub fn volume(root: &Path, cmd: VolumeCommand) -> Result<ExitCode> {
+    let c = open(root)?;
+    let vols = c.volumes();
+    match cmd {
+        VolumeCommand::Create { label, name } => {
+            let name = name.unwrap_or_else(strata_container::random_id);
+            let labels = label
+                .iter()
+                .map(|l| {
+                    let (k, v) = l.split_once('=').unwrap_or((l, ""));
+                    (k.to_string(), v.to_string())
+                })
+                .collect();
+            let v = vols.create(&name, labels)?;
+            println!("{}", v.name);
+        }
+        VolumeCommand::Ls { quiet } => {
+            let list = vols.list()?;
+            if quiet {
+                for v in list {
+                    println!("{}", v.name);
+                }
+            } else {
+                let mut rows = vec![vec!["DRIVER".to_string(), "VOLUME NAME".to_string()]];
+                rows.extend(list.into_iter().map(|v| vec![v.driver, v.name]));
+                print_table(&rows)?;
+            }
+        }
+        VolumeCommand::Inspect { names } => {
+            let mut out = Vec::new();
+            for n in names {
+                out.push(vols.get(&n)?.with_context(|| format!("get {n}: no such volume"))?);
+            }
+            println!("{}", serde_json::to_string_pretty(&out)?);
+        }
+        VolumeCommand::Rm { force, names } => {
+            for n in names {
+                if c.volume_in_use(&n)? && !force {
+                    bail!("remove {n}: volume is in use");
+                }
+                vols.remove(&n)?;
+                println!("{n}");
+            }
+        }
+        VolumeCommand::Prune { all, .. } => {
+            let mut deleted = Vec::new();
+            let anon = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
+            for v in vols.list()? {
+                if (all || anon(&v.name)) && !c.volume_in_use(&v.name)? {
+                    vols.remove(&v.name)?;
+                    deleted.push(v.name);
+                }
+            }
+            if !deleted.is_empty() {
+                println!("Deleted Volumes:");
+                for d in &deleted {
+                    println!("{d}");
+                }
+                println!();
+            }
+            println!("Total reclaimed space: 0B");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

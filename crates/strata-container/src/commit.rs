@@ -1,0 +1,86 @@
+//! `commit`: a container's changes become a new image layer on top of its
+//! image, with the container's config (env, workdir, ports, volumes,
+//! entrypoint, cmd) and `--change` instructions.
+
+use anyhow::{Context, Result, bail};
+use strata_layer::{Compression, WriteOptions};
+use strata_oci::{Descriptor, Digest, History, Reference, media};
+use strata_store::{LayerRecord, StoreLock};
+
+use crate::engine::Containers;
+use crate::record::ContainerRecord;
+
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub author: Option<String>,
+    pub message: Option<String>,
+    pub changes: Vec<String>,
+    pub reference: Option<Reference>,
+}
+
+impl Containers {
+    pub fn commit(&mut self, rec: &ContainerRecord, opts: &CommitOptions) -> Result<strata_image::Imported> {
+        if self.snap.driver() != strata_snapshot::Driver::Overlay {
+            bail!(
+                "commit needs the overlay storage driver (this store uses {})",
+                self.snap.driver().name()
+            );
+        }
+        let image_id = Digest::parse(&rec.image_id)?;
+        let mut config = self.image_config(&image_id)?;
+        let mut cc = rec.config.clone();
+        for c in &opts.changes {
+            strata_image::apply_change(&mut cc, c).map_err(|e| anyhow::anyhow!("{e}"))?;
+        }
+        let upper = self.upper_dir(rec)?;
+        let _lock = StoreLock::shared(self.store.root())?;
+        let mut w = self.store.blob_writer()?;
+        let opts_w = WriteOptions {
+            compression: Compression::None,
+            level: None,
+            source_date_epoch: None,
+        };
+        let d = strata_layer::write_overlay_upper_layer(&upper, &opts_w, &mut w)
+            .with_context(|| format!("writing the changes of {}", rec.name))?;
+        let (digest, size) = w.commit(Some(&d.digest))?;
+        let now = strata_image::now_rfc3339();
+        config.created = Some(now.clone());
+        config.author = opts.author.clone();
+        config.config = Some(cc);
+        config.rootfs.diff_ids.push(d.diff_id.clone());
+        config.history.push(History {
+            created: Some(now),
+            created_by: Some(rec.args.join(" ")),
+            author: opts.author.clone(),
+            comment: opts.message.clone(),
+            ..Default::default()
+        });
+        let mut layers: Vec<LayerRecord> = Vec::new();
+        let image = self.store.image(&image_id)?.context("the container's image is gone")?;
+        for diff_id in &image.diff_ids {
+            let blob = self
+                .store
+                .layer_blobs(diff_id)?
+                .into_iter()
+                .find(|b| self.store.blob_size(&b.digest).is_some())
+                .with_context(|| format!("layer {diff_id} has no blob"))?;
+            let diff_size = self.store.layer_size(diff_id)?.unwrap_or(0);
+            layers.push(LayerRecord {
+                diff_id: diff_id.clone(),
+                diff_size,
+                blob,
+            });
+        }
+        layers.push(LayerRecord {
+            diff_id: d.diff_id,
+            diff_size: d.diff_size,
+            blob: Descriptor::new(media::OCI_LAYER_TAR, digest, size),
+        });
+        Ok(strata_image::register(
+            &mut self.store,
+            &config,
+            layers,
+            opts.reference.as_ref(),
+        )?)
+    }
+}

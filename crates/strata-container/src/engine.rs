@@ -1,0 +1,710 @@
+//! The container lifecycle over the store, the snapshotter and the runtime.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use strata_oci::{ContainerConfig, Digest, ImageConfig, media};
+use strata_runtime::{BindMount, ExecSpec, Network, RunSpec, State};
+use strata_snapshot::{Driver, Snapshotter};
+use strata_store::Store;
+
+use crate::names;
+use crate::record::{ContainerRecord, MountRecord};
+use crate::volumes::Volumes;
+
+/// `-v` as given: `HOST:CTR[:ro]`, `NAME:CTR[:ro]` or `CTR` (anonymous).
+#[derive(Debug, Clone)]
+pub struct VolumeArg(pub String);
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    /// Replaces the image's Cmd (and follows the entrypoint).
+    pub cmd: Vec<String>,
+    /// `--entrypoint`: `Some("")` clears the image's.
+    pub entrypoint: Option<String>,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub network: Option<String>,
+    pub volumes: Vec<VolumeArg>,
+    pub readonly_root: bool,
+    pub tty: bool,
+    pub stdin: bool,
+    pub auto_remove: bool,
+    pub labels: Vec<String>,
+}
+
+/// A container's state as `ps` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Created,
+    Running { pid: i32, started_at: String },
+    Exited { code: i32, finished_at: String },
+}
+
+impl Status {
+    pub fn is_running(&self) -> bool {
+        matches!(self, Status::Running { .. })
+    }
+    /// Docker's `State.Status` word.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running { .. } => "running",
+            Status::Exited { .. } => "exited",
+        }
+    }
+}
+
+pub struct Containers {
+    pub store: Store,
+    pub snap: Snapshotter,
+    /// Set when overlay was unavailable and the copy driver is used.
+    pub driver_note: Option<String>,
+}
+
+impl Containers {
+    pub fn open(root: &Path) -> Result<Containers> {
+        let store = Store::open(root)?;
+        let (driver, note) = match std::env::var("STRATA_STORAGE_DRIVER").ok().as_deref() {
+            Some(d) if !d.is_empty() => (Driver::parse(d)?, None),
+            _ => strata_snapshot::detect_driver(root),
+        };
+        let snap = Snapshotter::new(root, driver);
+        Ok(Containers {
+            store,
+            snap,
+            driver_note: note,
+        })
+    }
+
+    pub fn volumes(&self) -> Volumes {
+        Volumes::new(self.store.root())
+    }
+
+    fn state_dir(&self, id: &str) -> PathBuf {
+        self.snap.snapshot_dir(id)
+    }
+
+    pub fn merged_dir(&self, id: &str) -> PathBuf {
+        self.state_dir(id).join("merged")
+    }
+
+    // ---- records ----
+
+    fn insert(&self, rec: &ContainerRecord) -> Result<()> {
+        let json = serde_json::to_string(rec)?;
+        self.store
+            .conn()
+            .execute(
+                "INSERT INTO containers (id, name, image_id, image_ref, created, config) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                [&rec.id, &rec.name, &rec.image_id, &rec.image_ref, &rec.created, &json],
+            )
+            .map_err(|e| {
+                if e.to_string().contains("UNIQUE") {
+                    anyhow!(
+                        "Conflict. The container name \"/{}\" is already in use. You have to remove (or rename) that container to be able to reuse that name.",
+                        rec.name
+                    )
+                } else {
+                    anyhow!(e)
+                }
+            })?;
+        Ok(())
+    }
+
+    pub fn list(&self) -> Result<Vec<ContainerRecord>> {
+        let mut st = self
+            .store
+            .conn()
+            .prepare("SELECT config FROM containers ORDER BY created DESC, rowid DESC")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(serde_json::from_str(&r?)?);
+        }
+        Ok(out)
+    }
+
+    /// By full ID, name, or unique ID prefix (as Docker).
+    pub fn find(&self, what: &str) -> Result<ContainerRecord> {
+        let all = self.list()?;
+        if let Some(c) = all
+            .iter()
+            .find(|c| c.id == what || c.name == what || c.name == what.trim_start_matches('/'))
+        {
+            return Ok(c.clone());
+        }
+        let matches: Vec<_> = all
+            .iter()
+            .filter(|c| !what.is_empty() && c.id.starts_with(what))
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok((*one).clone()),
+            [] => bail!("No such container: {what}"),
+            _ => bail!("multiple containers found with provided prefix: {what}"),
+        }
+    }
+
+    fn delete_row(&self, id: &str) -> Result<()> {
+        self.store.conn().execute("DELETE FROM containers WHERE id=?1", [id])?;
+        Ok(())
+    }
+
+    // ---- create ----
+
+    pub fn image_config(&self, id: &Digest) -> Result<ImageConfig> {
+        let bytes = self.store.read_blob(id, media::MAX_DOCUMENT_SIZE)?;
+        Ok(ImageConfig::parse(&bytes)?)
+    }
+
+    pub fn create(&mut self, image: &str, opts: &CreateOptions) -> Result<ContainerRecord> {
+        let resolved = strata_image::resolve(&self.store, image)?;
+        let image_cfg = self.image_config(&resolved.image.id)?;
+        let mut config = image_cfg.config.clone().unwrap_or_default();
+        // Process: Docker's ENTRYPOINT/CMD rules.
+        let entrypoint: Vec<String> = match &opts.entrypoint {
+            Some(e) if e.is_empty() => Vec::new(),
+            Some(e) => vec![e.clone()],
+            None => config.entrypoint.clone().unwrap_or_default(),
+        };
+        let cmd: Vec<String> = if !opts.cmd.is_empty() {
+            opts.cmd.clone()
+        } else if opts.entrypoint.is_some() {
+            Vec::new()
+        } else {
+            config.cmd.clone().unwrap_or_default()
+        };
+        let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
+        if args.is_empty() {
+            bail!("no command specified");
+        }
+        if opts.entrypoint.is_some() {
+            config.entrypoint = if entrypoint.is_empty() {
+                None
+            } else {
+                Some(entrypoint.clone())
+            };
+        }
+        config.cmd = if cmd.is_empty() { None } else { Some(cmd.clone()) };
+        // Environment: image, then --env-file, then -e.
+        let mut env = config.env.clone().unwrap_or_default();
+        let mut extra = Vec::new();
+        for f in &opts.env_files {
+            let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+            for line in text.lines() {
+                let line = line.trim_start();
+                if line.is_empty() || line.starts_with('#') {
+                    continue;
+                }
+                extra.push(line.to_string());
+            }
+        }
+        extra.extend(opts.env.iter().cloned());
+        for e in extra {
+            let kv = if e.contains('=') {
+                e
+            } else {
+                // `-e NAME` takes the caller's value, or nothing.
+                match std::env::var(&e) {
+                    Ok(v) => format!("{e}={v}"),
+                    Err(_) => continue,
+                }
+            };
+            let key = kv.split('=').next().unwrap_or_default().to_string();
+            if key.is_empty() {
+                bail!("invalid environment variable: {kv}");
+            }
+            env.retain(|x| x.split('=').next() != Some(key.as_str()));
+            env.push(kv);
+        }
+        config.env = Some(env);
+        if let Some(w) = &opts.workdir {
+            if !w.starts_with('/') {
+                bail!("the working directory '{w}' is invalid, it needs to be an absolute path");
+            }
+            config.working_dir = Some(w.clone());
+        }
+        if let Some(u) = &opts.user {
+            config.user = Some(u.clone());
+        }
+        for l in &opts.labels {
+            let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+            config
+                .labels
+                .get_or_insert_with(BTreeMap::new)
+                .insert(k.to_string(), v.to_string());
+        }
+        let network = opts.network.clone().unwrap_or_else(|| "host".into());
+        Network::parse(&network)?;
+        let id = names::random_id();
+        let name = match &opts.name {
+            Some(n) => {
+                let n = n.trim_start_matches('/').to_string();
+                names::check_name(&n)?;
+                n
+            }
+            None => names::random_name(&id),
+        };
+        let mounts = self.plan_mounts(&opts.volumes, &config)?;
+        if let Some(v) = &mut config.volumes {
+            for m in &mounts {
+                v.entry(m.destination.clone()).or_insert_with(|| serde_json::json!({}));
+            }
+        }
+        let chain = crate::rootfs::ensure_unpacked(&self.store, &self.snap, &resolved.image.diff_ids)?;
+        let rec = ContainerRecord {
+            hostname: opts.hostname.clone().unwrap_or_else(|| id[..12].to_string()),
+            id: id.clone(),
+            name,
+            image_id: resolved.image.id.to_string(),
+            image_ref: image.to_string(),
+            created: strata_image::now_rfc3339(),
+            config,
+            args,
+            network,
+            mounts,
+            readonly_root: opts.readonly_root,
+            tty: opts.tty,
+            stdin: opts.stdin,
+            auto_remove: opts.auto_remove,
+            chain: chain.iter().map(|c| c.to_string()).collect(),
+        };
+        self.snap.prepare(&id, &chain)?;
+        if let Err(e) = self.insert(&rec) {
+            let _ = self.snap.remove(&id);
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// `-v` arguments and the image's VOLUMEs become mounts; named volumes
+    /// are created when missing, each image VOLUME not covered by `-v` gets
+    /// an anonymous volume.
+    fn plan_mounts(&self, args: &[VolumeArg], config: &ContainerConfig) -> Result<Vec<MountRecord>> {
+        let vols = self.volumes();
+        let mut out: Vec<MountRecord> = Vec::new();
+        for VolumeArg(spec) in args {
+            let parts: Vec<&str> = spec.split(':').collect();
+            let (src, dst, ro) = match parts.as_slice() {
+                [dst] => (None, *dst, false),
+                [src, dst] => (Some(*src), *dst, false),
+                [src, dst, o] => {
+                    let mut ro = false;
+                    for opt in o.split(',') {
+                        match opt {
+                            "ro" => ro = true,
+                            "rw" | "z" | "Z" | "" => {}
+                            other => bail!("invalid mode: {other}"),
+                        }
+                    }
+                    (Some(*src), *dst, ro)
+                }
+                _ => bail!("invalid volume specification: '{spec}'"),
+            };
+            if !dst.starts_with('/') {
+                bail!("invalid volume specification: '{spec}': the container path must be absolute");
+            }
+            if out.iter().any(|m| m.destination == dst) {
+                bail!("Duplicate mount point: {dst}");
+            }
+            let rec = match src {
+                Some(s) if s.starts_with('/') => {
+                    let bm = BindMount::parse(&format!("{s}:{dst}"))?;
+                    if !bm.source.exists() {
+                        std::fs::create_dir_all(&bm.source)
+                            .with_context(|| format!("creating the bind source {}", bm.source.display()))?;
+                    }
+                    MountRecord {
+                        kind: "bind".into(),
+                        source: s.into(),
+                        destination: dst.into(),
+                        readonly: ro,
+                    }
+                }
+                Some(name) => {
+                    vols.ensure(name)?;
+                    MountRecord {
+                        kind: "volume".into(),
+                        source: name.into(),
+                        destination: dst.into(),
+                        readonly: ro,
+                    }
+                }
+                None => {
+                    let name = names::random_id();
+                    vols.ensure(&name)?;
+                    MountRecord {
+                        kind: "anonymous".into(),
+                        source: name,
+                        destination: dst.into(),
+                        readonly: false,
+                    }
+                }
+            };
+            out.push(rec);
+        }
+        for dst in config.volumes.iter().flat_map(|v| v.keys()) {
+            if out.iter().any(|m| &m.destination == dst) {
+                continue;
+            }
+            let name = names::random_id();
+            vols.ensure(&name)?;
+            out.push(MountRecord {
+                kind: "anonymous".into(),
+                source: name,
+                destination: dst.clone(),
+                readonly: false,
+            });
+        }
+        Ok(out)
+    }
+
+    // ---- state ----
+
+    pub fn status(&self, rec: &ContainerRecord) -> Status {
+        let dir = self.state_dir(&rec.id);
+        if !dir.join("state.json").exists() {
+            return Status::Created;
+        }
+        let started_at = strata_runtime::read_state_record(&dir)
+            .map(|r| r.started_at)
+            .unwrap_or_default();
+        match strata_runtime::state(&dir) {
+            Ok(State::Running { pid }) => Status::Running { pid, started_at },
+            Ok(State::Exited { code, finished_at }) => Status::Exited { code, finished_at },
+            Err(_) => Status::Exited {
+                code: strata_runtime::EXIT_UNKNOWN,
+                finished_at: String::new(),
+            },
+        }
+    }
+
+    pub fn started_at(&self, rec: &ContainerRecord) -> Option<String> {
+        strata_runtime::read_state_record(&self.state_dir(&rec.id))
+            .ok()
+            .map(|r| r.started_at)
+    }
+
+    fn ensure_mounted(&self, rec: &ContainerRecord) -> Result<PathBuf> {
+        let merged = self.merged_dir(&rec.id);
+        if !is_mount_point(&merged)? {
+            let snap = self.snap.get(&rec.id)?;
+            self.snap.mount(&snap, &merged, false)?;
+        }
+        Ok(merged)
+    }
+
+    /// Unmounts the root of a container that is not running.
+    pub fn release(&self, rec: &ContainerRecord) -> Result<()> {
+        let merged = self.merged_dir(&rec.id);
+        if is_mount_point(&merged)? && !self.status(rec).is_running() {
+            self.snap.unmount(&merged)?;
+        }
+        Ok(())
+    }
+
+    /// The process spec for the container's main process.
+    fn run_spec(&self, rec: &ContainerRecord, root: &Path) -> Result<RunSpec> {
+        let cfg = &rec.config;
+        let user = cfg.user.clone().unwrap_or_default();
+        let resolved = strata_runtime::resolve_user(root, if user.is_empty() { "0" } else { &user })
+            .map_err(|e| anyhow!("unable to find user {user}: {e:#}"))?;
+        let mut spec = RunSpec::new(root, rec.args.clone());
+        spec.env = process_env(cfg.env.clone().unwrap_or_default(), &resolved.home, rec.tty);
+        spec.cwd = cfg
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        spec.user = resolved.user;
+        spec.hostname = rec.hostname.clone();
+        spec.network = Network::parse(&rec.network)?;
+        spec.readonly_root = rec.readonly_root;
+        spec.tty = rec.tty;
+        spec.stdin = rec.stdin;
+        let vols = self.volumes();
+        for m in &rec.mounts {
+            let source = match m.kind.as_str() {
+                "bind" => PathBuf::from(&m.source),
+                _ => vols.data_dir(&m.source),
+            };
+            spec.mounts.push(BindMount {
+                source,
+                destination: m.destination.clone(),
+                readonly: m.readonly,
+            });
+        }
+        Ok(spec)
+    }
+
+    /// Starts the container in the background (its monitor outlives us).
+    pub fn start(&self, rec: &ContainerRecord) -> Result<i32> {
+        if self.status(rec).is_running() {
+            return Ok(0);
+        }
+        let root = self.ensure_mounted(rec)?;
+        let spec = self.run_spec(rec, &root)?;
+        strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| RunFailed(e).into())
+    }
+
+    /// Runs the container attached to the caller's terminal (`-i`/`-t`):
+    /// returns the exit code. State is kept in `state.json` like a detached run.
+    pub fn run_attached(&self, rec: &ContainerRecord) -> Result<i32> {
+        let root = self.ensure_mounted(rec)?;
+        let spec = self.run_spec(rec, &root)?;
+        let r = strata_runtime::run(&spec);
+        self.release(rec).ok();
+        r.map_err(|e| RunFailed(e).into())
+    }
+
+    pub fn wait(&self, rec: &ContainerRecord) -> Result<i32> {
+        if !self.state_dir(&rec.id).join("state.json").exists() {
+            bail!("container {} has not been started", rec.name);
+        }
+        let (code, _) = strata_runtime::wait(&self.state_dir(&rec.id))?;
+        Ok(code)
+    }
+
+    pub fn kill(&self, rec: &ContainerRecord, signal: i32) -> Result<()> {
+        if !self.status(rec).is_running() {
+            bail!(
+                "cannot kill container: {}: container {} is not running",
+                rec.name,
+                rec.id
+            );
+        }
+        strata_runtime::kill(&self.state_dir(&rec.id), signal)?;
+        Ok(())
+    }
+
+    /// SIGTERM (or the image's StopSignal), then SIGKILL after `timeout`.
+    pub fn stop(&self, rec: &ContainerRecord, timeout: Duration) -> Result<()> {
+        let dir = self.state_dir(&rec.id);
+        if self.status(rec).is_running() {
+            let sig = rec
+                .config
+                .stop_signal
+                .as_deref()
+                .map(parse_signal)
+                .transpose()?
+                .unwrap_or(libc::SIGTERM);
+            let _ = strata_runtime::kill(&dir, sig);
+            let deadline = Instant::now() + timeout;
+            while self.status(rec).is_running() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if self.status(rec).is_running() {
+                let _ = strata_runtime::kill(&dir, libc::SIGKILL);
+                let _ = strata_runtime::wait(&dir);
+            }
+        }
+        self.release(rec)
+    }
+
+    /// Removes a container (its writable layer and record; anonymous
+    /// volumes with `volumes`).
+    pub fn remove(&self, rec: &ContainerRecord, force: bool, volumes: bool) -> Result<()> {
+        if self.status(rec).is_running() {
+            if !force {
+                bail!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    rec.name
+                );
+            }
+            let dir = self.state_dir(&rec.id);
+            let _ = strata_runtime::kill(&dir, libc::SIGKILL);
+            let _ = strata_runtime::wait(&dir);
+        }
+        if self.snap.exists(&rec.id) {
+            self.snap.remove(&rec.id)?;
+        }
+        self.delete_row(&rec.id)?;
+        if volumes {
+            let vols = self.volumes();
+            for m in rec.mounts.iter().filter(|m| m.kind == "anonymous") {
+                if !self.volume_in_use(&m.source)? {
+                    vols.remove(&m.source)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn volume_in_use(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .list()?
+            .iter()
+            .any(|c| c.mounts.iter().any(|m| m.kind != "bind" && m.source == name)))
+    }
+
+    /// Runs a process in a running container.
+    pub fn exec(&self, rec: &ContainerRecord, args: Vec<String>, opts: &ExecOptions) -> Result<i32> {
+        if !self.status(rec).is_running() {
+            bail!("container {} is not running", rec.id);
+        }
+        let root = self.merged_dir(&rec.id);
+        let user = opts
+            .user
+            .clone()
+            .or_else(|| rec.config.user.clone())
+            .unwrap_or_default();
+        let resolved = strata_runtime::resolve_user(&root, if user.is_empty() { "0" } else { &user })
+            .map_err(|e| anyhow!("unable to find user {user}: {e:#}"))?;
+        let mut env = rec.config.env.clone().unwrap_or_default();
+        for e in &opts.env {
+            let key = e.split('=').next().unwrap_or_default();
+            env.retain(|x| x.split('=').next() != Some(key));
+            env.push(e.clone());
+        }
+        let mut spec = ExecSpec::new(args);
+        spec.env = process_env(env, &resolved.home, opts.tty);
+        spec.cwd = opts
+            .workdir
+            .clone()
+            .or_else(|| rec.config.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        spec.user = resolved.user;
+        spec.tty = opts.tty;
+        spec.stdin = opts.stdin;
+        strata_runtime::exec(&self.state_dir(&rec.id), &spec).map_err(|e| RunFailed(e).into())
+    }
+
+    pub fn logs(&self, rec: &ContainerRecord) -> Result<Vec<strata_runtime::LogEntry>> {
+        let dir = self.state_dir(&rec.id);
+        if !strata_runtime::log_path(&dir).exists() {
+            return Ok(Vec::new());
+        }
+        strata_runtime::read_log(&dir)
+    }
+
+    pub fn upper_dir(&self, rec: &ContainerRecord) -> Result<PathBuf> {
+        let snap = self.snap.get(&rec.id)?;
+        Ok(self.snap.upper_dir(&snap))
+    }
+
+    pub fn lower_dirs(&self, rec: &ContainerRecord) -> Result<Vec<PathBuf>> {
+        let chain = rec
+            .chain
+            .iter()
+            .map(|c| Digest::parse(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.snap.lower_dirs(&chain))
+    }
+
+    /// The container's root mounted (for cp/export); `true` if this call mounted it.
+    pub fn mount_root(&self, rec: &ContainerRecord) -> Result<(PathBuf, bool)> {
+        let merged = self.merged_dir(&rec.id);
+        if is_mount_point(&merged)? {
+            return Ok((merged, false));
+        }
+        Ok((self.ensure_mounted(rec)?, true))
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// A runtime error that carries Docker's exit code (125/126/127).
+#[derive(Debug)]
+pub struct RunFailed(pub strata_runtime::RunError);
+
+impl std::fmt::Display for RunFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl std::error::Error for RunFailed {}
+
+impl RunFailed {
+    pub fn code(&self) -> i32 {
+        self.0.code
+    }
+}
+
+/// PATH, HOME and TERM defaults for a process environment.
+fn process_env(mut env: Vec<String>, home: &str, tty: bool) -> Vec<String> {
+    let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
+    if !has(&env, "PATH") {
+        env.insert(0, format!("PATH={}", strata_runtime::DEFAULT_PATH));
+    }
+    if !has(&env, "HOME") {
+        env.push(format!("HOME={home}"));
+    }
+    if tty && !has(&env, "TERM") {
+        env.push("TERM=xterm".into());
+    }
+    env
+}
+
+/// `SIGTERM`, `TERM`, `15`.
+pub fn parse_signal(s: &str) -> Result<i32> {
+    if let Ok(n) = s.parse::<i32>() {
+        if (1..=64).contains(&n) {
+            return Ok(n);
+        }
+        bail!("invalid signal: {s}");
+    }
+    let name = s.to_ascii_uppercase();
+    let name = name.trim_start_matches("SIG");
+    let n = match name {
+        "HUP" => libc::SIGHUP,
+        "INT" => libc::SIGINT,
+        "QUIT" => libc::SIGQUIT,
+        "KILL" => libc::SIGKILL,
+        "USR1" => libc::SIGUSR1,
+        "USR2" => libc::SIGUSR2,
+        "TERM" => libc::SIGTERM,
+        "STOP" => libc::SIGSTOP,
+        "CONT" => libc::SIGCONT,
+        "WINCH" => libc::SIGWINCH,
+        "ALRM" => libc::SIGALRM,
+        "PIPE" => libc::SIGPIPE,
+        _ => bail!("invalid signal: {s}"),
+    };
+    Ok(n)
+}
+
+/// Whether `path` is a mount point (per /proc/self/mountinfo).
+pub(crate) fn is_mount_point(path: &Path) -> Result<bool> {
+    let Ok(canon) = std::fs::canonicalize(path) else {
+        return Ok(false);
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
+    let want = canon.to_string_lossy();
+    Ok(info
+        .lines()
+        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*want)))
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let mut out = String::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v as char);
+            i += 4;
+            continue;
+        }
+        out.push(b[i] as char);
+        i += 1;
+    }
+    out
+}

@@ -1,0 +1,34 @@
+//! strata-container: containers over the local store. A container is an
+//! image's layers (unpacked once, shared) plus its own writable snapshot,
+//! a record in the store's `containers` table, and a runtime state directory
+//! (`<store>/containers/<id>`: snapshot, `state.json`, `ctr.log`).
+//!
+//! Lifecycle (`create`, `start`, `stop`, `kill`, `rm`), listing with
+//! verified state, logs, exec, `diff`, `commit`, `cp`, `export` and
+//! volumes. Processes are run by `strata-runtime`; roots are mounted by
+//! `strata-snapshot`; layers are unpacked by `strata-layer`.
+
+mod commit;
+mod copy;
+mod diff;
+mod engine;
+mod names;
+mod record;
+mod rootfs;
+mod volumes;
+
+pub use commit::CommitOptions;
+pub use copy::CopyTarget;
+pub use diff::{Change, ChangeKind};
+pub use engine::{Containers, CreateOptions, ExecOptions, RunFailed, Status, VolumeArg, parse_signal};
+pub use names::random_id;
+pub use record::ContainerRecord;
+pub use rootfs::ensure_unpacked;
+pub use strata_runtime::LogEntry;
+
+/// Sends a signal to the container whose state directory this is.
+pub fn kill_state_dir(state_dir: &std::path::Path, signal: i32) -> anyhow::Result<()> {
+    strata_runtime::kill(state_dir, signal)?;
+    Ok(())
+}
+pub use volumes::{Volume, Volumes};

@@ -1,0 +1,39 @@
+//! What a container is, as stored (JSON in the store's `containers` table).
+
+use serde::{Deserialize, Serialize};
+use strata_oci::ContainerConfig;
+
+/// A volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    /// `bind` (host path), `volume` (named) or `anonymous` (removed by `rm -v`).
+    pub kind: String,
+    /// Host path for binds, volume name otherwise.
+    pub source: String,
+    pub destination: String,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerRecord {
+    pub id: String,
+    pub name: String,
+    pub image_id: String,
+    /// What the user named (`busybox`, an ID...), shown by `ps`.
+    pub image_ref: String,
+    pub created: String,
+    /// The effective config: the image's, with the run options applied
+    /// (what `commit` keeps).
+    pub config: ContainerConfig,
+    /// The process: entrypoint + cmd as resolved at create.
+    pub args: Vec<String>,
+    pub hostname: String,
+    pub network: String,
+    pub mounts: Vec<MountRecord>,
+    pub readonly_root: bool,
+    pub tty: bool,
+    pub stdin: bool,
+    pub auto_remove: bool,
+    /// Chain IDs of the image's layers, bottom first.
+    pub chain: Vec<String>,
+}

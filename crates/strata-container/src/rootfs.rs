@@ -1,0 +1,43 @@
+//! Unpacking an image's layers into `layers/<chain-id>` (overlay form),
+//! once per layer for every image that shares it.
+
+use anyhow::{Context, Result, anyhow};
+use strata_layer::{UnpackOptions, WhiteoutMode};
+use strata_oci::Digest;
+use strata_snapshot::Snapshotter;
+use strata_store::Store;
+
+/// Makes sure every layer of `diff_ids` is unpacked; returns the chain IDs.
+pub fn ensure_unpacked(store: &Store, snap: &Snapshotter, diff_ids: &[Digest]) -> Result<Vec<Digest>> {
+    let chain = strata_oci::chain_ids(diff_ids);
+    for (i, (c, diff_id)) in chain.iter().zip(diff_ids).enumerate() {
+        if snap.has_layer(c) {
+            continue;
+        }
+        let lowers = snap.lower_dirs(&chain[..i]).into_iter().rev().collect::<Vec<_>>();
+        let blob = store
+            .layer_blobs(diff_id)?
+            .into_iter()
+            .find(|b| store.blob_size(&b.digest).is_some())
+            .ok_or_else(|| anyhow!("layer {diff_id} has no blob in the store"))?;
+        snap.ensure_layer(c, |dir| {
+            let f = store.open_blob(&blob.digest)?;
+            let opts = UnpackOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                lowers,
+                ..UnpackOptions::default()
+            };
+            let report = strata_layer::unpack(std::io::BufReader::with_capacity(1 << 20, f), dir, &opts)
+                .with_context(|| format!("unpacking layer {diff_id}"))?;
+            if report.diff_id != *diff_id {
+                anyhow::bail!(
+                    "layer blob {} unpacks to {}, not the diff ID {diff_id}",
+                    blob.digest,
+                    report.diff_id
+                );
+            }
+            Ok(())
+        })?;
+    }
+    Ok(chain)
+}

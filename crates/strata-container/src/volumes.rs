@@ -1,0 +1,127 @@
+//! Named and anonymous volumes: `<store>/volumes/<name>/_data`, with a
+//! small `meta.json` beside it. They outlive containers.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Volume {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Driver")]
+    pub driver: String,
+    #[serde(rename = "Mountpoint")]
+    pub mountpoint: String,
+    #[serde(rename = "CreatedAt")]
+    pub created_at: String,
+    #[serde(rename = "Labels")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(rename = "Scope")]
+    pub scope: String,
+}
+
+pub struct Volumes {
+    dir: PathBuf,
+}
+
+impl Volumes {
+    pub fn new(store_root: &Path) -> Volumes {
+        Volumes {
+            dir: store_root.join("volumes"),
+        }
+    }
+
+    fn check(name: &str) -> Result<()> {
+        let mut c = name.chars();
+        let ok = name.len() >= 2
+            && c.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && c.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+        if !ok {
+            bail!(
+                "\"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+            );
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("_data")
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<Volume>> {
+        Self::check(name)?;
+        let meta = self.dir.join(name).join("meta.json");
+        match std::fs::read(&meta) {
+            Ok(b) => Ok(Some(
+                serde_json::from_slice(&b).with_context(|| format!("reading {}", meta.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Creates the volume unless it exists; returns it.
+    pub fn ensure(&self, name: &str) -> Result<Volume> {
+        self.create(name, Default::default())
+    }
+
+    pub fn create(&self, name: &str, labels: std::collections::BTreeMap<String, String>) -> Result<Volume> {
+        if let Some(v) = self.get(name)? {
+            return Ok(v);
+        }
+        let d = self.dir.join(name);
+        let tmp = self.dir.join(format!(".new-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(tmp.join("_data")).with_context(|| format!("creating {}", tmp.display()))?;
+        let v = Volume {
+            name: name.to_string(),
+            driver: "local".into(),
+            mountpoint: d.join("_data").display().to_string(),
+            created_at: strata_image::now_rfc3339(),
+            labels,
+            scope: "local".into(),
+        };
+        std::fs::write(tmp.join("meta.json"), serde_json::to_vec_pretty(&v)?)?;
+        match std::fs::rename(&tmp, &d) {
+            Ok(()) => Ok(v),
+            // Created meanwhile by another process: theirs wins.
+            Err(_) if d.join("meta.json").exists() => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                Ok(self.get(name)?.expect("exists"))
+            }
+            Err(e) => Err(e).with_context(|| format!("creating volume {name}")),
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<Volume>> {
+        let mut out = Vec::new();
+        let rd = match std::fs::read_dir(&self.dir) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(e.into()),
+        };
+        for e in rd {
+            let n = e?.file_name().to_string_lossy().into_owned();
+            if n.starts_with('.') {
+                continue;
+            }
+            if let Ok(Some(v)) = self.get(&n) {
+                out.push(v);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    pub fn remove(&self, name: &str) -> Result<()> {
+        if self.get(name)?.is_none() {
+            bail!("get {name}: no such volume");
+        }
+        let d = self.dir.join(name);
+        let gone = self.dir.join(format!(".rm-{name}-{}", std::process::id()));
+        std::fs::rename(&d, &gone)?;
+        std::fs::remove_dir_all(&gone)?;
+        Ok(())
+    }
+}
