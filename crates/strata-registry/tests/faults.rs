@@ -600,6 +600,16 @@ async fn tls_with_certs_d_or_insecure() {
     // --tls-verify=false: any certificate.
     let c = Client::new(&r.host, https(tmp.path().join("empty"), true)).unwrap();
     c.ping().await.unwrap();
+    // A client certificate and key beside the CA are picked up (this server
+    // does not ask for one); a certificate without its key is an error.
+    std::fs::copy(tmp.path().join("cert.pem"), certs_d.join(&r.host).join("client.cert")).unwrap();
+    std::fs::copy(tmp.path().join("key.pem"), certs_d.join(&r.host).join("client.key")).unwrap();
+    let c = Client::new(&r.host, https(certs_d.clone(), false)).unwrap();
+    c.ping().await.unwrap();
+    std::fs::remove_file(certs_d.join(&r.host).join("client.key")).unwrap();
+    let err = Client::new(&r.host, https(certs_d.clone(), false)).err().unwrap();
+    assert!(err.to_string().contains("client certificate without its key"), "{err}");
+    std::fs::remove_file(certs_d.join(&r.host).join("client.cert")).unwrap();
     // A broken certificate file is an error naming it.
     std::fs::write(certs_d.join(&r.host).join("bad.crt"), "not a certificate").unwrap();
     let err = Client::new(&r.host, https(certs_d.clone(), false)).err().unwrap();
