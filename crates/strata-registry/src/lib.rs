@@ -23,7 +23,7 @@ mod manifests;
 mod tls;
 
 pub use auth::{Challenge, Scope, parse_challenges};
-pub use blobs::{BlobReader, Mount, PartialBlob, Upload};
+pub use blobs::{BlobPush, BlobReader, Mount, PartialBlob, Upload};
 pub use client::{
     Client, ClientOptions, Credentials, DEFAULT_CONCURRENT_TRANSFERS, DOCKER_HUB_API_HOST, Protocol, api_host,
     install_crypto_provider, is_loopback,

@@ -116,6 +116,20 @@ async fn push_chunked_then_pull_back() {
     c.get_blob("chunked/app", &d, None, &mut out).await.unwrap();
     assert_eq!(out, blob);
 
+    // Default options: a blob over 32 MiB goes in one streamed PATCH.
+    let c = r.anonymous();
+    let big = data(40 * 1024 * 1024 + 17, 40);
+    let d = Digest::sha256_of(&big);
+    c.push_blob("chunked/big", &d, big.len() as u64, &big[..])
+        .await
+        .unwrap();
+    let mut out = Vec::with_capacity(big.len());
+    c.get_blob("chunked/big", &d, Some(big.len() as u64), &mut out)
+        .await
+        .unwrap();
+    assert!(out == big);
+    drop((big, out));
+
     // From a file, as a layer would be pushed.
     let dir = tempfile::TempDir::new().unwrap();
     let p = dir.path().join("layer");
