@@ -616,3 +616,39 @@ async fn tls_with_certs_d_or_insecure() {
     assert!(err.to_string().contains("bad.crt"), "{err}");
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_when_the_registry_ignores_range() {
+    let blob = data(30_000, 7);
+    let d = Digest::sha256_of(&blob);
+    let b = blob.clone();
+    // Always the whole blob with 200, whatever the Range says.
+    let fake = Fake::start("127.0.0.1:0", move |req| {
+        if req.path == "/v2/" {
+            reply(200, &[], b"")
+        } else {
+            reply(200, &[], &b)
+        }
+    })
+    .await;
+    let c = client(&fake.host(), Credentials::Anonymous);
+    let mut partial = PartialBlob::from_reader(Algorithm::Sha256, &blob[..12_345]).unwrap();
+    let mut out = blob[..12_345].to_vec();
+    c.get_blob_resumable("lib/app", &d, Some(30_000), &mut partial, &mut out)
+        .await
+        .unwrap();
+    assert!(out == blob, "the prefix is not written twice");
+    assert_eq!(fake.recorded().last().unwrap().header("range"), Some("bytes=12345-"));
+
+    // What the writer holds differs from the registry's content: refused, not mixed.
+    let mut bad = blob[..100].to_vec();
+    bad[0] ^= 1;
+    let mut partial = PartialBlob::from_reader(Algorithm::Sha256, &bad[..]).unwrap();
+    let mut out = bad.clone();
+    let err = c
+        .get_blob_resumable("lib/app", &d, Some(30_000), &mut partial, &mut out)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot resume"), "{err}");
+    assert_eq!(out, bad);
+}
