@@ -24,6 +24,9 @@ pub struct Cli {
     /// Root directory of the store (default /var/lib/strata, or $XDG_DATA_HOME/strata when not root)
     #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Storage driver for container roots: overlay (default when the kernel allows) or vfs (copies)
+    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER", value_name = "string")]
+    storage_driver: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +57,24 @@ enum Command {
     /// Load an image from a tar archive or STDIN
     #[command(help_template = HELP_TEMPLATE)]
     Load(cmd::images::LoadArgs),
+    /// Download an image from a registry
+    #[command(help_template = HELP_TEMPLATE)]
+    Pull(cmd::distribution::PullArgs),
+    /// Upload an image to a registry
+    #[command(help_template = HELP_TEMPLATE)]
+    Push(cmd::distribution::PushArgs),
+    /// Log in to a registry
+    #[command(help_template = HELP_TEMPLATE)]
+    Login(cmd::distribution::LoginArgs),
+    /// Log out from a registry
+    #[command(help_template = HELP_TEMPLATE)]
+    Logout(cmd::distribution::LogoutArgs),
+    /// Inspect manifests and manifest lists in a registry
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Manifest(cmd::distribution::ManifestCommand),
+    /// Pin the base images of a Dockerfile to their registry digests
+    #[command(help_template = HELP_TEMPLATE)]
+    Pin(cmd::distribution::PinArgs),
     /// Manage images
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Image(cmd::images::ImageCommand),
@@ -129,6 +150,10 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
+    if let Some(d) = &cli.storage_driver {
+        // SAFETY: still single-threaded; the container engine reads it when it opens the store.
+        unsafe { std::env::set_var("STRATA_STORAGE_DRIVER", d) };
+    }
     let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
     let result = match cli.command {
         Command::Import(a) => cmd::images::import(&root, a),
@@ -139,6 +164,12 @@ fn main() -> ExitCode {
         Command::History(a) => cmd::images::history(&root, a),
         Command::Save(a) => cmd::images::save(&root, a),
         Command::Load(a) => cmd::images::load(&root, a),
+        Command::Pull(a) => cmd::distribution::pull(&root, a),
+        Command::Push(a) => cmd::distribution::push(&root, a),
+        Command::Login(a) => cmd::distribution::login(a),
+        Command::Logout(a) => cmd::distribution::logout(a),
+        Command::Manifest(c) => cmd::distribution::manifest(c),
+        Command::Pin(a) => cmd::distribution::pin(a),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),
         Command::Run(a) => cmd::containers::run(&root, a),

@@ -1,4 +1,5 @@
 pub mod containers;
+pub mod distribution;
 pub mod images;
 pub mod system;
 
