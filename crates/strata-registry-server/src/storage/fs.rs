@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use strata_oci::Digest;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use super::{ByteStream, Driver, Meta, UploadEntry, WriteError};
 
@@ -107,6 +107,47 @@ async fn copy_stream(file: &mut tokio::fs::File, mut body: ByteStream) -> Result
     Ok(n)
 }
 
+/// Bytes read per blocking call when streaming a blob.
+const READ_CHUNK: usize = 1 << 20;
+
+/// Streams `len` bytes of `file` from its current position, one chunk read
+/// ahead on the blocking pool while the previous one is being sent, so that
+/// disk reads and socket writes overlap. A blocking thread is held only for
+/// the read itself, never while a slow client drains a chunk.
+fn read_ahead(file: std::fs::File, len: u64) -> ByteStream {
+    type Pending = tokio::task::JoinHandle<io::Result<(std::fs::File, Bytes)>>;
+    fn next(file: std::fs::File, remaining: u64) -> Option<Pending> {
+        (remaining > 0).then(|| {
+            let n = remaining.min(READ_CHUNK as u64);
+            tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut buf = Vec::with_capacity(n as usize);
+                (&file).take(n).read_to_end(&mut buf)?;
+                Ok((file, Bytes::from(buf)))
+            })
+        })
+    }
+    let first = next(file, len);
+    Box::pin(futures_util::stream::unfold(
+        (first, len),
+        |(pending, remaining)| async move {
+            let err = match pending?.await {
+                Ok(Ok((file, chunk))) => {
+                    if chunk.is_empty() {
+                        let e = io::Error::new(io::ErrorKind::UnexpectedEof, "the blob is shorter than its size");
+                        return Some((Err(e), (None, 0)));
+                    }
+                    let left = remaining - chunk.len() as u64;
+                    return Some((Ok(chunk), (next(file, left), left)));
+                }
+                Ok(Err(e)) => e,
+                Err(e) => io::Error::other(e),
+            };
+            Some((Err(err), (None, 0)))
+        },
+    ))
+}
+
 /// Hashes a file on a blocking thread.
 async fn hash_file(path: PathBuf, algorithm: strata_oci::Algorithm) -> io::Result<(Digest, u64)> {
     tokio::task::spawn_blocking(move || {
@@ -157,20 +198,23 @@ impl Driver for FsDriver {
     }
 
     async fn read(&self, key: &str, range: Option<Range<u64>>) -> io::Result<Option<ByteStream>> {
-        let Some(mut f) = not_found_none(tokio::fs::File::open(self.path(key)).await)? else {
-            return Ok(None);
-        };
-        let reader: Box<dyn tokio::io::AsyncRead + Send + Unpin> = match range {
-            Some(r) => {
-                f.seek(SeekFrom::Start(r.start)).await?;
-                Box::new(f.take(r.end - r.start))
-            }
-            None => Box::new(f),
-        };
-        Ok(Some(Box::pin(tokio_util::io::ReaderStream::with_capacity(
-            reader,
-            256 * 1024,
-        ))))
+        let path = self.path(key);
+        let opened = tokio::task::spawn_blocking(move || -> io::Result<Option<(std::fs::File, u64)>> {
+            let Some(mut f) = not_found_none(std::fs::File::open(path))? else {
+                return Ok(None);
+            };
+            let len = match range {
+                Some(r) => {
+                    io::Seek::seek(&mut f, SeekFrom::Start(r.start))?;
+                    r.end - r.start
+                }
+                None => f.metadata()?.len(),
+            };
+            Ok(Some((f, len)))
+        })
+        .await
+        .map_err(io::Error::other)??;
+        Ok(opened.map(|(f, len)| read_ahead(f, len)))
     }
 
     async fn list_dir(&self, prefix: &str) -> io::Result<Vec<String>> {
