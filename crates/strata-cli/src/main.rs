@@ -33,6 +33,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile
+    #[command(help_template = HELP_TEMPLATE)]
+    Build(cmd::build::BuildArgs),
     /// Import the contents from a tarball or directory to create a filesystem image
     #[command(help_template = HELP_TEMPLATE)]
     Import(cmd::images::ImportArgs),
@@ -156,6 +159,7 @@ fn main() -> ExitCode {
     }
     let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
     let result = match cli.command {
+        Command::Build(a) => cmd::build::build(&root, a),
         Command::Import(a) => cmd::images::import(&root, a),
         Command::Images(a) => cmd::images::images(&root, a),
         Command::Tag(a) => cmd::images::tag(&root, a),

@@ -1,0 +1,112 @@
+//! `strata build`: arguments and output; the build itself is strata-builder's.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use strata_builder::{BuildOptions, DockerfileSource};
+
+#[derive(Args)]
+#[command(override_usage = "strata build [OPTIONS] PATH")]
+pub struct BuildArgs {
+    /// Name and optionally a tag in the "name:tag" format
+    #[arg(short, long = "tag", value_name = "list")]
+    tag: Vec<String>,
+    /// Name of the Dockerfile (default: "PATH/Dockerfile"; "-" reads it from STDIN)
+    #[arg(short, long, value_name = "string")]
+    file: Option<String>,
+    /// Set build-time variables
+    #[arg(long = "build-arg", value_name = "list")]
+    build_arg: Vec<String>,
+    /// Set the target build stage to build
+    #[arg(long, value_name = "string")]
+    target: Option<String>,
+    /// Do not use cache when building the image
+    #[arg(long)]
+    no_cache: bool,
+    /// Write the image ID to the file
+    #[arg(long, value_name = "string")]
+    iidfile: Option<PathBuf>,
+    /// Suppress the build output and print image ID on success
+    #[arg(short, long)]
+    quiet: bool,
+    /// Set metadata for an image
+    #[arg(long = "label", value_name = "list")]
+    label: Vec<String>,
+    /// Set type of progress output ("auto", "plain", "tty", "quiet")
+    #[arg(long, value_name = "string", default_value = "auto")]
+    progress: String,
+    /// Set target platform for build (only the host's platform)
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
+    /// Clamp timestamps in the image config and layers to this Unix time (default: $SOURCE_DATE_EPOCH)
+    #[arg(long = "source-date-epoch", value_name = "int")]
+    source_date_epoch: Option<i64>,
+    /// Build context (a directory)
+    #[arg(value_name = "PATH")]
+    context: PathBuf,
+}
+
+pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
+    let quiet = a.quiet || a.progress == "quiet";
+    if !matches!(a.progress.as_str(), "auto" | "plain" | "tty" | "quiet" | "rawjson") {
+        bail!("invalid progress mode {:?}: use auto, plain, tty or quiet", a.progress);
+    }
+    if a.context.as_os_str() == "-" {
+        bail!("reading a build context from STDIN is not supported; give a directory");
+    }
+    let dockerfile = match a.file.as_deref() {
+        Some("-") => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .take(strata_builder::MAX_DOCKERFILE_SIZE + 1)
+                .read_to_end(&mut bytes)
+                .context("reading the Dockerfile from STDIN")?;
+            DockerfileSource::Bytes(bytes)
+        }
+        Some(f) => DockerfileSource::Path(PathBuf::from(f)),
+        None => DockerfileSource::Default,
+    };
+    let source_date_epoch = match a.source_date_epoch {
+        Some(e) => Some(e),
+        None => match std::env::var("SOURCE_DATE_EPOCH") {
+            Ok(s) if !s.trim().is_empty() => Some(
+                s.trim()
+                    .parse::<i64>()
+                    .with_context(|| format!("invalid SOURCE_DATE_EPOCH {s:?}: expected Unix seconds"))?,
+            ),
+            _ => None,
+        },
+    };
+    let opts = BuildOptions {
+        context: a.context,
+        dockerfile,
+        tags: a.tag,
+        build_args: a.build_arg,
+        target: a.target,
+        no_cache: a.no_cache,
+        labels: a.label,
+        platform: a.platform,
+        source_date_epoch,
+    };
+    let log: Box<dyn Write + Send> = if quiet {
+        Box::new(std::io::sink())
+    } else {
+        Box::new(std::io::stderr())
+    };
+    let out = strata_builder::build(root, &opts, log)?;
+    if let Some(f) = &a.iidfile {
+        std::fs::write(f, out.image_id.to_string()).with_context(|| format!("writing {}", f.display()))?;
+    }
+    if quiet {
+        println!("{}", out.image_id);
+    } else {
+        println!("Successfully built {}", out.image_id.short());
+        for t in &out.tags {
+            println!("Successfully tagged {}", t.familiar());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
