@@ -2,11 +2,14 @@
 //! image, with the container's config (env, workdir, ports, volumes,
 //! entrypoint, cmd) and `--change` instructions.
 
-use anyhow::{Context, Result, bail};
-use strata_layer::{Compression, WriteOptions};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use strata_layer::{Compression, Selected, WriteOptions};
 use strata_oci::{Descriptor, Digest, History, Reference, media};
 use strata_store::{LayerRecord, StoreLock};
 
+use crate::diff::ChangeKind;
 use crate::engine::Containers;
 use crate::record::ContainerRecord;
 
@@ -20,19 +23,12 @@ pub struct CommitOptions {
 
 impl Containers {
     pub fn commit(&mut self, rec: &ContainerRecord, opts: &CommitOptions) -> Result<strata_image::Imported> {
-        if self.snap.driver() != strata_snapshot::Driver::Overlay {
-            bail!(
-                "commit needs the overlay storage driver (this store uses {})",
-                self.snap.driver().name()
-            );
-        }
         let image_id = Digest::parse(&rec.image_id)?;
         let mut config = self.image_config(&image_id)?;
         let mut cc = rec.config.clone();
         for c in &opts.changes {
             strata_image::apply_change(&mut cc, c).map_err(|e| anyhow::anyhow!("{e}"))?;
         }
-        let upper = self.upper_dir(rec)?;
         let _lock = StoreLock::shared(self.store.root())?;
         let mut w = self.store.blob_writer()?;
         let opts_w = WriteOptions {
@@ -40,8 +36,31 @@ impl Containers {
             level: None,
             source_date_epoch: None,
         };
-        let d = strata_layer::write_overlay_upper_layer(&upper, &opts_w, &mut w)
-            .with_context(|| format!("writing the changes of {}", rec.name))?;
+        let d = match self.snap.driver() {
+            strata_snapshot::Driver::Overlay => {
+                let upper = self.upper_dir(rec)?;
+                strata_layer::write_overlay_upper_layer(&upper, &opts_w, &mut w)
+            }
+            strata_snapshot::Driver::Copy => {
+                // No upper directory: the change set, computed, is the layer.
+                let rootfs = self.snap.snapshot_dir(&rec.id).join("rootfs");
+                let mut changes = crate::diff::tree_changes(&self.lower_dirs(rec)?, &rootfs)?;
+                changes.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
+                let selected: Vec<Selected> = changes
+                    .into_iter()
+                    .map(|c| {
+                        let p = PathBuf::from(c.path.trim_start_matches('/'));
+                        if c.kind == ChangeKind::Deleted {
+                            Selected::Whiteout(p)
+                        } else {
+                            Selected::Entry(p)
+                        }
+                    })
+                    .collect();
+                strata_layer::write_selected(&rootfs, &selected, &opts_w, &mut w)
+            }
+        }
+        .with_context(|| format!("writing the changes of {}", rec.name))?;
         let (digest, size) = w.commit(Some(&d.digest))?;
         let now = strata_image::now_rfc3339();
         config.created = Some(now.clone());

@@ -8,7 +8,10 @@ use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use anyhow::Result;
 
 use crate::engine::Containers;
 use crate::record::ContainerRecord;
@@ -81,20 +84,155 @@ fn is_opaque(p: &Path) -> bool {
 
 impl Containers {
     pub fn diff(&self, rec: &ContainerRecord) -> Result<Vec<Change>> {
-        if self.snap.driver() != strata_snapshot::Driver::Overlay {
-            bail!(
-                "diff needs the overlay storage driver (this store uses {})",
-                self.snap.driver().name()
-            );
-        }
-        let upper = self.upper_dir(rec)?;
         let mut lowers = self.lower_dirs(rec)?;
-        lowers.reverse();
         let mut out = Vec::new();
-        walk(&upper, Path::new(""), &lowers, false, &mut out)?;
+        match self.snap.driver() {
+            strata_snapshot::Driver::Overlay => {
+                let upper = self.upper_dir(rec)?;
+                lowers.reverse();
+                walk(&upper, Path::new(""), &lowers, false, &mut out)?;
+            }
+            strata_snapshot::Driver::Copy => {
+                let rootfs = self.snap.snapshot_dir(&rec.id).join("rootfs");
+                out = tree_changes(&lowers, &rootfs)?;
+            }
+        }
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
+}
+
+/// What a file is, for change detection (Docker's rules: directories are
+/// compared by mode and owner only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Meta {
+    is_dir: bool,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    size: u64,
+    mtime: (i64, i64),
+    rdev: u64,
+    link: Option<PathBuf>,
+}
+
+impl Meta {
+    fn of(path: &Path, m: &std::fs::Metadata) -> Meta {
+        Meta {
+            is_dir: m.is_dir(),
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            size: if m.is_dir() { 0 } else { m.size() },
+            mtime: if m.is_dir() {
+                (0, 0)
+            } else {
+                (m.mtime(), m.mtime_nsec())
+            },
+            rdev: m.rdev(),
+            link: if m.file_type().is_symlink() {
+                std::fs::read_link(path).ok()
+            } else {
+                None
+            },
+        }
+    }
+}
+
+type Tree = BTreeMap<PathBuf, Meta>;
+
+fn remove_below(tree: &mut Tree, path: &Path) {
+    let below: Vec<PathBuf> = tree
+        .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
+        .take_while(|(k, _)| k.starts_with(path))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in below {
+        tree.remove(&k);
+    }
+}
+
+/// Adds an overlay-form layer directory on top of `tree`.
+fn scan_layer(top: &Path, rel: &Path, tree: &mut Tree) -> Result<()> {
+    for e in std::fs::read_dir(top.join(rel))? {
+        let e = e?;
+        let r = rel.join(e.file_name());
+        let full = top.join(&r);
+        let m = std::fs::symlink_metadata(&full)?;
+        if is_whiteout(&m) {
+            tree.remove(&r);
+            remove_below(tree, &r);
+            continue;
+        }
+        if !m.is_dir() || is_opaque(&full) {
+            remove_below(tree, &r);
+        }
+        tree.insert(r.clone(), Meta::of(&full, &m));
+        if m.is_dir() {
+            scan_layer(top, &r, tree)?;
+        }
+    }
+    Ok(())
+}
+
+fn scan_tree(top: &Path, rel: &Path, tree: &mut Tree) -> Result<()> {
+    for e in std::fs::read_dir(top.join(rel))? {
+        let r = rel.join(e?.file_name());
+        let full = top.join(&r);
+        let m = std::fs::symlink_metadata(&full)?;
+        tree.insert(r.clone(), Meta::of(&full, &m));
+        if m.is_dir() {
+            scan_tree(top, &r, tree)?;
+        }
+    }
+    Ok(())
+}
+
+/// Changes between the flattened lower layers and a full root (copy driver).
+pub(crate) fn tree_changes(lowers_bottom_first: &[PathBuf], root: &Path) -> Result<Vec<Change>> {
+    let mut lower = Tree::new();
+    for l in lowers_bottom_first {
+        scan_layer(l, Path::new(""), &mut lower)?;
+    }
+    let mut now = Tree::new();
+    scan_tree(root, Path::new(""), &mut now)?;
+    let mut kinds: BTreeMap<PathBuf, ChangeKind> = BTreeMap::new();
+    for (p, m) in &now {
+        match lower.get(p) {
+            None => {
+                kinds.insert(p.clone(), ChangeKind::Added);
+            }
+            Some(old) if old != m => {
+                kinds.insert(p.clone(), ChangeKind::Changed);
+            }
+            _ => {}
+        }
+    }
+    for p in lower.keys() {
+        let parent_kept = p
+            .parent()
+            .is_none_or(|q| q.as_os_str().is_empty() || now.contains_key(q));
+        if !now.contains_key(p) && parent_kept {
+            kinds.insert(p.clone(), ChangeKind::Deleted);
+        }
+    }
+    // Directories holding a change are changed themselves.
+    let changed: Vec<PathBuf> = kinds.keys().cloned().collect();
+    for p in changed {
+        for a in p.ancestors().skip(1) {
+            if a.as_os_str().is_empty() {
+                break;
+            }
+            kinds.entry(a.to_path_buf()).or_insert(ChangeKind::Changed);
+        }
+    }
+    Ok(kinds
+        .into_iter()
+        .map(|(p, kind)| Change {
+            kind,
+            path: format!("/{}", p.display()),
+        })
+        .collect())
 }
 
 fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], all_added: bool, out: &mut Vec<Change>) -> Result<()> {

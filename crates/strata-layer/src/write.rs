@@ -50,6 +50,72 @@ pub fn write_entry_at<W: Write>(
     })
 }
 
+/// One entry of a change set: a path under the root, written alone (a
+/// directory without its children), or a whiteout for a deleted path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selected {
+    Entry(PathBuf),
+    Whiteout(PathBuf),
+}
+
+/// Writes exactly the listed entries of the tree under `root`, in the
+/// order given (parents before children), as a layer: what a container's
+/// changes become when there is no overlay upper directory to read.
+pub fn write_selected<W: Write>(
+    root: &Path,
+    entries: &[Selected],
+    opts: &WriteOptions,
+    out: W,
+) -> Result<LayerDigests> {
+    let rootfd = open_dir(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
+    finish_tree(opts, out, false, root, |w| {
+        w.recurse = false;
+        for sel in entries {
+            match sel {
+                Selected::Entry(p) => {
+                    let parent = p.parent().unwrap_or(Path::new(""));
+                    let name = p
+                        .file_name()
+                        .ok_or_else(|| w.err(p, std::io::Error::other("empty path")))?;
+                    let pfd = if parent.as_os_str().is_empty() {
+                        open_dir(&rootfd, c".")
+                    } else {
+                        open_dir_beneath(&rootfd, parent)
+                    }
+                    .map_err(|e| w.err(p, e))?;
+                    let cname = CString::new(name.as_bytes()).map_err(|_| w.err(p, std::io::Error::other("NUL")))?;
+                    let st = rustix::fs::statat(&pfd, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+                        .map_err(|e| w.err(p, e))?;
+                    w.entry(&pfd, &cname, p, &st)?;
+                }
+                Selected::Whiteout(p) => {
+                    let mut wh = b".wh.".to_vec();
+                    wh.extend_from_slice(p.file_name().unwrap_or_default().as_bytes());
+                    let path = p.parent().unwrap_or(Path::new("")).join(OsStr::from_bytes(&wh));
+                    let mut h = tar::Header::new_ustar();
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_mode(0o644);
+                    h.set_uid(0);
+                    h.set_gid(0);
+                    h.set_mtime(w.epoch.unwrap_or(0).max(0) as u64);
+                    h.set_size(0);
+                    w.append(&mut h, path.as_os_str().as_bytes(), None, &[], std::io::empty())?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Opens a directory below `root` component by component, never following a symlink.
+fn open_dir_beneath(root: &OwnedFd, rel: &Path) -> std::io::Result<OwnedFd> {
+    let mut fd = open_dir(root, c".")?;
+    for c in rel.components() {
+        fd = open_dir(&fd, c.as_os_str())?;
+    }
+    Ok(fd)
+}
+
 fn write_tree<W: Write>(dir: &Path, opts: &WriteOptions, out: W, overlay: bool) -> Result<LayerDigests> {
     let root = open_dir(CWD, dir).map_err(|e| LayerError::io(format!("opening {}", dir.display()), e))?;
     finish_tree(opts, out, overlay, dir, |w| w.walk(&root, Path::new("")))
@@ -70,6 +136,7 @@ fn finish_tree<W: Write>(
         epoch: opts.source_date_epoch,
         overlay,
         top: top.to_path_buf(),
+        recurse: true,
     };
     body(&mut w)?;
     let hashing = w
@@ -103,6 +170,8 @@ struct TreeWriter<W: Write> {
     epoch: Option<i64>,
     overlay: bool,
     top: PathBuf,
+    /// Whether a directory entry brings its children along.
+    recurse: bool,
 }
 
 impl<W: Write> TreeWriter<W> {
@@ -147,7 +216,7 @@ impl<W: Write> TreeWriter<W> {
                     let marker = path.join(".wh..wh..opq");
                     self.append(&mut h, marker.as_os_str().as_bytes(), None, &[], std::io::empty())?;
                 }
-                self.walk(&fd, path)
+                if self.recurse { self.walk(&fd, path) } else { Ok(()) }
             }
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
