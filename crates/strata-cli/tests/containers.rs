@@ -283,3 +283,29 @@ fn volumes_outlive_containers() {
     let out = env.ok(&["container", "prune", "-f"]);
     assert!(out.contains("Deleted Containers:"), "{out}");
 }
+
+#[test]
+fn interactive_stdin_and_detached_auto_remove() {
+    let env = Env::new();
+    let Some(_) = env.import_busybox() else { return };
+    let mut child = env
+        .cmd()
+        .args(["run", "-i", "--name", "cat1", "busybox", "cat"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"through stdin\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "through stdin\n");
+    assert!(
+        env.ok(&["ps", "-a", "--format", "{{.Names}} {{.Status}}"])
+            .starts_with("cat1 Exited (0)")
+    );
+    env.ok(&["run", "-d", "--rm", "--name", "gone", "busybox", "true"]);
+    // Either still there (then wait returns its code) or already reaped.
+    let _ = env.run(&["wait", "gone"]);
+    let ps = env.ok(&["ps", "-a", "--format", "{{.Names}}"]);
+    assert!(!ps.contains("gone"), "a --rm container is removed once it exited: {ps}");
+}

@@ -369,6 +369,22 @@ impl Containers {
 
     pub fn status(&self, rec: &ContainerRecord) -> Status {
         let dir = self.state_dir(&rec.id);
+        if let Some(fg) = read_json::<Foreground>(&dir.join(FOREGROUND)) {
+            return match fg.exit_code {
+                Some(code) => Status::Exited {
+                    code,
+                    finished_at: fg.finished_at.unwrap_or_default(),
+                },
+                None if process_start_time(fg.pid) == Some(fg.start_time) => Status::Running {
+                    pid: fg.pid,
+                    started_at: fg.started_at,
+                },
+                None => Status::Exited {
+                    code: strata_runtime::EXIT_UNKNOWN,
+                    finished_at: String::new(),
+                },
+            };
+        }
         if !dir.join("state.json").exists() {
             return Status::Created;
         }
@@ -386,6 +402,9 @@ impl Containers {
     }
 
     pub fn started_at(&self, rec: &ContainerRecord) -> Option<String> {
+        if let Some(fg) = read_json::<Foreground>(&self.state_dir(&rec.id).join(FOREGROUND)) {
+            return Some(fg.started_at);
+        }
         strata_runtime::read_state_record(&self.state_dir(&rec.id))
             .ok()
             .map(|r| r.started_at)
@@ -448,6 +467,7 @@ impl Containers {
         if self.status(rec).is_running() {
             return Ok(0);
         }
+        let _ = std::fs::remove_file(self.state_dir(&rec.id).join(FOREGROUND));
         let root = self.ensure_mounted(rec)?;
         let spec = self.run_spec(rec, &root)?;
         strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| RunFailed(e).into())
@@ -458,9 +478,38 @@ impl Containers {
     pub fn run_attached(&self, rec: &ContainerRecord) -> Result<i32> {
         let root = self.ensure_mounted(rec)?;
         let spec = self.run_spec(rec, &root)?;
+        // This process supervises the container: `ps` checks it is alive.
+        let dir = self.state_dir(&rec.id);
+        let _ = std::fs::remove_file(dir.join("state.json"));
+        let me = std::process::id() as i32;
+        let mut fg = Foreground {
+            pid: me,
+            start_time: process_start_time(me).unwrap_or(0),
+            started_at: strata_image::now_rfc3339(),
+            exit_code: None,
+            finished_at: None,
+        };
+        write_json(&dir.join(FOREGROUND), &fg)?;
         let r = strata_runtime::run(&spec);
-        self.release(rec).ok();
+        fg.exit_code = Some(match &r {
+            Ok(code) => *code,
+            Err(e) => e.code,
+        });
+        fg.finished_at = Some(strata_image::now_rfc3339());
+        write_json(&dir.join(FOREGROUND), &fg)?;
+        let _ = self.snap.unmount(&root);
         r.map_err(|e| RunFailed(e).into())
+    }
+
+    /// Removes exited containers that were started with `--rm` (a detached
+    /// one ends while no strata process watches it).
+    pub fn reap(&self) -> Result<()> {
+        for rec in self.list()? {
+            if rec.auto_remove && matches!(self.status(&rec), Status::Exited { .. }) {
+                let _ = self.remove(&rec, false, true);
+            }
+        }
+        Ok(())
     }
 
     pub fn wait(&self, rec: &ContainerRecord) -> Result<i32> {
@@ -707,4 +756,36 @@ fn unescape_mountinfo(s: &str) -> String {
         i += 1;
     }
     out
+}
+
+/// A container run in the foreground with the caller's terminal (`-i`/`-t`):
+/// the strata process itself is its supervisor.
+const FOREGROUND: &str = "foreground.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Foreground {
+    pid: i32,
+    start_time: u64,
+    started_at: String,
+    exit_code: Option<i32>,
+    finished_at: Option<String>,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
+    serde_json::from_slice(&std::fs::read(p).ok()?).ok()
+}
+
+fn write_json<T: serde::Serialize>(p: &Path, v: &T) -> Result<()> {
+    let tmp = p.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec(v)?)?;
+    std::fs::rename(&tmp, p)?;
+    Ok(())
+}
+
+/// Field 22 of /proc/PID/stat (start time in clock ticks), to tell a pid
+/// from a later process that reused it.
+fn process_start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 2..];
+    after.split(' ').nth(19)?.parse().ok()
 }

@@ -22,6 +22,7 @@ fn open(root: &Path) -> Result<Containers> {
     if let Some(note) = &c.driver_note {
         eprintln!("strata: overlay is not available ({note}); using the vfs (copy) storage driver");
     }
+    c.reap()?;
     Ok(c)
 }
 
