@@ -309,3 +309,39 @@ fn interactive_stdin_and_detached_auto_remove() {
     let ps = env.ok(&["ps", "-a", "--format", "{{.Names}}"]);
     assert!(!ps.contains("gone"), "a --rm container is removed once it exited: {ps}");
 }
+
+#[test]
+fn signals_reach_a_foreground_container() {
+    let env = Env::new();
+    let Some(_) = env.import_busybox() else { return };
+    let child = env
+        .cmd()
+        .args([
+            "run",
+            "--name",
+            "sig",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got TERM; exit 5' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    // Wait for the container to be up (its output says so), then signal strata.
+    let mut ready = false;
+    for _ in 0..500 {
+        if String::from_utf8_lossy(&env.run(&["logs", "sig"]).stdout).contains("ready") {
+            ready = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(ready, "the container never printed ready");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(5));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("got TERM"));
+}
