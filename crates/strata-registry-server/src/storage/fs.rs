@@ -119,9 +119,12 @@ fn read_ahead(file: std::fs::File, len: u64) -> ByteStream {
     fn next(file: std::fs::File, remaining: u64) -> Option<Pending> {
         (remaining > 0).then(|| {
             let n = remaining.min(READ_CHUNK as u64);
+            // Allocated here, on the runtime's thread that will also free it
+            // once sent: buffers made on the many blocking threads would
+            // spread over as many malloc arenas and inflate the RSS.
+            let mut buf = Vec::with_capacity(n as usize);
             tokio::task::spawn_blocking(move || {
                 use std::io::Read;
-                let mut buf = Vec::with_capacity(n as usize);
                 (&file).take(n).read_to_end(&mut buf)?;
                 Ok((file, Bytes::from(buf)))
             })
