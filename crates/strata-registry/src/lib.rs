@@ -11,8 +11,10 @@
 //! It must never trust a byte it receives before it is hashed against the
 //! digest it was asked for, never hold a whole layer in memory, never read
 //! more than 4 MiB of a manifest, and never send `Authorization` to any
-//! origin but the registry's (redirects are followed by hand). It knows
-//! nothing of the local image store: pulling into it is built on this API.
+//! origin but the registry's (redirects are followed by hand). The client
+//! modules know nothing of the local image store; `pull`, `push` and `pin`
+//! are built on their API and bring images into and out of `strata-store`,
+//! where nothing is named before it is verified.
 
 mod auth;
 mod blobs;
@@ -20,7 +22,11 @@ mod client;
 pub mod credentials;
 mod error;
 mod manifests;
+pub mod pin;
+pub mod pull;
+pub mod push;
 mod tls;
+mod transfer;
 
 pub use auth::{Challenge, Scope, parse_challenges};
 pub use blobs::{BlobPush, BlobReader, Mount, PartialBlob, Upload};
@@ -31,7 +37,11 @@ pub use client::{
 pub use credentials::{Credential, CredentialStore, DOCKER_HUB_KEY, server_key};
 pub use error::{ApiErrorEntry, RegistryError, Result, Site};
 pub use manifests::{MANIFEST_ACCEPT, ManifestHead, ManifestResponse, Resolved, index_platforms, select_manifest};
+pub use pin::{PinAction, PinLine, PinOptions};
+pub use pull::{PullOptions, PullReport, pull, pull_async};
+pub use push::{PushOptions, PushReport, push, push_async};
 pub use tls::DEFAULT_CERTS_DIR;
+pub use transfer::{Event, LayerStatus, Progress, block_on, no_progress};
 
 /// Checks `username`/`password` against `registry` (Basic, or the token
 /// service it names), then stores them: with the configured credential

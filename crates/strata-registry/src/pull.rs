@@ -1,0 +1,450 @@
+//! Pulling an image into the local store.
+//!
+//! resolve (tag → digest; index → the wanted platform) → config → every
+//! layer the store lacks, at once: each is streamed once, hashed (the
+//! client checks the distribution digest), written to a staged blob and, in
+//! the same pass, decompressed, every tar header checked and the diff ID
+//! computed. Nothing is named in the store until every layer's digest and
+//! diff ID matched; then the blobs are committed and the image registered
+//! and tagged. A download that breaks resumes with `Range`.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::{Buf, Bytes};
+use strata_oci::media::{self, MAX_DOCUMENT_SIZE};
+use strata_oci::{Descriptor, Digest, Document, ImageConfig, Platform, Reference};
+use strata_store::{BlobWriter, LayerRecord, NewImage, Store};
+
+use crate::blobs::PartialBlob;
+use crate::client::{Client, ClientOptions};
+use crate::manifests::{ManifestResponse, Resolved};
+use crate::transfer::{ATTEMPTS, Event, LayerStatus, Progress, backoff, retryable};
+
+/// How to pull.
+#[derive(Clone, Default)]
+pub struct PullOptions {
+    /// The platform to pick from an index (default: the host's). When given
+    /// explicitly, a single-platform image must match it too.
+    pub platform: Option<Platform>,
+    pub client: ClientOptions,
+}
+
+/// What a pull did.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    /// The reference as pulled (fully qualified; tag or digest).
+    pub reference: Reference,
+    /// What the reference resolved to at the registry (the index's digest
+    /// for a multi-platform image).
+    pub digest: Digest,
+    /// The platform manifest's digest (the image's repo digest).
+    pub manifest: Digest,
+    /// The image ID (config digest).
+    pub image_id: Digest,
+    /// Layers downloaded (0 when everything was present).
+    pub downloaded: usize,
+    /// The reference already named this image before the pull.
+    pub up_to_date: bool,
+}
+
+/// The reference a pull of `reference` asks the registry for: the digest
+/// wins over a tag, and no tag means `latest`.
+pub fn pull_target(reference: &Reference) -> Reference {
+    match reference.digest() {
+        // `name:tag@digest` pulls by digest.
+        Some(d) => Reference::from_parts(&reference.repository(), None, Some(d.clone()))
+            .unwrap_or_else(|_| reference.clone()),
+        None => reference.clone().with_default_tag(),
+    }
+}
+
+/// Pulls `reference` into `store` (see the module documentation).
+pub fn pull(store: &mut Store, reference: &Reference, opts: &PullOptions, progress: &Progress) -> Result<PullReport> {
+    crate::transfer::block_on(pull_async(store, reference, opts, progress))?
+}
+
+/// [`pull`] on the caller's runtime (which must be multi-threaded).
+pub async fn pull_async(
+    store: &mut Store,
+    reference: &Reference,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<PullReport> {
+    let target = pull_target(reference);
+    let repo_full = target.repository();
+    let repo = target.path().to_string();
+    let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
+    let client = Client::for_reference(&target, opts.client.clone())?;
+    let what = match (target.digest(), target.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, t) => t.unwrap_or("latest").to_string(),
+    };
+    progress(Event::PullingFrom {
+        what: what.clone(),
+        repository: target.familiar_repository(),
+    });
+    let before = match target.tag() {
+        Some(_) => store.tag_target(&target)?.map(|(m, _)| m),
+        None => None,
+    };
+
+    // Cheap check first: a HEAD tells the digest; when it names a manifest
+    // the store already has for this repository, nothing needs fetching.
+    if let Some(head) = client.head_manifest(&repo, &what).await.ok().flatten()
+        && let Some(d) = head.digest.or_else(|| target.digest().cloned())
+        && let Some(id) = store.image_of_manifest(&d, Some(&repo_full))?
+        && let Some(img) = store.image(&id)?
+        && opts.platform.as_ref().is_none_or(|p| p.matches(&image_platform(&img)))
+        && img.manifests.iter().any(|(m, mt, _)| *m == d && media::is_manifest(mt))
+    {
+        return finish_known(store, &target, &d, &d, &id, before);
+    }
+
+    let resolved = client
+        .resolve(&target, &wanted)
+        .await
+        .with_context(|| format!("pulling {}", target.familiar()))?;
+    let Resolved { index, manifest } = resolved;
+    let top = index.as_ref().map_or(&manifest.digest, |i| &i.digest).clone();
+    let Document::Manifest(m) = &manifest.document else {
+        bail!("{}: the registry sent an index where a manifest was expected", target.familiar());
+    };
+    if m.layers.is_empty() && m.config.media_type != media::OCI_CONFIG && m.config.media_type != media::DOCKER_CONFIG {
+        bail!(
+            "{} is not a container image (config media type {:?}); it cannot be pulled as one",
+            target.familiar(),
+            m.config.media_type
+        );
+    }
+    // The store may already hold this very manifest (pulled before, or by
+    // another tag of the same image).
+    if let Some(id) = store.image_of_manifest(&manifest.digest, None)? {
+        return finish_known(store, &target, &top, &manifest.digest, &id, before);
+    }
+
+    // The config: small, fetched first (its diff IDs check the layers).
+    let config_bytes = fetch_document(&client, &repo, &m.config).await?;
+    let config = ImageConfig::parse(&config_bytes)
+        .map_err(|e| anyhow!("{}: image config {}: {e}", target.familiar(), m.config.digest))?;
+    if config.rootfs.diff_ids.len() != m.layers.len() {
+        bail!(
+            "{}: the image config lists {} layers (diff IDs) but the manifest {}; the image is malformed",
+            target.familiar(),
+            config.rootfs.diff_ids.len(),
+            m.layers.len()
+        );
+    }
+    if let Some(p) = &opts.platform
+        && index.is_none()
+        && !config.os.is_empty()
+        && !p.matches(&config.platform())
+    {
+        bail!(
+            "image with reference {} was found but does not match the specified platform: wanted {p}, actual: {}",
+            target.familiar(),
+            config.platform()
+        );
+    }
+
+    // Which layers to fetch: those whose exact blob the store lacks.
+    let mut records = Vec::with_capacity(m.layers.len());
+    let mut wanted_layers: Vec<(Descriptor, Digest)> = Vec::new();
+    for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
+        let have = store.has_blob(&layer.digest)
+            && store.layer_blobs(diff_id)?.iter().any(|b| b.digest == layer.digest)
+            && store.layer_size(diff_id)?.is_some();
+        if have {
+            records.push(Some(LayerRecord {
+                diff_id: diff_id.clone(),
+                diff_size: store.layer_size(diff_id)?.unwrap_or(0),
+                blob: layer.clone(),
+            }));
+            progress(Event::Layer {
+                digest: layer.digest.clone(),
+                status: LayerStatus::AlreadyExists,
+            });
+        } else {
+            records.push(None);
+            if !wanted_layers.iter().any(|(d, _)| d.digest == layer.digest) {
+                wanted_layers.push((layer.clone(), diff_id.clone()));
+            }
+        }
+    }
+
+    // Fetch them all at once (the client bounds how many run).
+    let mut tasks = tokio::task::JoinSet::new();
+    for (desc, diff_id) in &wanted_layers {
+        let writer = store.blob_writer_with(desc.digest.algorithm())?;
+        let client = client.clone();
+        let repo = repo.clone();
+        let desc = desc.clone();
+        let diff_id = diff_id.clone();
+        let progress = progress.clone();
+        tasks.spawn(async move {
+            let digest = desc.digest.clone();
+            let r = fetch_layer(&client, &repo, &desc, &diff_id, writer, &progress).await;
+            (digest, r)
+        });
+    }
+    let mut staged: HashMap<Digest, Staged> = HashMap::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (digest, r) = joined.map_err(|e| anyhow!("a layer download stopped: {e}"))?;
+        let s = r.with_context(|| format!("pulling {}: layer {digest}", target.familiar()))?;
+        staged.insert(digest, s);
+    }
+
+    // Everything verified: name the blobs, then register.
+    for (i, layer) in m.layers.iter().enumerate() {
+        if records[i].is_some() {
+            continue;
+        }
+        let diff_id = &config.rootfs.diff_ids[i];
+        let diff_size = match staged.get(&layer.digest) {
+            Some(s) => s.diff_size,
+            None => bail!("internal error: layer {} was not fetched", layer.digest),
+        };
+        records[i] = Some(LayerRecord {
+            diff_id: diff_id.clone(),
+            diff_size,
+            blob: layer.clone(),
+        });
+    }
+    let downloaded = staged.len();
+    for (digest, s) in staged {
+        store
+            .commit_staged(s.tmp, &digest)
+            .with_context(|| format!("storing layer {digest}"))?;
+    }
+    store.put_blob_verified(&m.config.digest, Some(m.config.size), &config_bytes[..])?;
+    store.put_blob_verified(&manifest.digest, Some(manifest.bytes.len() as u64), &manifest.bytes[..])?;
+    store.add_image(&NewImage {
+        config_digest: m.config.digest.clone(),
+        created: config.created.clone(),
+        os: config.os.clone(),
+        arch: config.architecture.clone(),
+        variant: config.variant.clone(),
+        manifest: manifest_descriptor(&manifest),
+        layers: records.into_iter().map(|r| r.expect("every layer recorded")).collect(),
+    })?;
+    finish_known(store, &target, &top, &manifest.digest, &m.config.digest, before).map(|mut r| {
+        r.downloaded = downloaded;
+        r.up_to_date = false;
+        r
+    })
+}
+
+fn image_platform(img: &strata_store::ImageRecord) -> Platform {
+    Platform {
+        os: img.os.clone(),
+        architecture: img.arch.clone(),
+        variant: img.variant.clone(),
+        ..Default::default()
+    }
+}
+
+fn manifest_descriptor(m: &ManifestResponse) -> Descriptor {
+    Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64)
+}
+
+/// The image is in the store: record the repo digest, point the tag at it.
+fn finish_known(
+    store: &mut Store,
+    target: &Reference,
+    top: &Digest,
+    manifest: &Digest,
+    id: &Digest,
+    before: Option<Digest>,
+) -> Result<PullReport> {
+    store.add_repo_digest(&target.repository(), manifest)?;
+    if target.digest().is_none() {
+        store.set_tag(target, manifest)?;
+    }
+    let up_to_date = match target.digest() {
+        Some(_) => true,
+        None => before.as_ref() == Some(manifest),
+    };
+    Ok(PullReport {
+        reference: target.clone(),
+        digest: top.clone(),
+        manifest: manifest.clone(),
+        image_id: id.clone(),
+        downloaded: 0,
+        up_to_date,
+    })
+}
+
+/// A small blob (config), bounded and verified.
+async fn fetch_document(client: &Client, repo: &str, d: &Descriptor) -> Result<Vec<u8>> {
+    if d.size > MAX_DOCUMENT_SIZE {
+        bail!(
+            "config {} is {} bytes; at most {MAX_DOCUMENT_SIZE} are accepted",
+            d.digest,
+            d.size
+        );
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut buf = Vec::new();
+        match client.get_blob(repo, &d.digest, Some(d.size), &mut buf).await {
+            Ok(_) => return Ok(buf),
+            Err(e) if attempt < ATTEMPTS && retryable(&e) => backoff(attempt).await,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A verified layer blob, not yet named.
+struct Staged {
+    tmp: tempfile::NamedTempFile,
+    diff_size: u64,
+}
+
+/// Streams one layer: into a staged blob and, in the same pass, through
+/// the decompressor and the tar checks on a thread of its own.
+async fn fetch_layer(
+    client: &Client,
+    repo: &str,
+    desc: &Descriptor,
+    diff_id: &Digest,
+    writer: BlobWriter,
+    progress: &Progress,
+) -> Result<Staged> {
+    progress(Event::Layer {
+        digest: desc.digest.clone(),
+        status: LayerStatus::Downloading,
+    });
+    let (tx, rx) = sync_channel::<Bytes>(32);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("layer-check".into())
+        .spawn(move || {
+            let feed = Feed { rx, cur: Bytes::new() };
+            let opts = strata_layer::WriteOptions {
+                compression: strata_layer::Compression::None,
+                level: None,
+                source_date_epoch: None,
+            };
+            let r = strata_layer::recompress(feed, &opts, std::io::sink());
+            let _ = done_tx.send(r);
+        })
+        .context("starting a layer check thread")?;
+    let mut tee = Tee {
+        blob: writer,
+        tx: Some(tx),
+    };
+    let mut partial = PartialBlob::new(desc.digest.algorithm());
+    let mut attempt = 0;
+    let fetched = loop {
+        attempt += 1;
+        match client
+            .get_blob_resumable(repo, &desc.digest, Some(desc.size), &mut partial, &mut tee)
+            .await
+        {
+            Ok(n) => break Ok(n),
+            Err(e) if attempt < ATTEMPTS && retryable(&e) && tee.tx.is_some() => {
+                progress(Event::Retrying {
+                    digest: desc.digest.clone(),
+                    attempt: attempt + 1,
+                    error: e.to_string(),
+                });
+                backoff(attempt).await;
+            }
+            Err(e) => break Err(e),
+        }
+    };
+    // Closing the feed ends the check; its verdict decides first (a layer
+    // refused by the check stops the download with a write error).
+    let Tee { blob, tx } = tee;
+    let refused = tx.is_none();
+    drop(tx);
+    let checked = done_rx
+        .await
+        .map_err(|_| anyhow!("the layer check thread stopped"))?;
+    let layer = match (fetched, checked) {
+        (Err(_), Err(e)) if refused => bail!("the layer is not a valid tar stream: {e}"),
+        (Err(e), _) => return Err(e.into()),
+        (Ok(_), Err(e)) => bail!("the layer is not a valid tar stream: {e}"),
+        (Ok(_), Ok(l)) => l,
+    };
+    if layer.diff_id != *diff_id {
+        bail!(
+            "the layer's content has diff ID {}, but the image config says {diff_id}; the image is corrupt",
+            layer.diff_id
+        );
+    }
+    let (digest, size, tmp) = tokio::task::block_in_place(|| blob.finish_digest())?;
+    if digest != desc.digest || size != desc.size {
+        bail!(
+            "stored {size} bytes with digest {digest}, expected {} bytes with {}",
+            desc.size,
+            desc.digest
+        );
+    }
+    progress(Event::Layer {
+        digest: desc.digest.clone(),
+        status: LayerStatus::PullComplete,
+    });
+    Ok(Staged {
+        tmp,
+        diff_size: layer.diff_size,
+    })
+}
+
+/// Writes what arrives to the staged blob and hands it to the check thread.
+struct Tee {
+    blob: BlobWriter,
+    tx: Option<SyncSender<Bytes>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.blob.write_all(buf)?;
+        if let Some(tx) = &self.tx {
+            let chunk = Bytes::copy_from_slice(buf);
+            // A full channel means the check is behind: wait for it without
+            // holding up the runtime's other tasks.
+            let sent = match tx.try_send(chunk) {
+                Ok(()) => Ok(()),
+                Err(std::sync::mpsc::TrySendError::Full(c)) => tokio::task::block_in_place(|| tx.send(c)).map_err(|_| ()),
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(()),
+            };
+            if sent.is_err() {
+                self.tx = None;
+                return Err(std::io::Error::other("the layer was refused while checking it"));
+            }
+        }
+        Ok(())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.blob.flush()
+    }
+}
+
+/// The check thread's end of the channel, as a reader.
+struct Feed {
+    rx: Receiver<Bytes>,
+    cur: Bytes,
+}
+
+impl Read for Feed {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.recv() {
+                Ok(b) => self.cur = b,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur.advance(n);
+        Ok(n)
+    }
+}
