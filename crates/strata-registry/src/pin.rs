@@ -177,7 +177,10 @@ mod tests {
     fn names_keep_their_form() {
         assert_eq!(written_name_with_tag("busybox"), "busybox:latest");
         assert_eq!(written_name_with_tag("localhost:5000/a/b"), "localhost:5000/a/b:latest");
-        assert_eq!(written_name_with_tag("localhost:5000/a/b:1@sha256:00"), "localhost:5000/a/b:1");
+        assert_eq!(
+            written_name_with_tag("localhost:5000/a/b:1@sha256:00"),
+            "localhost:5000/a/b:1"
+        );
     }
 
     #[test]

@@ -55,8 +55,9 @@ pub struct PullReport {
 pub fn pull_target(reference: &Reference) -> Reference {
     match reference.digest() {
         // `name:tag@digest` pulls by digest.
-        Some(d) => Reference::from_parts(&reference.repository(), None, Some(d.clone()))
-            .unwrap_or_else(|_| reference.clone()),
+        Some(d) => {
+            Reference::from_parts(&reference.repository(), None, Some(d.clone())).unwrap_or_else(|_| reference.clone())
+        }
         None => reference.clone().with_default_tag(),
     }
 }
@@ -84,7 +85,7 @@ pub async fn pull_async(
     };
     progress(Event::PullingFrom {
         what: what.clone(),
-        repository: target.familiar_repository(),
+        repository: target.path().to_string(),
     });
     let before = match target.tag() {
         Some(_) => store.tag_target(&target)?.map(|(m, _)| m),
@@ -110,7 +111,10 @@ pub async fn pull_async(
     let Resolved { index, manifest } = resolved;
     let top = index.as_ref().map_or(&manifest.digest, |i| &i.digest).clone();
     let Document::Manifest(m) = &manifest.document else {
-        bail!("{}: the registry sent an index where a manifest was expected", target.familiar());
+        bail!(
+            "{}: the registry sent an index where a manifest was expected",
+            target.familiar()
+        );
     };
     if m.layers.is_empty() && m.config.media_type != media::OCI_CONFIG && m.config.media_type != media::DOCKER_CONFIG {
         bail!(
@@ -361,9 +365,7 @@ async fn fetch_layer(
     let Tee { blob, tx } = tee;
     let refused = tx.is_none();
     drop(tx);
-    let checked = done_rx
-        .await
-        .map_err(|_| anyhow!("the layer check thread stopped"))?;
+    let checked = done_rx.await.map_err(|_| anyhow!("the layer check thread stopped"))?;
     let layer = match (fetched, checked) {
         (Err(_), Err(e)) if refused => bail!("the layer is not a valid tar stream: {e}"),
         (Err(e), _) => return Err(e.into()),
@@ -413,7 +415,9 @@ impl Write for Tee {
             // holding up the runtime's other tasks.
             let sent = match tx.try_send(chunk) {
                 Ok(()) => Ok(()),
-                Err(std::sync::mpsc::TrySendError::Full(c)) => tokio::task::block_in_place(|| tx.send(c)).map_err(|_| ()),
+                Err(std::sync::mpsc::TrySendError::Full(c)) => {
+                    tokio::task::block_in_place(|| tx.send(c)).map_err(|_| ())
+                }
                 Err(std::sync::mpsc::TrySendError::Disconnected(_)) => Err(()),
             };
             if sent.is_err() {

@@ -106,10 +106,9 @@ fn distributable_manifest(
     let mut to_compress = Vec::new();
     for &i in &plain {
         let diff_id = &image.diff_ids[i];
-        let known = store
-            .layer_blobs(diff_id)?
-            .into_iter()
-            .find(|b| Compression::of_layer_media_type(&b.media_type) == Some(Compression::Gzip) && store.has_blob(&b.digest));
+        let known = store.layer_blobs(diff_id)?.into_iter().find(|b| {
+            Compression::of_layer_media_type(&b.media_type) == Some(Compression::Gzip) && store.has_blob(&b.digest)
+        });
         match known {
             Some(b) => layers[i] = Descriptor::new(media::OCI_LAYER_GZIP, b.digest, b.size),
             None => to_compress.push(i),
@@ -144,7 +143,10 @@ fn distributable_manifest(
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| (usize::MAX, Err(anyhow!("compressing a layer panicked")))))
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| (usize::MAX, Err(anyhow!("compressing a layer panicked"))))
+                })
                 .collect()
         });
         for (i, r) in results {
@@ -197,7 +199,10 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
     let tag = target.tag().unwrap_or("latest").to_string();
     let resolved = strata_image::resolve(store, &target.familiar()).map_err(|e| match e {
         strata_image::Error::NoSuchImage(_) => {
-            anyhow!("An image does not exist locally with the tag: {}", target.familiar_repository())
+            anyhow!(
+                "An image does not exist locally with the tag: {}",
+                target.familiar_repository()
+            )
         }
         e => e.into(),
     })?;
