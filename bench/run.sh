@@ -79,6 +79,11 @@ print("| scenario | " + " | ".join(tools) + " | strata vs " + " | strata vs ".jo
 print("|---" * (len(tools) * 2) + "|")
 for name, r in rows.items():
     cells = [f"{r[t]*1000:.0f} ms" if r.get(t) else "–" for t in tools]
-    ratios = [f"{r[t]/r['strata']:.1f}× faster" if r.get(t) and r.get("strata") else "–" for t in tools[1:]]
+    def ratio(t):
+        if not (r.get(t) and r.get("strata")):
+            return "–"
+        x = r[t] / r["strata"]
+        return f"{x:.1f}× faster" if x >= 1 else f"{1 / x:.1f}× slower"
+    ratios = [ratio(t) for t in tools[1:]]
     print(f"| {name} (debian rootfs) | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
 PY
