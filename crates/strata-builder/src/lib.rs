@@ -1,13 +1,67 @@
-//! strata-builder: `strata build`.
+//! strata-builder: `strata build`, Dockerfile builds over the local store
+//! with a layer cache.
+//!
+//! Parse (strata-build) → stages needed by the target → one thread per
+//! stage, each waiting for the stages it uses → per step: evaluate the
+//! instruction (ARG/ENV expansion), compute its cache key (parent key +
+//! evaluated instruction + the build args it sees + a content hash of
+//! COPY/ADD sources), reuse a cached result or run it: RUN in a writable
+//! snapshot (strata-snapshot) with strata-runtime, COPY/ADD by writing into
+//! a mounted snapshot, the overlay upper directory written as the step's
+//! layer (strata-layer) → the target's config and layers registered as an
+//! image (strata-image) and tagged.
+//!
+//! The build context is read in place (never copied or tarred), filtered
+//! by `.dockerignore`; file hashes are kept in an index per context and
+//! recomputed only for files whose stat changed. Every path taken from the
+//! Dockerfile or the context is resolved inside its tree: COPY sources
+//! inside the context (or the source stage's root), destinations inside the
+//! step's root.
+//!
+//! Must never: follow a context symlink out of the context, write outside
+//! a step's root, leave a snapshot mounted or a half-registered image
+//! behind, or print to stdout (the caller decides what goes there).
 
+mod cache;
+mod copy;
+mod dest;
+mod pattern;
+mod progress;
+mod stage;
+mod tree;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use anyhow::{Result, bail};
-use strata_oci::{Digest, Reference};
+use anyhow::{Context, Result, anyhow, bail};
+use strata_build::{Dockerfile, Instruction, Lex};
+use strata_oci::{Digest, Platform, Reference};
+use strata_store::{LayerRecord, Store, StoreLock};
+
+pub use pattern::{IgnoreRules, glob_match};
+
+use crate::progress::Progress;
+use crate::stage::StageResult;
+use crate::tree::ContextTree;
 
 /// Dockerfiles larger than this are refused.
 pub const MAX_DOCKERFILE_SIZE: u64 = 4 << 20;
+
+/// Build arguments that RUN sees without an ARG (as in Docker).
+const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
 
 /// Where the Dockerfile comes from.
 #[derive(Debug, Clone)]
@@ -23,14 +77,21 @@ pub enum DockerfileSource {
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
+    /// The build context: a directory.
     pub context: PathBuf,
     pub dockerfile: DockerfileSource,
+    /// `-t`: names to tag the result with.
     pub tags: Vec<String>,
+    /// `--build-arg K=V` (or `K`, taking the value from the environment).
     pub build_args: Vec<String>,
+    /// `--target`: the stage to build (default: the last).
     pub target: Option<String>,
     pub no_cache: bool,
+    /// `--label K=V` for the image.
     pub labels: Vec<String>,
+    /// `--platform` (only the host's).
     pub platform: Option<String>,
+    /// Clamp times in the config and the layers (reproducible builds).
     pub source_date_epoch: Option<i64>,
 }
 
@@ -42,7 +103,522 @@ pub struct BuildOutput {
     pub tags: Vec<Reference>,
 }
 
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// What the stage threads share.
+pub(crate) struct Shared {
+    pub root: PathBuf,
+    pub driver: strata_snapshot::Driver,
+    pub df: Dockerfile,
+    pub dockerfile_name: String,
+    pub dockerfile_lines: Vec<String>,
+    pub context_dir: PathBuf,
+    context: OnceLock<std::result::Result<Arc<ContextTree>, String>>,
+    ignore: IgnoreRules,
+    index_path: PathBuf,
+    pub progress: Progress,
+    pub build_args: BTreeMap<String, String>,
+    pub used_args: Mutex<BTreeSet<String>>,
+    pub platform: Platform,
+    pub epoch: Option<i64>,
+    pub no_cache: bool,
+    /// Global ARGs (and the predefined platform ones) with their values.
+    pub global_scope: BTreeMap<String, String>,
+    /// The predefined platform args.
+    pub predefined: BTreeMap<String, String>,
+    /// Stages to build (the target and what it uses).
+    pub needed: BTreeSet<usize>,
+    results: Mutex<HashMap<usize, std::result::Result<Arc<StageResult>, String>>>,
+    cond: Condvar,
+    pub failed: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    pub fn lex(&self) -> Lex {
+        Lex::new(self.df.escape)
+    }
+
+    /// The build context, walked on first use.
+    pub fn context(&self) -> Result<Arc<ContextTree>> {
+        let r = self.context.get_or_init(|| {
+            let v = self.progress.start("[internal] load build context");
+            match ContextTree::load(&self.context_dir, &self.ignore, Some(self.index_path.clone())) {
+                Ok(t) => {
+                    v.log(&format!(
+                        "transferring context: {} entries, {} done",
+                        t.len(),
+                        human_bytes(t.total_size)
+                    ));
+                    v.done();
+                    Ok(Arc::new(t))
+                }
+                Err(e) => {
+                    let msg = format!("{e:#}");
+                    v.error(&msg);
+                    Err(msg)
+                }
+            }
+        });
+        r.clone().map_err(|e| anyhow!(e))
+    }
+
+    /// The index of the stage named `name` (or numbered) defined before `before`.
+    pub fn stage_ref(&self, name: &str, before: usize) -> Option<usize> {
+        let lower = name.to_lowercase();
+        if let Some(i) = self.df.stages[..before]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            return Some(i);
+        }
+        match name.parse::<usize>() {
+            Ok(i) if i < before => Some(i),
+            _ => None,
+        }
+    }
+
+    /// Waits for stage `i` to finish.
+    pub fn wait_for(&self, i: usize) -> Result<Arc<StageResult>> {
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = results.get(&i) {
+                return r.clone().map_err(|_| {
+                    anyhow!(
+                        "stage {} failed",
+                        self.df.stages[i].name.clone().unwrap_or_else(|| i.to_string())
+                    )
+                });
+            }
+            if !self.needed.contains(&i) {
+                bail!("internal error: stage {i} is not scheduled");
+            }
+            results = self.cond.wait(results).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn finish(&self, i: usize, r: std::result::Result<Arc<StageResult>, String>) {
+        let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        results.insert(i, r);
+        self.cond.notify_all();
+    }
+
+    /// Lines `start..=end` of the Dockerfile, for error messages.
+    pub fn snippet(&self, start: usize, end: usize) -> Vec<String> {
+        let mut out = vec![format!("{}:{start}", self.dockerfile_name), "-".repeat(20)];
+        let lo = start.saturating_sub(2).max(1);
+        let hi = (end + 2).min(self.dockerfile_lines.len());
+        for n in lo..=hi {
+            let text = self.dockerfile_lines.get(n - 1).map(String::as_str).unwrap_or("");
+            let mark = if (start..=end).contains(&n) { ">>>" } else { "   " };
+            out.push(format!(" {n:>3} | {mark} {text}"));
+        }
+        out.push("-".repeat(20));
+        out
+    }
+
+    /// Time for configs and history: SOURCE_DATE_EPOCH or now.
+    pub fn now(&self) -> String {
+        match self.epoch {
+            Some(e) => jiff::Timestamp::from_second(e)
+                .map(|t| t.to_string())
+                .unwrap_or_else(|_| strata_image::now_rfc3339()),
+            None => strata_image::now_rfc3339(),
+        }
+    }
+}
+
+pub(crate) fn human_bytes(n: u64) -> String {
+    if n < 1024 {
+        format!("{n}B")
+    } else if n < 1024 * 1024 {
+        format!("{:.2}kB", n as f64 / 1000.0)
+    } else {
+        format!("{:.2}MB", n as f64 / 1e6)
+    }
+}
+
+fn platform_args(p: &Platform) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let full = match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    };
+    for prefix in ["TARGET", "BUILD"] {
+        m.insert(format!("{prefix}PLATFORM"), full.clone());
+        m.insert(format!("{prefix}OS"), p.os.clone());
+        m.insert(format!("{prefix}ARCH"), p.architecture.clone());
+        m.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
+    }
+    m
+}
+
+/// Checks a `--platform` value against the host: only native builds.
+pub(crate) fn check_platform(s: &str, host: &Platform) -> Result<()> {
+    let p = Platform::parse(s).map_err(|e| anyhow!("{e}"))?;
+    if p.os != host.os || p.architecture != host.architecture {
+        bail!(
+            "cannot build for {s}: strata builds only for the host platform {}/{} (no emulation)",
+            host.os,
+            host.architecture
+        );
+    }
+    Ok(())
+}
+
+fn read_dockerfile(opts: &BuildOptions) -> Result<(Vec<u8>, String, Option<PathBuf>)> {
+    let path = match &opts.dockerfile {
+        DockerfileSource::Bytes(b) => {
+            if b.len() as u64 > MAX_DOCKERFILE_SIZE {
+                bail!("the Dockerfile is larger than {MAX_DOCKERFILE_SIZE} bytes");
+            }
+            return Ok((b.clone(), "Dockerfile".into(), None));
+        }
+        DockerfileSource::Default => opts.context.join("Dockerfile"),
+        DockerfileSource::Path(p) if p.is_absolute() => p.clone(),
+        // Docker resolves a relative -f against the working directory.
+        DockerfileSource::Path(p) => p.clone(),
+    };
+    let md = std::fs::metadata(&path).map_err(|e| {
+        anyhow!(
+            "failed to read dockerfile: open {}: {}",
+            path.display(),
+            if e.kind() == std::io::ErrorKind::NotFound {
+                "no such file or directory".to_string()
+            } else {
+                e.to_string()
+            }
+        )
+    })?;
+    if md.len() > MAX_DOCKERFILE_SIZE {
+        bail!("the Dockerfile {} is larger than {MAX_DOCKERFILE_SIZE} bytes", path.display());
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "Dockerfile".into());
+    Ok((bytes, name, Some(path)))
+}
+
+fn read_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<(IgnoreRules, usize)> {
+    let mut candidates = Vec::new();
+    if let Some(df) = dockerfile {
+        let mut name = df.as_os_str().to_owned();
+        name.push(".dockerignore");
+        candidates.push(PathBuf::from(name));
+    }
+    candidates.push(context.join(".dockerignore"));
+    for c in candidates {
+        match std::fs::read(&c) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                return Ok((
+                    IgnoreRules::parse(&text).with_context(|| format!("reading {}", c.display()))?,
+                    bytes.len(),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow!(e).context(format!("reading {}", c.display()))),
+        }
+    }
+    Ok((IgnoreRules::default(), 0))
+}
+
+/// Stages a stage uses: its base (when an earlier stage) and `COPY --from` sources.
+fn dependencies(df: &Dockerfile, i: usize, scope: &BTreeMap<String, String>, lex: &Lex) -> Vec<usize> {
+    let lookup = |n: &str| scope.get(n).cloned();
+    let stage_ref = |name: &str| -> Option<usize> {
+        let lower = name.to_lowercase();
+        if let Some(j) = df.stages[..i]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            return Some(j);
+        }
+        match name.parse::<usize>() {
+            Ok(j) if j < i => Some(j),
+            _ => None,
+        }
+    };
+    let mut deps = Vec::new();
+    let stage = &df.stages[i];
+    if let Ok(base) = lex.process_word(&stage.base, &lookup) {
+        let lower = base.to_lowercase();
+        if let Some(j) = df.stages[..i]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()))
+        {
+            deps.push(j);
+        }
+    }
+    for step in &stage.instructions {
+        if let Instruction::Copy(c) = &step.instruction
+            && let Some(from) = &c.flags.from
+        {
+            let from = lex.process_word(from, &lookup).unwrap_or_else(|_| from.clone());
+            if let Some(j) = stage_ref(&from) {
+                deps.push(j);
+            }
+        }
+    }
+    deps.sort();
+    deps.dedup();
+    deps
+}
+
 /// Runs a build against the store at `root`, writing progress to `log`.
-pub fn build(_root: &Path, _opts: &BuildOptions, _log: Box<dyn Write + Send>) -> Result<BuildOutput> {
-    bail!("strata build is not implemented yet")
+pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Result<BuildOutput> {
+    let progress = Progress::new(log);
+    let context_dir = std::fs::canonicalize(&opts.context).map_err(|e| {
+        anyhow!(
+            "unable to prepare context: path {:?} not found: {e}",
+            opts.context.display().to_string()
+        )
+    })?;
+    if !context_dir.is_dir() {
+        bail!(
+            "unable to prepare context: {} is not a directory",
+            opts.context.display()
+        );
+    }
+    let host = Platform::host();
+    if let Some(p) = &opts.platform {
+        check_platform(p, &host)?;
+    }
+    // The Dockerfile.
+    let v = progress.start("[internal] load build definition from Dockerfile");
+    let (bytes, dockerfile_name, dockerfile_path) = read_dockerfile(opts)?;
+    v.log(&format!("transferring dockerfile: {}B done", bytes.len()));
+    let df = match strata_build::parse_dockerfile(&bytes) {
+        Ok(df) => df,
+        Err(e) => {
+            let msg = format!("dockerfile parse error on line {}: {}", e.line, e.message);
+            v.error(&msg);
+            bail!("failed to solve: {msg}");
+        }
+    };
+    v.done();
+    for w in &df.warnings {
+        progress.line(format!("[Warning] {w}"));
+    }
+    let v = progress.start("[internal] load .dockerignore");
+    let (ignore, ignore_size) = read_ignore(&context_dir, dockerfile_path.as_deref())?;
+    v.log(&format!("transferring context: {ignore_size}B done"));
+    v.done();
+
+    // Build arguments.
+    let mut build_args = BTreeMap::new();
+    for a in &opts.build_args {
+        match a.split_once('=') {
+            Some((k, v)) => {
+                build_args.insert(k.to_string(), v.to_string());
+            }
+            None => {
+                if let Ok(v) = std::env::var(a) {
+                    build_args.insert(a.clone(), v);
+                }
+            }
+        }
+    }
+    let lex = Lex::new(df.escape);
+    let predefined = platform_args(&host);
+    let mut global_scope = predefined.clone();
+    let mut used = BTreeSet::new();
+    for (name, default) in &df.global_args {
+        let value = match build_args.get(name) {
+            Some(v) => {
+                used.insert(name.clone());
+                Some(v.clone())
+            }
+            None => match default {
+                Some(d) => {
+                    let lookup = |n: &str| global_scope.get(n).cloned();
+                    Some(
+                        lex.process_word(d, &lookup)
+                            .map_err(|e| anyhow!("failed to solve: ARG {name}: {e}"))?,
+                    )
+                }
+                None => None,
+            },
+        };
+        if let Some(v) = value {
+            global_scope.insert(name.clone(), v);
+        }
+    }
+
+    // The target and what it needs.
+    let target = match &opts.target {
+        Some(t) => df
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(t.to_lowercase().as_str()))
+            .ok_or_else(|| anyhow!("failed to solve: target stage \"{t}\" could not be found"))?,
+        None => df.stages.len() - 1,
+    };
+    let mut needed = BTreeSet::new();
+    let mut todo = vec![target];
+    while let Some(i) = todo.pop() {
+        if needed.insert(i) {
+            todo.extend(dependencies(&df, i, &global_scope, &lex));
+        }
+    }
+
+    let (driver, note) = match std::env::var("STRATA_STORAGE_DRIVER").ok().as_deref() {
+        Some(d) if !d.is_empty() => (strata_snapshot::Driver::parse(d)?, None),
+        _ => strata_snapshot::detect_driver(root),
+    };
+    if driver != strata_snapshot::Driver::Overlay {
+        bail!(
+            "strata build needs the overlay storage driver{}",
+            note.map(|n| format!(" ({n})")).unwrap_or_default()
+        );
+    }
+    let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
+    cache::init(&store)?;
+    let _lock = StoreLock::shared(store.root())?;
+    let index_path = root
+        .join("build-index")
+        .join(format!("{}.json", Digest::sha256_of(context_dir.as_os_str().as_encoded_bytes()).hex()));
+
+    let shared = Shared {
+        root: root.to_path_buf(),
+        driver,
+        dockerfile_lines: String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect(),
+        df,
+        dockerfile_name,
+        context_dir,
+        context: OnceLock::new(),
+        ignore,
+        index_path,
+        progress,
+        build_args,
+        used_args: Mutex::new(used),
+        platform: host,
+        epoch: opts.source_date_epoch,
+        no_cache: opts.no_cache,
+        global_scope,
+        predefined,
+        needed: needed.clone(),
+        results: Mutex::new(HashMap::new()),
+        cond: Condvar::new(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    };
+
+    // One thread per needed stage; each waits for the stages it uses.
+    let first_error: Mutex<Option<(bool, anyhow::Error)>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for &i in &needed {
+            let shared = &shared;
+            let first_error = &first_error;
+            s.spawn(move || {
+                let r = stage::run_stage(shared, i);
+                match r {
+                    Ok(res) => shared.finish(i, Ok(Arc::new(res))),
+                    Err(e) => {
+                        shared.failed.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let msg = format!("{e:#}");
+                        let followup = e.downcast_ref::<stage::DependencyFailed>().is_some()
+                            || msg.starts_with("canceled: ");
+                        let mut fe = first_error.lock().unwrap_or_else(|e| e.into_inner());
+                        // Keep the root cause, not a failure that follows from it.
+                        match &*fe {
+                            None => *fe = Some((followup, e)),
+                            Some((true, _)) if !followup => *fe = Some((followup, e)),
+                            _ => {}
+                        }
+                        drop(fe);
+                        shared.finish(i, Err(msg));
+                    }
+                }
+            });
+        }
+    });
+    if let Some(ctx) = shared.context.get().and_then(|c| c.as_ref().ok()) {
+        let _ = ctx.save_index();
+    }
+    if let Some((_, e)) = first_error.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(e);
+    }
+    let result = shared.wait_for(target)?;
+
+    // The image.
+    let v = shared.progress.start("exporting to image");
+    let mut config = result.config.clone();
+    for l in &opts.labels {
+        let (k, val) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        config
+            .config
+            .get_or_insert_with(Default::default)
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(k.to_string(), val.to_string());
+    }
+    config.created = match shared.epoch {
+        Some(_) => Some(shared.now()),
+        None => config
+            .history
+            .iter()
+            .rev()
+            .find_map(|h| h.created.clone())
+            .or_else(|| Some(shared.now())),
+    };
+    let mut layers = Vec::new();
+    for diff_id in &config.rootfs.diff_ids {
+        let blob = store
+            .layer_blobs(diff_id)?
+            .into_iter()
+            .find(|b| store.blob_size(&b.digest).is_some())
+            .with_context(|| format!("layer {diff_id} has no blob in the store"))?;
+        let diff_size = store.layer_size(diff_id)?.unwrap_or(0);
+        layers.push(LayerRecord {
+            diff_id: diff_id.clone(),
+            diff_size,
+            blob,
+        });
+    }
+    v.log("exporting layers done");
+    let mut refs = Vec::new();
+    for t in &opts.tags {
+        let r = Reference::parse(t)
+            .map_err(|e| anyhow!("invalid tag {t:?}: {e}"))?
+            .with_default_tag();
+        refs.push(r);
+    }
+    let imported = strata_image::register(&mut store, &config, layers, refs.first())?;
+    v.log(&format!("writing image {} done", imported.id));
+    for r in refs.iter().skip(1) {
+        store.set_tag(r, &imported.manifest)?;
+    }
+    for r in &refs {
+        v.log(&format!("naming to {r} done"));
+    }
+    v.done();
+    let used = shared.used_args.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let unused: Vec<&String> = shared
+        .build_args
+        .keys()
+        .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !shared.predefined.contains_key(*k))
+        .collect();
+    if !unused.is_empty() {
+        shared.progress.line(format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    Ok(BuildOutput {
+        image_id: imported.id,
+        manifest: imported.manifest,
+        tags: refs,
+    })
+}
+
+pub(crate) fn is_proxy_arg(name: &str) -> bool {
+    PROXY_ARGS.contains(&name)
 }

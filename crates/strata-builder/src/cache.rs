@@ -1,0 +1,234 @@
+//! The build cache: a step's key → the layer it made and the image config
+//! after it, in the store's database. Keys chain: each is the sha256 of the
+//! parent key and the step's inputs (the instruction as evaluated, the
+//! build arguments it sees, a content hash of COPY/ADD sources), so equal
+//! keys mean equal results whatever Dockerfile or tag they came from.
+//!
+//! The inputs of the last step built at each (parent key, position) are
+//! kept too, to say why a later build missed.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use strata_oci::{Digest, ImageConfig};
+use strata_store::Store;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS build_cache (
+    key         TEXT PRIMARY KEY,      -- sha256 of the parent key and the step's inputs
+    diff_id     TEXT,                  -- the layer the step made (NULL: metadata only)
+    config      TEXT NOT NULL,         -- the image config after the step (JSON)
+    created     TEXT NOT NULL,
+    last_used   TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS build_cache_diff ON build_cache(diff_id);
+CREATE TABLE IF NOT EXISTS build_cache_inputs (
+    parent      TEXT NOT NULL,
+    position    TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    inputs      TEXT NOT NULL,         -- JSON of StepInputs
+    PRIMARY KEY (parent, position)
+);
+"#;
+
+/// What a step's key is made of.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepInputs {
+    /// The instruction as evaluated (variables expanded, heredocs included).
+    pub text: String,
+    /// The build arguments the step sees (RUN: all in scope; others: those it uses).
+    pub args: BTreeMap<String, String>,
+    /// Content digest of COPY/ADD sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Per-file summary of the sources (for explanations).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
+    /// SOURCE_DATE_EPOCH, which changes times in the result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<i64>,
+}
+
+impl StepInputs {
+    pub fn key(&self, parent: &str) -> String {
+        let mut h = Sha256::new();
+        h.update(b"strata-build-cache-v1\0");
+        h.update(parent.as_bytes());
+        h.update(b"\0");
+        h.update(self.text.as_bytes());
+        h.update(b"\0");
+        for (k, v) in &self.args {
+            h.update(format!("{k}={v}\0").as_bytes());
+        }
+        h.update(b"\0");
+        if let Some(c) = &self.content {
+            h.update(c.as_bytes());
+        }
+        h.update(b"\0");
+        if let Some(e) = self.epoch {
+            h.update(e.to_string().as_bytes());
+        }
+        crate::hex(&h.finalize())
+    }
+}
+
+pub fn init(store: &Store) -> Result<()> {
+    store.conn().execute_batch(SCHEMA)?;
+    Ok(())
+}
+
+/// A cached step result.
+pub struct Hit {
+    pub diff_id: Option<Digest>,
+    pub config: ImageConfig,
+}
+
+pub fn lookup(store: &Store, key: &str) -> Result<Option<Hit>> {
+    let row: Option<(Option<String>, String)> = store
+        .conn()
+        .query_row("SELECT diff_id, config FROM build_cache WHERE key=?1", [key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((diff_id, config)) = row else { return Ok(None) };
+    let Ok(config) = serde_json::from_str::<ImageConfig>(&config) else {
+        return Ok(None);
+    };
+    let diff_id = match diff_id.map(|d| Digest::parse(&d)) {
+        Some(Ok(d)) => Some(d),
+        Some(Err(_)) => return Ok(None),
+        None => None,
+    };
+    // Every layer of the result must still have its blob.
+    for d in &config.rootfs.diff_ids {
+        let present = store
+            .layer_blobs(d)?
+            .iter()
+            .any(|b| store.blob_size(&b.digest).is_some());
+        if !present {
+            return Ok(None);
+        }
+    }
+    let _ = store.conn().execute(
+        "UPDATE build_cache SET last_used=?2 WHERE key=?1",
+        params![key, strata_image::now_rfc3339()],
+    );
+    Ok(Some(Hit { diff_id, config }))
+}
+
+pub fn record(store: &Store, key: &str, diff_id: Option<&Digest>, config: &ImageConfig) -> Result<()> {
+    let now = strata_image::now_rfc3339();
+    store.conn().execute(
+        "INSERT OR REPLACE INTO build_cache (key, diff_id, config, created, last_used) VALUES (?1, ?2, ?3, ?4, ?4)",
+        params![
+            key,
+            diff_id.map(|d| d.to_string()),
+            serde_json::to_string(config)?,
+            now
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn record_inputs(store: &Store, parent: &str, position: &str, key: &str, inputs: &StepInputs) -> Result<()> {
+    store.conn().execute(
+        "INSERT OR REPLACE INTO build_cache_inputs (parent, position, key, inputs) VALUES (?1, ?2, ?3, ?4)",
+        params![parent, position, key, serde_json::to_string(inputs)?],
+    )?;
+    Ok(())
+}
+
+pub fn previous_inputs(store: &Store, parent: &str, position: &str) -> Result<Option<StepInputs>> {
+    let row: Option<String> = store
+        .conn()
+        .query_row(
+            "SELECT inputs FROM build_cache_inputs WHERE parent=?1 AND position=?2",
+            [parent, position],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(row.and_then(|s| serde_json::from_str(&s).ok()))
+}
+
+/// Why `now` missed where `before` had been built, in a few words.
+pub fn explain(before: &StepInputs, now: &StepInputs) -> String {
+    let mut why = Vec::new();
+    if before.text != now.text {
+        why.push(format!("instruction changed (was: {})", one_line(&before.text, 80)));
+    }
+    let mut arg_changes = Vec::new();
+    for (k, v) in &now.args {
+        match before.args.get(k) {
+            Some(old) if old != v => arg_changes.push(format!("{k} ({old:?} -> {v:?})")),
+            None => arg_changes.push(format!("{k} (new: {v:?})")),
+            _ => {}
+        }
+    }
+    for k in before.args.keys() {
+        if !now.args.contains_key(k) {
+            arg_changes.push(format!("{k} (no longer set)"));
+        }
+    }
+    if !arg_changes.is_empty() {
+        why.push(format!("build arg changed: {}", arg_changes.join(", ")));
+    }
+    if before.content != now.content {
+        let mut changed = Vec::new();
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        for (k, v) in &now.files {
+            match before.files.get(k) {
+                Some(old) if old != v => changed.push(k.clone()),
+                None => added.push(k.clone()),
+                _ => {}
+            }
+        }
+        for k in before.files.keys() {
+            if !now.files.contains_key(k) {
+                removed.push(k.clone());
+            }
+        }
+        let list = |v: &[String]| {
+            let mut s = v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            if v.len() > 5 {
+                s.push_str(&format!(" and {} more", v.len() - 5));
+            }
+            s
+        };
+        let mut parts = Vec::new();
+        if !changed.is_empty() {
+            parts.push(format!("file changed: {}", list(&changed)));
+        }
+        if !added.is_empty() {
+            parts.push(format!("file added: {}", list(&added)));
+        }
+        if !removed.is_empty() {
+            parts.push(format!("file removed: {}", list(&removed)));
+        }
+        if parts.is_empty() {
+            parts.push("source files changed".into());
+        }
+        why.extend(parts);
+    }
+    if before.epoch != now.epoch {
+        why.push("SOURCE_DATE_EPOCH changed".into());
+    }
+    if why.is_empty() {
+        why.push("the cached result is gone (its layer was removed)".into());
+    }
+    why.join("; ")
+}
+
+pub fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if flat.chars().count() > max {
+        let mut t: String = flat.chars().take(max).collect();
+        t.push_str("...");
+        t
+    } else {
+        flat
+    }
+}

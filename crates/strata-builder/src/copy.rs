@@ -1,0 +1,277 @@
+//! COPY and ADD: choosing the sources (wildcards, symlinks resolved inside
+//! the source tree), hashing them for the cache key, and copying them into
+//! the step's root with Docker's rules: a directory source copies its
+//! contents; a destination ending in `/` (or several sources) is a
+//! directory; a file copied onto an existing directory lands inside it;
+//! owners are root (or `--chown`), modes are kept (or `--chmod`), times are
+//! kept; ADD unpacks local tar archives (plain, gzip, zstd).
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, Read};
+
+use anyhow::{Context, Result, bail};
+use sha2::{Digest as _, Sha256};
+
+use crate::dest::{Attrs, DestRoot};
+use crate::pattern::{clean_rel, has_wildcard};
+use crate::tree::{Kind, Meta, SourceTree, join, resolve, walk};
+
+/// One selected source.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    /// The name it is copied as (the last component of the path as matched).
+    pub name: String,
+    /// Its symlink-free path in the tree.
+    pub rel: String,
+    pub meta: Meta,
+}
+
+/// Resolves the sources as written (already expanded) in `tree`.
+pub fn select(tree: &dyn SourceTree, sources: &[String]) -> Result<Vec<Selected>> {
+    let mut out = Vec::new();
+    for s in sources {
+        let cleaned = clean_rel(s);
+        let matched = if has_wildcard(s) {
+            let m = crate::tree::expand_wildcard(tree, &cleaned)?;
+            if m.is_empty() {
+                bail!("failed to compute cache key: \"/{cleaned}\": not found (no source files match the pattern)");
+            }
+            m
+        } else {
+            vec![cleaned.clone()]
+        };
+        for m in matched {
+            let Some(rel) = resolve(tree, &m, true)? else {
+                bail!("failed to compute cache key: \"/{m}\": not found");
+            };
+            let Some(meta) = tree.lstat(&rel)? else {
+                bail!("failed to compute cache key: \"/{m}\": not found");
+            };
+            let name = m.rsplit('/').next().unwrap_or("").to_string();
+            out.push(Selected { name, rel, meta });
+        }
+    }
+    Ok(out)
+}
+
+/// The content digest of the selection (names, types, modes, contents or
+/// link targets; not times or owners) and a per-file summary for explaining
+/// cache misses (capped).
+pub fn content_digest(
+    tree: &dyn SourceTree,
+    selected: &[Selected],
+    file_hash: &dyn Fn(&str) -> Result<String>,
+) -> Result<(String, BTreeMap<String, String>)> {
+    const MAX_LISTED: usize = 20_000;
+    let mut h = Sha256::new();
+    let mut files = BTreeMap::new();
+    for sel in selected {
+        h.update(format!("source\0{}\0{}\n", sel.name, sel.rel).as_bytes());
+        for (sub, meta) in walk(tree, &sel.rel)? {
+            let full = join(&sel.rel, &sub);
+            let (kind, content) = match &meta.kind {
+                Kind::Dir => ("dir", String::new()),
+                Kind::File => ("file", file_hash(&full)?),
+                Kind::Symlink(t) => ("symlink", t.clone()),
+                Kind::Other => continue,
+            };
+            h.update(format!("{sub}\0{kind}\0{:o}\0{content}\n", meta.mode).as_bytes());
+            if kind != "dir" && files.len() < MAX_LISTED {
+                files.insert(
+                    if full.is_empty() { ".".into() } else { full },
+                    format!("{kind}:{:o}:{}", meta.mode, &content[..content.len().min(16)]),
+                );
+            }
+        }
+    }
+    Ok((crate::hex(&h.finalize()), files))
+}
+
+/// How the copied entries are owned and moded.
+#[derive(Debug, Clone, Copy)]
+pub struct CopyAttrs {
+    pub uid: u32,
+    pub gid: u32,
+    pub chmod: Option<u32>,
+    /// ADD: unpack local archives.
+    pub unpack: bool,
+}
+
+/// The destination as written (expanded), made absolute against the workdir: a relative
+/// path without the leading `/`, and whether it names a directory (trailing `/`).
+pub fn dest_path(dest: &str, workdir: &str) -> (String, bool) {
+    let is_dir = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+    let abs = if dest.starts_with('/') {
+        dest.to_string()
+    } else {
+        format!("{}/{dest}", workdir.trim_end_matches('/'))
+    };
+    (clean_rel(&abs), is_dir)
+}
+
+/// Copies the selection into `root` at `dest`.
+pub fn copy_into(
+    tree: &dyn SourceTree,
+    selected: &[Selected],
+    root: &DestRoot,
+    dest: &str,
+    dest_is_dir: bool,
+    a: &CopyAttrs,
+) -> Result<()> {
+    let parents = Attrs {
+        uid: a.uid,
+        gid: a.gid,
+        mode: 0o755,
+        mtime: (0, 0),
+    };
+    let root_parents = Attrs { uid: 0, gid: 0, ..parents };
+    let many = selected.len() > 1;
+    if many && !dest_is_dir && !root.is_dir(dest) {
+        bail!("When using COPY with more than one source file, the destination must be a directory and end with a /");
+    }
+    let into_dir = dest_is_dir || many;
+    let attrs = |m: &Meta| Attrs {
+        uid: a.uid,
+        gid: a.gid,
+        mode: a.chmod.unwrap_or(m.mode),
+        mtime: m.mtime,
+    };
+    for sel in selected {
+        match &sel.meta.kind {
+            Kind::Dir => {
+                let mut dirs: Vec<(String, (i64, i64))> = Vec::new();
+                if !root.is_dir(dest) {
+                    root.ensure_dir(dest, &root_parents)?;
+                    root.write_dir(dest, &attrs(&sel.meta), &root_parents)?;
+                    dirs.push((dest.to_string(), sel.meta.mtime));
+                }
+                for (sub, meta) in walk(tree, &sel.rel)?.into_iter().skip(1) {
+                    let target = join(dest, &sub);
+                    copy_entry(tree, &join(&sel.rel, &sub), &meta, root, &target, &attrs(&meta), &parents)?;
+                    if meta.kind == Kind::Dir {
+                        dirs.push((target, meta.mtime));
+                    }
+                }
+                for (d, t) in dirs.iter().rev() {
+                    root.set_dir_time(d, *t)?;
+                }
+            }
+            Kind::File if a.unpack && is_archive(tree, &sel.rel)? => {
+                let fd = root.dir_fd(dest, &root_parents)?;
+                let f = tree.open_file(&sel.rel)?;
+                let opts = strata_layer::UnpackOptions::default();
+                strata_layer::unpack_at(
+                    BufReader::with_capacity(1 << 20, f),
+                    fd,
+                    std::path::Path::new(&format!("/{dest}")),
+                    &opts,
+                )
+                .with_context(|| format!("unpacking {} into /{dest}", sel.name))?;
+            }
+            _ => {
+                let target = if into_dir || root.is_dir(dest) {
+                    join(dest, &sel.name)
+                } else {
+                    dest.to_string()
+                };
+                if target.is_empty() {
+                    bail!("cannot copy {} onto the root directory", sel.name);
+                }
+                copy_entry(tree, &sel.rel, &sel.meta, root, &target, &attrs(&sel.meta), &root_parents)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn copy_entry(
+    tree: &dyn SourceTree,
+    rel: &str,
+    meta: &Meta,
+    root: &DestRoot,
+    target: &str,
+    attrs: &Attrs,
+    parents: &Attrs,
+) -> Result<()> {
+    match &meta.kind {
+        Kind::Dir => root.write_dir(target, attrs, parents),
+        Kind::File => {
+            let mut f = tree.open_file(rel)?;
+            root.write_file(target, &mut f, attrs, parents)
+        }
+        Kind::Symlink(t) => root.write_symlink(target, t, attrs, parents),
+        Kind::Other => Ok(()),
+    }
+}
+
+/// Writes a heredoc source (`COPY <<EOF /dest`).
+pub fn write_inline(
+    root: &DestRoot,
+    name: &str,
+    content: &str,
+    dest: &str,
+    dest_is_dir: bool,
+    a: &CopyAttrs,
+    mtime: i64,
+) -> Result<()> {
+    let target = if dest_is_dir || root.is_dir(dest) {
+        join(dest, name)
+    } else {
+        dest.to_string()
+    };
+    let attrs = Attrs {
+        uid: a.uid,
+        gid: a.gid,
+        mode: a.chmod.unwrap_or(0o644),
+        mtime: (mtime, 0),
+    };
+    let parents = Attrs {
+        uid: 0,
+        gid: 0,
+        mode: 0o755,
+        mtime: (0, 0),
+    };
+    root.write_file(&target, &mut content.as_bytes(), &attrs, &parents)
+}
+
+/// Whether a file is a tar archive (plain, gzip or zstd): its first header checks out.
+fn is_archive(tree: &dyn SourceTree, rel: &str) -> Result<bool> {
+    let f = tree.open_file(rel)?;
+    let Ok(mut r) = strata_layer::decompressor(BufReader::new(f)) else {
+        return Ok(false);
+    };
+    let mut block = [0u8; 512];
+    let mut n = 0;
+    while n < 512 {
+        match r.read(&mut block[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(_) => return Ok(false),
+        }
+    }
+    if n < 512 {
+        return Ok(false);
+    }
+    if &block[257..262] == b"ustar" {
+        return Ok(true);
+    }
+    // Old (v7) tar: check the header checksum.
+    let stored = std::str::from_utf8(&block[148..156])
+        .ok()
+        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
+        .and_then(|s| u32::from_str_radix(s, 8).ok());
+    let sum: u32 = block
+        .iter()
+        .enumerate()
+        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
+        .sum();
+    Ok(stored == Some(sum) && block[0] != 0)
+}
+
+/// Parses `--chmod` (octal).
+pub fn parse_chmod(s: &str) -> Result<u32> {
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= 0o7777 => Ok(m),
+        _ => bail!("invalid --chmod value {s:?}: expected an octal mode such as 755"),
+    }
+}

@@ -1,0 +1,187 @@
+//! Writing into a build step's root (a mounted snapshot). Every path is
+//! resolved with `openat2(RESOLVE_IN_ROOT)`, so symlinks in the image are
+//! followed as they would be inside the container (an absolute link target
+//! starts at the root) and nothing outside the root can be reached; new
+//! entries are created relative to an open parent directory, never through
+//! a link.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
+
+/// Owner, mode and time of something written.
+#[derive(Debug, Clone, Copy)]
+pub struct Attrs {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+    pub mtime: (i64, i64),
+}
+
+pub struct DestRoot {
+    fd: OwnedFd,
+    shown: PathBuf,
+}
+
+fn split_parent(rel: &str) -> (&str, &str) {
+    match rel.rsplit_once('/') {
+        Some((p, n)) => (p, n),
+        None => ("", rel),
+    }
+}
+
+fn times(mtime: (i64, i64)) -> Timestamps {
+    let t = Timespec {
+        tv_sec: mtime.0,
+        tv_nsec: mtime.1 as _,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+impl DestRoot {
+    pub fn open(path: &Path) -> Result<DestRoot> {
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(DestRoot {
+            fd,
+            shown: path.to_path_buf(),
+        })
+    }
+
+    fn open_in_root(&self, rel: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+        let path = if rel.is_empty() { "." } else { rel };
+        Ok(rustix::fs::openat2(
+            &self.fd,
+            path,
+            flags | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )?)
+    }
+
+    /// Whether `rel` is a directory (symlinks followed inside the root).
+    pub fn is_dir(&self, rel: &str) -> bool {
+        self.open_in_root(rel, OFlags::PATH | OFlags::DIRECTORY).is_ok()
+    }
+
+    /// Opens the directory `rel`, creating it and its missing parents with
+    /// `attrs` (the time of new directories is left as is).
+    pub fn ensure_dir(&self, rel: &str, attrs: &Attrs) -> Result<OwnedFd> {
+        match self.open_in_root(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
+            Ok(fd) => return Ok(fd),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
+                bail!("mkdir /{rel}: not a directory (a file is in the way)")
+            }
+            Err(e) => return Err(anyhow!(e).context(format!("opening /{rel} in the build root"))),
+        }
+        if rel.is_empty() {
+            bail!("the build root {} is gone", self.shown.display());
+        }
+        let (parent, name) = split_parent(rel);
+        let pfd = self.ensure_dir(parent, attrs)?;
+        let created = match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
+            Ok(()) => true,
+            Err(rustix::io::Errno::EXIST) => false,
+            Err(e) => return Err(anyhow!(e).context(format!("mkdir /{rel}"))),
+        };
+        let fd = rustix::fs::openat(
+            &pfd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("mkdir /{rel}: not a directory"))?;
+        if created {
+            rustix::fs::fchown(&fd, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
+                .with_context(|| format!("chown /{rel}"))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).with_context(|| format!("chmod /{rel}"))?;
+        }
+        Ok(fd)
+    }
+
+    /// Makes room for a new non-directory entry `name` in `parent`.
+    fn clear_for(&self, pfd: &OwnedFd, name: &str, rel: &str) -> Result<()> {
+        match rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                bail!("cannot replace directory /{rel} with a file")
+            }
+            Ok(_) => rustix::fs::unlinkat(pfd, name, AtFlags::empty()).with_context(|| format!("removing /{rel}")),
+            Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(anyhow!(e).context(format!("stat /{rel}"))),
+        }
+    }
+
+    /// Writes a regular file with `data`; missing parents get `parents`.
+    pub fn write_file(&self, rel: &str, data: &mut dyn Read, attrs: &Attrs, parents: &Attrs) -> Result<()> {
+        let (parent, name) = split_parent(rel);
+        if name.is_empty() {
+            bail!("cannot write a file at the root");
+        }
+        let pfd = self.ensure_dir(parent, parents)?;
+        self.clear_for(&pfd, name, rel)?;
+        let fd = rustix::fs::openat(
+            &pfd,
+            name,
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .with_context(|| format!("creating /{rel}"))?;
+        let mut f = File::from(fd);
+        std::io::copy(data, &mut f).with_context(|| format!("writing /{rel}"))?;
+        rustix::fs::fchown(&f, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
+            .with_context(|| format!("chown /{rel}"))?;
+        rustix::fs::fchmod(&f, Mode::from_raw_mode(attrs.mode)).with_context(|| format!("chmod /{rel}"))?;
+        rustix::fs::futimens(&f, &times(attrs.mtime)).with_context(|| format!("setting the time of /{rel}"))?;
+        Ok(())
+    }
+
+    /// Creates a symlink (replacing a non-directory).
+    pub fn write_symlink(&self, rel: &str, target: &str, attrs: &Attrs, parents: &Attrs) -> Result<()> {
+        let (parent, name) = split_parent(rel);
+        let pfd = self.ensure_dir(parent, parents)?;
+        self.clear_for(&pfd, name, rel)?;
+        rustix::fs::symlinkat(target, &pfd, name).with_context(|| format!("creating the symlink /{rel}"))?;
+        rustix::fs::chownat(
+            &pfd,
+            name,
+            Some(Uid::from_raw(attrs.uid)),
+            Some(Gid::from_raw(attrs.gid)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .with_context(|| format!("chown /{rel}"))?;
+        rustix::fs::utimensat(&pfd, name, &times(attrs.mtime), AtFlags::SYMLINK_NOFOLLOW)
+            .with_context(|| format!("setting the time of /{rel}"))?;
+        Ok(())
+    }
+
+    /// Creates (or takes over) a directory copied from a source: owner and mode set.
+    pub fn write_dir(&self, rel: &str, attrs: &Attrs, parents: &Attrs) -> Result<()> {
+        let fd = self.ensure_dir(rel, parents)?;
+        rustix::fs::fchown(&fd, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
+            .with_context(|| format!("chown /{rel}"))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).with_context(|| format!("chmod /{rel}"))?;
+        Ok(())
+    }
+
+    /// Sets a directory's times (after its content was written).
+    pub fn set_dir_time(&self, rel: &str, mtime: (i64, i64)) -> Result<()> {
+        let fd = self
+            .open_in_root(rel, OFlags::RDONLY | OFlags::DIRECTORY)
+            .with_context(|| format!("opening /{rel}"))?;
+        rustix::fs::futimens(&fd, &times(mtime)).with_context(|| format!("setting the time of /{rel}"))?;
+        Ok(())
+    }
+
+    /// An open directory for unpacking an archive into.
+    pub fn dir_fd(&self, rel: &str, parents: &Attrs) -> Result<OwnedFd> {
+        self.ensure_dir(rel, parents)
+    }
+}

@@ -1,0 +1,1202 @@
+//! Building one stage: its base, then each instruction, through the cache.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::{Value, json};
+use strata_build::{CommandForm, CopyInstruction, Healthcheck, Instruction, Lex, RunInstruction, Step};
+use strata_layer::{Compression, WriteOptions};
+use strata_oci::{ContainerConfig, Descriptor, Digest, History, ImageConfig, media};
+use strata_snapshot::{Snapshot, Snapshotter};
+use strata_store::Store;
+
+use crate::Shared;
+use crate::cache::{self, StepInputs};
+use crate::copy::{self, CopyAttrs};
+use crate::dest::DestRoot;
+use crate::pattern::clean_rel;
+use crate::progress::Vertex;
+use crate::tree::DirTree;
+
+/// A finished stage.
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    pub config: ImageConfig,
+    pub key: String,
+}
+
+/// A failure that follows from another stage's failure.
+#[derive(Debug)]
+pub struct DependencyFailed(pub String);
+
+impl std::fmt::Display for DependencyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stage {} failed", self.0)
+    }
+}
+
+impl std::error::Error for DependencyFailed {}
+
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+struct StageRun<'a> {
+    sh: &'a Shared,
+    index: usize,
+    store: Store,
+    snap: Snapshotter,
+    /// `[name i/n]` prefix parts.
+    label: Option<String>,
+    total: usize,
+    shown: usize,
+    config: ImageConfig,
+    key: String,
+    /// ARGs declared in this stage, with their values (None: declared without one).
+    args: BTreeMap<String, Option<String>>,
+    cmd_set: bool,
+    /// Some step of this stage was rebuilt (later misses follow from it).
+    missed: bool,
+    /// Why a hidden (metadata) step missed, told with the next shown step.
+    pending_reason: Option<String>,
+    /// The base as named (after expansion).
+    base_name: String,
+}
+
+pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
+    let store = Store::open(&sh.root)?;
+    let snap = Snapshotter::new(&sh.root, sh.driver);
+    let stage = &sh.df.stages[index];
+    let label = if sh.df.stages.len() > 1 {
+        Some(stage.name.clone().unwrap_or_else(|| format!("stage-{index}")))
+    } else {
+        None
+    };
+    let mut run = StageRun {
+        sh,
+        index,
+        store,
+        snap,
+        label,
+        total: 0,
+        shown: 0,
+        config: ImageConfig::default(),
+        key: String::new(),
+        args: BTreeMap::new(),
+        cmd_set: false,
+        missed: false,
+        pending_reason: None,
+        base_name: String::new(),
+    };
+    let mut steps = run.base()?;
+    steps.extend(stage.instructions.iter().cloned());
+    run.total = 1 + steps.iter().filter(|s| shows(&s.instruction)).count();
+    run.from_vertex()?;
+    for (i, step) in steps.iter().enumerate() {
+        if sh.failed.load(Ordering::SeqCst) {
+            bail!("canceled: another stage failed");
+        }
+        run.step(i, step)?;
+    }
+    Ok(StageResult {
+        config: run.config,
+        key: run.key,
+    })
+}
+
+/// Whether a step is shown as a vertex (it touches the filesystem).
+fn shows(i: &Instruction) -> bool {
+    matches!(
+        i,
+        Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_)
+    )
+}
+
+fn sha(parts: &[&str]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(b"\0");
+    }
+    crate::hex(&h.finalize())
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_list(v: &[String]) -> String {
+    format!(
+        "[{}]",
+        v.iter().map(|s| strata_build::go_quote(s)).collect::<Vec<_>>().join(" ")
+    )
+}
+
+fn ns(d: Duration) -> u64 {
+    d.as_nanos() as u64
+}
+
+/// A writable snapshot mounted for one step, unmounted and removed when dropped.
+struct StepRoot<'a> {
+    snap: &'a Snapshotter,
+    snapshot: Snapshot,
+    mounted: bool,
+}
+
+impl StepRoot<'_> {
+    fn merged(&self) -> std::path::PathBuf {
+        self.snapshot.merged_dir()
+    }
+
+    fn unmount(&mut self) -> Result<()> {
+        if self.mounted {
+            self.snap.unmount(&self.snapshot.merged_dir())?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for StepRoot<'_> {
+    fn drop(&mut self) {
+        let _ = self.unmount();
+        let _ = self.snap.remove(&self.snapshot.key);
+    }
+}
+
+struct LayerMade {
+    diff_id: Digest,
+    empty: bool,
+}
+
+impl<'a> StageRun<'a> {
+    fn lex(&self) -> Lex {
+        self.sh.lex()
+    }
+
+    fn cc(&mut self) -> &mut ContainerConfig {
+        self.config.config.get_or_insert_with(Default::default)
+    }
+
+    /// Variables for expansion: the stage's ENV, then its ARGs.
+    fn vars(&self) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &self.args {
+            if let Some(v) = v {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(env) = self.config.config.as_ref().and_then(|c| c.env.as_ref()) {
+            for e in env {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+        m
+    }
+
+    /// Expands one word; returns it and the ARG names it used.
+    fn expand(&self, word: &str) -> Result<(String, BTreeSet<String>)> {
+        let vars = self.vars();
+        let lookup = |n: &str| vars.get(n).cloned();
+        let ex = self.lex().process(word, &lookup).map_err(|e| anyhow!("{e}"))?;
+        let env_names: BTreeSet<String> = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .map(|env| env.iter().map(|e| e.split('=').next().unwrap_or("").to_string()).collect())
+            .unwrap_or_default();
+        let used = ex
+            .matched
+            .into_iter()
+            .filter(|n| self.args.contains_key(n) && !env_names.contains(n))
+            .collect();
+        Ok((ex.result, used))
+    }
+
+    fn arg_values(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
+        names
+            .iter()
+            .filter_map(|n| self.args.get(n).cloned().flatten().map(|v| (n.clone(), v)))
+            .collect()
+    }
+
+    fn prefix(&mut self) -> String {
+        self.shown += 1;
+        match &self.label {
+            Some(l) => format!("[{l} {}/{}]", self.shown, self.total),
+            None => format!("[{}/{}]", self.shown, self.total),
+        }
+    }
+
+    fn history(&mut self, created_by: String, empty_layer: bool) {
+        let created = self.sh.now();
+        self.config.history.push(History {
+            created: Some(created),
+            created_by: Some(created_by),
+            author: None,
+            comment: Some(HISTORY_COMMENT.into()),
+            empty_layer,
+        });
+    }
+
+    // ---- FROM ----
+
+    /// Sets the base config and key; returns the ONBUILD triggers to run first.
+    fn base(&mut self) -> Result<Vec<Step>> {
+        let sh = self.sh;
+        let stage = &sh.df.stages[self.index];
+        let lookup = |n: &str| sh.global_scope.get(n).cloned();
+        let name = sh
+            .lex()
+            .process_word(&stage.base, &lookup)
+            .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+        if name.is_empty() {
+            bail!(
+                "failed to solve: Dockerfile:{}: base name ({}) should not be blank",
+                stage.start_line,
+                stage.base
+            );
+        }
+        if let Some(p) = &stage.platform {
+            let p = sh
+                .lex()
+                .process_word(p, &lookup)
+                .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+            crate::check_platform(&p, &sh.platform)
+                .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+        }
+        let lower = name.to_lowercase();
+        let stage_base = sh.df.stages[..self.index]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        if let Some(j) = stage_base {
+            let r = sh.wait_for(j).map_err(|_| {
+                anyhow::Error::new(DependencyFailed(sh.df.stages[j].name.clone().unwrap_or_default()))
+            })?;
+            self.config = r.config.clone();
+            self.key = r.key.clone();
+        } else if lower == "scratch" {
+            self.config = ImageConfig {
+                architecture: sh.platform.architecture.clone(),
+                os: sh.platform.os.clone(),
+                variant: sh.platform.variant.clone(),
+                config: Some(ContainerConfig::default()),
+                ..Default::default()
+            };
+            self.key = sha(&["scratch", &sh.platform.architecture, &sh.platform.os]);
+        } else {
+            let resolved = strata_image::resolve(&self.store, &name).map_err(|e| match e {
+                strata_image::Error::NoSuchImage(_) => anyhow!(
+                    "failed to solve: pull access denied for {name}: the image is not found in the local store; import or load it first (strata build does not pull yet)"
+                ),
+                other => anyhow!("failed to solve: {name}: {other}"),
+            })?;
+            let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
+            self.config = ImageConfig::parse(&bytes)?;
+            self.key = sha(&["image", &resolved.image.id.to_string()]);
+        }
+        // Every stage has a PATH.
+        let cc = self.cc();
+        let has_path = cc.env.iter().flatten().any(|e| e.starts_with("PATH="));
+        if !has_path {
+            cc.set_env("PATH", strata_runtime::DEFAULT_PATH);
+        }
+        // ONBUILD triggers of the base run first, then are gone.
+        let triggers = cc.on_build.take().unwrap_or_default();
+        let mut steps = Vec::new();
+        for t in &triggers {
+            let df = strata_build::parse_dockerfile(format!("FROM scratch\n{t}\n").as_bytes())
+                .map_err(|e| anyhow!("failed to solve: invalid ONBUILD trigger {t:?} in {name}: {}", e.message))?;
+            for mut s in df.stages.into_iter().flat_map(|s| s.instructions) {
+                s.start_line = stage.start_line;
+                s.end_line = stage.start_line;
+                s.original = format!("ONBUILD {}", s.original);
+                steps.push(s);
+            }
+        }
+        self.base_name = name;
+        Ok(steps)
+    }
+
+    fn from_vertex(&mut self) -> Result<()> {
+        let p = self.prefix();
+        let name = self.base_name.clone();
+        let is_stage = self.sh.df.stages[..self.index]
+            .iter()
+            .any(|s| s.name.as_deref() == Some(name.to_lowercase().as_str()));
+        let shown = match strata_oci::Reference::parse(&name) {
+            Ok(r) if !is_stage && !name.eq_ignore_ascii_case("scratch") => r.with_default_tag().to_string(),
+            _ => name,
+        };
+        self.sh.progress.start(&format!("{p} FROM {shown}")).done();
+        Ok(())
+    }
+
+    fn step(&mut self, i: usize, step: &Step) -> Result<()> {
+        let position = format!("{}/{i}", self.sh.df.stages[self.index].name.clone().unwrap_or_else(|| self.index.to_string()));
+        let r = match &step.instruction {
+            Instruction::Run(r) => self.run(step, r, &position),
+            Instruction::Copy(c) => self.copy(step, c, false, &position),
+            Instruction::Add(c) => self.copy(step, c, true, &position),
+            Instruction::Workdir(w) => self.workdir(step, w, &position),
+            _ => self.metadata(step, &position),
+        };
+        r.map_err(|e| {
+            if e.downcast_ref::<DependencyFailed>().is_some() {
+                return e;
+            }
+            let msg = format!("{e:#}");
+            let mut lines = vec![String::new()];
+            lines.extend(self.sh.snippet(step.start_line, step.end_line));
+            self.sh.progress.lines(&lines);
+            let msg = msg.strip_prefix("failed to solve: ").unwrap_or(&msg).to_string();
+            anyhow!("failed to solve: {}:{}: {msg}", self.sh.dockerfile_name, step.start_line)
+        })
+    }
+
+    /// Runs a step through the cache: a hit takes the cached config; a miss
+    /// says why, runs `exec` (which updates `self.config` and returns the new
+    /// layer, if any) and records the result.
+    fn cached(
+        &mut self,
+        step: &Step,
+        position: &str,
+        inputs: StepInputs,
+        vertex: Option<Vertex<'a>>,
+        exec: impl FnOnce(&mut Self, Option<&Vertex<'a>>) -> Result<Option<Digest>>,
+    ) -> Result<()> {
+        let parent = self.key.clone();
+        let key = inputs.key(&parent);
+        if !self.sh.no_cache
+            && let Some(hit) = cache::lookup(&self.store, &key)?
+        {
+            self.config = hit.config;
+            self.key = key;
+            if let Some(v) = vertex {
+                v.cached();
+            }
+            return Ok(());
+        }
+        if !self.sh.no_cache {
+            let prev = cache::previous_inputs(&self.store, &parent, position)?;
+            let known_change = prev.is_some();
+            match (&vertex, prev) {
+                (Some(v), Some(prev)) => {
+                    v.log(&format!("cache miss: {}", cache::explain(&prev, &inputs)));
+                    self.pending_reason = None;
+                }
+                (Some(v), None) => {
+                    let why = self.pending_reason.take().unwrap_or_else(|| {
+                        if self.missed {
+                            "a previous step was rebuilt".into()
+                        } else {
+                            "first build of this step".into()
+                        }
+                    });
+                    v.log(&format!("cache miss: {why}"));
+                }
+                (None, Some(prev)) => {
+                    self.pending_reason = Some(format!(
+                        "{} changed: {}",
+                        cache::one_line(&step.original, 80),
+                        cache::explain(&prev, &inputs)
+                    ));
+                }
+                (None, None) => {}
+            }
+            // Later misses follow from this one (a first build misses everywhere for its own reason).
+            self.missed |= known_change;
+        }
+        let diff_id = match exec(self, vertex.as_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(v) = vertex {
+                    v.error(&format!("{e:#}"));
+                }
+                return Err(e);
+            }
+        };
+        cache::record(&self.store, &key, diff_id.as_ref(), &self.config)?;
+        cache::record_inputs(&self.store, &parent, position, &key, &inputs)?;
+        self.key = key;
+        if let Some(v) = vertex {
+            v.done();
+        }
+        Ok(())
+    }
+
+    fn layer_options(&self) -> WriteOptions {
+        WriteOptions {
+            compression: Compression::None,
+            level: None,
+            source_date_epoch: self.sh.epoch,
+        }
+    }
+
+    fn add_layer(&mut self, layer: &LayerMade) {
+        self.config.rootfs.diff_ids.push(layer.diff_id.clone());
+    }
+
+    // ---- RUN ----
+
+    fn run(&mut self, step: &Step, r: &RunInstruction, position: &str) -> Result<()> {
+        if !r.flags.mounts.is_empty() {
+            bail!("RUN --mount is not supported yet");
+        }
+        if r.flags.security.as_deref().is_some_and(|s| s != "sandbox") {
+            bail!("RUN --security={} is not supported", r.flags.security.as_deref().unwrap_or(""));
+        }
+        if !r.flags.devices.is_empty() {
+            bail!("RUN --device is not supported");
+        }
+        let network = match r.flags.network.as_deref() {
+            None | Some("default") | Some("host") => strata_runtime::Network::Host,
+            Some("none") => strata_runtime::Network::None,
+            Some(other) => bail!("RUN --network={other} is not supported (use default, host or none)"),
+        };
+        let cc = self.config.config.clone().unwrap_or_default();
+        let shell = cc
+            .shell
+            .clone()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        let args: Vec<String> = match &r.command {
+            CommandForm::Exec(v) => v.clone(),
+            CommandForm::Shell(cmd) => {
+                let script = if r.heredocs.is_empty() {
+                    cmd.clone()
+                } else if r.heredocs.len() == 1
+                    && strata_build::parser::parse_heredoc(cmd.trim())
+                        .ok()
+                        .flatten()
+                        .is_some_and(|h| h.name == r.heredocs[0].name)
+                {
+                    // `RUN <<EOF`: the heredoc is the script.
+                    r.heredocs[0].processed_content()
+                } else {
+                    let mut s = cmd.clone();
+                    for h in &r.heredocs {
+                        s.push('\n');
+                        s.push_str(&h.content);
+                        s.push_str(&h.name);
+                    }
+                    s
+                };
+                let mut a = shell.clone();
+                a.push(script);
+                a
+            }
+        };
+        if args.is_empty() {
+            bail!("RUN needs a command");
+        }
+        // Build arguments in scope become environment variables of the process.
+        let mut run_args: BTreeMap<String, String> = self
+            .args
+            .iter()
+            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
+            .collect();
+        for (k, v) in &self.sh.build_args {
+            if crate::is_proxy_arg(k) {
+                run_args.insert(k.clone(), v.clone());
+                self.sh.used_args.lock().unwrap_or_else(|e| e.into_inner()).insert(k.clone());
+            }
+        }
+        let mut text = step.original.clone();
+        for h in &r.heredocs {
+            text.push('\n');
+            text.push_str(&h.content);
+            text.push_str(&h.name);
+        }
+        let inputs = StepInputs {
+            text,
+            args: run_args.clone(),
+            epoch: self.sh.epoch,
+            ..Default::default()
+        };
+        let created_by = if run_args.is_empty() {
+            format!("RUN {} # buildkit", args.join(" "))
+        } else {
+            format!(
+                "RUN |{} {} {} # buildkit",
+                run_args.len(),
+                run_args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+                args.join(" ")
+            )
+        };
+        let mut env = cc.env.clone().unwrap_or_default();
+        for (k, v) in &run_args {
+            if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        let user_spec = cc.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "0".into());
+        let cwd = cc.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+        let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
+        let vertex = self.sh.progress.start(&title);
+        self.cached(step, position, inputs, Some(vertex), move |me, v| {
+            let epoch = me.sh.epoch;
+            let opts = me.layer_options();
+            let diff_ids = me.config.rootfs.diff_ids.clone();
+            let snap = &me.snap;
+            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
+                let resolved = strata_runtime::resolve_user(merged, &user_spec)
+                    .map_err(|e| anyhow!("unable to find user {user_spec}: {e:#}"))?;
+                let mut spec = strata_runtime::RunSpec::new(merged, args.clone());
+                let mut env = env.clone();
+                if !env.iter().any(|e| e.starts_with("HOME=")) {
+                    env.push(format!("HOME={}", resolved.home));
+                }
+                spec.env = env;
+                spec.cwd = cwd.clone();
+                spec.user = resolved.user;
+                spec.hostname = "buildkitsandbox".into();
+                spec.network = network;
+                run_process(&spec, v).map_err(|e| match e {
+                    RunOutcome::Exit(code) => anyhow!(
+                        "process \"{}\" did not complete successfully: exit code: {code}",
+                        args.join(" ")
+                    ),
+                    RunOutcome::Failed(e) => anyhow!(
+                        "process \"{}\" did not complete successfully: exit code: {}: {}",
+                        args.join(" "),
+                        e.code,
+                        e.message
+                    ),
+                })
+            })?;
+            let _ = epoch;
+            let layer = layer.expect("RUN always makes a layer");
+            me.add_layer(&layer);
+            me.history(created_by, false);
+            Ok(Some(layer.diff_id))
+        })
+    }
+
+    // ---- COPY / ADD ----
+
+    fn copy(&mut self, step: &Step, c: &CopyInstruction, add: bool, position: &str) -> Result<()> {
+        let kw = if add { "ADD" } else { "COPY" };
+        if c.flags.parents {
+            bail!("COPY --parents is not supported yet");
+        }
+        if !c.flags.exclude.is_empty() {
+            bail!("{kw} --exclude is not supported yet");
+        }
+        if c.flags.checksum.is_some() {
+            bail!("ADD --checksum is only for URLs, which are not supported yet");
+        }
+        let mut used = BTreeSet::new();
+        let mut ex = |w: &str| -> Result<String> {
+            let (s, u) = self.expand(w)?;
+            used.extend(u);
+            Ok(s)
+        };
+        let mut sources = Vec::new();
+        for s in &c.sources {
+            sources.push(ex(s)?);
+        }
+        let dest = ex(&c.dest)?;
+        let chown = c.flags.chown.as_deref().map(&mut ex).transpose()?.filter(|s| !s.is_empty());
+        let chmod = c.flags.chmod.as_deref().map(&mut ex).transpose()?.filter(|s| !s.is_empty());
+        let from = c.flags.from.as_deref().map(&mut ex).transpose()?;
+        drop(ex);
+        let chmod_bits = chmod.as_deref().map(copy::parse_chmod).transpose()?;
+        for s in &sources {
+            if add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {
+                bail!("ADD from a URL is not supported yet: {s}");
+            }
+        }
+        let raw_lex = Lex {
+            raw_quotes: true,
+            raw_escapes: true,
+            ..self.lex()
+        };
+        let vars = self.vars();
+        let lookup = |n: &str| vars.get(n).cloned();
+        let mut inline = Vec::new();
+        for s in &c.inline_sources {
+            let content = if s.expand {
+                raw_lex.process_word(&s.content, &lookup).map_err(|e| anyhow!("{e}"))?
+            } else {
+                s.content.clone()
+            };
+            inline.push((s.name.clone(), content));
+        }
+        let workdir = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let (dest_rel, dest_is_dir) = copy::dest_path(&dest, &workdir);
+        let mut flags = String::new();
+        if let Some(f) = &from {
+            flags.push_str(&format!(" --from={f}"));
+        }
+        if let Some(o) = &chown {
+            flags.push_str(&format!(" --chown={o}"));
+        }
+        if let Some(m) = &chmod {
+            flags.push_str(&format!(" --chmod={m}"));
+        }
+        if c.flags.link {
+            flags.push_str(" --link");
+        }
+        if add && c.flags.unpack == Some(false) {
+            flags.push_str(" --unpack=false");
+        }
+        let mut names: Vec<String> = sources.clone();
+        names.extend(inline.iter().map(|(n, _)| format!("<<{n}")));
+        let mut text = format!("{kw}{flags} {} {dest}", names.join(" "));
+        for (n, content) in &inline {
+            text.push_str(&format!("\n{content}{n}"));
+        }
+        // The sources and their content hash.
+        enum Src {
+            None,
+            Context(std::sync::Arc<crate::tree::ContextTree>, Vec<copy::Selected>),
+            Root(Vec<Digest>),
+        }
+        let (src, content, files) = match &from {
+            Some(f) => {
+                let diff_ids = if let Some(j) = self.sh.stage_ref(f, self.index) {
+                    let r = self.sh.wait_for(j).map_err(|_| {
+                        anyhow::Error::new(DependencyFailed(self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string())))
+                    })?;
+                    r.config.rootfs.diff_ids.clone()
+                } else {
+                    if self.sh.df.stages.iter().any(|s| s.name.as_deref() == Some(f.to_lowercase().as_str())) {
+                        bail!("{kw} --from={f}: the stage {f} is defined after this one");
+                    }
+                    let resolved = strata_image::resolve(&self.store, f).map_err(|e| match e {
+                        strata_image::Error::NoSuchImage(_) => anyhow!(
+                            "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
+                        ),
+                        other => anyhow!("{kw} --from={f}: {other}"),
+                    })?;
+                    resolved.image.diff_ids.clone()
+                };
+                let chain = strata_oci::chain_ids(&diff_ids)
+                    .last()
+                    .map(|d| d.to_string())
+                    .unwrap_or_else(|| "empty".into());
+                (Src::Root(diff_ids), Some(format!("root:{chain}")), BTreeMap::new())
+            }
+            None if sources.is_empty() => (Src::None, None, BTreeMap::new()),
+            None => {
+                let ctx = self.sh.context()?;
+                let selected = copy::select(ctx.as_ref(), &sources)?;
+                let (digest, files) = copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p))?;
+                (Src::Context(ctx, selected), Some(digest), files)
+            }
+        };
+        let inputs = StepInputs {
+            text,
+            args: self.arg_values(&used),
+            content,
+            files,
+            epoch: self.sh.epoch,
+        };
+        let created_by = format!("{kw}{} {} {dest} # buildkit", from.as_ref().map(|f| format!(" --from={f}")).unwrap_or_default(), names.join(" "));
+        let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
+        let vertex = self.sh.progress.start(&title);
+        let unpack = add && c.flags.unpack != Some(false);
+        self.cached(step, position, inputs, Some(vertex), move |me, _v| {
+            let opts = me.layer_options();
+            let epoch = me.sh.epoch;
+            let diff_ids = me.config.rootfs.diff_ids.clone();
+            // A root to copy from is unpacked before the step's own root is made.
+            let from_chain = match &src {
+                Src::Root(d) => Some(strata_container::ensure_unpacked(&me.store, &me.snap, d)?),
+                _ => None,
+            };
+            let snap = &me.snap;
+            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
+                let droot = DestRoot::open(merged)?;
+                let (uid, gid) = match &chown {
+                    Some(spec) => {
+                        let r = strata_runtime::resolve_user(merged, spec).map_err(|e| {
+                            anyhow!("unable to convert uid/gid chown string to host mapping: {spec}: {e:#}")
+                        })?;
+                        if spec.contains(':') {
+                            (r.user.uid, r.user.gid)
+                        } else {
+                            (r.user.uid, r.user.uid)
+                        }
+                    }
+                    None => (0, 0),
+                };
+                let attrs = CopyAttrs {
+                    uid,
+                    gid,
+                    chmod: chmod_bits,
+                    unpack,
+                };
+                match &src {
+                    Src::None => {}
+                    Src::Context(ctx, selected) => {
+                        copy::copy_into(ctx.as_ref(), selected, &droot, &dest_rel, dest_is_dir, &attrs)?;
+                    }
+                    Src::Root(_) => {
+                        let chain = from_chain.as_deref().unwrap_or_default();
+                        let key = format!("build-view-{}", &strata_container::random_id()[..20]);
+                        let view = snap.view(&key, chain)?;
+                        let mut guard = StepRoot {
+                            snap,
+                            snapshot: view,
+                            mounted: false,
+                        };
+                        snap.mount(&guard.snapshot, &guard.merged(), true)?;
+                        guard.mounted = true;
+                        let tree = DirTree::open(&guard.merged(), format!("--from={}", from.as_deref().unwrap_or("")))?;
+                        let selected = copy::select(&tree, &sources)?;
+                        copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &attrs)?;
+                        drop(tree);
+                        guard.unmount()?;
+                    }
+                }
+                let mtime = epoch.unwrap_or_else(|| jiff::Timestamp::now().as_second());
+                let inline_dir = dest_is_dir || inline.len() + sources.len() > 1;
+                for (name, content) in &inline {
+                    copy::write_inline(&droot, name, content, &dest_rel, inline_dir, &attrs, mtime)?;
+                }
+                Ok(())
+            })?;
+            let layer = layer.expect("COPY always makes a layer");
+            me.add_layer(&layer);
+            me.history(created_by, false);
+            Ok(Some(layer.diff_id))
+        })
+    }
+
+    // ---- WORKDIR ----
+
+    fn workdir(&mut self, step: &Step, raw: &str, position: &str) -> Result<()> {
+        let (w, used) = self.expand(raw)?;
+        let base = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let joined = if w.starts_with('/') { w.clone() } else { format!("{base}/{w}") };
+        let rel = clean_rel(&joined);
+        let abs = format!("/{rel}");
+        let inputs = StepInputs {
+            text: format!("WORKDIR {abs}"),
+            args: self.arg_values(&used),
+            epoch: self.sh.epoch,
+            ..Default::default()
+        };
+        let user = self.config.config.as_ref().and_then(|c| c.user.clone()).filter(|u| !u.is_empty());
+        let title = format!("{} WORKDIR {abs}", self.prefix());
+        let vertex = self.sh.progress.start(&title);
+        self.cached(step, position, inputs, Some(vertex), move |me, _v| {
+            me.cc().working_dir = Some(abs.clone());
+            let mut made = None;
+            if !rel.is_empty() {
+                let opts = me.layer_options();
+                let diff_ids = me.config.rootfs.diff_ids.clone();
+                let snap = &me.snap;
+                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, true, |merged| {
+                    let (uid, gid) = match &user {
+                        Some(u) => strata_runtime::resolve_user(merged, u)
+                            .map(|r| (r.user.uid, r.user.gid))
+                            .unwrap_or((0, 0)),
+                        None => (0, 0),
+                    };
+                    let droot = DestRoot::open(merged)?;
+                    droot.ensure_dir(
+                        &rel,
+                        &crate::dest::Attrs {
+                            uid,
+                            gid,
+                            mode: 0o755,
+                            mtime: (0, 0),
+                        },
+                    )?;
+                    Ok(())
+                })?;
+                made = layer;
+            }
+            if let Some(l) = &made {
+                me.add_layer(l);
+            }
+            me.history(format!("WORKDIR {abs}"), made.is_none());
+            Ok(made.map(|l| l.diff_id))
+        })
+    }
+
+    // ---- metadata-only instructions ----
+
+    fn metadata(&mut self, step: &Step, position: &str) -> Result<()> {
+        let mut used = BTreeSet::new();
+        let mut next = self.config.config.clone().unwrap_or_default();
+        let mut ex = |w: &str| -> Result<String> {
+            let (s, u) = self.expand(w)?;
+            used.extend(u);
+            Ok(s)
+        };
+        let mut extra_args: BTreeMap<String, String> = BTreeMap::new();
+        let mut set_cmd = false;
+        let mut new_author = None;
+        let created_by: String;
+        let text: String;
+        match &step.instruction {
+            Instruction::Env(pairs) => {
+                let mut vals = Vec::new();
+                for (k, v) in pairs {
+                    vals.push((k.clone(), ex(v)?));
+                }
+                for (k, v) in &vals {
+                    next.set_env(k, v);
+                }
+                created_by = format!(
+                    "ENV {}",
+                    vals.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+                );
+                text = created_by.clone();
+            }
+            Instruction::Label(pairs) => {
+                let mut vals = Vec::new();
+                for (k, v) in pairs {
+                    vals.push((ex(k)?, ex(v)?));
+                }
+                for (k, v) in &vals {
+                    next.labels.get_or_insert_with(BTreeMap::new).insert(k.clone(), v.clone());
+                }
+                created_by = format!(
+                    "LABEL {}",
+                    vals.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+                );
+                text = created_by.clone();
+            }
+            Instruction::Arg(decls) => {
+                drop(ex);
+                let mut shown = Vec::new();
+                for (name, default) in decls {
+                    let value = if let Some(v) = self.sh.build_args.get(name) {
+                        self.sh.used_args.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
+                        Some(v.clone())
+                    } else if let Some(d) = default {
+                        let (v, _) = self.expand(d)?;
+                        Some(v)
+                    } else if self.sh.df.global_args.iter().any(|(n, _)| n == name)
+                        || self.sh.predefined.contains_key(name)
+                    {
+                        self.sh.global_scope.get(name).cloned()
+                    } else {
+                        None
+                    };
+                    match &value {
+                        Some(v) => {
+                            shown.push(format!("{name}={v}"));
+                            extra_args.insert(name.clone(), v.clone());
+                        }
+                        None => shown.push(name.clone()),
+                    }
+                    self.args.insert(name.clone(), value);
+                }
+                created_by = format!("ARG {}", shown.join(" "));
+                text = format!(
+                    "ARG {}",
+                    decls.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" ")
+                );
+                return self.finish_metadata(step, position, text, extra_args, next, created_by, false, None);
+            }
+            Instruction::User(u) => {
+                let u = ex(u)?;
+                next.user = Some(u.clone());
+                created_by = format!("USER {u}");
+                text = created_by.clone();
+            }
+            Instruction::Expose(ports) => {
+                let mut list = Vec::new();
+                for p in ports {
+                    for word in ex(p)?.split_whitespace() {
+                        let port = if word.contains('/') {
+                            word.to_ascii_lowercase()
+                        } else {
+                            format!("{word}/tcp")
+                        };
+                        next.exposed_ports
+                            .get_or_insert_with(BTreeMap::new)
+                            .insert(port.clone(), json!({}));
+                        list.push(port);
+                    }
+                }
+                created_by = format!(
+                    "EXPOSE map[{}]",
+                    list.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" ")
+                );
+                text = format!("EXPOSE {}", list.join(" "));
+            }
+            Instruction::Volume(vols) => {
+                let mut list = Vec::new();
+                for v in vols {
+                    let v = ex(v)?;
+                    if v.trim().is_empty() {
+                        bail!("VOLUME specified can not be an empty string");
+                    }
+                    next.volumes.get_or_insert_with(BTreeMap::new).insert(v.clone(), json!({}));
+                    list.push(v);
+                }
+                created_by = format!("VOLUME [{}]", list.join(" "));
+                text = created_by.clone();
+            }
+            Instruction::Entrypoint(form) | Instruction::Cmd(form) => {
+                let is_cmd = matches!(step.instruction, Instruction::Cmd(_));
+                let shell = next
+                    .shell
+                    .clone()
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                let value = match form {
+                    CommandForm::Exec(v) => v.clone(),
+                    CommandForm::Shell(s) => {
+                        let mut a = shell;
+                        a.push(s.clone());
+                        a
+                    }
+                };
+                let kw = if is_cmd { "CMD" } else { "ENTRYPOINT" };
+                if is_cmd {
+                    next.cmd = Some(value.clone());
+                    set_cmd = true;
+                } else {
+                    next.entrypoint = Some(value.clone());
+                    if !self.cmd_set {
+                        next.cmd = None;
+                    }
+                }
+                created_by = format!("{kw} {}", go_list(&value));
+                text = format!("{kw} {}", serde_json::to_string(&value)?);
+            }
+            Instruction::Healthcheck(h) => {
+                next.healthcheck = Some(healthcheck_json(h));
+                created_by = format!("HEALTHCHECK {}", cache::one_line(step.original.splitn(2, ' ').nth(1).unwrap_or(""), 1000));
+                text = format!("HEALTHCHECK {}", serde_json::to_string(&next.healthcheck)?);
+            }
+            Instruction::Stopsignal(s) => {
+                let s = ex(s)?;
+                next.stop_signal = Some(s.clone());
+                created_by = format!("STOPSIGNAL {s}");
+                text = created_by.clone();
+            }
+            Instruction::Shell(v) => {
+                next.shell = Some(v.clone());
+                created_by = format!("SHELL {}", go_list(v));
+                text = format!("SHELL {}", serde_json::to_string(v)?);
+            }
+            Instruction::Onbuild(t) => {
+                next.on_build.get_or_insert_with(Vec::new).push(t.clone());
+                created_by = format!("ONBUILD {t}");
+                text = created_by.clone();
+            }
+            Instruction::Maintainer(m) => {
+                let m = ex(m)?;
+                new_author = Some(m.clone());
+                created_by = format!("MAINTAINER {m}");
+                text = created_by.clone();
+            }
+            other => bail!("{} is not allowed here", other.keyword()),
+        }
+        if set_cmd {
+            self.cmd_set = true;
+        }
+        let args = self.arg_values(&used);
+        self.finish_metadata(step, position, text, args, next, created_by, true, new_author)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn finish_metadata(
+        &mut self,
+        step: &Step,
+        position: &str,
+        text: String,
+        args: BTreeMap<String, String>,
+        next: ContainerConfig,
+        created_by: String,
+        _changes_config: bool,
+        author: Option<String>,
+    ) -> Result<()> {
+        let inputs = StepInputs {
+            text,
+            args,
+            epoch: self.sh.epoch,
+            ..Default::default()
+        };
+        self.cached(step, position, inputs, None, move |me, _| {
+            me.config.config = Some(next);
+            if let Some(a) = author {
+                me.config.author = Some(a);
+            }
+            me.history(created_by, true);
+            Ok(None)
+        })
+    }
+}
+
+fn healthcheck_json(h: &Healthcheck) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert("Test".into(), json!(h.test));
+    if let Some(d) = h.interval {
+        m.insert("Interval".into(), json!(ns(d)));
+    }
+    if let Some(d) = h.timeout {
+        m.insert("Timeout".into(), json!(ns(d)));
+    }
+    if let Some(d) = h.start_period {
+        m.insert("StartPeriod".into(), json!(ns(d)));
+    }
+    if let Some(d) = h.start_interval {
+        m.insert("StartInterval".into(), json!(ns(d)));
+    }
+    if let Some(r) = h.retries {
+        m.insert("Retries".into(), json!(r));
+    }
+    Value::Object(m)
+}
+
+/// Prepares a writable snapshot over `diff_ids`, mounts it, runs `f` on its
+/// root, and writes the upper directory as a layer (none when
+/// `skip_if_empty` and nothing changed). The snapshot is removed whatever happens.
+fn with_root<T>(
+    store: &mut Store,
+    snap: &Snapshotter,
+    diff_ids: &[Digest],
+    opts: &WriteOptions,
+    skip_if_empty: bool,
+    f: impl FnOnce(&Path) -> Result<T>,
+) -> Result<(T, Option<LayerMade>)> {
+    let chain = strata_container::ensure_unpacked(store, snap, diff_ids)?;
+    let key = format!("build-{}", &strata_container::random_id()[..24]);
+    let snapshot = snap.prepare(&key, &chain)?;
+    let mut root = StepRoot {
+        snap,
+        snapshot,
+        mounted: false,
+    };
+    snap.mount(&root.snapshot, &root.merged(), false)?;
+    root.mounted = true;
+    let out = f(&root.merged())?;
+    root.unmount()?;
+    let upper = snap.upper_dir(&root.snapshot);
+    let empty = std::fs::read_dir(&upper)
+        .with_context(|| format!("reading {}", upper.display()))?
+        .next()
+        .is_none();
+    if empty && skip_if_empty {
+        return Ok((out, None));
+    }
+    let mut w = store.blob_writer()?;
+    let d = strata_layer::write_overlay_upper_layer(&upper, opts, &mut w).context("writing the step's layer")?;
+    let (digest, size) = w.commit(Some(&d.digest))?;
+    drop(root);
+    store.add_layer_blob(&d.diff_id, d.diff_size, &Descriptor::new(media::OCI_LAYER_TAR, digest, size))?;
+    Ok((
+        out,
+        Some(LayerMade {
+            diff_id: d.diff_id,
+            empty,
+        }),
+    ))
+}
+
+enum RunOutcome {
+    Exit(i32),
+    Failed(strata_runtime::RunError),
+}
+
+/// Runs the process with its output going to the vertex, line by line.
+fn run_process(spec: &strata_runtime::RunSpec, v: Option<&Vertex<'_>>) -> std::result::Result<(), RunOutcome> {
+    let pipe = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RunOutcome::Failed(strata_runtime::RunError::runtime(format!("pipe: {e}"))))?;
+    let (rd, wr) = pipe;
+    let wr2 = wr
+        .try_clone()
+        .map_err(|e| RunOutcome::Failed(strata_runtime::RunError::runtime(format!("dup: {e}"))))?;
+    let done = AtomicBool::new(false);
+    let r = std::thread::scope(|s| {
+        let reader = s.spawn(|| pump(rd, v, &done));
+        let r = strata_runtime::run_with_stdio(
+            spec,
+            strata_runtime::Stdio {
+                stdin: None,
+                stdout: Some(wr),
+                stderr: Some(wr2),
+            },
+        );
+        done.store(true, Ordering::SeqCst);
+        let _ = reader.join();
+        r
+    });
+    match r {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(RunOutcome::Exit(code)),
+        Err(e) => Err(RunOutcome::Failed(e)),
+    }
+}
+
+const LOG_LIMIT: usize = 2 << 20;
+
+fn pump(fd: OwnedFd, v: Option<&Vertex<'_>>, done: &AtomicBool) {
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut clipped = false;
+    let mut emit = |line: &[u8], total: &mut usize| {
+        *total += line.len() + 1;
+        if *total > LOG_LIMIT {
+            if !clipped {
+                clipped = true;
+                if let Some(v) = v {
+                    v.output("[output clipped, log limit 2MiB reached]");
+                }
+            }
+            return;
+        }
+        if let Some(v) = v {
+            let s = String::from_utf8_lossy(line);
+            v.output(s.trim_end_matches('\r'));
+        }
+    };
+    loop {
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 100_000_000,
+        };
+        match rustix::event::poll(&mut fds, Some(&timeout)) {
+            Ok(0) => {
+                if done.load(Ordering::SeqCst) {
+                    break;
+                }
+                continue;
+            }
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => break,
+        }
+        match rustix::io::read(fd.as_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                pending.extend_from_slice(&buf[..n]);
+                while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = pending.drain(..=pos).collect();
+                    emit(&line[..line.len() - 1], &mut total);
+                }
+            }
+            Err(rustix::io::Errno::INTR) | Err(rustix::io::Errno::AGAIN) => continue,
+            Err(_) => break,
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending, &mut total);
+    }
+}

@@ -1,0 +1,541 @@
+//! Source trees for COPY and ADD: the build context (read in place, filtered
+//! by `.dockerignore`, with a stat-keyed hash index) and the root of another
+//! stage or image (a read-only mount).
+//!
+//! Paths are relative and `/`-separated. Symlinks are resolved by
+//! [`resolve`] one component at a time inside the tree, so a link pointing
+//! out of the tree (`/etc/passwd`, `../../x`) lands inside it (or nowhere),
+//! never outside. Files are opened with `openat2(RESOLVE_BENEATH |
+//! RESOLVE_NO_SYMLINKS)` from the tree's root, so a path swapped for a link
+//! after it was listed is refused rather than followed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, Result, anyhow, bail};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use crate::pattern::{IgnoreRules, clean_rel, glob_match};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink(String),
+    Other,
+}
+
+/// What COPY needs to know of an entry.
+#[derive(Debug, Clone)]
+pub struct Meta {
+    pub kind: Kind,
+    /// Permission bits (with setuid/setgid/sticky).
+    pub mode: u32,
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
+/// A tree COPY can read from.
+pub trait SourceTree: Sync {
+    /// The entry at a symlink-free relative path (`""` is the root), not following a final link.
+    fn lstat(&self, rel: &str) -> Result<Option<Meta>>;
+    /// Names in a directory, sorted.
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>>;
+    /// Opens a regular file.
+    fn open_file(&self, rel: &str) -> Result<File>;
+    /// How the tree is named in messages.
+    fn describe(&self) -> String;
+}
+
+/// Resolves `path` inside `tree`: `..` stops at the top, symlinks are
+/// followed inside the tree (absolute targets from its root). Returns the
+/// symlink-free path, or `None` when it does not exist (or is ignored).
+pub fn resolve(tree: &dyn SourceTree, path: &str, follow_last: bool) -> Result<Option<String>> {
+    let mut pending: Vec<String> = path.split('/').rev().map(str::to_string).collect();
+    let mut cur: Vec<String> = Vec::new();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "" | "." => continue,
+            ".." => {
+                cur.pop();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+        let p = cur.join("/");
+        let Some(meta) = tree.lstat(&p)? else {
+            return Ok(None);
+        };
+        match meta.kind {
+            Kind::Symlink(target) if !pending.is_empty() || follow_last => {
+                hops += 1;
+                if hops > 40 {
+                    bail!("too many levels of symbolic links resolving {path:?}");
+                }
+                cur.pop();
+                if target.starts_with('/') {
+                    cur.clear();
+                }
+                for t in target.split('/').rev() {
+                    pending.push(t.to_string());
+                }
+            }
+            Kind::Dir | Kind::Symlink(_) => {}
+            _ if !pending.iter().all(|s| s.is_empty() || s == ".") => return Ok(None),
+            _ => {}
+        }
+    }
+    Ok(Some(cur.join("/")))
+}
+
+/// Expands a source that holds wildcards: every entry whose path matches
+/// the pattern, component by component, sorted.
+pub fn expand_wildcard(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<String>> {
+    let pattern = clean_rel(pattern);
+    let parts: Vec<&str> = pattern.split('/').collect();
+    let mut current: Vec<String> = vec![String::new()];
+    for (i, part) in parts.iter().enumerate() {
+        let mut next = Vec::new();
+        for dir in &current {
+            let resolved = if dir.is_empty() {
+                Some(String::new())
+            } else {
+                resolve(tree, dir, true)?
+            };
+            let Some(resolved) = resolved else { continue };
+            match tree.lstat(&resolved)? {
+                Some(m) if m.kind == Kind::Dir => {}
+                _ => continue,
+            }
+            if crate::pattern::has_wildcard(part) {
+                for name in tree.list_dir(&resolved)? {
+                    if glob_match(part, &name).map_err(|e| anyhow!("invalid pattern {pattern:?}: {e}"))? {
+                        next.push(join(dir, &name));
+                    }
+                }
+            } else {
+                let unescaped = part.replace('\\', "");
+                let p = join(dir, &unescaped);
+                let exists = if i + 1 == parts.len() {
+                    tree.lstat(&join(&resolved, &unescaped))?.is_some()
+                } else {
+                    true
+                };
+                if exists {
+                    next.push(p);
+                }
+            }
+        }
+        current = next;
+    }
+    current.sort();
+    current.dedup();
+    Ok(current)
+}
+
+pub fn join(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else if b.is_empty() {
+        a.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+/// Every entry under `rel` (itself first), depth first, names sorted; paths relative to `rel`.
+pub fn walk(tree: &dyn SourceTree, rel: &str) -> Result<Vec<(String, Meta)>> {
+    let mut out = Vec::new();
+    let Some(top) = tree.lstat(rel)? else {
+        return Ok(out);
+    };
+    let is_dir = top.kind == Kind::Dir;
+    out.push((String::new(), top));
+    if is_dir {
+        walk_into(tree, rel, "", &mut out)?;
+    }
+    Ok(out)
+}
+
+fn walk_into(tree: &dyn SourceTree, base: &str, sub: &str, out: &mut Vec<(String, Meta)>) -> Result<()> {
+    for name in tree.list_dir(&join(base, sub))? {
+        let s = join(sub, &name);
+        let Some(m) = tree.lstat(&join(base, &s))? else { continue };
+        let is_dir = m.kind == Kind::Dir;
+        out.push((s.clone(), m));
+        if is_dir {
+            walk_into(tree, base, &s, out)?;
+        }
+    }
+    Ok(())
+}
+
+fn open_beneath(root: &OwnedFd, rel: &str, flags: OFlags) -> std::io::Result<OwnedFd> {
+    let path = if rel.is_empty() { "." } else { rel };
+    Ok(rustix::fs::openat2(
+        root,
+        path,
+        flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )?)
+}
+
+fn meta_of(st: &rustix::fs::Stat, target: Option<String>) -> Meta {
+    let kind = match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => Kind::Dir,
+        FileType::RegularFile => Kind::File,
+        FileType::Symlink => Kind::Symlink(target.unwrap_or_default()),
+        _ => Kind::Other,
+    };
+    Meta {
+        kind,
+        mode: st.st_mode & 0o7777,
+        size: st.st_size as u64,
+        mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+    }
+}
+
+/// A directory on disk (a mounted stage or image root) as a source tree.
+pub struct DirTree {
+    root: OwnedFd,
+    shown: String,
+}
+
+impl DirTree {
+    pub fn open(path: &Path, shown: String) -> Result<DirTree> {
+        let root = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(DirTree { root, shown })
+    }
+}
+
+fn split_parent(rel: &str) -> (&str, &str) {
+    match rel.rsplit_once('/') {
+        Some((p, n)) => (p, n),
+        None => ("", rel),
+    }
+}
+
+impl SourceTree for DirTree {
+    fn lstat(&self, rel: &str) -> Result<Option<Meta>> {
+        if rel.is_empty() {
+            let st = rustix::fs::fstat(&self.root)?;
+            return Ok(Some(meta_of(&st, None)));
+        }
+        let (parent, name) = split_parent(rel);
+        let dir = match open_beneath(&self.root, parent, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(d) => d,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+                return Ok(None);
+            }
+            Err(e) => return Err(anyhow!(e).context(format!("opening {parent:?} in {}", self.shown))),
+        };
+        let st = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(anyhow!(e).context(format!("stat {rel:?} in {}", self.shown))),
+        };
+        let target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+            let t = rustix::fs::readlinkat(&dir, name, Vec::new())?;
+            Some(t.to_string_lossy().into_owned())
+        } else {
+            None
+        };
+        Ok(Some(meta_of(&st, target)))
+    }
+
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
+        let fd = open_beneath(&self.root, rel, OFlags::RDONLY | OFlags::DIRECTORY)
+            .with_context(|| format!("opening {rel:?} in {}", self.shown))?;
+        let mut names = Vec::new();
+        for ent in rustix::fs::Dir::read_from(&fd)? {
+            let ent = ent?;
+            let n = ent.file_name().to_string_lossy().into_owned();
+            if n != "." && n != ".." {
+                names.push(n);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn open_file(&self, rel: &str) -> Result<File> {
+        let fd = open_beneath(&self.root, rel, OFlags::RDONLY)
+            .with_context(|| format!("opening {rel:?} in {}", self.shown))?;
+        Ok(File::from(fd))
+    }
+
+    fn describe(&self) -> String {
+        self.shown.clone()
+    }
+}
+
+/// One indexed context entry.
+#[derive(Debug, Clone)]
+struct CtxEntry {
+    meta: Meta,
+    ino: u64,
+    ctime: (i64, i64),
+}
+
+/// Saved per context: what a file's stat looked like when it was hashed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct IndexEntry {
+    size: u64,
+    mtime: (i64, i64),
+    ino: u64,
+    ctime: (i64, i64),
+    hash: String,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct IndexFile {
+    version: u32,
+    /// When the hashes were taken (Unix seconds): entries changed within a
+    /// second of that are hashed again (a write in the same clock tick).
+    written: i64,
+    entries: BTreeMap<String, IndexEntry>,
+}
+
+/// The build context, read in place.
+pub struct ContextTree {
+    root: PathBuf,
+    rootfd: OwnedFd,
+    entries: BTreeMap<String, CtxEntry>,
+    old: IndexFile,
+    hashes: Mutex<HashMap<String, String>>,
+    index_path: Option<PathBuf>,
+    /// Total size of the included regular files.
+    pub total_size: u64,
+}
+
+impl ContextTree {
+    /// Walks `root`, leaving out what `ignore` excludes; `index_path` holds
+    /// the hashes of an earlier build of the same context.
+    pub fn load(root: &Path, ignore: &IgnoreRules, index_path: Option<PathBuf>) -> Result<ContextTree> {
+        let rootfd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening the build context {}", root.display()))?;
+        let mut entries = BTreeMap::new();
+        let mut total_size = 0;
+        walk_context(root, "", ignore, &mut entries, &mut total_size)?;
+        let old = index_path
+            .as_ref()
+            .and_then(|p| std::fs::read(p).ok())
+            .and_then(|b| serde_json::from_slice::<IndexFile>(&b).ok())
+            .filter(|i| i.version == 1)
+            .unwrap_or_default();
+        Ok(ContextTree {
+            root: root.to_path_buf(),
+            rootfd,
+            entries,
+            old,
+            hashes: Mutex::new(HashMap::new()),
+            index_path,
+            total_size,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// sha256 of a regular file's content, from the index when its stat is unchanged.
+    pub fn file_hash(&self, rel: &str) -> Result<String> {
+        if let Some(h) = self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(rel) {
+            return Ok(h.clone());
+        }
+        let e = self
+            .entries
+            .get(rel)
+            .ok_or_else(|| anyhow!("{rel:?} is not in the build context"))?;
+        if let Some(old) = self.old.entries.get(rel)
+            && old.size == e.meta.size
+            && old.mtime == e.meta.mtime
+            && old.ino == e.ino
+            && old.ctime == e.ctime
+            && e.meta.mtime.0 < self.old.written - 1
+            && e.ctime.0 < self.old.written - 1
+        {
+            self.hashes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(rel.to_string(), old.hash.clone());
+            return Ok(old.hash.clone());
+        }
+        let mut f = self.open_file(rel)?;
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f
+                .read(&mut buf)
+                .with_context(|| format!("reading {}", self.root.join(rel).display()))?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        let hex = crate::hex(&h.finalize());
+        self.hashes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(rel.to_string(), hex.clone());
+        Ok(hex)
+    }
+
+    /// Writes the index back (hashes known now, plus still-valid old ones).
+    pub fn save_index(&self) -> Result<()> {
+        let Some(path) = &self.index_path else { return Ok(()) };
+        let hashes = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = IndexFile {
+            version: 1,
+            written: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as i64)
+                .unwrap_or(0),
+            entries: BTreeMap::new(),
+        };
+        for (rel, e) in &self.entries {
+            if e.meta.kind != Kind::File {
+                continue;
+            }
+            let hash = match hashes.get(rel) {
+                Some(h) => h.clone(),
+                None => match self.old.entries.get(rel) {
+                    Some(o) if o.size == e.meta.size && o.mtime == e.meta.mtime && o.ino == e.ino && o.ctime == e.ctime => {
+                        o.hash.clone()
+                    }
+                    _ => continue,
+                },
+            };
+            out.entries.insert(
+                rel.clone(),
+                IndexEntry {
+                    size: e.meta.size,
+                    mtime: e.meta.mtime,
+                    ino: e.ino,
+                    ctime: e.ctime,
+                    hash,
+                },
+            );
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, serde_json::to_vec(&out)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        Ok(())
+    }
+}
+
+fn walk_context(
+    root: &Path,
+    rel: &str,
+    ignore: &IgnoreRules,
+    out: &mut BTreeMap<String, CtxEntry>,
+    total: &mut u64,
+) -> Result<()> {
+    let dir = root.join(rel);
+    let rd = std::fs::read_dir(&dir).with_context(|| format!("reading the build context: {}", dir.display()))?;
+    for ent in rd {
+        let ent = ent.with_context(|| format!("reading {}", dir.display()))?;
+        let name = ent.file_name().to_string_lossy().into_owned();
+        let path = join(rel, &name);
+        let md = std::fs::symlink_metadata(ent.path()).with_context(|| format!("stat {}", ent.path().display()))?;
+        let excluded = ignore.excluded(&path);
+        if excluded && !(md.is_dir() && ignore.may_reinclude_under(&path)) {
+            continue;
+        }
+        let ft = md.file_type();
+        let kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_file() {
+            Kind::File
+        } else if ft.is_symlink() {
+            let t = std::fs::read_link(ent.path()).with_context(|| format!("readlink {}", ent.path().display()))?;
+            Kind::Symlink(t.to_string_lossy().into_owned())
+        } else {
+            Kind::Other
+        };
+        if !excluded {
+            if kind == Kind::File {
+                *total += md.len();
+            }
+            out.insert(
+                path.clone(),
+                CtxEntry {
+                    meta: Meta {
+                        kind: kind.clone(),
+                        mode: md.mode() & 0o7777,
+                        size: md.len(),
+                        mtime: (md.mtime(), md.mtime_nsec()),
+                    },
+                    ino: md.ino(),
+                    ctime: (md.ctime(), md.ctime_nsec()),
+                },
+            );
+        }
+        if kind == Kind::Dir {
+            walk_context(root, &path, ignore, out, total)?;
+        }
+    }
+    Ok(())
+}
+
+impl SourceTree for ContextTree {
+    fn lstat(&self, rel: &str) -> Result<Option<Meta>> {
+        if rel.is_empty() {
+            let st = rustix::fs::fstat(&self.rootfd)?;
+            return Ok(Some(meta_of(&st, None)));
+        }
+        if let Some(e) = self.entries.get(rel) {
+            return Ok(Some(e.meta.clone()));
+        }
+        // An excluded directory that holds re-included entries still exists.
+        let prefix = format!("{rel}/");
+        if self.entries.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix)) {
+            return Ok(Some(Meta {
+                kind: Kind::Dir,
+                mode: 0o755,
+                size: 0,
+                mtime: (0, 0),
+            }));
+        }
+        Ok(None)
+    }
+
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
+        let prefix = if rel.is_empty() { String::new() } else { format!("{rel}/") };
+        let mut names = std::collections::BTreeSet::new();
+        for (k, _) in self.entries.range(prefix.clone()..) {
+            let Some(rest) = k.strip_prefix(&prefix) else { break };
+            names.insert(rest.split('/').next().unwrap_or(rest).to_string());
+        }
+        Ok(names.into_iter().collect())
+    }
+
+    fn open_file(&self, rel: &str) -> Result<File> {
+        let fd = open_beneath(&self.rootfd, rel, OFlags::RDONLY)
+            .with_context(|| format!("opening {} in the build context", self.root.join(rel).display()))?;
+        Ok(File::from(fd))
+    }
+
+    fn describe(&self) -> String {
+        "the build context".into()
+    }
+}
