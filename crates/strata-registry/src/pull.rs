@@ -88,7 +88,7 @@ pub async fn pull_async(
         repository: target.path().to_string(),
     });
     let before = match target.tag() {
-        Some(_) => store.tag_target(&target)?.map(|(m, _)| m),
+        Some(_) => store.tag_target(&target)?.map(|(_, id)| id),
         None => None,
     };
 
@@ -268,7 +268,7 @@ fn finish_known(
     }
     let up_to_date = match target.digest() {
         Some(_) => true,
-        None => before.as_ref() == Some(manifest),
+        None => before.as_ref() == Some(id),
     };
     Ok(PullReport {
         reference: target.clone(),

@@ -362,6 +362,9 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
         if new != text {
             let tmp = a.file.with_extension("strata-pin.tmp");
             std::fs::write(&tmp, &new).with_context(|| format!("writing {}", tmp.display()))?;
+            if let Ok(meta) = std::fs::metadata(&a.file) {
+                let _ = std::fs::set_permissions(&tmp, meta.permissions());
+            }
             std::fs::rename(&tmp, &a.file).with_context(|| format!("replacing {}", a.file.display()))?;
             eprintln!("pinned {file}");
         }

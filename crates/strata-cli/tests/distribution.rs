@@ -1,0 +1,472 @@
+//! pull, push, login/logout, manifest inspect and pin against real
+//! registries over HTTP: `strata registry serve`, Debian's `docker-registry`
+//! (CNCF distribution) when installed, and skopeo for interop.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use common::*;
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// A registry process on 127.0.0.1, killed when dropped.
+struct Registry {
+    child: Child,
+    host: String,
+    /// Where it keeps its blobs.
+    storage: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn wait(mut child: Child, port: u16) -> Child {
+        for _ in 0..600 {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+                let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.1") {
+                    return child;
+                }
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                panic!("the registry exited with {status}: {err}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("the registry does not answer on port {port}");
+    }
+
+    /// `strata registry serve`, with `extra` YAML (e.g. auth) in its config.
+    fn strata(extra: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let storage = dir.path().join("storage");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "http: {{ addr: \"127.0.0.1:{port}\" }}\nstorage: {{ filesystem: {{ rootdirectory: \"{}\" }} }}\nlog: {{ accesslog: {{ disabled: true }} }}\n{extra}",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
+            .args(["registry", "serve", "-c"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Registry {
+            child: Registry::wait(child, port),
+            host: format!("127.0.0.1:{port}"),
+            storage,
+            _dir: dir,
+        }
+    }
+
+    /// Debian's docker-registry (CNCF distribution), or None when not installed.
+    fn distribution(extra: &str) -> Option<Registry> {
+        let bin = Path::new("/usr/bin/docker-registry");
+        if !bin.exists() {
+            eprintln!("skipped: /usr/bin/docker-registry is not installed (apt-get install docker-registry)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let storage = dir.path().join("storage");
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\n  delete: {{ enabled: true }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\n{extra}",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new(bin)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Some(Registry {
+            child: Registry::wait(child, port),
+            host: format!("127.0.0.1:{port}"),
+            storage,
+            _dir: dir,
+        })
+    }
+}
+
+/// Runs strata with a private Docker config directory.
+fn run_with(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
+    let mut c = env.cmd();
+    c.env("DOCKER_CONFIG", env.path("docker-config"));
+    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn ok_with(env: &Env, args: &[&str], stdin: Option<&str>) -> String {
+    let o = run_with(env, args, stdin);
+    assert!(
+        o.status.success(),
+        "strata {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).unwrap()
+}
+
+fn fails_with(env: &Env, args: &[&str], stdin: Option<&str>) -> String {
+    let o = run_with(env, args, stdin);
+    assert!(
+        !o.status.success(),
+        "strata {args:?} unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stderr).unwrap()
+}
+
+fn image_id(env: &Env, name: &str) -> String {
+    env.ok(&["images", "--no-trunc", "-q", name]).trim().to_string()
+}
+
+/// Imports busybox and pushes it to `host/repo:tag`; returns the image ID
+/// and the pushed manifest digest.
+fn push_busybox(env: &Env, host: &str, repo_tag: &str) -> Option<(String, String)> {
+    let id = env.import_busybox()?;
+    let target = format!("{host}/{repo_tag}");
+    env.ok(&["tag", "busybox:latest", &target]);
+    let out = env.ok(&["push", &target]);
+    assert!(out.contains("Pushed"), "{out}");
+    let tag = repo_tag.rsplit(':').next().unwrap();
+    let line = out
+        .lines()
+        .find(|l| l.starts_with(&format!("{tag}: digest: sha256:")))
+        .unwrap_or_else(|| panic!("{out}"));
+    let digest = line.split_whitespace().nth(2).unwrap().to_string();
+    Some((id, digest))
+}
+
+#[test]
+fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let Some((id, digest)) = push_busybox(&env, &reg.host, "lib/busybox:1") else {
+        return;
+    };
+    let name = format!("{}/lib/busybox:1", reg.host);
+    // images --digests shows the repo digest recorded by the push.
+    let out = env.ok(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    assert!(out.contains(&format!("{name} {digest}")), "{out}");
+    // A second push uploads nothing.
+    let out = env.ok(&["push", &name]);
+    assert!(out.contains("Layer already exists"), "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+
+    env.ok(&["rmi", "busybox:latest", &name]);
+    assert!(env.ok(&["images", "-q"]).trim().is_empty());
+
+    let out = env.ok(&["pull", &name]);
+    assert!(out.starts_with("1: Pulling from lib/busybox\n"), "{out}");
+    assert!(out.contains(": Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {digest}")), "{out}");
+    assert!(out.contains(&format!("Status: Downloaded newer image for {name}")), "{out}");
+    assert!(out.trim_end().ends_with(&name), "{out}");
+    assert_eq!(image_id(&env, &name), id);
+    let out = env.ok(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    assert!(out.contains(&format!("{name} {digest}")), "{out}");
+
+    // Again: up to date, nothing downloaded, the store unchanged.
+    let before = env.snapshot();
+    let out = env.ok(&["pull", &name]);
+    assert!(out.contains(&format!("Status: Image is up to date for {name}")), "{out}");
+    assert!(!out.contains("Pull complete"), "{out}");
+    assert_eq!(env.snapshot(), before);
+
+    // -q prints the reference only.
+    assert_eq!(env.ok(&["pull", "-q", &name]).trim(), name);
+
+    // By digest (and tag@digest: the digest wins).
+    let by_digest = format!("{}/lib/busybox@{digest}", reg.host);
+    let out = env.ok(&["pull", &by_digest]);
+    assert!(out.contains("Image is up to date"), "{out}");
+    let fresh = Env::new();
+    let out = fresh.ok(&["pull", &format!("{}/lib/busybox:nosuchtag@{digest}", reg.host)]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.trim_end().ends_with(&by_digest), "{out}");
+
+    // manifest inspect reads it without pulling.
+    let out = env.ok(&["manifest", "inspect", &name]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    let raw = env.ok(&["manifest", "inspect", "--raw", &name]);
+    assert_eq!(format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
+
+    // And it runs.
+    assert_eq!(env.ok(&["run", "--rm", &name, "echo", "hi"]).trim(), "hi");
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use std::fmt::Write as _;
+    // Without a sha2 dev-dependency: ask sha256sum.
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let mut s = String::new();
+    write!(s, "{}", String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap()).unwrap();
+    s
+}
+
+#[test]
+fn pull_of_a_pulled_image_pushed_elsewhere_mounts_and_keeps_the_digest() {
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let Some((id, digest)) = push_busybox(&env, &reg.host, "a/busybox:1") else {
+        return;
+    };
+    let other = Env::new();
+    let name = format!("{}/a/busybox:1", reg.host);
+    other.ok(&["pull", "-q", &name]);
+    let copy = format!("{}/b/copy:2", reg.host);
+    other.ok(&["tag", &name, &copy]);
+    let out = other.ok(&["push", &copy]);
+    assert!(out.contains("Mounted from a/busybox"), "{out}");
+    assert!(!out.contains("Pushed"), "{out}");
+    assert!(out.contains(&format!("2: digest: {digest} size:")), "{out}");
+    let third = Env::new();
+    third.ok(&["pull", &copy]);
+    assert_eq!(image_id(&third, &copy), id);
+}
+
+#[test]
+fn pull_errors_name_the_problem() {
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let err = env.fails(&["pull", &format!("{}/no/such:1", reg.host)]);
+    assert!(err.contains("no/such"), "{err}");
+    assert!(err.to_lowercase().contains("unknown") || err.contains("not found"), "{err}");
+    let err = env.fails(&["pull", "--platform", "nonsense", &format!("{}/no/such:1", reg.host)]);
+    assert!(err.contains("invalid platform"), "{err}");
+}
+
+#[test]
+fn corrupt_blob_in_distribution_storage_is_refused_and_the_store_is_unchanged() {
+    let Some(reg) = Registry::distribution("") else {
+        return;
+    };
+    let env = Env::new();
+    let Some((id, _)) = push_busybox(&env, &reg.host, "lib/busybox:1") else {
+        return;
+    };
+    let name = format!("{}/lib/busybox:1", reg.host);
+    // Pull from distribution works.
+    let other = Env::new();
+    other.ok(&["pull", &name]);
+    assert_eq!(image_id(&other, &name), id);
+
+    // Flip a byte in the middle of the layer blob on the registry's disk.
+    let manifest = env.ok(&["manifest", "inspect", &name]);
+    let v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let layer = v["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let data = reg
+        .storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&layer[..2])
+        .join(&layer)
+        .join("data");
+    let mut bytes = std::fs::read(&data).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+
+    let fresh = Env::new();
+    fresh.ok(&["images"]);
+    let before = fresh.snapshot();
+    let err = fresh.fails(&["pull", &name]);
+    assert!(err.contains(&layer), "{err}");
+    assert!(err.contains("digest"), "{err}");
+    assert_eq!(fresh.snapshot(), before);
+}
+
+fn auth_error(err: &str) -> bool {
+    let e = err.to_lowercase();
+    e.contains("unauthorized") || e.contains("authentication required") || e.contains("401")
+}
+
+#[test]
+fn login_logout_against_htpasswd() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("alice:{}\n", bcrypt::hash("s3cret", 4).unwrap())).unwrap();
+    let extra = format!("auth: {{ htpasswd: {{ realm: test, path: \"{}\" }} }}\n", htpasswd.display());
+    let mut regs = vec![Registry::strata(&extra)];
+    regs.extend(Registry::distribution(&extra));
+    for reg in &regs {
+        let env = Env::new();
+        if env.import_busybox().is_none() {
+            return;
+        }
+        let name = format!("{}/alice/busybox:1", reg.host);
+        env.ok(&["tag", "busybox:latest", &name]);
+        let err = fails_with(&env, &["push", &name], None);
+        assert!(auth_error(&err), "{err}");
+
+        let err = fails_with(&env, &["login", "-u", "alice", "--password-stdin", &reg.host], Some("wrong\n"));
+        assert!(auth_error(&err), "{err}");
+        let out = ok_with(&env, &["login", "-u", "alice", "--password-stdin", &reg.host], Some("s3cret\n"));
+        assert!(out.contains("Login Succeeded"), "{out}");
+        let cfg = std::fs::read_to_string(env.path("docker-config/config.json")).unwrap();
+        assert!(cfg.contains(&reg.host), "{cfg}");
+
+        let out = ok_with(&env, &["push", &name], None);
+        assert!(out.contains("Pushed"), "{out}");
+        let fresh_pull = ok_with(&env, &["pull", &name], None);
+        assert!(fresh_pull.contains("up to date"), "{fresh_pull}");
+
+        let out = ok_with(&env, &["logout", &reg.host], None);
+        assert!(out.contains(&format!("Removing login credentials for {}", reg.host)), "{out}");
+        let out = ok_with(&env, &["logout", &reg.host], None);
+        assert!(out.contains("Not logged in"), "{out}");
+        let other = Env::new();
+        let err = fails_with(&other, &["pull", &name], None);
+        assert!(auth_error(&err), "{err}");
+    }
+}
+
+#[test]
+fn skopeo_interop() {
+    if !have("skopeo") {
+        return;
+    }
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let Some(id) = env.import_busybox() else {
+        return;
+    };
+    // skopeo copies an archive strata saved into the registry; strata pulls it.
+    let archive = env.path("busybox.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), "busybox:latest"]);
+    let dest = format!("docker://{}/sk/busybox:1", reg.host);
+    sh_ok(&format!(
+        "skopeo copy --dest-tls-verify=false docker-archive:{} {dest}",
+        archive.display()
+    ));
+    let other = Env::new();
+    let name = format!("{}/sk/busybox:1", reg.host);
+    let out = other.ok(&["pull", &name]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert_eq!(image_id(&other, &name), id);
+
+    // strata pushes; skopeo reads it.
+    let pushed = format!("{}/st/busybox:2", reg.host);
+    env.ok(&["tag", "busybox:latest", &pushed]);
+    let out = env.ok(&["push", &pushed]);
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("2: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let inspect = sh_ok(&format!("skopeo inspect --tls-verify=false docker://{pushed}"));
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 1);
+    let cfg = sh_ok(&format!("skopeo inspect --config --tls-verify=false docker://{pushed}"));
+    let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
+    assert_eq!(v["config"]["Cmd"][0], "/bin/sh");
+    // And skopeo copies it out whole (it verifies every blob).
+    let out_dir = env.path("oci-out");
+    sh_ok(&format!(
+        "skopeo copy --src-tls-verify=false docker://{pushed} oci:{}:x",
+        out_dir.display()
+    ));
+}
+
+#[test]
+fn pin_writes_and_checks_digests() {
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let Some((_, digest)) = push_busybox(&env, &reg.host, "base/busybox:1") else {
+        return;
+    };
+    let df = env.path("Dockerfile");
+    let text = format!(
+        "ARG V=1\nFROM {h}/base/busybox:1 AS build\nRUN echo hi\nFROM build\nFROM scratch\nFROM {h}/base/busybox:$V\nFROM  --platform=linux/amd64   {h}/base/busybox:1\n",
+        h = reg.host
+    );
+    std::fs::write(&df, &text).unwrap();
+    let f = df.to_str().unwrap();
+    // Not pinned: --check fails.
+    let o = env.run(&["pin", "-f", f, "--check"]);
+    assert_eq!(o.status.code(), Some(1), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("not pinned"));
+    // Default: print lock lines, leave the file.
+    let out = env.ok(&["pin", "-f", f]);
+    let pinned = format!("{}/base/busybox:1@{digest}", reg.host);
+    assert_eq!(out.lines().filter(|l| *l == pinned).count(), 2, "{out}");
+    assert_eq!(std::fs::read_to_string(&df).unwrap(), text);
+    // --write pins both registry FROMs and leaves the rest alone.
+    let o = env.run(&["pin", "-f", f, "--write"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("scratch") && err.contains("build argument") && err.contains("earlier build stage"), "{err}");
+    let written = std::fs::read_to_string(&df).unwrap();
+    assert_eq!(
+        written,
+        text.replace(
+            &format!("{}/base/busybox:1 ", reg.host),
+            &format!("{pinned} ")
+        )
+        .replace(
+            &format!("{}/base/busybox:1\n", reg.host),
+            &format!("{pinned}\n")
+        )
+    );
+    let o = env.run(&["pin", "-f", f, "--check"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // The tag moves: --check reports the pin as stale.
+    let rootfs = env.busybox_rootfs().unwrap();
+    env.ok(&[
+        "import",
+        "--change",
+        "CMD [\"/bin/true\"]",
+        rootfs.to_str().unwrap(),
+        &format!("{}/base/busybox:1", reg.host),
+    ]);
+    env.ok(&["push", &format!("{}/base/busybox:1", reg.host)]);
+    let o = env.run(&["pin", "-f", f, "--check"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("stale"), "{out}");
+}
