@@ -602,8 +602,12 @@ impl Drop for Dockerd {
         let pid = pid.trim();
         if pid.parse::<u32>().is_ok() {
             let _ = Command::new("kill").arg(pid).status();
-            // Wait for it to go, so that a later test can start another.
-            while Path::new(&format!("/proc/{pid}")).exists() {
+            // Wait (up to 30 s, then leave it be) for it to go, so that a
+            // later test can start another.
+            for _ in 0..300 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
         }
