@@ -182,7 +182,12 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     };
     let name = format!("{}/lib/busybox:1", reg.host);
     // images --digests shows the repo digest recorded by the push.
-    let out = env.ok(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    let out = env.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
     assert!(out.contains(&format!("{name} {digest}")), "{out}");
     // A second push uploads nothing.
     let out = env.ok(&["push", &name]);
@@ -196,16 +201,27 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     assert!(out.starts_with("1: Pulling from lib/busybox\n"), "{out}");
     assert!(out.contains(": Pull complete"), "{out}");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
-    assert!(out.contains(&format!("Status: Downloaded newer image for {name}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Downloaded newer image for {name}")),
+        "{out}"
+    );
     assert!(out.trim_end().ends_with(&name), "{out}");
     assert_eq!(image_id(&env, &name), id);
-    let out = env.ok(&["images", "--digests", "--format", "{{.Repository}}:{{.Tag}} {{.Digest}}"]);
+    let out = env.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
     assert!(out.contains(&format!("{name} {digest}")), "{out}");
 
     // Again: up to date, nothing downloaded, the store unchanged.
     let before = env.snapshot();
     let out = env.ok(&["pull", &name]);
-    assert!(out.contains(&format!("Status: Image is up to date for {name}")), "{out}");
+    assert!(
+        out.contains(&format!("Status: Image is up to date for {name}")),
+        "{out}"
+    );
     assert!(!out.contains("Pull complete"), "{out}");
     assert_eq!(env.snapshot(), before);
 
@@ -224,7 +240,10 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     // manifest inspect reads it without pulling.
     let out = env.ok(&["manifest", "inspect", &name]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    assert_eq!(
+        v["layers"][0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    );
     let raw = env.ok(&["manifest", "inspect", "--raw", &name]);
     assert_eq!(format!("sha256:{}", sha256_hex(raw.as_bytes())), digest);
 
@@ -243,7 +262,12 @@ fn sha256_hex(b: &[u8]) -> String {
     child.stdin.take().unwrap().write_all(b).unwrap();
     let out = child.wait_with_output().unwrap();
     let mut s = String::new();
-    write!(s, "{}", String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap()).unwrap();
+    write!(
+        s,
+        "{}",
+        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap()
+    )
+    .unwrap();
     s
 }
 
@@ -274,7 +298,10 @@ fn pull_errors_name_the_problem() {
     let env = Env::new();
     let err = env.fails(&["pull", &format!("{}/no/such:1", reg.host)]);
     assert!(err.contains("no/such"), "{err}");
-    assert!(err.to_lowercase().contains("unknown") || err.contains("not found"), "{err}");
+    assert!(
+        err.to_lowercase().contains("unknown") || err.contains("not found"),
+        "{err}"
+    );
     let err = env.fails(&["pull", "--platform", "nonsense", &format!("{}/no/such:1", reg.host)]);
     assert!(err.contains("invalid platform"), "{err}");
 }
@@ -297,7 +324,11 @@ fn corrupt_blob_in_distribution_storage_is_refused_and_the_store_is_unchanged() 
     // Flip a byte in the middle of the layer blob on the registry's disk.
     let manifest = env.ok(&["manifest", "inspect", &name]);
     let v: serde_json::Value = serde_json::from_str(&manifest).unwrap();
-    let layer = v["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let layer = v["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string();
     let data = reg
         .storage
         .join("docker/registry/v2/blobs/sha256")
@@ -328,7 +359,10 @@ fn login_logout_against_htpasswd() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
     std::fs::write(&htpasswd, format!("alice:{}\n", bcrypt::hash("s3cret", 4).unwrap())).unwrap();
-    let extra = format!("auth: {{ htpasswd: {{ realm: test, path: \"{}\" }} }}\n", htpasswd.display());
+    let extra = format!(
+        "auth: {{ htpasswd: {{ realm: test, path: \"{}\" }} }}\n",
+        htpasswd.display()
+    );
     let mut regs = vec![Registry::strata(&extra)];
     regs.extend(Registry::distribution(&extra));
     for reg in &regs {
@@ -341,9 +375,17 @@ fn login_logout_against_htpasswd() {
         let err = fails_with(&env, &["push", &name], None);
         assert!(auth_error(&err), "{err}");
 
-        let err = fails_with(&env, &["login", "-u", "alice", "--password-stdin", &reg.host], Some("wrong\n"));
+        let err = fails_with(
+            &env,
+            &["login", "-u", "alice", "--password-stdin", &reg.host],
+            Some("wrong\n"),
+        );
         assert!(auth_error(&err), "{err}");
-        let out = ok_with(&env, &["login", "-u", "alice", "--password-stdin", &reg.host], Some("s3cret\n"));
+        let out = ok_with(
+            &env,
+            &["login", "-u", "alice", "--password-stdin", &reg.host],
+            Some("s3cret\n"),
+        );
         assert!(out.contains("Login Succeeded"), "{out}");
         let cfg = std::fs::read_to_string(env.path("docker-config/config.json")).unwrap();
         assert!(cfg.contains(&reg.host), "{cfg}");
@@ -354,7 +396,10 @@ fn login_logout_against_htpasswd() {
         assert!(fresh_pull.contains("up to date"), "{fresh_pull}");
 
         let out = ok_with(&env, &["logout", &reg.host], None);
-        assert!(out.contains(&format!("Removing login credentials for {}", reg.host)), "{out}");
+        assert!(
+            out.contains(&format!("Removing login credentials for {}", reg.host)),
+            "{out}"
+        );
         let out = ok_with(&env, &["logout", &reg.host], None);
         assert!(out.contains("Not logged in"), "{out}");
         let other = Env::new();
@@ -439,18 +484,15 @@ fn pin_writes_and_checks_digests() {
     let o = env.run(&["pin", "-f", f, "--write"]);
     assert!(o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("scratch") && err.contains("build argument") && err.contains("earlier build stage"), "{err}");
+    assert!(
+        err.contains("scratch") && err.contains("build argument") && err.contains("earlier build stage"),
+        "{err}"
+    );
     let written = std::fs::read_to_string(&df).unwrap();
     assert_eq!(
         written,
-        text.replace(
-            &format!("{}/base/busybox:1 ", reg.host),
-            &format!("{pinned} ")
-        )
-        .replace(
-            &format!("{}/base/busybox:1\n", reg.host),
-            &format!("{pinned}\n")
-        )
+        text.replace(&format!("{}/base/busybox:1 ", reg.host), &format!("{pinned} "))
+            .replace(&format!("{}/base/busybox:1\n", reg.host), &format!("{pinned}\n"))
     );
     let o = env.run(&["pin", "-f", f, "--check"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));

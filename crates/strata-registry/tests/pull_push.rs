@@ -344,7 +344,7 @@ async fn a_wrong_diff_id_or_a_layer_that_is_no_tar_is_refused_and_nothing_is_sto
     let garbage = data(10_000, 3);
     let not_tar = TestImage::with_diff_ids(
         &Platform::host(),
-        &[garbage.clone()],
+        std::slice::from_ref(&garbage),
         Some(vec![Digest::sha256_of(&garbage)]),
     );
     not_tar.push(&c, "bad/tar", "1").await;

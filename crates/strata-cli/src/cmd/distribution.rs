@@ -200,7 +200,10 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
         }
         let tags = strata_registry::push::local_tags(&store, &r.repository())?;
         if tags.is_empty() {
-            bail!("An image does not exist locally with the tag: {}", r.familiar_repository());
+            bail!(
+                "An image does not exist locally with the tag: {}",
+                r.familiar_repository()
+            );
         }
         tags.iter().map(|t| t.familiar()).collect()
     } else {
@@ -222,7 +225,10 @@ fn read_line(prompt: &str) -> Result<String> {
     eprint!("{prompt}");
     let _ = std::io::stderr().flush();
     let mut s = String::new();
-    std::io::stdin().lock().read_line(&mut s).context("reading from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut s)
+        .context("reading from stdin")?;
     Ok(s.trim_end_matches(['\r', '\n']).to_string())
 }
 
@@ -263,7 +269,10 @@ pub fn login(a: LoginArgs) -> Result<ExitCode> {
     };
     let password = if a.password_stdin {
         let mut s = String::new();
-        std::io::stdin().lock().read_line(&mut s).context("reading the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut s)
+            .context("reading the password from stdin")?;
         s.trim_end_matches(['\r', '\n']).to_string()
     } else if let Some(p) = &a.password {
         eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
@@ -344,11 +353,17 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
                         Some(p) if p == current => println!("{file}:{}: {} is up to date", l.line, l.image),
                         Some(p) => {
                             failed = true;
-                            println!("{file}:{}: {} is stale: the tag now points to {current} (pinned {p})", l.line, l.image);
+                            println!(
+                                "{file}:{}: {} is stale: the tag now points to {current} (pinned {p})",
+                                l.line, l.image
+                            );
                         }
                         None => {
                             failed = true;
-                            println!("{file}:{}: {} is not pinned (current digest {current})", l.line, l.image);
+                            println!(
+                                "{file}:{}: {} is not pinned (current digest {current})",
+                                l.line, l.image
+                            );
                         }
                     }
                 } else {
