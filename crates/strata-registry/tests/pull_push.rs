@@ -587,3 +587,47 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
     assert_eq!(pulled.manifest, rep.digest);
     r.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layers_the_store_has_are_not_fetched_again() {
+    let r = open_registry().await;
+    let c = r.anonymous();
+    let base = tar_of(&[("bin/base", &data(80_000, 40))]);
+    let first = TestImage::new(&Platform::host(), &[base.clone()]);
+    let second = TestImage::new(&Platform::host(), &[base, tar_of(&[("app", b"v2")])]);
+    first.push(&c, "share/one", "1").await;
+    second.push(&c, "share/two", "1").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let p = strata_registry::no_progress();
+    strata_registry::pull_async(
+        &mut store,
+        &Reference::parse(&format!("{}/share/one:1", r.host)).unwrap(),
+        &opts(),
+        &p,
+    )
+    .await
+    .unwrap();
+    let (progress, events) = recorder();
+    let rep = strata_registry::pull_async(
+        &mut store,
+        &Reference::parse(&format!("{}/share/two:1", r.host)).unwrap(),
+        &opts(),
+        &progress,
+    )
+    .await
+    .unwrap();
+    assert_eq!(rep.downloaded, 1);
+    assert_eq!(
+        statuses(&events),
+        vec![
+            LayerStatus::AlreadyExists,
+            LayerStatus::Downloading,
+            LayerStatus::PullComplete
+        ]
+    );
+    let rec = store.image(&second.id()).unwrap().unwrap();
+    assert_eq!(rec.diff_ids.len(), 2);
+    r.stop().await;
+}
