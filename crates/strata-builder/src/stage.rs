@@ -609,8 +609,9 @@ impl<'a> StageRun<'a> {
                 bail!("ADD from a URL is not supported yet: {s}");
             }
         }
+        // Heredoc bodies: variables expand, quotes and backslashes stay as written.
         let raw_lex = Lex {
-            raw_quotes: true,
+            skip_process_quotes: true,
             raw_escapes: true,
             ..self.lex()
         };
@@ -902,12 +903,22 @@ impl<'a> StageRun<'a> {
                     }
                     self.args.insert(name.clone(), value);
                 }
-                created_by = format!("ARG {}", shown.join(" "));
-                text = format!(
+                // The values are not part of the key (nor of the history): only the steps
+                // that use an argument depend on it, as in BuildKit.
+                let _ = (shown, extra_args);
+                created_by = format!(
                     "ARG {}",
-                    decls.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(" ")
+                    decls
+                        .iter()
+                        .map(|(n, d)| match d {
+                            Some(d) => format!("{n}={d}"),
+                            None => n.clone(),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
-                return self.finish_metadata(step, position, text, extra_args, next, created_by, false, None);
+                text = created_by.clone();
+                return self.finish_metadata(step, position, text, BTreeMap::new(), next, created_by, false, None);
             }
             Instruction::User(u) => {
                 let u = ex(u)?;

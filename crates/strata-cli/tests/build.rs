@@ -1,0 +1,545 @@
+//! `strata build`: real builds on the busybox base.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+use common::Env;
+
+fn write(dir: &Path, name: &str, content: &str) {
+    let p = dir.join(name);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::write(p, content).unwrap();
+}
+
+fn context(env: &Env, name: &str, dockerfile: &str) -> PathBuf {
+    let dir = env.path(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    write(&dir, "Dockerfile", dockerfile);
+    dir
+}
+
+/// Runs `strata build ARGS`; returns (success, stdout, stderr).
+fn build(env: &Env, args: &[&str]) -> (bool, String, String) {
+    let mut all = vec!["build"];
+    all.extend_from_slice(args);
+    let o: Output = env.run(&all);
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn build_ok(env: &Env, args: &[&str]) -> (String, String) {
+    let (ok, out, err) = build(env, args);
+    assert!(ok, "strata build {args:?} failed:\nstdout: {out}\nstderr: {err}");
+    (out, err)
+}
+
+fn build_fails(env: &Env, args: &[&str]) -> String {
+    let (ok, out, err) = build(env, args);
+    assert!(!ok, "strata build {args:?} unexpectedly succeeded:\nstdout: {out}\nstderr: {err}");
+    err
+}
+
+/// The image ID printed by `Successfully built`.
+fn built_id(out: &str) -> String {
+    out.lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no image ID in {out}"))
+        .trim()
+        .to_string()
+}
+
+/// The progress block of the vertex whose title contains `title`.
+fn vertex<'a>(err: &'a str, title: &str) -> Vec<&'a str> {
+    let lines: Vec<&str> = err.lines().collect();
+    let start = lines
+        .iter()
+        .position(|l| l.starts_with('#') && l.contains(title))
+        .unwrap_or_else(|| panic!("no vertex {title:?} in:\n{err}"));
+    let n = lines[start].split(' ').next().unwrap().to_string();
+    lines[start..]
+        .iter()
+        .copied()
+        .filter(|l| l.split(' ').next() == Some(n.as_str()))
+        .collect()
+}
+
+fn is_cached(err: &str, title: &str) -> bool {
+    vertex(err, title).iter().any(|l| l.ends_with(" CACHED"))
+}
+
+fn miss_reason(err: &str, title: &str) -> String {
+    vertex(err, title)
+        .iter()
+        .find_map(|l| l.split_once(" cache miss: ").map(|(_, r)| r.to_string()))
+        .unwrap_or_else(|| panic!("no cache miss line for {title:?} in:\n{err}"))
+}
+
+const FIVE_STEPS: &str = "FROM busybox
+ARG GREETING=hello
+COPY app.txt /app/app.txt
+RUN echo \"$GREETING from run\" > /app/run.txt && echo building
+COPY conf/ /etc/conf/
+RUN cat /app/app.txt /etc/conf/a.conf > /app/all.txt
+CMD [\"cat\", \"/app/run.txt\", \"/app/all.txt\"]
+";
+
+fn five_step_context(env: &Env) -> PathBuf {
+    let dir = context(env, "ctx", FIVE_STEPS);
+    write(&dir, "app.txt", "app v1\n");
+    write(&dir, "conf/a.conf", "conf a\n");
+    dir
+}
+
+#[test]
+fn builds_runs_and_rebuilds_from_cache() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = five_step_context(&env);
+    let ctx = dir.to_str().unwrap();
+    let (out, err) = build_ok(&env, &["-t", "five", ctx]);
+    let id = built_id(&out);
+    assert!(out.contains("Successfully tagged five:latest"), "{out}");
+    assert!(err.contains("naming to docker.io/library/five:latest done"), "{err}");
+    assert!(err.contains("writing image sha256:"), "{err}");
+    // The RUN step's output is streamed with its vertex number.
+    let run = vertex(&err, "RUN echo");
+    assert!(run.iter().any(|l| l.ends_with(" building")), "{run:?}");
+    assert!(run[0].contains("[3/5]"), "{run:?}");
+    let got = env.ok(&["run", "--rm", "five"]);
+    assert_eq!(got, "hello from run\napp v1\nconf a\n");
+
+    // Nothing changed: every step is cached and the image is the same.
+    let (out2, err2) = build_ok(&env, &["-t", "five", ctx]);
+    for t in ["COPY app.txt", "RUN echo", "COPY conf/", "RUN cat"] {
+        assert!(is_cached(&err2, t), "{t} not cached:\n{err2}");
+    }
+    assert_eq!(built_id(&out2), id);
+
+    // history lists the steps, Docker/BuildKit style.
+    let h = env.ok(&["history", "--no-trunc", "--format", "{{.CreatedBy}}", "five"]);
+    let lines: Vec<&str> = h.lines().collect();
+    assert_eq!(lines[0], "CMD [\"cat\" \"/app/run.txt\" \"/app/all.txt\"]");
+    assert!(
+        lines[1].starts_with("RUN |1 GREETING=hello /bin/sh -c cat /app/app.txt") && lines[1].ends_with("# buildkit"),
+        "{h}"
+    );
+    assert_eq!(lines[2], "COPY conf/ /etc/conf/ # buildkit");
+    assert_eq!(lines[4], "COPY app.txt /app/app.txt # buildkit");
+    assert_eq!(lines[5], "ARG GREETING=hello");
+}
+
+#[test]
+fn context_change_invalidates_from_its_copy_on() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = five_step_context(&env);
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "five", ctx]);
+    write(&dir, "conf/a.conf", "conf a changed\n");
+    let (_, err) = build_ok(&env, &["-t", "five", ctx]);
+    assert!(is_cached(&err, "COPY app.txt"), "{err}");
+    assert!(is_cached(&err, "RUN echo"), "{err}");
+    assert!(!is_cached(&err, "COPY conf/"), "{err}");
+    assert!(miss_reason(&err, "COPY conf/").contains("file changed: conf/a.conf"), "{err}");
+    assert!(!is_cached(&err, "RUN cat"), "{err}");
+    assert_eq!(
+        env.ok(&["run", "--rm", "five"]),
+        "hello from run\napp v1\nconf a changed\n"
+    );
+    // Touching a file without changing it keeps the cache (times are not part of the key).
+    let f = dir.join("app.txt");
+    std::fs::write(&f, "app v1\n").unwrap();
+    let (_, err) = build_ok(&env, &["-t", "five", ctx]);
+    assert!(is_cached(&err, "COPY app.txt"), "{err}");
+    assert!(is_cached(&err, "RUN cat"), "{err}");
+    // A new file under a copied directory.
+    write(&dir, "conf/b.conf", "b\n");
+    let (_, err) = build_ok(&env, &["-t", "five", ctx]);
+    assert!(miss_reason(&err, "COPY conf/").contains("file added: conf/b.conf"), "{err}");
+}
+
+#[test]
+fn build_arg_change_says_which_arg() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = five_step_context(&env);
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "five", ctx]);
+    let (_, err) = build_ok(&env, &["-t", "five", "--build-arg", "GREETING=bonjour", ctx]);
+    assert!(is_cached(&err, "COPY app.txt"), "{err}");
+    let why = miss_reason(&err, "RUN echo");
+    assert!(why.contains("GREETING") && why.contains("bonjour"), "{why}");
+    assert_eq!(
+        env.ok(&["run", "--rm", "five"]),
+        "bonjour from run\napp v1\nconf a\n"
+    );
+    // Back to the default: the first build's results are still cached.
+    let (_, err) = build_ok(&env, &["-t", "five", ctx]);
+    assert!(is_cached(&err, "RUN cat"), "{err}");
+    // An argument nobody declares is reported.
+    let (_, err) = build_ok(&env, &["--build-arg", "NOBODY=1", ctx]);
+    assert!(err.contains("[Warning] One or more build-args [NOBODY] were not consumed"), "{err}");
+    // --no-cache runs everything again.
+    let (_, err) = build_ok(&env, &["--no-cache", ctx]);
+    assert!(!is_cached(&err, "COPY app.txt") && !is_cached(&err, "RUN cat"), "{err}");
+}
+
+#[test]
+fn dockerignore_excludes_and_reincludes() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox\nCOPY . /src/\nRUN find /src | sort > /list\nCMD [\"cat\", \"/list\"]\n",
+    );
+    write(&dir, ".dockerignore", "# comment\n*.log\n!keep.log\n/secret\n**/node_modules\n");
+    write(&dir, "a.txt", "a\n");
+    write(&dir, "debug.log", "noise\n");
+    write(&dir, "keep.log", "kept\n");
+    write(&dir, "secret/key", "k\n");
+    write(&dir, "sub/node_modules/m.js", "m\n");
+    write(&dir, "sub/main.js", "main\n");
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "ign", ctx]);
+    let list = env.ok(&["run", "--rm", "ign"]);
+    for present in ["/src/a.txt", "/src/keep.log", "/src/sub/main.js", "/src/Dockerfile", "/src/.dockerignore"] {
+        assert!(list.lines().any(|l| l == present), "{present} missing:\n{list}");
+    }
+    for absent in ["debug.log", "secret", "node_modules"] {
+        assert!(!list.contains(absent), "{absent} copied:\n{list}");
+    }
+    // Changing an ignored file keeps the cache.
+    write(&dir, "debug.log", "more noise\n");
+    write(&dir, "secret/key", "other\n");
+    let (_, err) = build_ok(&env, &["-t", "ign", ctx]);
+    assert!(is_cached(&err, "COPY . /src/"), "{err}");
+    // An ignored file cannot be named as a source.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nCOPY secret/key /key\n",
+    )
+    .unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("\"/secret/key\": not found"), "{err}");
+}
+
+#[test]
+fn multi_stage_target_and_copy_from() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox AS build
+RUN mkdir -p /out && echo built > /out/artifact && echo one > /out/one
+FROM busybox AS other
+RUN echo other > /other
+FROM busybox AS broken
+RUN exit 7
+FROM scratch AS final
+COPY --from=build /out/artifact /artifact
+COPY --from=other /other /bin/busybox /
+COPY --from=1 /other /again
+FROM final AS test
+COPY --from=build /out /outdir
+",
+    );
+    let ctx = dir.to_str().unwrap();
+    // The broken stage is not needed by any of these targets.
+    let (_, err) = build_ok(&env, &["-t", "fin", "--target", "final", ctx]);
+    assert!(!err.contains("RUN exit 7"), "{err}");
+    assert!(!err.contains("[test "), "{err}");
+    assert!(err.contains("[build 2/2] RUN mkdir"), "{err}");
+    let out = env.ok(&["run", "--rm", "fin", "/busybox", "cat", "/artifact", "/other", "/again"]);
+    assert_eq!(out, "built\nother\nother\n");
+    let (_, err) = build_ok(&env, &["-t", "tst", ctx]);
+    assert!(is_cached(&err, "[build 2/2] RUN mkdir"), "{err}");
+    assert!(is_cached(&err, "COPY --from=build /out/artifact"), "{err}");
+    let out = env.ok(&["run", "--rm", "tst", "/busybox", "cat", "/outdir/artifact", "/outdir/one"]);
+    assert_eq!(out, "built\none\n");
+    // The broken stage as target fails with its exit code.
+    let err = build_fails(&env, &["--target", "broken", ctx]);
+    assert!(
+        err.contains("process \"/bin/sh -c exit 7\" did not complete successfully: exit code: 7"),
+        "{err}"
+    );
+    let err = build_fails(&env, &["--target", "nope", ctx]);
+    assert!(err.contains("target stage \"nope\" could not be found"), "{err}");
+    // An unknown --from is neither a stage nor a local image.
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY --from=nostage /x /x\n").unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("nostage") && err.contains("not found in the local store"), "{err}");
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let base = context(
+        &env,
+        "base",
+        "FROM busybox\nONBUILD RUN echo triggered > /trigger\nONBUILD COPY data.txt /data.txt\n",
+    );
+    build_ok(&env, &["-t", "onbase", base.to_str().unwrap()]);
+    let inspect = env.ok(&["inspect", "--format", "{{json .Config.OnBuild}}", "onbase"]);
+    assert!(inspect.contains("RUN echo triggered > /trigger"), "{inspect}");
+    let child = context(&env, "child", "FROM onbase\nRUN cat /trigger /data.txt > /both\n");
+    write(&child, "data.txt", "child data\n");
+    build_ok(&env, &["-t", "onchild", child.to_str().unwrap()]);
+    assert_eq!(
+        env.ok(&["run", "--rm", "onchild", "cat", "/both"]),
+        "triggered\nchild data\n"
+    );
+    // Triggers run once: the child image carries none.
+    let inspect = env.ok(&["inspect", "--format", "{{json .Config.OnBuild}}", "onchild"]);
+    assert!(!inspect.contains("triggered"), "{inspect}");
+}
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox
+ARG NAME=world
+RUN <<EOF
+set -e
+echo \"first $NAME\" > /one
+echo second >> /one
+EOF
+RUN cat <<-END > /two
+\tindented
+\tEND
+COPY <<CONF /etc/app.conf
+name=$NAME
+quoted=\"kept\"
+CONF
+COPY <<'RAW' <<OTHER /files/
+raw $NAME
+RAW
+other $NAME
+OTHER
+",
+    );
+    build_ok(&env, &["-t", "here", dir.to_str().unwrap()]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "here",
+        "cat",
+        "/one",
+        "/two",
+        "/etc/app.conf",
+        "/files/RAW",
+        "/files/OTHER",
+    ]);
+    assert_eq!(
+        out,
+        "first world\nsecond\nindented\nname=world\nquoted=\"kept\"\nraw $NAME\nother world\n"
+    );
+}
+
+#[test]
+fn user_workdir_env_in_inspect() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox
+ENV APP_HOME=/srv/app MODE=\"prod mode\"
+WORKDIR $APP_HOME
+WORKDIR sub
+USER nobody
+RUN pwd > /tmp/pwd && id -u >> /tmp/pwd
+EXPOSE 8080 53/udp
+VOLUME /data
+LABEL org.example.name=demo
+STOPSIGNAL SIGINT
+ENTRYPOINT [\"/bin/sh\", \"-c\"]
+CMD [\"cat /tmp/pwd\"]
+HEALTHCHECK --interval=30s CMD true
+",
+    );
+    build_ok(&env, &["-t", "meta", "--label", "extra=1", dir.to_str().unwrap()]);
+    let f = |fmt: &str| env.ok(&["inspect", "--format", fmt, "meta"]).trim().to_string();
+    assert_eq!(f("{{.Config.User}}"), "nobody");
+    assert_eq!(f("{{.Config.WorkingDir}}"), "/srv/app/sub");
+    let envs = f("{{json .Config.Env}}");
+    assert!(envs.contains("\"APP_HOME=/srv/app\"") && envs.contains("\"MODE=prod mode\""), "{envs}");
+    assert!(envs.contains("PATH="), "{envs}");
+    let ports = f("{{json .Config.ExposedPorts}}");
+    assert!(ports.contains("8080/tcp") && ports.contains("53/udp"), "{ports}");
+    assert!(f("{{json .Config.Volumes}}").contains("/data"));
+    let labels = f("{{json .Config.Labels}}");
+    assert!(labels.contains("\"org.example.name\":\"demo\"") && labels.contains("\"extra\":\"1\""), "{labels}");
+    assert_eq!(f("{{.Config.StopSignal}}"), "SIGINT");
+    assert_eq!(env.ok(&["run", "--rm", "meta"]), "/srv/app/sub\n65534\n");
+}
+
+#[test]
+fn reproducible_with_source_date_epoch() {
+    let build_in = |env: &Env| -> String {
+        let dir = context(
+            env,
+            "ctx",
+            "FROM scratch\nCOPY files/ /files/\nENV A=1\nCOPY <<EOF /inline.txt\nhello\nEOF\nCMD [\"/x\"]\n",
+        );
+        write(&dir, "files/a.txt", "a\n");
+        write(&dir, "files/d/b.txt", "b\n");
+        let o = env
+            .cmd()
+            .args(["build", "-q", dir.to_str().unwrap()])
+            .env("SOURCE_DATE_EPOCH", "1700000000")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    let a = Env::new();
+    let b = Env::new();
+    let id_a = build_in(&a);
+    // Different file times in the second context.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let id_b = build_in(&b);
+    assert!(id_a.starts_with("sha256:"), "{id_a}");
+    assert_eq!(id_a, id_b);
+    let created = a.ok(&["inspect", "--format", "{{.Created}}", &id_a]);
+    assert!(created.starts_with("2023-11-14T22:13:20"), "{created}");
+}
+
+#[test]
+fn hostile_contexts_and_dockerfiles() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    std::fs::write(env.path("outside"), "outside secret\n").unwrap();
+    let dir = context(&env, "ctx", "FROM busybox\nCOPY ../outside /x\n");
+    let ctx = dir.to_str().unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("failed to compute cache key: \"/outside\": not found"), "{err}");
+    // Absolute sources are inside the context too.
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY /etc/passwd /x\n").unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("\"/etc/passwd\": not found"), "{err}");
+    // A symlink pointing out of the context is resolved inside it.
+    std::os::unix::fs::symlink("../outside", dir.join("up")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", dir.join("abs")).unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY up /x\n").unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("not found"), "{err}");
+    // Copied as part of a directory, links stay links.
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nCOPY . /ctx/\nCMD readlink /ctx/up; readlink /ctx/abs\n",
+    )
+    .unwrap();
+    build_ok(&env, &["-t", "links", ctx]);
+    assert_eq!(env.ok(&["run", "--rm", "links"]), "../outside\n/etc/hostname\n");
+    let o = env.run(&["run", "--rm", "links", "cat", "/ctx/up"]);
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("outside secret"));
+    // A destination through a symlink in the image stays in the image.
+    std::fs::write(dir.join("data.txt"), "data\n").unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\nRUN ln -s ../../../../../.. /escape\nCOPY data.txt /escape/data.txt\n",
+    )
+    .unwrap();
+    build_ok(&env, &["-t", "dest", ctx]);
+    assert_eq!(env.ok(&["run", "--rm", "dest", "cat", "/data.txt"]), "data\n");
+    // Malformed Dockerfile: the error names the line.
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\n\nFORM nothing\n").unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("dockerfile parse error on line 3: unknown instruction: FORM"), "{err}");
+    // A failing RUN gives its exit code and line.
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN echo before\nRUN exit 3\n").unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(
+        err.contains("Dockerfile:3: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"),
+        "{err}"
+    );
+    assert!(err.contains(">>> RUN exit 3"), "{err}");
+    // A base image that is not in the store.
+    std::fs::write(dir.join("Dockerfile"), "FROM nosuchimage:1\n").unwrap();
+    let err = build_fails(&env, &[ctx]);
+    assert!(err.contains("pull access denied for nosuchimage:1") && err.contains("import or load it first"), "{err}");
+    // No snapshot or mount is left behind by the failures.
+    let containers = std::fs::read_dir(env.root().join("containers")).unwrap().count();
+    assert_eq!(containers, 0);
+}
+
+#[test]
+fn dockerfile_from_stdin_iidfile_quiet_and_add() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = env.path("ctx");
+    std::fs::create_dir_all(dir.join("tree/d")).unwrap();
+    write(&dir, "tree/d/f.txt", "in tar\n");
+    write(&dir, "plain.txt", "plain\n");
+    let st = std::process::Command::new("tar")
+        .args(["-czf", "arch.tar.gz", "-C", "tree", "."])
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let iid = env.path("iid");
+    let mut child = env
+        .cmd()
+        .args(["build", "-q", "--iidfile", iid.to_str().unwrap(), "-t", "stdin:v1", "-f", "-"])
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"FROM busybox\nADD arch.tar.gz /unpacked/\nADD plain.txt /p/\nCOPY --chown=nobody:nogroup --chmod=600 plain.txt /owned\n")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let id = String::from_utf8(o.stdout).unwrap().trim().to_string();
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert!(o.stderr.is_empty(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "stdin:v1",
+        "sh",
+        "-c",
+        "cat /unpacked/d/f.txt /p/plain.txt; stat -c '%U:%G %a' /owned",
+    ]);
+    assert_eq!(out, "in tar\nplain\nnobody:nogroup 600\n");
+}
