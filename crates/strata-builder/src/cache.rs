@@ -82,25 +82,17 @@ pub fn init(store: &Store) -> Result<()> {
 
 /// A cached step result.
 pub struct Hit {
-    pub diff_id: Option<Digest>,
     pub config: ImageConfig,
 }
 
 pub fn lookup(store: &Store, key: &str) -> Result<Option<Hit>> {
-    let row: Option<(Option<String>, String)> = store
+    let row: Option<String> = store
         .conn()
-        .query_row("SELECT diff_id, config FROM build_cache WHERE key=?1", [key], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row("SELECT config FROM build_cache WHERE key=?1", [key], |r| r.get(0))
         .optional()?;
-    let Some((diff_id, config)) = row else { return Ok(None) };
+    let Some(config) = row else { return Ok(None) };
     let Ok(config) = serde_json::from_str::<ImageConfig>(&config) else {
         return Ok(None);
-    };
-    let diff_id = match diff_id.map(|d| Digest::parse(&d)) {
-        Some(Ok(d)) => Some(d),
-        Some(Err(_)) => return Ok(None),
-        None => None,
     };
     // Every layer of the result must still have its blob.
     for d in &config.rootfs.diff_ids {
@@ -116,19 +108,14 @@ pub fn lookup(store: &Store, key: &str) -> Result<Option<Hit>> {
         "UPDATE build_cache SET last_used=?2 WHERE key=?1",
         params![key, strata_image::now_rfc3339()],
     );
-    Ok(Some(Hit { diff_id, config }))
+    Ok(Some(Hit { config }))
 }
 
 pub fn record(store: &Store, key: &str, diff_id: Option<&Digest>, config: &ImageConfig) -> Result<()> {
     let now = strata_image::now_rfc3339();
     store.conn().execute(
         "INSERT OR REPLACE INTO build_cache (key, diff_id, config, created, last_used) VALUES (?1, ?2, ?3, ?4, ?4)",
-        params![
-            key,
-            diff_id.map(|d| d.to_string()),
-            serde_json::to_string(config)?,
-            now
-        ],
+        params![key, diff_id.map(|d| d.to_string()), serde_json::to_string(config)?, now],
     )?;
     Ok(())
 }

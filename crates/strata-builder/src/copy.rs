@@ -124,7 +124,11 @@ pub fn copy_into(
         mode: 0o755,
         mtime: (0, 0),
     };
-    let root_parents = Attrs { uid: 0, gid: 0, ..parents };
+    let root_parents = Attrs {
+        uid: 0,
+        gid: 0,
+        ..parents
+    };
     let many = selected.len() > 1;
     if many && !dest_is_dir && !root.is_dir(dest) {
         bail!("When using COPY with more than one source file, the destination must be a directory and end with a /");
@@ -147,7 +151,15 @@ pub fn copy_into(
                 }
                 for (sub, meta) in walk(tree, &sel.rel)?.into_iter().skip(1) {
                     let target = join(dest, &sub);
-                    copy_entry(tree, &join(&sel.rel, &sub), &meta, root, &target, &attrs(&meta), &parents)?;
+                    copy_entry(
+                        tree,
+                        &join(&sel.rel, &sub),
+                        &meta,
+                        root,
+                        &target,
+                        &attrs(&meta),
+                        &parents,
+                    )?;
                     if meta.kind == Kind::Dir {
                         dirs.push((target, meta.mtime));
                     }
@@ -177,7 +189,15 @@ pub fn copy_into(
                 if target.is_empty() {
                     bail!("cannot copy {} onto the root directory", sel.name);
                 }
-                copy_entry(tree, &sel.rel, &sel.meta, root, &target, &attrs(&sel.meta), &root_parents)?;
+                copy_entry(
+                    tree,
+                    &sel.rel,
+                    &sel.meta,
+                    root,
+                    &target,
+                    &attrs(&sel.meta),
+                    &root_parents,
+                )?;
             }
         }
     }

@@ -47,8 +47,12 @@ fn times(mtime: (i64, i64)) -> Timestamps {
 
 impl DestRoot {
     pub fn open(path: &Path) -> Result<DestRoot> {
-        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening {}", path.display()))?;
+        let fd = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
         Ok(DestRoot {
             fd,
             shown: path.to_path_buf(),

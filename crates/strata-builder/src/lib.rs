@@ -297,7 +297,10 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(Vec<u8>, String, Option<PathB
         )
     })?;
     if md.len() > MAX_DOCKERFILE_SIZE {
-        bail!("the Dockerfile {} is larger than {MAX_DOCKERFILE_SIZE} bytes", path.display());
+        bail!(
+            "the Dockerfile {} is larger than {MAX_DOCKERFILE_SIZE} bytes",
+            path.display()
+        );
     }
     let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let name = path
@@ -483,9 +486,10 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
     let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
     cache::init(&store)?;
     let _lock = StoreLock::shared(store.root())?;
-    let index_path = root
-        .join("build-index")
-        .join(format!("{}.json", Digest::sha256_of(context_dir.as_os_str().as_encoded_bytes()).hex()));
+    let index_path = root.join("build-index").join(format!(
+        "{}.json",
+        Digest::sha256_of(context_dir.as_os_str().as_encoded_bytes()).hex()
+    ));
 
     let shared = Shared {
         root: root.to_path_buf(),
@@ -524,8 +528,8 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
                     Err(e) => {
                         shared.failed.store(true, std::sync::atomic::Ordering::SeqCst);
                         let msg = format!("{e:#}");
-                        let followup = e.downcast_ref::<stage::DependencyFailed>().is_some()
-                            || msg.starts_with("canceled: ");
+                        let followup =
+                            e.downcast_ref::<stage::DependencyFailed>().is_some() || msg.starts_with("canceled: ");
                         let mut fe = first_error.lock().unwrap_or_else(|e| e.into_inner());
                         // Keep the root cause, not a failure that follows from it.
                         match &*fe {

@@ -241,9 +241,7 @@ fn segments_match(pat: &[String], path: &[&str]) -> bool {
     match pat.first() {
         None => path.is_empty(),
         Some(s) if s == "**" => (0..=path.len()).any(|k| segments_match(&pat[1..], &path[k..])),
-        Some(s) => {
-            !path.is_empty() && seg_match(s, path[0]) && segments_match(&pat[1..], &path[1..])
-        }
+        Some(s) => !path.is_empty() && seg_match(s, path[0]) && segments_match(&pat[1..], &path[1..]),
     }
 }
 

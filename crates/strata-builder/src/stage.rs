@@ -93,7 +93,7 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
     let mut steps = run.base()?;
     steps.extend(stage.instructions.iter().cloned());
     run.total = 1 + steps.iter().filter(|s| shows(&s.instruction)).count();
-    run.from_vertex()?;
+    run.show_from()?;
     for (i, step) in steps.iter().enumerate() {
         if sh.failed.load(Ordering::SeqCst) {
             bail!("canceled: another stage failed");
@@ -128,7 +128,10 @@ fn sha(parts: &[&str]) -> String {
 fn go_list(v: &[String]) -> String {
     format!(
         "[{}]",
-        v.iter().map(|s| strata_build::go_quote(s)).collect::<Vec<_>>().join(" ")
+        v.iter()
+            .map(|s| strata_build::go_quote(s))
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 
@@ -166,7 +169,6 @@ impl Drop for StepRoot<'_> {
 
 struct LayerMade {
     diff_id: Digest,
-    empty: bool,
 }
 
 impl<'a> StageRun<'a> {
@@ -205,7 +207,11 @@ impl<'a> StageRun<'a> {
             .config
             .as_ref()
             .and_then(|c| c.env.as_ref())
-            .map(|env| env.iter().map(|e| e.split('=').next().unwrap_or("").to_string()).collect())
+            .map(|env| {
+                env.iter()
+                    .map(|e| e.split('=').next().unwrap_or("").to_string())
+                    .collect()
+            })
             .unwrap_or_default();
         let used = ex
             .matched
@@ -272,9 +278,9 @@ impl<'a> StageRun<'a> {
             .iter()
             .position(|s| s.name.as_deref() == Some(lower.as_str()));
         if let Some(j) = stage_base {
-            let r = sh.wait_for(j).map_err(|_| {
-                anyhow::Error::new(DependencyFailed(sh.df.stages[j].name.clone().unwrap_or_default()))
-            })?;
+            let r = sh
+                .wait_for(j)
+                .map_err(|_| anyhow::Error::new(DependencyFailed(sh.df.stages[j].name.clone().unwrap_or_default())))?;
             self.config = r.config.clone();
             self.key = r.key.clone();
         } else if lower == "scratch" {
@@ -307,8 +313,12 @@ impl<'a> StageRun<'a> {
         let triggers = cc.on_build.take().unwrap_or_default();
         let mut steps = Vec::new();
         for t in &triggers {
-            let df = strata_build::parse_dockerfile(format!("FROM scratch\n{t}\n").as_bytes())
-                .map_err(|e| anyhow!("failed to solve: invalid ONBUILD trigger {t:?} in {name}: {}", e.message))?;
+            let df = strata_build::parse_dockerfile(format!("FROM scratch\n{t}\n").as_bytes()).map_err(|e| {
+                anyhow!(
+                    "failed to solve: invalid ONBUILD trigger {t:?} in {name}: {}",
+                    e.message
+                )
+            })?;
             for mut s in df.stages.into_iter().flat_map(|s| s.instructions) {
                 s.start_line = stage.start_line;
                 s.end_line = stage.start_line;
@@ -320,7 +330,7 @@ impl<'a> StageRun<'a> {
         Ok(steps)
     }
 
-    fn from_vertex(&mut self) -> Result<()> {
+    fn show_from(&mut self) -> Result<()> {
         let p = self.prefix();
         let name = self.base_name.clone();
         let is_stage = self.sh.df.stages[..self.index]
@@ -335,7 +345,13 @@ impl<'a> StageRun<'a> {
     }
 
     fn step(&mut self, i: usize, step: &Step) -> Result<()> {
-        let position = format!("{}/{i}", self.sh.df.stages[self.index].name.clone().unwrap_or_else(|| self.index.to_string()));
+        let position = format!(
+            "{}/{i}",
+            self.sh.df.stages[self.index]
+                .name
+                .clone()
+                .unwrap_or_else(|| self.index.to_string())
+        );
         let r = match &step.instruction {
             Instruction::Run(r) => self.run(step, r, &position),
             Instruction::Copy(c) => self.copy(step, c, false, &position),
@@ -352,7 +368,11 @@ impl<'a> StageRun<'a> {
             lines.extend(self.sh.snippet(step.start_line, step.end_line));
             self.sh.progress.lines(&lines);
             let msg = msg.strip_prefix("failed to solve: ").unwrap_or(&msg).to_string();
-            anyhow!("failed to solve: {}:{}: {msg}", self.sh.dockerfile_name, step.start_line)
+            anyhow!(
+                "failed to solve: {}:{}: {msg}",
+                self.sh.dockerfile_name,
+                step.start_line
+            )
         })
     }
 
@@ -446,7 +466,10 @@ impl<'a> StageRun<'a> {
             bail!("RUN --mount is not supported yet");
         }
         if r.flags.security.as_deref().is_some_and(|s| s != "sandbox") {
-            bail!("RUN --security={} is not supported", r.flags.security.as_deref().unwrap_or(""));
+            bail!(
+                "RUN --security={} is not supported",
+                r.flags.security.as_deref().unwrap_or("")
+            );
         }
         if !r.flags.devices.is_empty() {
             bail!("RUN --device is not supported");
@@ -501,7 +524,11 @@ impl<'a> StageRun<'a> {
         for (k, v) in &self.sh.build_args {
             if crate::is_proxy_arg(k) {
                 run_args.insert(k.clone(), v.clone());
-                self.sh.used_args.lock().unwrap_or_else(|e| e.into_inner()).insert(k.clone());
+                self.sh
+                    .used_args
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(k.clone());
             }
         }
         let mut text = step.original.clone();
@@ -522,7 +549,11 @@ impl<'a> StageRun<'a> {
             format!(
                 "RUN |{} {} {} # buildkit",
                 run_args.len(),
-                run_args.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "),
+                run_args
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
                 args.join(" ")
             )
         };
@@ -533,7 +564,11 @@ impl<'a> StageRun<'a> {
             }
         }
         let user_spec = cc.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "0".into());
-        let cwd = cc.working_dir.clone().filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+        let cwd = cc
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
         self.cached(step, position, inputs, Some(vertex), move |me, v| {
@@ -599,10 +634,21 @@ impl<'a> StageRun<'a> {
             sources.push(ex(s)?);
         }
         let dest = ex(&c.dest)?;
-        let chown = c.flags.chown.as_deref().map(&mut ex).transpose()?.filter(|s| !s.is_empty());
-        let chmod = c.flags.chmod.as_deref().map(&mut ex).transpose()?.filter(|s| !s.is_empty());
+        let chown = c
+            .flags
+            .chown
+            .as_deref()
+            .map(&mut ex)
+            .transpose()?
+            .filter(|s| !s.is_empty());
+        let chmod = c
+            .flags
+            .chmod
+            .as_deref()
+            .map(&mut ex)
+            .transpose()?
+            .filter(|s| !s.is_empty());
         let from = c.flags.from.as_deref().map(&mut ex).transpose()?;
-        drop(ex);
         let chmod_bits = chmod.as_deref().map(copy::parse_chmod).transpose()?;
         for s in &sources {
             if add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {
@@ -666,11 +712,19 @@ impl<'a> StageRun<'a> {
             Some(f) => {
                 let diff_ids = if let Some(j) = self.sh.stage_ref(f, self.index) {
                     let r = self.sh.wait_for(j).map_err(|_| {
-                        anyhow::Error::new(DependencyFailed(self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string())))
+                        anyhow::Error::new(DependencyFailed(
+                            self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string()),
+                        ))
                     })?;
                     r.config.rootfs.diff_ids.clone()
                 } else {
-                    if self.sh.df.stages.iter().any(|s| s.name.as_deref() == Some(f.to_lowercase().as_str())) {
+                    if self
+                        .sh
+                        .df
+                        .stages
+                        .iter()
+                        .any(|s| s.name.as_deref() == Some(f.to_lowercase().as_str()))
+                    {
                         bail!("{kw} --from={f}: the stage {f} is defined after this one");
                     }
                     let resolved = strata_image::resolve(&self.store, f).map_err(|e| match e {
@@ -702,7 +756,11 @@ impl<'a> StageRun<'a> {
             files,
             epoch: self.sh.epoch,
         };
-        let created_by = format!("{kw}{} {} {dest} # buildkit", from.as_ref().map(|f| format!(" --from={f}")).unwrap_or_default(), names.join(" "));
+        let created_by = format!(
+            "{kw}{} {} {dest} # buildkit",
+            from.as_ref().map(|f| format!(" --from={f}")).unwrap_or_default(),
+            names.join(" ")
+        );
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
         let unpack = add && c.flags.unpack != Some(false);
@@ -785,7 +843,11 @@ impl<'a> StageRun<'a> {
             .and_then(|c| c.working_dir.clone())
             .filter(|w| !w.is_empty())
             .unwrap_or_else(|| "/".into());
-        let joined = if w.starts_with('/') { w.clone() } else { format!("{base}/{w}") };
+        let joined = if w.starts_with('/') {
+            w.clone()
+        } else {
+            format!("{base}/{w}")
+        };
         let rel = clean_rel(&joined);
         let abs = format!("/{rel}");
         let inputs = StepInputs {
@@ -794,7 +856,12 @@ impl<'a> StageRun<'a> {
             epoch: self.sh.epoch,
             ..Default::default()
         };
-        let user = self.config.config.as_ref().and_then(|c| c.user.clone()).filter(|u| !u.is_empty());
+        let user = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.user.clone())
+            .filter(|u| !u.is_empty());
         let title = format!("{} WORKDIR {abs}", self.prefix());
         let vertex = self.sh.progress.start(&title);
         self.cached(step, position, inputs, Some(vertex), move |me, _v| {
@@ -843,7 +910,6 @@ impl<'a> StageRun<'a> {
             used.extend(u);
             Ok(s)
         };
-        let mut extra_args: BTreeMap<String, String> = BTreeMap::new();
         let mut set_cmd = false;
         let mut new_author = None;
         let created_by: String;
@@ -859,7 +925,10 @@ impl<'a> StageRun<'a> {
                 }
                 created_by = format!(
                     "ENV {}",
-                    vals.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+                    vals.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
                 text = created_by.clone();
             }
@@ -869,20 +938,27 @@ impl<'a> StageRun<'a> {
                     vals.push((ex(k)?, ex(v)?));
                 }
                 for (k, v) in &vals {
-                    next.labels.get_or_insert_with(BTreeMap::new).insert(k.clone(), v.clone());
+                    next.labels
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(k.clone(), v.clone());
                 }
                 created_by = format!(
                     "LABEL {}",
-                    vals.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+                    vals.iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
                 );
                 text = created_by.clone();
             }
             Instruction::Arg(decls) => {
-                drop(ex);
-                let mut shown = Vec::new();
                 for (name, default) in decls {
                     let value = if let Some(v) = self.sh.build_args.get(name) {
-                        self.sh.used_args.lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
+                        self.sh
+                            .used_args
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .insert(name.clone());
                         Some(v.clone())
                     } else if let Some(d) = default {
                         let (v, _) = self.expand(d)?;
@@ -894,18 +970,10 @@ impl<'a> StageRun<'a> {
                     } else {
                         None
                     };
-                    match &value {
-                        Some(v) => {
-                            shown.push(format!("{name}={v}"));
-                            extra_args.insert(name.clone(), v.clone());
-                        }
-                        None => shown.push(name.clone()),
-                    }
                     self.args.insert(name.clone(), value);
                 }
                 // The values are not part of the key (nor of the history): only the steps
                 // that use an argument depend on it, as in BuildKit.
-                let _ = (shown, extra_args);
                 created_by = format!(
                     "ARG {}",
                     decls
@@ -954,7 +1022,9 @@ impl<'a> StageRun<'a> {
                     if v.trim().is_empty() {
                         bail!("VOLUME specified can not be an empty string");
                     }
-                    next.volumes.get_or_insert_with(BTreeMap::new).insert(v.clone(), json!({}));
+                    next.volumes
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(v.clone(), json!({}));
                     list.push(v);
                 }
                 created_by = format!("VOLUME [{}]", list.join(" "));
@@ -990,7 +1060,10 @@ impl<'a> StageRun<'a> {
             }
             Instruction::Healthcheck(h) => {
                 next.healthcheck = Some(healthcheck_json(h));
-                created_by = format!("HEALTHCHECK {}", cache::one_line(step.original.splitn(2, ' ').nth(1).unwrap_or(""), 1000));
+                created_by = format!(
+                    "HEALTHCHECK {}",
+                    cache::one_line(step.original.split_once(' ').map_or("", |x| x.1), 1000)
+                );
                 text = format!("HEALTHCHECK {}", serde_json::to_string(&next.healthcheck)?);
             }
             Instruction::Stopsignal(s) => {
@@ -1109,14 +1182,12 @@ fn with_root<T>(
     let d = strata_layer::write_overlay_upper_layer(&upper, opts, &mut w).context("writing the step's layer")?;
     let (digest, size) = w.commit(Some(&d.digest))?;
     drop(root);
-    store.add_layer_blob(&d.diff_id, d.diff_size, &Descriptor::new(media::OCI_LAYER_TAR, digest, size))?;
-    Ok((
-        out,
-        Some(LayerMade {
-            diff_id: d.diff_id,
-            empty,
-        }),
-    ))
+    store.add_layer_blob(
+        &d.diff_id,
+        d.diff_size,
+        &Descriptor::new(media::OCI_LAYER_TAR, digest, size),
+    )?;
+    Ok((out, Some(LayerMade { diff_id: d.diff_id })))
 }
 
 enum RunOutcome {

@@ -51,8 +51,6 @@ pub trait SourceTree: Sync {
     fn list_dir(&self, rel: &str) -> Result<Vec<String>>;
     /// Opens a regular file.
     fn open_file(&self, rel: &str) -> Result<File>;
-    /// How the tree is named in messages.
-    fn describe(&self) -> String;
 }
 
 /// Resolves `path` inside `tree`: `..` stops at the top, symlinks are
@@ -170,7 +168,9 @@ pub fn walk(tree: &dyn SourceTree, rel: &str) -> Result<Vec<(String, Meta)>> {
 fn walk_into(tree: &dyn SourceTree, base: &str, sub: &str, out: &mut Vec<(String, Meta)>) -> Result<()> {
     for name in tree.list_dir(&join(base, sub))? {
         let s = join(sub, &name);
-        let Some(m) = tree.lstat(&join(base, &s))? else { continue };
+        let Some(m) = tree.lstat(&join(base, &s))? else {
+            continue;
+        };
         let is_dir = m.kind == Kind::Dir;
         out.push((s.clone(), m));
         if is_dir {
@@ -214,8 +214,12 @@ pub struct DirTree {
 
 impl DirTree {
     pub fn open(path: &Path, shown: String) -> Result<DirTree> {
-        let root = rustix::fs::open(path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening {}", path.display()))?;
+        let root = rustix::fs::open(
+            path,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening {}", path.display()))?;
         Ok(DirTree { root, shown })
     }
 }
@@ -236,7 +240,12 @@ impl SourceTree for DirTree {
         let (parent, name) = split_parent(rel);
         let dir = match open_beneath(&self.root, parent, OFlags::PATH | OFlags::DIRECTORY) {
             Ok(d) => d,
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)) => {
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+                ) =>
+            {
                 return Ok(None);
             }
             Err(e) => return Err(anyhow!(e).context(format!("opening {parent:?} in {}", self.shown))),
@@ -274,10 +283,6 @@ impl SourceTree for DirTree {
         let fd = open_beneath(&self.root, rel, OFlags::RDONLY)
             .with_context(|| format!("opening {rel:?} in {}", self.shown))?;
         Ok(File::from(fd))
-    }
-
-    fn describe(&self) -> String {
-        self.shown.clone()
     }
 }
 
@@ -324,8 +329,12 @@ impl ContextTree {
     /// Walks `root`, leaving out what `ignore` excludes; `index_path` holds
     /// the hashes of an earlier build of the same context.
     pub fn load(root: &Path, ignore: &IgnoreRules, index_path: Option<PathBuf>) -> Result<ContextTree> {
-        let rootfd = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-            .with_context(|| format!("opening the build context {}", root.display()))?;
+        let rootfd = rustix::fs::open(
+            root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .with_context(|| format!("opening the build context {}", root.display()))?;
         let mut entries = BTreeMap::new();
         let mut total_size = 0;
         walk_context(root, "", ignore, &mut entries, &mut total_size)?;
@@ -348,10 +357,6 @@ impl ContextTree {
 
     pub fn len(&self) -> usize {
         self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
     }
 
     /// sha256 of a regular file's content, from the index when its stat is unchanged.
@@ -416,7 +421,9 @@ impl ContextTree {
             let hash = match hashes.get(rel) {
                 Some(h) => h.clone(),
                 None => match self.old.entries.get(rel) {
-                    Some(o) if o.size == e.meta.size && o.mtime == e.meta.mtime && o.ino == e.ino && o.ctime == e.ctime => {
+                    Some(o)
+                        if o.size == e.meta.size && o.mtime == e.meta.mtime && o.ino == e.ino && o.ctime == e.ctime =>
+                    {
                         o.hash.clone()
                     }
                     _ => continue,
@@ -508,7 +515,12 @@ impl SourceTree for ContextTree {
         }
         // An excluded directory that holds re-included entries still exists.
         let prefix = format!("{rel}/");
-        if self.entries.range(prefix.clone()..).next().is_some_and(|(k, _)| k.starts_with(&prefix)) {
+        if self
+            .entries
+            .range(prefix.clone()..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&prefix))
+        {
             return Ok(Some(Meta {
                 kind: Kind::Dir,
                 mode: 0o755,
@@ -520,7 +532,11 @@ impl SourceTree for ContextTree {
     }
 
     fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
-        let prefix = if rel.is_empty() { String::new() } else { format!("{rel}/") };
+        let prefix = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
         let mut names = std::collections::BTreeSet::new();
         for (k, _) in self.entries.range(prefix.clone()..) {
             let Some(rest) = k.strip_prefix(&prefix) else { break };
@@ -533,9 +549,5 @@ impl SourceTree for ContextTree {
         let fd = open_beneath(&self.rootfd, rel, OFlags::RDONLY)
             .with_context(|| format!("opening {} in the build context", self.root.join(rel).display()))?;
         Ok(File::from(fd))
-    }
-
-    fn describe(&self) -> String {
-        "the build context".into()
     }
 }

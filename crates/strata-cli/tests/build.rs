@@ -40,7 +40,10 @@ fn build_ok(env: &Env, args: &[&str]) -> (String, String) {
 
 fn build_fails(env: &Env, args: &[&str]) -> String {
     let (ok, out, err) = build(env, args);
-    assert!(!ok, "strata build {args:?} unexpectedly succeeded:\nstdout: {out}\nstderr: {err}");
+    assert!(
+        !ok,
+        "strata build {args:?} unexpectedly succeeded:\nstdout: {out}\nstderr: {err}"
+    );
     err
 }
 
@@ -149,7 +152,10 @@ fn context_change_invalidates_from_its_copy_on() {
     assert!(is_cached(&err, "COPY app.txt"), "{err}");
     assert!(is_cached(&err, "RUN echo"), "{err}");
     assert!(!is_cached(&err, "COPY conf/"), "{err}");
-    assert!(miss_reason(&err, "COPY conf/").contains("file changed: conf/a.conf"), "{err}");
+    assert!(
+        miss_reason(&err, "COPY conf/").contains("file changed: conf/a.conf"),
+        "{err}"
+    );
     assert!(!is_cached(&err, "RUN cat"), "{err}");
     assert_eq!(
         env.ok(&["run", "--rm", "five"]),
@@ -164,7 +170,10 @@ fn context_change_invalidates_from_its_copy_on() {
     // A new file under a copied directory.
     write(&dir, "conf/b.conf", "b\n");
     let (_, err) = build_ok(&env, &["-t", "five", ctx]);
-    assert!(miss_reason(&err, "COPY conf/").contains("file added: conf/b.conf"), "{err}");
+    assert!(
+        miss_reason(&err, "COPY conf/").contains("file added: conf/b.conf"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -180,16 +189,16 @@ fn build_arg_change_says_which_arg() {
     assert!(is_cached(&err, "COPY app.txt"), "{err}");
     let why = miss_reason(&err, "RUN echo");
     assert!(why.contains("GREETING") && why.contains("bonjour"), "{why}");
-    assert_eq!(
-        env.ok(&["run", "--rm", "five"]),
-        "bonjour from run\napp v1\nconf a\n"
-    );
+    assert_eq!(env.ok(&["run", "--rm", "five"]), "bonjour from run\napp v1\nconf a\n");
     // Back to the default: the first build's results are still cached.
     let (_, err) = build_ok(&env, &["-t", "five", ctx]);
     assert!(is_cached(&err, "RUN cat"), "{err}");
     // An argument nobody declares is reported.
     let (_, err) = build_ok(&env, &["--build-arg", "NOBODY=1", ctx]);
-    assert!(err.contains("[Warning] One or more build-args [NOBODY] were not consumed"), "{err}");
+    assert!(
+        err.contains("[Warning] One or more build-args [NOBODY] were not consumed"),
+        "{err}"
+    );
     // --no-cache runs everything again.
     let (_, err) = build_ok(&env, &["--no-cache", ctx]);
     assert!(!is_cached(&err, "COPY app.txt") && !is_cached(&err, "RUN cat"), "{err}");
@@ -206,7 +215,11 @@ fn dockerignore_excludes_and_reincludes() {
         "ctx",
         "FROM busybox\nCOPY . /src/\nRUN find /src | sort > /list\nCMD [\"cat\", \"/list\"]\n",
     );
-    write(&dir, ".dockerignore", "# comment\n*.log\n!keep.log\n/secret\n**/node_modules\n");
+    write(
+        &dir,
+        ".dockerignore",
+        "# comment\n*.log\n!keep.log\n/secret\n**/node_modules\n",
+    );
     write(&dir, "a.txt", "a\n");
     write(&dir, "debug.log", "noise\n");
     write(&dir, "keep.log", "kept\n");
@@ -216,7 +229,13 @@ fn dockerignore_excludes_and_reincludes() {
     let ctx = dir.to_str().unwrap();
     build_ok(&env, &["-t", "ign", ctx]);
     let list = env.ok(&["run", "--rm", "ign"]);
-    for present in ["/src/a.txt", "/src/keep.log", "/src/sub/main.js", "/src/Dockerfile", "/src/.dockerignore"] {
+    for present in [
+        "/src/a.txt",
+        "/src/keep.log",
+        "/src/sub/main.js",
+        "/src/Dockerfile",
+        "/src/.dockerignore",
+    ] {
         assert!(list.lines().any(|l| l == present), "{present} missing:\n{list}");
     }
     for absent in ["debug.log", "secret", "node_modules"] {
@@ -228,11 +247,7 @@ fn dockerignore_excludes_and_reincludes() {
     let (_, err) = build_ok(&env, &["-t", "ign", ctx]);
     assert!(is_cached(&err, "COPY . /src/"), "{err}");
     // An ignored file cannot be named as a source.
-    std::fs::write(
-        dir.join("Dockerfile"),
-        "FROM busybox\nCOPY secret/key /key\n",
-    )
-    .unwrap();
+    std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY secret/key /key\n").unwrap();
     let err = build_fails(&env, &[ctx]);
     assert!(err.contains("\"/secret/key\": not found"), "{err}");
 }
@@ -271,7 +286,15 @@ COPY --from=build /out /outdir
     let (_, err) = build_ok(&env, &["-t", "tst", ctx]);
     assert!(is_cached(&err, "[build 2/2] RUN mkdir"), "{err}");
     assert!(is_cached(&err, "COPY --from=build /out/artifact"), "{err}");
-    let out = env.ok(&["run", "--rm", "tst", "/busybox", "cat", "/outdir/artifact", "/outdir/one"]);
+    let out = env.ok(&[
+        "run",
+        "--rm",
+        "tst",
+        "/busybox",
+        "cat",
+        "/outdir/artifact",
+        "/outdir/one",
+    ]);
     assert_eq!(out, "built\none\n");
     // The broken stage as target fails with its exit code.
     let err = build_fails(&env, &["--target", "broken", ctx]);
@@ -284,7 +307,10 @@ COPY --from=build /out /outdir
     // An unknown --from is neither a stage nor a local image.
     std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY --from=nostage /x /x\n").unwrap();
     let err = build_fails(&env, &[ctx]);
-    assert!(err.contains("nostage") && err.contains("not found in the local store"), "{err}");
+    assert!(
+        err.contains("nostage") && err.contains("not found in the local store"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -390,13 +416,19 @@ HEALTHCHECK --interval=30s CMD true
     assert_eq!(f("{{.Config.User}}"), "nobody");
     assert_eq!(f("{{.Config.WorkingDir}}"), "/srv/app/sub");
     let envs = f("{{json .Config.Env}}");
-    assert!(envs.contains("\"APP_HOME=/srv/app\"") && envs.contains("\"MODE=prod mode\""), "{envs}");
+    assert!(
+        envs.contains("\"APP_HOME=/srv/app\"") && envs.contains("\"MODE=prod mode\""),
+        "{envs}"
+    );
     assert!(envs.contains("PATH="), "{envs}");
     let ports = f("{{json .Config.ExposedPorts}}");
     assert!(ports.contains("8080/tcp") && ports.contains("53/udp"), "{ports}");
     assert!(f("{{json .Config.Volumes}}").contains("/data"));
     let labels = f("{{json .Config.Labels}}");
-    assert!(labels.contains("\"org.example.name\":\"demo\"") && labels.contains("\"extra\":\"1\""), "{labels}");
+    assert!(
+        labels.contains("\"org.example.name\":\"demo\"") && labels.contains("\"extra\":\"1\""),
+        "{labels}"
+    );
     assert_eq!(f("{{.Config.StopSignal}}"), "SIGINT");
     assert_eq!(env.ok(&["run", "--rm", "meta"]), "/srv/app/sub\n65534\n");
 }
@@ -443,7 +475,10 @@ fn hostile_contexts_and_dockerfiles() {
     let dir = context(&env, "ctx", "FROM busybox\nCOPY ../outside /x\n");
     let ctx = dir.to_str().unwrap();
     let err = build_fails(&env, &[ctx]);
-    assert!(err.contains("failed to compute cache key: \"/outside\": not found"), "{err}");
+    assert!(
+        err.contains("failed to compute cache key: \"/outside\": not found"),
+        "{err}"
+    );
     // Absolute sources are inside the context too.
     std::fs::write(dir.join("Dockerfile"), "FROM busybox\nCOPY /etc/passwd /x\n").unwrap();
     let err = build_fails(&env, &[ctx]);
@@ -476,7 +511,10 @@ fn hostile_contexts_and_dockerfiles() {
     // Malformed Dockerfile: the error names the line.
     std::fs::write(dir.join("Dockerfile"), "FROM busybox\n\nFORM nothing\n").unwrap();
     let err = build_fails(&env, &[ctx]);
-    assert!(err.contains("dockerfile parse error on line 3: unknown instruction: FORM"), "{err}");
+    assert!(
+        err.contains("dockerfile parse error on line 3: unknown instruction: FORM"),
+        "{err}"
+    );
     // A failing RUN gives its exit code and line.
     std::fs::write(dir.join("Dockerfile"), "FROM busybox\nRUN echo before\nRUN exit 3\n").unwrap();
     let err = build_fails(&env, &[ctx]);
@@ -488,7 +526,10 @@ fn hostile_contexts_and_dockerfiles() {
     // A base image that is not in the store.
     std::fs::write(dir.join("Dockerfile"), "FROM nosuchimage:1\n").unwrap();
     let err = build_fails(&env, &[ctx]);
-    assert!(err.contains("pull access denied for nosuchimage:1") && err.contains("import or load it first"), "{err}");
+    assert!(
+        err.contains("pull access denied for nosuchimage:1") && err.contains("import or load it first"),
+        "{err}"
+    );
     // No snapshot or mount is left behind by the failures.
     let containers = std::fs::read_dir(env.root().join("containers")).unwrap().count();
     assert_eq!(containers, 0);
@@ -513,7 +554,16 @@ fn dockerfile_from_stdin_iidfile_quiet_and_add() {
     let iid = env.path("iid");
     let mut child = env
         .cmd()
-        .args(["build", "-q", "--iidfile", iid.to_str().unwrap(), "-t", "stdin:v1", "-f", "-"])
+        .args([
+            "build",
+            "-q",
+            "--iidfile",
+            iid.to_str().unwrap(),
+            "-t",
+            "stdin:v1",
+            "-f",
+            "-",
+        ])
         .arg(&dir)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
