@@ -593,3 +593,44 @@ fn dockerfile_from_stdin_iidfile_quiet_and_add() {
     ]);
     assert_eq!(out, "in tar\nplain\nnobody:nogroup 600\n");
 }
+
+#[test]
+fn independent_stages_build_in_parallel() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "ARG BASE=busybox
+FROM $BASE AS slow
+RUN sleep 3 && echo slow-done > /slow
+FROM ${BASE} AS quick
+RUN echo quick-done > /quick
+FROM busybox
+COPY --from=slow /slow /
+COPY --from=quick /quick /
+CMD [\"cat\", \"/slow\", \"/quick\"]
+",
+    );
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let platform = format!("linux/{arch}");
+    let (_, err) = build_ok(&env, &["-t", "par", "--platform", &platform, dir.to_str().unwrap()]);
+    // The quick stage does not wait for the slow one.
+    let pos = |needle: &str| {
+        err.lines()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{needle} not in:\n{err}"))
+    };
+    let slow_done = vertex(&err, "[slow 2/2] RUN sleep 3").last().map(|l| pos(l)).unwrap();
+    let quick_started = pos("[quick 2/2] RUN echo quick-done");
+    assert!(quick_started < slow_done, "{err}");
+    assert_eq!(env.ok(&["run", "--rm", "par"]), "slow-done\nquick-done\n");
+    let err = build_fails(&env, &["--platform", "linux/s390x-other", dir.to_str().unwrap()]);
+    assert!(err.contains("strata builds only for the host platform"), "{err}");
+}
