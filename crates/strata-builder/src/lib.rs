@@ -486,6 +486,7 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
     let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
     cache::init(&store)?;
     let _lock = StoreLock::shared(store.root())?;
+    stage::remove_stale_snapshots(&strata_snapshot::Snapshotter::new(root, driver));
     let index_path = root.join("build-index").join(format!(
         "{}.json",
         Digest::sha256_of(context_dir.as_os_str().as_encoded_bytes()).hex()

@@ -802,7 +802,7 @@ impl<'a> StageRun<'a> {
                     }
                     Src::Root(_) => {
                         let chain = from_chain.as_deref().unwrap_or_default();
-                        let key = format!("build-view-{}", &strata_container::random_id()[..20]);
+                        let key = snapshot_key("view");
                         let view = snap.view(&key, chain)?;
                         let mut guard = StepRoot {
                             snap,
@@ -1147,6 +1147,34 @@ fn healthcheck_json(h: &Healthcheck) -> Value {
     Value::Object(m)
 }
 
+/// A snapshot key naming this process, so that a later build can remove
+/// what an interrupted one left behind.
+fn snapshot_key(kind: &str) -> String {
+    format!(
+        "build-{}-{kind}-{}",
+        std::process::id(),
+        &strata_container::random_id()[..20]
+    )
+}
+
+/// Removes the step snapshots of builds whose process is gone (interrupted).
+pub fn remove_stale_snapshots(snap: &Snapshotter) {
+    let Ok(list) = snap.list() else { return };
+    for s in list {
+        let Some(pid) = s
+            .key
+            .strip_prefix("build-")
+            .and_then(|r| r.split('-').next())
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = snap.remove(&s.key);
+        }
+    }
+}
+
 /// Prepares a writable snapshot over `diff_ids`, mounts it, runs `f` on its
 /// root, and writes the upper directory as a layer (none when
 /// `skip_if_empty` and nothing changed). The snapshot is removed whatever happens.
@@ -1159,7 +1187,7 @@ fn with_root<T>(
     f: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<(T, Option<LayerMade>)> {
     let chain = strata_container::ensure_unpacked(store, snap, diff_ids)?;
-    let key = format!("build-{}", &strata_container::random_id()[..24]);
+    let key = snapshot_key("step");
     let snapshot = snap.prepare(&key, &chain)?;
     let mut root = StepRoot {
         snap,

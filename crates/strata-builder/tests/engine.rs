@@ -289,3 +289,18 @@ fn errors_name_the_line() {
     let left = std::fs::read_dir(t.store().join("containers")).unwrap().count();
     assert_eq!(left, 0);
 }
+
+#[test]
+fn stale_step_snapshots_are_removed() {
+    let t = T::new();
+    t.build("FROM scratch\n").unwrap();
+    // A snapshot left by an interrupted build (its process can no longer exist), mounted.
+    let snap = strata_snapshot::Snapshotter::new(&t.store(), strata_snapshot::Driver::Overlay);
+    let s = snap.prepare("build-4194999-step-abc", &[]).unwrap();
+    snap.mount(&s, &s.merged_dir(), false).unwrap();
+    let other = snap.prepare("not-a-build", &[]).unwrap();
+    t.build("FROM scratch\n").unwrap();
+    assert!(!snap.exists("build-4194999-step-abc"));
+    assert!(snap.exists("not-a-build"));
+    snap.remove(&other.key).unwrap();
+}
