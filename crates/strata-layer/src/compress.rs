@@ -83,6 +83,9 @@ pub(crate) fn read_error(e: io::Error, context: &str) -> LayerError {
 }
 
 enum Inner<W: Write> {
+    /// Uncompressed output whose digest the caller already computes (it is
+    /// the diff ID): counted, not hashed twice.
+    Plain(W, u64),
     None(HashingWriter<W>),
     Gzip(flate2::write::GzEncoder<HashingWriter<W>>),
     Zstd(zstd::Encoder<'static, HashingWriter<W>>),
@@ -111,9 +114,31 @@ impl<W: Write> Encoder<W> {
         Ok(Encoder { inner })
     }
 
+    /// An encoder for `compression`, except that uncompressed output is not
+    /// hashed (see [`Encoder::finish_parts`]).
+    pub(crate) fn new_unhashed_plain(out: W, compression: Compression, level: Option<i32>) -> Result<Self> {
+        if compression == Compression::None {
+            return Ok(Encoder {
+                inner: Inner::Plain(out, 0),
+            });
+        }
+        Encoder::new(out, compression, level)
+    }
+
+    /// Like `finish`, but `None` for the digest of unhashed plain output.
+    pub(crate) fn finish_parts(self) -> Result<(W, Option<Digest>, u64)> {
+        if let Inner::Plain(mut out, n) = self.inner {
+            out.flush().map_err(|e| LayerError::io("writing the layer", e))?;
+            return Ok((out, None, n));
+        }
+        let (w, d, n) = self.finish()?;
+        Ok((w, Some(d), n))
+    }
+
     /// Flushes the compressor; returns the output, its digest and size.
     pub fn finish(self) -> Result<(W, Digest, u64)> {
         let hashing = match self.inner {
+            Inner::Plain(..) => unreachable!("plain unhashed encoders finish with finish_parts"),
             Inner::None(h) => h,
             Inner::Gzip(g) => g.finish().map_err(|e| LayerError::io("finishing gzip", e))?,
             Inner::Zstd(z) => z.finish().map_err(|e| LayerError::io("finishing zstd", e))?,
@@ -127,6 +152,11 @@ impl<W: Write> Encoder<W> {
 impl<W: Write> Write for Encoder<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match &mut self.inner {
+            Inner::Plain(w, n) => {
+                let k = w.write(buf)?;
+                *n += k as u64;
+                Ok(k)
+            }
             Inner::None(w) => w.write(buf),
             Inner::Gzip(w) => w.write(buf),
             Inner::Zstd(w) => w.write(buf),
@@ -134,6 +164,7 @@ impl<W: Write> Write for Encoder<W> {
     }
     fn flush(&mut self) -> io::Result<()> {
         match &mut self.inner {
+            Inner::Plain(w, _) => w.flush(),
             Inner::None(w) => w.flush(),
             Inner::Gzip(w) => w.flush(),
             Inner::Zstd(w) => w.flush(),

@@ -63,7 +63,7 @@ pub struct LayerDigests {
 /// hash (digest).
 pub fn recompress<R: Read, W: Write>(input: R, opts: &WriteOptions, out: W) -> Result<LayerDigests> {
     let reader = decompressor(std::io::BufReader::with_capacity(256 * 1024, input))?;
-    let mut encoder = Encoder::new(out, opts.compression, opts.level)?;
+    let mut encoder = Encoder::new_unhashed_plain(out, opts.compression, opts.level)?;
     let tee = Tee {
         inner: HashingReader::new(reader, Algorithm::Sha256),
         out: &mut encoder,
@@ -75,7 +75,8 @@ pub fn recompress<R: Read, W: Write>(input: R, opts: &WriteOptions, out: W) -> R
     }
     let hashing = tee.inner;
     let (_, diff_id, diff_size) = hashing.finish();
-    let (_, digest, size) = encoder.finish()?;
+    let (_, digest, size) = encoder.finish_parts()?;
+    let digest = digest.unwrap_or_else(|| diff_id.clone());
     Ok(LayerDigests {
         diff_id,
         diff_size,

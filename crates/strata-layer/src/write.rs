@@ -128,7 +128,7 @@ fn finish_tree<W: Write>(
     top: &Path,
     body: impl FnOnce(&mut TreeWriter<HashingWriter<Encoder<W>>>) -> Result<()>,
 ) -> Result<LayerDigests> {
-    let encoder = Encoder::new(out, opts.compression, opts.level)?;
+    let encoder = Encoder::new_unhashed_plain(out, opts.compression, opts.level)?;
     let hashing = HashingWriter::new(encoder, Algorithm::Sha256);
     let mut w = TreeWriter {
         builder: tar::Builder::new(hashing),
@@ -144,7 +144,8 @@ fn finish_tree<W: Write>(
         .into_inner()
         .map_err(|e| LayerError::io("finishing the layer tar", e))?;
     let (encoder, diff_id, diff_size) = hashing.finish();
-    let (_, digest, size) = encoder.finish()?;
+    let (_, digest, size) = encoder.finish_parts()?;
+    let digest = digest.unwrap_or_else(|| diff_id.clone());
     Ok(LayerDigests {
         diff_id,
         diff_size,
