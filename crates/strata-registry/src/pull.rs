@@ -180,6 +180,8 @@ pub async fn pull_async(
 
     // Fetch them all at once (the client bounds how many run).
     let mut tasks = tokio::task::JoinSet::new();
+    // One check thread per layer in flight, no more than the client transfers at once.
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.client.max_concurrent_transfers.max(1)));
     for (desc, diff_id) in &wanted_layers {
         let writer = store.blob_writer_with(desc.digest.algorithm())?;
         let client = client.clone();
@@ -187,7 +189,9 @@ pub async fn pull_async(
         let desc = desc.clone();
         let diff_id = diff_id.clone();
         let progress = progress.clone();
+        let slots = slots.clone();
         tasks.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("the semaphore is never closed");
             let digest = desc.digest.clone();
             let r = fetch_layer(&client, &repo, &desc, &diff_id, writer, &progress).await;
             (digest, r)

@@ -593,7 +593,7 @@ async fn layers_the_store_has_are_not_fetched_again() {
     let r = open_registry().await;
     let c = r.anonymous();
     let base = tar_of(&[("bin/base", &data(80_000, 40))]);
-    let first = TestImage::new(&Platform::host(), &[base.clone()]);
+    let first = TestImage::new(&Platform::host(), std::slice::from_ref(&base));
     let second = TestImage::new(&Platform::host(), &[base, tar_of(&[("app", b"v2")])]);
     first.push(&c, "share/one", "1").await;
     second.push(&c, "share/two", "1").await;
