@@ -249,7 +249,21 @@ impl Containers {
                 names::check_name(&n)?;
                 n
             }
-            None => names::random_name(&id),
+            None => {
+                // Generated names must not collide (Docker retries too).
+                let taken: std::collections::HashSet<String> = self.list()?.into_iter().map(|c| c.name).collect();
+                let mut name = names::random_name(&id);
+                for _ in 0..16 {
+                    if !taken.contains(&name) {
+                        break;
+                    }
+                    name = names::random_name(&names::random_id());
+                }
+                if taken.contains(&name) {
+                    name = format!("{name}_{}", &id[..8]);
+                }
+                name
+            }
         };
         let mounts = self.plan_mounts(&opts.volumes, &config)?;
         if let Some(v) = &mut config.volumes {

@@ -159,6 +159,8 @@ fn follow(c: &Containers, rec: &ContainerRecord, forward: bool) -> Result<i32> {
         forward_signals(c.merged_dir(&rec.id).parent().unwrap().to_path_buf());
     }
     let mut printed = 0usize;
+    // Short-lived containers are the common case: poll fast first, then back off.
+    let mut pause = Duration::from_millis(1);
     loop {
         let running = c.status(rec).is_running();
         let logs = c.logs(rec)?;
@@ -169,7 +171,8 @@ fn follow(c: &Containers, rec: &ContainerRecord, forward: bool) -> Result<i32> {
             print_entries(&logs[printed.min(logs.len())..])?;
             break;
         }
-        std::thread::sleep(Duration::from_millis(25));
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
     }
     match c.status(rec) {
         Status::Exited { code, .. } => Ok(code),
