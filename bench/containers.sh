@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Container start-to-exit latency: `run --rm busybox true` and a run that
+# writes 1,000 files, strata beside docker and podman on the same busybox
+# rootfs (from Debian's busybox-static). Prints a markdown table of medians.
+#
+#   bench/containers.sh          RUNS=20 by default
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-20}
+scripts/install-deps.sh >/dev/null
+[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet -p strata-cli
+S=$PWD/target/release/strata
+W=$(mktemp -d /tmp/strata-bench-ctr.XXXXXX)
+trap 'umount -R "$W"/podman/overlay 2>/dev/null || true; rm -rf "$W"' EXIT
+scripts/busybox-rootfs.sh "$W/rootfs" >/dev/null
+tar -C "$W/rootfs" -cf "$W/rootfs.tar" .
+export STRATA_ROOT=$W/strata
+$S import -c 'CMD ["/bin/sh"]' "$W/rootfs.tar" bench/busybox >/dev/null
+results=$W/results.tsv
+: >"$results"
+measure() { # scenario tool command
+  local json=$W/$1-$2.json
+  if hyperfine --style none -N --runs "$RUNS" --warmup 2 --export-json "$json" "$3" >/dev/null 2>&1; then
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
+      { read -r m; printf '%s\t%s\t%s\n' "$1" "$2" "$m" >>"$results"; }
+  else
+    printf '%s\t%s\tfailed\n' "$1" "$2" >>"$results"
+  fi
+}
+WRITE='sh -c "for i in \$(seq 1000); do echo \$i > /tmp/f\$i; done"'
+measure "run true" strata "$S run --rm bench/busybox true"
+measure "run, 1000 files" strata "$S run --rm bench/busybox $WRITE"
+D=/usr/bin/docker
+if [ -x $D ] && $D info >/dev/null 2>&1; then
+  $D import "$W/rootfs.tar" bench/busybox >/dev/null
+  measure "run true" docker "$D run --rm --network none bench/busybox true"
+  measure "run, 1000 files" docker "$D run --rm --network none bench/busybox $WRITE"
+else
+  echo "bench: no docker daemon running: docker skipped" >&2
+fi
+if command -v podman >/dev/null; then
+  export CONTAINERS_CONF; CONTAINERS_CONF=$(scripts/podman-env.sh "$W/podman-conf")
+  P="podman --root $W/podman --runroot $W/podman-run"
+  $P import "$W/rootfs.tar" bench/busybox >/dev/null 2>&1
+  measure "run true" podman "$P run --rm --network none bench/busybox true"
+  measure "run, 1000 files" podman "$P run --rm --network none bench/busybox $WRITE"
+fi
+python3 - "$results" <<'PY'
+import sys, collections
+rows = collections.OrderedDict()
+for line in open(sys.argv[1]):
+    name, tool, m = line.rstrip("\n").split("\t")
+    rows.setdefault(name, {})[tool] = None if m == "failed" else float(m)
+tools = ["strata", "docker", "podman"]
+print("| scenario | " + " | ".join(tools) + " | strata vs docker | strata vs podman |")
+print("|---" * 6 + "|")
+for name, r in rows.items():
+    cells = [f"{r[t]*1000:.0f} ms" if r.get(t) else "–" for t in tools]
+    def ratio(t):
+        if not (r.get(t) and r.get("strata")):
+            return "–"
+        x = r[t] / r["strata"]
+        return f"{x:.1f}× faster" if x >= 1 else f"{1 / x:.1f}× slower"
+    print(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(ratio(t) for t in tools[1:]) + " |")
+PY
