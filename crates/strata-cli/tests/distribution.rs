@@ -33,53 +33,75 @@ impl Drop for Registry {
 }
 
 impl Registry {
-    fn wait(mut child: Child, port: u16) -> Child {
+    /// Waits for `child` to answer on `port`; None when it exited (e.g. the
+    /// port was taken by another test in the meantime).
+    fn wait(mut child: Child, port: u16) -> Option<Child> {
         for _ in 0..600 {
+            if let Ok(Some(_)) = child.try_wait() {
+                let mut err = String::new();
+                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+                eprintln!("the registry on port {port} exited: {err}");
+                return None;
+            }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
                 let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
                 let mut answer = String::new();
                 let _ = s.read_to_string(&mut answer);
                 if answer.starts_with("HTTP/1.1") {
-                    return child;
+                    // Make sure it is ours that answered and not another
+                    // test's server that took the port first.
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    if let Ok(None) = child.try_wait() {
+                        return Some(child);
+                    }
                 }
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                panic!("the registry exited with {status}: {err}");
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!("the registry does not answer on port {port}");
     }
 
+    /// Starts a registry on a free port, with a config made for that port
+    /// and a command given the config file; tries other ports when one is lost.
+    fn start(config: impl Fn(u16, &Path) -> String, command: impl Fn(&Path) -> Command) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = dir.path().join("storage");
+        let file = dir.path().join("config.yml");
+        for _ in 0..5 {
+            let port = free_port();
+            std::fs::write(&file, config(port, &storage)).unwrap();
+            let child = command(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(child) = Registry::wait(child, port) {
+                return Registry {
+                    child,
+                    host: format!("127.0.0.1:{port}"),
+                    storage,
+                    _dir: dir,
+                };
+            }
+        }
+        panic!("no registry could be started");
+    }
+
     /// `strata registry serve`, with `extra` YAML (e.g. auth) in its config.
     fn strata(extra: &str) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let storage = dir.path().join("storage");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "http: {{ addr: \"127.0.0.1:{port}\" }}\nstorage: {{ filesystem: {{ rootdirectory: \"{}\" }} }}\nlog: {{ accesslog: {{ disabled: true }} }}\n{extra}",
-                storage.display()
-            ),
+        Registry::start(
+            |port, storage| {
+                format!(
+                    "http: {{ addr: \"127.0.0.1:{port}\" }}\nstorage: {{ filesystem: {{ rootdirectory: \"{}\" }} }}\nlog: {{ accesslog: {{ disabled: true }} }}\n{extra}",
+                    storage.display()
+                )
+            },
+            |file| {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+                c.args(["registry", "serve", "-c"]).arg(file);
+                c
+            },
         )
-        .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_strata"))
-            .args(["registry", "serve", "-c"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Registry {
-            child: Registry::wait(child, port),
-            host: format!("127.0.0.1:{port}"),
-            storage,
-            _dir: dir,
-        }
     }
 
     /// Debian's docker-registry (CNCF distribution), or None when not installed.
@@ -89,31 +111,19 @@ impl Registry {
             eprintln!("skipped: /usr/bin/docker-registry is not installed (apt-get install docker-registry)");
             return None;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let storage = dir.path().join("storage");
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\n  delete: {{ enabled: true }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\n{extra}",
-                storage.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new(bin)
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Some(Registry {
-            child: Registry::wait(child, port),
-            host: format!("127.0.0.1:{port}"),
-            storage,
-            _dir: dir,
-        })
+        Some(Registry::start(
+            |port, storage| {
+                format!(
+                    "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\n  delete: {{ enabled: true }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\n{extra}",
+                    storage.display()
+                )
+            },
+            |file| {
+                let mut c = Command::new(bin);
+                c.arg("serve").arg(file);
+                c
+            },
+        ))
     }
 }
 
