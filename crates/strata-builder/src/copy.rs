@@ -13,7 +13,7 @@ use anyhow::{Context, Result, bail};
 use sha2::{Digest as _, Sha256};
 
 use crate::dest::{Attrs, DestRoot};
-use crate::pattern::{clean_rel, has_wildcard};
+use crate::pattern::{IgnoreRules, clean_rel, has_wildcard};
 use crate::tree::{Kind, Meta, SourceTree, join, resolve, walk};
 
 /// One selected source.
@@ -24,12 +24,15 @@ pub struct Selected {
     /// Its symlink-free path in the tree.
     pub rel: String,
     pub meta: Meta,
+    /// The directory it was named in (below a `/./` pivot), for `COPY --parents`.
+    pub parent: String,
 }
 
 /// Resolves the sources as written (already expanded) in `tree`.
 pub fn select(tree: &dyn SourceTree, sources: &[String]) -> Result<Vec<Selected>> {
     let mut out = Vec::new();
     for s in sources {
+        let pivot = s.split_once("/./").map(|(p, _)| clean_rel(p)).unwrap_or_default();
         let cleaned = clean_rel(s);
         let matched = if has_wildcard(s) {
             let m = crate::tree::expand_wildcard(tree, &cleaned)?;
@@ -48,10 +51,100 @@ pub fn select(tree: &dyn SourceTree, sources: &[String]) -> Result<Vec<Selected>
                 bail!("failed to compute cache key: \"/{m}\": not found");
             };
             let name = m.rsplit('/').next().unwrap_or("").to_string();
-            out.push(Selected { name, rel, meta });
+            let dir = m.rsplit_once('/').map(|x| x.0).unwrap_or("");
+            let parent = if pivot.is_empty() {
+                dir.to_string()
+            } else if dir == pivot {
+                String::new()
+            } else {
+                dir.strip_prefix(&format!("{pivot}/")).unwrap_or(dir).to_string()
+            };
+            out.push(Selected {
+                name,
+                rel,
+                meta,
+                parent,
+            });
         }
     }
     Ok(out)
+}
+
+/// `--exclude`: drops the selected sources whose name matches.
+pub fn drop_excluded(selected: Vec<Selected>, rules: Option<&IgnoreRules>) -> Vec<Selected> {
+    match rules {
+        None => selected,
+        Some(r) => selected
+            .into_iter()
+            .filter(|s| s.meta.kind == Kind::Dir || !r.excluded(&s.name))
+            .collect(),
+    }
+}
+
+/// A source tree with the entries below `base` that `--exclude` patterns
+/// match (relative to `base`) left out.
+struct Excluding<'a> {
+    inner: &'a dyn SourceTree,
+    base: &'a str,
+    rules: &'a IgnoreRules,
+}
+
+impl Excluding<'_> {
+    fn hidden(&self, rel: &str, is_dir: bool) -> bool {
+        let sub = if self.base.is_empty() {
+            rel
+        } else if let Some(s) = rel.strip_prefix(self.base).and_then(|s| s.strip_prefix('/')) {
+            s
+        } else {
+            return false;
+        };
+        !sub.is_empty() && self.rules.excluded(sub) && !(is_dir && self.rules.may_reinclude_under(sub))
+    }
+}
+
+impl SourceTree for Excluding<'_> {
+    fn lstat(&self, rel: &str) -> Result<Option<Meta>> {
+        let m = self.inner.lstat(rel)?;
+        Ok(m.filter(|m| !self.hidden(rel, m.kind == Kind::Dir)))
+    }
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for n in self.inner.list_dir(rel)? {
+            if self.lstat(&join(rel, &n))?.is_some() {
+                out.push(n);
+            }
+        }
+        Ok(out)
+    }
+    fn open_file(&self, rel: &str) -> Result<std::fs::File> {
+        self.inner.open_file(rel)
+    }
+}
+
+/// The tree a selected source is read from: `tree`, less what `exclude` matches.
+fn view<'a>(tree: &'a dyn SourceTree, base: &'a str, exclude: Option<&'a IgnoreRules>) -> Box<dyn SourceTree + 'a> {
+    match exclude {
+        Some(rules) if !rules.is_empty() => Box::new(Excluding {
+            inner: tree,
+            base,
+            rules,
+        }),
+        _ => Box::new(Plain(tree)),
+    }
+}
+
+struct Plain<'a>(&'a dyn SourceTree);
+
+impl SourceTree for Plain<'_> {
+    fn lstat(&self, rel: &str) -> Result<Option<Meta>> {
+        self.0.lstat(rel)
+    }
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
+        self.0.list_dir(rel)
+    }
+    fn open_file(&self, rel: &str) -> Result<std::fs::File> {
+        self.0.open_file(rel)
+    }
 }
 
 /// The content digest of the selection (names, types, modes, contents or
@@ -61,13 +154,15 @@ pub fn content_digest(
     tree: &dyn SourceTree,
     selected: &[Selected],
     file_hash: &dyn Fn(&str) -> Result<String>,
+    exclude: Option<&IgnoreRules>,
 ) -> Result<(String, BTreeMap<String, String>)> {
     const MAX_LISTED: usize = 20_000;
     let mut h = Sha256::new();
     let mut files = BTreeMap::new();
     for sel in selected {
         h.update(format!("source\0{}\0{}\n", sel.name, sel.rel).as_bytes());
-        for (sub, meta) in walk(tree, &sel.rel)? {
+        let t = view(tree, &sel.rel, exclude);
+        for (sub, meta) in walk(t.as_ref(), &sel.rel)? {
             let full = join(&sel.rel, &sub);
             let (kind, content) = match &meta.kind {
                 Kind::Dir => ("dir", String::new()),
@@ -97,6 +192,15 @@ pub struct CopyAttrs {
     pub unpack: bool,
 }
 
+/// How the sources are laid out at the destination.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Layout<'a> {
+    /// `COPY --parents`: keep each source's directories.
+    pub parents: bool,
+    /// `--exclude` patterns.
+    pub exclude: Option<&'a IgnoreRules>,
+}
+
 /// The destination as written (expanded), made absolute against the workdir: a relative
 /// path without the leading `/`, and whether it names a directory (trailing `/`).
 pub fn dest_path(dest: &str, workdir: &str) -> (String, bool) {
@@ -117,6 +221,7 @@ pub fn copy_into(
     dest: &str,
     dest_is_dir: bool,
     a: &CopyAttrs,
+    layout: Layout<'_>,
 ) -> Result<()> {
     let parents = Attrs {
         uid: a.uid,
@@ -129,8 +234,8 @@ pub fn copy_into(
         gid: 0,
         ..parents
     };
-    let many = selected.len() > 1;
-    if many && !dest_is_dir && !root.is_dir(dest) {
+    let many = selected.len() > 1 || layout.parents;
+    if many && !dest_is_dir && !root.is_dir(dest) && !layout.parents {
         bail!("When using COPY with more than one source file, the destination must be a directory and end with a /");
     }
     let into_dir = dest_is_dir || many;
@@ -141,6 +246,19 @@ pub fn copy_into(
         mtime: m.mtime,
     };
     for sel in selected {
+        let tree_view = view(tree, &sel.rel, layout.exclude);
+        let tree = tree_view.as_ref();
+        let base_dest = if layout.parents {
+            join(dest, &sel.parent)
+        } else {
+            dest.to_string()
+        };
+        let dir_dest = if layout.parents {
+            join(&base_dest, &sel.name)
+        } else {
+            dest.to_string()
+        };
+        let dest = dir_dest.as_str();
         match &sel.meta.kind {
             Kind::Dir => {
                 let mut dirs: Vec<(String, (i64, i64))> = Vec::new();
@@ -169,6 +287,7 @@ pub fn copy_into(
                 }
             }
             Kind::File if a.unpack && is_archive(tree, &sel.rel)? => {
+                let dest = base_dest.as_str();
                 let fd = root.dir_fd(dest, &root_parents)?;
                 let f = tree.open_file(&sel.rel)?;
                 let opts = strata_layer::UnpackOptions::default();
@@ -181,6 +300,7 @@ pub fn copy_into(
                 .with_context(|| format!("unpacking {} into /{dest}", sel.name))?;
             }
             _ => {
+                let dest = base_dest.as_str();
                 let target = if into_dir || root.is_dir(dest) {
                     join(dest, &sel.name)
                 } else {

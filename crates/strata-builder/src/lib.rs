@@ -25,10 +25,13 @@
 mod cache;
 mod copy;
 mod dest;
+mod fetch;
+mod mounts;
 mod pattern;
 mod progress;
 mod stage;
 mod tree;
+mod vfs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;
@@ -40,6 +43,7 @@ use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{LayerRecord, Store, StoreLock};
 
+pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
 
 use crate::progress::Progress;
@@ -93,6 +97,54 @@ pub struct BuildOptions {
     pub platform: Option<String>,
     /// Clamp times in the config and the layers (reproducible builds).
     pub source_date_epoch: Option<i64>,
+    /// `--no-cache-filter`: stages built without the cache.
+    pub no_cache_filter: Vec<String>,
+    /// `--network`: RUN's default network (default/host or none).
+    pub network: Option<String>,
+    /// `--secret`: secrets RUN can mount.
+    pub secrets: Vec<SecretSpec>,
+    /// `--pull`: fetch registry bases again (needs `puller`).
+    pub pull: bool,
+    /// Pulls an image reference into the store (the caller's registry client);
+    /// also used for bases missing from the store.
+    pub puller: Option<Puller>,
+    /// The storage driver (`overlay` or `vfs`); default: `$STRATA_STORAGE_DRIVER`, else detected.
+    pub storage_driver: Option<String>,
+}
+
+/// Pulls a reference into the store at the build's root.
+#[derive(Clone)]
+pub struct Puller(pub Arc<PullFn>);
+
+/// What a [`Puller`] calls: pull this reference.
+pub type PullFn = dyn Fn(&str) -> Result<()> + Send + Sync;
+
+impl std::fmt::Debug for Puller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Puller")
+    }
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        BuildOptions {
+            context: PathBuf::from("."),
+            dockerfile: DockerfileSource::Default,
+            tags: Vec::new(),
+            build_args: Vec::new(),
+            target: None,
+            no_cache: false,
+            labels: Vec::new(),
+            platform: None,
+            source_date_epoch: None,
+            no_cache_filter: Vec::new(),
+            network: None,
+            secrets: Vec::new(),
+            pull: false,
+            puller: None,
+            storage_driver: None,
+        }
+    }
 }
 
 /// What was built.
@@ -129,6 +181,14 @@ pub(crate) struct Shared {
     pub platform: Platform,
     pub epoch: Option<i64>,
     pub no_cache: bool,
+    /// Stages built without the cache (`--no-cache-filter`).
+    pub no_cache_stages: BTreeSet<usize>,
+    pub network: Option<String>,
+    pub secrets: BTreeMap<String, SecretSpec>,
+    pub pull: bool,
+    pub puller: Option<Puller>,
+    /// Bases pulled by this build already.
+    pub pulled: Mutex<BTreeSet<String>>,
     /// Global ARGs (and the predefined platform ones) with their values.
     pub global_scope: BTreeMap<String, String>,
     /// The predefined platform args.
@@ -143,6 +203,11 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn lex(&self) -> Lex {
         Lex::new(self.df.escape)
+    }
+
+    /// Whether `.dockerignore` leaves everything in.
+    pub fn ignore_is_empty(&self) -> bool {
+        self.ignore.is_empty()
     }
 
     /// The build context, walked on first use.
@@ -362,10 +427,21 @@ fn dependencies(df: &Dockerfile, i: usize, scope: &BTreeMap<String, String>, lex
         }
     }
     for step in &stage.instructions {
-        if let Instruction::Copy(c) = &step.instruction
-            && let Some(from) = &c.flags.from
-        {
-            let from = lex.process_word(from, &lookup).unwrap_or_else(|_| from.clone());
+        let mut froms = Vec::new();
+        match &step.instruction {
+            Instruction::Copy(c) => froms.extend(c.flags.from.clone()),
+            Instruction::Run(r) => {
+                for m in &r.flags.mounts {
+                    let m = lex.process_word(m, &lookup).unwrap_or_else(|_| m.clone());
+                    if let Ok(m) = mounts::parse(&m) {
+                        froms.extend(m.from);
+                    }
+                }
+            }
+            _ => {}
+        }
+        for from in froms {
+            let from = lex.process_word(&from, &lookup).unwrap_or_else(|_| from.clone());
             if let Some(j) = stage_ref(&from) {
                 deps.push(j);
             }
@@ -473,15 +549,33 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
         }
     }
 
-    let (driver, note) = match std::env::var("STRATA_STORAGE_DRIVER").ok().as_deref() {
-        Some(d) if !d.is_empty() => (strata_snapshot::Driver::parse(d)?, None),
-        _ => strata_snapshot::detect_driver(root),
+    let wanted = opts
+        .storage_driver
+        .clone()
+        .or_else(|| std::env::var("STRATA_STORAGE_DRIVER").ok())
+        .filter(|d| !d.is_empty());
+    let driver = match wanted.as_deref() {
+        Some(d) => strata_snapshot::Driver::parse(d)?,
+        None => strata_snapshot::detect_driver(root).0,
     };
-    if driver != strata_snapshot::Driver::Overlay {
-        bail!(
-            "strata build needs the overlay storage driver{}",
-            note.map(|n| format!(" ({n})")).unwrap_or_default()
-        );
+    if let Some(n) = &opts.network
+        && !matches!(n.as_str(), "default" | "host" | "none")
+    {
+        bail!("--network={n} is not supported (use default, host or none)");
+    }
+    let mut no_cache_stages = BTreeSet::new();
+    for f in opts.no_cache_filter.iter().flat_map(|f| f.split(',')) {
+        let f = f.trim();
+        if f.is_empty() {
+            continue;
+        }
+        let i = df
+            .stages
+            .iter()
+            .position(|s| s.name.as_deref() == Some(f.to_lowercase().as_str()))
+            .or_else(|| f.parse::<usize>().ok().filter(|i| *i < df.stages.len()))
+            .ok_or_else(|| anyhow!("--no-cache-filter: no stage named {f:?}"))?;
+        no_cache_stages.insert(i);
     }
     let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
     cache::init(&store)?;
@@ -508,6 +602,12 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
         platform: host,
         epoch: opts.source_date_epoch,
         no_cache: opts.no_cache,
+        no_cache_stages,
+        network: opts.network.clone(),
+        secrets: mounts::secrets_by_id(&opts.secrets),
+        pull: opts.pull,
+        puller: opts.puller.clone(),
+        pulled: Mutex::new(BTreeSet::new()),
         global_scope,
         predefined,
         needed: needed.clone(),

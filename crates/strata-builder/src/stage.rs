@@ -18,6 +18,8 @@ use crate::Shared;
 use crate::cache::{self, StepInputs};
 use crate::copy::{self, CopyAttrs};
 use crate::dest::DestRoot;
+use crate::fetch;
+use crate::mounts::{self, Cleanup, MountType, RunMount, Sharing};
 use crate::pattern::clean_rel;
 use crate::progress::Vertex;
 use crate::tree::DirTree;
@@ -293,12 +295,7 @@ impl<'a> StageRun<'a> {
             };
             self.key = sha(&["scratch", &sh.platform.architecture, &sh.platform.os]);
         } else {
-            let resolved = strata_image::resolve(&self.store, &name).map_err(|e| match e {
-                strata_image::Error::NoSuchImage(_) => anyhow!(
-                    "failed to solve: pull access denied for {name}: the image is not found in the local store; import or load it first (strata build does not pull yet)"
-                ),
-                other => anyhow!("failed to solve: {name}: {other}"),
-            })?;
+            let resolved = self.resolve_base(&name)?;
             let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
             self.config = ImageConfig::parse(&bytes)?;
             self.key = sha(&["image", &resolved.image.id.to_string()]);
@@ -328,6 +325,59 @@ impl<'a> StageRun<'a> {
         }
         self.base_name = name;
         Ok(steps)
+    }
+
+    /// Resolves a registry base in the store: pulled first with `--pull`
+    /// (once per build), or when missing and a puller is there.
+    fn resolve_base(&mut self, name: &str) -> Result<strata_image::Resolved> {
+        let sh = self.sh;
+        let pull = |why: &str| -> Result<()> {
+            let Some(p) = &sh.puller else {
+                return Ok(());
+            };
+            let mut pulled = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
+            if pulled.contains(name) {
+                return Ok(());
+            }
+            let v = sh
+                .progress
+                .start(&format!("[internal] load metadata for {name} ({why})"));
+            match (p.0)(name) {
+                Ok(()) => {
+                    v.done();
+                    pulled.insert(name.to_string());
+                    Ok(())
+                }
+                Err(e) => {
+                    v.error(&format!("{e:#}"));
+                    Err(anyhow!(
+                        "failed to solve: pull access denied for {name}: pulling it failed ({e:#}); check the name, or import or load it first"
+                    ))
+                }
+            }
+        };
+        if sh.pull {
+            if sh.puller.is_none() {
+                let mut warned = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
+                if warned.insert(String::new()) {
+                    sh.progress
+                        .line("[Warning] --pull: no registry client is available; using the local images");
+                }
+            } else {
+                pull("--pull")?;
+            }
+        }
+        match strata_image::resolve(&self.store, name) {
+            Ok(r) => Ok(r),
+            Err(strata_image::Error::NoSuchImage(_)) if sh.puller.is_some() && !sh.pull => {
+                pull("not in the local store")?;
+                strata_image::resolve(&self.store, name).map_err(|e| anyhow!("failed to solve: {name}: {e}"))
+            }
+            Err(strata_image::Error::NoSuchImage(_)) => Err(anyhow!(
+                "failed to solve: pull access denied for {name}: the image is not found in the local store; import, load or pull it first"
+            )),
+            Err(other) => Err(anyhow!("failed to solve: {name}: {other}")),
+        }
     }
 
     fn show_from(&mut self) -> Result<()> {
@@ -389,9 +439,8 @@ impl<'a> StageRun<'a> {
     ) -> Result<()> {
         let parent = self.key.clone();
         let key = inputs.key(&parent);
-        if !self.sh.no_cache
-            && let Some(hit) = cache::lookup(&self.store, &key)?
-        {
+        let no_cache = self.sh.no_cache || self.sh.no_cache_stages.contains(&self.index);
+        if !no_cache && let Some(hit) = cache::lookup(&self.store, &key)? {
             self.config = hit.config;
             self.key = key;
             if let Some(v) = vertex {
@@ -399,7 +448,7 @@ impl<'a> StageRun<'a> {
             }
             return Ok(());
         }
-        if !self.sh.no_cache {
+        if !no_cache {
             let prev = cache::previous_inputs(&self.store, &parent, position)?;
             let known_change = prev.is_some();
             match (&vertex, prev) {
@@ -462,9 +511,6 @@ impl<'a> StageRun<'a> {
     // ---- RUN ----
 
     fn run(&mut self, step: &Step, r: &RunInstruction, position: &str) -> Result<()> {
-        if !r.flags.mounts.is_empty() {
-            bail!("RUN --mount is not supported yet");
-        }
         if r.flags.security.as_deref().is_some_and(|s| s != "sandbox") {
             bail!(
                 "RUN --security={} is not supported",
@@ -474,7 +520,7 @@ impl<'a> StageRun<'a> {
         if !r.flags.devices.is_empty() {
             bail!("RUN --device is not supported");
         }
-        let network = match r.flags.network.as_deref() {
+        let network = match r.flags.network.as_deref().or(self.sh.network.as_deref()) {
             None | Some("default") | Some("host") => strata_runtime::Network::Host,
             Some("none") => strata_runtime::Network::None,
             Some(other) => bail!("RUN --network={other} is not supported (use default, host or none)"),
@@ -537,9 +583,52 @@ impl<'a> StageRun<'a> {
             text.push_str(&h.content);
             text.push_str(&h.name);
         }
+        let cwd = cc
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        // --mount: parsed, and the content of bind sources keyed.
+        let mut mounts = Vec::new();
+        let mut mount_content = Vec::new();
+        for m in &r.flags.mounts {
+            let (spec, _) = self.expand(m)?;
+            let m = mounts::parse(&spec)?;
+            let target = match &m.target {
+                Some(t) => Some(mounts::target_rel(t, &cwd)?),
+                None => None,
+            };
+            let src = match (m.kind, &m.from) {
+                (MountType::Bind, Some(f)) => {
+                    let diff_ids = self.other_root("RUN --mount", f)?;
+                    let chain = strata_oci::chain_ids(&diff_ids)
+                        .last()
+                        .map(|d| d.to_string())
+                        .unwrap_or_else(|| "empty".into());
+                    mount_content.push(format!("bind:{spec}:root:{chain}"));
+                    MountSrc::Root(diff_ids)
+                }
+                (MountType::Bind, None) => {
+                    let ctx = self.sh.context()?;
+                    let source = m.source.clone().unwrap_or_default();
+                    let selected = copy::select(ctx.as_ref(), std::slice::from_ref(&source))
+                        .map_err(|e| anyhow!("RUN --mount source {source:?}: {e:#}"))?;
+                    let (digest, _) = copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), None)?;
+                    mount_content.push(format!("bind:{spec}:context:{digest}"));
+                    MountSrc::Context(ctx, selected)
+                }
+                _ => MountSrc::None,
+            };
+            mounts.push((m, target, src));
+        }
         let inputs = StepInputs {
             text,
             args: run_args.clone(),
+            content: if mount_content.is_empty() {
+                None
+            } else {
+                Some(sha(&mount_content.iter().map(String::as_str).collect::<Vec<_>>()))
+            },
             epoch: self.sh.epoch,
             ..Default::default()
         };
@@ -564,23 +653,44 @@ impl<'a> StageRun<'a> {
             }
         }
         let user_spec = cc.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "0".into());
-        let cwd = cc
-            .working_dir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
         self.cached(step, position, inputs, Some(vertex), move |me, v| {
             let epoch = me.sh.epoch;
             let opts = me.layer_options();
             let diff_ids = me.config.rootfs.diff_ids.clone();
+            // Roots to bind from are unpacked before the step's own root is made.
+            let mut from_chains = Vec::new();
+            for (_, _, src) in &mounts {
+                from_chains.push(match src {
+                    MountSrc::Root(d) => Some(strata_container::ensure_unpacked(&me.store, &me.snap, d)?),
+                    _ => None,
+                });
+            }
+            let sh = me.sh;
             let snap = &me.snap;
             let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
                 let resolved = strata_runtime::resolve_user(merged, &user_spec)
                     .map_err(|e| anyhow!("unable to find user {user_spec}: {e:#}"))?;
                 let mut spec = strata_runtime::RunSpec::new(merged, args.clone());
                 let mut env = env.clone();
+                let mut cleanup = Cleanup::default();
+                let mut held = Held::default();
+                for ((m, target, src), chain) in mounts.iter().zip(&from_chains) {
+                    prepare_mount(
+                        sh,
+                        snap,
+                        merged,
+                        m,
+                        target.as_deref(),
+                        src,
+                        chain.as_deref(),
+                        &mut spec.mounts,
+                        &mut env,
+                        &mut cleanup,
+                        &mut held,
+                    )?;
+                }
                 if !env.iter().any(|e| e.starts_with("HOME=")) {
                     env.push(format!("HOME={}", resolved.home));
                 }
@@ -589,7 +699,9 @@ impl<'a> StageRun<'a> {
                 spec.user = resolved.user;
                 spec.hostname = "buildkitsandbox".into();
                 spec.network = network;
-                run_process(&spec, v).map_err(|e| match e {
+                let r = run_process(&spec, v);
+                drop(held);
+                r.map_err(|e| match e {
                     RunOutcome::Exit(code) => anyhow!(
                         "process \"{}\" did not complete successfully: exit code: {code}",
                         args.join(" ")
@@ -600,7 +712,8 @@ impl<'a> StageRun<'a> {
                         e.code,
                         e.message
                     ),
-                })
+                })?;
+                Ok(((), cleanup))
             })?;
             let _ = epoch;
             let layer = layer.expect("RUN always makes a layer");
@@ -610,19 +723,38 @@ impl<'a> StageRun<'a> {
         })
     }
 
+    /// The layers of the stage or image `f` (`COPY --from`, `RUN --mount=from=`).
+    fn other_root(&self, kw: &str, f: &str) -> Result<Vec<Digest>> {
+        if let Some(j) = self.sh.stage_ref(f, self.index) {
+            let r = self.sh.wait_for(j).map_err(|_| {
+                anyhow::Error::new(DependencyFailed(
+                    self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string()),
+                ))
+            })?;
+            return Ok(r.config.rootfs.diff_ids.clone());
+        }
+        if self
+            .sh
+            .df
+            .stages
+            .iter()
+            .any(|s| s.name.as_deref() == Some(f.to_lowercase().as_str()))
+        {
+            bail!("{kw} --from={f}: the stage {f} is defined after this one");
+        }
+        let resolved = strata_image::resolve(&self.store, f).map_err(|e| match e {
+            strata_image::Error::NoSuchImage(_) => anyhow!(
+                "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
+            ),
+            other => anyhow!("{kw} --from={f}: {other}"),
+        })?;
+        Ok(resolved.image.diff_ids.clone())
+    }
+
     // ---- COPY / ADD ----
 
     fn copy(&mut self, step: &Step, c: &CopyInstruction, add: bool, position: &str) -> Result<()> {
         let kw = if add { "ADD" } else { "COPY" };
-        if c.flags.parents {
-            bail!("COPY --parents is not supported yet");
-        }
-        if !c.flags.exclude.is_empty() {
-            bail!("{kw} --exclude is not supported yet");
-        }
-        if c.flags.checksum.is_some() {
-            bail!("ADD --checksum is only for URLs, which are not supported yet");
-        }
         let mut used = BTreeSet::new();
         let mut ex = |w: &str| -> Result<String> {
             let (s, u) = self.expand(w)?;
@@ -649,11 +781,35 @@ impl<'a> StageRun<'a> {
             .transpose()?
             .filter(|s| !s.is_empty());
         let from = c.flags.from.as_deref().map(&mut ex).transpose()?;
+        let mut excludes = Vec::new();
+        for e in &c.flags.exclude {
+            excludes.push(ex(e)?);
+        }
+        let checksum = c.flags.checksum.as_deref().map(&mut ex).transpose()?;
         let chmod_bits = chmod.as_deref().map(copy::parse_chmod).transpose()?;
+        let exclude_rules = if excludes.is_empty() {
+            None
+        } else {
+            Some(crate::IgnoreRules::parse(&excludes.join("\n")).map_err(|e| anyhow!("{kw} --exclude: {e:#}"))?)
+        };
+        let mut urls = Vec::new();
+        let mut locals = Vec::new();
         for s in &sources {
-            if add && (s.starts_with("http://") || s.starts_with("https://") || s.starts_with("git@")) {
-                bail!("ADD from a URL is not supported yet: {s}");
+            if add && fetch::is_url(s) {
+                urls.push(s.clone());
+            } else if add && (s.starts_with("git@") || s.ends_with(".git")) {
+                bail!("ADD from a git repository is not supported: {s}");
+            } else {
+                locals.push(s.clone());
             }
+        }
+        let checksum = match checksum {
+            Some(c) if urls.len() == 1 && locals.is_empty() => Some(fetch::parse_checksum(&c)?),
+            Some(_) => bail!("ADD --checksum needs exactly one URL source"),
+            None => None,
+        };
+        if !urls.is_empty() && from.is_some() {
+            bail!("{kw} --from cannot be used with URL sources");
         }
         // Heredoc bodies: variables expand, quotes and backslashes stay as written.
         let raw_lex = Lex {
@@ -696,6 +852,15 @@ impl<'a> StageRun<'a> {
         if add && c.flags.unpack == Some(false) {
             flags.push_str(" --unpack=false");
         }
+        if c.flags.parents {
+            flags.push_str(" --parents");
+        }
+        for e in &excludes {
+            flags.push_str(&format!(" --exclude={e}"));
+        }
+        if let Some(c) = &checksum {
+            flags.push_str(&format!(" --checksum={c}"));
+        }
         let mut names: Vec<String> = sources.clone();
         names.extend(inline.iter().map(|(n, _)| format!("<<{n}")));
         let mut text = format!("{kw}{flags} {} {dest}", names.join(" "));
@@ -710,44 +875,58 @@ impl<'a> StageRun<'a> {
         }
         let (src, content, files) = match &from {
             Some(f) => {
-                let diff_ids = if let Some(j) = self.sh.stage_ref(f, self.index) {
-                    let r = self.sh.wait_for(j).map_err(|_| {
-                        anyhow::Error::new(DependencyFailed(
-                            self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string()),
-                        ))
-                    })?;
-                    r.config.rootfs.diff_ids.clone()
-                } else {
-                    if self
-                        .sh
-                        .df
-                        .stages
-                        .iter()
-                        .any(|s| s.name.as_deref() == Some(f.to_lowercase().as_str()))
-                    {
-                        bail!("{kw} --from={f}: the stage {f} is defined after this one");
-                    }
-                    let resolved = strata_image::resolve(&self.store, f).map_err(|e| match e {
-                        strata_image::Error::NoSuchImage(_) => anyhow!(
-                            "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
-                        ),
-                        other => anyhow!("{kw} --from={f}: {other}"),
-                    })?;
-                    resolved.image.diff_ids.clone()
-                };
+                let diff_ids = self.other_root(kw, f)?;
                 let chain = strata_oci::chain_ids(&diff_ids)
                     .last()
                     .map(|d| d.to_string())
                     .unwrap_or_else(|| "empty".into());
                 (Src::Root(diff_ids), Some(format!("root:{chain}")), BTreeMap::new())
             }
-            None if sources.is_empty() => (Src::None, None, BTreeMap::new()),
+            None if locals.is_empty() => (Src::None, None, BTreeMap::new()),
             None => {
                 let ctx = self.sh.context()?;
-                let selected = copy::select(ctx.as_ref(), &sources)?;
-                let (digest, files) = copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p))?;
+                let selected = copy::drop_excluded(copy::select(ctx.as_ref(), &locals)?, exclude_rules.as_ref());
+                let (digest, files) =
+                    copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), exclude_rules.as_ref())?;
                 (Src::Context(ctx, selected), Some(digest), files)
             }
+        };
+        // URLs: fetched now (their content keys the step), unless a checksum names it already.
+        let mut url_dir = None;
+        let mut url_names = Vec::new();
+        let mut url_keys = Vec::new();
+        if !urls.is_empty() {
+            if let Some(c) = &checksum {
+                url_keys.push(format!("url:{}:{c}", urls[0]));
+                url_names.push(fetch::file_name(&urls[0]));
+            } else {
+                let v = self
+                    .sh
+                    .progress
+                    .start(&format!("[internal] load remote sources for {kw}"));
+                let dir = scratch_dir(&self.sh.root, "add-url-")?;
+                for u in &urls {
+                    let got = match fetch::fetch(u, dir.path(), None) {
+                        Ok(g) => g,
+                        Err(e) => {
+                            v.error(&format!("{e:#}"));
+                            return Err(e);
+                        }
+                    };
+                    v.log(&format!("{u}: {}", got.digest));
+                    url_keys.push(format!("url:{u}:{}:{}", got.name, got.digest));
+                    url_names.push(got.name);
+                }
+                v.done();
+                url_dir = Some(dir);
+            }
+        }
+        let content = if url_keys.is_empty() {
+            content
+        } else {
+            let mut parts = url_keys.clone();
+            parts.extend(content);
+            Some(sha(&parts.iter().map(String::as_str).collect::<Vec<_>>()))
         };
         let inputs = StepInputs {
             text,
@@ -764,6 +943,7 @@ impl<'a> StageRun<'a> {
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
         let unpack = add && c.flags.unpack != Some(false);
+        let parents = c.flags.parents;
         self.cached(step, position, inputs, Some(vertex), move |me, _v| {
             let opts = me.layer_options();
             let epoch = me.sh.epoch;
@@ -795,10 +975,30 @@ impl<'a> StageRun<'a> {
                     chmod: chmod_bits,
                     unpack,
                 };
+                let layout = copy::Layout {
+                    parents,
+                    exclude: exclude_rules.as_ref(),
+                };
+                let dest_is_dir = dest_is_dir || !url_names.is_empty() && sources.len() > 1;
+                if !url_names.is_empty() {
+                    let fetched;
+                    let dir = match &url_dir {
+                        Some(d) => d.path(),
+                        None => {
+                            fetched = scratch_dir(&me.sh.root, "add-url-")?;
+                            fetch::fetch(&urls[0], fetched.path(), checksum.as_deref())?;
+                            fetched.path()
+                        }
+                    };
+                    let tree = DirTree::open(dir, "the downloads".into())?;
+                    let selected = copy::select(&tree, &url_names)?;
+                    let url_attrs = CopyAttrs { unpack: false, ..attrs };
+                    copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &url_attrs, layout)?;
+                }
                 match &src {
                     Src::None => {}
                     Src::Context(ctx, selected) => {
-                        copy::copy_into(ctx.as_ref(), selected, &droot, &dest_rel, dest_is_dir, &attrs)?;
+                        copy::copy_into(ctx.as_ref(), selected, &droot, &dest_rel, dest_is_dir, &attrs, layout)?;
                     }
                     Src::Root(_) => {
                         let chain = from_chain.as_deref().unwrap_or_default();
@@ -812,8 +1012,8 @@ impl<'a> StageRun<'a> {
                         snap.mount(&guard.snapshot, &guard.merged(), true)?;
                         guard.mounted = true;
                         let tree = DirTree::open(&guard.merged(), format!("--from={}", from.as_deref().unwrap_or("")))?;
-                        let selected = copy::select(&tree, &sources)?;
-                        copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &attrs)?;
+                        let selected = copy::drop_excluded(copy::select(&tree, &sources)?, layout.exclude);
+                        copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &attrs, layout)?;
                         drop(tree);
                         guard.unmount()?;
                     }
@@ -823,7 +1023,7 @@ impl<'a> StageRun<'a> {
                 for (name, content) in &inline {
                     copy::write_inline(&droot, name, content, &dest_rel, inline_dir, &attrs, mtime)?;
                 }
-                Ok(())
+                Ok(((), Cleanup::default()))
             })?;
             let layer = layer.expect("COPY always makes a layer");
             me.add_layer(&layer);
@@ -888,7 +1088,7 @@ impl<'a> StageRun<'a> {
                             mtime: (0, 0),
                         },
                     )?;
-                    Ok(())
+                    Ok(((), Cleanup::default()))
                 })?;
                 made = layer;
             }
@@ -1176,15 +1376,18 @@ pub fn remove_stale_snapshots(snap: &Snapshotter) {
 }
 
 /// Prepares a writable snapshot over `diff_ids`, mounts it, runs `f` on its
-/// root, and writes the upper directory as a layer (none when
-/// `skip_if_empty` and nothing changed). The snapshot is removed whatever happens.
+/// root, and writes the step's changes as a layer (none when
+/// `skip_if_empty` and nothing changed): the overlay upper directory, or
+/// with the copy driver the entries that differ from the root as it was.
+/// Mount points `f` reports in its [`Cleanup`] are removed from the changes
+/// first. The snapshot is removed whatever happens.
 fn with_root<T>(
     store: &mut Store,
     snap: &Snapshotter,
     diff_ids: &[Digest],
     opts: &WriteOptions,
     skip_if_empty: bool,
-    f: impl FnOnce(&Path) -> Result<T>,
+    f: impl FnOnce(&Path) -> Result<(T, Cleanup)>,
 ) -> Result<(T, Option<LayerMade>)> {
     let chain = strata_container::ensure_unpacked(store, snap, diff_ids)?;
     let key = snapshot_key("step");
@@ -1194,20 +1397,35 @@ fn with_root<T>(
         snapshot,
         mounted: false,
     };
+    let overlay = snap.driver() == strata_snapshot::Driver::Overlay;
+    let upper = snap.upper_dir(&root.snapshot);
+    let before = if overlay { None } else { Some(crate::vfs::scan(&upper)?) };
     snap.mount(&root.snapshot, &root.merged(), false)?;
     root.mounted = true;
-    let out = f(&root.merged())?;
+    let (out, cleanup) = f(&root.merged())?;
     root.unmount()?;
-    let upper = snap.upper_dir(&root.snapshot);
-    let empty = std::fs::read_dir(&upper)
-        .with_context(|| format!("reading {}", upper.display()))?
-        .next()
-        .is_none();
-    if empty && skip_if_empty {
-        return Ok((out, None));
-    }
+    crate::mounts::remove_mount_points(&upper, &cleanup, overlay);
     let mut w = store.blob_writer()?;
-    let d = strata_layer::write_overlay_upper_layer(&upper, opts, &mut w).context("writing the step's layer")?;
+    let d = match before {
+        None => {
+            let empty = std::fs::read_dir(&upper)
+                .with_context(|| format!("reading {}", upper.display()))?
+                .next()
+                .is_none();
+            if empty && skip_if_empty {
+                return Ok((out, None));
+            }
+            strata_layer::write_overlay_upper_layer(&upper, opts, &mut w).context("writing the step's layer")?
+        }
+        Some(before) => {
+            let after = crate::vfs::scan(&upper)?;
+            let selected = crate::vfs::changes(&before, &after);
+            if selected.is_empty() && skip_if_empty {
+                return Ok((out, None));
+            }
+            strata_layer::write_selected(&upper, &selected, opts, &mut w).context("writing the step's layer")?
+        }
+    };
     let (digest, size) = w.commit(Some(&d.digest))?;
     drop(root);
     store.add_layer_blob(
@@ -1309,4 +1527,217 @@ fn pump(fd: OwnedFd, v: Option<&Vertex<'_>>, done: &AtomicBool) {
     if !pending.is_empty() {
         emit(&pending, &mut total);
     }
+}
+
+/// Where a RUN mount's content comes from (resolved before the step runs).
+enum MountSrc {
+    None,
+    Context(std::sync::Arc<crate::tree::ContextTree>, Vec<copy::Selected>),
+    Root(Vec<Digest>),
+}
+
+/// What must live while a RUN process runs: snapshots mounted for binds,
+/// scratch directories, cache locks.
+#[derive(Default)]
+struct Held<'a> {
+    roots: Vec<StepRoot<'a>>,
+    dirs: Vec<tempfile::TempDir>,
+    locks: Vec<mounts::DirLock>,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // Snapshots first (unmounted), then the directories.
+        self.roots.clear();
+        self.dirs.clear();
+        self.locks.clear();
+    }
+}
+
+fn scratch_dir(root: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&tmp)
+        .with_context(|| format!("creating a directory in {}", tmp.display()))
+}
+
+fn chown_mode(path: &Path, uid: Option<u32>, gid: Option<u32>, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::os::unix::fs::lchown(path, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))
+        .with_context(|| format!("chown {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("chmod {}", path.display()))?;
+    Ok(())
+}
+
+/// Sets up one `RUN --mount`: its source on the host, its mount point in
+/// the step's root, and the bind mount (or, for `env=` secrets, the variable).
+#[allow(clippy::too_many_arguments)]
+fn prepare_mount<'a>(
+    sh: &Shared,
+    snap: &'a Snapshotter,
+    merged: &Path,
+    m: &RunMount,
+    target: Option<&str>,
+    src: &MountSrc,
+    chain: Option<&[Digest]>,
+    binds: &mut Vec<strata_runtime::BindMount>,
+    env: &mut Vec<String>,
+    cleanup: &mut Cleanup,
+    held: &mut Held<'a>,
+) -> Result<()> {
+    let mut readonly = m.readonly;
+    let source: std::path::PathBuf = match m.kind {
+        MountType::Cache => {
+            let id = m.id.clone().unwrap_or_else(|| format!("/{}", target.unwrap_or("")));
+            let base = sh.root.join("build-mounts").join("cache");
+            std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+            let name = mounts::cache_dir_name(&id);
+            let lock_path = base.join(format!("{name}.lock"));
+            let mut dir = base.join(&name);
+            match m.sharing {
+                Sharing::Shared => {}
+                Sharing::Locked => held.locks.push(mounts::lock(&lock_path, true)?.expect("blocking lock")),
+                Sharing::Private => match mounts::lock(&lock_path, false)? {
+                    Some(l) => held.locks.push(l),
+                    None => {
+                        // In use by another build: this one gets its own, empty.
+                        let t = scratch_dir(&sh.root, "cache-private-")?;
+                        dir = t.path().to_path_buf();
+                        chown_mode(&dir, m.uid, m.gid, m.mode.unwrap_or(0o755))?;
+                        held.dirs.push(t);
+                    }
+                },
+            }
+            if !dir.exists() {
+                let tmp = base.join(format!(".new-{name}-{}", std::process::id()));
+                let _ = std::fs::remove_dir_all(&tmp);
+                std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                chown_mode(&tmp, m.uid, m.gid, m.mode.unwrap_or(0o755))?;
+                if std::fs::rename(&tmp, &dir).is_err() {
+                    // Made by a concurrent build meanwhile.
+                    let _ = std::fs::remove_dir(&tmp);
+                }
+            }
+            dir
+        }
+        MountType::Tmpfs => {
+            let t = scratch_dir(&sh.root, "tmpfs-")?;
+            let p = t.path().to_path_buf();
+            chown_mode(&p, m.uid, m.gid, m.mode.unwrap_or(0o1777))?;
+            held.dirs.push(t);
+            readonly = false;
+            p
+        }
+        MountType::Secret => {
+            let id = m.id.clone().unwrap_or_default();
+            let value = match sh.secrets.get(&id) {
+                Some(spec) => mounts::read_secret(spec)?,
+                None => None,
+            };
+            let Some(value) = value else {
+                if m.required {
+                    bail!("secret {id} not found: give it with --secret id={id},src=FILE (or env=VAR)");
+                }
+                return Ok(());
+            };
+            if let Some(var) = &m.env {
+                env.retain(|e| e.split('=').next() != Some(var.as_str()));
+                env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
+            }
+            if target.is_none() {
+                return Ok(());
+            }
+            // Kept in memory-backed storage when there is some; never in the store's layers.
+            let shm = Path::new("/dev/shm");
+            let t = if shm.is_dir() {
+                tempfile::Builder::new()
+                    .prefix("strata-secret-")
+                    .tempdir_in(shm)
+                    .map_err(anyhow::Error::from)
+            } else {
+                scratch_dir(&sh.root, "secret-")
+            }
+            .context("creating a directory for a secret")?;
+            let f = t.path().join("secret");
+            std::fs::write(&f, &value).context("writing a secret")?;
+            chown_mode(&f, m.uid, m.gid, m.mode.unwrap_or(0o400))?;
+            held.dirs.push(t);
+            readonly = true;
+            f
+        }
+        MountType::Bind => match src {
+            MountSrc::Context(ctx, selected) => {
+                let sel = &selected[0];
+                let is_dir = sel.meta.kind == crate::tree::Kind::Dir;
+                if readonly && sh.ignore_is_empty() {
+                    sh.context_dir.join(&sel.rel)
+                } else {
+                    // Ignored files stay out, writes are thrown away: a copy.
+                    let t = scratch_dir(&sh.root, "bind-")?;
+                    let droot = DestRoot::open(t.path())?;
+                    let attrs = CopyAttrs {
+                        uid: 0,
+                        gid: 0,
+                        chmod: None,
+                        unpack: false,
+                    };
+                    let name = if is_dir { "d" } else { sel.name.as_str() };
+                    copy::copy_into(
+                        ctx.as_ref(),
+                        selected,
+                        &droot,
+                        name,
+                        is_dir,
+                        &attrs,
+                        copy::Layout::default(),
+                    )?;
+                    let p = t.path().join(name);
+                    held.dirs.push(t);
+                    p
+                }
+            }
+            MountSrc::Root(_) => {
+                let chain = chain.unwrap_or_default();
+                let (snapshot, ro) = if readonly {
+                    (snap.view(&snapshot_key("view"), chain)?, true)
+                } else {
+                    (snap.prepare(&snapshot_key("bind"), chain)?, false)
+                };
+                let mut guard = StepRoot {
+                    snap,
+                    snapshot,
+                    mounted: false,
+                };
+                snap.mount(&guard.snapshot, &guard.merged(), ro)?;
+                guard.mounted = true;
+                let root = guard.merged();
+                held.roots.push(guard);
+                let tree = DirTree::open(&root, format!("--mount from={}", m.from.as_deref().unwrap_or("")))?;
+                let source = m.source.clone().unwrap_or_default();
+                let rel = crate::tree::resolve(&tree, &crate::pattern::clean_rel(&source), true)?.ok_or_else(|| {
+                    anyhow!(
+                        "RUN --mount source {source:?}: not found in {}",
+                        m.from.as_deref().unwrap_or("")
+                    )
+                })?;
+                root.join(rel)
+            }
+            MountSrc::None => bail!("internal error: bind mount without a source"),
+        },
+        MountType::Ssh => bail!("RUN --mount=type=ssh is not supported"),
+    };
+    let Some(target) = target else { return Ok(()) };
+    let is_file = !std::fs::metadata(&source)
+        .with_context(|| format!("mount source {}", source.display()))?
+        .is_dir();
+    let dest = mounts::make_mount_point(merged, target, is_file, cleanup)?;
+    binds.push(strata_runtime::BindMount {
+        source,
+        destination: format!("/{dest}"),
+        readonly,
+    });
+    Ok(())
 }

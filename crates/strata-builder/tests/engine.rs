@@ -66,6 +66,7 @@ impl T {
             labels: vec![],
             platform: None,
             source_date_epoch: None,
+            ..Default::default()
         };
         f(&mut opts);
         let log = Log::default();

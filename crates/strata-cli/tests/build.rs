@@ -634,3 +634,283 @@ CMD [\"cat\", \"/slow\", \"/quick\"]
     let err = build_fails(&env, &["--platform", "linux/s390x-other", dir.to_str().unwrap()]);
     assert!(err.contains("strata builds only for the host platform"), "{err}");
 }
+
+/// Every entry path of the layers of `image` above its first (the base's), with the bytes of all (to look for leaks).
+fn layer_entries(env: &Env, image: &str) -> (Vec<String>, Vec<u8>) {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["inspect", image])).unwrap();
+    let mut names = Vec::new();
+    let mut bytes = Vec::new();
+    for (i, l) in v[0]["RootFS"]["Layers"].as_array().unwrap().iter().enumerate() {
+        let hex = l.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        let blob = std::fs::read(env.root().join("blobs/sha256").join(hex)).unwrap();
+        bytes.extend_from_slice(&blob);
+        if i == 0 {
+            continue;
+        }
+        for e in tar::Archive::new(&blob[..]).entries().unwrap() {
+            let e = e.unwrap();
+            names.push(e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string());
+        }
+    }
+    (names, bytes)
+}
+
+const MOUNTS: &str = r#"FROM busybox AS base
+RUN mkdir -p /etc && echo from-base > /etc/base.txt
+
+FROM busybox
+RUN --mount=type=cache,target=/var/cache/thing,id=c1 sh -c 'echo x >> /var/cache/thing/log; wc -l < /var/cache/thing/log | tr -d " " > /count'
+RUN --mount=type=secret,id=tok,required grep -q 4711 /run/secrets/tok && test "$(stat -c %a /run/secrets/tok)" = 400 && echo ok > /secret-ok
+RUN --mount=type=secret,id=tok,env=TOK,required sh -c 'case "$TOK" in *-4711) echo envok > /env-ok;; esac'
+RUN --mount=type=secret,id=absent test ! -e /run/secrets/absent && echo skipped > /absent-ok
+RUN --mount=type=bind,source=data,target=/mnt/data cp /mnt/data/f /copied && ! touch /mnt/data/ro 2>/dev/null
+RUN --mount=type=bind,source=data,target=/mnt/rw,rw sh -c 'echo y > /mnt/rw/new && cp /mnt/rw/f /copied2'
+RUN --mount=type=tmpfs,target=/scratch sh -c 'echo t > /scratch/t && ls /scratch > /tmpfs-list'
+RUN --mount=type=bind,from=base,source=/etc/base.txt,target=/b.txt cp /b.txt /from-stage
+"#;
+
+#[test]
+fn run_mounts_cache_secret_bind_tmpfs() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(&env, "ctx", MOUNTS);
+    write(&dir, "data/f", "data file\n");
+    let secret = env.path("secret.txt");
+    std::fs::write(&secret, "topsecret-4711").unwrap();
+    let ctx = dir.to_str().unwrap();
+    let sec = format!("id=tok,src={}", secret.display());
+    let (_, err) = build_ok(&env, &["-t", "mounts", "--secret", &sec, ctx]);
+    let got = env.ok(&[
+        "run",
+        "--rm",
+        "mounts",
+        "cat",
+        "/count",
+        "/secret-ok",
+        "/env-ok",
+        "/absent-ok",
+        "/copied",
+        "/copied2",
+        "/tmpfs-list",
+        "/from-stage",
+    ]);
+    assert_eq!(got, "1\nok\nenvok\nskipped\ndata file\ndata file\nt\nfrom-base\n");
+    // Mount points that were not in the image do not land in it; the rw bind wrote nowhere.
+    let (names, bytes) = layer_entries(&env, "mounts");
+    for leaked in [
+        "var/cache",
+        "var/cache/thing",
+        "run",
+        "run/secrets",
+        "mnt",
+        "scratch",
+        "b.txt",
+    ] {
+        assert!(
+            !names.iter().any(|n| n == leaked),
+            "{leaked} leaked into a layer: {names:?}"
+        );
+    }
+    assert!(
+        !names.iter().any(|n| n == "var"),
+        "unchanged /var copied up into a layer: {names:?}"
+    );
+    assert!(!dir.join("data/new").exists());
+    // The secret is in no layer, no history, no config.
+    assert!(!bytes.windows(9).any(|w| w == b"topsecret"), "secret in a layer");
+    let inspect = env.ok(&["inspect", "mounts"]);
+    let history = env.ok(&["history", "--no-trunc", "mounts"]);
+    assert!(!inspect.contains("topsecret") && !history.contains("topsecret") && !err.contains("topsecret"));
+    // The cache directory persists in the store, outside the image.
+    let (_, err2) = build_ok(&env, &["-t", "mounts", "--secret", &sec, "--no-cache", ctx]);
+    let _ = err2;
+    assert_eq!(env.ok(&["run", "--rm", "mounts", "cat", "/count"]), "2\n");
+    // A required secret that is not given fails the step.
+    let e = build_fails(&env, &["--no-cache", ctx]);
+    assert!(e.contains("secret tok not found"), "{e}");
+    // Cached: the secret's value is not part of the key.
+    std::fs::write(&secret, "other").unwrap();
+    let sec2 = format!("id=tok,src={}", secret.display());
+    let (_, err3) = build_ok(&env, &["-t", "mounts", "--secret", &sec2, ctx]);
+    assert!(
+        is_cached(&err3, "RUN --mount=type=secret,id=tok,required grep"),
+        "{err3}"
+    );
+    // A changed bind source misses.
+    write(&dir, "data/f", "data file v2\n");
+    let (_, err4) = build_ok(&env, &["-t", "mounts", "--secret", &sec, ctx]);
+    assert!(
+        !is_cached(&err4, "RUN --mount=type=bind,source=data,target=/mnt/data"),
+        "{err4}"
+    );
+}
+
+#[test]
+fn run_mount_targets_are_confined() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox\nRUN --mount=type=cache,id=../../../../etc,target=../../../tmp/c touch /tmp/c/x\nRUN --mount=type=bind,source=../../..,target=/h ls /h > /listing\n",
+    );
+    write(&dir, "inside", "1");
+    let (_, _) = build_ok(&env, &["-t", "confined", dir.to_str().unwrap()]);
+    // The cache id is a name in the store, not a path.
+    let caches: Vec<String> = std::fs::read_dir(env.root().join("build-mounts/cache"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        caches.iter().all(|c| !c.contains('/') && !c.starts_with('.')),
+        "{caches:?}"
+    );
+    assert!(!Path::new("/etc/x").exists());
+    // `source=../../..` is the context's root.
+    let listing = env.ok(&["run", "--rm", "confined", "cat", "/listing"]);
+    assert!(
+        listing.contains("inside") && listing.contains("Dockerfile"),
+        "{listing}"
+    );
+}
+
+#[test]
+fn copy_exclude_and_parents() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox\nCOPY --exclude=*.log --exclude=tmp src/ /app/\nCOPY --parents a/b/f.txt a/c/g.txt /p/\nCOPY --parents ./a/./b/f.txt /q/\n",
+    );
+    write(&dir, "src/keep.txt", "k");
+    write(&dir, "src/drop.log", "d");
+    write(&dir, "src/tmp/x", "x");
+    write(&dir, "src/sub/deep.log", "d");
+    write(&dir, "src/sub/ok", "o");
+    write(&dir, "a/b/f.txt", "f");
+    write(&dir, "a/c/g.txt", "g");
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "ex", ctx]);
+    let got = env.ok(&[
+        "run",
+        "--rm",
+        "ex",
+        "sh",
+        "-c",
+        "cd /app && find . | sort; find /p /q -type f | sort",
+    ]);
+    assert_eq!(
+        got,
+        ".\n./keep.txt\n./sub\n./sub/deep.log\n./sub/ok\n/p/a/b/f.txt\n/p/a/c/g.txt\n/q/b/f.txt\n"
+    );
+    // An excluded file's change does not invalidate the step.
+    write(&dir, "src/drop.log", "changed");
+    let (_, err) = build_ok(&env, &["-t", "ex", ctx]);
+    assert!(is_cached(&err, "COPY --exclude"), "{err}");
+}
+
+#[test]
+fn network_no_cache_filter_and_pull_flags() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox AS one\nRUN echo one > /one\nFROM busybox\nCOPY --from=one /one /one\nRUN ls /sys/class/net > /nets\n",
+    );
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "net", "--network", "none", ctx]);
+    let nets = env.ok(&["run", "--rm", "net", "cat", "/nets"]);
+    assert_eq!(nets.trim(), "lo", "{nets}");
+    let (_, err) = build_ok(
+        &env,
+        &["-t", "net", "--network", "none", "--no-cache-filter", "one", ctx],
+    );
+    assert!(!is_cached(&err, "RUN echo one"), "{err}");
+    assert!(is_cached(&err, "RUN ls /sys/class/net"), "{err}");
+    let e = build_fails(&env, &["--network", "bridge", ctx]);
+    assert!(e.contains("--network=bridge is not supported"), "{e}");
+    let e = build_fails(&env, &["--no-cache-filter", "nosuch", ctx]);
+    assert!(e.contains("no stage named"), "{e}");
+}
+
+#[test]
+fn add_url_with_checksum() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    // A one-shot HTTP server on loopback.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for s in listener.incoming() {
+            let Ok(mut s) = s else { break };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = b"remote content\n";
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = s.write_all(body);
+        }
+    });
+    let sum = "sha256:2a5e8d23a4e0e1f4e6d1d3f3b5b6a0b1b6b4e0f1a2b3c4d5e6f708192a3b4c5d";
+    let url = format!("http://127.0.0.1:{port}/files/remote.txt");
+    let good = {
+        let f = env.path("remote.txt");
+        std::fs::write(&f, "remote content\n").unwrap();
+        let o = std::process::Command::new("sha256sum").arg(&f).output().unwrap();
+        format!(
+            "sha256:{}",
+            String::from_utf8_lossy(&o.stdout).split(' ').next().unwrap()
+        )
+    };
+    let dir = context(
+        &env,
+        "ctx",
+        &format!("FROM busybox\nADD {url} /dl/\nADD --checksum={good} {url} /c.txt\n"),
+    );
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "url", ctx]);
+    let got = env.ok(&[
+        "run",
+        "--rm",
+        "url",
+        "sh",
+        "-c",
+        "cat /dl/remote.txt /c.txt; stat -c '%a %Y' /dl/remote.txt",
+    ]);
+    assert_eq!(got, "remote content\nremote content\n600 784111777\n");
+    // With a checksum, a rebuild does not fetch again.
+    let before = served.load(std::sync::atomic::Ordering::SeqCst);
+    let (_, err) = build_ok(&env, &["-t", "url", ctx]);
+    assert!(is_cached(&err, "ADD --checksum"), "{err}");
+    assert_eq!(
+        served.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "only the unchecked URL is fetched"
+    );
+    let bad = context(
+        &env,
+        "bad",
+        &format!("FROM busybox\nADD --checksum={sum} {url} /c.txt\n"),
+    );
+    let e = build_fails(&env, &[bad.to_str().unwrap()]);
+    assert!(e.contains("digest mismatch"), "{e}");
+}

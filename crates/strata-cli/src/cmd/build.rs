@@ -3,10 +3,12 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use strata_builder::{BuildOptions, DockerfileSource};
+use strata_oci::Reference;
 
 #[derive(Args)]
 #[command(override_usage = "strata build [OPTIONS] PATH")]
@@ -44,6 +46,18 @@ pub struct BuildArgs {
     /// Clamp timestamps in the image config and layers to this Unix time (default: $SOURCE_DATE_EPOCH)
     #[arg(long = "source-date-epoch", value_name = "int")]
     source_date_epoch: Option<i64>,
+    /// Do not use cache for the specified stages
+    #[arg(long = "no-cache-filter", value_name = "stringArray")]
+    no_cache_filter: Vec<String>,
+    /// Set the networking mode for the RUN instructions during build ("default", "host", "none")
+    #[arg(long, value_name = "string")]
+    network: Option<String>,
+    /// Secret to expose to the build (format: "id=mysecret[,src=/local/secret|,env=VAR]")
+    #[arg(long = "secret", value_name = "stringArray")]
+    secret: Vec<String>,
+    /// Always attempt to pull all referenced images
+    #[arg(long)]
+    pull: bool,
     /// Build context (a directory)
     #[arg(value_name = "PATH")]
     context: PathBuf,
@@ -80,6 +94,20 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
             _ => None,
         },
     };
+    let secrets = a
+        .secret
+        .iter()
+        .map(|s| strata_builder::parse_secret(s))
+        .collect::<Result<Vec<_>>>()?;
+    // Bases missing from the store (or all, with --pull) come from their registry.
+    let pull_root = root.to_path_buf();
+    let puller = strata_builder::Puller(Arc::new(move |name: &str| -> Result<()> {
+        let reference = Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
+        let mut store = super::open_store(&pull_root)?;
+        let opts = strata_registry::PullOptions::default();
+        strata_registry::pull(&mut store, &reference, &opts, &strata_registry::no_progress())?;
+        Ok(())
+    }));
     let opts = BuildOptions {
         context: a.context,
         dockerfile,
@@ -90,6 +118,12 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         labels: a.label,
         platform: a.platform,
         source_date_epoch,
+        no_cache_filter: a.no_cache_filter,
+        network: a.network,
+        secrets,
+        pull: a.pull,
+        puller: Some(puller),
+        storage_driver: None,
     };
     let log: Box<dyn Write + Send> = if quiet {
         Box::new(std::io::sink())

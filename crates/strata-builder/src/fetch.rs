@@ -1,0 +1,172 @@
+//! `ADD <URL>`: an http(s) download streamed to a file in a scratch
+//! directory (hashed on the way), named after the URL's last path
+//! component, with the server's Last-Modified as its time and mode 0600
+//! (Docker's rules); `--checksum=sha256:...` is checked before anything
+//! is used.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use sha2::{Digest as _, Sha256};
+
+/// Downloads larger than this are refused.
+const MAX_DOWNLOAD: u64 = 32 << 30;
+
+/// Whether an ADD source is a URL.
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://")
+}
+
+/// The file name a URL is saved as: its last non-empty path component.
+pub fn file_name(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |x| x.1);
+    let path = rest.split(['?', '#']).next().unwrap_or("");
+    let path = path.split_once('/').map_or("", |x| x.1);
+    let name = path.rsplit('/').find(|s| !s.is_empty()).unwrap_or("");
+    if name.is_empty() || name == "." || name == ".." {
+        "__unnamed__".into()
+    } else {
+        name.to_string()
+    }
+}
+
+/// Parses `--checksum=sha256:<hex>`.
+pub fn parse_checksum(s: &str) -> Result<String> {
+    match s.split_once(':') {
+        Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
+        }
+        _ => bail!("invalid --checksum {s:?}: expected sha256:<64 hex digits>"),
+    }
+}
+
+/// What a download gave.
+pub struct Fetched {
+    pub name: String,
+    /// `sha256:<hex>` of the content.
+    pub digest: String,
+}
+
+/// Downloads `url` into `dir/<file name>`.
+pub fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Fetched> {
+    let name = file_name(url);
+    let path = dir.join(&name);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP runtime")?;
+    let (digest, mtime) = rt.block_on(download(url, &path))?;
+    if let Some(want) = checksum
+        && want != digest
+    {
+        bail!("digest mismatch for {url}: expected {want}, got {digest}");
+    }
+    let f = std::fs::File::options().write(true).open(&path)?;
+    use std::os::unix::fs::PermissionsExt;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    if let Some(t) = mtime {
+        f.set_modified(t)?;
+    }
+    Ok(Fetched { name, digest })
+}
+
+async fn download(url: &str, path: &Path) -> Result<(String, Option<std::time::SystemTime>)> {
+    use futures_util::StreamExt;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("strata/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .read_timeout(std::time::Duration::from_secs(300))
+        .build()
+        .map_err(|e| anyhow!("setting up HTTP: {e}"))?;
+    let resp = client
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| anyhow!("failed to load {url}: {}", chain(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        bail!("failed to load {url}: invalid response status {status}");
+    }
+    let mtime = resp
+        .headers()
+        .get(reqwest::header::LAST_MODIFIED)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_date);
+    if resp.content_length().is_some_and(|n| n > MAX_DOWNLOAD) {
+        bail!("failed to load {url}: larger than {MAX_DOWNLOAD} bytes");
+    }
+    let mut out = std::io::BufWriter::new(
+        std::fs::File::create_new(path).with_context(|| format!("creating {}", path.display()))?,
+    );
+    let mut h = Sha256::new();
+    let mut total = 0u64;
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| anyhow!("reading {url}: {}", chain(&e)))?;
+        total += chunk.len() as u64;
+        if total > MAX_DOWNLOAD {
+            bail!("failed to load {url}: larger than {MAX_DOWNLOAD} bytes");
+        }
+        h.update(&chunk);
+        out.write_all(&chunk)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    out.flush()?;
+    out.into_inner()
+        .map_err(|e| anyhow!("writing {}: {e}", path.display()))?
+        .sync_all()?;
+    Ok((format!("sha256:{}", crate::hex(&h.finalize())), mtime))
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn parse_http_date(s: &str) -> Option<std::time::SystemTime> {
+    let parts: Vec<&str> = s.split_whitespace().collect();
+    if parts.len() != 6 || parts[5] != "GMT" {
+        return None;
+    }
+    let day: i8 = parts[1].parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == parts[2])? as i8
+        + 1;
+    let year: i16 = parts[3].parse().ok()?;
+    let hms: Vec<i8> = parts[4].split(':').filter_map(|x| x.parse().ok()).collect();
+    if hms.len() != 3 {
+        return None;
+    }
+    let dt = jiff::civil::DateTime::new(year, month, day, hms[0], hms[1], hms[2], 0).ok()?;
+    let ts = dt.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp();
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(ts.as_second().max(0) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_dates() {
+        assert_eq!(file_name("https://example.com/a/b/file.tar.gz?x=1"), "file.tar.gz");
+        assert_eq!(file_name("https://example.com/"), "__unnamed__");
+        assert_eq!(file_name("https://example.com/dir/"), "dir");
+        assert_eq!(file_name("http://h/../.."), "__unnamed__");
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(), 784111777);
+        assert!(parse_checksum("sha256:abc").is_err());
+        assert!(parse_checksum(&format!("sha256:{}", "A".repeat(64))).is_ok());
+    }
+}

@@ -1,0 +1,493 @@
+//! `RUN --mount`: parsing the mount specs and preparing what they mount
+//! (cache directories in the store, binds from the context or another
+//! stage or image, empty scratch directories, secrets), plus the mount
+//! points: created by the builder before the process runs, so that the
+//! ones that were not in the image are removed again from the step's
+//! changes (BuildKit does the same; an empty `/run/secrets` never lands in
+//! a layer).
+//!
+//! Nothing here names a host path from the Dockerfile: cache ids become
+//! hashed directory names under `<store>/build-mounts/cache/`, sources are
+//! resolved inside their tree, targets inside the step's root.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::pattern::clean_rel;
+use crate::tree::{DirTree, Kind, SourceTree, join, resolve};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MountType {
+    Bind,
+    Cache,
+    Tmpfs,
+    Secret,
+    Ssh,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    Shared,
+    Private,
+    Locked,
+}
+
+/// One `--mount=...` of a RUN.
+#[derive(Debug, Clone)]
+pub struct RunMount {
+    pub kind: MountType,
+    pub target: Option<String>,
+    pub source: Option<String>,
+    pub from: Option<String>,
+    pub id: Option<String>,
+    pub sharing: Sharing,
+    pub readonly: bool,
+    pub required: bool,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub mode: Option<u32>,
+    pub env: Option<String>,
+}
+
+/// Splits a comma list where fields may be quoted (`"a,b"`), as BuildKit's CSV reader.
+fn split_csv(s: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"') | (None, '\'') => quote = Some(c),
+            (None, ',') => out.push(std::mem::take(&mut cur)),
+            (None, c) => cur.push(c),
+        }
+    }
+    if quote.is_some() {
+        bail!("unterminated quote in --mount={s}");
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+fn parse_bool(key: &str, v: Option<&str>) -> Result<bool> {
+    match v {
+        None => Ok(true),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => bail!("invalid value for {key}: {v:?}"),
+        },
+    }
+}
+
+/// Parses one `--mount` value (variables already expanded).
+pub fn parse(spec: &str) -> Result<RunMount> {
+    let fields = split_csv(spec)?;
+    let mut kind = MountType::Bind;
+    for f in &fields {
+        if let Some(t) = f.trim().strip_prefix("type=") {
+            kind = match t.to_ascii_lowercase().as_str() {
+                "bind" => MountType::Bind,
+                "cache" => MountType::Cache,
+                "tmpfs" => MountType::Tmpfs,
+                "secret" => MountType::Secret,
+                "ssh" => MountType::Ssh,
+                other => bail!("unsupported mount type {other:?} (bind, cache, tmpfs, secret or ssh)"),
+            };
+        }
+    }
+    let mut m = RunMount {
+        kind,
+        target: None,
+        source: None,
+        from: None,
+        id: None,
+        sharing: Sharing::Shared,
+        // Bind, secret and ssh mounts are read-only unless told otherwise.
+        readonly: matches!(kind, MountType::Bind | MountType::Secret | MountType::Ssh),
+        required: false,
+        uid: None,
+        gid: None,
+        mode: None,
+        env: None,
+    };
+    for f in &fields {
+        let f = f.trim();
+        if f.is_empty() {
+            continue;
+        }
+        let (k, v) = match f.split_once('=') {
+            Some((k, v)) => (k.trim().to_ascii_lowercase(), Some(v.trim())),
+            None => (f.to_ascii_lowercase(), None),
+        };
+        let val = || {
+            v.map(str::to_string)
+                .ok_or_else(|| anyhow!("--mount: {k} needs a value"))
+        };
+        let num = |what: &str| -> Result<u32> {
+            let s = val()?;
+            s.parse::<u32>()
+                .map_err(|_| anyhow!("--mount: invalid {what} {s:?}: expected a number"))
+        };
+        match k.as_str() {
+            "type" => {}
+            "target" | "dst" | "destination" => m.target = Some(val()?),
+            "source" | "src" => m.source = Some(val()?),
+            "from" => m.from = Some(val()?),
+            "id" => m.id = Some(val()?),
+            "sharing" => {
+                m.sharing = match val()?.as_str() {
+                    "shared" => Sharing::Shared,
+                    "private" => Sharing::Private,
+                    "locked" => Sharing::Locked,
+                    other => bail!("--mount: invalid sharing {other:?} (shared, private or locked)"),
+                }
+            }
+            "readonly" | "ro" => m.readonly = parse_bool(&k, v)?,
+            "rw" | "readwrite" => m.readonly = !parse_bool(&k, v)?,
+            "required" => m.required = parse_bool(&k, v)?,
+            "uid" => m.uid = Some(num("uid")?),
+            "gid" => m.gid = Some(num("gid")?),
+            "mode" => {
+                let s = val()?;
+                m.mode = Some(
+                    u32::from_str_radix(&s, 8)
+                        .ok()
+                        .filter(|m| *m <= 0o7777)
+                        .ok_or_else(|| anyhow!("--mount: invalid mode {s:?}: expected octal such as 0755"))?,
+                );
+            }
+            "env" => m.env = Some(val()?),
+            "size" | "bind-propagation" | "consistency" => {}
+            other => bail!("unexpected key {other:?} in --mount={spec}"),
+        }
+    }
+    if m.kind == MountType::Ssh {
+        bail!("RUN --mount=type=ssh is not supported (no SSH agent forwarding in strata build)");
+    }
+    if m.kind == MountType::Secret {
+        let id = match (&m.id, &m.target) {
+            (Some(id), _) => id.clone(),
+            (None, Some(t)) => t.rsplit('/').next().unwrap_or("").to_string(),
+            (None, None) => bail!("--mount=type=secret needs an id"),
+        };
+        if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+            bail!("invalid secret id {id:?}");
+        }
+        if m.target.is_none() && m.env.is_none() {
+            m.target = Some(format!("/run/secrets/{id}"));
+        }
+        m.id = Some(id);
+    } else if m.target.is_none() {
+        bail!("--mount={spec}: target is required");
+    }
+    if m.kind == MountType::Cache && m.from.is_some() {
+        bail!("--mount=type=cache,from=... is not supported yet");
+    }
+    if let Some(e) = &m.env
+        && (e.is_empty() || e.contains('='))
+    {
+        bail!("invalid environment variable name {e:?} in --mount");
+    }
+    Ok(m)
+}
+
+/// The cache mount's directory name for `id`: a readable part and a hash, never a path.
+pub fn cache_dir_name(id: &str) -> String {
+    let readable: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(40)
+        .collect();
+    let h = strata_oci::Digest::sha256_of(id.as_bytes());
+    format!("{}-{}", readable.trim_matches('_'), &h.hex()[..16])
+}
+
+/// Where a mount target lands in the step's root: relative, cleaned.
+pub fn target_rel(target: &str, workdir: &str) -> Result<String> {
+    let abs = if target.starts_with('/') {
+        target.to_string()
+    } else {
+        format!("{}/{target}", workdir.trim_end_matches('/'))
+    };
+    let rel = clean_rel(&abs);
+    if rel.is_empty() {
+        bail!("cannot mount on the root directory /");
+    }
+    Ok(rel)
+}
+
+/// Mount points made by the builder, to be removed from the step's changes afterwards.
+#[derive(Debug, Default)]
+pub struct Cleanup {
+    /// Created entries (symlink-free, relative), parents first.
+    pub created: Vec<String>,
+    /// Existing directories a new mount point was made in, with their
+    /// (mode, uid, gid) before: overlay copies them up; an unchanged copy is dropped.
+    pub parents: Vec<(String, (u32, u32, u32))>,
+}
+
+/// Makes the mount point `rel` in `merged` (a directory, or an empty file
+/// when `is_file`), resolving symlinks inside the root. Returns its
+/// symlink-free path; what it had to create is added to `cleanup`.
+pub fn make_mount_point(merged: &Path, rel: &str, is_file: bool, cleanup: &mut Cleanup) -> Result<String> {
+    let tree = DirTree::open(merged, "the step's root".into())?;
+    let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+    let mut cur = String::new();
+    let mut creating = false;
+    for (i, c) in comps.iter().enumerate() {
+        let last = i + 1 == comps.len();
+        let cand = join(&cur, c);
+        if !creating {
+            match resolve(&tree, &cand, true)? {
+                Some(p) => {
+                    let kind = tree.lstat(&p)?.map(|m| m.kind);
+                    if !last && kind != Some(Kind::Dir) {
+                        bail!("cannot mount on /{rel}: /{p} is not a directory");
+                    }
+                    if last && !is_file && kind != Some(Kind::Dir) {
+                        bail!("cannot mount a directory on /{rel}: it is not a directory in the image");
+                    }
+                    cur = p;
+                    continue;
+                }
+                None => {
+                    if let Some(m) = tree.lstat(&cand)?
+                        && matches!(m.kind, Kind::Symlink(_))
+                    {
+                        bail!("cannot mount on /{rel}: /{cand} is a dangling symlink");
+                    }
+                    // The directory it is created in: remember how it was.
+                    // It and its ancestors: overlay copies them up.
+                    let mut prefix = String::new();
+                    for part in cur.split('/').filter(|c| !c.is_empty()) {
+                        prefix = join(&prefix, part);
+                        let md = std::fs::symlink_metadata(merged.join(&prefix))
+                            .with_context(|| format!("stat /{prefix} in the step's root"))?;
+                        cleanup
+                            .parents
+                            .push((prefix.clone(), (md.mode() & 0o7777, md.uid(), md.gid())));
+                    }
+                    creating = true;
+                }
+            }
+        }
+        let path = merged.join(&cand);
+        if last && is_file {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .with_context(|| format!("creating the mount point /{cand}"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
+        } else {
+            std::fs::create_dir(&path).with_context(|| format!("creating the mount point /{cand}"))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        }
+        cleanup.created.push(cand.clone());
+        cur = cand;
+    }
+    Ok(cur)
+}
+
+fn is_opaque(p: &Path) -> bool {
+    let mut buf = [0u8; 2];
+    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+}
+
+/// Removes, in `changes` (the overlay upper dir or the copy driver's
+/// root), the mount points the builder made when they are still empty,
+/// and (overlay) copied-up parents that hold nothing else and are unchanged.
+pub fn remove_mount_points(changes: &Path, cleanup: &Cleanup, overlay: bool) {
+    for rel in cleanup.created.iter().rev() {
+        let p = changes.join(rel);
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => {
+                let _ = std::fs::remove_dir(&p);
+            }
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = std::fs::remove_file(&p);
+            }
+            _ => {}
+        }
+    }
+    if !overlay {
+        return;
+    }
+    let mut seen = BTreeMap::new();
+    for (p, m) in &cleanup.parents {
+        seen.entry(p.clone()).or_insert(*m);
+    }
+    let mut parents: Vec<(String, (u32, u32, u32))> = seen.into_iter().collect();
+    // Deepest first, so that a parent emptied by a child's removal goes too.
+    parents.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
+    for (rel, before) in parents {
+        let p = changes.join(&rel);
+        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
+        let same = before == (m.mode() & 0o7777, m.uid(), m.gid());
+        let empty = std::fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if m.is_dir() && same && empty && !is_opaque(&p) {
+            let _ = std::fs::remove_dir(&p);
+        }
+    }
+}
+
+/// A secret given to the build (`--secret id=..,src=..|env=..`).
+#[derive(Debug, Clone)]
+pub struct SecretSpec {
+    pub id: String,
+    pub source: SecretSource,
+}
+
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    File(PathBuf),
+    Env(String),
+}
+
+/// Secrets larger than this are refused (as BuildKit).
+const MAX_SECRET: u64 = 500 * 1024;
+
+/// Parses `--secret id=NAME[,src=FILE|,env=VAR][,type=file|env]`.
+pub fn parse_secret(s: &str) -> Result<SecretSpec> {
+    let mut id = None;
+    let mut src = None;
+    let mut env = None;
+    let mut typ = None;
+    for f in split_csv(s)? {
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| anyhow!("invalid --secret {s:?}: expected key=value fields"))?;
+        match k.trim() {
+            "id" => id = Some(v.to_string()),
+            "src" | "source" => src = Some(v.to_string()),
+            "env" => env = Some(v.to_string()),
+            "type" => typ = Some(v.to_string()),
+            other => bail!("invalid --secret {s:?}: unexpected key {other:?}"),
+        }
+    }
+    let id = id.ok_or_else(|| anyhow!("invalid --secret {s:?}: id is required"))?;
+    let source = match (typ.as_deref(), src, env) {
+        (_, Some(f), None) => SecretSource::File(PathBuf::from(f)),
+        (_, None, Some(e)) => SecretSource::Env(e),
+        (Some("file"), None, None) => SecretSource::File(PathBuf::from(&id)),
+        (Some("env") | None, None, None) => SecretSource::Env(id.clone()),
+        (Some(t), None, None) => bail!("invalid --secret {s:?}: unknown type {t:?}"),
+        (_, Some(_), Some(_)) => bail!("invalid --secret {s:?}: give src or env, not both"),
+    };
+    Ok(SecretSpec { id, source })
+}
+
+/// The secret's value, or None when it is not available.
+pub fn read_secret(spec: &SecretSpec) -> Result<Option<Vec<u8>>> {
+    match &spec.source {
+        SecretSource::Env(v) => Ok(std::env::var_os(v).map(|v| v.into_encoded_bytes())),
+        SecretSource::File(p) => {
+            let f = match File::open(p) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(anyhow!(e).context(format!("reading the secret {} ({})", spec.id, p.display()))),
+            };
+            let mut b = Vec::new();
+            f.take(MAX_SECRET + 1)
+                .read_to_end(&mut b)
+                .with_context(|| format!("reading the secret {} ({})", spec.id, p.display()))?;
+            if b.len() as u64 > MAX_SECRET {
+                bail!("the secret {} is larger than {MAX_SECRET} bytes", spec.id);
+            }
+            Ok(Some(b))
+        }
+    }
+}
+
+/// Secrets by id.
+pub fn secrets_by_id(list: &[SecretSpec]) -> BTreeMap<String, SecretSpec> {
+    list.iter().map(|s| (s.id.clone(), s.clone())).collect()
+}
+
+/// An exclusive or shared lock on a cache directory, held while the step runs.
+pub struct DirLock(#[allow(dead_code)] File);
+
+/// Locks `path` (a lock file beside the cache directory); `wait`: block, else fail when busy.
+pub fn lock(path: &Path, wait: bool) -> Result<Option<DirLock>> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut op = rustix::fs::FlockOperation::LockExclusive;
+    if !wait {
+        op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
+    }
+    match rustix::fs::flock(&f, op) {
+        Ok(()) => Ok(Some(DirLock(f))),
+        Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(None),
+        Err(e) => Err(anyhow!(e).context(format!("locking {}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_mounts() {
+        let m = parse("type=cache,target=/root/.cache,id=x,sharing=locked,uid=1,gid=2,mode=0700").unwrap();
+        assert_eq!(m.kind, MountType::Cache);
+        assert_eq!(m.sharing, Sharing::Locked);
+        assert_eq!((m.uid, m.gid, m.mode), (Some(1), Some(2), Some(0o700)));
+        assert!(!m.readonly);
+        let b = parse("target=/src,source=.,rw").unwrap();
+        assert_eq!(b.kind, MountType::Bind);
+        assert!(!b.readonly);
+        assert!(parse("type=bind,source=x").is_err());
+        let s = parse("type=secret,id=tok").unwrap();
+        assert_eq!(s.target.as_deref(), Some("/run/secrets/tok"));
+        assert!(s.readonly);
+        assert!(parse("type=secret,id=../x").is_err());
+        assert!(parse("type=ssh").is_err());
+        assert!(parse("type=cache,target=/x,bogus=1").is_err());
+        let e = parse("type=secret,id=tok,env=TOKEN").unwrap();
+        assert_eq!(e.target, None);
+    }
+
+    #[test]
+    fn cache_names_are_not_paths() {
+        for id in ["../../etc", "/etc/passwd", "a/b", ""] {
+            let n = cache_dir_name(id);
+            assert!(!n.contains('/') && !n.starts_with('.'), "{n}");
+        }
+        assert_ne!(cache_dir_name("a/b"), cache_dir_name("a_b"));
+    }
+
+    #[test]
+    fn targets_stay_inside() {
+        assert_eq!(target_rel("../../x", "/w").unwrap(), "x");
+        assert_eq!(target_rel("cache", "/w").unwrap(), "w/cache");
+        assert!(target_rel("/..", "/").is_err());
+    }
+
+    #[test]
+    fn secrets() {
+        let s = parse_secret("id=a,src=/tmp/f").unwrap();
+        assert!(matches!(s.source, SecretSource::File(_)));
+        let s = parse_secret("id=a,env=B").unwrap();
+        assert!(matches!(s.source, SecretSource::Env(ref v) if v == "B"));
+        let s = parse_secret("id=A").unwrap();
+        assert!(matches!(s.source, SecretSource::Env(ref v) if v == "A"));
+        assert!(parse_secret("src=/x").is_err());
+    }
+}
