@@ -914,3 +914,46 @@ fn add_url_with_checksum() {
     let e = build_fails(&env, &[bad.to_str().unwrap()]);
     assert!(e.contains("digest mismatch"), "{e}");
 }
+
+#[test]
+fn builds_with_the_vfs_driver() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox\nRUN mkdir -p /a/b && echo 1 > /a/b/f && rm /etc/group\nCOPY app.txt /app/\nRUN --mount=type=cache,target=/var/cache/v echo 2 >> /a/b/f && rm -r /a/b/f && echo 3 > /a/g\nWORKDIR /w\n",
+    );
+    write(&dir, "app.txt", "app\n");
+    let ctx = dir.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let mut all = vec!["--storage-driver", "vfs", "build"];
+        all.extend_from_slice(args);
+        let o = env.run(&all);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(o.status.success(), "vfs build failed: {err}");
+        err
+    };
+    run(&["-t", "vfs", ctx]);
+    let got = env.ok(&[
+        "--storage-driver",
+        "vfs",
+        "run",
+        "--rm",
+        "vfs",
+        "sh",
+        "-c",
+        "cat /app/app.txt /a/g; ls /a/b; test ! -e /etc/group && echo nogroup; test ! -e /var/cache/v && echo nocache; pwd",
+    ]);
+    assert_eq!(got, "app\n3\nnogroup\nnocache\n/w\n");
+    // Each RUN layer holds only its changes: the deletion as a whiteout.
+    let (names, _) = layer_entries(&env, "vfs");
+    assert!(names.iter().any(|n| n == "etc/.wh.group"), "{names:?}");
+    assert!(names.iter().any(|n| n == "a/b/.wh.f"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("bin/")), "{names:?}");
+    assert!(!names.iter().any(|n| n == "var/cache"), "{names:?}");
+    let err = run(&["-t", "vfs", ctx]);
+    assert!(is_cached(&err, "RUN mkdir"), "{err}");
+}
