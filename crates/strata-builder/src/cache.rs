@@ -111,6 +111,15 @@ pub fn lookup(store: &Store, key: &str) -> Result<Option<Hit>> {
     Ok(Some(Hit { config }))
 }
 
+/// Whether a result is recorded under `key` (a cheap check before costly explanations).
+pub fn has(store: &Store, key: &str) -> Result<bool> {
+    Ok(store
+        .conn()
+        .query_row("SELECT 1 FROM build_cache WHERE key=?1", [key], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub fn record(store: &Store, key: &str, diff_id: Option<&Digest>, config: &ImageConfig) -> Result<()> {
     let now = strata_image::now_rfc3339();
     store.conn().execute(

@@ -155,6 +155,7 @@ pub fn content_digest(
     selected: &[Selected],
     file_hash: &dyn Fn(&str) -> Result<String>,
     exclude: Option<&IgnoreRules>,
+    want_files: bool,
 ) -> Result<(String, BTreeMap<String, String>)> {
     const MAX_LISTED: usize = 20_000;
     let mut h = Sha256::new();
@@ -170,8 +171,13 @@ pub fn content_digest(
                 Kind::Symlink(t) => ("symlink", t.clone()),
                 Kind::Other => continue,
             };
-            h.update(format!("{sub}\0{kind}\0{:o}\0{content}\n", meta.mode).as_bytes());
-            if kind != "dir" && files.len() < MAX_LISTED {
+            h.update(sub.as_bytes());
+            h.update(b"\0");
+            h.update(kind.as_bytes());
+            h.update(format!("\0{:o}\0", meta.mode).as_bytes());
+            h.update(content.as_bytes());
+            h.update(b"\n");
+            if want_files && kind != "dir" && files.len() < MAX_LISTED {
                 files.insert(
                     if full.is_empty() { ".".into() } else { full },
                     format!("{kind}:{:o}:{}", meta.mode, &content[..content.len().min(16)]),

@@ -167,7 +167,9 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// What the stage threads share.
 pub(crate) struct Shared {
     pub root: PathBuf,
-    pub driver: strata_snapshot::Driver,
+    /// The storage driver asked for (else detected on first use).
+    driver_wanted: Option<strata_snapshot::Driver>,
+    driver: OnceLock<strata_snapshot::Driver>,
     pub df: Dockerfile,
     pub dockerfile_name: String,
     pub dockerfile_lines: Vec<String>,
@@ -203,6 +205,18 @@ pub(crate) struct Shared {
 impl Shared {
     pub fn lex(&self) -> Lex {
         Lex::new(self.df.escape)
+    }
+
+    /// The storage driver: the one asked for, or probed on first use.
+    pub fn driver(&self) -> strata_snapshot::Driver {
+        *self.driver.get_or_init(|| {
+            self.driver_wanted
+                .unwrap_or_else(|| strata_snapshot::detect_driver(&self.root).0)
+        })
+    }
+
+    pub fn snapshotter(&self) -> strata_snapshot::Snapshotter {
+        strata_snapshot::Snapshotter::new(&self.root, self.driver())
     }
 
     /// Whether `.dockerignore` leaves everything in.
@@ -554,10 +568,10 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
         .clone()
         .or_else(|| std::env::var("STRATA_STORAGE_DRIVER").ok())
         .filter(|d| !d.is_empty());
-    let driver = match wanted.as_deref() {
-        Some(d) => strata_snapshot::Driver::parse(d)?,
-        None => strata_snapshot::detect_driver(root).0,
-    };
+    let driver_wanted = wanted.as_deref().map(strata_snapshot::Driver::parse).transpose()?;
+    // Listing and removing snapshots needs no driver probe (which mounts, and costs more
+    // than a whole cached build).
+    let stale_driver = driver_wanted.unwrap_or(strata_snapshot::Driver::Overlay);
     if let Some(n) = &opts.network
         && !matches!(n.as_str(), "default" | "host" | "none")
     {
@@ -580,15 +594,16 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
     let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
     cache::init(&store)?;
     let _lock = StoreLock::shared(store.root())?;
-    stage::remove_stale_snapshots(&strata_snapshot::Snapshotter::new(root, driver));
+    stage::remove_stale_snapshots(&strata_snapshot::Snapshotter::new(root, stale_driver));
     let index_path = root.join("build-index").join(format!(
-        "{}.json",
+        "{}.idx",
         Digest::sha256_of(context_dir.as_os_str().as_encoded_bytes()).hex()
     ));
 
     let shared = Shared {
         root: root.to_path_buf(),
-        driver,
+        driver_wanted,
+        driver: OnceLock::new(),
         dockerfile_lines: String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect(),
         df,
         dockerfile_name,

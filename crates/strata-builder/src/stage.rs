@@ -49,7 +49,8 @@ struct StageRun<'a> {
     sh: &'a Shared,
     index: usize,
     store: Store,
-    snap: Snapshotter,
+    /// Made on first use: finding the storage driver mounts a probe, which a cached build never needs.
+    snap: std::sync::OnceLock<Snapshotter>,
     /// `[name i/n]` prefix parts.
     label: Option<String>,
     total: usize,
@@ -69,7 +70,7 @@ struct StageRun<'a> {
 
 pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
     let store = Store::open(&sh.root)?;
-    let snap = Snapshotter::new(&sh.root, sh.driver);
+    let snap = std::sync::OnceLock::new();
     let stage = &sh.df.stages[index];
     let label = if sh.df.stages.len() > 1 {
         Some(stage.name.clone().unwrap_or_else(|| format!("stage-{index}")))
@@ -613,7 +614,8 @@ impl<'a> StageRun<'a> {
                     let source = m.source.clone().unwrap_or_default();
                     let selected = copy::select(ctx.as_ref(), std::slice::from_ref(&source))
                         .map_err(|e| anyhow!("RUN --mount source {source:?}: {e:#}"))?;
-                    let (digest, _) = copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), None)?;
+                    let (digest, _) =
+                        copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), None, false)?;
                     mount_content.push(format!("bind:{spec}:context:{digest}"));
                     MountSrc::Context(ctx, selected)
                 }
@@ -663,12 +665,17 @@ impl<'a> StageRun<'a> {
             let mut from_chains = Vec::new();
             for (_, _, src) in &mounts {
                 from_chains.push(match src {
-                    MountSrc::Root(d) => Some(strata_container::ensure_unpacked(&me.store, &me.snap, d)?),
+                    MountSrc::Root(d) => Some(strata_container::ensure_unpacked(
+                        &me.store,
+                        me.snap.get_or_init(|| me.sh.snapshotter()),
+                        d,
+                    )?),
                     _ => None,
                 });
             }
             let sh = me.sh;
-            let snap = &me.snap;
+            let sh_ = me.sh;
+            let snap = me.snap.get_or_init(|| sh_.snapshotter());
             let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
                 let resolved = strata_runtime::resolve_user(merged, &user_spec)
                     .map_err(|e| anyhow!("unable to find user {user_spec}: {e:#}"))?;
@@ -886,8 +893,33 @@ impl<'a> StageRun<'a> {
             None => {
                 let ctx = self.sh.context()?;
                 let selected = copy::drop_excluded(copy::select(ctx.as_ref(), &locals)?, exclude_rules.as_ref());
-                let (digest, files) =
-                    copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), exclude_rules.as_ref())?;
+                // The per-file list only explains misses: made when there is one.
+                let (digest, _) = copy::content_digest(
+                    ctx.as_ref(),
+                    &selected,
+                    &|p| ctx.file_hash(p),
+                    exclude_rules.as_ref(),
+                    false,
+                )?;
+                let probe = StepInputs {
+                    text: text.clone(),
+                    args: self.arg_values(&used),
+                    content: Some(digest.clone()),
+                    epoch: self.sh.epoch,
+                    ..Default::default()
+                };
+                let files = if urls.is_empty() && cache::has(&self.store, &probe.key(&self.key))? {
+                    BTreeMap::new()
+                } else {
+                    copy::content_digest(
+                        ctx.as_ref(),
+                        &selected,
+                        &|p| ctx.file_hash(p),
+                        exclude_rules.as_ref(),
+                        true,
+                    )?
+                    .1
+                };
                 (Src::Context(ctx, selected), Some(digest), files)
             }
         };
@@ -950,10 +982,15 @@ impl<'a> StageRun<'a> {
             let diff_ids = me.config.rootfs.diff_ids.clone();
             // A root to copy from is unpacked before the step's own root is made.
             let from_chain = match &src {
-                Src::Root(d) => Some(strata_container::ensure_unpacked(&me.store, &me.snap, d)?),
+                Src::Root(d) => Some(strata_container::ensure_unpacked(
+                    &me.store,
+                    me.snap.get_or_init(|| me.sh.snapshotter()),
+                    d,
+                )?),
                 _ => None,
             };
-            let snap = &me.snap;
+            let sh_ = me.sh;
+            let snap = me.snap.get_or_init(|| sh_.snapshotter());
             let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
                 let droot = DestRoot::open(merged)?;
                 let (uid, gid) = match &chown {
@@ -1070,7 +1107,8 @@ impl<'a> StageRun<'a> {
             if !rel.is_empty() {
                 let opts = me.layer_options();
                 let diff_ids = me.config.rootfs.diff_ids.clone();
-                let snap = &me.snap;
+                let sh_ = me.sh;
+                let snap = me.snap.get_or_init(|| sh_.snapshotter());
                 let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, true, |merged| {
                     let (uid, gid) = match &user {
                         Some(u) => strata_runtime::resolve_user(merged, u)

@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -320,6 +319,8 @@ pub struct ContextTree {
     entries: BTreeMap<String, CtxEntry>,
     old: IndexFile,
     hashes: Mutex<HashMap<String, String>>,
+    /// Some hash was computed (not taken from the index): the index is written back.
+    dirty: std::sync::atomic::AtomicBool,
     index_path: Option<PathBuf>,
     /// Total size of the included regular files.
     pub total_size: u64,
@@ -341,8 +342,7 @@ impl ContextTree {
         let old = index_path
             .as_ref()
             .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| serde_json::from_slice::<IndexFile>(&b).ok())
-            .filter(|i| i.version == 1)
+            .and_then(|b| IndexFile::decode(&b))
             .unwrap_or_default();
         Ok(ContextTree {
             root: root.to_path_buf(),
@@ -350,6 +350,7 @@ impl ContextTree {
             entries,
             old,
             hashes: Mutex::new(HashMap::new()),
+            dirty: std::sync::atomic::AtomicBool::new(false),
             index_path,
             total_size,
         })
@@ -361,9 +362,6 @@ impl ContextTree {
 
     /// sha256 of a regular file's content, from the index when its stat is unchanged.
     pub fn file_hash(&self, rel: &str) -> Result<String> {
-        if let Some(h) = self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(rel) {
-            return Ok(h.clone());
-        }
         let e = self
             .entries
             .get(rel)
@@ -376,11 +374,11 @@ impl ContextTree {
             && e.meta.mtime.0 < self.old.written - 1
             && e.ctime.0 < self.old.written - 1
         {
-            self.hashes
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(rel.to_string(), old.hash.clone());
+            // save_index keeps index entries whose stat is unchanged: nothing to remember.
             return Ok(old.hash.clone());
+        }
+        if let Some(h) = self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(rel) {
+            return Ok(h.clone());
         }
         let mut f = self.open_file(rel)?;
         let mut h = Sha256::new();
@@ -395,6 +393,7 @@ impl ContextTree {
             h.update(&buf[..n]);
         }
         let hex = crate::hex(&h.finalize());
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         self.hashes
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -405,9 +404,13 @@ impl ContextTree {
     /// Writes the index back (hashes known now, plus still-valid old ones).
     pub fn save_index(&self) -> Result<()> {
         let Some(path) = &self.index_path else { return Ok(()) };
+        if !self.dirty.load(std::sync::atomic::Ordering::Relaxed) {
+            // Every hash came from the index, which still holds them all.
+            return Ok(());
+        }
         let hashes = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = IndexFile {
-            version: 1,
+            version: 2,
             written: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
@@ -444,11 +447,14 @@ impl ContextTree {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, serde_json::to_vec(&out)?).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::write(&tmp, out.encode()).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
 }
+
+/// What one walker thread found: entries and the size of the files.
+type Walked = (Vec<(String, CtxEntry)>, u64);
 
 fn walk_context(
     root: &Path,
@@ -457,51 +463,196 @@ fn walk_context(
     out: &mut BTreeMap<String, CtxEntry>,
     total: &mut u64,
 ) -> Result<()> {
-    let dir = root.join(rel);
-    let rd = std::fs::read_dir(&dir).with_context(|| format!("reading the build context: {}", dir.display()))?;
-    for ent in rd {
-        let ent = ent.with_context(|| format!("reading {}", dir.display()))?;
-        let name = ent.file_name().to_string_lossy().into_owned();
+    let fd = rustix::fs::open(
+        root,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .with_context(|| format!("reading the build context: {}", root.display()))?;
+    // Directories are read by a few threads at once (stat dominates on large contexts).
+    let queue = Mutex::new((vec![(fd, rel.to_string())], 0usize));
+    let cond = std::sync::Condvar::new();
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let results: Vec<Result<Walked>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| -> Result<Walked> {
+                    let mut mine = Vec::new();
+                    let mut size = 0u64;
+                    loop {
+                        let job = {
+                            let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                            loop {
+                                if let Some(j) = q.0.pop() {
+                                    q.1 += 1;
+                                    break Some(j);
+                                }
+                                if q.1 == 0 {
+                                    break None;
+                                }
+                                q = cond.wait(q).unwrap_or_else(|e| e.into_inner());
+                            }
+                        };
+                        let Some((dir, rel)) = job else {
+                            cond.notify_all();
+                            break;
+                        };
+                        let mut subdirs = Vec::new();
+                        let r = walk_context_at(root, &dir, &rel, ignore, &mut mine, &mut size, &mut subdirs);
+                        let mut q = queue.lock().unwrap_or_else(|e| e.into_inner());
+                        q.1 -= 1;
+                        if r.is_err() {
+                            // Stop everyone: nothing more to hand out.
+                            q.0.clear();
+                        } else {
+                            q.0.extend(subdirs);
+                        }
+                        drop(q);
+                        cond.notify_all();
+                        r?;
+                    }
+                    Ok((mine, size))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow!("walking the build context panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        let (entries, size) = r?;
+        *total += size;
+        out.extend(entries);
+    }
+    Ok(())
+}
+
+/// Reads the directory `dir` (at `rel` in the context), with every stat
+/// relative to its open descriptor; subdirectories to walk go to `subdirs`.
+fn walk_context_at(
+    root: &Path,
+    dir: &OwnedFd,
+    rel: &str,
+    ignore: &IgnoreRules,
+    out: &mut Vec<(String, CtxEntry)>,
+    total: &mut u64,
+    subdirs: &mut Vec<(OwnedFd, String)>,
+) -> Result<()> {
+    let shown = || root.join(rel).display().to_string();
+    let mut names = Vec::new();
+    for ent in rustix::fs::Dir::read_from(dir).with_context(|| format!("reading the build context: {}", shown()))? {
+        let ent = ent.with_context(|| format!("reading {}", shown()))?;
+        let n = ent.file_name().to_bytes();
+        if n != b"." && n != b".." {
+            names.push(ent.file_name().to_owned());
+        }
+    }
+    for cname in names {
+        let name = cname.to_string_lossy().into_owned();
         let path = join(rel, &name);
-        let md = std::fs::symlink_metadata(ent.path()).with_context(|| format!("stat {}", ent.path().display()))?;
+        let st = rustix::fs::statat(dir, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .with_context(|| format!("stat {}", root.join(&path).display()))?;
+        let ft = FileType::from_raw_mode(st.st_mode);
         let excluded = ignore.excluded(&path);
-        if excluded && !(md.is_dir() && ignore.may_reinclude_under(&path)) {
+        if excluded && !(ft == FileType::Directory && ignore.may_reinclude_under(&path)) {
             continue;
         }
-        let ft = md.file_type();
-        let kind = if ft.is_dir() {
-            Kind::Dir
-        } else if ft.is_file() {
-            Kind::File
-        } else if ft.is_symlink() {
-            let t = std::fs::read_link(ent.path()).with_context(|| format!("readlink {}", ent.path().display()))?;
-            Kind::Symlink(t.to_string_lossy().into_owned())
-        } else {
-            Kind::Other
+        let kind = match ft {
+            FileType::Directory => Kind::Dir,
+            FileType::RegularFile => Kind::File,
+            FileType::Symlink => {
+                let t = rustix::fs::readlinkat(dir, cname.as_c_str(), Vec::new())
+                    .with_context(|| format!("readlink {}", root.join(&path).display()))?;
+                Kind::Symlink(t.to_string_lossy().into_owned())
+            }
+            _ => Kind::Other,
         };
+        if kind == Kind::Dir {
+            let sub = rustix::fs::openat(
+                dir,
+                cname.as_c_str(),
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .with_context(|| format!("reading the build context: {}", root.join(&path).display()))?;
+            subdirs.push((sub, path.clone()));
+        }
         if !excluded {
             if kind == Kind::File {
-                *total += md.len();
+                *total += st.st_size as u64;
             }
-            out.insert(
-                path.clone(),
+            out.push((
+                path,
                 CtxEntry {
                     meta: Meta {
-                        kind: kind.clone(),
-                        mode: md.mode() & 0o7777,
-                        size: md.len(),
-                        mtime: (md.mtime(), md.mtime_nsec()),
+                        kind,
+                        mode: st.st_mode & 0o7777,
+                        size: st.st_size as u64,
+                        mtime: (st.st_mtime, st.st_mtime_nsec as i64),
                     },
-                    ino: md.ino(),
-                    ctime: (md.ctime(), md.ctime_nsec()),
+                    ino: st.st_ino,
+                    ctime: (st.st_ctime, st.st_ctime_nsec as i64),
                 },
-            );
-        }
-        if kind == Kind::Dir {
-            walk_context(root, &path, ignore, out, total)?;
+            ));
         }
     }
     Ok(())
+}
+
+impl IndexFile {
+    const MAGIC: &'static str = "strata-build-index 2";
+
+    /// A line per file: `size mtime mtime_ns ino ctime ctime_ns hash path`
+    /// (plain text, parsed far faster than JSON; paths with a newline are not kept).
+    fn encode(&self) -> Vec<u8> {
+        use std::fmt::Write as _;
+        let mut s = String::with_capacity(self.entries.len() * 120);
+        let _ = writeln!(s, "{} {}", Self::MAGIC, self.written);
+        for (p, e) in &self.entries {
+            if p.contains('\n') {
+                continue;
+            }
+            let _ = writeln!(
+                s,
+                "{} {} {} {} {} {} {} {p}",
+                e.size, e.mtime.0, e.mtime.1, e.ino, e.ctime.0, e.ctime.1, e.hash
+            );
+        }
+        s.into_bytes()
+    }
+
+    fn decode(b: &[u8]) -> Option<IndexFile> {
+        let text = std::str::from_utf8(b).ok()?;
+        let mut lines = text.lines();
+        let written = lines.next()?.strip_prefix(Self::MAGIC)?.trim().parse().ok()?;
+        let mut entries = BTreeMap::new();
+        for line in lines {
+            let mut it = line.splitn(8, ' ');
+            let mut num = || it.next().and_then(|x| x.parse::<i64>().ok());
+            let (size, ms, mn, ino, cs, cn) = (num()?, num()?, num()?, num()?, num()?, num()?);
+            let hash = it.next()?.to_string();
+            let path = it.next()?.to_string();
+            entries.insert(
+                path,
+                IndexEntry {
+                    size: size as u64,
+                    mtime: (ms, mn),
+                    ino: ino as u64,
+                    ctime: (cs, cn),
+                    hash,
+                },
+            );
+        }
+        Some(IndexFile {
+            version: 2,
+            written,
+            entries,
+        })
+    }
 }
 
 impl SourceTree for ContextTree {

@@ -957,3 +957,44 @@ fn builds_with_the_vfs_driver() {
     let err = run(&["-t", "vfs", ctx]);
     assert!(is_cached(&err, "RUN mkdir"), "{err}");
 }
+
+#[test]
+fn ten_thousand_file_context_rebuilds_all_cached() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = context(
+        &env,
+        "ctx",
+        "FROM busybox\nENV A=1\nWORKDIR /app\nCOPY src/d1 /app/d1\nRUN echo hi > /hi\nCOPY src /app/src\nARG X=1\nRUN ls /app/src | wc -l > /count\nLABEL a=b\nCMD [\"cat\", \"/count\"]\n",
+    );
+    for d in 0..100 {
+        let sub = dir.join(format!("src/d{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..100 {
+            std::fs::write(sub.join(format!("f{f}.txt")), format!("file {d} {f}\n")).unwrap();
+        }
+    }
+    let ctx = dir.to_str().unwrap();
+    build_ok(&env, &["-t", "big", ctx]);
+    assert_eq!(env.ok(&["run", "--rm", "big"]), "100\n");
+    let (_, err) = build_ok(&env, &["-t", "big", ctx]);
+    for t in [
+        "WORKDIR /app",
+        "COPY src/d1",
+        "RUN echo hi",
+        "COPY src /app/src",
+        "RUN ls /app/src",
+    ] {
+        assert!(is_cached(&err, t), "{t} not cached:\n{err}");
+    }
+    // One changed file among 10,000 is found (and only the steps that see it rebuild).
+    std::fs::write(dir.join("src/d50/f7.txt"), "changed\n").unwrap();
+    let (_, err) = build_ok(&env, &["-t", "big", ctx]);
+    assert!(is_cached(&err, "COPY src/d1"), "{err}");
+    assert!(
+        miss_reason(&err, "COPY src /app/src").contains("src/d50/f7.txt"),
+        "{err}"
+    );
+}
