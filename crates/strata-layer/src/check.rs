@@ -255,7 +255,7 @@ pub(crate) fn copy_content<R: Read, W: io::Write>(
     out: &mut W,
 ) -> Result<u64> {
     let size = entry.header().entry_size().map_err(|e| tar_error(e, path))?;
-    let n = io::copy(entry, out).map_err(|e| match read_error(e, "") {
+    let n = copy_big(entry, out).map_err(|e| match read_error(e, "") {
         LayerError::Truncated(_) => truncated(path, size, None),
         LayerError::Io { source, .. } => tar_error(source, path),
         other => other,
@@ -297,4 +297,25 @@ pub(crate) fn check_stream<R: Read>(reader: R) -> Result<R> {
     let mut reader = archive.into_inner();
     io::copy(&mut reader, &mut io::sink()).map_err(|e| read_error(e, "reading the end of the layer"))?;
     Ok(reader)
+}
+
+/// `io::copy` with a large buffer: file contents move in few syscalls.
+fn copy_big<R: Read, W: io::Write>(r: &mut R, w: &mut W) -> io::Result<u64> {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 256 * 1024]);
+    }
+    BUF.with(|b| {
+        let mut buf = b.borrow_mut();
+        let mut n = 0u64;
+        loop {
+            let k = match r.read(&mut buf) {
+                Ok(0) => return Ok(n),
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            w.write_all(&buf[..k])?;
+            n += k as u64;
+        }
+    })
 }

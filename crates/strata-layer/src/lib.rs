@@ -16,7 +16,7 @@ pub use check::{EntryName, Whiteout, clean_entry_name};
 pub use compress::{Encoder, decompressor};
 pub use error::LayerError;
 pub use strata_oci::media::Compression;
-pub use unpack::{UnpackOptions, UnpackReport, WhiteoutMode, unpack, unpack_at};
+pub use unpack::{UnpackOptions, UnpackReport, WhiteoutMode, check_lowers, unpack, unpack_at};
 pub use write::{Selected, write_dir_layer, write_entry_at, write_overlay_upper_layer, write_selected};
 
 use std::io::{Read, Write};

@@ -63,6 +63,10 @@ pub struct UnpackReport {
     pub diff_size: u64,
     pub entries: u64,
     pub skipped_devices: u64,
+    /// Directories the layer needed but did not contain (created 0755): in
+    /// overlay form, each must not stand where a lower layer has a symlink
+    /// (see [`check_lowers`] when the lowers were not at hand).
+    pub implicit_dirs: Vec<PathBuf>,
 }
 
 /// Unpacks a layer (plain, gzip or zstd) into `root`, an existing
@@ -83,7 +87,11 @@ pub fn unpack_at<R: Read>(input: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         .iter()
         .map(|l| open_dir_at(CWD, l).map_err(|e| LayerError::io(format!("opening layer {}", l.display()), e)))
         .collect::<Result<Vec<_>>>()?;
+    let root_setgid = rustix::fs::fstat(&rootfd).is_ok_and(|st| st.st_mode & 0o2000 != 0);
     let mut u = Unpacker {
+        root_setgid,
+        creator: (rustix::process::geteuid(), rustix::process::getegid()),
+        umask: current_umask(),
         root: rootfd,
         top: root.to_path_buf(),
         opts,
@@ -93,6 +101,7 @@ pub fn unpack_at<R: Read>(input: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         dir_times: Vec::new(),
         entries: 0,
         skipped_devices: 0,
+        implicit_dirs: Vec::new(),
     };
     let mut archive = tar::Archive::new(hashing);
     {
@@ -116,6 +125,7 @@ pub fn unpack_at<R: Read>(input: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         diff_size,
         entries: u.entries,
         skipped_devices: u.skipped_devices,
+        implicit_dirs: u.implicit_dirs,
     })
 }
 
@@ -215,13 +225,60 @@ struct Unpacker<'o> {
     opts: &'o UnpackOptions,
     lowers: Vec<OwnedFd>,
     /// The directory of the previous entry (consecutive entries usually share it).
-    cache: Option<(PathBuf, OwnedFd)>,
+    cache: Option<(PathBuf, OwnedFd, bool)>,
+    /// Whether the root has the set-group-ID bit (new files then take its group).
+    root_setgid: bool,
+    /// Who owns the files this process creates, and its umask.
+    creator: (Uid, Gid),
+    umask: u32,
     /// Paths this layer wrote: an opaque marker keeps them.
     written: HashSet<PathBuf>,
     /// Directory times are set last: writing children changes them.
     dir_times: Vec<(PathBuf, u64)>,
     entries: u64,
     skipped_devices: u64,
+    implicit_dirs: Vec<PathBuf>,
+}
+
+/// Refuses directories a layer created implicitly where one of `lowers`
+/// (unpacked layers in overlay form, top-most first) has a symlink: the
+/// layer's entries below would have been reached through it.
+pub fn check_lowers(lowers: &[PathBuf], implicit_dirs: &[PathBuf]) -> Result<()> {
+    let fds = lowers
+        .iter()
+        .map(|l| open_dir_at(CWD, l).map_err(|e| LayerError::io(format!("opening layer {}", l.display()), e)))
+        .collect::<Result<Vec<_>>>()?;
+    for d in implicit_dirs {
+        check_against(&fds, d)?;
+    }
+    Ok(())
+}
+
+fn check_against(lowers: &[OwnedFd], path: &Path) -> Result<()> {
+    let parent = path.parent().unwrap_or(Path::new(""));
+    let name = path.file_name().unwrap_or_default();
+    for lower in lowers {
+        let pfd = if parent.as_os_str().is_empty() {
+            open_path_at(lower, c".")
+        } else {
+            open_beneath(lower, parent)
+        };
+        let Ok(pfd) = pfd else { continue };
+        match file_type_at(&pfd, name) {
+            Ok(Some(FileType::Symlink)) => {
+                return Err(LayerError::unsafe_entry(
+                    path.display().to_string(),
+                    format!(
+                        "reached through the symlink {} planted by an earlier layer",
+                        path.display()
+                    ),
+                ));
+            }
+            Ok(Some(_)) => return Ok(()),
+            _ => continue,
+        }
+    }
+    Ok(())
 }
 
 impl Unpacker<'_> {
@@ -238,8 +295,8 @@ impl Unpacker<'_> {
         if rel.as_os_str().is_empty() {
             return Ok(Some(self.root.as_fd()));
         }
-        if self.cache.as_ref().is_some_and(|(p, _)| p == rel) {
-            return Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()));
+        if self.cache.as_ref().is_some_and(|(p, _, _)| p == rel) {
+            return Ok(self.cache.as_ref().map(|(_, fd, _)| fd.as_fd()));
         }
         let fd = match open_beneath(&self.root, rel) {
             Ok(fd) => fd,
@@ -248,8 +305,9 @@ impl Unpacker<'_> {
             Err(Errno::LOOP | Errno::NOTDIR | Errno::XDEV) => return Err(self.explain_walk(rel)),
             Err(e) => return Err(self.fail(rel, "opening the directory", e)),
         };
-        self.cache = Some((rel.to_path_buf(), fd));
-        Ok(self.cache.as_ref().map(|(_, fd)| fd.as_fd()))
+        let setgid = rustix::fs::fstat(&fd).is_ok_and(|st| st.st_mode & 0o2000 != 0);
+        self.cache = Some((rel.to_path_buf(), fd, setgid));
+        Ok(self.cache.as_ref().map(|(_, fd, _)| fd.as_fd()))
     }
 
     /// Says which component of `rel` stopped the walk.
@@ -304,6 +362,7 @@ impl Unpacker<'_> {
                         Err(e) => return Err(self.fail(&cur, "creating the directory", e)),
                     }
                     self.written.insert(cur.clone());
+                    self.implicit_dirs.push(cur.clone());
                     fd = open_path_at(&fd, name).map_err(|e| self.fail(&cur, "opening the directory", e))?;
                 }
                 Err(_) => return Err(self.explain_walk(rel)),
@@ -315,31 +374,16 @@ impl Unpacker<'_> {
     /// In overlay mode, a directory this layer creates implicitly must not
     /// stand where a lower layer has a symlink: that entry would have been
     /// reached through the symlink in the merged view.
-    fn check_lowers(&self, path: &Path) -> Result<()> {
-        let parent = path.parent().unwrap_or(Path::new(""));
-        let name = path.file_name().unwrap_or_default();
-        for lower in &self.lowers {
-            let pfd = if parent.as_os_str().is_empty() {
-                open_path_at(lower, c".")
-            } else {
-                open_beneath(lower, parent)
-            };
-            let Ok(pfd) = pfd else { continue };
-            match file_type_at(&pfd, name) {
-                Ok(Some(FileType::Symlink)) => {
-                    return Err(LayerError::unsafe_entry(
-                        path.display().to_string(),
-                        format!(
-                            "reached through the symlink {} planted by an earlier layer",
-                            path.display()
-                        ),
-                    ));
-                }
-                Ok(Some(_)) => return Ok(()),
-                _ => continue,
-            }
+    /// The set-group-ID bit of a directory just returned by `dir`.
+    fn cache_setgid(&self, rel: &Path) -> bool {
+        if rel.as_os_str().is_empty() {
+            return self.root_setgid;
         }
-        Ok(())
+        self.cache.as_ref().is_some_and(|(p, _, sg)| p == rel && *sg)
+    }
+
+    fn check_lowers(&self, path: &Path) -> Result<()> {
+        check_against(&self.lowers, path)
     }
 
     fn apply<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>, c: &Checked) -> Result<()> {
@@ -360,11 +404,13 @@ impl Unpacker<'_> {
             path.file_name().unwrap_or_default(),
         );
         let hdr = entry.header().clone();
-        let mode = hdr.mode().map_err(|e| tar_error(e, path))? & 0o7777;
-        let mtime = hdr.mtime().map_err(|e| tar_error(e, path))?;
+        // Empty numeric fields read as 0, as Go's archive/tar (Docker) reads them.
+        let old = hdr.as_old();
+        let mode = numeric(hdr.mode().map(u64::from), &old.mode, path)? as u32 & 0o7777;
+        let mtime = numeric(hdr.mtime(), &old.mtime, path)?;
         let ids = if self.opts.chown {
-            let uid = hdr.uid().map_err(|e| tar_error(e, path))?;
-            let gid = hdr.gid().map_err(|e| tar_error(e, path))?;
+            let uid = numeric(hdr.uid(), &old.uid, path)?;
+            let gid = numeric(hdr.gid(), &old.gid, path)?;
             if uid >= u32::MAX as u64 || gid >= u32::MAX as u64 {
                 return Err(LayerError::unsafe_entry(
                     path.display().to_string(),
@@ -396,22 +442,34 @@ impl Unpacker<'_> {
                 }
                 let pfd = self.dir(parent, true)?.expect("created");
                 let fd = open_dir_at(pfd, name).map_err(|e| self.fail(path, "opening the directory", e))?;
-                self.set_meta(&fd, path, ids, mode, &c.xattrs)?;
+                self.set_meta(&fd, path, ids, Some(mode), &c.xattrs)?;
                 self.dir_times.push((path.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
-                self.replace(parent, name)?;
+                // Most files are new and owned by us: created with their
+                // mode and owner at once, they need no chown/chmod after.
+                self.dir(parent, true)?;
+                let parent_setgid = self.cache_setgid(parent);
+                let as_created = !parent_setgid && ids.is_none_or(|ids| ids == self.creator) && mode & self.umask == 0;
+                let create_mode = Mode::from_raw_mode(if as_created { mode } else { 0o600 });
+                let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
                 let pfd = self.dir(parent, true)?.expect("created");
-                let fd = rustix::fs::openat(
-                    pfd,
-                    name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::from_raw_mode(0o600),
-                )
+                let fd = match rustix::fs::openat(pfd, name, flags, create_mode) {
+                    Err(Errno::EXIST) => {
+                        self.replace(parent, name)?;
+                        let pfd = self.dir(parent, true)?.expect("created");
+                        rustix::fs::openat(pfd, name, flags, create_mode)
+                    }
+                    r => r,
+                }
                 .map_err(|e| self.fail(path, "creating the file", e))?;
                 let mut file = File::from(fd);
                 copy_content(entry, path, &mut file)?;
-                self.set_meta(&file, path, ids, mode, &c.xattrs)?;
+                if as_created {
+                    self.set_meta(&file, path, None, None, &c.xattrs)?;
+                } else {
+                    self.set_meta(&file, path, ids, Some(mode), &c.xattrs)?;
+                }
                 rustix::fs::futimens(&file, &ts(mtime)).map_err(|e| self.fail(path, "setting times", e))?;
             }
             tar::EntryType::Symlink => {
@@ -533,7 +591,7 @@ impl Unpacker<'_> {
         if self
             .cache
             .as_ref()
-            .is_some_and(|(p, _)| p.starts_with(parent.join(name)))
+            .is_some_and(|(p, _, _)| p.starts_with(parent.join(name)))
         {
             self.cache = None;
         }
@@ -623,14 +681,16 @@ impl Unpacker<'_> {
         fd: Fd,
         path: &Path,
         ids: Option<(Uid, Gid)>,
-        mode: u32,
+        mode: Option<u32>,
         xattrs: &[(Vec<u8>, Vec<u8>)],
     ) -> Result<()> {
         if let Some((u, g)) = ids {
             rustix::fs::fchown(&fd, Some(u), Some(g)).map_err(|e| self.fail(path, "setting the owner", e))?;
         }
         // After chown, which clears set-id bits.
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| self.fail(path, "setting the mode", e))?;
+        if let Some(mode) = mode {
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).map_err(|e| self.fail(path, "setting the mode", e))?;
+        }
         for (k, v) in xattrs {
             match rustix::fs::fsetxattr(&fd, OsStr::from_bytes(k), v, XattrFlags::empty()) {
                 Ok(()) | Err(Errno::NOTSUP) | Err(Errno::PERM) => {}
@@ -654,5 +714,27 @@ impl Unpacker<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// The process umask, read without changing it (umask(2) would race with
+/// other threads): from /proc/self/status, or the common 022.
+fn current_umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Umask:").map(|v| v.trim().to_string()))
+        })
+        .and_then(|v| u32::from_str_radix(&v, 8).ok())
+        .unwrap_or(0o022)
+}
+
+/// A numeric header field; an empty one (all NUL or spaces) is 0.
+fn numeric(parsed: std::io::Result<u64>, raw: &[u8], path: &Path) -> Result<u64> {
+    match parsed {
+        Ok(v) => Ok(v),
+        Err(_) if raw.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        Err(e) => Err(tar_error(e, path)),
     }
 }

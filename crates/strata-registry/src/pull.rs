@@ -30,6 +30,9 @@ pub struct PullOptions {
     /// explicitly, a single-platform image must match it too.
     pub platform: Option<Platform>,
     pub client: ClientOptions,
+    /// Also unpack each layer into `<store>/layers/<chain-id>` in the same
+    /// pass as the download, so the image is ready to run when pull ends.
+    pub unpack: bool,
 }
 
 /// What a pull did.
@@ -182,8 +185,19 @@ pub async fn pull_async(
     let mut tasks = tokio::task::JoinSet::new();
     // One check thread per layer in flight, no more than the client transfers at once.
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(opts.client.max_concurrent_transfers.max(1)));
+    let chain = strata_oci::chain_ids(&config.rootfs.diff_ids);
+    let snap = strata_snapshot::Snapshotter::new(store.root(), strata_snapshot::Driver::Copy);
     for (desc, diff_id) in &wanted_layers {
         let writer = store.blob_writer_with(desc.digest.algorithm())?;
+        let unpack = match opts.unpack {
+            true => m
+                .layers
+                .iter()
+                .position(|l| l.digest == desc.digest)
+                .map(|i| (snap.clone(), chain[i].clone()))
+                .filter(|(s, c)| !s.has_layer(c)),
+            false => None,
+        };
         let client = client.clone();
         let repo = repo.clone();
         let desc = desc.clone();
@@ -193,15 +207,59 @@ pub async fn pull_async(
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore is never closed");
             let digest = desc.digest.clone();
-            let r = fetch_layer(&client, &repo, &desc, &diff_id, writer, &progress).await;
+            let r = fetch_layer(&client, &repo, &desc, &diff_id, writer, unpack, &progress).await;
             (digest, r)
         });
     }
     let mut staged: HashMap<Digest, Staged> = HashMap::new();
+    // Every task is waited for, even after a failure: each one cleans up its
+    // own staging (temp blob, unpack dir) before it ends.
+    let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        let (digest, r) = joined.map_err(|e| anyhow!("a layer download stopped: {e}"))?;
-        let s = r.with_context(|| format!("pulling {}: layer {digest}", target.familiar()))?;
-        staged.insert(digest, s);
+        let r = joined
+            .map_err(|e| anyhow!("a layer download stopped: {e}"))
+            .and_then(|(digest, r)| {
+                r.map(|s| (digest.clone(), s))
+                    .with_context(|| format!("pulling {}: layer {digest}", target.familiar()))
+            });
+        match r {
+            Ok((digest, s)) => {
+                staged.insert(digest, s);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        // A failed pull leaves the store as it was: the layers unpacked for
+        // it go too (an image that shares one unpacks it again on demand).
+        for s in staged.values() {
+            if let Some(c) = &s.unpacked {
+                let _ = snap.remove_layer(c);
+            }
+        }
+        return Err(e);
+    }
+
+    // Layers unpacked side by side could not see the ones below them: now
+    // that all are there, no layer may have gone through a lower symlink.
+    if opts.unpack {
+        for (i, layer) in m.layers.iter().enumerate() {
+            let Some(s) = staged.get(&layer.digest) else { continue };
+            if s.implicit_dirs.is_empty() {
+                continue;
+            }
+            let lowers: Vec<_> = snap.lower_dirs(&chain[..i]).into_iter().rev().collect();
+            if let Err(e) = strata_layer::check_lowers(&lowers, &s.implicit_dirs) {
+                for s in staged.values() {
+                    if let Some(c) = &s.unpacked {
+                        let _ = snap.remove_layer(c);
+                    }
+                }
+                return Err(anyhow!(e).context(format!("pulling {}: layer {}", target.familiar(), layer.digest)));
+            }
+        }
     }
 
     // Everything verified: name the blobs, then register.
@@ -309,6 +367,19 @@ async fn fetch_document(client: &Client, repo: &str, d: &Descriptor) -> Result<V
 struct Staged {
     tmp: tempfile::NamedTempFile,
     diff_size: u64,
+    /// Directories the unpacked layer created implicitly (checked against
+    /// the layers below once they are all there).
+    implicit_dirs: Vec<std::path::PathBuf>,
+    /// The chain ID this pull unpacked the layer as.
+    unpacked: Option<Digest>,
+}
+
+/// What the check thread learnt of a layer.
+struct Checked {
+    diff_id: Digest,
+    diff_size: u64,
+    implicit_dirs: Vec<std::path::PathBuf>,
+    unpacked: Option<Digest>,
 }
 
 /// Streams one layer: into a staged blob and, in the same pass, through
@@ -319,6 +390,7 @@ async fn fetch_layer(
     desc: &Descriptor,
     diff_id: &Digest,
     writer: BlobWriter,
+    unpack: Option<(strata_snapshot::Snapshotter, Digest)>,
     progress: &Progress,
 ) -> Result<Staged> {
     progress(Event::Layer {
@@ -327,16 +399,62 @@ async fn fetch_layer(
     });
     let (tx, rx) = sync_channel::<Bytes>(32);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let expected_diff = diff_id.clone();
+    let cleanup = unpack.as_ref().map(|(snap, _)| snap.clone());
     std::thread::Builder::new()
         .name("layer-check".into())
         .spawn(move || {
-            let feed = Feed { rx, cur: Bytes::new() };
-            let opts = strata_layer::WriteOptions {
-                compression: strata_layer::Compression::None,
-                level: None,
-                source_date_epoch: None,
+            let mut feed = Some(Feed { rx, cur: Bytes::new() });
+            let mut unpacked = None;
+            if let Some((snap, chain_id)) = &unpack {
+                // Unpacked in the same pass; named `layers/<chain-id>` only
+                // when the content has the diff ID the (verified) config names.
+                let r = snap.ensure_layer(chain_id, |dir| {
+                    let f = feed.take().expect("filled once");
+                    let opts = strata_layer::UnpackOptions {
+                        whiteouts: strata_layer::WhiteoutMode::Overlay,
+                        ..Default::default()
+                    };
+                    let report = strata_layer::unpack(f, dir, &opts)?;
+                    if report.diff_id != expected_diff {
+                        bail!(
+                            "the layer's content has diff ID {}, but the image config says {expected_diff}",
+                            report.diff_id
+                        );
+                    }
+                    unpacked = Some(report);
+                    Ok(())
+                });
+                if let Err(e) = r {
+                    let _ = done_tx.send(Err(e));
+                    return;
+                }
+            }
+            let r = match (unpacked, feed) {
+                (Some(rep), _) => Ok(Checked {
+                    diff_id: rep.diff_id,
+                    diff_size: rep.diff_size,
+                    implicit_dirs: rep.implicit_dirs,
+                    unpacked: unpack.as_ref().map(|(_, c)| c.clone()),
+                }),
+                // Not unpacked (not asked, or present meanwhile): check only.
+                (None, Some(f)) => {
+                    let opts = strata_layer::WriteOptions {
+                        compression: strata_layer::Compression::None,
+                        level: None,
+                        source_date_epoch: None,
+                    };
+                    strata_layer::recompress(f, &opts, std::io::sink())
+                        .map(|d| Checked {
+                            diff_id: d.diff_id,
+                            diff_size: d.diff_size,
+                            implicit_dirs: Vec::new(),
+                            unpacked: None,
+                        })
+                        .map_err(anyhow::Error::from)
+                }
+                (None, None) => Err(anyhow!("the layer was neither unpacked nor checked")),
             };
-            let r = strata_layer::recompress(feed, &opts, std::io::sink());
             let _ = done_tx.send(r);
         })
         .context("starting a layer check thread")?;
@@ -371,25 +489,39 @@ async fn fetch_layer(
     drop(tx);
     let checked = done_rx.await.map_err(|_| anyhow!("the layer check thread stopped"))?;
     let layer = match (fetched, checked) {
-        (Err(_), Err(e)) if refused => bail!("the layer is not a valid tar stream: {e}"),
+        (Err(_), Err(e)) if refused => bail!("the layer was refused: {e:#}"),
+        (Err(e), Ok(l)) => {
+            discard(&cleanup, &l);
+            return Err(e.into());
+        }
         (Err(e), _) => return Err(e.into()),
-        (Ok(_), Err(e)) => bail!("the layer is not a valid tar stream: {e}"),
+        (Ok(_), Err(e)) => bail!("the layer was refused: {e:#}"),
         (Ok(_), Ok(l)) => l,
     };
-    if layer.diff_id != *diff_id {
-        bail!(
-            "the layer's content has diff ID {}, but the image config says {diff_id}; the image is corrupt",
-            layer.diff_id
-        );
-    }
-    let (digest, size, tmp) = tokio::task::block_in_place(|| blob.finish_digest())?;
-    if digest != desc.digest || size != desc.size {
-        bail!(
-            "stored {size} bytes with digest {digest}, expected {} bytes with {}",
-            desc.size,
-            desc.digest
-        );
-    }
+    let verdict = (|| -> Result<tempfile::NamedTempFile> {
+        if layer.diff_id != *diff_id {
+            bail!(
+                "the layer's content has diff ID {}, but the image config says {diff_id}; the image is corrupt",
+                layer.diff_id
+            );
+        }
+        let (digest, size, tmp) = tokio::task::block_in_place(|| blob.finish_digest())?;
+        if digest != desc.digest || size != desc.size {
+            bail!(
+                "stored {size} bytes with digest {digest}, expected {} bytes with {}",
+                desc.size,
+                desc.digest
+            );
+        }
+        Ok(tmp)
+    })();
+    let tmp = match verdict {
+        Ok(tmp) => tmp,
+        Err(e) => {
+            discard(&cleanup, &layer);
+            return Err(e);
+        }
+    };
     progress(Event::Layer {
         digest: desc.digest.clone(),
         status: LayerStatus::PullComplete,
@@ -397,6 +529,8 @@ async fn fetch_layer(
     Ok(Staged {
         tmp,
         diff_size: layer.diff_size,
+        implicit_dirs: layer.implicit_dirs,
+        unpacked: layer.unpacked,
     })
 }
 
@@ -454,5 +588,12 @@ impl Read for Feed {
         buf[..n].copy_from_slice(&self.cur[..n]);
         self.cur.advance(n);
         Ok(n)
+    }
+}
+
+/// Removes a layer this pull unpacked but then refused.
+fn discard(snap: &Option<strata_snapshot::Snapshotter>, layer: &Checked) {
+    if let (Some(snap), Some(chain)) = (snap, &layer.unpacked) {
+        let _ = snap.remove_layer(chain);
     }
 }

@@ -102,6 +102,8 @@ fn opts() -> PullOptions {
     PullOptions {
         platform: None,
         client: options(Credentials::Anonymous),
+        // As the CLI does: layers unpacked in the same pass.
+        unpack: true,
     }
 }
 
@@ -142,7 +144,10 @@ fn snapshot(store: &Store) -> Vec<String> {
         let Ok(rd) = std::fs::read_dir(dir) else { return };
         for e in rd.flatten() {
             if e.file_type().unwrap().is_dir() {
-                walk(&e.path(), out);
+                // Per-layer lock files are not content (and are kept on purpose).
+                if e.file_name() != ".locks" {
+                    walk(&e.path(), out);
+                }
             } else {
                 out.push(format!("{} {}", e.path().display(), e.metadata().unwrap().len()));
             }
@@ -629,5 +634,40 @@ async fn layers_the_store_has_are_not_fetched_again() {
     );
     let rec = store.image(&second.id()).unwrap().unwrap();
     assert_eq!(rec.diff_ids.len(), 2);
+    r.stop().await;
+}
+
+/// A layer that writes through a symlink planted by the layer below is
+/// refused even though the layers are unpacked side by side, and the store
+/// keeps nothing of the pull.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_layer_reaching_through_a_lower_symlink_is_refused() {
+    let r = open_registry().await;
+    let c = r.anonymous();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    h.set_mode(0o777);
+    h.set_mtime(0);
+    b.append_link(&mut h, "etc", "/tmp/x").unwrap();
+    let lower = b.into_inner().unwrap();
+    let upper = tar_of(&[("etc/passwd", b"evil")]);
+    let img = TestImage::new(&Platform::host(), &[lower, upper]);
+    img.push(&c, "evil/link", "1").await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let before = snapshot(&store);
+    let p = strata_registry::no_progress();
+    let e = strata_registry::pull_async(
+        &mut store,
+        &Reference::parse(&format!("{}/evil/link:1", r.host)).unwrap(),
+        &opts(),
+        &p,
+    )
+    .await
+    .unwrap_err();
+    assert!(format!("{e:#}").contains("symlink"), "{e:#}");
+    assert_eq!(snapshot(&store), before);
     r.stop().await;
 }

@@ -153,6 +153,8 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     let opts = PullOptions {
         platform: a.platform.as_deref().map(Platform::parse).transpose()?,
         client: client_options(a.tls_verify),
+        // Ready to run when pull ends: layers are unpacked as they stream in.
+        unpack: true,
     };
     let mut store = open_store(root)?;
     let progress = if a.quiet { no_progress() } else { printer() };

@@ -122,6 +122,10 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
         let p = e.path();
         let m = e.metadata().unwrap();
         if m.is_dir() {
+            // Per-layer lock files are not content (and are kept on purpose).
+            if p.file_name().is_some_and(|n| n == ".locks") {
+                continue;
+            }
             walk(&p, root, out);
         } else {
             out.push(format!("{} {}", p.strip_prefix(root).unwrap().display(), m.len()));
