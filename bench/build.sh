@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# strata build beside docker build (BuildKit and classic) and buildah
+# (podman build, which is buildah's library, when buildah itself is not
+# installed): cold and fully cached builds of
+#   five:  a 5-step Dockerfile (COPY, RUN, WORKDIR, ENV, RUN) on busybox
+#   multi: two independent stages copied into a third
+# on the busybox base (scripts/busybox-rootfs.sh), imported into each tool.
+# Prints a markdown table of medians (hyperfine) and strata's ratios.
+#
+#   bench/build.sh          # RUNS=5
+#   RUNS=3 bench/build.sh
+#
+# Cold = every cache of the tool cleared before each run (--prepare), the
+# base image kept. RUN steps use --network none everywhere (the private
+# dockerd has no bridge).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${RUNS:-5}
+cargo build --release --quiet -p strata-cli
+S=$PWD/target/release/strata
+W=$(mktemp -d /tmp/strata-bench-build.XXXXXX)
+cleanup() {
+  [ -n "${PODMAN_ROOT:-}" ] && podman --root "$PODMAN_ROOT" --runroot "$W/podman-run" rmi -af >/dev/null 2>&1 || true
+  rm -rf "$W"
+}
+trap cleanup EXIT
+
+bash scripts/busybox-rootfs.sh "$W/rootfs" >/dev/null
+tar --numeric-owner -C "$W/rootfs" -cf "$W/busybox.tar" .
+
+mkdir -p "$W/five" "$W/multi"
+echo "app v1" >"$W/five/app.txt"
+cat >"$W/five/Dockerfile" <<'EOF'
+FROM busybox:latest
+COPY app.txt /app/
+RUN echo hello > /app/run.txt
+WORKDIR /app
+ENV GREETING=hi
+RUN cat /app/app.txt /app/run.txt > /app/all.txt
+EOF
+cat >"$W/multi/Dockerfile" <<'EOF'
+FROM busybox:latest AS one
+RUN echo one > /one && sleep 0.2
+FROM busybox:latest AS two
+RUN echo two > /two && sleep 0.2
+FROM busybox:latest
+COPY --from=one /one /one
+COPY --from=two /two /two
+EOF
+
+results=$W/results.tsv
+: >"$results"
+measure() { # scenario tool hyperfine-args...
+  local name=$1 tool=$2; shift 2
+  local json=$W/$name-$tool.json
+  if hyperfine --style none --runs "$RUNS" --export-json "$json" "$@" >"$W/$name-$tool.log" 2>&1; then
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
+      { read -r m; printf '%s\t%s\t%s\n' "$name" "$tool" "$m" >>"$results"; }
+  else
+    echo "bench: $name with $tool failed (see below)" >&2
+    tail -5 "$W/$name-$tool.log" >&2
+    printf '%s\t%s\t%s\n' "$name" "$tool" "failed" >>"$results"
+  fi
+}
+
+# strata: a base store with busybox; cold runs start from a copy of it.
+export STRATA_ROOT=$W/strata
+$S import "$W/busybox.tar" busybox:latest >/dev/null
+cp -a "$W/strata" "$W/strata-base"
+for sc in five multi; do
+  measure "$sc cold" strata --prepare "rm -rf $W/strata && cp -a $W/strata-base $W/strata" \
+    "$S build -q --network none -t bench-$sc $W/$sc"
+  $S build -q --network none -t bench-$sc "$W/$sc" >/dev/null
+  measure "$sc cached" strata --warmup 1 "$S build -q --network none -t bench-$sc $W/$sc"
+done
+
+D=/usr/bin/docker
+if [ -x $D ] && $D info >/dev/null 2>&1; then
+  $D import "$W/busybox.tar" busybox:latest >/dev/null
+  for mode in buildkit classic; do
+    [ $mode = buildkit ] && bk=1 || bk=0
+    for sc in five multi; do
+      b="DOCKER_BUILDKIT=$bk $D build -q --network none -t bench-$sc $W/$sc"
+      measure "$sc cold" "docker-$mode" \
+        --prepare "$D rmi -f bench-$sc >/dev/null 2>&1; $D builder prune -af >/dev/null 2>&1; $D image prune -f >/dev/null 2>&1; true" "$b"
+      eval "$b" >/dev/null 2>&1 || true
+      measure "$sc cached" "docker-$mode" --warmup 1 "$b"
+    done
+  done
+  $D rmi -f bench-five bench-multi >/dev/null 2>&1 || true
+  $D builder prune -af >/dev/null 2>&1 || true
+else
+  echo "bench: no docker daemon answers (start one with scripts/dockerd-up.sh DIR): docker columns skipped" >&2
+fi
+
+# buildah: the real one when installed, else podman build (buildah's library), private store.
+PODMAN_ROOT=$W/podman
+P=""
+if command -v buildah >/dev/null 2>&1; then
+  P="buildah --root $PODMAN_ROOT --runroot $W/podman-run --storage-driver overlay"
+  BUD="bud --layers --network none"
+  PEER=buildah
+elif command -v podman >/dev/null 2>&1; then
+  P="podman --root $PODMAN_ROOT --runroot $W/podman-run --storage-driver overlay"
+  BUD="build --layers --network none"
+  PEER=podman-build
+fi
+if [ -n "$P" ] && podman --root "$PODMAN_ROOT" --runroot "$W/podman-run" --storage-driver overlay import "$W/busybox.tar" busybox:latest >/dev/null 2>&1; then
+  for sc in five multi; do
+    b="$P $BUD -q -t bench-$sc $W/$sc"
+    # Cold: every image but the base removed (the layer cache is those images).
+    measure "$sc cold" "$PEER" \
+      --prepare "$P rmi -f bench-$sc >/dev/null 2>&1; $P images -q --filter dangling=true | xargs -r $P rmi -f >/dev/null 2>&1; true" "$b"
+    eval "$b" >/dev/null 2>&1 || true
+    measure "$sc cached" "$PEER" --warmup 1 "$b"
+  done
+else
+  echo "bench: neither buildah nor podman can run here: buildah column skipped" >&2
+  PEER=""
+fi
+
+python3 - "$results" "${PEER:-buildah}" <<'EOF'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    name, tool, v = line.rstrip("\n").split("\t")
+    rows.setdefault(name, {})[tool] = None if v == "failed" else float(v)
+peers = ["docker-buildkit", "docker-classic", sys.argv[2]]
+def ms(v):
+    return "-" if v is None else ("%.0f ms" % (v * 1000) if v >= 0.1 else "%.1f ms" % (v * 1000))
+def ratio(s, p):
+    if s is None or p is None:
+        return "-"
+    return "%.1f× faster" % (p / s) if p >= s else "%.1f× slower" % (s / p)
+print("| scenario | strata | " + " | ".join(peers) + " | " + " | ".join("vs " + p for p in peers) + " |")
+print("|---" * (2 + 2 * len(peers)) + "|")
+for name in ["five cold", "five cached", "multi cold", "multi cached"]:
+    r = rows.get(name, {})
+    s = r.get("strata")
+    print("| %s | %s | %s | %s |" % (name, ms(s), " | ".join(ms(r.get(p)) for p in peers),
+                                      " | ".join(ratio(s, r.get(p)) for p in peers)))
+EOF
