@@ -25,7 +25,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "STRATA_ROOT", value_name = "DIR")]
     root: Option<PathBuf>,
     /// Storage driver for container roots: overlay (default when the kernel allows) or vfs (copies)
-    #[arg(long = "storage-driver", global = true, env = "STRATA_STORAGE_DRIVER", value_name = "string")]
+    #[arg(
+        long = "storage-driver",
+        global = true,
+        env = "STRATA_STORAGE_DRIVER",
+        value_name = "string"
+    )]
     storage_driver: Option<String>,
     #[command(subcommand)]
     command: Command,
