@@ -338,12 +338,19 @@ impl ContextTree {
         .with_context(|| format!("opening the build context {}", root.display()))?;
         let mut entries = BTreeMap::new();
         let mut total_size = 0;
-        walk_context(root, "", ignore, &mut entries, &mut total_size)?;
-        let old = index_path
-            .as_ref()
-            .and_then(|p| std::fs::read(p).ok())
-            .and_then(|b| IndexFile::decode(&b))
-            .unwrap_or_default();
+        // The index is read while the context is walked.
+        let (walked, old) = std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                index_path
+                    .as_ref()
+                    .and_then(|p| std::fs::read(p).ok())
+                    .and_then(|b| IndexFile::decode(&b))
+                    .unwrap_or_default()
+            });
+            let walked = walk_context(root, "", ignore, &mut entries, &mut total_size);
+            (walked, reader.join().unwrap_or_default())
+        });
+        walked?;
         Ok(ContextTree {
             root: root.to_path_buf(),
             rootfd,
@@ -523,10 +530,18 @@ fn walk_context(
             })
             .collect()
     });
+    let mut all = Vec::new();
     for r in results {
         let (entries, size) = r?;
         *total += size;
-        out.extend(entries);
+        all.extend(entries);
+    }
+    // Built from a sorted list in one go (far cheaper than inserting one by one).
+    all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    if out.is_empty() {
+        *out = all.into_iter().collect();
+    } else {
+        out.extend(all);
     }
     Ok(())
 }
