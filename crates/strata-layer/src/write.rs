@@ -94,7 +94,7 @@ pub fn write_selected<W: Write>(
                     let path = p.parent().unwrap_or(Path::new("")).join(OsStr::from_bytes(&wh));
                     let mut h = tar::Header::new_ustar();
                     h.set_entry_type(tar::EntryType::Regular);
-                    h.set_mode(0o644);
+                    h.set_mode(0);
                     h.set_uid(0);
                     h.set_gid(0);
                     h.set_mtime(w.epoch.unwrap_or(0).max(0) as u64);
@@ -212,8 +212,9 @@ impl<W: Write> TreeWriter<W> {
                 dname.push(b'/');
                 self.append(&mut h, &dname, None, &xattrs, std::io::empty())?;
                 if opaque {
+                    // As Docker writes it: the directory's permission bits.
                     let mut h = self.header(st, tar::EntryType::Regular);
-                    h.set_mode(0o644);
+                    h.set_mode(st.st_mode & 0o777);
                     let marker = path.join(".wh..wh..opq");
                     self.append(&mut h, marker.as_os_str().as_bytes(), None, &[], std::io::empty())?;
                 }
@@ -268,8 +269,9 @@ impl<W: Write> TreeWriter<W> {
                 )
             }
             FileType::CharacterDevice if self.overlay && st.st_rdev == 0 => {
+                // Docker and podman keep the whiteout device's permission bits (0).
                 let mut h = self.header(st, tar::EntryType::Regular);
-                h.set_mode(0o644);
+                h.set_mode(st.st_mode & 0o777);
                 let mut wh = b".wh.".to_vec();
                 wh.extend_from_slice(name.to_bytes());
                 let p = path.parent().unwrap_or(Path::new("")).join(OsStr::from_bytes(&wh));

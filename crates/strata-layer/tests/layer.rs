@@ -288,6 +288,11 @@ fn refuse(layers: &[Vec<u8>], needle: &str) {
     fs::create_dir_all(&root).unwrap();
     fs::create_dir_all(&outside).unwrap();
     fs::write(outside.join("passwd"), b"host").unwrap();
+    fs::create_dir_all(outside.join("sub/deeper")).unwrap();
+    fs::write(outside.join("sub/deeper/file"), b"sentinel").unwrap();
+    symlink("passwd", outside.join("link")).unwrap();
+    fs::write(t.path().join("next-to-root"), b"sentinel").unwrap();
+    let before = tree_hash(t.path(), &root);
     let mut err = None;
     for l in layers {
         if let Err(e) = apply(l, &root) {
@@ -299,12 +304,7 @@ fn refuse(layers: &[Vec<u8>], needle: &str) {
         .unwrap_or_else(|| panic!("accepted a layer that should fail with {needle:?}"))
         .to_string();
     assert!(err.contains(needle), "expected {needle:?} in {err:?}");
-    let listing: Vec<_> = fs::read_dir(&outside)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(listing, vec!["passwd"]);
-    assert_eq!(fs::read(outside.join("passwd")).unwrap(), b"host");
+    assert_eq!(tree_hash(t.path(), &root), before, "something outside the root changed");
     // The stream check refuses the last layer too (recompress = load/import path).
     let last = layers.last().unwrap();
     // (A missing hard link target may be in a lower layer: only unpack knows.)
@@ -419,4 +419,39 @@ fn broken_streams_say_what_is_wrong() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("tar"), "{e}");
+}
+
+/// A digest of every path, type, mode, owner, link target and content under
+/// `top`, except the root being unpacked into.
+fn tree_hash(top: &Path, skip: &Path) -> String {
+    fn walk(dir: &Path, skip: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for p in names {
+            if p == skip {
+                continue;
+            }
+            let m = fs::symlink_metadata(&p).unwrap();
+            let extra = if m.file_type().is_symlink() {
+                fs::read_link(&p).unwrap().display().to_string()
+            } else if m.is_file() {
+                strata_oci::Digest::sha256_of(&fs::read(&p).unwrap()).to_string()
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {}:{} {extra}",
+                p.display(),
+                m.mode(),
+                m.uid(),
+                m.gid()
+            ));
+            if m.is_dir() {
+                walk(&p, skip, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(top, skip, &mut out);
+    strata_oci::Digest::sha256_of(out.join("\n").as_bytes()).to_string()
 }
