@@ -15,6 +15,7 @@ mod engine;
 mod names;
 mod record;
 mod rootfs;
+mod usage;
 mod volumes;
 
 pub use commit::CommitOptions;
@@ -25,6 +26,7 @@ pub use names::random_id;
 pub use record::ContainerRecord;
 pub use rootfs::ensure_unpacked;
 pub use strata_runtime::LogEntry;
+pub use usage::{ContainerUsage, VolumeUsage, tree_size};
 
 /// Sends a signal to the container whose state directory this is.
 pub fn kill_state_dir(state_dir: &std::path::Path, signal: i32) -> anyhow::Result<()> {

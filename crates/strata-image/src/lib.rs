@@ -21,7 +21,8 @@ pub use changes::{ChangeError, apply_change};
 pub use error::{Error, Result};
 pub use import::{ImportOptions, ImportSource, Imported, import};
 pub use ops::{
-    DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, disk_usage, history, inspect, prune, remove_image,
+    BuildCacheUsage, DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, build_cache_usage, disk_usage,
+    history, inspect, prune, remove_image,
 };
 pub use register::register;
 pub use resolve::{Resolved, resolve};

@@ -289,3 +289,53 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     }
     Ok(du)
 }
+
+/// What the build cache holds: steps recorded, and the bytes of the layers
+/// only the cache keeps (what pruning it would free).
+#[derive(Debug, Clone, Default)]
+pub struct BuildCacheUsage {
+    pub entries: u64,
+    /// Layers made by cached steps, each once.
+    pub size: u64,
+    /// Of those, the bytes no image uses.
+    pub reclaimable: u64,
+}
+
+pub fn build_cache_usage(store: &Store) -> Result<BuildCacheUsage> {
+    let conn = store.conn();
+    let exists: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='build_cache'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(strata_store::Error::from)?;
+    if exists == 0 {
+        return Ok(BuildCacheUsage::default());
+    }
+    let entries: i64 = conn
+        .query_row("SELECT count(*) FROM build_cache", [], |r| r.get(0))
+        .map_err(strata_store::Error::from)?;
+    let mut st = conn
+        .prepare("SELECT DISTINCT diff_id FROM build_cache WHERE diff_id IS NOT NULL")
+        .map_err(strata_store::Error::from)?;
+    let diff_ids: Vec<String> = st
+        .query_map([], |r| r.get(0))
+        .map_err(strata_store::Error::from)?
+        .collect::<std::result::Result<_, _>>()
+        .map_err(strata_store::Error::from)?;
+    let uses = store.layer_use_counts()?;
+    let mut usage = BuildCacheUsage {
+        entries: entries as u64,
+        ..Default::default()
+    };
+    for d in diff_ids {
+        let Ok(d) = Digest::parse(&d) else { continue };
+        let size = store.layer_size(&d)?.unwrap_or(0);
+        usage.size += size;
+        if uses.get(&d).copied().unwrap_or(0) == 0 {
+            usage.reclaimable += size;
+        }
+    }
+    Ok(usage)
+}
