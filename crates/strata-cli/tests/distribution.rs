@@ -174,6 +174,14 @@ fn push_busybox(env: &Env, host: &str, repo_tag: &str) -> Option<(String, String
     env.ok(&["tag", "busybox:latest", &target]);
     let out = env.ok(&["push", &target]);
     assert!(out.contains("Pushed"), "{out}");
+    assert_plain(&out);
+    assert!(
+        out.starts_with(&format!(
+            "The push refers to repository [{}]\n",
+            target.rsplit_once(':').unwrap().0
+        )),
+        "{out}"
+    );
     let tag = repo_tag.rsplit(':').next().unwrap();
     let line = out
         .lines()
@@ -181,6 +189,17 @@ fn push_busybox(env: &Env, host: &str, repo_tag: &str) -> Option<(String, String
         .unwrap_or_else(|| panic!("{out}"));
     let digest = line.split_whitespace().nth(2).unwrap().to_string();
     Some((id, digest))
+}
+
+/// Output for a pipe: whole lines only, no terminal control, none of the
+/// states only bars show.
+fn assert_plain(out: &str) {
+    assert!(!out.contains('\x1b') && !out.contains('\r'), "{out:?}");
+    for l in out.lines() {
+        for word in ["Downloading", "Extracting", "Waiting", ": Pushing", "[="] {
+            assert!(!l.contains(word), "{l:?} in {out}");
+        }
+    }
 }
 
 #[test]
@@ -210,6 +229,12 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     let out = env.ok(&["pull", &name]);
     assert!(out.starts_with("1: Pulling from lib/busybox\n"), "{out}");
     assert!(out.contains(": Pull complete"), "{out}");
+    // Not a terminal: Docker's plain lines, no bars, no byte counts.
+    assert_plain(&out);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[1].ends_with(": Pulling fs layer"), "{out}");
+    assert!(lines[2].ends_with(": Pull complete"), "{out}");
+    assert!(lines[3].starts_with("Digest: sha256:"), "{out}");
     assert!(out.contains(&format!("Digest: {digest}")), "{out}");
     assert!(
         out.contains(&format!("Status: Downloaded newer image for {name}")),

@@ -41,7 +41,7 @@ pub use pin::{PinAction, PinLine, PinOptions};
 pub use pull::{PullOptions, PullReport, pull, pull_async};
 pub use push::{PushOptions, PushReport, push, push_async};
 pub use tls::DEFAULT_CERTS_DIR;
-pub use transfer::{Event, LayerStatus, Progress, block_on, no_progress};
+pub use transfer::{BYTES_EVENT_STEP, Event, LayerStatus, Progress, block_on, no_progress};
 
 /// Checks `username`/`password` against `registry` (Basic, or the token
 /// service it names), then stores them: with the configured credential

@@ -21,7 +21,7 @@ use strata_store::{BlobWriter, LayerRecord, NewImage, Store};
 use crate::blobs::PartialBlob;
 use crate::client::{Client, ClientOptions};
 use crate::manifests::{ManifestResponse, Resolved};
-use crate::transfer::{ATTEMPTS, Event, LayerStatus, Progress, backoff, retryable};
+use crate::transfer::{ATTEMPTS, ByteCounter, Event, LayerStatus, Progress, backoff, retryable};
 
 /// How to pull.
 #[derive(Clone, Default)]
@@ -204,6 +204,11 @@ pub async fn pull_async(
         let diff_id = diff_id.clone();
         let progress = progress.clone();
         let slots = slots.clone();
+        // Announced in manifest order, before any of them starts.
+        progress(Event::Layer {
+            digest: desc.digest.clone(),
+            status: LayerStatus::Downloading,
+        });
         tasks.spawn(async move {
             let _slot = slots.acquire_owned().await.expect("the semaphore is never closed");
             let digest = desc.digest.clone();
@@ -393,18 +398,24 @@ async fn fetch_layer(
     unpack: Option<(strata_snapshot::Snapshotter, Digest)>,
     progress: &Progress,
 ) -> Result<Staged> {
-    progress(Event::Layer {
-        digest: desc.digest.clone(),
-        status: LayerStatus::Downloading,
-    });
     let (tx, rx) = sync_channel::<Bytes>(32);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let expected_diff = diff_id.clone();
     let cleanup = unpack.as_ref().map(|(snap, _)| snap.clone());
+    let extracted = ByteCounter::new(
+        progress.clone(),
+        desc.digest.clone(),
+        LayerStatus::Extracting,
+        desc.size,
+    );
     std::thread::Builder::new()
         .name("layer-check".into())
         .spawn(move || {
-            let mut feed = Some(Feed { rx, cur: Bytes::new() });
+            let mut feed = Some(Feed {
+                rx,
+                cur: Bytes::new(),
+                counter: extracted,
+            });
             let mut unpacked = None;
             if let Some((snap, chain_id)) = &unpack {
                 // Unpacked in the same pass; named `layers/<chain-id>` only
@@ -461,6 +472,12 @@ async fn fetch_layer(
     let mut tee = Tee {
         blob: writer,
         tx: Some(tx),
+        counter: ByteCounter::new(
+            progress.clone(),
+            desc.digest.clone(),
+            LayerStatus::Downloading,
+            desc.size,
+        ),
     };
     let mut partial = PartialBlob::new(desc.digest.algorithm());
     let mut attempt = 0;
@@ -482,9 +499,15 @@ async fn fetch_layer(
             Err(e) => break Err(e),
         }
     };
+    if fetched.is_ok() {
+        progress(Event::Layer {
+            digest: desc.digest.clone(),
+            status: LayerStatus::Extracting,
+        });
+    }
     // Closing the feed ends the check; its verdict decides first (a layer
     // refused by the check stops the download with a write error).
-    let Tee { blob, tx } = tee;
+    let Tee { blob, tx, .. } = tee;
     let refused = tx.is_none();
     drop(tx);
     let checked = done_rx.await.map_err(|_| anyhow!("the layer check thread stopped"))?;
@@ -538,6 +561,8 @@ async fn fetch_layer(
 struct Tee {
     blob: BlobWriter,
     tx: Option<SyncSender<Bytes>>,
+    /// Bytes received (a resumed download writes only the new ones).
+    counter: ByteCounter,
 }
 
 impl Write for Tee {
@@ -563,6 +588,7 @@ impl Write for Tee {
                 return Err(std::io::Error::other("the layer was refused while checking it"));
             }
         }
+        self.counter.add(buf.len() as u64);
         Ok(())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -574,6 +600,8 @@ impl Write for Tee {
 struct Feed {
     rx: Receiver<Bytes>,
     cur: Bytes,
+    /// Bytes the check (unpack) has consumed.
+    counter: ByteCounter,
 }
 
 impl Read for Feed {
@@ -587,6 +615,7 @@ impl Read for Feed {
         let n = buf.len().min(self.cur.len());
         buf[..n].copy_from_slice(&self.cur[..n]);
         self.cur.advance(n);
+        self.counter.add(n as u64);
         Ok(n)
     }
 }

@@ -18,7 +18,7 @@ use strata_store::{LayerRecord, NewImage, Store};
 
 use crate::blobs::BlobPush;
 use crate::client::{Client, ClientOptions};
-use crate::transfer::{ATTEMPTS, Event, LayerStatus, Progress, backoff, retryable};
+use crate::transfer::{ATTEMPTS, ByteCounter, Event, LayerStatus, Progress, backoff, retryable};
 
 #[derive(Clone, Default)]
 pub struct PushOptions {
@@ -242,6 +242,12 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
         }
     }
     blobs.push((m.config.clone(), false));
+    for (desc, _) in blobs.iter().filter(|(_, is_layer)| *is_layer) {
+        progress(Event::Layer {
+            digest: desc.digest.clone(),
+            status: LayerStatus::Waiting,
+        });
+    }
     let mut tasks = tokio::task::JoinSet::new();
     for (desc, is_layer) in blobs {
         if !store.has_blob(&desc.digest) {
@@ -262,9 +268,22 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
                 attempt += 1;
                 let sources: Vec<&str> = from.iter().map(String::as_str).collect();
                 let path = path.clone();
-                let r = client
-                    .ensure_blob(&repo, &desc.digest, desc.size, &sources, || tokio::fs::File::open(path))
-                    .await;
+                let open = || async {
+                    let file = tokio::fs::File::open(path).await?;
+                    if is_layer {
+                        progress(Event::Layer {
+                            digest: desc.digest.clone(),
+                            status: LayerStatus::Pushing,
+                        });
+                    }
+                    let status = LayerStatus::Pushing;
+                    let counter = ByteCounter::new(progress.clone(), desc.digest.clone(), status, desc.size);
+                    Ok(Counted {
+                        inner: file,
+                        counter: is_layer.then_some(counter),
+                    })
+                };
+                let r = client.ensure_blob(&repo, &desc.digest, desc.size, &sources, open).await;
                 match r {
                     Err(e) if attempt < ATTEMPTS && retryable(&e) => {
                         progress(Event::Retrying {
@@ -322,4 +341,28 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
         mounted,
         existed,
     })
+}
+
+/// A reader that counts what the upload took from it.
+struct Counted<R> {
+    inner: R,
+    counter: Option<ByteCounter>,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let n = buf.filled().len() - before;
+        if n > 0
+            && let Some(c) = &mut self.counter
+        {
+            c.add(n as u64);
+        }
+        r
+    }
 }

@@ -18,6 +18,17 @@ pub enum Event {
     PushingTo { repository: String },
     /// A layer (shown by its digest) changed state.
     Layer { digest: Digest, status: LayerStatus },
+    /// Bytes of a layer so far, counted as they stream (throttled: at most
+    /// one event per [`BYTES_EVENT_STEP`] bytes, and one at the end).
+    /// `status` is [`LayerStatus::Downloading`] (bytes received),
+    /// [`LayerStatus::Extracting`] (compressed bytes the unpacker has
+    /// consumed) or [`LayerStatus::Pushing`] (bytes handed to the upload).
+    Bytes {
+        digest: Digest,
+        status: LayerStatus,
+        current: u64,
+        total: u64,
+    },
     /// A transfer failed and is tried again (resuming where it broke).
     Retrying {
         digest: Digest,
@@ -32,16 +43,64 @@ pub enum LayerStatus {
     AlreadyExists,
     /// Pull: downloading.
     Downloading,
+    /// Pull: the download ended; the unpacker (which ran alongside) is
+    /// finishing what it was handed.
+    Extracting,
     /// Pull: downloaded, verified, stored.
     PullComplete,
     /// Push: compressing a plain tar layer for the registry (once).
     Compressing,
+    /// Push: waiting for its turn (sent for every layer, in manifest order,
+    /// before any transfer starts).
+    Waiting,
+    /// Push: uploading (the registry lacked it and no mount worked).
+    Pushing,
     /// Push: the repository has it.
     LayerAlreadyExists,
     /// Push: mounted from another repository of the registry.
     MountedFrom(String),
     /// Push: uploaded.
     Pushed,
+}
+
+/// How many bytes pass between two [`Event::Bytes`] of one layer.
+pub const BYTES_EVENT_STEP: u64 = 256 * 1024;
+
+/// Counts bytes of one layer and sends [`Event::Bytes`] now and then.
+pub(crate) struct ByteCounter {
+    pub progress: Progress,
+    pub digest: Digest,
+    pub status: LayerStatus,
+    pub total: u64,
+    pub current: u64,
+    last: u64,
+}
+
+impl ByteCounter {
+    pub fn new(progress: Progress, digest: Digest, status: LayerStatus, total: u64) -> ByteCounter {
+        ByteCounter {
+            progress,
+            digest,
+            status,
+            total,
+            current: 0,
+            last: 0,
+        }
+    }
+
+    /// `n` more bytes went by.
+    pub fn add(&mut self, n: u64) {
+        self.current += n;
+        if self.current - self.last >= BYTES_EVENT_STEP || (self.current >= self.total && self.last < self.total) {
+            self.last = self.current;
+            (self.progress)(Event::Bytes {
+                digest: self.digest.clone(),
+                status: self.status.clone(),
+                current: self.current,
+                total: self.total,
+            });
+        }
+    }
 }
 
 /// Receives events, possibly from several threads at once.

@@ -137,6 +137,36 @@ fn statuses(events: &Arc<Mutex<Vec<Event>>>) -> Vec<LayerStatus> {
         .collect()
 }
 
+/// The byte events of one phase: rising, at most one per step, ending at
+/// each layer's compressed size.
+fn check_byte_events(events: &Arc<Mutex<Vec<Event>>>, layers: &[Vec<u8>], phase: LayerStatus) {
+    for l in layers {
+        let d = Digest::sha256_of(l);
+        let seen: Vec<(u64, u64)> = events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|e| match e {
+                Event::Bytes {
+                    digest,
+                    status,
+                    current,
+                    total,
+                } if *digest == d && *status == phase => Some((*current, *total)),
+                _ => None,
+            })
+            .collect();
+        assert!(!seen.is_empty(), "no {phase:?} bytes for {d}");
+        assert!(seen.iter().all(|(_, t)| *t == l.len() as u64), "{seen:?}");
+        assert_eq!(seen.last().unwrap().0, l.len() as u64, "{phase:?}: {seen:?}");
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
+        assert!(
+            seen.len() as u64 <= l.len() as u64 / strata_registry::BYTES_EVENT_STEP + 2,
+            "{seen:?}"
+        );
+    }
+}
+
 /// Files under blobs/ and tmp/, and the images with their names.
 fn snapshot(store: &Store) -> Vec<String> {
     let mut out = Vec::new();
@@ -189,6 +219,49 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
             .count(),
         2
     );
+    check_byte_events(&events, &img.layers, LayerStatus::Downloading);
+    check_byte_events(&events, &img.layers, LayerStatus::Extracting);
+    // Every layer is announced, in manifest order, before any is done.
+    let evs = events.lock().unwrap().clone();
+    let announced: Vec<Digest> = evs
+        .iter()
+        .filter_map(|e| match e {
+            Event::Layer {
+                digest,
+                status: LayerStatus::Downloading,
+            } => Some(digest.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        announced,
+        img.layers.iter().map(|l| Digest::sha256_of(l)).collect::<Vec<_>>()
+    );
+    let first_done = evs
+        .iter()
+        .position(|e| {
+            matches!(
+                e,
+                Event::Layer {
+                    status: LayerStatus::PullComplete,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let last_announced = evs
+        .iter()
+        .rposition(|e| {
+            matches!(
+                e,
+                Event::Layer {
+                    status: LayerStatus::Downloading,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    assert!(last_announced < first_done, "{evs:?}");
     let rec = store.image(&img.id()).unwrap().unwrap();
     assert_eq!(rec.diff_ids.len(), 2);
     assert_eq!(rec.tags[0].tag, "1");
@@ -230,7 +303,15 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
         .unwrap();
     assert_eq!(rep.digest, img.digest());
     assert_eq!(rep.existed, 3);
-    assert!(statuses(&events).iter().all(|s| *s == LayerStatus::LayerAlreadyExists));
+    assert_eq!(
+        statuses(&events),
+        vec![
+            LayerStatus::Waiting,
+            LayerStatus::Waiting,
+            LayerStatus::LayerAlreadyExists,
+            LayerStatus::LayerAlreadyExists
+        ]
+    );
     let mut store2 = store;
     strata_image::resolve(&store2, &format!("{}/team/app:1", r.host)).unwrap();
     let other = Reference::parse(&format!("{}/other/copy:v1", r.host)).unwrap();
@@ -244,6 +325,8 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
     assert_eq!(
         statuses(&events),
         vec![
+            LayerStatus::Waiting,
+            LayerStatus::Waiting,
             LayerStatus::MountedFrom("team/app".into()),
             LayerStatus::MountedFrom("team/app".into())
         ]
@@ -549,7 +632,33 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
     let rep = strata_registry::push_async(&mut store, &name, &push_opts(), &progress)
         .await
         .unwrap();
-    assert_eq!(statuses(&events), vec![LayerStatus::Compressing, LayerStatus::Pushed]);
+    assert_eq!(
+        statuses(&events),
+        vec![
+            LayerStatus::Compressing,
+            LayerStatus::Waiting,
+            LayerStatus::Pushing,
+            LayerStatus::Pushed
+        ]
+    );
+    // The upload's bytes were counted up to the compressed size.
+    let pushed: Vec<(u64, u64)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Bytes {
+                status: LayerStatus::Pushing,
+                current,
+                total,
+                ..
+            } => Some((*current, *total)),
+            _ => None,
+        })
+        .collect();
+    let (last, total) = *pushed.last().expect("byte events for the upload");
+    assert_eq!(last, total);
+    assert!(pushed.windows(2).all(|w| w[0].0 < w[1].0), "{pushed:?}");
     assert_ne!(rep.digest, imported.manifest);
     let c = r.anonymous();
     let got = c.get_manifest("local/made", "1").await.unwrap();
@@ -579,7 +688,10 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
         .await
         .unwrap();
     assert_eq!(rep2.digest, rep.digest);
-    assert_eq!(statuses(&events), vec![LayerStatus::LayerAlreadyExists]);
+    assert_eq!(
+        statuses(&events),
+        vec![LayerStatus::Waiting, LayerStatus::LayerAlreadyExists]
+    );
 
     // Pulled into another store: the same image ID.
     let dir2 = tempfile::tempdir().unwrap();
@@ -629,6 +741,7 @@ async fn layers_the_store_has_are_not_fetched_again() {
         vec![
             LayerStatus::AlreadyExists,
             LayerStatus::Downloading,
+            LayerStatus::Extracting,
             LayerStatus::PullComplete
         ]
     );

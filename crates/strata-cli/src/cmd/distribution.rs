@@ -120,24 +120,221 @@ fn client_options(tls_verify: bool) -> ClientOptions {
     }
 }
 
+/// Progress as Docker shows it: per-layer bars when stdout is a terminal,
+/// plain lines when not, nothing with `-q`.
+fn progress_for(quiet: bool) -> Progress {
+    if quiet {
+        no_progress()
+    } else if std::io::stdout().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb") {
+        Bars::start()
+    } else {
+        printer()
+    }
+}
+
+/// What a layer's line says for a status (without bytes).
+fn status_text(status: &LayerStatus) -> String {
+    match status {
+        LayerStatus::AlreadyExists => "Already exists".into(),
+        LayerStatus::Downloading => "Pulling fs layer".into(),
+        LayerStatus::Extracting => "Extracting".into(),
+        LayerStatus::PullComplete => "Pull complete".into(),
+        LayerStatus::Compressing => "Preparing".into(),
+        LayerStatus::Waiting => "Waiting".into(),
+        LayerStatus::Pushing => "Pushing".into(),
+        LayerStatus::LayerAlreadyExists => "Layer already exists".into(),
+        LayerStatus::MountedFrom(r) => format!("Mounted from {r}"),
+        LayerStatus::Pushed => "Pushed".into(),
+    }
+}
+
+/// A layer's line is final in this status.
+fn is_final(status: &LayerStatus) -> bool {
+    matches!(
+        status,
+        LayerStatus::AlreadyExists
+            | LayerStatus::PullComplete
+            | LayerStatus::LayerAlreadyExists
+            | LayerStatus::MountedFrom(_)
+            | LayerStatus::Pushed
+    )
+}
+
+/// Docker's `units.HumanSize`: decimal units, at most 4 significant digits
+/// (`%.4g`): `512B`, `1.5kB`, `12.35MB`, `59MB`.
+pub(crate) fn human_size(n: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < UNITS.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    // %.4g for 0 <= v < 1000: four significant digits, trailing zeros cut.
+    let int_digits = if v < 1.0 { 1 } else { v.log10().floor() as usize + 1 };
+    let mut s = format!("{v:.prec$}", prec = 4usize.saturating_sub(int_digits));
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", UNITS[i])
+}
+
+/// Docker's progress text (`jsonmessage.JSONProgress.String`): a 50-wide
+/// bar when the terminal is wider than 110 columns, then `current/total`.
+pub(crate) fn progress_text(current: u64, total: u64, bar: bool) -> String {
+    if current == 0 && total == 0 {
+        return String::new();
+    }
+    let numbers = if total == 0 || current > total {
+        format!("{:>8}", human_size(current))
+    } else {
+        format!("{:>8}/{}", human_size(current), human_size(total))
+    };
+    if total == 0 || !bar {
+        return numbers;
+    }
+    let filled = ((current as f64 / total as f64 * 100.0) as usize / 2).min(50);
+    format!("[{}>{}] {numbers}", "=".repeat(filled), " ".repeat(50 - filled))
+}
+
+/// One layer's line: `a2abf6c4d29d: Downloading [=====>   ]  12.3MB/59MB`.
+pub(crate) fn layer_line(digest: &strata_oci::Digest, status: &str, progress: &str) -> String {
+    if progress.is_empty() {
+        format!("{}: {status}", digest.short())
+    } else {
+        format!("{}: {status} {progress}", digest.short())
+    }
+}
+
+/// The terminal's width in columns (stdout), when it has one.
+fn terminal_width() -> Option<u16> {
+    // SAFETY: winsize is plain data; TIOCGWINSZ fills it or fails.
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0).then_some(ws.ws_col)
+}
+
+/// Per-layer bars on a terminal (indicatif), one line per layer in the
+/// order the layers were first announced.
+struct Bars {
+    multi: indicatif::MultiProgress,
+    layers: std::sync::Mutex<Vec<BarLayer>>,
+    /// Docker draws the `[===>  ]` box only on terminals wider than 110.
+    wide: bool,
+}
+
+struct BarLayer {
+    digest: strata_oci::Digest,
+    bar: indicatif::ProgressBar,
+    status: LayerStatus,
+}
+
+impl Bars {
+    fn start() -> Progress {
+        let multi = indicatif::MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::stdout_with_hz(10));
+        let bars = Bars {
+            multi,
+            layers: std::sync::Mutex::new(Vec::new()),
+            wide: terminal_width().is_some_and(|w| w > 110),
+        };
+        Arc::new(move |e| bars.event(e))
+    }
+
+    fn event(&self, e: Event) {
+        match e {
+            Event::PullingFrom { what, repository } => {
+                let _ = self.multi.println(format!("{what}: Pulling from {repository}"));
+            }
+            Event::PushingTo { repository } => {
+                let _ = self
+                    .multi
+                    .println(format!("The push refers to repository [{repository}]"));
+            }
+            Event::Retrying { digest, attempt, error } => {
+                let _ = self
+                    .multi
+                    .println(format!("{}: Retrying (attempt {attempt}): {error}", digest.short()));
+            }
+            Event::Layer { digest, status } => {
+                let mut layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+                if status == LayerStatus::Waiting {
+                    // Compression for the push is over: its lines (named by
+                    // the plain tar's digest) make way for the pushed blobs.
+                    layers.retain(|l| {
+                        let keep = l.status != LayerStatus::Compressing;
+                        if !keep {
+                            l.bar.finish_and_clear();
+                            self.multi.remove(&l.bar);
+                        }
+                        keep
+                    });
+                }
+                let i = match layers.iter().position(|l| l.digest == digest) {
+                    Some(i) => i,
+                    None => {
+                        let bar = self.multi.add(indicatif::ProgressBar::new(0));
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template("{msg}").expect("a valid progress template"),
+                        );
+                        layers.push(BarLayer {
+                            digest: digest.clone(),
+                            bar,
+                            status: status.clone(),
+                        });
+                        layers.len() - 1
+                    }
+                };
+                let l = &mut layers[i];
+                if l.bar.is_finished() {
+                    return;
+                }
+                l.status = status.clone();
+                l.bar.set_message(layer_line(&digest, &status_text(&status), ""));
+                if is_final(&status) {
+                    l.bar.finish();
+                }
+            }
+            Event::Bytes {
+                digest,
+                status,
+                current,
+                total,
+            } => {
+                let layers = self.layers.lock().unwrap_or_else(|e| e.into_inner());
+                let Some(l) = layers.iter().find(|l| l.digest == digest) else {
+                    return;
+                };
+                // Only the phase the line shows (the unpacker runs alongside
+                // the download; its bytes count once the download is over).
+                if l.status != status || l.bar.is_finished() {
+                    return;
+                }
+                let label = match status {
+                    LayerStatus::Downloading => "Downloading",
+                    LayerStatus::Extracting => "Extracting",
+                    _ => "Pushing",
+                };
+                l.bar
+                    .set_message(layer_line(&digest, label, &progress_text(current, total, self.wide)));
+            }
+        }
+    }
+}
+
 /// Docker's plain (non-terminal) progress lines.
 fn printer() -> Progress {
     Arc::new(|e: Event| {
         let line = match e {
             Event::PullingFrom { what, repository } => format!("{what}: Pulling from {repository}"),
             Event::PushingTo { repository } => format!("The push refers to repository [{repository}]"),
-            Event::Layer { digest, status } => {
-                let s = match status {
-                    LayerStatus::AlreadyExists => "Already exists".to_string(),
-                    LayerStatus::Downloading => "Pulling fs layer".to_string(),
-                    LayerStatus::PullComplete => "Pull complete".to_string(),
-                    LayerStatus::Compressing => "Preparing".to_string(),
-                    LayerStatus::LayerAlreadyExists => "Layer already exists".to_string(),
-                    LayerStatus::MountedFrom(r) => format!("Mounted from {r}"),
-                    LayerStatus::Pushed => "Pushed".to_string(),
-                };
-                format!("{}: {s}", digest.short())
-            }
+            // Lines for the states Docker prints without a terminal; the
+            // rest (waiting, extracting, byte counts) only move bars.
+            Event::Layer {
+                status: LayerStatus::Extracting | LayerStatus::Waiting | LayerStatus::Pushing,
+                ..
+            } => return,
+            Event::Bytes { .. } => return,
+            Event::Layer { digest, status } => format!("{}: {}", digest.short(), status_text(&status)),
             Event::Retrying { digest, attempt, error } => {
                 format!("{}: Retrying (attempt {attempt}): {error}", digest.short())
             }
@@ -157,7 +354,6 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
         unpack: true,
     };
     let mut store = open_store(root)?;
-    let progress = if a.quiet { no_progress() } else { printer() };
     let targets = if a.all_tags {
         if reference.tag().is_some() || reference.digest().is_some() {
             bail!("tag can't be used with --all-tags/-a");
@@ -171,7 +367,9 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
         vec![reference]
     };
     for r in targets {
+        let progress = progress_for(a.quiet);
         let report = strata_registry::pull(&mut store, &r, &opts, &progress)?;
+        drop(progress);
         if a.quiet {
             println!("{}", report.reference);
             continue;
@@ -194,7 +392,6 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
         client: client_options(a.tls_verify),
         compression_level: None,
     };
-    let progress = if a.quiet { no_progress() } else { printer() };
     let names: Vec<String> = if a.all_tags {
         let r = Reference::parse(&a.reference)?;
         if r.tag().is_some() || r.digest().is_some() {
@@ -212,7 +409,9 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
         vec![a.reference.clone()]
     };
     for name in names {
+        let progress = progress_for(a.quiet);
         let report = strata_registry::push(&mut store, &name, &opts, &progress)?;
+        drop(progress);
         let tag = report.reference.tag().unwrap_or("latest");
         if a.quiet {
             println!("{}", report.reference);
@@ -387,4 +586,53 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
         }
     }
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_like_docker() {
+        // Docker's units.HumanSize (%.4g, decimal units).
+        assert_eq!(human_size(0), "0B");
+        assert_eq!(human_size(512), "512B");
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1000), "1kB");
+        assert_eq!(human_size(1536), "1.536kB");
+        assert_eq!(human_size(12_345_678), "12.35MB");
+        assert_eq!(human_size(59_000_000), "59MB");
+        assert_eq!(human_size(3_146_000), "3.146MB");
+        assert_eq!(human_size(999_950), "1000kB");
+        assert_eq!(human_size(1_200_000_000), "1.2GB");
+    }
+
+    #[test]
+    fn bars_read_like_docker() {
+        let bar = progress_text(12_345_678, 59_000_000, true);
+        assert_eq!(bar, format!("[{}>{}]  12.35MB/59MB", "=".repeat(10), " ".repeat(40)));
+        // 50 wide inside the brackets plus the head, whatever the fill.
+        for (c, t) in [(0, 10), (1, 1000), (999, 1000), (1000, 1000)] {
+            let b = progress_text(c, t, true);
+            assert_eq!(b.find(']').unwrap(), 52, "{b}");
+        }
+        assert!(progress_text(59_000_000, 59_000_000, true).starts_with(&format!("[{}>]", "=".repeat(50))));
+        // Narrow terminal: the numbers only; unknown total: the count only.
+        assert_eq!(progress_text(512, 2048, false), "    512B/2.048kB");
+        assert_eq!(progress_text(2048, 0, true), " 2.048kB");
+        assert_eq!(progress_text(0, 0, true), "");
+        let d = strata_oci::Digest::sha256_of(b"layer");
+        assert_eq!(
+            layer_line(&d, "Downloading", &progress_text(512, 2048, false)),
+            format!("{}: Downloading     512B/2.048kB", d.short())
+        );
+        assert_eq!(
+            layer_line(&d, &status_text(&LayerStatus::PullComplete), ""),
+            format!("{}: Pull complete", d.short())
+        );
+        assert_eq!(
+            status_text(&LayerStatus::MountedFrom("lib/a".into())),
+            "Mounted from lib/a"
+        );
+    }
 }
