@@ -248,19 +248,10 @@ impl Shared {
         r.clone().map_err(|e| anyhow!(e))
     }
 
-    /// The index of the stage named `name` (or numbered) defined before `before`.
-    pub fn stage_ref(&self, name: &str, before: usize) -> Option<usize> {
-        let lower = name.to_lowercase();
-        if let Some(i) = self.df.stages[..before]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            return Some(i);
-        }
-        match name.parse::<usize>() {
-            Ok(i) if i < before => Some(i),
-            _ => None,
-        }
+    /// The index of the stage named `name` (or numbered), wherever it is
+    /// defined (`COPY --from` may name a later stage, as in BuildKit).
+    pub fn stage_ref(&self, name: &str) -> Option<usize> {
+        stage_named(&self.df, name)
     }
 
     /// Waits for stage `i` to finish.
@@ -413,57 +404,162 @@ fn read_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<(IgnoreRules
     Ok((IgnoreRules::default(), 0))
 }
 
-/// Stages a stage uses: its base (when an earlier stage) and `COPY --from` sources.
-fn dependencies(df: &Dockerfile, i: usize, scope: &BTreeMap<String, String>, lex: &Lex) -> Vec<usize> {
+/// The stage named `name` (or numbered), anywhere in the Dockerfile.
+fn stage_named(df: &Dockerfile, name: &str) -> Option<usize> {
+    let lower = name.to_lowercase();
+    if let Some(j) = df.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+        return Some(j);
+    }
+    match name.parse::<usize>() {
+        Ok(j) if j < df.stages.len() => Some(j),
+        _ => None,
+    }
+}
+
+/// How one stage uses another.
+#[derive(Debug, Clone)]
+struct Dep {
+    stage: usize,
+    /// The Dockerfile line that names it.
+    line: usize,
+    /// `FROM x`, `COPY --from=x`...: for messages.
+    what: String,
+}
+
+/// Stages a stage uses: its base (when an earlier stage) and `COPY --from` /
+/// `RUN --mount=from=` sources (any other stage). A `FROM` naming a later
+/// stage is an image (as in BuildKit) and comes back second, to be checked
+/// for a cycle.
+fn dependencies(df: &Dockerfile, i: usize, scope: &BTreeMap<String, String>, lex: &Lex) -> (Vec<Dep>, Option<Dep>) {
     let lookup = |n: &str| scope.get(n).cloned();
-    let stage_ref = |name: &str| -> Option<usize> {
-        let lower = name.to_lowercase();
-        if let Some(j) = df.stages[..i]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            return Some(j);
-        }
-        match name.parse::<usize>() {
-            Ok(j) if j < i => Some(j),
-            _ => None,
-        }
-    };
     let mut deps = Vec::new();
+    let mut later_base = None;
     let stage = &df.stages[i];
     if let Ok(base) = lex.process_word(&stage.base, &lookup) {
         let lower = base.to_lowercase();
-        if let Some(j) = df.stages[..i]
-            .iter()
-            .position(|s| s.name.as_deref() == Some(lower.as_str()))
-        {
-            deps.push(j);
+        if let Some(j) = df.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str())) {
+            let d = Dep {
+                stage: j,
+                line: stage.start_line,
+                what: format!("FROM {base}"),
+            };
+            if j < i {
+                deps.push(d);
+            } else if j > i {
+                later_base = Some(d);
+            }
         }
     }
     for step in &stage.instructions {
         let mut froms = Vec::new();
         match &step.instruction {
-            Instruction::Copy(c) => froms.extend(c.flags.from.clone()),
+            Instruction::Copy(c) => froms.extend(c.flags.from.clone().map(|f| (f, "COPY"))),
+            Instruction::Add(c) => froms.extend(c.flags.from.clone().map(|f| (f, "ADD"))),
             Instruction::Run(r) => {
                 for m in &r.flags.mounts {
                     let m = lex.process_word(m, &lookup).unwrap_or_else(|_| m.clone());
                     if let Ok(m) = mounts::parse(&m) {
-                        froms.extend(m.from);
+                        froms.extend(m.from.map(|f| (f, "RUN --mount")));
                     }
                 }
             }
             _ => {}
         }
-        for from in froms {
+        for (from, kw) in froms {
             let from = lex.process_word(&from, &lookup).unwrap_or_else(|_| from.clone());
-            if let Some(j) = stage_ref(&from) {
-                deps.push(j);
+            if let Some(j) = stage_named(df, &from) {
+                deps.push(Dep {
+                    stage: j,
+                    line: step.start_line,
+                    what: format!("{kw} --from={from}"),
+                });
             }
         }
     }
-    deps.sort();
-    deps.dedup();
-    deps
+    (deps, later_base)
+}
+
+/// The stages `target` needs, in no particular order; a cycle between
+/// stages (which would wait forever) is an error naming its line.
+fn needed_stages(
+    df: &Dockerfile,
+    target: usize,
+    scope: &BTreeMap<String, String>,
+    lex: &Lex,
+    dockerfile_name: &str,
+) -> Result<BTreeSet<usize>> {
+    let n = df.stages.len();
+    let all: Vec<(Vec<Dep>, Option<Dep>)> = (0..n).map(|i| dependencies(df, i, scope, lex)).collect();
+    let name = |i: usize| df.stages[i].name.clone().unwrap_or_else(|| i.to_string());
+    let cycle = |d: &Dep, on: usize| {
+        if d.stage == on {
+            return anyhow!(
+                "failed to solve: {dockerfile_name}:{}: circular dependency detected on stage: {}: {} names the stage itself",
+                d.line,
+                name(on),
+                d.what
+            );
+        }
+        anyhow!(
+            "failed to solve: {dockerfile_name}:{}: circular dependency detected on stage: {}: {} uses a stage that depends on this one",
+            d.line,
+            name(on),
+            d.what
+        )
+    };
+    // Depth-first, with the path on a stack: an edge back into it is a cycle.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Open,
+        Done,
+    }
+    let mut mark = vec![Mark::New; n];
+    fn visit(
+        i: usize,
+        all: &[(Vec<Dep>, Option<Dep>)],
+        mark: &mut Vec<Mark>,
+        cycle: &dyn Fn(&Dep, usize) -> anyhow::Error,
+    ) -> Result<()> {
+        mark[i] = Mark::Open;
+        for d in &all[i].0 {
+            if d.stage == i {
+                return Err(cycle(d, i));
+            }
+            match mark[d.stage] {
+                Mark::Open => return Err(cycle(d, i)),
+                Mark::New => visit(d.stage, all, mark, cycle)?,
+                Mark::Done => {}
+            }
+        }
+        mark[i] = Mark::Done;
+        Ok(())
+    }
+    visit(target, &all, &mut mark, &cycle)?;
+    let needed: BTreeSet<usize> = (0..n).filter(|i| mark[*i] == Mark::Done).collect();
+    // `FROM x` naming a later stage x is an image named x, as in BuildKit;
+    // when stage x itself uses this stage, that is surely a mistake: a cycle.
+    for &i in &needed {
+        if let Some(d) = &all[i].1 {
+            let mut seen = BTreeSet::new();
+            let mut todo = vec![d.stage];
+            while let Some(k) = todo.pop() {
+                if k == i {
+                    return Err(anyhow!(
+                        "failed to solve: {dockerfile_name}:{}: circular dependency detected on stage: {}: {} names the stage {} defined later, which is built from this one",
+                        d.line,
+                        name(i),
+                        d.what,
+                        name(d.stage)
+                    ));
+                }
+                if seen.insert(k) {
+                    todo.extend(all[k].0.iter().map(|e| e.stage));
+                }
+            }
+        }
+    }
+    Ok(needed)
 }
 
 /// Runs a build against the store at `root`, writing progress to `log`.
@@ -492,7 +588,10 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
     let df = match strata_build::parse_dockerfile(&bytes) {
         Ok(df) => df,
         Err(e) => {
-            let msg = format!("dockerfile parse error on line {}: {}", e.line, e.message);
+            let msg = format!(
+                "{dockerfile_name}:{}: dockerfile parse error on line {}: {}",
+                e.line, e.line, e.message
+            );
             v.error(&msg);
             bail!("failed to solve: {msg}");
         }
@@ -555,13 +654,7 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
             .ok_or_else(|| anyhow!("failed to solve: target stage \"{t}\" could not be found"))?,
         None => df.stages.len() - 1,
     };
-    let mut needed = BTreeSet::new();
-    let mut todo = vec![target];
-    while let Some(i) = todo.pop() {
-        if needed.insert(i) {
-            todo.extend(dependencies(&df, i, &global_scope, &lex));
-        }
-    }
+    let needed = needed_stages(&df, target, &global_scope, &lex, &dockerfile_name)?;
 
     let wanted = opts
         .storage_driver
@@ -630,6 +723,9 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
         cond: Condvar::new(),
         failed: std::sync::atomic::AtomicBool::new(false),
     };
+
+    // What can be known wrong before anything runs fails here: nothing is written.
+    preflight(&shared, &store)?;
 
     // One thread per needed stage; each waits for the stages it uses.
     let first_error: Mutex<Option<(bool, anyhow::Error)>> = Mutex::new(None);
@@ -737,6 +833,65 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
         manifest: imported.manifest,
         tags: refs,
     })
+}
+
+/// Checks the needed stages' `COPY`/`ADD` sources before any step runs: a
+/// `--from` that is neither a stage nor a local image, a context source that
+/// is not there (`../outside`). Words with variables are left to their step.
+fn preflight(sh: &Shared, store: &Store) -> Result<()> {
+    let fail = |step: &strata_build::Step, msg: String| {
+        let mut lines = vec![String::new()];
+        lines.extend(sh.snippet(step.start_line, step.end_line));
+        sh.progress.lines(&lines);
+        anyhow!("failed to solve: {}:{}: {msg}", sh.dockerfile_name, step.start_line)
+    };
+    for &i in &sh.needed {
+        for step in &sh.df.stages[i].instructions {
+            let (c, add) = match &step.instruction {
+                Instruction::Copy(c) => (c, false),
+                Instruction::Add(c) => (c, true),
+                _ => continue,
+            };
+            let kw = if add { "ADD" } else { "COPY" };
+            match &c.flags.from {
+                Some(f) if f.contains('$') => {}
+                Some(f) => {
+                    if sh.stage_ref(f).is_none() {
+                        match strata_image::resolve(store, f) {
+                            Ok(_) => {}
+                            Err(strata_image::Error::NoSuchImage(_)) => {
+                                return Err(fail(
+                                    step,
+                                    format!(
+                                        "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
+                                    ),
+                                ));
+                            }
+                            Err(e) => return Err(fail(step, format!("{kw} --from={f}: {e}"))),
+                        }
+                    }
+                }
+                None if c.flags.parents => {}
+                None => {
+                    let locals: Vec<String> = c
+                        .sources
+                        .iter()
+                        .filter(|s| !s.contains('$'))
+                        .filter(|s| !(add && (fetch::is_url(s) || s.starts_with("git@") || s.ends_with(".git"))))
+                        .cloned()
+                        .collect();
+                    if locals.is_empty() {
+                        continue;
+                    }
+                    let ctx = sh.context()?;
+                    if let Err(e) = copy::select(ctx.as_ref(), &locals) {
+                        return Err(fail(step, format!("{e:#}")));
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 pub(crate) fn is_proxy_arg(name: &str) -> bool {

@@ -45,6 +45,9 @@ impl std::error::Error for DependencyFailed {}
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
+/// Where a `RUN <<EOF` script with a `#!` line is put (BuildKit's place).
+const PIPES_DIR: &str = "/dev/pipes";
+
 struct StageRun<'a> {
     sh: &'a Shared,
     index: usize,
@@ -532,17 +535,27 @@ impl<'a> StageRun<'a> {
             .clone()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        // `RUN <<EOF` whose body starts with `#!`: run by its interpreter, as
+        // BuildKit does (an executable file in a read-only /dev/pipes).
+        let mut script_file: Option<(String, String)> = None;
         let args: Vec<String> = match &r.command {
             CommandForm::Exec(v) => v.clone(),
             CommandForm::Shell(cmd) => {
-                let script = if r.heredocs.is_empty() {
-                    cmd.clone()
-                } else if r.heredocs.len() == 1
+                let single = r.heredocs.len() == 1
                     && strata_build::parser::parse_heredoc(cmd.trim())
                         .ok()
                         .flatten()
-                        .is_some_and(|h| h.name == r.heredocs[0].name)
-                {
+                        .is_some_and(|h| h.name == r.heredocs[0].name);
+                let script = if r.heredocs.is_empty() {
+                    cmd.clone()
+                } else if single && r.heredocs[0].content.starts_with("#!") {
+                    let name = r.heredocs[0].name.clone();
+                    if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+                        bail!("invalid heredoc name {name:?} for a script");
+                    }
+                    script_file = Some((name.clone(), r.heredocs[0].processed_content()));
+                    String::new()
+                } else if single {
                     // `RUN <<EOF`: the heredoc is the script.
                     r.heredocs[0].processed_content()
                 } else {
@@ -554,9 +567,14 @@ impl<'a> StageRun<'a> {
                     }
                     s
                 };
-                let mut a = shell.clone();
-                a.push(script);
-                a
+                match &script_file {
+                    Some((name, _)) => vec![format!("{PIPES_DIR}/{name}")],
+                    None => {
+                        let mut a = shell.clone();
+                        a.push(script);
+                        a
+                    }
+                }
             }
         };
         if args.is_empty() {
@@ -698,6 +716,20 @@ impl<'a> StageRun<'a> {
                         &mut held,
                     )?;
                 }
+                if let Some((name, body)) = &script_file {
+                    // Mounted over the container's /dev (a tmpfs): never in the layer.
+                    let t = scratch_dir(&sh.root, "heredoc-")?;
+                    chown_mode(t.path(), None, None, 0o755)?;
+                    let f = t.path().join(name);
+                    std::fs::write(&f, body).with_context(|| format!("writing {}", f.display()))?;
+                    chown_mode(&f, None, None, 0o755)?;
+                    spec.mounts.push(strata_runtime::BindMount {
+                        source: t.path().to_path_buf(),
+                        destination: PIPES_DIR.into(),
+                        readonly: true,
+                    });
+                    held.dirs.push(t);
+                }
                 if !env.iter().any(|e| e.starts_with("HOME=")) {
                     env.push(format!("HOME={}", resolved.home));
                 }
@@ -732,22 +764,16 @@ impl<'a> StageRun<'a> {
 
     /// The layers of the stage or image `f` (`COPY --from`, `RUN --mount=from=`).
     fn other_root(&self, kw: &str, f: &str) -> Result<Vec<Digest>> {
-        if let Some(j) = self.sh.stage_ref(f, self.index) {
+        if let Some(j) = self.sh.stage_ref(f) {
+            if j == self.index {
+                bail!("{kw} --from={f}: circular dependency detected on stage: {f}: a stage cannot copy from itself");
+            }
             let r = self.sh.wait_for(j).map_err(|_| {
                 anyhow::Error::new(DependencyFailed(
                     self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string()),
                 ))
             })?;
             return Ok(r.config.rootfs.diff_ids.clone());
-        }
-        if self
-            .sh
-            .df
-            .stages
-            .iter()
-            .any(|s| s.name.as_deref() == Some(f.to_lowercase().as_str()))
-        {
-            bail!("{kw} --from={f}: the stage {f} is defined after this one");
         }
         let resolved = strata_image::resolve(&self.store, f).map_err(|e| match e {
             strata_image::Error::NoSuchImage(_) => anyhow!(
