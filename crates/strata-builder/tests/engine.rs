@@ -272,10 +272,16 @@ fn errors_name_the_line() {
         )
         .unwrap_err()
         .to_string();
+    // A later stage can be copied from (as in BuildKit): it is built, and has no /x.
     assert!(
-        e.contains("Dockerfile:2: COPY --from=later: the stage later is defined after this one"),
+        e.contains("Dockerfile:2: failed to compute cache key: \"/x\": not found"),
         "{e}"
     );
+    let e = t
+        .build("FROM scratch AS a\nCOPY --from=b /x /x\nFROM scratch AS b\nCOPY --from=a /y /y\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("circular dependency detected on stage"), "{e}");
     let e = t.build("FROM scratch\nENV\n").unwrap_err().to_string();
     assert!(
         e.contains("dockerfile parse error on line 2: ENV requires at least one argument"),

@@ -50,10 +50,16 @@ fn fails_cleanly(env: &Env, file_name: Option<&str>, dockerfile: &str, line: usi
         );
     }
     // No step ran: nothing in blobs, layers, tmp or the images.
-    assert_eq!(env.snapshot(), before, "{dockerfile:?} changed the store; stderr:\n{err}");
+    assert_eq!(
+        env.snapshot(),
+        before,
+        "{dockerfile:?} changed the store; stderr:\n{err}"
+    );
     assert_eq!(image_ids(env), ids, "{dockerfile:?}");
     assert_eq!(
-        std::fs::read_dir(env.root().join("containers")).map(|d| d.count()).unwrap_or(0),
+        std::fs::read_dir(env.root().join("containers"))
+            .map(|d| d.count())
+            .unwrap_or(0),
         0,
         "{dockerfile:?} left a container"
     );
@@ -110,13 +116,7 @@ fn parse_errors_name_the_line() {
         2,
         &["Duplicate flag specified: network"],
     );
-    fails_cleanly(
-        &env,
-        None,
-        "FROM --pull busybox\n",
-        1,
-        &["Unknown flag: pull"],
-    );
+    fails_cleanly(&env, None, "FROM --pull busybox\n", 1, &["Unknown flag: pull"]);
     // An unterminated heredoc: the line of its instruction.
     fails_cleanly(
         &env,
