@@ -184,6 +184,34 @@ impl Store {
         }
     }
 
+    /// Records a stored index (a multi-platform image) as a name of image
+    /// `id`, one of its platforms: `repo@<index digest>` and the index as a
+    /// repo digest then lead to that image. An index already recorded for
+    /// another image moves to this one only when `replace` (the caller's
+    /// rule: the host's platform wins). Indexes come after the image's own
+    /// manifests in [`ImageRecord::manifests`], so the primary manifest is
+    /// never an index.
+    pub fn add_index(&mut self, index: &Descriptor, id: &Digest, replace: bool) -> Result<()> {
+        if !self.has_blob(&index.digest) {
+            return Err(Error::BlobMissing(index.digest.clone()));
+        }
+        if self.image(id)?.is_none() {
+            return Err(Error::NoSuchImage(id.to_string()));
+        }
+        self.conn.execute(
+            "INSERT INTO manifests (digest, image_id, media_type, size) VALUES (?1,?2,?3,?4)
+             ON CONFLICT(digest) DO UPDATE SET image_id = excluded.image_id WHERE ?5",
+            params![
+                index.digest.to_string(),
+                id.to_string(),
+                index.media_type,
+                index.size as i64,
+                replace
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Records that `repo` (fully qualified) serves this manifest.
     pub fn add_repo_digest(&mut self, repo: &str, manifest: &Digest) -> Result<()> {
         self.conn.execute(
@@ -307,7 +335,8 @@ impl Store {
             }
         }
         let mut st = self.conn.prepare(
-            "SELECT image_id, digest, media_type, size FROM manifests WHERE ?1 IS NULL OR image_id = ?1 ORDER BY rowid",
+            "SELECT image_id, digest, media_type, size FROM manifests WHERE ?1 IS NULL OR image_id = ?1
+             ORDER BY (media_type LIKE '%image.index%' OR media_type LIKE '%manifest.list%'), rowid",
         )?;
         for row in st.query_map([&filter], |r| {
             Ok((

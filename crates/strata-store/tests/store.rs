@@ -82,3 +82,53 @@ fn image_needs_its_blobs() {
     assert!(matches!(store.add_image(&img), Err(Error::BlobMissing(_))));
     assert!(store.list_images().unwrap().is_empty());
 }
+
+#[test]
+fn an_index_names_one_image_after_its_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let host = image(&mut store, b"host layer", b"config host");
+    let other = image(&mut store, b"other layer", b"config other");
+    store.add_image(&other).unwrap();
+    let index = store.put_blob(b"an index").unwrap();
+    let idx = Descriptor::new(media::OCI_INDEX, index.clone(), 8);
+    // The index needs its blob and its image.
+    let missing = Descriptor::new(media::OCI_INDEX, Digest::sha256_of(b"nothing"), 7);
+    assert!(matches!(
+        store.add_index(&missing, &other.config_digest, true),
+        Err(Error::BlobMissing(_))
+    ));
+    assert!(matches!(
+        store.add_index(&idx, &host.config_digest, true),
+        Err(Error::NoSuchImage(_))
+    ));
+    // Recorded for the first platform pulled; not moved without `replace`.
+    store.add_index(&idx, &other.config_digest, false).unwrap();
+    store.add_image(&host).unwrap();
+    store.add_index(&idx, &host.config_digest, false).unwrap();
+    assert_eq!(
+        store.image_of_manifest(&index, None).unwrap(),
+        Some(other.config_digest.clone())
+    );
+    // Moved with `replace`; the repo digest follows it.
+    store.add_repo_digest("docker.io/library/app", &index).unwrap();
+    store.add_index(&idx, &host.config_digest, true).unwrap();
+    assert_eq!(
+        store.image_of_manifest(&index, Some("docker.io/library/app")).unwrap(),
+        Some(host.config_digest.clone())
+    );
+    let rec = store.image(&host.config_digest).unwrap().unwrap();
+    // Registered after the image's manifest, and listed after it anyway.
+    assert_eq!(rec.primary_manifest(), &host.manifest.digest);
+    assert_eq!(rec.manifests.len(), 2);
+    assert_eq!(rec.manifests[1], (index.clone(), media::OCI_INDEX.to_string(), 8));
+    assert_eq!(
+        rec.repo_digests,
+        vec![("docker.io/library/app".to_string(), index.clone())]
+    );
+    assert!(store.image(&other.config_digest).unwrap().unwrap().manifests.len() == 1);
+    // Deleting the image takes its index along.
+    store.delete_image(&host.config_digest).unwrap();
+    assert!(!store.has_blob(&index));
+    assert_eq!(store.image_of_manifest(&index, None).unwrap(), None);
+}
