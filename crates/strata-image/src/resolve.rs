@@ -13,14 +13,23 @@ pub struct Resolved {
     pub image: ImageRecord,
     /// The reference when the user named a repository (tag defaulted to latest).
     pub reference: Option<Reference>,
-    /// The manifest the name pointed to.
+    /// The manifest the name pointed to (the image's own manifest when the
+    /// name is the digest of a multi-platform index it was pulled from).
     pub manifest: Digest,
 }
 
 pub fn resolve(store: &Store, s: &str) -> Result<Resolved> {
     let found = |id: &Digest, reference: Option<Reference>, manifest: Option<Digest>| -> Result<Resolved> {
         let image = store.image(id)?.ok_or_else(|| Error::NoSuchImage(s.to_string()))?;
-        let manifest = manifest.unwrap_or_else(|| image.primary_manifest().clone());
+        let is_manifest = |d: &Digest| {
+            image
+                .manifests
+                .iter()
+                .any(|(m, mt, _)| m == d && strata_oci::media::is_manifest(mt))
+        };
+        let manifest = manifest
+            .filter(is_manifest)
+            .unwrap_or_else(|| image.primary_manifest().clone());
         Ok(Resolved {
             image,
             reference,
