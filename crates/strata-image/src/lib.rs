@@ -8,6 +8,7 @@
 mod archive_load;
 mod archive_save;
 mod changes;
+mod check;
 mod error;
 mod import;
 mod ops;
@@ -18,6 +19,7 @@ mod time;
 pub use archive_load::{LoadReport, load};
 pub use archive_save::{SaveFormat, save};
 pub use changes::{ChangeError, apply_change};
+pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, check};
 pub use error::{Error, Result};
 pub use import::{ImportOptions, ImportSource, Imported, import};
 pub use ops::{

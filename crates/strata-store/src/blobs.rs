@@ -93,7 +93,9 @@ impl Store {
 
     pub fn blob_writer_with(&self, algorithm: Algorithm) -> Result<BlobWriter> {
         let tmp = tempfile::Builder::new()
-            .prefix("blob-")
+            // The pid in the name lets a later process see that the file's
+            // maker is gone (see `leftovers`).
+            .prefix(&format!("blob-{}-", std::process::id()))
             .tempfile_in(self.tmp_dir())
             .map_err(|e| Error::io("creating a temporary blob file", e))?;
         Ok(BlobWriter {

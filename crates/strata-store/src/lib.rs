@@ -10,11 +10,15 @@ mod blobs;
 mod db;
 mod error;
 mod images;
+mod integrity;
+mod leftovers;
 mod lock;
 
 pub use blobs::BlobWriter;
 pub use error::{Error, Result};
 pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, TagRef};
+pub use integrity::BlobReference;
+pub use leftovers::{LeftoverArea, WorkEntry, creator_pid, mounts_under, process_made, remove_work_entry};
 pub use lock::StoreLock;
 
 use std::path::{Path, PathBuf};
@@ -43,8 +47,18 @@ impl Store {
         home.join(".local/share/strata")
     }
 
-    /// Opens (creating when needed) the store at `root`.
+    /// Opens (creating when needed) the store at `root`, removing what
+    /// killed processes left in it (see [`Store::remove_dead_work`]).
     pub fn open(root: &Path) -> Result<Store> {
+        let store = Self::open_as_is(root)?;
+        // What a killed process was writing is garbage once it is gone.
+        store.remove_dead_work();
+        Ok(store)
+    }
+
+    /// Opens the store without tidying anything (for the store check, which
+    /// reports leftovers before removing them).
+    pub fn open_as_is(root: &Path) -> Result<Store> {
         for dir in ["blobs/sha256", "blobs/sha512", "tmp", "layers", "containers"] {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;

@@ -1,9 +1,9 @@
-//! `system df`.
+//! `system df`, `system check`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use super::open_store;
@@ -13,6 +13,19 @@ use crate::format::{human_size, print_table};
 pub enum SystemCommand {
     /// Show strata disk usage
     Df(DfArgs),
+    /// Check the store: blobs match their digests, references resolve,
+    /// nothing is orphaned or left over from a killed process
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Remove orphaned blobs, leftovers and unused unpacked layers
+    #[arg(long)]
+    repair: bool,
+    /// Compare blob sizes with the recorded ones instead of hashing every blob
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Args)]
@@ -25,7 +38,64 @@ pub struct DfArgs {
 pub fn system(root: &Path, c: SystemCommand) -> Result<ExitCode> {
     match c {
         SystemCommand::Df(a) => df(root, a),
+        SystemCommand::Check(a) => check(root, a),
     }
+}
+
+/// One line per problem (prefixed `repaired:` when `--repair` removed it),
+/// then a summary; exit status 1 while problems remain.
+fn check(root: &Path, a: CheckArgs) -> Result<ExitCode> {
+    // As is: leftovers are reported (and removed with --repair), not
+    // silently tidied by opening the store.
+    let store =
+        strata_store::Store::open_as_is(root).with_context(|| format!("opening the store at {}", root.display()))?;
+    let report = strata_image::check(
+        &store,
+        &strata_image::CheckOptions {
+            quick: a.quick,
+            repair: a.repair,
+        },
+    )?;
+    for p in &report.problems {
+        match (&p.repaired, &p.repair_error) {
+            (true, _) => println!("repaired: {}", p.message),
+            (false, Some(e)) => println!("{} (could not repair: {e})", p.message),
+            (false, None) => println!("{}", p.message),
+        }
+    }
+    let remaining = report.remaining();
+    let repaired = report.repaired();
+    let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let summary = format!(
+        "checked {}, {}, {}{}",
+        plural(report.blobs, "blob", "blobs"),
+        plural(report.images, "image", "images"),
+        plural(report.layer_dirs, "unpacked layer", "unpacked layers"),
+        if a.quick { " (sizes only)" } else { "" },
+    );
+    match (remaining, repaired) {
+        (0, 0) => println!("{summary}: no problems"),
+        (0, r) => println!("{summary}: {} repaired, none remain", plural(r, "problem", "problems")),
+        (n, r) => println!(
+            "{summary}: {}{}{}",
+            plural(n, "problem remains", "problems remain"),
+            if r > 0 {
+                format!(", {r} repaired")
+            } else {
+                String::new()
+            },
+            if a.repair {
+                ""
+            } else {
+                " (strata system check --repair removes leftovers and orphans)"
+            }
+        ),
+    }
+    Ok(if remaining == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn percent(part: u64, whole: u64) -> String {
