@@ -547,3 +547,120 @@ fn pin_writes_and_checks_digests() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("stale"), "{out}");
 }
+
+/// `os/arch` of this machine as image platforms name it.
+fn host_platform() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64",
+        "aarch64" => "linux/arm64",
+        other => panic!("no test platform for {other}"),
+    }
+}
+
+#[test]
+fn multi_platform_index_is_stored_is_the_repo_digest_and_names_the_host_image() {
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let Some((host_id, host_digest)) = push_busybox(&env, &reg.host, "multi/app:host") else {
+        return;
+    };
+    let size_of = |out: &str| -> u64 { out.rsplit("size: ").next().unwrap().trim().parse().unwrap() };
+    let host_size = size_of(&env.ok(&["push", &format!("{}/multi/app:host", reg.host)]));
+    // The same files as an image of another platform.
+    let other = if host_platform() == "linux/amd64" {
+        "linux/arm64"
+    } else {
+        "linux/amd64"
+    };
+    let rootfs = env.busybox_rootfs().unwrap();
+    let other_name = format!("{}/multi/app:other", reg.host);
+    env.ok(&["import", "--platform", other, rootfs.to_str().unwrap(), &other_name]);
+    let out = env.ok(&["push", &other_name]);
+    let other_digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("other: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    let other_size = size_of(&out);
+    let (os, arch) = other.split_once('/').unwrap();
+    let (hos, harch) = host_platform().split_once('/').unwrap();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": other_digest, "size": other_size,
+             "platform": {"os": os, "architecture": arch}},
+            {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": host_digest, "size": host_size,
+             "platform": {"os": hos, "architecture": harch}},
+        ],
+    });
+    let file = env.path("index.json");
+    std::fs::write(&file, serde_json::to_vec(&index).unwrap()).unwrap();
+    let index_digest = format!("sha256:{}", sha256_hex(&std::fs::read(&file).unwrap()));
+    sh_ok(&format!(
+        "curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @{} http://{}/v2/multi/app/manifests/latest",
+        file.display(),
+        reg.host
+    ));
+
+    // Pulled into a fresh store: the host's image, the index as its digest.
+    let fresh = Env::new();
+    let name = format!("{}/multi/app", reg.host);
+    let out = ok_with(&fresh, &["pull", &name], None);
+    assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
+    assert_eq!(image_id(&fresh, &format!("{name}:latest")), host_id);
+    let out = fresh.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ]);
+    assert_eq!(out.trim(), format!("{name}:latest {index_digest}"));
+    let out = fresh.ok(&["inspect", "--format", "{{json .RepoDigests}}", &name]);
+    assert_eq!(out.trim(), format!("[\"{name}@{index_digest}\"]"));
+    // The index blob is in the store.
+    assert!(
+        fresh
+            .root()
+            .join("blobs/sha256")
+            .join(index_digest.strip_prefix("sha256:").unwrap())
+            .exists()
+    );
+    // name@<index digest> names the host's image: run, inspect, tag.
+    let by_index = format!("{name}@{index_digest}");
+    assert_eq!(fresh.ok(&["run", "--rm", &by_index, "echo", "hi"]).trim(), "hi");
+    let out = fresh.ok(&["inspect", "--format", "{{.Id}} {{.Architecture}}", &by_index]);
+    assert_eq!(out.trim(), format!("{host_id} {harch}"));
+    fresh.ok(&["tag", &by_index, "local/app:1"]);
+    assert_eq!(image_id(&fresh, "local/app:1"), host_id);
+    // Pulled again by the index digest: up to date.
+    let out = fresh.ok(&["pull", &by_index]);
+    assert!(out.contains("Image is up to date"), "{out}");
+
+    // imagetools inspect: the index with its platforms; --raw: its bytes.
+    let out = fresh.ok(&["imagetools", "inspect", &name]);
+    assert!(out.starts_with(&format!("Name:      {name}:latest\n")), "{out}");
+    assert!(
+        out.contains("MediaType: application/vnd.oci.image.index.v1+json\n"),
+        "{out}"
+    );
+    assert!(out.contains(&format!("Digest:    {index_digest}\n")), "{out}");
+    assert!(out.contains("\nManifests:\n"), "{out}");
+    assert!(
+        out.contains(&format!("  Name:      {name}:latest@{host_digest}\n")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("  Platform:  {}\n", host_platform())), "{out}");
+    assert!(out.contains(&format!("  Platform:  {other}\n")), "{out}");
+    let raw = fresh.ok(&["imagetools", "inspect", "--raw", &name]);
+    assert_eq!(format!("sha256:{}", sha256_hex(raw.as_bytes())), index_digest);
+    // A single manifest: name, media type, digest, no list (the global
+    // --root before the command word is skipped when telling the spelling).
+    let out = fresh.ok(&["imagetools", "inspect", &other_name]);
+    assert!(out.contains(&format!("Digest:    {other_digest}\n")), "{out}");
+    assert!(!out.contains("Manifests:"), "{out}");
+    // manifest inspect stays JSON.
+    let v: serde_json::Value = serde_json::from_str(&fresh.ok(&["manifest", "inspect", &name])).unwrap();
+    assert_eq!(v["manifests"].as_array().unwrap().len(), 2);
+}

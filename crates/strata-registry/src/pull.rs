@@ -41,9 +41,10 @@ pub struct PullReport {
     /// The reference as pulled (fully qualified; tag or digest).
     pub reference: Reference,
     /// What the reference resolved to at the registry (the index's digest
-    /// for a multi-platform image).
+    /// for a multi-platform image); recorded as the image's repo digest, as
+    /// Docker does, and stored with the image when it is an index.
     pub digest: Digest,
-    /// The platform manifest's digest (the image's repo digest).
+    /// The platform manifest's digest.
     pub manifest: Digest,
     /// The image ID (config digest).
     pub image_id: Digest,
@@ -96,15 +97,19 @@ pub async fn pull_async(
     };
 
     // Cheap check first: a HEAD tells the digest; when it names a manifest
-    // the store already has for this repository, nothing needs fetching.
+    // (or an index, for the wanted platform's image) the store already has
+    // for this repository, nothing needs fetching.
     if let Some(head) = client.head_manifest(&repo, &what).await.ok().flatten()
         && let Some(d) = head.digest.or_else(|| target.digest().cloned())
         && let Some(id) = store.image_of_manifest(&d, Some(&repo_full))?
         && let Some(img) = store.image(&id)?
         && opts.platform.as_ref().is_none_or(|p| p.matches(&image_platform(&img)))
-        && img.manifests.iter().any(|(m, mt, _)| *m == d && media::is_manifest(mt))
+        && let Some((_, mt, _)) = img.manifests.iter().find(|(m, _, _)| *m == d)
+        && (media::is_manifest(mt) || wanted.matches(&image_platform(&img)))
     {
-        return finish_known(store, &target, &d, &d, &id, before);
+        let manifest = img.primary_manifest().clone();
+        let manifest = if media::is_manifest(mt) { d.clone() } else { manifest };
+        return finish_known(store, &target, (&d, &d), &manifest, &id, before);
     }
 
     let resolved = client
@@ -126,10 +131,14 @@ pub async fn pull_async(
             m.config.media_type
         );
     }
+    // Whether this pull's image is the one an index digest names locally:
+    // the host's platform wins over others pulled from the same index.
+    let for_host = opts.platform.as_ref().is_none_or(|p| p.matches(&Platform::host()));
     // The store may already hold this very manifest (pulled before, or by
     // another tag of the same image).
     if let Some(id) = store.image_of_manifest(&manifest.digest, None)? {
-        return finish_known(store, &target, &top, &manifest.digest, &id, before);
+        let named = record_index(store, index.as_ref(), &manifest.digest, &id, for_host)?;
+        return finish_known(store, &target, (&top, &named), &manifest.digest, &id, before);
     }
 
     // The config: small, fetched first (its diff IDs check the layers).
@@ -300,7 +309,16 @@ pub async fn pull_async(
         manifest: manifest_descriptor(&manifest),
         layers: records.into_iter().map(|r| r.expect("every layer recorded")).collect(),
     })?;
-    finish_known(store, &target, &top, &manifest.digest, &m.config.digest, before).map(|mut r| {
+    let named = record_index(store, index.as_ref(), &manifest.digest, &m.config.digest, for_host)?;
+    finish_known(
+        store,
+        &target,
+        (&top, &named),
+        &manifest.digest,
+        &m.config.digest,
+        before,
+    )
+    .map(|mut r| {
         r.downloaded = downloaded;
         r.up_to_date = false;
         r
@@ -320,16 +338,40 @@ fn manifest_descriptor(m: &ManifestResponse) -> Descriptor {
     Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64)
 }
 
-/// The image is in the store: record the repo digest, point the tag at it.
+/// Stores the index a platform's image was chosen from and records it as a
+/// name of image `id` (see [`Store::add_index`]). Returns the digest to keep
+/// as the repo digest: the index's, unless the index names another image
+/// locally (another platform, pulled first and not replaced).
+fn record_index(
+    store: &mut Store,
+    index: Option<&ManifestResponse>,
+    manifest: &Digest,
+    id: &Digest,
+    replace: bool,
+) -> Result<Digest> {
+    let Some(index) = index else {
+        return Ok(manifest.clone());
+    };
+    store.put_blob_verified(&index.digest, Some(index.bytes.len() as u64), &index.bytes[..])?;
+    store.add_index(&manifest_descriptor(index), id, replace)?;
+    Ok(match store.image_of_manifest(&index.digest, None)? {
+        Some(named) if named == *id => index.digest.clone(),
+        _ => manifest.clone(),
+    })
+}
+
+/// The image is in the store: record the repo digest, point the tag at the
+/// image's manifest. `(top, repo_digest)`: what the reference resolved to,
+/// and the digest to record (the index's, or the manifest's).
 fn finish_known(
     store: &mut Store,
     target: &Reference,
-    top: &Digest,
+    (top, repo_digest): (&Digest, &Digest),
     manifest: &Digest,
     id: &Digest,
     before: Option<Digest>,
 ) -> Result<PullReport> {
-    store.add_repo_digest(&target.repository(), manifest)?;
+    store.add_repo_digest(&target.repository(), repo_digest)?;
     if target.digest().is_none() {
         store.set_tag(target, manifest)?;
     }

@@ -380,6 +380,34 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     assert_eq!(rep.digest, index_digest);
     assert_eq!(rep.manifest, host.digest());
     assert_eq!(rep.reference.tag(), Some("latest"));
+    // The index is stored and is the repo digest (as Docker shows it); the
+    // tag names the platform's manifest.
+    let repo = reference.repository();
+    assert!(store.has_blob(&index_digest));
+    let rec = store.image(&host.id()).unwrap().unwrap();
+    assert_eq!(rec.repo_digests, vec![(repo.clone(), index_digest.clone())]);
+    assert_eq!(rec.primary_manifest(), &host.digest());
+    assert_eq!(rec.tags[0].manifest, host.digest());
+    let by_index = strata_image::resolve(&store, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
+    assert_eq!(by_index.image.id, host.id());
+    assert_eq!(by_index.manifest, host.digest());
+    // Again, and by the index digest: up to date, nothing fetched.
+    let (rec_p, events) = recorder();
+    let rep = strata_registry::pull_async(&mut store, &reference, &opts(), &rec_p)
+        .await
+        .unwrap();
+    assert!(rep.up_to_date);
+    assert_eq!(
+        (rep.digest.clone(), rep.manifest.clone()),
+        (index_digest.clone(), host.digest())
+    );
+    let pinned = Reference::parse(&format!("{}/multi/app@{index_digest}", r.host)).unwrap();
+    let rep = strata_registry::pull_async(&mut store, &pinned, &opts(), &rec_p)
+        .await
+        .unwrap();
+    assert!(rep.up_to_date);
+    assert_eq!(rep.image_id, host.id());
+    assert!(statuses(&events).is_empty());
 
     let mut o = opts();
     o.platform = Some(other_platform());
@@ -387,8 +415,32 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
         .await
         .unwrap();
     assert_eq!(rep.image_id, other.id());
+    assert_eq!(rep.digest, index_digest);
     let rec = store.image(&other.id()).unwrap().unwrap();
     assert_eq!(rec.arch, other_platform().architecture);
+    // The index still names the host's image; the other platform's image
+    // keeps its own manifest as repo digest.
+    assert_eq!(rec.repo_digests, vec![(repo.clone(), other.digest())]);
+    let by_index = strata_image::resolve(&store, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
+    assert_eq!(by_index.image.id, host.id());
+
+    // Another platform first, then the host's: the index moves to the host's image.
+    let first = tempfile::tempdir().unwrap();
+    let mut store3 = open_store(first.path());
+    strata_registry::pull_async(&mut store3, &reference, &o, &p)
+        .await
+        .unwrap();
+    let by_index = strata_image::resolve(&store3, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
+    assert_eq!(by_index.image.id, other.id());
+    assert_eq!(by_index.manifest, other.digest());
+    strata_registry::pull_async(&mut store3, &reference, &opts(), &p)
+        .await
+        .unwrap();
+    let by_index = strata_image::resolve(&store3, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
+    assert_eq!(by_index.image.id, host.id());
+    assert_eq!(by_index.manifest, host.digest());
+    let rec = store3.image(&host.id()).unwrap().unwrap();
+    assert_eq!(rec.repo_digests, vec![(repo.clone(), index_digest.clone())]);
 
     // A platform the index lacks: the error names what it offers, and the
     // store is left as it was.

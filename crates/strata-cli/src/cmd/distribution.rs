@@ -72,7 +72,11 @@ pub struct LogoutArgs {
     pub server: Option<String>,
 }
 
+/// `strata manifest inspect`, also reachable as `strata imagetools inspect`
+/// (BuildKit's spelling: without `--raw` it prints `Name`/`MediaType`/
+/// `Digest` and, for an index, its `Manifests` with their platforms).
 #[derive(Subcommand)]
+#[command(visible_alias = "imagetools")]
 pub enum ManifestCommand {
     /// Display an image manifest, or manifest list, from a registry
     Inspect(ManifestInspectArgs),
@@ -522,6 +526,8 @@ pub fn manifest(c: ManifestCommand) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             if a.raw {
                 out.write_all(&m.bytes)?;
+            } else if invoked_as_imagetools() {
+                out.write_all(imagetools_text(&r, &m)?.as_bytes())?;
             } else {
                 let v: serde_json::Value = serde_json::from_slice(&m.bytes)?;
                 writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
@@ -529,6 +535,76 @@ pub fn manifest(c: ManifestCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Whether the command was spelt `imagetools` (the first word that is not
+/// a global option).
+fn invoked_as_imagetools() -> bool {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy();
+        if a == "--root" || a == "--storage-driver" {
+            i += 2;
+        } else if a.starts_with('-') {
+            i += 1;
+        } else {
+            return a == "imagetools";
+        }
+    }
+    false
+}
+
+/// `docker buildx imagetools inspect`'s text: the reference, media type and
+/// digest; for an index, every manifest with its platform (and annotations,
+/// as attestation manifests carry), columns aligned like Go's tabwriter.
+pub(crate) fn imagetools_text(r: &Reference, m: &strata_registry::ManifestResponse) -> Result<String> {
+    use tabwriter::TabWriter;
+    let mut tw = TabWriter::new(Vec::new()).padding(1);
+    writeln!(tw, "Name:\t{r}")?;
+    writeln!(tw, "MediaType:\t{}", m.media_type)?;
+    writeln!(tw, "Digest:\t{}", m.digest)?;
+    tw.flush()?;
+    let mut out = String::from_utf8(tw.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+    if let strata_oci::Document::Index(index) = &m.document {
+        out.push_str("\nManifests:\n");
+        let base = match r.tag() {
+            Some(t) => format!("{}:{t}", r.repository()),
+            None => r.repository(),
+        };
+        let mut tw = TabWriter::new(Vec::new()).padding(1);
+        for (i, d) in index.manifests.iter().enumerate() {
+            if i > 0 {
+                writeln!(tw, "\t")?;
+            }
+            writeln!(tw, "  Name:\t{base}@{}", d.digest)?;
+            writeln!(tw, "  MediaType:\t{}", d.media_type)?;
+            if let Some(p) = &d.platform {
+                writeln!(tw, "  Platform:\t{p}")?;
+                if let Some(v) = &p.os_version {
+                    writeln!(tw, "  OSVersion:\t{v}")?;
+                }
+                if let Some(f) = p.os_features.as_ref().filter(|f| !f.is_empty()) {
+                    writeln!(tw, "  OSFeatures:\t{}", f.join(", "))?;
+                }
+            }
+            if let Some(ann) = d.annotations.as_ref().filter(|a| !a.is_empty()) {
+                writeln!(tw, "  Annotations:\t")?;
+                let width = ann.keys().map(|k| k.len() + 1).max().unwrap_or(0);
+                for (k, v) in ann {
+                    // Nested, as buildx prints them (aligned among themselves).
+                    writeln!(tw, "    {:<width$} {v}", format!("{k}:"))?;
+                }
+            }
+        }
+        tw.flush()?;
+        let block = String::from_utf8(tw.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)?;
+        for line in block.lines() {
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+    }
+    Ok(out)
 }
 
 pub fn pin(a: PinArgs) -> Result<ExitCode> {
@@ -591,6 +667,60 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn imagetools_lists_an_index_like_buildx() {
+        let amd = strata_oci::Digest::sha256_of(b"amd64");
+        let arm = strata_oci::Digest::sha256_of(b"arm");
+        let att = strata_oci::Digest::sha256_of(b"attestation");
+        let index = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": amd, "size": 1,
+                 "platform": {"os": "linux", "architecture": "amd64"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": arm, "size": 1,
+                 "platform": {"os": "linux", "architecture": "arm", "variant": "v7"}},
+                {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": att, "size": 1,
+                 "platform": {"os": "unknown", "architecture": "unknown"},
+                 "annotations": {"vnd.docker.reference.digest": amd, "vnd.docker.reference.type": "attestation-manifest"}},
+            ],
+        });
+        let bytes = serde_json::to_vec(&index).unwrap();
+        let doc = strata_oci::Document::parse(&bytes, None).unwrap();
+        let m = strata_registry::ManifestResponse {
+            digest: strata_oci::Digest::sha256_of(&bytes),
+            media_type: "application/vnd.oci.image.index.v1+json".into(),
+            bytes: bytes.clone().into(),
+            document: doc,
+        };
+        let r = Reference::parse("alpine").unwrap().with_default_tag();
+        let text = imagetools_text(&r, &m).unwrap();
+        let want = format!(
+            "Name:      docker.io/library/alpine:latest
+MediaType: application/vnd.oci.image.index.v1+json
+Digest:    {}
+
+Manifests:
+  Name:        docker.io/library/alpine:latest@{amd}
+  MediaType:   application/vnd.oci.image.manifest.v1+json
+  Platform:    linux/amd64
+
+  Name:        docker.io/library/alpine:latest@{arm}
+  MediaType:   application/vnd.oci.image.manifest.v1+json
+  Platform:    linux/arm/v7
+
+  Name:        docker.io/library/alpine:latest@{att}
+  MediaType:   application/vnd.oci.image.manifest.v1+json
+  Platform:    unknown/unknown
+  Annotations:
+    vnd.docker.reference.digest: {amd}
+    vnd.docker.reference.type:   attestation-manifest
+",
+            m.digest
+        );
+        assert_eq!(text, want);
+    }
 
     #[test]
     fn sizes_read_like_docker() {
