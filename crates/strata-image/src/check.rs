@@ -268,10 +268,20 @@ pub fn check(store: &Store, opts: &CheckOptions) -> Result<CheckReport> {
                         }
                     }
                 }
-                Ok(Document::Index(_)) => report.add(
-                    ProblemKind::Metadata,
-                    format!("manifest {m} of image {} is an index", img.id),
-                ),
+                // An index recorded with the image (the one its tag or
+                // digest named) must list one of the image's manifests.
+                Ok(Document::Index(idx)) => {
+                    if !idx
+                        .manifests
+                        .iter()
+                        .any(|d| img.manifests.iter().any(|(own, _, _)| *own == d.digest))
+                    {
+                        report.add(
+                            ProblemKind::Metadata,
+                            format!("index {m} of image {} lists none of the image's manifests", img.id),
+                        );
+                    }
+                }
                 Err(e) => report.add(ProblemKind::Metadata, format!("manifest {m}: {e}")),
             }
         }
