@@ -108,7 +108,16 @@ fn percent(part: u64, whole: u64) -> String {
 fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
     let du = strata_image::disk_usage(&store)?;
-    let containers = store.containers_count()?;
+    let engine = strata_container::Containers::open(root)?;
+    let cu = engine.container_usage()?;
+    let vu = engine.volume_usage()?;
+    let bc = strata_image::build_cache_usage(&store)?;
+    let running = cu.iter().filter(|c| c.status.is_running()).count();
+    let csize: u64 = cu.iter().map(|c| c.size).sum();
+    let cfree: u64 = cu.iter().filter(|c| !c.status.is_running()).map(|c| c.size).sum();
+    let vsize: u64 = vu.iter().map(|v| v.size).sum();
+    let vfree: u64 = vu.iter().filter(|v| v.links == 0).map(|v| v.size).sum();
+    let vactive = vu.iter().filter(|v| v.links > 0).count();
     if a.verbose {
         println!("Images space usage:\n");
         let mut rows = vec![
@@ -147,21 +156,40 @@ fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
         }
         print_table(&rows)?;
         println!("\nContainers space usage:\n");
-        print_table(&[[
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "LOCAL VOLUMES",
-            "SIZE",
-            "CREATED",
-            "STATUS",
-            "NAMES",
-        ]
-        .map(String::from)
-        .to_vec()])?;
+        let mut rows = vec![
+            [
+                "CONTAINER ID",
+                "IMAGE",
+                "COMMAND",
+                "LOCAL VOLUMES",
+                "SIZE",
+                "CREATED",
+                "STATUS",
+                "NAMES",
+            ]
+            .map(String::from)
+            .to_vec(),
+        ];
+        for c in &cu {
+            rows.push(vec![
+                c.id[..12].to_string(),
+                c.image.clone(),
+                format!("\"{}\"", crate::format::ellipsis(&c.command, 20)),
+                c.volumes.to_string(),
+                human_size(c.size),
+                strata_image::human_since(Some(&c.created)),
+                c.status.word().to_string(),
+                c.name.clone(),
+            ]);
+        }
+        print_table(&rows)?;
         println!("\nLocal Volumes space usage:\n");
-        print_table(&[["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()])?;
-        println!("\nBuild cache usage: 0B");
+        let mut rows = vec![["VOLUME NAME", "LINKS", "SIZE"].map(String::from).to_vec()];
+        for v in &vu {
+            rows.push(vec![v.name.clone(), v.links.to_string(), human_size(v.size)]);
+        }
+        print_table(&rows)?;
+        println!("\nBuild cache usage: {}", human_size(bc.size));
         return Ok(ExitCode::SUCCESS);
     }
     let rows = vec![
@@ -181,13 +209,25 @@ fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
         ],
         vec![
             "Containers".into(),
-            containers.to_string(),
-            "0".into(),
-            "0B".into(),
-            "0B".into(),
+            cu.len().to_string(),
+            running.to_string(),
+            human_size(csize),
+            format!("{} ({})", human_size(cfree), percent(cfree, csize)),
         ],
-        vec!["Local Volumes".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
-        vec!["Build Cache".into(), "0".into(), "0".into(), "0B".into(), "0B".into()],
+        vec![
+            "Local Volumes".into(),
+            vu.len().to_string(),
+            vactive.to_string(),
+            human_size(vsize),
+            format!("{} ({})", human_size(vfree), percent(vfree, vsize)),
+        ],
+        vec![
+            "Build Cache".into(),
+            bc.entries.to_string(),
+            "0".into(),
+            human_size(bc.size),
+            human_size(bc.reclaimable),
+        ],
     ];
     print_table(&rows)?;
     Ok(ExitCode::SUCCESS)
