@@ -55,7 +55,7 @@ pub struct StepInputs {
 impl StepInputs {
     pub fn key(&self, parent: &str) -> String {
         let mut h = Sha256::new();
-        h.update(b"strata-build-cache-v1\0");
+        h.update(b"strata-build-cache-v2\0");
         h.update(parent.as_bytes());
         h.update(b"\0");
         h.update(self.text.as_bytes());

@@ -196,6 +196,9 @@ pub struct CopyAttrs {
     pub chmod: Option<u32>,
     /// ADD: unpack local archives.
     pub unpack: bool,
+    /// Copied entries keep their owner (`COPY --from` without `--chown`, as
+    /// in BuildKit); otherwise they get `uid:gid`.
+    pub keep_owner: bool,
 }
 
 /// How the sources are laid out at the destination.
@@ -235,19 +238,16 @@ pub fn copy_into(
         mode: 0o755,
         mtime: (0, 0),
     };
-    let root_parents = Attrs {
-        uid: 0,
-        gid: 0,
-        ..parents
-    };
+    // Directories the copy creates belong to the --chown owner, else root (BuildKit's MkdirAll).
+    let root_parents = parents;
     let many = selected.len() > 1 || layout.parents;
     if many && !dest_is_dir && !root.is_dir(dest) && !layout.parents {
         bail!("When using COPY with more than one source file, the destination must be a directory and end with a /");
     }
     let into_dir = dest_is_dir || many;
     let attrs = |m: &Meta| Attrs {
-        uid: a.uid,
-        gid: a.gid,
+        uid: if a.keep_owner { m.owner.0 } else { a.uid },
+        gid: if a.keep_owner { m.owner.1 } else { a.gid },
         mode: a.chmod.unwrap_or(m.mode),
         mtime: m.mtime,
     };
@@ -372,8 +372,8 @@ pub fn write_inline(
         mtime: (mtime, 0),
     };
     let parents = Attrs {
-        uid: 0,
-        gid: 0,
+        uid: a.uid,
+        gid: a.gid,
         mode: 0o755,
         mtime: (0, 0),
     };

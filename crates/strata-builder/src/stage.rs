@@ -1037,6 +1037,7 @@ impl<'a> StageRun<'a> {
                     gid,
                     chmod: chmod_bits,
                     unpack,
+                    keep_owner: chown.is_none() && matches!(src, Src::Root(_)),
                 };
                 let layout = copy::Layout {
                     parents,
@@ -1055,7 +1056,11 @@ impl<'a> StageRun<'a> {
                     };
                     let tree = DirTree::open(dir, "the downloads".into())?;
                     let selected = copy::select(&tree, &url_names)?;
-                    let url_attrs = CopyAttrs { unpack: false, ..attrs };
+                    let url_attrs = CopyAttrs {
+                        unpack: false,
+                        keep_owner: false,
+                        ..attrs
+                    };
                     copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &url_attrs, layout)?;
                 }
                 match &src {
@@ -1747,6 +1752,7 @@ fn prepare_mount<'a>(
                         gid: 0,
                         chmod: None,
                         unpack: false,
+                        keep_owner: false,
                     };
                     let name = if is_dir { "d" } else { sel.name.as_str() };
                     copy::copy_into(

@@ -40,6 +40,9 @@ pub struct Meta {
     pub mode: u32,
     pub size: u64,
     pub mtime: (i64, i64),
+    /// Owner (uid, gid): as on disk for a stage's or image's root; 0:0 in
+    /// the build context (BuildKit resets the context's owners).
+    pub owner: (u32, u32),
 }
 
 /// A tree COPY can read from.
@@ -202,6 +205,7 @@ fn meta_of(st: &rustix::fs::Stat, target: Option<String>) -> Meta {
         mode: st.st_mode & 0o7777,
         size: st.st_size as u64,
         mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+        owner: (st.st_uid, st.st_gid),
     }
 }
 
@@ -608,6 +612,7 @@ fn walk_context_at(
                         mode: st.st_mode & 0o7777,
                         size: st.st_size as u64,
                         mtime: (st.st_mtime, st.st_mtime_nsec as i64),
+                        owner: (0, 0),
                     },
                     ino: st.st_ino,
                     ctime: (st.st_ctime, st.st_ctime_nsec as i64),
@@ -692,6 +697,7 @@ impl SourceTree for ContextTree {
                 mode: 0o755,
                 size: 0,
                 mtime: (0, 0),
+                owner: (0, 0),
             }));
         }
         Ok(None)
