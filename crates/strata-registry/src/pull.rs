@@ -16,7 +16,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::{Buf, Bytes};
 use strata_oci::media::{self, MAX_DOCUMENT_SIZE};
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Platform, Reference};
-use strata_store::{BlobWriter, LayerRecord, NewImage, Store};
+use strata_store::{LayerRecord, NewImage, Store};
 
 use crate::blobs::PartialBlob;
 use crate::client::{Client, ClientOptions};
@@ -197,7 +197,7 @@ pub async fn pull_async(
     let chain = strata_oci::chain_ids(&config.rootfs.diff_ids);
     let snap = strata_snapshot::Snapshotter::new(store.root(), strata_snapshot::Driver::Copy);
     for (desc, diff_id) in &wanted_layers {
-        let writer = store.blob_writer_with(desc.digest.algorithm())?;
+        let writer = staging_file(store)?;
         let unpack = match opts.unpack {
             true => m
                 .layers
@@ -436,7 +436,7 @@ async fn fetch_layer(
     repo: &str,
     desc: &Descriptor,
     diff_id: &Digest,
-    writer: BlobWriter,
+    writer: std::io::BufWriter<tempfile::NamedTempFile>,
     unpack: Option<(strata_snapshot::Snapshotter, Digest)>,
     progress: &Progress,
 ) -> Result<Staged> {
@@ -550,6 +550,7 @@ async fn fetch_layer(
     // Closing the feed ends the check; its verdict decides first (a layer
     // refused by the check stops the download with a write error).
     let Tee { blob, tx, .. } = tee;
+    let desc_size = desc.size;
     let refused = tx.is_none();
     drop(tx);
     let checked = done_rx.await.map_err(|_| anyhow!("the layer check thread stopped"))?;
@@ -561,25 +562,39 @@ async fn fetch_layer(
         }
         (Err(e), _) => return Err(e.into()),
         (Ok(_), Err(e)) => bail!("the layer was refused: {e:#}"),
-        (Ok(_), Ok(l)) => l,
+        (Ok(n), Ok(l)) => (n, l),
     };
-    let verdict = (|| -> Result<tempfile::NamedTempFile> {
+    let (fetched, layer) = layer;
+    // The client hashed every byte it wrote to the staged file and checked
+    // digest and size (no second hashing pass here). The file is made
+    // durable now, while other layers are still in transfer, so that naming
+    // it at the end costs no device flush.
+    let verdict = async {
         if layer.diff_id != *diff_id {
             bail!(
                 "the layer's content has diff ID {}, but the image config says {diff_id}; the image is corrupt",
                 layer.diff_id
             );
         }
-        let (digest, size, tmp) = tokio::task::block_in_place(|| blob.finish_digest())?;
-        if digest != desc.digest || size != desc.size {
-            bail!(
-                "stored {size} bytes with digest {digest}, expected {} bytes with {}",
-                desc.size,
-                desc.digest
-            );
+        if fetched != desc.size {
+            bail!("received {fetched} bytes, expected {}", desc.size);
         }
+        let tmp = tokio::task::spawn_blocking(move || -> Result<tempfile::NamedTempFile> {
+            let tmp = blob
+                .into_inner()
+                .map_err(|e| anyhow!("writing the layer blob: {}", e.error()))?;
+            let size = tmp.as_file().metadata().context("reading the staged layer blob")?.len();
+            if size != desc_size {
+                bail!("stored {size} bytes, expected {desc_size}");
+            }
+            tmp.as_file().sync_all().context("syncing the staged layer blob")?;
+            Ok(tmp)
+        })
+        .await
+        .map_err(|e| anyhow!("syncing a layer blob stopped: {e}"))??;
         Ok(tmp)
-    })();
+    }
+    .await;
     let tmp = match verdict {
         Ok(tmp) => tmp,
         Err(e) => {
@@ -599,9 +614,19 @@ async fn fetch_layer(
     })
 }
 
+/// A staged file for a layer blob under the store's `tmp/` (named like the
+/// store's own, with the pid, so that leftovers of a killed pull are swept).
+fn staging_file(store: &Store) -> Result<std::io::BufWriter<tempfile::NamedTempFile>> {
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!("blob-{}-", std::process::id()))
+        .tempfile_in(store.tmp_dir())
+        .context("creating a temporary blob file")?;
+    Ok(std::io::BufWriter::with_capacity(256 * 1024, tmp))
+}
+
 /// Writes what arrives to the staged blob and hands it to the check thread.
 struct Tee {
-    blob: BlobWriter,
+    blob: std::io::BufWriter<tempfile::NamedTempFile>,
     tx: Option<SyncSender<Bytes>>,
     /// Bytes received (a resumed download writes only the new ones).
     counter: ByteCounter,
