@@ -32,7 +32,17 @@ CREATE TABLE IF NOT EXISTS build_cache_inputs (
     inputs      TEXT NOT NULL,         -- JSON of StepInputs
     PRIMARY KEY (parent, position)
 );
+CREATE TABLE IF NOT EXISTS build_from_hashes (
+    chain       TEXT NOT NULL,         -- chain ID of the stage or image read from
+    spec        TEXT NOT NULL,         -- what is selected in it (JSON)
+    hash        TEXT NOT NULL,         -- content digest of the selection
+    files       TEXT,                  -- per-file summary (JSON; NULL: too many to keep)
+    PRIMARY KEY (chain, spec)
+);
 "#;
+
+/// Per-file summaries longer than this are not memoized (made again on a miss).
+pub const MEMO_FILES_MAX: usize = 2000;
 
 /// What a step's key is made of.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +60,10 @@ pub struct StepInputs {
     /// SOURCE_DATE_EPOCH, which changes times in the result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub epoch: Option<i64>,
+    /// Where `content` comes from when not the build context ("copied from
+    /// stage one"), for explanations; not part of the key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 impl StepInputs {
@@ -137,6 +151,49 @@ pub fn record_inputs(store: &Store, parent: &str, position: &str, key: &str, inp
     Ok(())
 }
 
+/// A memoized content digest of a selection in another stage's or image's root.
+pub struct FromHash {
+    pub hash: String,
+    /// The per-file summary (None: too long to keep).
+    pub files: Option<BTreeMap<String, String>>,
+}
+
+/// The memoized content digest (and per-file summary, when kept) of the
+/// selection `spec` in the root of chain `chain`.
+pub fn from_hash(store: &Store, chain: &str, spec: &str) -> Result<Option<FromHash>> {
+    let row: Option<(String, Option<String>)> = store
+        .conn()
+        .query_row(
+            "SELECT hash, files FROM build_from_hashes WHERE chain=?1 AND spec=?2",
+            [chain, spec],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.map(|(hash, f)| FromHash {
+        hash,
+        files: f.and_then(|f| serde_json::from_str(&f).ok()),
+    }))
+}
+
+pub fn record_from_hash(
+    store: &Store,
+    chain: &str,
+    spec: &str,
+    hash: &str,
+    files: &BTreeMap<String, String>,
+) -> Result<()> {
+    let files = if files.len() <= MEMO_FILES_MAX {
+        Some(serde_json::to_string(files)?)
+    } else {
+        None
+    };
+    store.conn().execute(
+        "INSERT OR REPLACE INTO build_from_hashes (chain, spec, hash, files) VALUES (?1, ?2, ?3, ?4)",
+        params![chain, spec, hash, files],
+    )?;
+    Ok(())
+}
+
 pub fn previous_inputs(store: &Store, parent: &str, position: &str) -> Result<Option<StepInputs>> {
     let row: Option<String> = store
         .conn()
@@ -204,10 +261,13 @@ pub fn explain(before: &StepInputs, now: &StepInputs) -> String {
         if !removed.is_empty() {
             parts.push(format!("file removed: {}", list(&removed)));
         }
-        if parts.is_empty() {
-            parts.push("source files changed".into());
+        match &now.from {
+            None if parts.is_empty() => why.push("source files changed".into()),
+            None => why.extend(parts),
+            // Before: no per-file summary of this source to compare with.
+            Some(from) if parts.is_empty() || before.from.is_none() => why.push(format!("content {from} changed")),
+            Some(from) => why.push(format!("{} ({from})", parts.join("; "))),
         }
-        why.extend(parts);
     }
     if before.epoch != now.epoch {
         why.push("SOURCE_DATE_EPOCH changed".into());

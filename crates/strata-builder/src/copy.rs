@@ -148,14 +148,15 @@ impl SourceTree for Plain<'_> {
 }
 
 /// The content digest of the selection (names, types, modes, contents or
-/// link targets; not times or owners) and a per-file summary for explaining
-/// cache misses (capped).
+/// link targets, and owners when `owners` (they are kept); not times) and a
+/// per-file summary for explaining cache misses (capped).
 pub fn content_digest(
     tree: &dyn SourceTree,
     selected: &[Selected],
     file_hash: &dyn Fn(&str) -> Result<String>,
     exclude: Option<&IgnoreRules>,
     want_files: bool,
+    owners: bool,
 ) -> Result<(String, BTreeMap<String, String>)> {
     const MAX_LISTED: usize = 20_000;
     let mut h = Sha256::new();
@@ -175,12 +176,21 @@ pub fn content_digest(
             h.update(b"\0");
             h.update(kind.as_bytes());
             h.update(format!("\0{:o}\0", meta.mode).as_bytes());
+            let owner = if owners {
+                format!(":{}:{}", meta.owner.0, meta.owner.1)
+            } else {
+                String::new()
+            };
+            if owners {
+                h.update(owner.as_bytes());
+                h.update(b"\0");
+            }
             h.update(content.as_bytes());
             h.update(b"\n");
             if want_files && kind != "dir" && files.len() < MAX_LISTED {
                 files.insert(
                     if full.is_empty() { ".".into() } else { full },
-                    format!("{kind}:{:o}:{}", meta.mode, &content[..content.len().min(16)]),
+                    format!("{kind}:{:o}{owner}:{}", meta.mode, &content[..content.len().min(16)]),
                 );
             }
         }

@@ -22,7 +22,7 @@ use crate::fetch;
 use crate::mounts::{self, Cleanup, MountType, RunMount, Sharing};
 use crate::pattern::clean_rel;
 use crate::progress::Vertex;
-use crate::tree::DirTree;
+use crate::tree::{DirTree, SourceTree as _};
 
 /// A finished stage.
 #[derive(Debug, Clone)]
@@ -610,6 +610,8 @@ impl<'a> StageRun<'a> {
         // --mount: parsed, and the content of bind sources keyed.
         let mut mounts = Vec::new();
         let mut mount_content = Vec::new();
+        let mut from_descs = Vec::new();
+        let mut context_binds = false;
         for m in &r.flags.mounts {
             let (spec, _) = self.expand(m)?;
             let m = mounts::parse(&spec)?;
@@ -620,11 +622,37 @@ impl<'a> StageRun<'a> {
             let src = match (m.kind, &m.from) {
                 (MountType::Bind, Some(f)) => {
                     let diff_ids = self.other_root("RUN --mount", f)?;
-                    let chain = strata_oci::chain_ids(&diff_ids)
-                        .last()
-                        .map(|d| d.to_string())
-                        .unwrap_or_else(|| "empty".into());
-                    mount_content.push(format!("bind:{spec}:root:{chain}"));
+                    // Keyed by the content of the mounted source, owners included.
+                    let source = m.source.clone().unwrap_or_default();
+                    let fspec = FromSpec {
+                        kind: "mount",
+                        sources: std::slice::from_ref(&source),
+                        exclude: &[],
+                        parents: false,
+                        owners: true,
+                    };
+                    let (digest, _) = self.source_content(
+                        &diff_ids,
+                        &fspec,
+                        f,
+                        &|_| Ok(false),
+                        &|tree| {
+                            let rel = crate::tree::resolve(tree, &clean_rel(&source), true)?
+                                .ok_or_else(|| anyhow!("RUN --mount source {source:?}: not found in {f}"))?;
+                            let meta = tree
+                                .lstat(&rel)?
+                                .ok_or_else(|| anyhow!("RUN --mount source {source:?}: not found in {f}"))?;
+                            Ok(vec![copy::Selected {
+                                name: String::new(),
+                                rel,
+                                meta,
+                                parent: String::new(),
+                            }])
+                        },
+                        None,
+                    )?;
+                    mount_content.push(format!("bind:{spec}:root-content:{digest}"));
+                    from_descs.push(self.describe_from(f));
                     MountSrc::Root(diff_ids)
                 }
                 (MountType::Bind, None) => {
@@ -633,8 +661,9 @@ impl<'a> StageRun<'a> {
                     let selected = copy::select(ctx.as_ref(), std::slice::from_ref(&source))
                         .map_err(|e| anyhow!("RUN --mount source {source:?}: {e:#}"))?;
                     let (digest, _) =
-                        copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), None, false)?;
+                        copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), None, false, false)?;
                     mount_content.push(format!("bind:{spec}:context:{digest}"));
+                    context_binds = true;
                     MountSrc::Context(ctx, selected)
                 }
                 _ => MountSrc::None,
@@ -650,6 +679,11 @@ impl<'a> StageRun<'a> {
                 Some(sha(&mount_content.iter().map(String::as_str).collect::<Vec<_>>()))
             },
             epoch: self.sh.epoch,
+            from: if from_descs.is_empty() || context_binds {
+                None
+            } else {
+                Some(format!("mounted from {}", from_descs.join(", ")))
+            },
             ..Default::default()
         };
         let created_by = if run_args.is_empty() {
@@ -784,6 +818,67 @@ impl<'a> StageRun<'a> {
         Ok(resolved.image.diff_ids.clone())
     }
 
+    /// "stage one" or "image busybox", for explanations.
+    fn describe_from(&self, f: &str) -> String {
+        if self.sh.stage_ref(f).is_some() {
+            format!("stage {f}")
+        } else {
+            format!("image {f}")
+        }
+    }
+
+    /// The content digest of a selection in the root of the stage or image
+    /// `f` (layers `diff_ids`), and its per-file summary (paths from its
+    /// root). Memoized per (chain ID, selection): an unchanged source is
+    /// neither mounted nor read. Otherwise the root is mounted read-only and
+    /// `select` picks the sources in it. `need_files` says, given the digest,
+    /// whether a summary the memo does not hold must be made (a miss to explain).
+    fn source_content(
+        &self,
+        diff_ids: &[Digest],
+        spec: &FromSpec<'_>,
+        f: &str,
+        need_files: &dyn Fn(&str) -> Result<bool>,
+        select: &dyn Fn(&DirTree) -> Result<Vec<copy::Selected>>,
+        exclude: Option<&crate::IgnoreRules>,
+    ) -> Result<(String, BTreeMap<String, String>)> {
+        let chain = strata_oci::chain_ids(diff_ids)
+            .last()
+            .map(|d| d.to_string())
+            .unwrap_or_else(|| "empty".into());
+        let spec_json = format!("v1:{}", serde_json::to_string(spec)?);
+        if let Some(memo) = cache::from_hash(&self.store, &chain, &spec_json)? {
+            match memo.files {
+                Some(files) => return Ok((memo.hash, files)),
+                None if !need_files(&memo.hash)? => return Ok((memo.hash, BTreeMap::new())),
+                None => {}
+            }
+        }
+        let snap = self.snap.get_or_init(|| self.sh.snapshotter());
+        let chain_ids = strata_container::ensure_unpacked(&self.store, snap, diff_ids)?;
+        let view = snap.view(&snapshot_key("view"), &chain_ids)?;
+        let mut guard = StepRoot {
+            snap,
+            snapshot: view,
+            mounted: false,
+        };
+        snap.mount(&guard.snapshot, &guard.merged(), true)?;
+        guard.mounted = true;
+        let tree = DirTree::open(&guard.merged(), format!("--from={f}"))?;
+        let hashed = select(&tree).and_then(|selected| {
+            copy::content_digest(&tree, &selected, &|p| tree.file_hash(p), exclude, true, spec.owners)
+        });
+        drop(tree);
+        guard.unmount()?;
+        let (hash, files) = hashed?;
+        let files: BTreeMap<String, String> = files
+            .into_iter()
+            .map(|(k, v)| (if k == "." { "/".into() } else { format!("/{k}") }, v))
+            .collect();
+        cache::record_from_hash(&self.store, &chain, &spec_json, &hash, &files)?;
+        Ok((hash, files))
+    }
+
     // ---- COPY / ADD ----
 
     fn copy(&mut self, step: &Step, c: &CopyInstruction, add: bool, position: &str) -> Result<()> {
@@ -906,14 +1001,45 @@ impl<'a> StageRun<'a> {
             Context(std::sync::Arc<crate::tree::ContextTree>, Vec<copy::Selected>),
             Root(Vec<Digest>),
         }
+        let mut from_desc = None;
         let (src, content, files) = match &from {
             Some(f) => {
                 let diff_ids = self.other_root(kw, f)?;
-                let chain = strata_oci::chain_ids(&diff_ids)
-                    .last()
-                    .map(|d| d.to_string())
-                    .unwrap_or_else(|| "empty".into());
-                (Src::Root(diff_ids), Some(format!("root:{chain}")), BTreeMap::new())
+                // Keyed by the content of what is copied (as BuildKit), not by
+                // the source's layers: a rebuilt stage with equal files hits.
+                let spec = FromSpec {
+                    kind: "copy",
+                    sources: &sources,
+                    exclude: &excludes,
+                    parents: c.flags.parents,
+                    owners: chown.is_none(),
+                };
+                let args = self.arg_values(&used);
+                let need_files = |hash: &str| -> Result<bool> {
+                    let probe = StepInputs {
+                        text: text.clone(),
+                        args: args.clone(),
+                        content: Some(hash.to_string()),
+                        epoch: self.sh.epoch,
+                        ..Default::default()
+                    };
+                    Ok(!cache::has(&self.store, &probe.key(&self.key))?)
+                };
+                let (digest, files) = self.source_content(
+                    &diff_ids,
+                    &spec,
+                    f,
+                    &need_files,
+                    &|tree| {
+                        Ok(copy::drop_excluded(
+                            copy::select(tree, &sources)?,
+                            exclude_rules.as_ref(),
+                        ))
+                    },
+                    exclude_rules.as_ref(),
+                )?;
+                from_desc = Some(format!("copied from {}", self.describe_from(f)));
+                (Src::Root(diff_ids), Some(digest), files)
             }
             None if locals.is_empty() => (Src::None, None, BTreeMap::new()),
             None => {
@@ -925,6 +1051,7 @@ impl<'a> StageRun<'a> {
                     &selected,
                     &|p| ctx.file_hash(p),
                     exclude_rules.as_ref(),
+                    false,
                     false,
                 )?;
                 let probe = StepInputs {
@@ -943,6 +1070,7 @@ impl<'a> StageRun<'a> {
                         &|p| ctx.file_hash(p),
                         exclude_rules.as_ref(),
                         true,
+                        false,
                     )?
                     .1
                 };
@@ -992,6 +1120,7 @@ impl<'a> StageRun<'a> {
             content,
             files,
             epoch: self.sh.epoch,
+            from: from_desc,
         };
         let created_by = format!(
             "{kw}{} {} {dest} # buildkit",
@@ -1599,6 +1728,19 @@ fn pump(fd: OwnedFd, v: Option<&Vertex<'_>>, done: &AtomicBool) {
 }
 
 /// Where a RUN mount's content comes from (resolved before the step runs).
+/// What a step reads from another stage's or image's root: with the
+/// source's chain ID, the key of its memoized content digest.
+#[derive(serde::Serialize)]
+struct FromSpec<'s> {
+    /// "copy" (COPY/ADD --from) or "mount" (RUN --mount=type=bind,from=).
+    kind: &'static str,
+    sources: &'s [String],
+    exclude: &'s [String],
+    parents: bool,
+    /// Owners are part of the content (kept by the copy, seen in the mount).
+    owners: bool,
+}
+
 enum MountSrc {
     None,
     Context(std::sync::Arc<crate::tree::ContextTree>, Vec<copy::Selected>),

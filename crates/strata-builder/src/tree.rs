@@ -209,6 +209,20 @@ fn meta_of(st: &rustix::fs::Stat, target: Option<String>) -> Meta {
     }
 }
 
+/// sha256 (hex) of what `f` holds; `shown` names it in errors.
+pub fn hash_file(mut f: File, shown: &dyn Fn() -> String) -> Result<String> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf).with_context(|| format!("reading {}", shown()))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(crate::hex(&h.finalize()))
+}
+
 /// A directory on disk (a mounted stage or image root) as a source tree.
 pub struct DirTree {
     root: OwnedFd,
@@ -231,6 +245,13 @@ fn split_parent(rel: &str) -> (&str, &str) {
     match rel.rsplit_once('/') {
         Some((p, n)) => (p, n),
         None => ("", rel),
+    }
+}
+
+impl DirTree {
+    /// sha256 of a regular file's content.
+    pub fn file_hash(&self, rel: &str) -> Result<String> {
+        hash_file(self.open_file(rel)?, &|| format!("{rel:?} in {}", self.shown))
     }
 }
 
@@ -391,19 +412,7 @@ impl ContextTree {
         if let Some(h) = self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(rel) {
             return Ok(h.clone());
         }
-        let mut f = self.open_file(rel)?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = f
-                .read(&mut buf)
-                .with_context(|| format!("reading {}", self.root.join(rel).display()))?;
-            if n == 0 {
-                break;
-            }
-            h.update(&buf[..n]);
-        }
-        let hex = crate::hex(&h.finalize());
+        let hex = hash_file(self.open_file(rel)?, &|| self.root.join(rel).display().to_string())?;
         self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
         self.hashes
             .lock()

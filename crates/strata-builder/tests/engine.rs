@@ -311,3 +311,62 @@ fn stale_step_snapshots_are_removed() {
     assert!(snap.exists("not-a-build"));
     snap.remove(&other.key).unwrap();
 }
+
+#[test]
+fn copy_from_is_keyed_by_the_content_it_copies() {
+    let t = T::new();
+    t.write("a.txt", "a\n");
+    t.write("other.txt", "o\n");
+    let df = "FROM scratch AS one\nCOPY a.txt other.txt /\nFROM scratch\nCOPY --from=one /a.txt /b.txt\nLABEL x=1\n";
+    let (first, _) = t.build(df).unwrap();
+    // Stage one is made again with another time on a.txt (kept by COPY):
+    // new layers, the same content.
+    let p = t.ctx().join("a.txt");
+    std::fs::File::options()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
+        .unwrap();
+    let (again, log) = t.build_with(df, |o| o.no_cache_filter = vec!["one".into()]).unwrap();
+    assert!(
+        !vertex_lines(&log, "COPY a.txt other.txt")
+            .iter()
+            .any(|l| l.ends_with("CACHED")),
+        "{log}"
+    );
+    assert!(
+        vertex_lines(&log, "COPY --from=one")
+            .iter()
+            .any(|l| l.ends_with("CACHED")),
+        "{log}"
+    );
+    assert_eq!(first.image_id, again.image_id);
+    // A file of the stage that is not copied: still cached.
+    t.write("other.txt", "o2\n");
+    let (again, log) = t.build(df).unwrap();
+    assert!(
+        vertex_lines(&log, "COPY --from=one")
+            .iter()
+            .any(|l| l.ends_with("CACHED")),
+        "{log}"
+    );
+    assert_eq!(first.image_id, again.image_id);
+    // The copied file: a miss that names it.
+    t.write("a.txt", "a2\n");
+    let (changed, log) = t.build(df).unwrap();
+    assert_ne!(first.image_id, changed.image_id);
+    let copy = vertex_lines(&log, "COPY --from=one");
+    assert!(
+        copy.iter()
+            .any(|l| l.contains("cache miss: file changed: /a.txt (copied from stage one)")),
+        "{copy:?}"
+    );
+    // Memoized: one digest per (source chain, selection).
+    let store = Store::open(&t.store()).unwrap();
+    let n: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM build_from_hashes", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 4);
+}

@@ -25,6 +25,25 @@ fn set_mtime(p: &Path, t: SystemTime) {
 
 /// Builds; returns (image ID, the titles of the steps that ran, the titles of the cached ones).
 fn build(env: &Env, args: &[&str]) -> (String, Vec<String>, Vec<String>) {
+    let (id, ran, cached, _) = build_err(env, args);
+    (id, ran, cached)
+}
+
+/// The reason logged for the miss of the step titled `title`.
+fn miss_reason(err: &str, title: &str) -> String {
+    let n = err
+        .lines()
+        .find(|l| l.starts_with('#') && l.ends_with(&format!("] {title}")))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or_else(|| panic!("no step {title:?} in:\n{err}"));
+    err.lines()
+        .find_map(|l| l.strip_prefix(&format!("{n} cache miss: ")))
+        .unwrap_or_else(|| panic!("no cache miss line for {title:?} in:\n{err}"))
+        .to_string()
+}
+
+/// [`build`], with the progress output too.
+fn build_err(env: &Env, args: &[&str]) -> (String, Vec<String>, Vec<String>, String) {
     let mut all = vec!["build", "--progress", "plain"];
     all.extend_from_slice(args);
     let o = env.run(&all);
@@ -58,7 +77,7 @@ fn build(env: &Env, args: &[&str]) -> (String, Vec<String>, Vec<String>) {
             }
         }
     }
-    (id, ran, cached)
+    (id, ran, cached, err)
 }
 
 const DOCKERFILE: &str = "FROM busybox
@@ -210,4 +229,90 @@ fn ignored_files_never_affect_the_cache() {
     write(&dir, "new.txt", "n\n");
     let (_, ran, _) = build(&env, &[c]);
     assert_eq!(ran, vec!["COPY . /ctx/".to_string()]);
+}
+
+const FROM_STAGE: &str = "FROM busybox AS one
+ARG V=1
+ARG W=a
+RUN sleep 1 && mkdir -p /out/sub && echo $W > /out/f && echo sub > /out/sub/g && ln -s f /out/link && echo $V > /other
+FROM busybox
+COPY --from=one /out /app
+RUN cat /app/f /app/link > /copied
+RUN --mount=type=bind,from=one,source=/out,target=/m cat /m/f > /mounted
+";
+
+const STAGE_RUN: &str = "RUN sleep 1 && mkdir -p /out/sub && echo $W > /out/f && echo sub > /out/sub/g && ln -s f /out/link && echo $V > /other";
+
+const FROM_STEPS: [&str; 3] = [
+    "COPY --from=one /out /app",
+    "RUN cat /app/f /app/link > /copied",
+    "RUN --mount=type=bind,from=one,source=/out,target=/m cat /m/f > /mounted",
+];
+
+#[test]
+fn a_rebuilt_stage_with_the_same_content_keeps_copy_from_cached() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = env.path("ctx");
+    write(&dir, "Dockerfile", FROM_STAGE);
+    let c = dir.to_str().unwrap();
+    let (id, ran, _) = build(&env, &[c]);
+    assert_eq!(ran.len(), 4, "{ran:?}");
+    let stamp = env.ok(&["run", "--rm", &id, "stat", "-c", "%Y", "/app/f"]);
+    // The stage runs again: new layers, new file times (a second or more
+    // later), the same files. What copies or mounts them stays cached.
+    let (id2, ran, cached) = build(&env, &["--no-cache-filter", "one", c]);
+    assert_eq!(ran, vec![STAGE_RUN.to_string()]);
+    assert_eq!(cached, FROM_STEPS.map(String::from).to_vec());
+    assert_eq!(id2, id);
+    // A file of the stage that is not copied changes: still cached.
+    let (id3, ran, cached) = build(&env, &["--build-arg", "V=2", c]);
+    assert_eq!(ran, vec![STAGE_RUN.to_string()]);
+    assert_eq!(cached, FROM_STEPS.map(String::from).to_vec());
+    assert_eq!(id3, id);
+    assert_eq!(env.ok(&["run", "--rm", &id3, "stat", "-c", "%Y", "/app/f"]), stamp);
+}
+
+#[test]
+fn a_changed_file_copied_from_a_stage_misses_and_is_named() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = env.path("ctx");
+    write(&dir, "Dockerfile", FROM_STAGE);
+    let c = dir.to_str().unwrap();
+    let (id, _, _) = build(&env, &[c]);
+    let (id2, ran, cached, err) = build_err(&env, &["--build-arg", "W=b", c]);
+    let mut all = vec![STAGE_RUN.to_string()];
+    all.extend(FROM_STEPS.map(String::from));
+    assert_eq!(ran, all);
+    assert!(cached.is_empty(), "{cached:?}");
+    assert_ne!(id2, id);
+    let why = miss_reason(&err, FROM_STEPS[0]);
+    assert!(
+        why.contains("file changed: /out/f") && why.contains("copied from stage one"),
+        "{why}"
+    );
+    assert_eq!(
+        env.ok(&["run", "--rm", &id2, "cat", "/copied", "/mounted"]),
+        "b\nb\nb\n"
+    );
+    // Back to the first content: cached again, the first image again.
+    let (id3, ran, _) = build(&env, &["--build-arg", "W=a", c]);
+    assert!(ran.is_empty(), "{ran:?}");
+    assert_eq!(id3, id);
+    // Only an owner of a copied file changes (kept by COPY --from without
+    // --chown): a miss, where the same content with the same owners hit.
+    write(
+        &dir,
+        "Dockerfile",
+        &FROM_STAGE.replace("> /other\n", "> /other && chown 1:1 /out/sub/g\n"),
+    );
+    let (_, ran, _, err) = build_err(&env, &[c]);
+    assert!(ran.contains(&FROM_STEPS[0].to_string()), "{ran:?}");
+    let why = miss_reason(&err, FROM_STEPS[0]);
+    assert!(why.contains("file changed: ") && why.contains("/out/sub/g"), "{why}");
 }
