@@ -1,6 +1,6 @@
 //! `strata build`: arguments and output; the build itself is strata-builder's.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -130,7 +130,29 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     } else {
         Box::new(std::io::stderr())
     };
-    let out = strata_builder::build(root, &opts, log)?;
+    // tty: a display redrawn in place, as `docker buildx build --progress=tty`;
+    // auto: that when stderr is a terminal (not TERM=dumb), else plain.
+    let tty = !quiet
+        && match a.progress.as_str() {
+            "tty" => true,
+            "auto" => std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
+            _ => false,
+        };
+    let out = if tty {
+        // strata-builder's progress draws the tty display when the build runs
+        // on a thread of this name (crates/strata-builder/src/progress.rs,
+        // TTY_THREAD_NAME); the build's own thread keeps the main stack size.
+        std::thread::scope(|s| {
+            let h = std::thread::Builder::new()
+                .name("strata-build:progress=tty".into())
+                .stack_size(8 << 20)
+                .spawn_scoped(s, || strata_builder::build(root, &opts, log))
+                .context("starting the build thread")?;
+            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })?
+    } else {
+        strata_builder::build(root, &opts, log)?
+    };
     if let Some(f) = &a.iidfile {
         std::fs::write(f, out.image_id.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
