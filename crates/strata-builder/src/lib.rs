@@ -45,8 +45,8 @@ use strata_store::{LayerRecord, Store, StoreLock};
 
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
+pub use progress::Progress;
 
-use crate::progress::Progress;
 use crate::stage::StageResult;
 use crate::tree::ContextTree;
 
@@ -562,9 +562,14 @@ fn needed_stages(
     Ok(needed)
 }
 
-/// Runs a build against the store at `root`, writing progress to `log`.
+/// Runs a build against the store at `root`, writing plain progress to `log`.
 pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Result<BuildOutput> {
-    let progress = Progress::new(log);
+    build_with_progress(root, opts, Progress::new(log))
+}
+
+/// Runs a build against the store at `root`, reporting to `progress`
+/// (plain lines or a tty display).
+pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress) -> Result<BuildOutput> {
     let context_dir = std::fs::canonicalize(&opts.context).map_err(|e| {
         anyhow!(
             "unable to prepare context: path {:?} not found: {e}",

@@ -24,13 +24,6 @@ use std::time::{Duration, Instant};
 
 use unicode_width::UnicodeWidthChar;
 
-/// [`Progress::new`] makes a tty display instead of plain output when it is
-/// called on a thread of this name. The builder's entry point makes its
-/// `Progress` from a bare writer, so this is how `strata build
-/// --progress=tty` (crates/strata-cli/src/cmd/build.rs, which spells the
-/// same name) asks for it without a change to that entry point.
-const TTY_THREAD_NAME: &str = "strata-build:progress=tty";
-
 /// The least time between two redraws of the tty display.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -59,20 +52,20 @@ pub struct Vertex<'a> {
 }
 
 impl Progress {
-    /// Plain progress to `out`; a tty display on stderr's terminal when
-    /// called on a thread named [`TTY_THREAD_NAME`].
+    /// Plain progress to `out` (BuildKit's `--progress=plain`).
     pub fn new(out: Box<dyn Write + Send>) -> Progress {
-        if std::thread::current().name() == Some(TTY_THREAD_NAME) {
-            return Progress::tty_sized(out, Size::Terminal);
-        }
         Progress {
             next: AtomicUsize::new(1),
             sink: Sink::Plain(Mutex::new(out)),
         }
     }
 
+    /// A tty display to `out`, sized to stderr's terminal (`--progress=tty`).
+    pub fn terminal(out: Box<dyn Write + Send>) -> Progress {
+        Progress::tty_sized(out, Size::Terminal)
+    }
+
     /// A tty display to `out`, `width` columns wide (no height limit).
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn tty(out: Box<dyn Write + Send>, width: usize) -> Progress {
         Progress::tty_sized(out, Size::Fixed(width.max(1)))
     }
@@ -820,32 +813,6 @@ mod tests {
         assert!(
             t.parse::<f64>().is_ok() && t.split_once('.').unwrap().1.len() == 3,
             "{l}"
-        );
-    }
-
-    #[test]
-    fn tty_mode_by_thread_name() {
-        let buf = Shared::default();
-        let b = buf.clone();
-        std::thread::Builder::new()
-            .name(TTY_THREAD_NAME.into())
-            .spawn(move || {
-                let p = Progress::new(Box::new(b));
-                p.start("[1/1] FROM scratch").done();
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        assert!(buf.text().contains("[+] Building"), "{:?}", buf.text());
-        let buf = Shared::default();
-        {
-            let p = Progress::new(Box::new(buf.clone()));
-            p.start("[1/1] FROM scratch").done();
-        }
-        assert!(
-            buf.text().starts_with("\n#1 [1/1] FROM scratch\n#1 DONE "),
-            "{:?}",
-            buf.text()
         );
     }
 

@@ -138,21 +138,11 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
             "auto" => std::io::stderr().is_terminal() && std::env::var_os("TERM").is_none_or(|t| t != "dumb"),
             _ => false,
         };
-    let out = if tty {
-        // strata-builder's progress draws the tty display when the build runs
-        // on a thread of this name (crates/strata-builder/src/progress.rs,
-        // TTY_THREAD_NAME); the build's own thread keeps the main stack size.
-        std::thread::scope(|s| {
-            let h = std::thread::Builder::new()
-                .name("strata-build:progress=tty".into())
-                .stack_size(8 << 20)
-                .spawn_scoped(s, || strata_builder::build(root, &opts, log))
-                .context("starting the build thread")?;
-            h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
-        })?
-    } else {
-        strata_builder::build(root, &opts, log)?
+    let progress = match tty {
+        true => strata_builder::Progress::terminal(log),
+        false => strata_builder::Progress::new(log),
     };
+    let out = strata_builder::build_with_progress(root, &opts, progress)?;
     if let Some(f) = &a.iidfile {
         std::fs::write(f, out.image_id.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
