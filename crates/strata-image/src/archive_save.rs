@@ -1,12 +1,19 @@
 //! `save`: images to a docker-archive (Docker 25+ layout: an OCI layout
 //! plus `manifest.json` and `repositories`) or an OCI image layout tarball.
 //! Blobs stream from the store into the tar once each; nothing is staged.
+//!
+//! An image whose manifest names a layer blob the store does not hold (the
+//! layer was already there in another form when the image was pulled) is
+//! written with a held form of the same diff ID instead, under a manifest
+//! rewritten for the archive (same config, those layers substituted); the
+//! store keeps its own manifest. Images whose blobs are all held are written
+//! exactly as stored.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::{Value, json};
-use strata_oci::{Digest, Manifest, Reference, media};
+use strata_oci::{Descriptor, Digest, Manifest, Reference, media};
 use strata_store::Store;
 
 use crate::error::{Error, Result};
@@ -38,11 +45,13 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
             blobs.push(d.clone());
         }
     };
+    // Rewritten manifests, written from memory.
+    let mut documents: BTreeMap<Digest, Vec<u8>> = BTreeMap::new();
     for (resolved, refs) in images {
         let manifest_bytes = store.read_blob(&resolved.manifest, media::MAX_DOCUMENT_SIZE)?;
         let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
             .map_err(|e| Error::Invalid(format!("stored manifest {} is unreadable: {e}", resolved.manifest)))?;
-        let (_, mt, size) = resolved
+        let (mut manifest_digest, mut mt, mut size) = resolved
             .image
             .manifests
             .iter()
@@ -53,13 +62,24 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
                 media::OCI_MANIFEST.into(),
                 manifest_bytes.len() as u64,
             ));
+        let manifest = match held_forms(store, &resolved.image.diff_ids, &manifest)? {
+            None => manifest,
+            Some(rewritten) => {
+                let bytes = serde_json::to_vec(&rewritten).expect("manifest serializes");
+                manifest_digest = Digest::sha256_of(&bytes);
+                mt = media::OCI_MANIFEST.into();
+                size = bytes.len() as u64;
+                documents.insert(manifest_digest.clone(), bytes);
+                rewritten
+            }
+        };
         push(&manifest.config.digest, &mut blobs);
         for l in &manifest.layers {
             push(&l.digest, &mut blobs);
         }
-        push(&resolved.manifest, &mut blobs);
+        push(&manifest_digest, &mut blobs);
         let descriptor = |r: Option<&Reference>| {
-            let mut d = json!({"mediaType": mt, "digest": resolved.manifest.to_string(), "size": size});
+            let mut d = json!({"mediaType": mt, "digest": manifest_digest.to_string(), "size": size});
             if let Some(r) = r {
                 d["annotations"] = json!({
                     CONTAINERD_NAME: r.to_string(),
@@ -102,6 +122,11 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
         append_dir(&mut tar, "blobs/sha512/").map_err(io)?;
     }
     for d in &blobs {
+        if let Some(bytes) = documents.get(d) {
+            let mut h = file_header(bytes.len() as u64);
+            tar.append_data(&mut h, blob_name(d), &bytes[..]).map_err(io)?;
+            continue;
+        }
         let f = store.open_blob(d)?;
         let len = f
             .metadata()
@@ -127,6 +152,62 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
     }
     tar.into_inner().map_err(io)?.flush().map_err(io)?;
     Ok(())
+}
+
+/// The manifest to write when it names layer blobs the store does not
+/// hold: each such layer replaced by a held form of its diff ID (gzip or
+/// plain tar before zstd, which older loaders do not read), as an OCI
+/// manifest. None when every layer blob is held.
+fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result<Option<Manifest>> {
+    if manifest.layers.iter().all(|l| store.has_blob(&l.digest)) {
+        return Ok(None);
+    }
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(Error::Invalid(format!(
+            "the image has {} layers, but its manifest {}",
+            diff_ids.len(),
+            manifest.layers.len()
+        )));
+    }
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
+        if store.has_blob(&l.digest) {
+            layers.push(oci_descriptor(l));
+            continue;
+        }
+        let mut forms = store.held_layer_blobs(diff_id)?;
+        forms.sort_by_key(|b| media::Compression::of_layer_media_type(&b.media_type) == Some(media::Compression::Zstd));
+        let form = forms.into_iter().next().ok_or_else(|| {
+            Error::Invalid(format!(
+                "layer {diff_id} (blob {}) is not in the store in any form; pull the image again",
+                l.digest
+            ))
+        })?;
+        layers.push(oci_descriptor(&form));
+    }
+    Ok(Some(Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: manifest.artifact_type.clone(),
+        config: oci_descriptor(&manifest.config),
+        layers,
+        subject: manifest.subject.clone(),
+        annotations: manifest.annotations.clone(),
+    }))
+}
+
+/// A descriptor with the OCI media type for a Docker config or layer type.
+fn oci_descriptor(d: &Descriptor) -> Descriptor {
+    let mt = match d.media_type.as_str() {
+        media::DOCKER_CONFIG => media::OCI_CONFIG,
+        media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
+        media::DOCKER_LAYER_TAR => media::OCI_LAYER_TAR,
+        other => other,
+    };
+    Descriptor {
+        media_type: mt.to_string(),
+        ..d.clone()
+    }
 }
 
 fn file_header(size: u64) -> tar::Header {

@@ -7,6 +7,10 @@
 //! lock writes (a pull's temporary blobs, a probe directory) carries its pid
 //! in its name and counts as a leftover only once that process is gone.
 //!
+//! A manifest may name a layer blob the store does not hold, when the store
+//! holds the same layer (diff ID) in another form: such a blob is neither
+//! missing nor recorded, and is no problem.
+//!
 //! `repair` removes what is safe to remove: orphaned blobs, leftovers,
 //! unpacked layers no image, container or build cache entry uses, and
 //! unexpected files in `blobs/`. It never touches a corrupt blob or the
@@ -257,11 +261,28 @@ pub fn check(store: &Store, opts: &CheckOptions) -> Result<CheckReport> {
                         continue;
                     }
                     for (i, (l, diff)) in doc.layers.iter().zip(&img.diff_ids).enumerate() {
-                        if !store.layer_blobs(diff)?.iter().any(|b| b.digest == l.digest) {
+                        let forms = store.layer_blobs(diff)?;
+                        if forms.iter().any(|b| b.digest == l.digest) {
+                            continue;
+                        }
+                        if store.has_blob(&l.digest) {
                             report.add(
                                 ProblemKind::Metadata,
                                 format!(
                                     "manifest {m}: layer {i} is blob {}, which is not recorded as a form of layer {diff}",
+                                    l.digest
+                                ),
+                            );
+                            continue;
+                        }
+                        // A blob the store does not hold: fine when the
+                        // layer is held in another form (it was there
+                        // already when the image was pulled).
+                        if !forms.iter().any(|b| store.has_blob(&b.digest)) {
+                            report.add(
+                                ProblemKind::MissingBlob,
+                                format!(
+                                    "manifest {m}: layer {i} is blob {}, which is not in the store, and layer {diff} is held in no other form",
                                     l.digest
                                 ),
                             );

@@ -7,6 +7,15 @@
 //! computed. Nothing is named in the store until every layer's digest and
 //! diff ID matched; then the blobs are committed and the image registered
 //! and tagged. A download that breaks resumes with `Range`.
+//!
+//! A layer is present when the store holds its diff ID in any form, as
+//! Docker does ("Already exists"): the same layer pulled before in another
+//! compression (the image pushed elsewhere as zstd) or imported as a plain
+//! tar is not downloaded again. The image then names, in its manifest (kept
+//! byte for byte), a blob the store does not hold; everything that reads
+//! the layer uses a held form of the diff ID. The store lock is held shared
+//! from that decision to the image's registration, so that no `rmi` or
+//! `system check --repair` removes the held form in between.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -165,13 +174,23 @@ pub async fn pull_async(
         );
     }
 
-    // Which layers to fetch: those whose exact blob the store lacks.
+    // From here until the image is registered, no deleter may remove a
+    // blob this pull relies on (they take the lock exclusive). Nothing below
+    // takes the lock exclusive itself: a second flock from this process
+    // would wait for this one forever.
+    let _lock = {
+        let root = store.root().to_path_buf();
+        tokio::task::spawn_blocking(move || strata_store::StoreLock::shared(&root))
+            .await
+            .map_err(|e| anyhow!("taking the store lock stopped: {e}"))??
+    };
+
+    // Which layers to fetch: those whose diff ID the store holds in no form
+    // (the manifest's blob or another compression of the same layer).
     let mut records = Vec::with_capacity(m.layers.len());
     let mut wanted_layers: Vec<(Descriptor, Digest)> = Vec::new();
     for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
-        let have = store.has_blob(&layer.digest)
-            && store.layer_blobs(diff_id)?.iter().any(|b| b.digest == layer.digest)
-            && store.layer_size(diff_id)?.is_some();
+        let have = store.layer_size(diff_id)?.is_some() && !store.held_layer_blobs(diff_id)?.is_empty();
         if have {
             records.push(Some(LayerRecord {
                 diff_id: diff_id.clone(),

@@ -1,7 +1,11 @@
 //! Pushing an image from the local store.
 //!
 //! An image pulled from a registry keeps its compressed blobs and manifest
-//! byte for byte, so it is pushed unchanged (same manifest digest). An image
+//! byte for byte, so it is pushed unchanged (same manifest digest), unless
+//! a layer was not downloaded because the store held it in another form:
+//! then another manifest of the image whose blobs are all held is pushed,
+//! or one rewritten with held gzip forms (made from the held form when
+//! there is none, decompressing it first). An image
 //! strata made itself (import, commit, build) has plain tar layers: each is
 //! gzip-compressed once, the compressed blob is remembered for the layer,
 //! and a new OCI manifest names them. For every blob the registry is asked
@@ -13,7 +17,7 @@ use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, anyhow, bail};
 use strata_oci::media::{self, Compression, MAX_DOCUMENT_SIZE};
-use strata_oci::{Descriptor, Digest, Document, Manifest, Reference};
+use strata_oci::{Algorithm, Descriptor, Digest, Document, HashingReader, Manifest, Reference};
 use strata_store::{LayerRecord, NewImage, Store};
 
 use crate::blobs::BlobPush;
@@ -59,7 +63,11 @@ pub fn push(store: &mut Store, name: &str, opts: &PushOptions, progress: &Progre
 }
 
 /// The manifest to push for an image, with layers the registry can take
-/// (compressed); plain tar layers are compressed and recorded here.
+/// (compressed, and in the store): plain tar layers, and layers the store
+/// holds only in another form (the image was pulled while the store had the
+/// layer in another compression), are replaced by a gzip form of the same
+/// diff ID, made and recorded here when there is none yet; the manifest is
+/// then rewritten (a new digest, as Docker does when it recompresses).
 fn distributable_manifest(
     store: &mut Store,
     image: &strata_store::ImageRecord,
@@ -67,30 +75,42 @@ fn distributable_manifest(
     level: Option<i32>,
     progress: &Progress,
 ) -> Result<(Digest, String, Vec<u8>)> {
-    // Prefer the manifest asked for; any manifest of the image will do.
-    let mut candidates: Vec<(Digest, String)> = image
-        .manifests
-        .iter()
-        .filter(|(_, mt, _)| media::is_manifest(mt))
-        .map(|(d, mt, _)| (d.clone(), mt.clone()))
-        .collect();
-    candidates.sort_by_key(|(d, _)| d != manifest_digest);
-    let (digest, mt) = candidates
-        .into_iter()
-        .next()
-        .ok_or_else(|| anyhow!("image {} has no manifest in the store", image.id))?;
-    let bytes = store.read_blob(&digest, MAX_DOCUMENT_SIZE)?;
-    let Document::Manifest(m) = Document::parse(&bytes, Some(&mt))? else {
-        bail!("stored manifest {digest} is an index");
+    // Prefer a manifest whose blobs are all in the store (pushed as it is),
+    // then the manifest asked for; any manifest of the image will do.
+    let mut candidates = Vec::new();
+    let mut unreadable = None;
+    for (d, mt, _) in image.manifests.iter().filter(|(_, mt, _)| media::is_manifest(mt)) {
+        let read = store
+            .read_blob(d, MAX_DOCUMENT_SIZE)
+            .map_err(anyhow::Error::from)
+            .and_then(|bytes| Ok((Document::parse(&bytes, Some(mt))?, bytes)));
+        match read {
+            Ok((Document::Manifest(m), bytes)) => {
+                let all_held = m.layers.iter().all(|l| store.has_blob(&l.digest));
+                candidates.push((d.clone(), mt.clone(), bytes, m, all_held));
+            }
+            Ok(_) => {
+                unreadable.get_or_insert_with(|| anyhow!("stored manifest {d} is an index"));
+            }
+            Err(e) => {
+                unreadable.get_or_insert(e.context(format!("reading stored manifest {d}")));
+            }
+        }
+    }
+    candidates.sort_by_key(|(d, _, _, _, all_held)| (!*all_held, d != manifest_digest));
+    let Some((digest, mt, bytes, m, _)) = candidates.into_iter().next() else {
+        return Err(unreadable.unwrap_or_else(|| anyhow!("image {} has no manifest in the store", image.id)));
     };
-    let plain: Vec<usize> = m
+    let rewrite: Vec<usize> = m
         .layers
         .iter()
         .enumerate()
-        .filter(|(_, l)| Compression::of_layer_media_type(&l.media_type) == Some(Compression::None))
+        .filter(|(_, l)| {
+            Compression::of_layer_media_type(&l.media_type) == Some(Compression::None) || !store.has_blob(&l.digest)
+        })
         .map(|(i, _)| i)
         .collect();
-    if plain.is_empty() {
+    if rewrite.is_empty() {
         return Ok((digest, mt, bytes));
     }
     if image.diff_ids.len() != m.layers.len() {
@@ -102,13 +122,14 @@ fn distributable_manifest(
         );
     }
     let mut layers = m.layers.clone();
-    // Layers compressed before (by an earlier push) are reused.
+    // Layers compressed before (by an earlier push, or pulled) are reused.
     let mut to_compress = Vec::new();
-    for &i in &plain {
+    for &i in &rewrite {
         let diff_id = &image.diff_ids[i];
-        let known = store.layer_blobs(diff_id)?.into_iter().find(|b| {
-            Compression::of_layer_media_type(&b.media_type) == Some(Compression::Gzip) && store.has_blob(&b.digest)
-        });
+        let known = store
+            .held_layer_blobs(diff_id)?
+            .into_iter()
+            .find(|b| Compression::of_layer_media_type(&b.media_type) == Some(Compression::Gzip));
         match known {
             Some(b) => layers[i] = Descriptor::new(media::OCI_LAYER_GZIP, b.digest, b.size),
             None => to_compress.push(i),
@@ -117,22 +138,59 @@ fn distributable_manifest(
     if !to_compress.is_empty() {
         let mut jobs = Vec::new();
         for &i in &to_compress {
-            let src = store.open_blob(&m.layers[i].digest)?;
+            let diff_id = &image.diff_ids[i];
+            // The manifest's own blob when held, else another held form
+            // (plain first: nothing to decompress).
+            let source = match store.has_blob(&m.layers[i].digest) {
+                true => m.layers[i].clone(),
+                false => {
+                    let mut forms = store.held_layer_blobs(diff_id)?;
+                    forms.sort_by_key(|b| Compression::of_layer_media_type(&b.media_type) != Some(Compression::None));
+                    forms.into_iter().next().ok_or_else(|| {
+                        anyhow!(
+                            "layer {diff_id} of image {} is not in the store in any form; pull the image again",
+                            image.id.short()
+                        )
+                    })?
+                }
+            };
+            let plain = Compression::of_layer_media_type(&source.media_type) == Some(Compression::None);
+            // A plain form named by the diff ID is that tar already (a
+            // blob's name is its content's digest); others are checked.
+            let check = !(plain && source.digest == *diff_id);
+            let src = store.open_blob(&source.digest)?;
             let w = store.blob_writer()?;
             progress(Event::Layer {
                 digest: m.layers[i].digest.clone(),
                 status: LayerStatus::Compressing,
             });
-            jobs.push((i, src, w));
+            jobs.push((i, diff_id.clone(), src, plain, check, w));
         }
         let results: Vec<(usize, Result<(Digest, u64)>)> = std::thread::scope(|s| {
             let handles: Vec<_> = jobs
                 .into_iter()
-                .map(|(i, mut src, w)| {
+                .map(|(i, diff_id, src, plain, check, w)| {
                     s.spawn(move || {
                         let r = (|| -> Result<(Digest, u64)> {
+                            let mut src = std::io::BufReader::with_capacity(256 * 1024, src);
                             let mut enc = strata_layer::Encoder::new(w, Compression::Gzip, level)?;
-                            std::io::copy(&mut src, &mut enc).context("compressing a layer")?;
+                            if check {
+                                // A compressed form (gzip, zstd) is
+                                // decompressed on the fly, its diff ID
+                                // checked on the way.
+                                let tar: Box<dyn std::io::Read> = match plain {
+                                    true => Box::new(src),
+                                    false => strata_layer::decompressor(src)?,
+                                };
+                                let mut tar = HashingReader::new(tar, Algorithm::Sha256);
+                                std::io::copy(&mut tar, &mut enc).context("compressing a layer")?;
+                                let (_, got, _) = tar.finish();
+                                if got != diff_id {
+                                    bail!("the stored form of layer {diff_id} has diff ID {got}; the store is corrupt");
+                                }
+                            } else {
+                                std::io::copy(&mut src, &mut enc).context("compressing a layer")?;
+                            }
                             let (w, digest, size) = enc.finish()?;
                             w.commit(Some(&digest))?;
                             Ok((digest, size))
@@ -158,12 +216,14 @@ fn distributable_manifest(
             layers[i] = d;
         }
     }
+    // An OCI manifest: Docker media types of what it keeps become their
+    // OCI equivalents (the bytes they name are the same).
     let new = Manifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
         artifact_type: None,
-        config: m.config.clone(),
-        layers,
+        config: oci_descriptor(&m.config),
+        layers: layers.iter().map(oci_descriptor).collect(),
         subject: None,
         annotations: m.annotations.clone(),
     };
@@ -187,6 +247,20 @@ fn distributable_manifest(
         layers: records,
     })?;
     Ok((new_digest, media::OCI_MANIFEST.to_string(), new_bytes))
+}
+
+/// A descriptor with the OCI media type for a Docker config or layer type.
+fn oci_descriptor(d: &Descriptor) -> Descriptor {
+    let mt = match d.media_type.as_str() {
+        media::DOCKER_CONFIG => media::OCI_CONFIG,
+        media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
+        media::DOCKER_LAYER_TAR => media::OCI_LAYER_TAR,
+        other => other,
+    };
+    Descriptor {
+        media_type: mt.to_string(),
+        ..d.clone()
+    }
 }
 
 /// [`push`] on the caller's (multi-threaded) runtime.

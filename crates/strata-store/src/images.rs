@@ -10,7 +10,10 @@ use crate::Store;
 use crate::error::{Error, Result};
 use crate::lock::StoreLock;
 
-/// One layer of an image: its diff ID and the blob that carries it.
+/// One layer of an image: its diff ID and the blob its manifest names for
+/// it. That blob is either in the store or, when the store already holds
+/// the layer in another form (another compression of the same diff ID),
+/// deliberately not (see [`Store::add_image`]).
 #[derive(Debug, Clone)]
 pub struct LayerRecord {
     pub diff_id: Digest,
@@ -18,7 +21,8 @@ pub struct LayerRecord {
     pub blob: Descriptor,
 }
 
-/// What registering an image needs; all blobs must already be in the store.
+/// What registering an image needs: the config and manifest blobs must be in
+/// the store, and each layer's blob or another held form of its diff ID.
 #[derive(Debug, Clone)]
 pub struct NewImage {
     pub config_digest: Digest,
@@ -94,21 +98,50 @@ fn digest(s: String) -> Result<Digest> {
 }
 
 impl Store {
-    /// Records an image whose config, manifest and layer blobs are stored.
+    /// Records an image whose config and manifest blobs are stored.
     /// Idempotent: registering the same image again changes nothing.
+    ///
+    /// Each layer's blob (the one the manifest names) must be stored too,
+    /// unless the store already holds that layer in another form: a
+    /// `layer_blobs` row of the same diff ID whose blob file is there (the
+    /// same layer pulled before in another compression, or imported as a
+    /// plain tar). Such a layer is recorded for the image without its own
+    /// blob, and no `layer_blobs` row names the missing blob: those rows
+    /// only ever name blobs the store holds. Otherwise
+    /// [`Error::BlobMissing`]. Callers hold the store lock shared, so that
+    /// the held form is not removed before the image is recorded.
     pub fn add_image(&mut self, img: &NewImage) -> Result<()> {
-        for d in std::iter::once(&img.config_digest)
-            .chain(std::iter::once(&img.manifest.digest))
-            .chain(img.layers.iter().map(|l| &l.blob.digest))
-        {
+        for d in [&img.config_digest, &img.manifest.digest] {
             if !self.has_blob(d) {
                 return Err(Error::BlobMissing(d.clone()));
             }
         }
+        let held: Vec<bool> = img.layers.iter().map(|l| self.has_blob(&l.blob.digest)).collect();
         let diff_ids: Vec<Digest> = img.layers.iter().map(|l| l.diff_id.clone()).collect();
         let chains = strata_oci::chain_ids(&diff_ids);
         let size: u64 = img.layers.iter().map(|l| l.diff_size).sum();
+        let root = self.root.clone();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Inside the transaction: a deleter that removes the last image
+        // using a diff ID removes its rows in a transaction of its own, so
+        // the rows seen here stay until this one commits (and then the
+        // image recorded here keeps them).
+        for (l, _) in img.layers.iter().zip(&held).filter(|(_, h)| !**h) {
+            // Another layer of this image may bring the held form.
+            if img.layers.iter().zip(&held).any(|(o, h)| *h && o.diff_id == l.diff_id) {
+                continue;
+            }
+            let mut st = tx.prepare_cached("SELECT digest FROM layer_blobs WHERE diff_id=?1")?;
+            let forms = st
+                .query_map([l.diff_id.to_string()], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let held_form = forms
+                .into_iter()
+                .any(|d| Digest::parse(&d).is_ok_and(|d| crate::blobs::blob_path(&root, &d).is_file()));
+            if !held_form {
+                return Err(Error::BlobMissing(l.blob.digest.clone()));
+            }
+        }
         tx.execute(
             "INSERT OR IGNORE INTO images (id, created, added_at, size, os, arch, variant) VALUES (?1,?2,?3,?4,?5,?6,?7)",
             params![img.config_digest.to_string(), img.created, now(), size as i64, img.os, img.arch, img.variant],
@@ -127,15 +160,17 @@ impl Store {
                 "INSERT OR IGNORE INTO layers (diff_id, diff_size) VALUES (?1, ?2)",
                 params![l.diff_id.to_string(), l.diff_size as i64],
             )?;
-            tx.execute(
-                "INSERT OR IGNORE INTO layer_blobs (digest, diff_id, media_type, size) VALUES (?1,?2,?3,?4)",
-                params![
-                    l.blob.digest.to_string(),
-                    l.diff_id.to_string(),
-                    l.blob.media_type,
-                    l.blob.size as i64
-                ],
-            )?;
+            if held[i] {
+                tx.execute(
+                    "INSERT OR IGNORE INTO layer_blobs (digest, diff_id, media_type, size) VALUES (?1,?2,?3,?4)",
+                    params![
+                        l.blob.digest.to_string(),
+                        l.diff_id.to_string(),
+                        l.blob.media_type,
+                        l.blob.size as i64
+                    ],
+                )?;
+            }
             tx.execute(
                 "INSERT OR IGNORE INTO image_layers (image_id, position, diff_id, chain_id) VALUES (?1,?2,?3,?4)",
                 params![
@@ -398,7 +433,7 @@ impl Store {
         Ok(out.into_values().filter(|i| !i.manifests.is_empty()).collect())
     }
 
-    /// The blob that carries a layer, preferring `preferred` media types in order.
+    /// The blobs recorded as forms of a layer, oldest first.
     pub fn layer_blobs(&self, diff_id: &Digest) -> Result<Vec<Descriptor>> {
         let mut st = self
             .conn
@@ -411,6 +446,14 @@ impl Store {
         rows.into_iter()
             .map(|(d, mt, size)| Ok(Descriptor::new(&mt, digest(d)?, size as u64)))
             .collect()
+    }
+
+    /// The forms of a layer whose blob the store holds, oldest first (a
+    /// manifest may name a form that is not held; see [`Store::add_image`]).
+    pub fn held_layer_blobs(&self, diff_id: &Digest) -> Result<Vec<Descriptor>> {
+        let mut forms = self.layer_blobs(diff_id)?;
+        forms.retain(|b| self.has_blob(&b.digest));
+        Ok(forms)
     }
 
     /// Uncompressed size of a layer, when known.

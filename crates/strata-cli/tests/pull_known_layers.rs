@@ -1,0 +1,412 @@
+//! A layer the store already holds in another form (same diff ID, another
+//! blob: the image pushed elsewhere as zstd, or a layer imported as a plain
+//! tar) is not downloaded again ("Already exists"), and the image pulled
+//! that way runs, saves, loads, pushes, survives `rmi` of the other image
+//! and passes `system check`. Against Debian's docker-registry, with skopeo
+//! making the zstd copy; skipped with a message when either is missing.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+/// Debian's docker-registry on a free port of 127.0.0.1, killed when dropped.
+struct Registry {
+    child: Child,
+    host: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Registry {
+    fn start() -> Option<Registry> {
+        let bin = Path::new("/usr/bin/docker-registry");
+        if !bin.exists() {
+            eprintln!("skipped: /usr/bin/docker-registry is not installed (apt-get install docker-registry)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("config.yml");
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            std::fs::write(
+                &file,
+                format!(
+                    "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\n",
+                    dir.path().join("storage").display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new(bin)
+                .arg("serve")
+                .arg(&file)
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(child) = wait(child, port) {
+                return Some(Registry {
+                    child,
+                    host: format!("127.0.0.1:{port}"),
+                    _dir: dir,
+                });
+            }
+        }
+        panic!("no registry could be started");
+    }
+}
+
+/// Waits for `child` to answer on `port`; None when it exited (the port was
+/// taken by another test meanwhile).
+fn wait(mut child: Child, port: u16) -> Option<Child> {
+    loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            eprintln!("the registry on port {port} exited: {err}");
+            return None;
+        }
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let mut answer = String::new();
+            let _ = s.read_to_string(&mut answer);
+            if answer.starts_with("HTTP/1.1") {
+                // Ours, not another test's server that took the port first.
+                std::thread::sleep(std::time::Duration::from_millis(200));
+                if let Ok(None) = child.try_wait() {
+                    return Some(child);
+                }
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The manifest the registry serves for `name`.
+fn raw_manifest(name: &str) -> Value {
+    serde_json::from_str(&sh_ok(&format!(
+        "skopeo inspect --raw --tls-verify=false docker://{name}"
+    )))
+    .unwrap()
+}
+
+fn layer_digest(manifest: &Value) -> String {
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    layers[0]["digest"].as_str().unwrap().to_string()
+}
+
+fn blob_file(env: &Env, digest: &str) -> PathBuf {
+    env.root()
+        .join("blobs/sha256")
+        .join(digest.trim_start_matches("sha256:"))
+}
+
+fn check_is_clean(env: &Env) {
+    let o = env.run(&["system", "check"]);
+    assert!(
+        o.status.success(),
+        "system check:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// What every test starts from: busybox imported into a store and pushed
+/// to `REG/a:1` (gzip, strata compresses it), and skopeo's copy of it to
+/// `REG/b:1` with the layer as zstd (another blob, the same diff ID).
+struct Setup {
+    reg: Registry,
+    /// The store that pushed `a:1` (and its busybox root filesystem).
+    src: Env,
+    rootfs: PathBuf,
+    a: String,
+    b: String,
+    a_digest: String,
+    b_digest: String,
+    gzip_layer: String,
+    zstd_layer: String,
+}
+
+impl Setup {
+    fn new() -> Option<Setup> {
+        if !have("skopeo") {
+            return None;
+        }
+        let reg = Registry::start()?;
+        let src = Env::new();
+        let rootfs = src.busybox_rootfs()?;
+        let a = format!("{}/a:1", reg.host);
+        let b = format!("{}/b:1", reg.host);
+        src.ok(&["import", "--change", r#"CMD ["/bin/sh"]"#, rootfs.to_str().unwrap(), &a]);
+        src.ok(&["push", &a]);
+        sh_ok(&format!(
+            "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-compress-format zstd docker://{a} docker://{b}"
+        ));
+        let (ma, mb) = (raw_manifest(&a), raw_manifest(&b));
+        let (gzip_layer, zstd_layer) = (layer_digest(&ma), layer_digest(&mb));
+        assert_ne!(gzip_layer, zstd_layer, "skopeo did not recompress:\n{ma}\n{mb}");
+        assert_eq!(
+            mb["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "{mb}"
+        );
+        // The same config: the same diff IDs.
+        assert_eq!(ma["config"]["digest"], mb["config"]["digest"], "{ma}\n{mb}");
+        let digest = |name: &str| {
+            let m = sh_ok(&format!("skopeo inspect --raw --tls-verify=false docker://{name}"));
+            format!("sha256:{}", sha256_hex(m.as_bytes()))
+        };
+        let (a_digest, b_digest) = (digest(&a), digest(&b));
+        Some(Setup {
+            reg,
+            src,
+            rootfs,
+            a,
+            b,
+            a_digest,
+            b_digest,
+            gzip_layer,
+            zstd_layer,
+        })
+    }
+
+    fn name(&self, repo_tag: &str) -> String {
+        format!("{}/{repo_tag}", self.reg.host)
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    let mut child = Command::new("sha256sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A pull that found every layer in the store: "Already exists", nothing
+/// fetched.
+fn assert_nothing_downloaded(out: &str) {
+    assert!(out.contains(": Already exists"), "{out}");
+    for word in ["Pulling fs layer", "Pull complete", "Downloading"] {
+        assert!(!out.contains(word), "{word} in {out}");
+    }
+}
+
+fn repo_digests(env: &Env) -> String {
+    env.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ])
+}
+
+/// Saves `name` from `env` into an archive, reads it with skopeo (as a
+/// docker-archive and as an OCI archive), loads it into a fresh store and
+/// runs `echo`. Returns the archive's index.json.
+fn save_load_run(env: &Env, name: &str) -> Value {
+    let archive = env.path("saved.tar");
+    let _ = std::fs::remove_file(&archive);
+    env.ok(&["save", "-o", archive.to_str().unwrap(), name]);
+    let inspected: Value =
+        serde_json::from_str(&sh_ok(&format!("skopeo inspect docker-archive:{}", archive.display()))).unwrap();
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 1, "{inspected}");
+    let inspected: Value =
+        serde_json::from_str(&sh_ok(&format!("skopeo inspect oci-archive:{}", archive.display()))).unwrap();
+    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 1, "{inspected}");
+    let index: Value = serde_json::from_str(&sh_ok(&format!("tar -xOf {} index.json", archive.display()))).unwrap();
+    let other = Env::new();
+    let out = other.ok(&["load", "-i", archive.to_str().unwrap()]);
+    assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
+    assert_eq!(other.ok(&["run", "--rm", name, "echo", "loaded"]), "loaded\n");
+    check_is_clean(&other);
+    index
+}
+
+/// The layer descriptor of the manifest an archive's index names.
+fn archive_layer(env: &Env, index: &Value) -> Value {
+    let digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let archive = env.path("saved.tar");
+    let manifest: Value = serde_json::from_str(&sh_ok(&format!(
+        "tar -xOf {} blobs/sha256/{}",
+        archive.display(),
+        digest.trim_start_matches("sha256:")
+    )))
+    .unwrap();
+    manifest["layers"][0].clone()
+}
+
+#[test]
+fn a_layer_pulled_before_in_another_compression_is_not_downloaded() {
+    let Some(s) = Setup::new() else { return };
+    let env = Env::new();
+    let out = env.ok(&["pull", &s.a]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(blob_file(&env, &s.gzip_layer).is_file());
+
+    // b:1 names the zstd blob; the store has the layer as gzip.
+    let out = env.ok(&["pull", &s.b]);
+    assert_nothing_downloaded(&out);
+    assert!(out.contains(&format!("Digest: {}", s.b_digest)), "{out}");
+    assert!(
+        !blob_file(&env, &s.zstd_layer).exists(),
+        "the zstd layer was downloaded"
+    );
+    // The manifest is kept byte for byte: its digest is the repo digest.
+    assert!(blob_file(&env, &s.b_digest).is_file());
+    let digests = repo_digests(&env);
+    assert!(digests.contains(&format!("{} {}", s.b, s.b_digest)), "{digests}");
+    assert!(digests.contains(&format!("{} {}", s.a, s.a_digest)), "{digests}");
+    assert_eq!(env.ok(&["run", "--rm", &s.b, "echo", "ok"]), "ok\n");
+    check_is_clean(&env);
+
+    // Again: up to date, still nothing downloaded.
+    let out = env.ok(&["pull", &s.b]);
+    assert!(out.contains("Image is up to date"), "{out}");
+
+    // save writes the held (gzip) form under a manifest naming it.
+    let index = save_load_run(&env, &s.b);
+    assert_eq!(archive_layer(&env, &index)["digest"], s.gzip_layer.as_str(), "{index}");
+
+    // push sends a manifest whose blobs the store holds.
+    let c = s.name("c:1");
+    env.ok(&["tag", &s.b, &c]);
+    let out = env.ok(&["push", &c]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let pushed = raw_manifest(&c);
+    assert_eq!(layer_digest(&pushed), s.gzip_layer, "{pushed}");
+    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{c}"));
+    check_is_clean(&env);
+
+    // Without a:1's tag, b:1 still runs and the store is still sound.
+    env.ok(&["rmi", &s.a]);
+    assert_eq!(env.ok(&["run", "--rm", &s.b, "echo", "still"]), "still\n");
+    check_is_clean(&env);
+    let digests = repo_digests(&env);
+    assert!(digests.contains(&format!("{} {}", s.b, s.b_digest)), "{digests}");
+    assert!(!blob_file(&env, &s.zstd_layer).exists());
+}
+
+#[test]
+fn a_layer_imported_as_a_plain_tar_serves_a_pull_and_outlives_its_image() {
+    let Some(s) = Setup::new() else { return };
+    let env = Env::new();
+    // The same root filesystem imported here: the same diff ID as a plain tar.
+    env.ok(&[
+        "import",
+        "--change",
+        r#"CMD ["/bin/true"]"#,
+        s.rootfs.to_str().unwrap(),
+        "local:1",
+    ]);
+    let out = env.ok(&["pull", &s.b]);
+    assert_nothing_downloaded(&out);
+    assert!(!blob_file(&env, &s.zstd_layer).exists());
+    assert!(!blob_file(&env, &s.gzip_layer).exists());
+
+    // Removing the imported image (another image ID) keeps the layer for b.
+    let out = env.ok(&["rmi", "local:1"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+    assert_eq!(env.ok(&["run", "--rm", &s.b, "echo", "ok"]), "ok\n");
+    check_is_clean(&env);
+
+    // save writes the plain tar the store holds.
+    let index = save_load_run(&env, &s.b);
+    assert_eq!(
+        archive_layer(&env, &index)["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar",
+        "{index}"
+    );
+
+    // push compresses the plain tar (no manifest of the image has all its
+    // blobs) and sends a rewritten manifest.
+    let d = s.name("d:1");
+    env.ok(&["tag", &s.b, &d]);
+    let out = env.ok(&["push", &d]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let pushed = raw_manifest(&d);
+    assert_eq!(
+        pushed["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+        "{pushed}"
+    );
+    assert!(blob_file(&env, &layer_digest(&pushed)).is_file());
+    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{d}"));
+    check_is_clean(&env);
+    let fresh = Env::new();
+    fresh.ok(&["pull", &d]);
+    assert_eq!(fresh.ok(&["run", "--rm", &d, "echo", "pushed"]), "pushed\n");
+}
+
+#[test]
+fn a_layer_held_only_as_zstd_is_saved_as_zstd_and_recompressed_for_push() {
+    let Some(s) = Setup::new() else { return };
+    // Another image (another config) over the same gzip layer.
+    let e = s.name("e:1");
+    s.src.ok(&[
+        "import",
+        "--change",
+        r#"CMD ["/bin/echo", "from e"]"#,
+        s.rootfs.to_str().unwrap(),
+        &e,
+    ]);
+    s.src.ok(&["push", &e]);
+    assert_eq!(layer_digest(&raw_manifest(&e)), s.gzip_layer);
+
+    let env = Env::new();
+    let out = env.ok(&["pull", &s.b]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(blob_file(&env, &s.zstd_layer).is_file());
+    let out = env.ok(&["pull", &e]);
+    assert_nothing_downloaded(&out);
+    assert!(!blob_file(&env, &s.gzip_layer).exists());
+    assert_eq!(env.ok(&["run", "--rm", &e]), "from e\n");
+    check_is_clean(&env);
+
+    // The only form held is zstd: save writes it.
+    let index = save_load_run(&env, &e);
+    assert_eq!(archive_layer(&env, &index)["digest"], s.zstd_layer.as_str(), "{index}");
+
+    // push decompresses the zstd form and gzips it.
+    let f = s.name("f:1");
+    env.ok(&["tag", &e, &f]);
+    let out = env.ok(&["push", &f]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    let pushed = raw_manifest(&f);
+    assert_eq!(
+        pushed["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+        "{pushed}"
+    );
+    assert!(blob_file(&env, &layer_digest(&pushed)).is_file());
+    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{f}"));
+    check_is_clean(&env);
+    let fresh = Env::new();
+    fresh.ok(&["pull", &f]);
+    assert_eq!(fresh.ok(&["run", "--rm", &f]), "from e\n");
+
+    // rmi of b (the image that brought the zstd form) keeps e whole.
+    env.ok(&["rmi", &s.b]);
+    assert_eq!(env.ok(&["run", "--rm", &e]), "from e\n");
+    check_is_clean(&env);
+}
