@@ -4,6 +4,7 @@
 # installed): cold and fully cached builds of
 #   five:  a 5-step Dockerfile (COPY, RUN, WORKDIR, ENV, RUN) on busybox
 #   multi: two independent stages copied into a third
+#   ctx10k: a 10-step Dockerfile over a 10,000-file context (cached only)
 # on the busybox base (scripts/busybox-rootfs.sh), imported into each tool.
 # Prints a markdown table of medians (hyperfine) and strata's ratios.
 #
@@ -16,14 +17,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
-cargo build --release --quiet -p strata-cli
-S=$PWD/target/release/strata
+. bench/lib.sh
+bench_deps
+# STRATA_BIN: a strata binary to measure instead of building this tree's.
+if [ -n "${STRATA_BIN:-}" ]; then
+  S=$STRATA_BIN
+else
+  cargo build --release --quiet -p strata-cli
+  S=$PWD/target/release/strata
+fi
 W=$(mktemp -d /tmp/strata-bench-build.XXXXXX)
 cleanup() {
+  bench_docker_down
   [ -n "${PODMAN_ROOT:-}" ] && podman --root "$PODMAN_ROOT" --runroot "$W/podman-run" rmi -af >/dev/null 2>&1 || true
   rm -rf "$W"
 }
 trap cleanup EXIT
+bench_docker_up "$W/dockerd"
 
 bash scripts/busybox-rootfs.sh "$W/rootfs" >/dev/null
 tar --numeric-owner -C "$W/rootfs" -cf "$W/busybox.tar" .
@@ -48,6 +58,29 @@ COPY --from=one /one /one
 COPY --from=two /two /two
 EOF
 
+# 100 directories of 100 small files, two COPYs of halves of it.
+mkdir -p "$W/ctx10k"
+python3 - "$W/ctx10k" <<'PY'
+import os, sys
+for d in range(100):
+    os.makedirs(f"{sys.argv[1]}/src/d{d:02}", exist_ok=True)
+    for f in range(100):
+        with open(f"{sys.argv[1]}/src/d{d:02}/f{f:02}.txt", "w") as fh:
+            fh.write(f"file {d}/{f}\n")
+PY
+cat >"$W/ctx10k/Dockerfile" <<'EOF'
+FROM busybox:latest
+COPY src/d0* src/d1* src/d2* src/d3* src/d4* /a/
+COPY src/d5* src/d6* src/d7* src/d8* src/d9* /b/
+ENV APP=ctx
+WORKDIR /a
+RUN ls /a | wc -l > /count
+LABEL bench=ctx10k
+ENV MODE=cached
+RUN cat /count
+CMD ["sh"]
+EOF
+
 results=$W/results.tsv
 : >"$results"
 measure() { # scenario tool hyperfine-args...
@@ -67,27 +100,26 @@ measure() { # scenario tool hyperfine-args...
 export STRATA_ROOT=$W/strata
 $S import "$W/busybox.tar" busybox:latest >/dev/null
 cp -a "$W/strata" "$W/strata-base"
-for sc in five multi; do
-  measure "$sc cold" strata --prepare "rm -rf $W/strata && cp -a $W/strata-base $W/strata" \
+for sc in five multi ctx10k; do
+  [ $sc = ctx10k ] || measure "$sc cold" strata --prepare "rm -rf $W/strata && cp -a $W/strata-base $W/strata" \
     "$S build -q --network none -t bench-$sc $W/$sc"
   $S build -q --network none -t bench-$sc "$W/$sc" >/dev/null
   measure "$sc cached" strata --warmup 1 "$S build -q --network none -t bench-$sc $W/$sc"
 done
 
-D=/usr/bin/docker
-if [ -x $D ] && $D info >/dev/null 2>&1; then
+if [ -n "$DOCKER_OK" ]; then
   $D import "$W/busybox.tar" busybox:latest >/dev/null
   for mode in buildkit classic; do
     [ $mode = buildkit ] && bk=1 || bk=0
-    for sc in five multi; do
+    for sc in five multi ctx10k; do
       b="DOCKER_BUILDKIT=$bk $D build -q --network none -t bench-$sc $W/$sc"
-      measure "$sc cold" "docker-$mode" \
+      [ $sc = ctx10k ] || measure "$sc cold" "docker-$mode" \
         --prepare "$D rmi -f bench-$sc >/dev/null 2>&1; $D builder prune -af >/dev/null 2>&1; $D image prune -f >/dev/null 2>&1; true" "$b"
       eval "$b" >/dev/null 2>&1 || true
       measure "$sc cached" "docker-$mode" --warmup 1 "$b"
     done
   done
-  $D rmi -f bench-five bench-multi >/dev/null 2>&1 || true
+  $D rmi -f bench-five bench-multi bench-ctx10k >/dev/null 2>&1 || true
   $D builder prune -af >/dev/null 2>&1 || true
 else
   echo "bench: no docker daemon answers (start one with scripts/dockerd-up.sh DIR): docker columns skipped" >&2
@@ -106,10 +138,10 @@ elif command -v podman >/dev/null 2>&1; then
   PEER=podman-build
 fi
 if [ -n "$P" ] && podman --root "$PODMAN_ROOT" --runroot "$W/podman-run" --storage-driver overlay import "$W/busybox.tar" busybox:latest >/dev/null 2>&1; then
-  for sc in five multi; do
+  for sc in five multi ctx10k; do
     b="$P $BUD -q -t bench-$sc $W/$sc"
     # Cold: every image but the base removed (the layer cache is those images).
-    measure "$sc cold" "$PEER" \
+    [ $sc = ctx10k ] || measure "$sc cold" "$PEER" \
       --prepare "$P rmi -f bench-$sc >/dev/null 2>&1; $P images -q --filter dangling=true | xargs -r $P rmi -f >/dev/null 2>&1; true" "$b"
     eval "$b" >/dev/null 2>&1 || true
     measure "$sc cached" "$PEER" --warmup 1 "$b"
@@ -134,7 +166,7 @@ def ratio(s, p):
     return "%.1f× faster" % (p / s) if p >= s else "%.1f× slower" % (s / p)
 print("| scenario | strata | " + " | ".join(peers) + " | " + " | ".join("vs " + p for p in peers) + " |")
 print("|---" * (2 + 2 * len(peers)) + "|")
-for name in ["five cold", "five cached", "multi cold", "multi cached"]:
+for name in ["five cold", "five cached", "multi cold", "multi cached", "ctx10k cached"]:
     r = rows.get(name, {})
     s = r.get("strata")
     print("| %s | %s | %s | %s |" % (name, ms(s), " | ".join(ms(r.get(p)) for p in peers),

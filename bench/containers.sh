@@ -7,11 +7,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
-scripts/install-deps.sh >/dev/null
-[ -n "${NO_BUILD:-}" ] || cargo build --release --quiet -p strata-cli
-S=$PWD/target/release/strata
+. bench/lib.sh
+bench_deps >/dev/null
+# STRATA_BIN: a strata binary to measure instead of building this tree's.
+if [ -n "${STRATA_BIN:-}" ]; then
+  S=$STRATA_BIN
+else
+  cargo build --release --quiet -p strata-cli
+  S=$PWD/target/release/strata
+fi
 W=$(mktemp -d /tmp/strata-bench-ctr.XXXXXX)
-trap 'umount -R "$W"/podman/overlay 2>/dev/null || true; rm -rf "$W"' EXIT
+trap 'bench_docker_down; umount -R "$W"/podman/overlay 2>/dev/null || true; rm -rf "$W"' EXIT
+bench_docker_up "$W/dockerd"
 scripts/busybox-rootfs.sh "$W/rootfs" >/dev/null
 tar -C "$W/rootfs" -cf "$W/rootfs.tar" .
 export STRATA_ROOT=$W/strata
@@ -30,8 +37,7 @@ measure() { # scenario tool command
 WRITE='sh -c "for i in \$(seq 1000); do echo \$i > /tmp/f\$i; done"'
 measure "run true" strata "$S run --rm bench/busybox true"
 measure "run, 1000 files" strata "$S run --rm bench/busybox $WRITE"
-D=/usr/bin/docker
-if [ -x $D ] && $D info >/dev/null 2>&1; then
+if [ -n "$DOCKER_OK" ]; then
   $D import "$W/rootfs.tar" bench/busybox >/dev/null
   measure "run true" docker "$D run --rm --network none bench/busybox true"
   measure "run, 1000 files" docker "$D run --rm --network none bench/busybox $WRITE"

@@ -13,11 +13,18 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-7}
 CACHE=bench/.cache
 mkdir -p "$CACHE"
-scripts/install-deps.sh
-cargo build --release --quiet
-S=$PWD/target/release/strata
+. bench/lib.sh
+bench_deps
+# STRATA_BIN: a strata binary to measure instead of building this tree's.
+if [ -n "${STRATA_BIN:-}" ]; then
+  S=$STRATA_BIN
+else
+  cargo build --release --quiet -p strata-cli
+  S=$PWD/target/release/strata
+fi
 W=$(mktemp -d /tmp/strata-bench.XXXXXX)
-trap 'rm -rf "$W"' EXIT
+trap 'bench_docker_down; rm -rf "$W"' EXIT
+bench_docker_up "$W/dockerd"
 
 if [ ! -s "$CACHE/debian.tar" ]; then
   echo "bench: debootstrap bookworm minbase (once, cached in $CACHE)" >&2
@@ -48,8 +55,7 @@ measure import strata "$S import $TAR bench/debian:1"
 measure save strata "$S save -o $W/s.tar bench/debian:1"
 measure load strata --prepare "rm -rf $W/strata-load" "STRATA_ROOT=$W/strata-load $S load -i $W/strata-save.tar"
 
-D=/usr/bin/docker
-if [ -x $D ] && $D info >/dev/null 2>&1; then
+if [ -n "$DOCKER_OK" ]; then
   $D import "$TAR" bench/debian:1 >/dev/null
   $D save -o "$W/docker-save.tar" bench/debian:1
   measure import docker "$D import $TAR bench/debian:1"
