@@ -923,10 +923,10 @@ impl<'a> StageRun<'a> {
         let mut urls = Vec::new();
         let mut locals = Vec::new();
         for s in &sources {
-            if add && fetch::is_url(s) {
-                urls.push(s.clone());
-            } else if add && (s.starts_with("git@") || s.ends_with(".git")) {
+            if add && is_git_source(s) {
                 bail!("ADD from a git repository is not supported: {s}");
+            } else if add && fetch::is_url(s) {
+                urls.push(s.clone());
             } else {
                 locals.push(s.clone());
             }
@@ -1952,4 +1952,42 @@ fn prepare_mount<'a>(
         readonly,
     });
     Ok(())
+}
+
+/// Whether an ADD source names a git repository, as BuildKit reads it:
+/// `git@host:repo`, `git://...`, or an http(s) URL whose path ends in `.git`
+/// (optionally followed by `#ref[:subdir]`).
+fn is_git_source(s: &str) -> bool {
+    if s.starts_with("git@") || s.starts_with("git://") {
+        return true;
+    }
+    let path = s.split('#').next().unwrap_or(s);
+    path.ends_with(".git") && (s.starts_with("https://") || s.starts_with("http://") || !s.contains("://"))
+}
+
+#[cfg(test)]
+mod git_source_tests {
+    use super::is_git_source;
+
+    #[test]
+    fn git_sources_as_buildkit_reads_them() {
+        for s in [
+            "git@github.com:moby/buildkit.git",
+            "git://example.com/repo",
+            "https://github.com/moby/buildkit.git",
+            "https://github.com/moby/buildkit.git#v0.10.1",
+            "https://github.com/moby/buildkit.git#v0.10.1:docs",
+            "repo.git",
+        ] {
+            assert!(is_git_source(s), "{s}");
+        }
+        for s in [
+            "https://example.com/file.tar.gz",
+            "https://example.com/a.git.tar",
+            "src/",
+            "http://h/x#y",
+        ] {
+            assert!(!is_git_source(s), "{s}");
+        }
+    }
 }
