@@ -341,6 +341,33 @@ fn pull_errors_name_the_problem() {
     assert!(err.contains("invalid platform"), "{err}");
 }
 
+/// Docker's daemon.json `insecure-registries` is read (its effect on TLS is
+/// tested in strata-registry's faults.rs); a broken file is named.
+#[test]
+fn daemon_json_insecure_registries_are_read() {
+    let reg = Registry::strata("");
+    let env = Env::new();
+    let daemon_json = env.path("daemon.json");
+    let pull = |env: &Env| {
+        let mut c = env.cmd();
+        c.env("DOCKER_CONFIG", env.path("docker-config"))
+            .env("STRATA_DOCKER_DAEMON_JSON", &daemon_json)
+            .args(["pull", &format!("{}/no/such:1", reg.host)]);
+        let o = c.output().unwrap();
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    std::fs::write(&daemon_json, "{not json").unwrap();
+    let err = pull(&env);
+    assert!(err.contains("daemon.json") && err.contains("not valid JSON"), "{err}");
+    std::fs::write(&daemon_json, r#"{"insecure-registries":["127.0.0.0/8", 5]}"#).unwrap();
+    let err = pull(&env);
+    assert!(err.contains("insecure-registries must be a list of strings"), "{err}");
+    std::fs::write(&daemon_json, r#"{"insecure-registries":["127.0.0.0/8"]}"#).unwrap();
+    let err = pull(&env);
+    assert!(err.contains("no/such"), "the pull reached the registry: {err}");
+}
+
 #[test]
 fn corrupt_blob_in_distribution_storage_is_refused_and_the_store_is_unchanged() {
     let Some(reg) = Registry::distribution("") else {

@@ -3,7 +3,7 @@
 //! never carry `Authorization` to another origin, and error bodies turned
 //! into [`RegistryError`]s.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -53,6 +53,10 @@ pub struct ClientOptions {
     pub protocol: Protocol,
     /// `--tls-verify=false`: accept any certificate, and fall back to plain HTTP.
     pub insecure: bool,
+    /// Registries treated as with `insecure` (Docker's `insecure-registries`):
+    /// `HOST[:PORT]` or a CIDR such as `10.0.0.0/8`; see
+    /// [`system_insecure_registries`].
+    pub insecure_registries: Vec<String>,
     /// Docker's per-registry certificates directory (`HOST[:PORT]/*.crt`, `*.cert`/`*.key`).
     pub certs_dir: PathBuf,
     pub credentials: Credentials,
@@ -76,6 +80,7 @@ impl Default for ClientOptions {
         ClientOptions {
             protocol: Protocol::Auto,
             insecure: false,
+            insecure_registries: Vec::new(),
             certs_dir: PathBuf::from(crate::tls::DEFAULT_CERTS_DIR),
             credentials: Credentials::DockerConfig,
             docker_config_dir: None,
@@ -198,6 +203,97 @@ pub fn is_loopback(host: &str) -> bool {
         || h.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
 }
 
+/// Whether `registry` (as given) or `host` (`host[:port]` spoken to) is in
+/// an insecure-registries list: an entry names it with or without its port,
+/// or is a CIDR holding its IP address.
+pub fn is_listed_insecure(list: &[String], registry: &str, host: &str) -> bool {
+    let (name, _) = split_port(host);
+    let ip: Option<IpAddr> = name.parse().ok();
+    list.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).any(|entry| {
+        if entry.eq_ignore_ascii_case(registry) || entry.eq_ignore_ascii_case(host) || entry.eq_ignore_ascii_case(name)
+        {
+            return true;
+        }
+        match (entry.split_once('/'), ip) {
+            (Some((net, bits)), Some(ip)) => cidr_contains(net, bits, ip),
+            _ => false,
+        }
+    })
+}
+
+/// `host` without a `:port`; brackets of an IPv6 literal removed.
+fn split_port(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        return match rest.split_once(']') {
+            Some((ip, tail)) => (ip, tail.strip_prefix(':')),
+            None => (host, None),
+        };
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
+        _ => (host, None),
+    }
+}
+
+fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
+    let Ok(bits) = bits.parse::<u32>() else { return false };
+    match (net.parse::<IpAddr>(), ip) {
+        (Ok(IpAddr::V4(n)), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (Ok(IpAddr::V6(n)), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+/// The insecure registries this machine names: `STRATA_INSECURE_REGISTRIES`
+/// (comma-separated) and `insecure-registries` of Docker's
+/// `/etc/docker/daemon.json` (or the file `STRATA_DOCKER_DAEMON_JSON`
+/// names), so that a registry Docker is set up to reach without TLS
+/// verification works the same with strata. An unreadable daemon.json is
+/// an error naming it; a missing one is no list.
+pub fn system_insecure_registries() -> Result<Vec<String>> {
+    let mut out: Vec<String> = std::env::var("STRATA_INSECURE_REGISTRIES")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let path = std::env::var_os("STRATA_DOCKER_DAEMON_JSON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/etc/docker/daemon.json"));
+    match std::fs::read(&path) {
+        Ok(bytes) => out.extend(
+            insecure_registries_of_daemon_json(&bytes)
+                .map_err(|e| RegistryError::Invalid(format!("{}: {e}", path.display())))?,
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(RegistryError::Invalid(format!("reading {}: {e}", path.display()))),
+    }
+    Ok(out)
+}
+
+/// The `insecure-registries` list of a Docker daemon.json.
+pub fn insecure_registries_of_daemon_json(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
+    match v.get("insecure-registries") {
+        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .map(|e| {
+                e.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "insecure-registries must be a list of strings".to_string())
+            })
+            .collect(),
+        Some(_) => Err("insecure-registries must be a list of strings".into()),
+    }
+}
+
 /// The `host[:port]` a registry name is reached at (Docker Hub → `registry-1.docker.io`).
 pub fn api_host(registry: &str) -> String {
     if is_docker_hub(registry) {
@@ -238,6 +334,10 @@ impl Client {
         }
         install_crypto_provider();
         let host = api_host(registry);
+        let mut options = options;
+        if !options.insecure && is_listed_insecure(&options.insecure_registries, registry, &host) {
+            options.insecure = true;
+        }
         let mut names = vec![host.clone()];
         if registry != host {
             names.push(registry.to_string());
@@ -919,6 +1019,72 @@ async fn api_message(resp: Response) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn insecure_registry_lists() {
+        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(is_listed_insecure(
+            &l(&["reg.example:5000"]),
+            "reg.example:5000",
+            "reg.example:5000"
+        ));
+        assert!(is_listed_insecure(
+            &l(&["reg.example"]),
+            "reg.example:5000",
+            "reg.example:5000"
+        ));
+        assert!(!is_listed_insecure(
+            &l(&["reg.example:5001"]),
+            "reg.example:5000",
+            "reg.example:5000"
+        ));
+        assert!(is_listed_insecure(
+            &l(&["10.0.0.0/8"]),
+            "10.1.2.3:5000",
+            "10.1.2.3:5000"
+        ));
+        assert!(!is_listed_insecure(
+            &l(&["10.0.0.0/8"]),
+            "11.1.2.3:5000",
+            "11.1.2.3:5000"
+        ));
+        assert!(is_listed_insecure(&l(&["192.0.2.0/24"]), "192.0.2.2", "192.0.2.2"));
+        assert!(is_listed_insecure(
+            &l(&["fd00::/8"]),
+            "[fd00::2]:5000",
+            "[fd00::2]:5000"
+        ));
+        assert!(!is_listed_insecure(
+            &l(&["fd00::/8"]),
+            "[fe80::2]:5000",
+            "[fe80::2]:5000"
+        ));
+        assert!(is_listed_insecure(&l(&["0.0.0.0/0"]), "1.2.3.4", "1.2.3.4"));
+        // Names are not matched as networks, and garbage matches nothing.
+        assert!(!is_listed_insecure(&l(&["10.0.0.0/8"]), "ten.example", "ten.example"));
+        assert!(!is_listed_insecure(
+            &l(&["10.0.0.0/99", "", " "]),
+            "10.1.2.3",
+            "10.1.2.3"
+        ));
+        // Docker Hub is spoken to at registry-1.docker.io: either name counts.
+        assert!(is_listed_insecure(&l(&["docker.io"]), "docker.io", DOCKER_HUB_API_HOST));
+    }
+
+    #[test]
+    fn daemon_json_insecure_registries() {
+        let got =
+            insecure_registries_of_daemon_json(br#"{"insecure-registries":["a:5000","10.0.0.0/8"],"debug":true}"#);
+        assert_eq!(got.unwrap(), vec!["a:5000".to_string(), "10.0.0.0/8".to_string()]);
+        assert_eq!(insecure_registries_of_daemon_json(b"{}").unwrap(), Vec::<String>::new());
+        assert!(insecure_registries_of_daemon_json(br#"{"insecure-registries":"a"}"#).is_err());
+        assert!(insecure_registries_of_daemon_json(br#"{"insecure-registries":[1]}"#).is_err());
+        assert!(
+            insecure_registries_of_daemon_json(b"{not json")
+                .unwrap_err()
+                .contains("not valid JSON")
+        );
+    }
 
     #[test]
     fn loopback_rule() {

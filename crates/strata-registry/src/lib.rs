@@ -32,7 +32,8 @@ pub use auth::{Challenge, Scope, parse_challenges};
 pub use blobs::{BlobPush, BlobReader, Mount, PartialBlob, Upload};
 pub use client::{
     Client, ClientOptions, Credentials, DEFAULT_CONCURRENT_TRANSFERS, DOCKER_HUB_API_HOST, Protocol, api_host,
-    install_crypto_provider, is_loopback,
+    insecure_registries_of_daemon_json, install_crypto_provider, is_listed_insecure, is_loopback,
+    system_insecure_registries,
 };
 pub use credentials::{Credential, CredentialStore, DOCKER_HUB_KEY, server_key};
 pub use error::{ApiErrorEntry, RegistryError, Result, Site};

@@ -600,6 +600,24 @@ async fn tls_with_certs_d_or_insecure() {
     // --tls-verify=false: any certificate.
     let c = Client::new(&r.host, https(tmp.path().join("empty"), true)).unwrap();
     c.ping().await.unwrap();
+    // Listed as an insecure registry (by HOST:PORT, or a CIDR holding its
+    // address): the same, without the flag; a list naming others: refused.
+    for list in [
+        vec![r.host.clone()],
+        vec!["10.0.0.0/8".to_string(), "127.0.0.0/8".to_string()],
+    ] {
+        let opts = ClientOptions {
+            insecure_registries: list,
+            ..https(tmp.path().join("empty"), false)
+        };
+        Client::new(&r.host, opts).unwrap().ping().await.unwrap();
+    }
+    let opts = ClientOptions {
+        insecure_registries: vec!["10.0.0.0/8".into(), "127.0.0.1:1".into()],
+        ..https(tmp.path().join("empty"), false)
+    };
+    let err = Client::new(&r.host, opts).unwrap().ping().await.unwrap_err();
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
     // A client certificate and key beside the CA are picked up (this server
     // does not ask for one); a certificate without its key is an error.
     std::fs::copy(tmp.path().join("cert.pem"), certs_d.join(&r.host).join("client.cert")).unwrap();

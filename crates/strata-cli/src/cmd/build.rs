@@ -104,7 +104,10 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     let puller = strata_builder::Puller(Arc::new(move |name: &str| -> Result<()> {
         let reference = Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
         let mut store = super::open_store(&pull_root)?;
-        let opts = strata_registry::PullOptions::default();
+        let opts = strata_registry::PullOptions {
+            client: super::distribution::client_options(true)?,
+            ..Default::default()
+        };
         strata_registry::pull(&mut store, &reference, &opts, &strata_registry::no_progress())?;
         Ok(())
     }));

@@ -117,11 +117,15 @@ pub struct PinArgs {
     pub tls_verify: bool,
 }
 
-fn client_options(tls_verify: bool) -> ClientOptions {
-    ClientOptions {
+/// Client options for a command: `--tls-verify=false`, plus the registries
+/// this machine lists as insecure (`STRATA_INSECURE_REGISTRIES`, Docker's
+/// daemon.json `insecure-registries`).
+pub(crate) fn client_options(tls_verify: bool) -> Result<ClientOptions> {
+    Ok(ClientOptions {
         insecure: !tls_verify,
+        insecure_registries: strata_registry::system_insecure_registries()?,
         ..Default::default()
-    }
+    })
 }
 
 /// Progress as Docker shows it: per-layer bars when stdout is a terminal,
@@ -353,7 +357,7 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     let reference = Reference::parse(&a.reference)?;
     let opts = PullOptions {
         platform: a.platform.as_deref().map(Platform::parse).transpose()?,
-        client: client_options(a.tls_verify),
+        client: client_options(a.tls_verify)?,
         // Ready to run when pull ends: layers are unpacked as they stream in.
         unpack: true,
     };
@@ -393,7 +397,7 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
 pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
     let mut store = open_store(root)?;
     let opts = PushOptions {
-        client: client_options(a.tls_verify),
+        client: client_options(a.tls_verify)?,
         compression_level: None,
     };
     let names: Vec<String> = if a.all_tags {
@@ -490,7 +494,7 @@ pub fn login(a: LoginArgs) -> Result<ExitCode> {
     if password.is_empty() {
         bail!("password is required");
     }
-    let opts = client_options(a.tls_verify);
+    let opts = client_options(a.tls_verify)?;
     block_on(strata_registry::login(&server, &username, &password, &opts))??;
     println!("Login Succeeded");
     Ok(ExitCode::SUCCESS)
@@ -515,7 +519,7 @@ pub fn manifest(c: ManifestCommand) -> Result<ExitCode> {
     match c {
         ManifestCommand::Inspect(a) => {
             let r = Reference::parse(&a.reference)?.with_default_tag();
-            let opts = client_options(a.tls_verify && !a.insecure);
+            let opts = client_options(a.tls_verify && !a.insecure)?;
             let client = strata_registry::Client::for_reference(&r, opts)?;
             let what = match (r.digest(), r.tag()) {
                 (Some(d), _) => d.to_string(),
@@ -610,7 +614,7 @@ pub(crate) fn imagetools_text(r: &Reference, m: &strata_registry::ManifestRespon
 pub fn pin(a: PinArgs) -> Result<ExitCode> {
     let text = std::fs::read_to_string(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let opts = PinOptions {
-        client: client_options(a.tls_verify),
+        client: client_options(a.tls_verify)?,
         platform: a.platform.as_deref().map(Platform::parse).transpose()?,
     };
     let lines = strata_registry::pin::plan(text.as_bytes(), &opts)?;
