@@ -9,6 +9,7 @@
 mod check;
 mod compress;
 mod error;
+pub mod pgzip;
 mod unpack;
 mod write;
 
