@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use serde_json::{Value, json};
-use strata_oci::{Descriptor, Digest, Manifest, Reference, media};
+use strata_oci::{Digest, Manifest, Reference, media};
 use strata_store::Store;
 
 use crate::error::{Error, Result};
@@ -172,7 +172,7 @@ fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result
     let mut layers = Vec::with_capacity(manifest.layers.len());
     for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
         if store.has_blob(&l.digest) {
-            layers.push(oci_descriptor(l));
+            layers.push(l.with_oci_media_type());
             continue;
         }
         let mut forms = store.held_layer_blobs(diff_id)?;
@@ -183,31 +183,17 @@ fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result
                 l.digest
             ))
         })?;
-        layers.push(oci_descriptor(&form));
+        layers.push(form.with_oci_media_type());
     }
     Ok(Some(Manifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
         artifact_type: manifest.artifact_type.clone(),
-        config: oci_descriptor(&manifest.config),
+        config: manifest.config.with_oci_media_type(),
         layers,
         subject: manifest.subject.clone(),
         annotations: manifest.annotations.clone(),
     }))
-}
-
-/// A descriptor with the OCI media type for a Docker config or layer type.
-fn oci_descriptor(d: &Descriptor) -> Descriptor {
-    let mt = match d.media_type.as_str() {
-        media::DOCKER_CONFIG => media::OCI_CONFIG,
-        media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
-        media::DOCKER_LAYER_TAR => media::OCI_LAYER_TAR,
-        other => other,
-    };
-    Descriptor {
-        media_type: mt.to_string(),
-        ..d.clone()
-    }
 }
 
 fn file_header(size: u64) -> tar::Header {

@@ -41,6 +41,21 @@ impl Descriptor {
             data: None,
         }
     }
+
+    /// The same descriptor with the OCI media type for a Docker config or
+    /// layer type (the content is the same; an OCI manifest wants OCI types).
+    pub fn with_oci_media_type(&self) -> Descriptor {
+        let mt = match self.media_type.as_str() {
+            crate::media::DOCKER_CONFIG => crate::media::OCI_CONFIG,
+            crate::media::DOCKER_LAYER_GZIP => crate::media::OCI_LAYER_GZIP,
+            crate::media::DOCKER_LAYER_TAR => crate::media::OCI_LAYER_TAR,
+            other => other,
+        };
+        Descriptor {
+            media_type: mt.to_string(),
+            ..self.clone()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

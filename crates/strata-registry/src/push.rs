@@ -222,8 +222,8 @@ fn distributable_manifest(
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
         artifact_type: None,
-        config: oci_descriptor(&m.config),
-        layers: layers.iter().map(oci_descriptor).collect(),
+        config: m.config.with_oci_media_type(),
+        layers: layers.iter().map(Descriptor::with_oci_media_type).collect(),
         subject: None,
         annotations: m.annotations.clone(),
     };
@@ -247,20 +247,6 @@ fn distributable_manifest(
         layers: records,
     })?;
     Ok((new_digest, media::OCI_MANIFEST.to_string(), new_bytes))
-}
-
-/// A descriptor with the OCI media type for a Docker config or layer type.
-fn oci_descriptor(d: &Descriptor) -> Descriptor {
-    let mt = match d.media_type.as_str() {
-        media::DOCKER_CONFIG => media::OCI_CONFIG,
-        media::DOCKER_LAYER_GZIP => media::OCI_LAYER_GZIP,
-        media::DOCKER_LAYER_TAR => media::OCI_LAYER_TAR,
-        other => other,
-    };
-    Descriptor {
-        media_type: mt.to_string(),
-        ..d.clone()
-    }
 }
 
 /// [`push`] on the caller's (multi-threaded) runtime.
