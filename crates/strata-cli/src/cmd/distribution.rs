@@ -27,6 +27,10 @@ pub struct PullArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Layers downloaded at once (dockerd's --max-concurrent-downloads)
+    #[arg(long, value_name = "N", default_value_t = strata_registry::DEFAULT_CONCURRENT_TRANSFERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_concurrent_downloads: u16,
     /// Require HTTPS and verify certificates (false: accept any certificate, fall back to HTTP)
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
@@ -42,6 +46,10 @@ pub struct PushArgs {
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
+    /// Layers uploaded at once (dockerd's --max-concurrent-uploads)
+    #[arg(long, value_name = "N", default_value_t = strata_registry::DEFAULT_CONCURRENT_TRANSFERS as u16,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub max_concurrent_uploads: u16,
     /// Require HTTPS and verify certificates (false: accept any certificate, fall back to HTTP)
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
@@ -357,7 +365,10 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     let reference = Reference::parse(&a.reference)?;
     let opts = PullOptions {
         platform: a.platform.as_deref().map(Platform::parse).transpose()?,
-        client: client_options(a.tls_verify)?,
+        client: ClientOptions {
+            max_concurrent_transfers: usize::from(a.max_concurrent_downloads),
+            ..client_options(a.tls_verify)?
+        },
         // Ready to run when pull ends: layers are unpacked as they stream in.
         unpack: true,
     };
@@ -397,7 +408,10 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
 pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
     let mut store = open_store(root)?;
     let opts = PushOptions {
-        client: client_options(a.tls_verify)?,
+        client: ClientOptions {
+            max_concurrent_transfers: usize::from(a.max_concurrent_uploads),
+            ..client_options(a.tls_verify)?
+        },
         compression_level: None,
     };
     let names: Vec<String> = if a.all_tags {
