@@ -670,3 +670,55 @@ async fn resume_when_the_registry_ignores_range() {
     assert!(err.to_string().contains("cannot resume"), "{err}");
     assert_eq!(out, bad);
 }
+
+/// `max_concurrent_transfers` bounds the blob downloads in flight (pull's
+/// `--max-concurrent-downloads`), and more than one runs at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 12)]
+async fn blob_downloads_in_flight_stay_within_the_bound() {
+    let blobs: Vec<Vec<u8>> = (0..10).map(|i| data(10_000, 40 + i)).collect();
+    let by_digest: Vec<(String, Vec<u8>)> = blobs
+        .iter()
+        .map(|b| (Digest::sha256_of(b).to_string(), b.clone()))
+        .collect();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let (now, top) = (in_flight.clone(), most.clone());
+    // Each blob answer waits a little, blocking its worker thread (the
+    // runtime has more workers than the bound), so that downloads overlap.
+    let fake = Fake::start("127.0.0.1:0", move |req| {
+        let Some((_, b)) = by_digest.iter().find(|(d, _)| req.path.ends_with(d.as_str())) else {
+            return reply(200, &[], b"");
+        };
+        let n = now.fetch_add(1, Ordering::SeqCst) + 1;
+        top.fetch_max(n, Ordering::SeqCst);
+        std::thread::sleep(std::time::Duration::from_millis(150));
+        now.fetch_sub(1, Ordering::SeqCst);
+        reply(200, &[], b)
+    })
+    .await;
+    for bound in [3usize, 1] {
+        most.store(0, Ordering::SeqCst);
+        let opts = ClientOptions {
+            max_concurrent_transfers: bound,
+            ..options(Credentials::Anonymous)
+        };
+        let c = Client::new(&fake.host(), opts).unwrap();
+        let items = blobs
+            .iter()
+            .map(|b| {
+                (
+                    strata_oci::Descriptor::new(media::OCI_LAYER_GZIP, Digest::sha256_of(b), b.len() as u64),
+                    Vec::new(),
+                )
+            })
+            .collect();
+        for (got, want) in c.fetch_blobs("many/app", items).await.into_iter().zip(&blobs) {
+            assert_eq!(&got.unwrap(), want);
+        }
+        let m = most.load(Ordering::SeqCst);
+        assert!(m <= bound, "{m} downloads at once with a bound of {bound}");
+        if bound > 1 {
+            assert!(m >= 2, "downloads never overlapped (at most {m} at once)");
+        }
+    }
+}
