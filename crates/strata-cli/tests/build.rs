@@ -875,15 +875,7 @@ fn add_url_with_checksum() {
     });
     let sum = "sha256:2a5e8d23a4e0e1f4e6d1d3f3b5b6a0b1b6b4e0f1a2b3c4d5e6f708192a3b4c5d";
     let url = format!("http://127.0.0.1:{port}/files/remote.txt");
-    let good = {
-        let f = env.path("remote.txt");
-        std::fs::write(&f, "remote content\n").unwrap();
-        let o = std::process::Command::new("sha256sum").arg(&f).output().unwrap();
-        format!(
-            "sha256:{}",
-            String::from_utf8_lossy(&o.stdout).split(' ').next().unwrap()
-        )
-    };
+    let good = format!("sha256:{}", common::sha256_hex(b"remote content\n"));
     let dir = context(
         &env,
         "ctx",

@@ -4,128 +4,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::io::Write;
+use std::process::{Output, Stdio};
 
 use common::*;
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
-/// A registry process on 127.0.0.1, killed when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    /// Where it keeps its blobs.
-    storage: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    /// Waits for `child` to answer on `port`; None when it exited (e.g. the
-    /// port was taken by another test in the meantime).
-    fn wait(mut child: Child, port: u16) -> Option<Child> {
-        for _ in 0..600 {
-            if let Ok(Some(_)) = child.try_wait() {
-                let mut err = String::new();
-                child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
-                eprintln!("the registry on port {port} exited: {err}");
-                return None;
-            }
-            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                let mut answer = String::new();
-                let _ = s.read_to_string(&mut answer);
-                if answer.starts_with("HTTP/1.1") {
-                    // Make sure it is ours that answered and not another
-                    // test's server that took the port first.
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    if let Ok(None) = child.try_wait() {
-                        return Some(child);
-                    }
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("the registry does not answer on port {port}");
-    }
-
-    /// Starts a registry on a free port, with a config made for that port
-    /// and a command given the config file; tries other ports when one is lost.
-    fn start(config: impl Fn(u16, &Path) -> String, command: impl Fn(&Path) -> Command) -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        let storage = dir.path().join("storage");
-        let file = dir.path().join("config.yml");
-        for _ in 0..5 {
-            let port = free_port();
-            std::fs::write(&file, config(port, &storage)).unwrap();
-            let child = command(&file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            if let Some(child) = Registry::wait(child, port) {
-                return Registry {
-                    child,
-                    host: format!("127.0.0.1:{port}"),
-                    storage,
-                    _dir: dir,
-                };
-            }
-        }
-        panic!("no registry could be started");
-    }
-
-    /// `strata registry serve`, with `extra` YAML (e.g. auth) in its config.
-    fn strata(extra: &str) -> Registry {
-        Registry::start(
-            |port, storage| {
-                format!(
-                    "http: {{ addr: \"127.0.0.1:{port}\" }}\nstorage: {{ filesystem: {{ rootdirectory: \"{}\" }} }}\nlog: {{ accesslog: {{ disabled: true }} }}\n{extra}",
-                    storage.display()
-                )
-            },
-            |file| {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
-                c.args(["registry", "serve", "-c"]).arg(file);
-                c
-            },
-        )
-    }
-
-    /// Debian's docker-registry (CNCF distribution), or None when not installed.
-    fn distribution(extra: &str) -> Option<Registry> {
-        let bin = Path::new("/usr/bin/docker-registry");
-        if !bin.exists() {
-            eprintln!("skipped: /usr/bin/docker-registry is not installed (apt-get install docker-registry)");
-            return None;
-        }
-        Some(Registry::start(
-            |port, storage| {
-                format!(
-                    "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\n  delete: {{ enabled: true }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\n{extra}",
-                    storage.display()
-                )
-            },
-            |file| {
-                let mut c = Command::new(bin);
-                c.arg("serve").arg(file);
-                c
-            },
-        ))
-    }
-}
 
 /// Runs strata with a private Docker config directory.
 fn run_with(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
@@ -204,7 +86,7 @@ fn assert_plain(out: &str) {
 
 #[test]
 fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let Some((id, digest)) = push_busybox(&env, &reg.host, "lib/busybox:1") else {
         return;
@@ -286,29 +168,9 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     assert_eq!(env.ok(&["run", "--rm", &name, "echo", "hi"]).trim(), "hi");
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    use std::fmt::Write as _;
-    // Without a sha2 dev-dependency: ask sha256sum.
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let mut s = String::new();
-    write!(
-        s,
-        "{}",
-        String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap()
-    )
-    .unwrap();
-    s
-}
-
 #[test]
 fn pull_of_a_pulled_image_pushed_elsewhere_mounts_and_keeps_the_digest() {
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let Some((id, digest)) = push_busybox(&env, &reg.host, "a/busybox:1") else {
         return;
@@ -329,7 +191,7 @@ fn pull_of_a_pulled_image_pushed_elsewhere_mounts_and_keeps_the_digest() {
 
 #[test]
 fn pull_errors_name_the_problem() {
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let err = env.fails(&["pull", &format!("{}/no/such:1", reg.host)]);
     assert!(err.contains("no/such"), "{err}");
@@ -345,7 +207,7 @@ fn pull_errors_name_the_problem() {
 /// tested in strata-registry's faults.rs); a broken file is named.
 #[test]
 fn daemon_json_insecure_registries_are_read() {
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let daemon_json = env.path("daemon.json");
     let pull = |env: &Env| {
@@ -370,7 +232,7 @@ fn daemon_json_insecure_registries_are_read() {
 
 #[test]
 fn corrupt_blob_in_distribution_storage_is_refused_and_the_store_is_unchanged() {
-    let Some(reg) = Registry::distribution("") else {
+    let Some(reg) = TestRegistry::distribution(true, "") else {
         return;
     };
     let env = Env::new();
@@ -425,8 +287,8 @@ fn login_logout_against_htpasswd() {
         "auth: {{ htpasswd: {{ realm: test, path: \"{}\" }} }}\n",
         htpasswd.display()
     );
-    let mut regs = vec![Registry::strata(&extra)];
-    regs.extend(Registry::distribution(&extra));
+    let mut regs = vec![TestRegistry::strata_config(&extra)];
+    regs.extend(TestRegistry::distribution(true, &extra));
     for reg in &regs {
         let env = Env::new();
         if env.import_busybox().is_none() {
@@ -475,7 +337,7 @@ fn skopeo_interop() {
     if !have("skopeo") {
         return;
     }
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let Some(id) = env.import_busybox() else {
         return;
@@ -521,7 +383,7 @@ fn skopeo_interop() {
 
 #[test]
 fn pin_writes_and_checks_digests() {
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let Some((_, digest)) = push_busybox(&env, &reg.host, "base/busybox:1") else {
         return;
@@ -586,7 +448,7 @@ fn host_platform() -> &'static str {
 
 #[test]
 fn multi_platform_index_is_stored_is_the_repo_digest_and_names_the_host_image() {
-    let reg = Registry::strata("");
+    let reg = TestRegistry::strata_config("");
     let env = Env::new();
     let Some((host_id, host_digest)) = push_busybox(&env, &reg.host, "multi/app:host") else {
         return;

@@ -11,69 +11,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
-
-/// `strata registry serve` on a free port, killed when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-                .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
-                .arg(dir.path().join("storage"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                    let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                    let mut answer = String::new();
-                    let _ = s.read_to_string(&mut answer);
-                    if answer.starts_with("HTTP/1.1") {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if let Ok(None) = child.try_wait() {
-                            return Registry {
-                                child,
-                                host: format!("127.0.0.1:{port}"),
-                                _dir: dir,
-                            };
-                        }
-                        break;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("no registry could be started");
-    }
-}
 
 /// xorshift64*: deterministic, so a failing round can be replayed.
 struct Prng(u64);
@@ -138,7 +79,7 @@ fn pull_killed_at_random_moments_then_repeated_completes_and_leaves_nothing_orph
     }
     std::fs::write(ctx.join("Dockerfile"), dockerfile).unwrap();
     src.ok(&["build", "-q", "-t", "faults:1", ctx.to_str().unwrap()]);
-    let reg = Registry::start();
+    let reg = TestRegistry::strata();
     let name = format!("{}/faults/img:1", reg.host);
     src.ok(&["tag", "faults:1", &name]);
     src.ok(&["push", &name]);

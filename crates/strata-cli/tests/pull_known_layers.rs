@@ -7,95 +7,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 
 use common::*;
 use serde_json::Value;
-
-/// Debian's docker-registry on a free port of 127.0.0.1, killed when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Option<Registry> {
-        let bin = Path::new("/usr/bin/docker-registry");
-        if !bin.exists() {
-            eprintln!("skipped: /usr/bin/docker-registry is not installed (apt-get install docker-registry)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("config.yml");
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            std::fs::write(
-                &file,
-                format!(
-                    "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\n",
-                    dir.path().join("storage").display()
-                ),
-            )
-            .unwrap();
-            let child = Command::new(bin)
-                .arg("serve")
-                .arg(&file)
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            if let Some(child) = wait(child, port) {
-                return Some(Registry {
-                    child,
-                    host: format!("127.0.0.1:{port}"),
-                    _dir: dir,
-                });
-            }
-        }
-        panic!("no registry could be started");
-    }
-}
-
-/// Waits for `child` to answer on `port`; None when it exited (the port was
-/// taken by another test meanwhile).
-fn wait(mut child: Child, port: u16) -> Option<Child> {
-    loop {
-        if let Ok(Some(_)) = child.try_wait() {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-            eprintln!("the registry on port {port} exited: {err}");
-            return None;
-        }
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-            let mut answer = String::new();
-            let _ = s.read_to_string(&mut answer);
-            if answer.starts_with("HTTP/1.1") {
-                // Ours, not another test's server that took the port first.
-                std::thread::sleep(std::time::Duration::from_millis(200));
-                if let Ok(None) = child.try_wait() {
-                    return Some(child);
-                }
-            }
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
 
 /// The manifest the registry serves for `name`.
 fn raw_manifest(name: &str) -> Value {
@@ -131,7 +46,7 @@ fn check_is_clean(env: &Env) {
 /// to `REG/a:1` (gzip, strata compresses it), and skopeo's copy of it to
 /// `REG/b:1` with the layer as zstd (another blob, the same diff ID).
 struct Setup {
-    reg: Registry,
+    reg: TestRegistry,
     /// The store that pushed `a:1` (and its busybox root filesystem).
     src: Env,
     rootfs: PathBuf,
@@ -148,7 +63,7 @@ impl Setup {
         if !have("skopeo") {
             return None;
         }
-        let reg = Registry::start()?;
+        let reg = TestRegistry::distribution(false, "")?;
         let src = Env::new();
         let rootfs = src.busybox_rootfs()?;
         let a = format!("{}/a:1", reg.host);
@@ -188,21 +103,6 @@ impl Setup {
     fn name(&self, repo_tag: &str) -> String {
         format!("{}/{repo_tag}", self.reg.host)
     }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    let mut child = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b).unwrap();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
 }
 
 /// A pull that found every layer in the store: "Already exists", nothing

@@ -4,83 +4,8 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
 use common::*;
 use serde_json::{Value, json};
-
-/// `strata registry serve` on a free port, killed when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-                .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
-                .arg(dir.path().join("storage"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                    let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                    let mut answer = String::new();
-                    let _ = s.read_to_string(&mut answer);
-                    if answer.starts_with("HTTP/1.1") {
-                        std::thread::sleep(Duration::from_millis(100));
-                        if let Ok(None) = child.try_wait() {
-                            return Registry {
-                                child,
-                                host: format!("127.0.0.1:{port}"),
-                                _dir: dir,
-                            };
-                        }
-                        break;
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        panic!("no registry could be started");
-    }
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
-}
 
 /// Pulls `name` into a fresh store, runs it, checks the store; returns the
 /// store (for more questions).
@@ -118,7 +43,7 @@ fn skopeo_pushed_gzip_zstd_oci_docker_and_a_two_platform_index_pull_and_run() {
     // before in another compression (its blob info cache knows them).
     let mut registries = Vec::new();
     let mut copy = |args: &str, dest: &str| {
-        let reg = Registry::start();
+        let reg = TestRegistry::strata();
         sh_ok(&format!(
             "skopeo copy -q --dest-tls-verify=false {args} docker-archive:{} docker://{}/{dest}",
             archive.display(),
@@ -216,7 +141,7 @@ fn skopeo_pushed_gzip_zstd_oci_docker_and_a_two_platform_index_pull_and_run() {
         }],
     });
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-    let reg = Registry::start();
+    let reg = TestRegistry::strata();
     let name = format!("{}/sk/multi:1", reg.host);
     sh_ok(&format!(
         "skopeo copy -q --all --dest-tls-verify=false oci:{}:multi docker://{name}",

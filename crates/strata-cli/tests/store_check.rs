@@ -4,68 +4,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use common::*;
-
-/// `strata registry serve` on a free port, killed when dropped.
-struct Registry {
-    child: Child,
-    host: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Registry {
-    fn start() -> Registry {
-        let dir = tempfile::tempdir().unwrap();
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_strata"))
-                .args(["registry", "serve", "--addr", &format!("127.0.0.1:{port}"), "--root"])
-                .arg(dir.path().join("storage"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap();
-            loop {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break;
-                }
-                if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-                    let _ = s.write_all(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-                    let mut answer = String::new();
-                    let _ = s.read_to_string(&mut answer);
-                    if answer.starts_with("HTTP/1.1") {
-                        std::thread::sleep(std::time::Duration::from_millis(100));
-                        if let Ok(None) = child.try_wait() {
-                            return Registry {
-                                child,
-                                host: format!("127.0.0.1:{port}"),
-                                _dir: dir,
-                            };
-                        }
-                        break;
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_millis(50));
-            }
-        }
-        panic!("no registry could be started");
-    }
-}
 
 /// `system check` with its status, stdout and stderr.
 fn check(env: &Env, args: &[&str]) -> (bool, String) {
@@ -124,7 +65,7 @@ fn healthy_store_after_import_build_pull_is_clean() {
     assert_clean(&env, "after create and run");
 
     // Pushed (a gzip form is added to the store) and pulled elsewhere.
-    let reg = Registry::start();
+    let reg = TestRegistry::strata();
     let name = format!("{}/check/built:1", reg.host);
     env.ok(&["tag", "built:1", &name]);
     env.ok(&["push", &name]);
@@ -293,17 +234,4 @@ fn any_strata_command_removes_what_dead_processes_left() {
     assert!(ok, "{out}");
     assert!(out.contains("repaired: tmp/no-pid"), "{out}");
     assert_clean(&env, "after");
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    let out = Command::new("sha256sum")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            c.stdin.take().unwrap().write_all(b)?;
-            c.wait_with_output()
-        })
-        .unwrap();
-    String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }

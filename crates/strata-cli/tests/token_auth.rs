@@ -7,25 +7,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 
 use base64::Engine;
-use common::{Env, sh_ok};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use common::{Env, TestRegistry, sh_ok};
 
 /// Answers `GET /token?service=..&scope=repository:NAME:ACTIONS` with a
 /// token granting the scope to `alice:s3cret` (Basic auth), and nothing to
@@ -124,9 +111,7 @@ fn ok_with(env: &Env, args: &[&str], stdin: Option<&str>) -> String {
 
 #[test]
 fn docker_registry_behind_a_token_server() {
-    let bin = Path::new("/usr/bin/docker-registry");
-    if !bin.exists() {
-        eprintln!("skipped: /usr/bin/docker-registry is not installed (apt-get install docker-registry)");
+    if !common::have_distribution() {
         return;
     }
     if !common::have("openssl") {
@@ -147,38 +132,13 @@ fn docker_registry_behind_a_token_server() {
         std::fs::read(d.join("key8.pem")).unwrap(),
         std::fs::read(d.join("cert.der")).unwrap(),
     );
-    let port = free_port();
-    let config = format!(
-        "version: 0.1\nlog: {{ level: error, accesslog: {{ disabled: true }} }}\nstorage:\n  filesystem: {{ rootdirectory: \"{}\" }}\nhttp: {{ addr: \"127.0.0.1:{port}\" }}\nauth:\n  token:\n    realm: \"http://127.0.0.1:{tport}/token\"\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: \"{}\"\n",
-        d.join("storage").display(),
+    let extra = format!(
+        "auth:\n  token:\n    realm: \"http://127.0.0.1:{tport}/token\"\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: \"{}\"\n",
         d.join("cert.pem").display()
     );
-    std::fs::write(d.join("config.yml"), config).unwrap();
-    let child = Command::new(bin)
-        .arg("serve")
-        .arg(d.join("config.yml"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reg = Killed(child);
-    let mut up = false;
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            up = true;
-            break;
-        }
-        if let Ok(Some(_)) = reg.0.try_wait() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(25));
-    }
-    if !up {
-        let mut err = String::new();
-        let _ = reg.0.stderr.take().unwrap().read_to_string(&mut err);
-        panic!("docker-registry did not start: {err}");
-    }
-    let name = format!("127.0.0.1:{port}/alice/busybox:1");
+    let reg = TestRegistry::distribution(false, &extra).expect("docker-registry is installed");
+    let host = &reg.host;
+    let name = format!("{host}/alice/busybox:1");
     env.ok(&["tag", "busybox:latest", &name]);
     // Anonymous: the token server grants nothing, the registry refuses.
     let o = run_with(&env, &["push", &name], None);
@@ -191,14 +151,14 @@ fn docker_registry_behind_a_token_server() {
     // A wrong password is refused by the token server at login.
     let o = run_with(
         &env,
-        &["login", "-u", "alice", "--password-stdin", &format!("127.0.0.1:{port}")],
+        &["login", "-u", "alice", "--password-stdin", host],
         Some("nope\n"),
     );
     assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     // Logged in: push, then a fresh store pulls and runs it.
     let out = ok_with(
         &env,
-        &["login", "-u", "alice", "--password-stdin", &format!("127.0.0.1:{port}")],
+        &["login", "-u", "alice", "--password-stdin", host],
         Some("s3cret\n"),
     );
     assert!(out.contains("Login Succeeded"), "{out}");

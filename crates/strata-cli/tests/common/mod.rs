@@ -1,9 +1,14 @@
 //! Shared helpers for the CLI tests: a private store per test, the busybox
-//! root filesystem, running `strata`.
+//! root filesystem, running `strata`, local registries (`registry.rs`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+
+mod registry;
+// Like dead code, a test binary that starts no registry does not use these.
+#[allow(unused_imports)]
+pub use registry::*;
 
 pub struct Env {
     pub dir: tempfile::TempDir,
