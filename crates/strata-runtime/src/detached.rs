@@ -135,6 +135,13 @@ pub fn state(state_dir: &Path) -> Result<State, RunError> {
             wait_for_exit_of(rec.monitor_pid, rec.monitor_start_time);
             continue;
         }
+        // Neither is alive. The monitor may have recorded the exit and ended
+        // between the read above and these checks (it writes before it
+        // exits): read again before calling the end unknown.
+        let again = read_record(state_dir)?;
+        if again.exit_code.is_some() && again.finished_at.is_some() {
+            continue;
+        }
         rec.exit_code = Some(EXIT_UNKNOWN);
         rec.finished_at = Some(sys::now_rfc3339());
         write_record(state_dir, &rec)
