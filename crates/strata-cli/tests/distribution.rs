@@ -177,10 +177,10 @@ fn pull_of_a_pulled_image_pushed_elsewhere_mounts_and_keeps_the_digest() {
     };
     let other = Env::new();
     let name = format!("{}/a/busybox:1", reg.host);
-    other.ok(&["pull", "-q", &name]);
+    other.ok(&["pull", "-q", "--max-concurrent-downloads", "1", &name]);
     let copy = format!("{}/b/copy:2", reg.host);
     other.ok(&["tag", &name, &copy]);
-    let out = other.ok(&["push", &copy]);
+    let out = other.ok(&["push", "--max-concurrent-uploads", "2", &copy]);
     assert!(out.contains("Mounted from a/busybox"), "{out}");
     assert!(!out.contains("Pushed"), "{out}");
     assert!(out.contains(&format!("2: digest: {digest} size:")), "{out}");
@@ -201,6 +201,22 @@ fn pull_errors_name_the_problem() {
     );
     let err = env.fails(&["pull", "--platform", "nonsense", &format!("{}/no/such:1", reg.host)]);
     assert!(err.contains("invalid platform"), "{err}");
+    for n in ["0", "65", "x"] {
+        let err = env.fails(&[
+            "pull",
+            "--max-concurrent-downloads",
+            n,
+            &format!("{}/no/such:1", reg.host),
+        ]);
+        assert!(err.contains("--max-concurrent-downloads"), "{err}");
+        let err = env.fails(&[
+            "push",
+            "--max-concurrent-uploads",
+            n,
+            &format!("{}/no/such:1", reg.host),
+        ]);
+        assert!(err.contains("--max-concurrent-uploads"), "{err}");
+    }
 }
 
 /// Docker's daemon.json `insecure-registries` is read (its effect on TLS is
