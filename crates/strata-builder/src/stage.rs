@@ -1625,6 +1625,18 @@ fn with_root<T>(
         }
     };
     let (digest, size) = w.commit(Some(&d.digest))?;
+    if overlay {
+        // The upper dir is this layer in overlay form: name it as the
+        // unpacked layer rather than unpack the blob again for the next step
+        // and delete the upper now (twice the file creations, and deletions
+        // that slow the next creations on ext4). Not fatal when it cannot:
+        // the layer is unpacked from its blob when needed.
+        let mut ids = diff_ids.to_vec();
+        ids.push(d.diff_id.clone());
+        if let Some(chain_id) = strata_oci::chain_ids(&ids).pop() {
+            let _ = snap.adopt_upper(&root.snapshot, &chain_id);
+        }
+    }
     drop(root);
     store.add_layer_blob(
         &d.diff_id,

@@ -229,18 +229,8 @@ impl Snapshotter {
             return Ok(dest);
         }
         let layers = self.layers_dir();
-        let locks = layers.join(".locks");
-        fs::create_dir_all(&locks).with_context(|| format!("creating {}", locks.display()))?;
         let hex = chain_id.hex();
-        let lock_path = locks.join(hex);
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .with_context(|| format!("opening the layer lock {}", lock_path.display()))?;
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .with_context(|| format!("locking {}", lock_path.display()))?;
+        let lock = self.lock_layer(chain_id)?;
         if dest.is_dir() {
             return Ok(dest);
         }
@@ -260,6 +250,54 @@ impl Snapshotter {
         fs::rename(&staging, &dest).with_context(|| format!("renaming {} to {}", staging.display(), dest.display()))?;
         drop(lock);
         Ok(dest)
+    }
+
+    /// The per-layer lock (`layers/.locks/<hex>`), taken exclusive.
+    fn lock_layer(&self, chain_id: &Digest) -> Result<fs::File> {
+        let locks = self.layers_dir().join(".locks");
+        fs::create_dir_all(&locks).with_context(|| format!("creating {}", locks.display()))?;
+        let lock_path = locks.join(chain_id.hex());
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening the layer lock {}", lock_path.display()))?;
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+            .with_context(|| format!("locking {}", lock_path.display()))?;
+        Ok(lock)
+    }
+
+    /// Names the upper dir of an unmounted overlay snapshot as the unpacked
+    /// layer `chain_id` (which the caller has just written from that upper
+    /// dir), as containerd's overlay snapshotter commits: the files are not
+    /// unpacked again from the layer's blob, and not deleted with the
+    /// snapshot. The upper dir is the layer in overlay form already
+    /// (whiteouts are 0/0 devices, opaque dirs carry the xattr; the mount
+    /// runs with `redirect_dir` and `metacopy` off, so nothing else is
+    /// special). Returns whether it was moved: not for the copy driver, a
+    /// view, a layer already unpacked, or a rename the filesystem refuses.
+    pub fn adopt_upper(&self, snap: &Snapshot, chain_id: &Digest) -> Result<bool> {
+        if snap.driver != Driver::Overlay || snap.kind != Kind::Active {
+            return Ok(false);
+        }
+        let merged = snap.dir.join("merged");
+        if mount::is_mount_point(&merged)? {
+            bail!("snapshot {:?} is still mounted on {}", snap.key, merged.display());
+        }
+        let dest = self.layer_dir(chain_id);
+        if dest.is_dir() {
+            return Ok(false);
+        }
+        let _lock = self.lock_layer(chain_id)?;
+        if dest.is_dir() {
+            return Ok(false);
+        }
+        match fs::rename(snap.dir.join("upper"), &dest) {
+            Ok(()) => Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc_exdev()) => Ok(false),
+            Err(e) => Err(anyhow!(e).context(format!("naming the upper dir of {:?} as layer {chain_id}", snap.key))),
+        }
     }
 
     /// Removes an unpacked layer (for garbage collection; the caller makes
@@ -496,4 +534,8 @@ fn check_key(key: &str) -> Result<()> {
 /// Removes a tree that strata made; never crosses into a mount point.
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     copy::remove_tree_at(path).with_context(|| format!("removing {}", path.display()))
+}
+
+fn libc_exdev() -> i32 {
+    rustix::io::Errno::XDEV.raw_os_error()
 }

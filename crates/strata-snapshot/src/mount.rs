@@ -111,6 +111,11 @@ fn mount_overlay_new_api(spec: &OverlaySpec, target: &Path) -> Result<(), NewApi
     // again over the same lowers after a copy or a crash. Older kernels may
     // not know the option; that is not an error.
     let _ = fsconfig_set_string(&fs, "index", "off");
+    // Upper dirs become layers (tar, or adopted as lower dirs): no redirect
+    // or metacopy xattrs in them, whatever the module's defaults (renaming
+    // a lower directory then copies it, as in Docker's overlay2).
+    let _ = fsconfig_set_string(&fs, "redirect_dir", "off");
+    let _ = fsconfig_set_string(&fs, "metacopy", "off");
     let _ = fs_context_log(fs.as_fd());
     fsconfig_create(&fs).map_err(|e| NewApiError::Failed(with_log(fs.as_fd(), e, "creating the overlay")))?;
     let attrs = if spec.readonly {
@@ -150,7 +155,7 @@ fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
         std::os::unix::fs::symlink(fs::canonicalize(work)?, links.join("w"))?;
         data.push_str(",upperdir=u,workdir=w");
     }
-    data.push_str(",index=off");
+    data.push_str(",index=off,redirect_dir=off");
     if data.len() >= 4096 {
         bail!(
             "{} layers do not fit in the 4 KiB overlay option string even with short paths",

@@ -414,3 +414,71 @@ fn two_hundred_layers_with_lowerdir_plus_and_with_short_paths() {
     check_many(&c.upper_dir(&snap), 200);
     c.remove("copy200").unwrap();
 }
+
+/// A committed step's upper dir becomes the unpacked layer as it is (as
+/// containerd commits): a snapshot over the chain plus that layer shows the
+/// step's changes, deletions included; nothing moves for a mounted
+/// snapshot, a layer already there, or the copy driver.
+#[test]
+fn adopt_upper_names_the_upper_dir_as_the_next_layer() {
+    if !is_root() {
+        return;
+    }
+    let (_t, root) = store();
+    let s = Snapshotter::new(&root, Driver::Overlay);
+    let chain = three_layers(&s);
+    let snap = s.prepare("step", &chain).unwrap();
+    let merged = snap.merged_dir();
+    s.mount(&snap, &merged, false).unwrap();
+    fs::write(merged.join("written"), "hello").unwrap();
+    fs::remove_file(merged.join("keep")).unwrap();
+    fs::remove_dir_all(merged.join("dir")).unwrap();
+    fs::create_dir(merged.join("dir")).unwrap();
+    fs::write(merged.join("dir/only"), "only").unwrap();
+    let next = chain_id(4);
+    // Still mounted: refused, nothing moved.
+    assert!(s.adopt_upper(&snap, &next).is_err());
+    assert!(!s.has_layer(&next));
+    s.unmount(&merged).unwrap();
+    assert!(s.adopt_upper(&snap, &next).unwrap());
+    assert!(s.has_layer(&next));
+    assert!(!s.upper_dir(&snap).exists());
+    // The snapshot is removed without its upper dir; the layer stays.
+    s.remove("step").unwrap();
+    assert_eq!(fs::read_to_string(s.layer_dir(&next).join("written")).unwrap(), "hello");
+    // A root over the four layers shows the step's changes.
+    let mut four = chain.clone();
+    four.push(next.clone());
+    let view = s.view("view", &four).unwrap();
+    let m = view.merged_dir();
+    s.mount(&view, &m, true).unwrap();
+    let guard = Unmount(&s, m.clone());
+    assert_eq!(fs::read_to_string(m.join("written")).unwrap(), "hello");
+    assert!(
+        !m.join("keep").exists(),
+        "the deletion is a whiteout in the adopted layer"
+    );
+    let mut dir: Vec<_> = fs::read_dir(m.join("dir"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    dir.sort();
+    assert_eq!(
+        dir,
+        vec![std::ffi::OsString::from("only")],
+        "the re-created dir is opaque"
+    );
+    drop(guard);
+    s.remove("view").unwrap();
+    // A layer already there: nothing moves.
+    let again = s.prepare("again", &chain).unwrap();
+    assert!(!s.adopt_upper(&again, &next).unwrap());
+    assert!(s.upper_dir(&again).is_dir());
+    s.remove("again").unwrap();
+    // The copy driver's rootfs is the whole root, never a layer.
+    let c = Snapshotter::new(&root, Driver::Copy);
+    let copy = c.prepare("copy", &chain).unwrap();
+    assert!(!c.adopt_upper(&copy, &chain_id(5)).unwrap());
+    assert!(!c.has_layer(&chain_id(5)));
+    c.remove("copy").unwrap();
+}
