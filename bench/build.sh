@@ -4,6 +4,8 @@
 # installed): cold and fully cached builds of
 #   five:  a 5-step Dockerfile (COPY, RUN, WORKDIR, ENV, RUN) on busybox
 #   multi: two independent stages copied into a third
+#   work:  like multi, but each stage writes 300 files in a shell loop
+#          instead of sleeping (no fixed floor under the cold build)
 #   ctx10k: a 10-step Dockerfile over a 10,000-file context (cached only)
 # on the busybox base (scripts/busybox-rootfs.sh), imported into each tool.
 # Prints a markdown table of medians (hyperfine) and strata's ratios.
@@ -38,7 +40,7 @@ bench_docker_up "$W/dockerd"
 bash scripts/busybox-rootfs.sh "$W/rootfs" >/dev/null
 tar --numeric-owner -C "$W/rootfs" -cf "$W/busybox.tar" .
 
-mkdir -p "$W/five" "$W/multi"
+mkdir -p "$W/five" "$W/multi" "$W/work"
 echo "app v1" >"$W/five/app.txt"
 cat >"$W/five/Dockerfile" <<'EOF'
 FROM busybox:latest
@@ -58,6 +60,15 @@ COPY --from=one /one /one
 COPY --from=two /two /two
 EOF
 
+cat >"$W/work/Dockerfile" <<'EOF'
+FROM busybox:latest AS one
+RUN mkdir /one && i=0; while [ $i -lt 300 ]; do echo $i > /one/$i; i=$((i+1)); done
+FROM busybox:latest AS two
+RUN mkdir /two && i=0; while [ $i -lt 300 ]; do echo $i > /two/$i; i=$((i+1)); done
+FROM busybox:latest
+COPY --from=one /one /one
+COPY --from=two /two /two
+EOF
 # 100 directories of 100 small files, two COPYs of halves of it.
 mkdir -p "$W/ctx10k"
 python3 - "$W/ctx10k" <<'PY'
@@ -100,7 +111,7 @@ measure() { # scenario tool hyperfine-args...
 export STRATA_ROOT=$W/strata
 $S import "$W/busybox.tar" busybox:latest >/dev/null
 cp -a "$W/strata" "$W/strata-base"
-for sc in five multi ctx10k; do
+for sc in five multi work ctx10k; do
   [ $sc = ctx10k ] || measure "$sc cold" strata --prepare "rm -rf $W/strata && cp -a $W/strata-base $W/strata" \
     "$S build -q --network none -t bench-$sc $W/$sc"
   $S build -q --network none -t bench-$sc "$W/$sc" >/dev/null
@@ -111,7 +122,7 @@ if [ -n "$DOCKER_OK" ]; then
   $D import "$W/busybox.tar" busybox:latest >/dev/null
   for mode in buildkit classic; do
     [ $mode = buildkit ] && bk=1 || bk=0
-    for sc in five multi ctx10k; do
+    for sc in five multi work ctx10k; do
       b="DOCKER_BUILDKIT=$bk $D build -q --network none -t bench-$sc $W/$sc"
       [ $sc = ctx10k ] || measure "$sc cold" "docker-$mode" \
         --prepare "$D rmi -f bench-$sc >/dev/null 2>&1; $D builder prune -af >/dev/null 2>&1; $D image prune -f >/dev/null 2>&1; true" "$b"
@@ -119,7 +130,7 @@ if [ -n "$DOCKER_OK" ]; then
       measure "$sc cached" "docker-$mode" --warmup 1 "$b"
     done
   done
-  $D rmi -f bench-five bench-multi bench-ctx10k >/dev/null 2>&1 || true
+  $D rmi -f bench-five bench-multi bench-work bench-ctx10k >/dev/null 2>&1 || true
   $D builder prune -af >/dev/null 2>&1 || true
 else
   echo "bench: no docker daemon answers (start one with scripts/dockerd-up.sh DIR): docker columns skipped" >&2
@@ -138,7 +149,7 @@ elif command -v podman >/dev/null 2>&1; then
   PEER=podman-build
 fi
 if [ -n "$P" ] && podman --root "$PODMAN_ROOT" --runroot "$W/podman-run" --storage-driver overlay import "$W/busybox.tar" busybox:latest >/dev/null 2>&1; then
-  for sc in five multi ctx10k; do
+  for sc in five multi work ctx10k; do
     b="$P $BUD -q -t bench-$sc $W/$sc"
     # Cold: every image but the base removed (the layer cache is those images).
     [ $sc = ctx10k ] || measure "$sc cold" "$PEER" \
@@ -166,7 +177,7 @@ def ratio(s, p):
     return "%.1f× faster" % (p / s) if p >= s else "%.1f× slower" % (s / p)
 print("| scenario | strata | " + " | ".join(peers) + " | " + " | ".join("vs " + p for p in peers) + " |")
 print("|---" * (2 + 2 * len(peers)) + "|")
-for name in ["five cold", "five cached", "multi cold", "multi cached", "ctx10k cached"]:
+for name in ["five cold", "five cached", "multi cold", "multi cached", "work cold", "work cached", "ctx10k cached"]:
     r = rows.get(name, {})
     s = r.get("strata")
     print("| %s | %s | %s | %s |" % (name, ms(s), " | ".join(ms(r.get(p)) for p in peers),
