@@ -32,7 +32,8 @@
 #   docker   pull after rmi (download, verify, unpack into overlay2); the
 #            running daemon, or a private one (scripts/dockerd-up.sh)
 # Then one strata pull of the 10-layer image under /usr/bin/time -v: user+sys
-# above elapsed means the layers were worked on in parallel.
+# above elapsed means the layers were worked on in parallel; /proc/stat
+# around it gives how busy the whole machine was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-7}
@@ -158,12 +159,22 @@ for image in debian ten; do
 done
 
 # Both cores at work? The 10-layer pull once more, under time -v.
+# /proc/stat around it tells how busy the whole machine was (strata and the
+# registry serving it share the two cores).
+head -1 /proc/stat >"$W/stat.before"
 /usr/bin/time -v env STRATA_ROOT="$W/strata-time" "$S" pull -q "$TEN:0" >/dev/null 2>"$W/time.txt"
+head -1 /proc/stat >"$W/stat.after"
+BUSY=$(python3 -c '
+import os, sys
+a, b = (list(map(int, open(f).read().split()[1:])) for f in sys.argv[1:3])
+d = [y - x for x, y in zip(a, b)]
+print("%.2f" % (os.cpu_count() * (sum(d) - d[3] - d[4]) / sum(d)))' "$W/stat.before" "$W/stat.after")
 if [ -n "$DOCKER_OK" ]; then
   for k in $(seq 0 "$RUNS"); do $D rmi -f "$DEB:$k" "$TEN:$k" >/dev/null 2>&1 || true; done
 fi
 PAR=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} /Elapsed \(wall clock\)/ {n=split($2,a,":"); e=0; for (i=1;i<=n;i++) e=e*60+a[i]}
-  END {printf "strata pull of the 10-layer image: user %.2f s + sys %.2f s = %.2f s CPU in %.2f s elapsed (%.2f cores)", u, s, u+s, e, (u+s)/e}' "$W/time.txt")
+  END {printf "strata pull of the 10-layer image: user %.2f s + sys %.2f s = %.2f s CPU in %.2f s elapsed (%.2f cores for strata", u, s, u+s, e, (u+s)/e}' "$W/time.txt")
+PAR="$PAR; the machine was $BUSY of $(nproc) cores busy, the registry included)"
 
 python3 - "$results" "$DEB_SIZE" "$TEN_SIZE" "$PAR" <<'PY'
 import sys

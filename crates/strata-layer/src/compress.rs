@@ -67,6 +67,94 @@ pub fn decompressor<'a, R: BufRead + 'a>(mut reader: R) -> Result<Box<dyn Read +
     })
 }
 
+/// [`decompressor`] run on a thread of `scope`: the returned reader yields
+/// the plain stream from a small bounded queue (4 chunks of 256 KiB), so the
+/// caller's work on the plain bytes overlaps decompression. Uncompressed
+/// input is returned as it is, with no thread. Errors (a corrupt or
+/// truncated stream) reach the reader unchanged; when the reader is dropped
+/// early, the thread stops at its next chunk.
+pub(crate) fn decompress_on_thread<'scope, 'env, R>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    mut reader: R,
+) -> Result<Box<dyn Read + 'scope>>
+where
+    R: BufRead + Send + 'scope,
+{
+    let head = reader.fill_buf().map_err(|e| LayerError::io("reading the layer", e))?;
+    if Compression::sniff(head) == Compression::None {
+        return Ok(Box::new(reader));
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    scope.spawn(move || {
+        let mut plain = match decompressor(reader) {
+            Ok(d) => d,
+            Err(e) => {
+                let _ = tx.send(Err(io::Error::other(e)));
+                return;
+            }
+        };
+        loop {
+            let mut chunk = vec![0u8; 256 * 1024];
+            let mut filled = 0;
+            // Whole chunks where the stream allows: fewer hand-overs.
+            while filled < chunk.len() {
+                match plain.read(&mut chunk[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        if filled > 0 {
+                            chunk.truncate(filled);
+                            let _ = tx.send(Ok(chunk));
+                        }
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+            if filled == 0 {
+                return;
+            }
+            chunk.truncate(filled);
+            if tx.send(Ok(chunk)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Box::new(QueueReader {
+        rx,
+        cur: Vec::new(),
+        pos: 0,
+    }))
+}
+
+/// The reading end of [`decompress_on_thread`].
+struct QueueReader {
+    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    cur: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for QueueReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.cur.len() {
+            match self.rx.recv() {
+                Ok(Ok(chunk)) => {
+                    self.cur = chunk;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The decompressor ended (its end of stream, after any error).
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len() - self.pos);
+        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 /// Turns an I/O error met while reading a layer stream into the most
 /// telling `LayerError`.
 pub(crate) fn read_error(e: io::Error, context: &str) -> LayerError {

@@ -455,3 +455,84 @@ fn tree_hash(top: &Path, skip: &Path) -> String {
     walk(top, skip, &mut out);
     strata_oci::Digest::sha256_of(out.join("\n").as_bytes()).to_string()
 }
+
+/// Compressed layers are decompressed on a thread of their own while they
+/// unpack: what they contain, their errors (corrupt, truncated, a hostile
+/// entry early in a long stream) and the diff ID are as with plain input.
+#[test]
+fn compressed_layers_unpack_as_plain_ones() {
+    let mut entries = Vec::new();
+    let names: Vec<String> = (0..400).map(|i| format!("d/f{i}")).collect();
+    let datas: Vec<Vec<u8>> = (0..400).map(|i| vec![(i % 251) as u8; 3000 + i * 17]).collect();
+    entries.push(dir("d"));
+    for (n, d) in names.iter().zip(&datas) {
+        entries.push(file(n, d));
+    }
+    let tar = raw_tar(&entries);
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let plain_root = tempfile::tempdir().unwrap();
+    let want = apply(&tar, plain_root.path()).unwrap();
+    for (what, bytes) in [("gzip", &gz), ("zstd", &zst)] {
+        let t = tempfile::tempdir().unwrap();
+        let got = apply(bytes, t.path()).unwrap();
+        assert_eq!(got.diff_id, want.diff_id, "{what}");
+        assert_eq!(got.entries, want.entries, "{what}");
+        assert_eq!(rel_tree(t.path()), rel_tree(plain_root.path()), "{what}");
+        // Cut in the middle: truncated, naming the compression.
+        let t = tempfile::tempdir().unwrap();
+        let e = apply(&bytes[..bytes.len() / 2], t.path()).unwrap_err().to_string();
+        assert!(e.contains(what) || e.contains("truncated"), "{what}: {e}");
+    }
+    // A corrupt byte in the gzip body.
+    let mut bad = gz.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    bad[mid + 1] ^= 0x55;
+    let t = tempfile::tempdir().unwrap();
+    assert!(apply(&bad, t.path()).is_err());
+    // A hostile first entry in front of a long stream: refused at once,
+    // and the decompressing thread stops (the call returns).
+    let mut hostile = raw_tar(&[file("../escape", b"x")]);
+    hostile.truncate(hostile.len() - 1024);
+    hostile.extend_from_slice(&tar);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(&hostile).unwrap();
+    for _ in 0..20 {
+        e.write_all(&tar).unwrap();
+    }
+    let t = tempfile::tempdir().unwrap();
+    let err = apply(&e.finish().unwrap(), t.path()).unwrap_err().to_string();
+    assert!(err.contains(".."), "{err}");
+}
+
+/// Every path under `root` (relative), with its mode and content digest.
+fn rel_tree(root: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        names.sort();
+        for p in names {
+            let m = fs::symlink_metadata(&p).unwrap();
+            let content = if m.is_file() {
+                strata_oci::Digest::sha256_of(&fs::read(&p).unwrap()).to_string()
+            } else {
+                String::new()
+            };
+            out.push(format!(
+                "{} {:o} {content}",
+                p.strip_prefix(root).unwrap().display(),
+                m.mode()
+            ));
+            if m.is_dir() {
+                walk(root, &p, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out
+}
