@@ -21,13 +21,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
 . bench/lib.sh
 bench_deps
-# STRATA_BIN: a strata binary to measure instead of building this tree's.
-if [ -n "${STRATA_BIN:-}" ]; then
-  S=$STRATA_BIN
-else
-  cargo build --release --quiet -p strata-cli
-  S=$PWD/target/release/strata
-fi
+bench_strata
 W=$(mktemp -d /tmp/strata-bench-build.XXXXXX)
 cleanup() {
   bench_docker_down

@@ -9,13 +9,7 @@ cd "$(dirname "$0")/.."
 RUNS=${RUNS:-20}
 . bench/lib.sh
 bench_deps >/dev/null
-# STRATA_BIN: a strata binary to measure instead of building this tree's.
-if [ -n "${STRATA_BIN:-}" ]; then
-  S=$STRATA_BIN
-else
-  cargo build --release --quiet -p strata-cli
-  S=$PWD/target/release/strata
-fi
+bench_strata
 W=$(mktemp -d /tmp/strata-bench-ctr.XXXXXX)
 trap 'bench_docker_down; umount -R "$W"/podman/overlay 2>/dev/null || true; rm -rf "$W"' EXIT
 bench_docker_up "$W/dockerd"

@@ -26,3 +26,37 @@ bench_docker_down() {
     kill "$(cat "$DOCKERD_PIDFILE")" 2>/dev/null || true
   fi
 }
+
+# S: the strata binary measured: $STRATA_BIN when set, else this tree's
+# release build.
+bench_strata() {
+  if [ -n "${STRATA_BIN:-}" ]; then
+    S=$STRATA_BIN
+  else
+    cargo build --release --quiet -p strata-cli
+    S=$PWD/target/release/strata
+  fi
+}
+
+# Starts Debian's docker-registry (CNCF distribution) on a free port of
+# 127.0.0.1 with its storage and config under DIR, access log off; sets
+# REG_PORT and REG_PID (the caller kills it), exits when it does not answer.
+bench_registry_up() { # DIR
+  local dreg=/usr/bin/docker-registry
+  [ -x $dreg ] || { echo "bench: $dreg is not installed (apt-get install docker-registry)" >&2; exit 1; }
+  REG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  cat >"$1/distribution.yml" <<YML
+version: 0.1
+log: { level: error, accesslog: { disabled: true } }
+storage:
+  cache: { blobdescriptor: inmemory }
+  filesystem: { rootdirectory: "$1/registry" }
+http: { addr: "127.0.0.1:$REG_PORT" }
+YML
+  $dreg serve "$1/distribution.yml" >"$1/registry.log" 2>&1 &
+  REG_PID=$!
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$REG_PORT/v2/" >/dev/null && return 0; sleep 0.1; done
+  echo "bench: the registry does not answer" >&2
+  cat "$1/registry.log" >&2
+  exit 1
+}

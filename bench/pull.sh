@@ -41,16 +41,8 @@ CACHE=bench/.cache
 mkdir -p "$CACHE"
 . bench/lib.sh
 bench_deps
-DREG=/usr/bin/docker-registry
-[ -x $DREG ] || { echo "bench/pull: $DREG is not installed (apt-get install docker-registry)" >&2; exit 1; }
 command -v hyperfine >/dev/null || { echo "bench/pull: hyperfine is not installed" >&2; exit 1; }
-# STRATA_BIN: a strata binary to measure instead of building this tree's.
-if [ -n "${STRATA_BIN:-}" ]; then
-  S=$STRATA_BIN
-else
-  cargo build --release --quiet -p strata-cli
-  S=$PWD/target/release/strata
-fi
+bench_strata
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/strata-pullbench.XXXXXX")
 pids=()
 cleanup() {
@@ -69,19 +61,9 @@ if [ ! -s "$CACHE/debian.tar" ]; then
   tar --numeric-owner --sort=name -C "$CACHE/rootfs" -cf "$CACHE/debian.tar" .
 fi
 
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-cat >"$W/distribution.yml" <<EOF
-version: 0.1
-log: { level: error, accesslog: { disabled: true } }
-storage:
-  cache: { blobdescriptor: inmemory }
-  filesystem: { rootdirectory: "$W/registry" }
-http: { addr: "127.0.0.1:$PORT" }
-EOF
-$DREG serve "$W/distribution.yml" >"$W/registry.log" 2>&1 &
-pids+=("$!")
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$PORT/v2/" >/dev/null || { echo "bench/pull: the registry does not answer" >&2; cat "$W/registry.log" >&2; exit 1; }
+bench_registry_up "$W"
+pids+=("$REG_PID")
+PORT=$REG_PORT
 
 export DOCKER_CONFIG=$W/docker-config
 mkdir -p "$DOCKER_CONFIG" && echo '{"auths":{}}' >"$DOCKER_CONFIG/config.json"

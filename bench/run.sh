@@ -15,13 +15,7 @@ CACHE=bench/.cache
 mkdir -p "$CACHE"
 . bench/lib.sh
 bench_deps
-# STRATA_BIN: a strata binary to measure instead of building this tree's.
-if [ -n "${STRATA_BIN:-}" ]; then
-  S=$STRATA_BIN
-else
-  cargo build --release --quiet -p strata-cli
-  S=$PWD/target/release/strata
-fi
+bench_strata
 W=$(mktemp -d /tmp/strata-bench.XXXXXX)
 trap 'bench_docker_down; rm -rf "$W"' EXIT
 bench_docker_up "$W/dockerd"
