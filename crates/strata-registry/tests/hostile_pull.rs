@@ -8,36 +8,16 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
 use common::*;
 use serde_json::{Value, json};
 use strata_oci::{Digest, Platform, Reference, media};
-use strata_registry::{Credentials, PullOptions};
+use strata_registry::Credentials;
 use strata_store::Store;
 
 const API: (&str, &str) = ("Docker-Distribution-API-Version", "registry/2.0");
-
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
 
 /// A two-layer image for the host platform: the manifest as JSON (to be
 /// spoiled), and every blob by digest.
@@ -157,20 +137,6 @@ fn registry(manifest: Vec<u8>, blobs: HashMap<String, Vec<u8>>, s: Script) -> im
     }
 }
 
-fn range_start(req: &Recorded) -> usize {
-    req.header("range")
-        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok())
-        .unwrap_or(0)
-}
-
-fn opts() -> PullOptions {
-    PullOptions {
-        platform: None,
-        client: options(Credentials::Anonymous),
-        unpack: true,
-    }
-}
-
 /// Every file and directory under `dir` (the store's parent: nothing may
 /// appear beside the store either), and the store's images.
 fn snapshot(dir: &Path, store: &Store) -> Vec<String> {
@@ -209,7 +175,7 @@ async fn refused(manifest: &Value, blobs: &HashMap<String, Vec<u8>>, script: Scr
     let before = snapshot(dir.path(), &store);
     let reference = Reference::parse(&format!("{}/x/app:1", fake.host())).unwrap();
     let p = strata_registry::no_progress();
-    let e = strata_registry::pull_async(&mut store, &reference, &opts(), &p)
+    let e = strata_registry::pull_async(&mut store, &reference, &pull_options(), &p)
         .await
         .expect_err("the pull was refused");
     let msg = format!("{e:#}");
@@ -381,7 +347,7 @@ async fn blobs_redirected_to_another_host_get_no_credentials() {
         serde_json::to_vec(&json!({"auths": {fake.host(): {"auth": auth}}})).unwrap(),
     )
     .unwrap();
-    let mut o = opts();
+    let mut o = pull_options();
     o.client.credentials = Credentials::DockerConfig;
     o.client.docker_config_dir = Some(config_dir);
     let mut store = Store::open(&dir.path().join("store")).unwrap();

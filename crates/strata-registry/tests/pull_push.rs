@@ -4,34 +4,14 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use common::*;
 use serde_json::json;
 use strata_oci::{Digest, Platform, Reference, media};
-use strata_registry::{Client, Credentials, Event, LayerStatus, Progress, PullOptions, PushOptions};
+use strata_registry::{Client, Credentials, Event, LayerStatus, Progress, PullReport, PushOptions};
 use strata_store::Store;
-
-fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
 
 /// An image: config, manifest, and its layer blobs (gzip).
 struct TestImage {
@@ -98,15 +78,6 @@ fn two_layers(seed: u64) -> Vec<Vec<u8>> {
     ]
 }
 
-fn opts() -> PullOptions {
-    PullOptions {
-        platform: None,
-        client: options(Credentials::Anonymous),
-        // As the CLI does: layers unpacked in the same pass.
-        unpack: true,
-    }
-}
-
 fn push_opts() -> PushOptions {
     PushOptions {
         client: options(Credentials::Anonymous),
@@ -116,6 +87,21 @@ fn push_opts() -> PushOptions {
 
 fn open_store(dir: &Path) -> Store {
     Store::open(&dir.join("store")).unwrap()
+}
+
+/// Pulls `name` into `store` with [`pull_options`].
+async fn pull(store: &mut Store, name: &str, progress: &Progress) -> anyhow::Result<PullReport> {
+    strata_registry::pull_async(store, &Reference::parse(name).unwrap(), &pull_options(), progress).await
+}
+
+/// Pulls `name`, expects a refusal that leaves `store` as it was, and
+/// returns the message.
+async fn refused(store: &mut Store, name: &str) -> String {
+    let before = snapshot(store);
+    let e = pull(store, name, &strata_registry::no_progress()).await.unwrap_err();
+    let msg = format!("{e:#}");
+    assert_eq!(snapshot(store), before, "{msg}");
+    msg
 }
 
 /// Records every event.
@@ -204,7 +190,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
     let mut store = open_store(dir.path());
     let reference = Reference::parse(&format!("{}/team/app:1", r.host)).unwrap();
     let (progress, events) = recorder();
-    let rep = strata_registry::pull_async(&mut store, &reference, &opts(), &progress)
+    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &progress)
         .await
         .unwrap();
     assert_eq!(rep.image_id, img.id());
@@ -280,7 +266,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
 
     // Again: nothing downloaded.
     let (progress, events) = recorder();
-    let rep = strata_registry::pull_async(&mut store, &reference, &opts(), &progress)
+    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &progress)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -289,7 +275,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
 
     // By digest (pinned): up to date as well, and the digest wins over a tag.
     let pinned = Reference::parse(&format!("{}/team/app:nosuchtag@{}", r.host, img.digest())).unwrap();
-    let rep = strata_registry::pull_async(&mut store, &pinned, &opts(), &progress)
+    let rep = strata_registry::pull_async(&mut store, &pinned, &pull_options(), &progress)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -373,7 +359,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     let mut store = open_store(dir.path());
     let reference = Reference::parse(&format!("{}/multi/app", r.host)).unwrap();
     let p = strata_registry::no_progress();
-    let rep = strata_registry::pull_async(&mut store, &reference, &opts(), &p)
+    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &p)
         .await
         .unwrap();
     assert_eq!(rep.image_id, host.id());
@@ -393,7 +379,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     assert_eq!(by_index.manifest, host.digest());
     // Again, and by the index digest: up to date, nothing fetched.
     let (rec_p, events) = recorder();
-    let rep = strata_registry::pull_async(&mut store, &reference, &opts(), &rec_p)
+    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &rec_p)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -402,14 +388,14 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
         (index_digest.clone(), host.digest())
     );
     let pinned = Reference::parse(&format!("{}/multi/app@{index_digest}", r.host)).unwrap();
-    let rep = strata_registry::pull_async(&mut store, &pinned, &opts(), &rec_p)
+    let rep = strata_registry::pull_async(&mut store, &pinned, &pull_options(), &rec_p)
         .await
         .unwrap();
     assert!(rep.up_to_date);
     assert_eq!(rep.image_id, host.id());
     assert!(statuses(&events).is_empty());
 
-    let mut o = opts();
+    let mut o = pull_options();
     o.platform = Some(other_platform());
     let rep = strata_registry::pull_async(&mut store, &reference, &o, &p)
         .await
@@ -433,7 +419,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     let by_index = strata_image::resolve(&store3, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
     assert_eq!(by_index.image.id, other.id());
     assert_eq!(by_index.manifest, other.digest());
-    strata_registry::pull_async(&mut store3, &reference, &opts(), &p)
+    strata_registry::pull_async(&mut store3, &reference, &pull_options(), &p)
         .await
         .unwrap();
     let by_index = strata_image::resolve(&store3, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
@@ -491,29 +477,10 @@ async fn a_wrong_diff_id_or_a_layer_that_is_no_tar_is_refused_and_nothing_is_sto
 
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
-    let before = snapshot(&store);
-    let p = strata_registry::no_progress();
-    let e = strata_registry::pull_async(
-        &mut store,
-        &Reference::parse(&format!("{}/bad/diff:1", r.host)).unwrap(),
-        &opts(),
-        &p,
-    )
-    .await
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("diff ID"), "{e:#}");
-    assert_eq!(snapshot(&store), before);
-
-    let e = strata_registry::pull_async(
-        &mut store,
-        &Reference::parse(&format!("{}/bad/tar:1", r.host)).unwrap(),
-        &opts(),
-        &p,
-    )
-    .await
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("not a valid tar"), "{e:#}");
-    assert_eq!(snapshot(&store), before);
+    let msg = refused(&mut store, &format!("{}/bad/diff:1", r.host)).await;
+    assert!(msg.contains("diff ID"), "{msg}");
+    let msg = refused(&mut store, &format!("{}/bad/tar:1", r.host)).await;
+    assert!(msg.contains("not a valid tar"), "{msg}");
     r.stop().await;
 }
 
@@ -585,16 +552,9 @@ async fn a_layer_with_the_wrong_bytes_is_refused_and_nothing_is_stored() {
     let fake = Fake::start("127.0.0.1:0", scripted(&img, move |_, _| reply(200, &[], &wrong))).await;
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
-    let before = snapshot(&store);
-    let p = strata_registry::no_progress();
-    let reference = Reference::parse(&format!("{}/x/app:1", fake.host())).unwrap();
-    let e = strata_registry::pull_async(&mut store, &reference, &opts(), &p)
-        .await
-        .unwrap_err();
-    let msg = format!("{e:#}");
+    let msg = refused(&mut store, &format!("{}/x/app:1", fake.host())).await;
     assert!(msg.contains(&Digest::sha256_of(&img.layers[0]).to_string()), "{msg}");
     assert!(msg.contains("digest"), "{msg}");
-    assert_eq!(snapshot(&store), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -609,11 +569,7 @@ async fn a_broken_download_resumes_with_range() {
             if n == 1 {
                 return truncated(200, &[], blob.len(), &blob[..half]);
             }
-            let from: usize = req
-                .header("range")
-                .and_then(|r| r.strip_prefix("bytes="))
-                .and_then(|r| r.trim_end_matches('-').parse().ok())
-                .unwrap_or(0);
+            let from = range_start(req);
             let range = format!("bytes {from}-{}/{}", blob.len() - 1, blob.len());
             reply(206, &[("Content-Range", &range)], &blob[from..])
         }),
@@ -623,7 +579,7 @@ async fn a_broken_download_resumes_with_range() {
     let mut store = open_store(dir.path());
     let (progress, events) = recorder();
     let reference = Reference::parse(&format!("{}/x/app:1", fake.host())).unwrap();
-    let rep = strata_registry::pull_async(&mut store, &reference, &opts(), &progress)
+    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &progress)
         .await
         .unwrap();
     assert_eq!(rep.image_id, img.id());
@@ -749,9 +705,7 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
     let dir2 = tempfile::tempdir().unwrap();
     let mut other = open_store(dir2.path());
     let p = strata_registry::no_progress();
-    let pulled = strata_registry::pull_async(&mut other, &Reference::parse(&name).unwrap(), &opts(), &p)
-        .await
-        .unwrap();
+    let pulled = pull(&mut other, &name, &p).await.unwrap();
     assert_eq!(pulled.image_id, imported.id);
     assert_eq!(pulled.manifest, rep.digest);
     r.stop().await;
@@ -770,23 +724,11 @@ async fn layers_the_store_has_are_not_fetched_again() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
     let p = strata_registry::no_progress();
-    strata_registry::pull_async(
-        &mut store,
-        &Reference::parse(&format!("{}/share/one:1", r.host)).unwrap(),
-        &opts(),
-        &p,
-    )
-    .await
-    .unwrap();
+    pull(&mut store, &format!("{}/share/one:1", r.host), &p).await.unwrap();
     let (progress, events) = recorder();
-    let rep = strata_registry::pull_async(
-        &mut store,
-        &Reference::parse(&format!("{}/share/two:1", r.host)).unwrap(),
-        &opts(),
-        &progress,
-    )
-    .await
-    .unwrap();
+    let rep = pull(&mut store, &format!("{}/share/two:1", r.host), &progress)
+        .await
+        .unwrap();
     assert_eq!(rep.downloaded, 1);
     assert_eq!(
         statuses(&events),
@@ -822,17 +764,7 @@ async fn a_layer_reaching_through_a_lower_symlink_is_refused() {
     img.push(&c, "evil/link", "1").await;
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
-    let before = snapshot(&store);
-    let p = strata_registry::no_progress();
-    let e = strata_registry::pull_async(
-        &mut store,
-        &Reference::parse(&format!("{}/evil/link:1", r.host)).unwrap(),
-        &opts(),
-        &p,
-    )
-    .await
-    .unwrap_err();
-    assert!(format!("{e:#}").contains("symlink"), "{e:#}");
-    assert_eq!(snapshot(&store), before);
+    let msg = refused(&mut store, &format!("{}/evil/link:1", r.host)).await;
+    assert!(msg.contains("symlink"), "{msg}");
     r.stop().await;
 }

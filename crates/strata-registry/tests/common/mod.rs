@@ -4,11 +4,12 @@
 //! manifests, 429).
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use strata_registry::{Client, ClientOptions, Credential, Credentials};
+use strata_registry::{Client, ClientOptions, Credential, Credentials, PullOptions};
 use strata_registry_server::config::{AccessRule, HtpasswdConfig, TokenConfig};
 use strata_registry_server::{Config, RunningServer};
 use tempfile::TempDir;
@@ -255,19 +256,16 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<Recorded> {
     })
 }
 
+/// Where a `Range: bytes=N-` request starts (0 without one).
+pub fn range_start(req: &Recorded) -> usize {
+    req.header("range")
+        .and_then(|r| r.strip_prefix("bytes=")?.strip_suffix('-')?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A complete response with Content-Length.
 pub fn reply(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str("\r\n");
-    let mut out = out.into_bytes();
-    out.extend_from_slice(body);
-    out
+    truncated(status, headers, body.len(), body)
 }
 
 /// A response that announces `announced` bytes and sends only `body`.
@@ -280,4 +278,34 @@ pub fn truncated(status: u16, headers: &[(&str, &str)], announced: usize, body: 
     let mut out = out.into_bytes();
     out.extend_from_slice(body);
     out
+}
+
+/// A tar of regular files (mode 0644, mtime 0).
+pub fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, data) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, *data).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Anonymous pull options that read nothing from the machine; layers are
+/// unpacked in the same pass, as the CLI does.
+pub fn pull_options() -> PullOptions {
+    PullOptions {
+        platform: None,
+        client: options(Credentials::Anonymous),
+        unpack: true,
+    }
 }
