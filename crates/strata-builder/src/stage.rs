@@ -586,9 +586,13 @@ impl<'a> StageRun<'a> {
             .iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
             .collect();
+        // Proxy arguments reach the process without an ARG, but (unless
+        // declared) stay out of the cache key and the history, as in
+        // BuildKit: a proxy URL may carry credentials.
+        let mut proxy_env: BTreeMap<String, String> = BTreeMap::new();
         for (k, v) in &self.sh.build_args {
-            if crate::is_proxy_arg(k) {
-                run_args.insert(k.clone(), v.clone());
+            if crate::is_proxy_arg(k) && !run_args.contains_key(k) {
+                proxy_env.insert(k.clone(), v.clone());
                 self.sh
                     .used_args
                     .lock()
@@ -701,7 +705,7 @@ impl<'a> StageRun<'a> {
             )
         };
         let mut env = cc.env.clone().unwrap_or_default();
-        for (k, v) in &run_args {
+        for (k, v) in run_args.iter().chain(&proxy_env) {
             if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
                 env.push(format!("{k}={v}"));
             }
