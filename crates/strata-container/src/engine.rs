@@ -389,7 +389,7 @@ impl Containers {
                     code,
                     finished_at: fg.finished_at.unwrap_or_default(),
                 },
-                None if process_start_time(fg.pid) == Some(fg.start_time) => Status::Running {
+                None if strata_runtime::process_start_time(fg.pid) == Some(fg.start_time) => Status::Running {
                     pid: fg.pid,
                     started_at: fg.started_at,
                 },
@@ -426,7 +426,7 @@ impl Containers {
 
     fn ensure_mounted(&self, rec: &ContainerRecord) -> Result<PathBuf> {
         let merged = self.merged_dir(&rec.id);
-        if !is_mount_point(&merged)? {
+        if !self.snap.is_mounted(&merged)? {
             let snap = self.snap.get(&rec.id)?;
             self.snap.mount(&snap, &merged, false)?;
         }
@@ -436,7 +436,7 @@ impl Containers {
     /// Unmounts the root of a container that is not running.
     pub fn release(&self, rec: &ContainerRecord) -> Result<()> {
         let merged = self.merged_dir(&rec.id);
-        if is_mount_point(&merged)? && !self.status(rec).is_running() {
+        if self.snap.is_mounted(&merged)? && !self.status(rec).is_running() {
             self.snap.unmount(&merged)?;
         }
         Ok(())
@@ -498,7 +498,7 @@ impl Containers {
         let me = std::process::id() as i32;
         let mut fg = Foreground {
             pid: me,
-            start_time: process_start_time(me).unwrap_or(0),
+            start_time: strata_runtime::process_start_time(me).unwrap_or(0),
             started_at: strata_image::now_rfc3339(),
             exit_code: None,
             finished_at: None,
@@ -664,7 +664,7 @@ impl Containers {
     /// The container's root mounted (for cp/export); `true` if this call mounted it.
     pub fn mount_root(&self, rec: &ContainerRecord) -> Result<(PathBuf, bool)> {
         let merged = self.merged_dir(&rec.id);
-        if is_mount_point(&merged)? {
+        if self.snap.is_mounted(&merged)? {
             return Ok((merged, false));
         }
         Ok((self.ensure_mounted(rec)?, true))
@@ -741,37 +741,6 @@ pub fn parse_signal(s: &str) -> Result<i32> {
     Ok(n)
 }
 
-/// Whether `path` is a mount point (per /proc/self/mountinfo).
-pub(crate) fn is_mount_point(path: &Path) -> Result<bool> {
-    let Ok(canon) = std::fs::canonicalize(path) else {
-        return Ok(false);
-    };
-    let info = std::fs::read_to_string("/proc/self/mountinfo")?;
-    let want = canon.to_string_lossy();
-    Ok(info
-        .lines()
-        .any(|l| l.split(' ').nth(4).map(unescape_mountinfo).as_deref() == Some(&*want)))
-}
-
-fn unescape_mountinfo(s: &str) -> String {
-    let mut out = String::new();
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
-        {
-            out.push(v as char);
-            i += 4;
-            continue;
-        }
-        out.push(b[i] as char);
-        i += 1;
-    }
-    out
-}
-
 /// A container run in the foreground with the caller's terminal (`-i`/`-t`):
 /// the strata process itself is its supervisor.
 const FOREGROUND: &str = "foreground.json";
@@ -794,12 +763,4 @@ fn write_json<T: serde::Serialize>(p: &Path, v: &T) -> Result<()> {
     std::fs::write(&tmp, serde_json::to_vec(v)?)?;
     std::fs::rename(&tmp, p)?;
     Ok(())
-}
-
-/// Field 22 of /proc/PID/stat (start time in clock ticks), to tell a pid
-/// from a later process that reused it.
-fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 2..];
-    after.split(' ').nth(19)?.parse().ok()
 }

@@ -234,7 +234,7 @@ pub(crate) fn status_to_code(status: i32) -> i32 {
 
 /// Start time of a process (clock ticks since boot, field 22 of
 /// `/proc/PID/stat`); `None` when there is no such process.
-pub(crate) fn process_start_time(pid: i32) -> Option<u64> {
+pub fn process_start_time(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     // Fields after the comm: state is field 3, starttime is field 22.

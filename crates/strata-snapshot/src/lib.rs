@@ -490,6 +490,11 @@ impl Snapshotter {
         mount::unmount(target)
     }
 
+    /// Whether something is mounted on `target` (false when it does not exist).
+    pub fn is_mounted(&self, target: &Path) -> Result<bool> {
+        mount::is_mount_point(target)
+    }
+
     /// Removes a snapshot: unmounts `<dir>/merged` if mounted there, then
     /// renames the directory away and deletes it. Refuses while something is
     /// still mounted on `merged`. Removing a missing key is an error.
