@@ -46,33 +46,26 @@ fn is_whiteout(m: &std::fs::Metadata) -> bool {
 
 /// Whether `rel` exists in the merged view of the lower layers (top first).
 fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
+    let comps: Vec<_> = rel.components().collect();
     for l in lowers {
         // A whiteout or a non-directory on the way hides everything below.
         let mut cur = l.clone();
-        let mut blocked = false;
-        let comps: Vec<_> = rel.components().collect();
         for (i, c) in comps.iter().enumerate() {
             cur.push(c);
             match std::fs::symlink_metadata(&cur) {
                 Ok(m) if is_whiteout(&m) => return false,
-                Ok(m) if i + 1 == comps.len() => {
-                    let _ = m;
-                    return true;
-                }
+                Ok(_) if i + 1 == comps.len() => return true,
                 Ok(m) if m.is_dir() => {
-                    if is_opaque(&cur) && i + 1 < comps.len() {
+                    if is_opaque(&cur) {
                         // Nothing of lower layers below an opaque dir.
                         return std::fs::symlink_metadata(l.join(rel)).is_ok_and(|m| !is_whiteout(&m));
                     }
                 }
                 Ok(_) => return false,
-                Err(_) => {
-                    blocked = true;
-                    break;
-                }
+                // Not in this layer: look in the next one down.
+                Err(_) => break,
             }
         }
-        let _ = blocked;
     }
     false
 }
@@ -152,37 +145,27 @@ fn remove_below(tree: &mut Tree, path: &Path) {
     }
 }
 
-/// Adds an overlay-form layer directory on top of `tree`.
-fn scan_layer(top: &Path, rel: &Path, tree: &mut Tree) -> Result<()> {
-    for e in std::fs::read_dir(top.join(rel))? {
-        let e = e?;
-        let r = rel.join(e.file_name());
-        let full = top.join(&r);
-        let m = std::fs::symlink_metadata(&full)?;
-        if is_whiteout(&m) {
-            tree.remove(&r);
-            remove_below(tree, &r);
-            continue;
-        }
-        if !m.is_dir() || is_opaque(&full) {
-            remove_below(tree, &r);
-        }
-        tree.insert(r.clone(), Meta::of(&full, &m));
-        if m.is_dir() {
-            scan_layer(top, &r, tree)?;
-        }
-    }
-    Ok(())
-}
-
-fn scan_tree(top: &Path, rel: &Path, tree: &mut Tree) -> Result<()> {
+/// Adds the entries under `top` to `tree`. With `layer`, `top` is a layer
+/// in overlay form laid over what `tree` holds: whiteouts delete, and a
+/// non-directory or an opaque directory hides what was below it.
+fn scan(top: &Path, rel: &Path, tree: &mut Tree, layer: bool) -> Result<()> {
     for e in std::fs::read_dir(top.join(rel))? {
         let r = rel.join(e?.file_name());
         let full = top.join(&r);
         let m = std::fs::symlink_metadata(&full)?;
+        if layer {
+            if is_whiteout(&m) {
+                tree.remove(&r);
+                remove_below(tree, &r);
+                continue;
+            }
+            if !m.is_dir() || is_opaque(&full) {
+                remove_below(tree, &r);
+            }
+        }
         tree.insert(r.clone(), Meta::of(&full, &m));
         if m.is_dir() {
-            scan_tree(top, &r, tree)?;
+            scan(top, &r, tree, layer)?;
         }
     }
     Ok(())
@@ -192,10 +175,10 @@ fn scan_tree(top: &Path, rel: &Path, tree: &mut Tree) -> Result<()> {
 pub(crate) fn tree_changes(lowers_bottom_first: &[PathBuf], root: &Path) -> Result<Vec<Change>> {
     let mut lower = Tree::new();
     for l in lowers_bottom_first {
-        scan_layer(l, Path::new(""), &mut lower)?;
+        scan(l, Path::new(""), &mut lower, true)?;
     }
     let mut now = Tree::new();
-    scan_tree(root, Path::new(""), &mut now)?;
+    scan(root, Path::new(""), &mut now, false)?;
     let mut kinds: BTreeMap<PathBuf, ChangeKind> = BTreeMap::new();
     for (p, m) in &now {
         match lower.get(p) {
