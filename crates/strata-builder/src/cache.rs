@@ -85,7 +85,7 @@ impl StepInputs {
         if let Some(e) = self.epoch {
             h.update(e.to_string().as_bytes());
         }
-        crate::hex(&h.finalize())
+        strata_oci::digest::to_hex(&h.finalize())
     }
 }
 

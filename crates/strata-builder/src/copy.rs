@@ -195,7 +195,7 @@ pub fn content_digest(
             }
         }
     }
-    Ok((crate::hex(&h.finalize()), files))
+    Ok((strata_oci::digest::to_hex(&h.finalize()), files))
 }
 
 /// How the copied entries are owned and moded.
@@ -209,6 +209,19 @@ pub struct CopyAttrs {
     /// Copied entries keep their owner (`COPY --from` without `--chown`, as
     /// in BuildKit); otherwise they get `uid:gid`.
     pub keep_owner: bool,
+}
+
+impl CopyAttrs {
+    /// The directories a copy creates on the way to its destination belong
+    /// to the --chown owner, else root (BuildKit's MkdirAll).
+    fn parents(&self) -> Attrs {
+        Attrs {
+            uid: self.uid,
+            gid: self.gid,
+            mode: 0o755,
+            mtime: (0, 0),
+        }
+    }
 }
 
 /// How the sources are laid out at the destination.
@@ -242,14 +255,7 @@ pub fn copy_into(
     a: &CopyAttrs,
     layout: Layout<'_>,
 ) -> Result<()> {
-    let parents = Attrs {
-        uid: a.uid,
-        gid: a.gid,
-        mode: 0o755,
-        mtime: (0, 0),
-    };
-    // Directories the copy creates belong to the --chown owner, else root (BuildKit's MkdirAll).
-    let root_parents = parents;
+    let parents = a.parents();
     let many = selected.len() > 1 || layout.parents;
     if many && !dest_is_dir && !root.is_dir(dest) && !layout.parents {
         bail!("When using COPY with more than one source file, the destination must be a directory and end with a /");
@@ -279,8 +285,7 @@ pub fn copy_into(
             Kind::Dir => {
                 let mut dirs: Vec<(String, (i64, i64))> = Vec::new();
                 if !root.is_dir(dest) {
-                    root.ensure_dir(dest, &root_parents)?;
-                    root.write_dir(dest, &attrs(&sel.meta), &root_parents)?;
+                    root.write_dir(dest, &attrs(&sel.meta), &parents)?;
                     dirs.push((dest.to_string(), sel.meta.mtime));
                 }
                 for (sub, meta) in walk(tree, &sel.rel)?.into_iter().skip(1) {
@@ -304,7 +309,7 @@ pub fn copy_into(
             }
             Kind::File if a.unpack && is_archive(tree, &sel.rel)? => {
                 let dest = base_dest.as_str();
-                let fd = root.dir_fd(dest, &root_parents)?;
+                let fd = root.ensure_dir(dest, &parents)?;
                 let f = tree.open_file(&sel.rel)?;
                 let opts = strata_layer::UnpackOptions::default();
                 strata_layer::unpack_at(
@@ -332,7 +337,7 @@ pub fn copy_into(
                     root,
                     &target,
                     &attrs(&sel.meta),
-                    &root_parents,
+                    &parents,
                 )?;
             }
         }
@@ -381,13 +386,7 @@ pub fn write_inline(
         mode: a.chmod.unwrap_or(0o644),
         mtime: (mtime, 0),
     };
-    let parents = Attrs {
-        uid: a.uid,
-        gid: a.gid,
-        mode: 0o755,
-        mtime: (0, 0),
-    };
-    root.write_file(&target, &mut content.as_bytes(), &attrs, &parents)
+    root.write_file(&target, &mut content.as_bytes(), &attrs, &a.parents())
 }
 
 /// Whether a file is a tar archive (plain, gzip or zstd): its first header checks out.

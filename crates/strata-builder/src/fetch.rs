@@ -117,7 +117,7 @@ async fn download(url: &str, path: &Path) -> Result<(String, Option<std::time::S
     out.into_inner()
         .map_err(|e| anyhow!("writing {}: {e}", path.display()))?
         .sync_all()?;
-    Ok((format!("sha256:{}", crate::hex(&h.finalize())), mtime))
+    Ok((format!("sha256:{}", strata_oci::digest::to_hex(&h.finalize())), mtime))
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

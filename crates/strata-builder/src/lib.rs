@@ -155,15 +155,6 @@ pub struct BuildOutput {
     pub tags: Vec<Reference>,
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 /// What the stage threads share.
 pub(crate) struct Shared {
     pub root: PathBuf,

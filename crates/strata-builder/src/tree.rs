@@ -220,7 +220,7 @@ pub fn hash_file(mut f: File, shown: &dyn Fn() -> String) -> Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(crate::hex(&h.finalize()))
+    Ok(strata_oci::digest::to_hex(&h.finalize()))
 }
 
 /// A directory on disk (a mounted stage or image root) as a source tree.

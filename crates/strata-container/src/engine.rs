@@ -603,7 +603,7 @@ impl Containers {
         Ok(self
             .list()?
             .iter()
-            .any(|c| c.mounts.iter().any(|m| m.kind != "bind" && m.source == name)))
+            .any(|c| c.mounts.iter().any(|m| m.uses_volume(name))))
     }
 
     /// Runs a process in a running container.

@@ -52,13 +52,16 @@ pub fn random_name(seed: &str) -> String {
     format!("{l}_{r}")
 }
 
-/// Docker's rule for names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn check_name(name: &str) -> anyhow::Result<()> {
+/// Docker's rule for container and volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let mut chars = name.chars();
-    let ok = name.len() >= 2
+    name.len() >= 2
         && chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-    if !ok {
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+}
+
+pub fn check_name(name: &str) -> anyhow::Result<()> {
+    if !is_valid_name(name) {
         anyhow::bail!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
     }
     Ok(())

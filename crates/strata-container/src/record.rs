@@ -14,6 +14,13 @@ pub struct MountRecord {
     pub readonly: bool,
 }
 
+impl MountRecord {
+    /// Whether this mounts the volume `name` (named or anonymous).
+    pub fn uses_volume(&self, name: &str) -> bool {
+        self.kind != "bind" && self.source == name
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ContainerRecord {
     pub id: String,

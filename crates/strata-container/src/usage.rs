@@ -79,7 +79,7 @@ impl Containers {
         for v in vols.list()? {
             let links = containers
                 .iter()
-                .filter(|c| c.mounts.iter().any(|m| m.kind != "bind" && m.source == v.name))
+                .filter(|c| c.mounts.iter().any(|m| m.uses_volume(&v.name)))
                 .count();
             out.push(VolumeUsage {
                 size: tree_size(&vols.data_dir(&v.name)),

@@ -34,11 +34,7 @@ impl Volumes {
     }
 
     fn check(name: &str) -> Result<()> {
-        let mut c = name.chars();
-        let ok = name.len() >= 2
-            && c.next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && c.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
-        if !ok {
+        if !crate::names::is_valid_name(name) {
             bail!(
                 "\"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
             );
