@@ -127,7 +127,7 @@ fn sha(parts: &[&str]) -> String {
         h.update(p.as_bytes());
         h.update(b"\0");
     }
-    crate::hex(&h.finalize())
+    strata_oci::digest::to_hex(&h.finalize())
 }
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
