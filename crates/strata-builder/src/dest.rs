@@ -183,9 +183,4 @@ impl DestRoot {
         rustix::fs::futimens(&fd, &times(mtime)).with_context(|| format!("setting the time of /{rel}"))?;
         Ok(())
     }
-
-    /// An open directory for unpacking an archive into.
-    pub fn dir_fd(&self, rel: &str, parents: &Attrs) -> Result<OwnedFd> {
-        self.ensure_dir(rel, parents)
-    }
 }
