@@ -606,6 +606,45 @@ impl Containers {
             .any(|c| c.mounts.iter().any(|m| m.uses_volume(name))))
     }
 
+    /// `container prune`: removes every container that is not running;
+    /// returns their IDs.
+    pub fn prune(&self) -> Result<Vec<String>> {
+        let mut deleted = Vec::new();
+        for rec in self.list()? {
+            if !self.status(&rec).is_running() {
+                self.remove(&rec, false, false)?;
+                deleted.push(rec.id);
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// `volume rm`: refuses a volume a container mounts unless `force`.
+    pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
+        if !force && self.volume_in_use(name)? {
+            bail!("remove {name}: volume is in use");
+        }
+        self.volumes().remove(name)
+    }
+
+    /// `volume prune`: removes the anonymous volumes (every volume with
+    /// `all`) no container mounts; returns their names.
+    pub fn prune_volumes(&self, all: bool) -> Result<Vec<String>> {
+        let containers = self.list()?;
+        let in_use = |name: &str| containers.iter().any(|c| c.mounts.iter().any(|m| m.uses_volume(name)));
+        // Anonymous volumes are named with a random ID.
+        let anonymous = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
+        let vols = self.volumes();
+        let mut deleted = Vec::new();
+        for v in vols.list()? {
+            if (all || anonymous(&v.name)) && !in_use(&v.name) {
+                vols.remove(&v.name)?;
+                deleted.push(v.name);
+            }
+        }
+        Ok(deleted)
+    }
+
     /// Runs a process in a running container.
     pub fn exec(&self, rec: &ContainerRecord, args: Vec<String>, opts: &ExecOptions) -> Result<i32> {
         if !self.status(rec).is_running() {

@@ -279,9 +279,13 @@ fn truncated(path: &Path, size: u64, got: Option<u64>) -> LayerError {
     }
 }
 
-/// Reads a whole tar stream, checking every entry, then drains what
-/// follows the end-of-archive marker; returns the reader.
-pub(crate) fn check_stream<R: Read>(reader: R) -> Result<R> {
+/// Reads a tar stream entry by entry, each checked (see [`check_entry`])
+/// before `each` gets it; returns the reader, after the end-of-archive
+/// marker (see [`drain`]).
+pub(crate) fn for_each_entry<R: Read>(
+    reader: R,
+    mut each: impl FnMut(&mut tar::Entry<'_, R>, &Checked) -> Result<()>,
+) -> Result<R> {
     let mut archive = tar::Archive::new(reader);
     {
         let mut checker = Checker::default();
@@ -290,13 +294,27 @@ pub(crate) fn check_stream<R: Read>(reader: R) -> Result<R> {
         for entry in entries {
             let mut entry = entry.map_err(|e| tar_error(e, &last))?;
             let checked = check_entry(&mut checker, &mut entry)?;
-            copy_content(&mut entry, &checked.path, &mut io::sink())?;
+            each(&mut entry, &checked)?;
             last = checked.path;
         }
     }
-    let mut reader = archive.into_inner();
+    Ok(archive.into_inner())
+}
+
+/// Reads what follows the end-of-archive marker (padding, the end of a
+/// compressed stream), so that hashes cover the whole stream.
+pub(crate) fn drain<R: Read>(mut reader: R) -> Result<R> {
     io::copy(&mut reader, &mut io::sink()).map_err(|e| read_error(e, "reading the end of the layer"))?;
     Ok(reader)
+}
+
+/// Reads a whole tar stream, checking every entry, then drains what
+/// follows the end-of-archive marker; returns the reader.
+pub(crate) fn check_stream<R: Read>(reader: R) -> Result<R> {
+    let reader = for_each_entry(reader, |entry, checked| {
+        copy_content(entry, &checked.path, &mut io::sink()).map(drop)
+    })?;
+    drain(reader)
 }
 
 /// `io::copy` with a large buffer: file contents move in few syscalls.

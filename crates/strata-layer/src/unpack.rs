@@ -18,8 +18,8 @@ use rustix::fs::{AtFlags, CWD, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, T
 use rustix::io::Errno;
 use strata_oci::{Algorithm, Digest, HashingReader};
 
-use crate::check::{Checked, Checker, Whiteout, check_entry, copy_content, tar_error};
-use crate::compress::{decompress_on_thread, read_error};
+use crate::check::{Checked, Whiteout, copy_content, drain, for_each_entry, tar_error};
+use crate::compress::decompress_on_thread;
 use crate::{LayerError, Result};
 
 /// How whiteouts are applied.
@@ -118,23 +118,13 @@ fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         skipped_devices: 0,
         implicit_dirs: Vec::new(),
     };
-    let mut archive = tar::Archive::new(hashing);
-    {
-        let mut checker = Checker::default();
-        let mut last = PathBuf::new();
-        let entries = archive.entries().map_err(|e| tar_error(e, &last))?;
-        for entry in entries {
-            let mut entry = entry.map_err(|e| tar_error(e, &last))?;
-            let checked = check_entry(&mut checker, &mut entry)?;
-            u.apply(&mut entry, &checked)?;
-            u.entries += 1;
-            last = checked.path;
-        }
-    }
+    let hashing = for_each_entry(hashing, |entry, checked| {
+        u.apply(entry, checked)?;
+        u.entries += 1;
+        Ok(())
+    })?;
     u.finish()?;
-    let mut hashing = archive.into_inner();
-    std::io::copy(&mut hashing, &mut std::io::sink()).map_err(|e| read_error(e, "reading the end of the layer"))?;
-    let (_, diff_id, diff_size) = hashing.finish();
+    let (_, diff_id, diff_size) = drain(hashing)?.finish();
     Ok(UnpackReport {
         diff_id,
         diff_size,

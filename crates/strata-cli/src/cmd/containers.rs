@@ -752,25 +752,22 @@ pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         ContainerCommand::Prune(_) => {
-            let c = open(root)?;
-            let mut deleted = Vec::new();
-            for rec in c.list()? {
-                if !c.status(&rec).is_running() {
-                    c.remove(&rec, false, false)?;
-                    deleted.push(rec.id);
-                }
-            }
-            if !deleted.is_empty() {
-                println!("Deleted Containers:");
-                for d in &deleted {
-                    println!("{d}");
-                }
-                println!();
-            }
-            println!("Total reclaimed space: 0B");
+            print_pruned("Containers", &open(root)?.prune()?);
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What `container prune` and `volume prune` print.
+fn print_pruned(what: &str, deleted: &[String]) {
+    if !deleted.is_empty() {
+        println!("Deleted {what}:");
+        for d in deleted {
+            println!("{d}");
+        }
+        println!();
+    }
+    println!("Total reclaimed space: 0B");
 }
 
 #[derive(Subcommand)]
@@ -854,31 +851,11 @@ pub fn volume(root: &Path, cmd: VolumeCommand) -> Result<ExitCode> {
         }
         VolumeCommand::Rm { force, names } => {
             for n in names {
-                if c.volume_in_use(&n)? && !force {
-                    bail!("remove {n}: volume is in use");
-                }
-                vols.remove(&n)?;
+                c.remove_volume(&n, force)?;
                 println!("{n}");
             }
         }
-        VolumeCommand::Prune { all, .. } => {
-            let mut deleted = Vec::new();
-            let anon = |n: &str| n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit());
-            for v in vols.list()? {
-                if (all || anon(&v.name)) && !c.volume_in_use(&v.name)? {
-                    vols.remove(&v.name)?;
-                    deleted.push(v.name);
-                }
-            }
-            if !deleted.is_empty() {
-                println!("Deleted Volumes:");
-                for d in &deleted {
-                    println!("{d}");
-                }
-                println!();
-            }
-            println!("Total reclaimed space: 0B");
-        }
+        VolumeCommand::Prune { all, .. } => print_pruned("Volumes", &c.prune_volumes(all)?),
     }
     Ok(ExitCode::SUCCESS)
 }
