@@ -330,15 +330,7 @@ pub fn copy_into(
                 if target.is_empty() {
                     bail!("cannot copy {} onto the root directory", sel.name);
                 }
-                copy_entry(
-                    tree,
-                    &sel.rel,
-                    &sel.meta,
-                    root,
-                    &target,
-                    &attrs(&sel.meta),
-                    &parents,
-                )?;
+                copy_entry(tree, &sel.rel, &sel.meta, root, &target, &attrs(&sel.meta), &parents)?;
             }
         }
     }
