@@ -672,12 +672,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         if f.is_empty() {
             continue;
         }
-        let i = df
-            .stages
-            .iter()
-            .position(|s| s.name.as_deref() == Some(f.to_lowercase().as_str()))
-            .or_else(|| f.parse::<usize>().ok().filter(|i| *i < df.stages.len()))
-            .ok_or_else(|| anyhow!("--no-cache-filter: no stage named {f:?}"))?;
+        let i = stage_named(&df, f).ok_or_else(|| anyhow!("--no-cache-filter: no stage named {f:?}"))?;
         no_cache_stages.insert(i);
     }
     let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
