@@ -71,17 +71,19 @@ fn scan_into(root: &Path, rel: &Path, out: &mut Scan) -> Result<()> {
 /// the topmost deleted path) as whiteouts.
 pub fn changes(before: &Scan, after: &Scan) -> Vec<Selected> {
     let mut keep: BTreeMap<PathBuf, bool> = BTreeMap::new(); // path → is a whiteout
+    // An entry kept (a whiteout or not) takes its parent directories along.
+    let mut keep_with_parents = |p: &Path, whiteout: bool| {
+        keep.insert(p.to_path_buf(), whiteout);
+        for parent in p.ancestors().skip(1) {
+            if parent.as_os_str().is_empty() {
+                break;
+            }
+            keep.entry(parent.to_path_buf()).or_insert(false);
+        }
+    };
     for (p, m) in after {
         if before.get(p) != Some(m) {
-            keep.insert(p.clone(), false);
-            let mut a = p.parent();
-            while let Some(parent) = a {
-                if parent.as_os_str().is_empty() {
-                    break;
-                }
-                keep.entry(parent.to_path_buf()).or_insert(false);
-                a = parent.parent();
-            }
+            keep_with_parents(p, false);
         }
     }
     for p in before.keys() {
@@ -94,17 +96,8 @@ pub fn changes(before: &Scan, after: &Scan) -> Vec<Selected> {
             Some(q) if q.as_os_str().is_empty() => true,
             Some(q) => after.get(q).is_some_and(|m| m.is_dir),
         };
-        if !topmost {
-            continue;
-        }
-        keep.insert(p.clone(), true);
-        let mut a = p.parent();
-        while let Some(parent) = a {
-            if parent.as_os_str().is_empty() {
-                break;
-            }
-            keep.entry(parent.to_path_buf()).or_insert(false);
-            a = parent.parent();
+        if topmost {
+            keep_with_parents(p, true);
         }
     }
     keep.into_iter()
