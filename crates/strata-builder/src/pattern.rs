@@ -160,8 +160,46 @@ pub fn clean_rel(path: &str) -> String {
 /// One `.dockerignore` line.
 #[derive(Debug, Clone)]
 struct IgnorePattern {
-    segments: Vec<String>,
+    segments: Vec<Segment>,
     exclusion: bool,
+}
+
+/// One `/`-separated part of a `.dockerignore` pattern, made ready for
+/// matching once (the patterns are matched against every context entry).
+#[derive(Debug, Clone)]
+enum Segment {
+    /// `**`: any number of directories.
+    AnyDirs,
+    /// A glob (`**` inside it behaves as `*`).
+    Glob(Vec<char>),
+    /// A glob that cannot match anything (malformed once `**` reads as `*`).
+    Never,
+}
+
+impl Segment {
+    fn new(seg: &str) -> Segment {
+        if seg == "**" {
+            return Segment::AnyDirs;
+        }
+        let p: Vec<char> = seg.replace("**", "*").chars().collect();
+        match check_pattern(&p) {
+            Ok(()) => Segment::Glob(p),
+            Err(_) => Segment::Never,
+        }
+    }
+
+    /// Whether this (non-`**`) segment matches the path component `name`.
+    fn matches(&self, name: &[char]) -> bool {
+        match self {
+            Segment::Glob(p) => match_from(p, name),
+            Segment::AnyDirs | Segment::Never => false,
+        }
+    }
+}
+
+/// A path's components, as the segments match them.
+fn components(path: &str) -> Vec<Vec<char>> {
+    path.split('/').map(|c| c.chars().collect()).collect()
 }
 
 /// The patterns of a `.dockerignore` file.
@@ -188,7 +226,7 @@ impl IgnoreRules {
             if cleaned.is_empty() {
                 // `.` or `/`: everything.
                 patterns.push(IgnorePattern {
-                    segments: vec!["**".into()],
+                    segments: vec![Segment::AnyDirs],
                     exclusion,
                 });
                 continue;
@@ -200,7 +238,7 @@ impl IgnoreRules {
                 }
             }
             patterns.push(IgnorePattern {
-                segments: cleaned.split('/').map(str::to_string).collect(),
+                segments: cleaned.split('/').map(Segment::new).collect(),
                 exclusion,
             });
         }
@@ -214,7 +252,7 @@ impl IgnoreRules {
     /// Whether `path` (relative, cleaned) is excluded: the last pattern that
     /// matches it or one of its parent directories decides.
     pub fn excluded(&self, path: &str) -> bool {
-        let parts: Vec<&str> = path.split('/').collect();
+        let parts = components(path);
         let mut excluded = false;
         for p in &self.patterns {
             // The path itself or any parent directory.
@@ -229,7 +267,7 @@ impl IgnoreRules {
     /// Whether something below the excluded directory `dir` might be
     /// re-included by a `!` pattern (so the walk must go into it).
     pub fn may_reinclude_under(&self, dir: &str) -> bool {
-        let parts: Vec<&str> = dir.split('/').collect();
+        let parts = components(dir);
         self.patterns
             .iter()
             .filter(|p| p.exclusion)
@@ -237,32 +275,24 @@ impl IgnoreRules {
     }
 }
 
-fn segments_match(pat: &[String], path: &[&str]) -> bool {
+fn segments_match(pat: &[Segment], path: &[Vec<char>]) -> bool {
     match pat.first() {
         None => path.is_empty(),
-        Some(s) if s == "**" => (0..=path.len()).any(|k| segments_match(&pat[1..], &path[k..])),
-        Some(s) => !path.is_empty() && seg_match(s, path[0]) && segments_match(&pat[1..], &path[1..]),
+        Some(Segment::AnyDirs) => (0..=path.len()).any(|k| segments_match(&pat[1..], &path[k..])),
+        Some(s) => !path.is_empty() && s.matches(&path[0]) && segments_match(&pat[1..], &path[1..]),
     }
 }
 
 /// Whether a path below `dir` could match `pat`.
-fn prefix_may_match(pat: &[String], dir: &[&str]) -> bool {
+fn prefix_may_match(pat: &[Segment], dir: &[Vec<char>]) -> bool {
     if dir.is_empty() {
         return !pat.is_empty();
     }
     match pat.first() {
         None => false,
-        Some(s) if s == "**" => true,
-        Some(s) => seg_match(s, dir[0]) && prefix_may_match(&pat[1..], &dir[1..]),
+        Some(Segment::AnyDirs) => true,
+        Some(s) => s.matches(&dir[0]) && prefix_may_match(&pat[1..], &dir[1..]),
     }
-}
-
-fn seg_match(pattern: &str, name: &str) -> bool {
-    if pattern.contains("**") {
-        // `**` inside a segment behaves as `*` there.
-        return glob_match(&pattern.replace("**", "*"), name).unwrap_or(false);
-    }
-    glob_match(pattern, name).unwrap_or(false)
 }
 
 #[cfg(test)]
