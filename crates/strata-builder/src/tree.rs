@@ -19,7 +19,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
 use crate::pattern::{IgnoreRules, clean_rel, glob_match};
@@ -319,7 +318,7 @@ struct CtxEntry {
 }
 
 /// Saved per context: what a file's stat looked like when it was hashed.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone)]
 struct IndexEntry {
     size: u64,
     mtime: (i64, i64),
@@ -328,9 +327,15 @@ struct IndexEntry {
     hash: String,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+impl IndexEntry {
+    /// Whether `e` has the stat this entry was hashed with.
+    fn same_stat(&self, e: &CtxEntry) -> bool {
+        self.size == e.meta.size && self.mtime == e.meta.mtime && self.ino == e.ino && self.ctime == e.ctime
+    }
+}
+
+#[derive(Debug, Default)]
 struct IndexFile {
-    version: u32,
     /// When the hashes were taken (Unix seconds): entries changed within a
     /// second of that are hashed again (a write in the same clock tick).
     written: i64,
@@ -361,8 +366,9 @@ impl ContextTree {
             Mode::empty(),
         )
         .with_context(|| format!("opening the build context {}", root.display()))?;
-        let mut entries = BTreeMap::new();
-        let mut total_size = 0;
+        let top = rootfd
+            .try_clone()
+            .with_context(|| format!("reading the build context: {}", root.display()))?;
         // The index is read while the context is walked.
         let (walked, old) = std::thread::scope(|s| {
             let reader = s.spawn(|| {
@@ -372,10 +378,10 @@ impl ContextTree {
                     .and_then(|b| IndexFile::decode(&b))
                     .unwrap_or_default()
             });
-            let walked = walk_context(root, "", ignore, &mut entries, &mut total_size);
+            let walked = walk_context(root, top, ignore);
             (walked, reader.join().unwrap_or_default())
         });
-        walked?;
+        let (entries, total_size) = walked?;
         Ok(ContextTree {
             root: root.to_path_buf(),
             rootfd,
@@ -399,10 +405,7 @@ impl ContextTree {
             .get(rel)
             .ok_or_else(|| anyhow!("{rel:?} is not in the build context"))?;
         if let Some(old) = self.old.entries.get(rel)
-            && old.size == e.meta.size
-            && old.mtime == e.meta.mtime
-            && old.ino == e.ino
-            && old.ctime == e.ctime
+            && old.same_stat(e)
             && e.meta.mtime.0 < self.old.written - 1
             && e.ctime.0 < self.old.written - 1
         {
@@ -430,7 +433,6 @@ impl ContextTree {
         }
         let hashes = self.hashes.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = IndexFile {
-            version: 2,
             written: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
@@ -444,11 +446,7 @@ impl ContextTree {
             let hash = match hashes.get(rel) {
                 Some(h) => h.clone(),
                 None => match self.old.entries.get(rel) {
-                    Some(o)
-                        if o.size == e.meta.size && o.mtime == e.meta.mtime && o.ino == e.ino && o.ctime == e.ctime =>
-                    {
-                        o.hash.clone()
-                    }
+                    Some(o) if o.same_stat(e) => o.hash.clone(),
                     _ => continue,
                 },
             };
@@ -476,21 +474,11 @@ impl ContextTree {
 /// What one walker thread found: entries and the size of the files.
 type Walked = (Vec<(String, CtxEntry)>, u64);
 
-fn walk_context(
-    root: &Path,
-    rel: &str,
-    ignore: &IgnoreRules,
-    out: &mut BTreeMap<String, CtxEntry>,
-    total: &mut u64,
-) -> Result<()> {
-    let fd = rustix::fs::open(
-        root,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .with_context(|| format!("reading the build context: {}", root.display()))?;
+/// Walks the context whose root directory `root` is open as `top`: its
+/// entries (less what `ignore` excludes) and the total size of its files.
+fn walk_context(root: &Path, top: OwnedFd, ignore: &IgnoreRules) -> Result<(BTreeMap<String, CtxEntry>, u64)> {
     // Directories are read by a few threads at once (stat dominates on large contexts).
-    let queue = Mutex::new((vec![(fd, rel.to_string())], 0usize));
+    let queue = Mutex::new((vec![(top, String::new())], 0usize));
     let cond = std::sync::Condvar::new();
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
     let results: Vec<Result<Walked>> = std::thread::scope(|s| {
@@ -544,19 +532,15 @@ fn walk_context(
             .collect()
     });
     let mut all = Vec::new();
+    let mut total = 0;
     for r in results {
         let (entries, size) = r?;
-        *total += size;
+        total += size;
         all.extend(entries);
     }
     // Built from a sorted list in one go (far cheaper than inserting one by one).
     all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    if out.is_empty() {
-        *out = all.into_iter().collect();
-    } else {
-        out.extend(all);
-    }
-    Ok(())
+    Ok((all.into_iter().collect(), total))
 }
 
 /// Reads the directory `dir` (at `rel` in the context), with every stat
@@ -589,17 +573,14 @@ fn walk_context_at(
         if excluded && !(ft == FileType::Directory && ignore.may_reinclude_under(&path)) {
             continue;
         }
-        let kind = match ft {
-            FileType::Directory => Kind::Dir,
-            FileType::RegularFile => Kind::File,
-            FileType::Symlink => {
-                let t = rustix::fs::readlinkat(dir, cname.as_c_str(), Vec::new())
-                    .with_context(|| format!("readlink {}", root.join(&path).display()))?;
-                Kind::Symlink(t.to_string_lossy().into_owned())
-            }
-            _ => Kind::Other,
+        let target = if ft == FileType::Symlink {
+            let t = rustix::fs::readlinkat(dir, cname.as_c_str(), Vec::new())
+                .with_context(|| format!("readlink {}", root.join(&path).display()))?;
+            Some(t.to_string_lossy().into_owned())
+        } else {
+            None
         };
-        if kind == Kind::Dir {
+        if ft == FileType::Directory {
             let sub = rustix::fs::openat(
                 dir,
                 cname.as_c_str(),
@@ -610,18 +591,16 @@ fn walk_context_at(
             subdirs.push((sub, path.clone()));
         }
         if !excluded {
-            if kind == Kind::File {
+            if ft == FileType::RegularFile {
                 *total += st.st_size as u64;
             }
             out.push((
                 path,
                 CtxEntry {
+                    // BuildKit resets the context's owners.
                     meta: Meta {
-                        kind,
-                        mode: st.st_mode & 0o7777,
-                        size: st.st_size as u64,
-                        mtime: (st.st_mtime, st.st_mtime_nsec as i64),
                         owner: (0, 0),
+                        ..meta_of(&st, target)
                     },
                     ino: st.st_ino,
                     ctime: (st.st_ctime, st.st_ctime_nsec as i64),
@@ -676,11 +655,7 @@ impl IndexFile {
                 },
             );
         }
-        Some(IndexFile {
-            version: 2,
-            written,
-            entries,
-        })
+        Some(IndexFile { written, entries })
     }
 }
 
