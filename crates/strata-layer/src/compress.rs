@@ -5,7 +5,7 @@ use std::io::{self, BufRead, Read, Write};
 use strata_oci::media::Compression;
 use strata_oci::{Algorithm, Digest, HashingWriter};
 
-use crate::{LayerError, Result};
+use crate::{LayerDigests, LayerError, Result};
 
 /// Marks an I/O error as coming from the decompressor, so that it is not
 /// reported as a tar problem.
@@ -227,20 +227,38 @@ impl<W: Write> Encoder<W> {
         Encoder::new(out, compression, level)
     }
 
-    /// Like `finish`, but `None` for the digest of unhashed plain output.
-    pub(crate) fn finish_parts(self) -> Result<(W, Option<Digest>, u64)> {
-        if let Inner::Plain(mut out, n) = self.inner {
-            out.flush().map_err(|e| LayerError::io("writing the layer", e))?;
-            return Ok((out, None, n));
-        }
-        let (w, d, n) = self.finish()?;
-        Ok((w, Some(d), n))
+    /// Finishes the output of a layer whose plain tar has `diff_id` and
+    /// `diff_size`: unhashed plain output is that tar, so its digest is the
+    /// diff ID.
+    pub(crate) fn finish_layer(self, diff_id: Digest, diff_size: u64) -> Result<LayerDigests> {
+        let compression = match &self.inner {
+            Inner::Plain(..) | Inner::None(_) => Compression::None,
+            Inner::Gzip(_) => Compression::Gzip,
+            Inner::Zstd(_) => Compression::Zstd,
+        };
+        let (digest, size) = match self.inner {
+            Inner::Plain(mut out, n) => {
+                out.flush().map_err(|e| LayerError::io("writing the layer", e))?;
+                (diff_id.clone(), n)
+            }
+            _ => {
+                let (_, d, n) = self.finish()?;
+                (d, n)
+            }
+        };
+        Ok(LayerDigests {
+            diff_id,
+            diff_size,
+            digest,
+            size,
+            compression,
+        })
     }
 
     /// Flushes the compressor; returns the output, its digest and size.
     pub fn finish(self) -> Result<(W, Digest, u64)> {
         let hashing = match self.inner {
-            Inner::Plain(..) => unreachable!("plain unhashed encoders finish with finish_parts"),
+            Inner::Plain(..) => unreachable!("plain unhashed encoders finish with finish_layer"),
             Inner::None(h) => h,
             Inner::Gzip(g) => g.finish().map_err(|e| LayerError::io("finishing gzip", e))?,
             Inner::Zstd(z) => z.finish().map_err(|e| LayerError::io("finishing zstd", e))?,

@@ -74,17 +74,8 @@ pub fn recompress<R: Read, W: Write>(input: R, opts: &WriteOptions, out: W) -> R
     if let Some(e) = tee.failed.take() {
         return Err(LayerError::io("writing the layer", e));
     }
-    let hashing = tee.inner;
-    let (_, diff_id, diff_size) = hashing.finish();
-    let (_, digest, size) = encoder.finish_parts()?;
-    let digest = digest.unwrap_or_else(|| diff_id.clone());
-    Ok(LayerDigests {
-        diff_id,
-        diff_size,
-        digest,
-        size,
-        compression: opts.compression,
-    })
+    let (_, diff_id, diff_size) = tee.inner.finish();
+    encoder.finish_layer(diff_id, diff_size)
 }
 
 /// Copies everything read through it into a writer.

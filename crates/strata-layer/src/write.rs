@@ -144,15 +144,7 @@ fn finish_tree<W: Write>(
         .into_inner()
         .map_err(|e| LayerError::io("finishing the layer tar", e))?;
     let (encoder, diff_id, diff_size) = hashing.finish();
-    let (_, digest, size) = encoder.finish_parts()?;
-    let digest = digest.unwrap_or_else(|| diff_id.clone());
-    Ok(LayerDigests {
-        diff_id,
-        diff_size,
-        digest,
-        size,
-        compression: opts.compression,
-    })
+    encoder.finish_layer(diff_id, diff_size)
 }
 
 fn open_dir<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
