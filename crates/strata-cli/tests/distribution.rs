@@ -4,45 +4,7 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
-
 use common::*;
-
-/// Runs strata with a private Docker config directory.
-fn run_with(env: &Env, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut c = env.cmd();
-    c.env("DOCKER_CONFIG", env.path("docker-config"));
-    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child = c.spawn().unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok_with(env: &Env, args: &[&str], stdin: Option<&str>) -> String {
-    let o = run_with(env, args, stdin);
-    assert!(
-        o.status.success(),
-        "strata {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
-fn fails_with(env: &Env, args: &[&str], stdin: Option<&str>) -> String {
-    let o = run_with(env, args, stdin);
-    assert!(
-        !o.status.success(),
-        "strata {args:?} unexpectedly succeeded: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8(o.stderr).unwrap()
-}
 
 fn image_id(env: &Env, name: &str) -> String {
     env.ok(&["images", "--no-trunc", "-q", name]).trim().to_string()
@@ -65,12 +27,18 @@ fn push_busybox(env: &Env, host: &str, repo_tag: &str) -> Option<(String, String
         "{out}"
     );
     let tag = repo_tag.rsplit(':').next().unwrap();
-    let line = out
+    Some((id, pushed_digest(&out, tag)))
+}
+
+/// The digest a push printed for `tag` (`TAG: digest: sha256:... size: N`).
+fn pushed_digest(out: &str, tag: &str) -> String {
+    let digest = out
         .lines()
-        .find(|l| l.starts_with(&format!("{tag}: digest: sha256:")))
-        .unwrap_or_else(|| panic!("{out}"));
-    let digest = line.split_whitespace().nth(2).unwrap().to_string();
-    Some((id, digest))
+        .find_map(|l| l.strip_prefix(&format!("{tag}: digest: ")))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no digest for {tag}: {out}"));
+    assert!(digest.starts_with("sha256:"), "{out}");
+    digest.to_string()
 }
 
 /// Output for a pipe: whole lines only, no terminal control, none of the
@@ -93,12 +61,7 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     };
     let name = format!("{}/lib/busybox:1", reg.host);
     // images --digests shows the repo digest recorded by the push.
-    let out = env.ok(&[
-        "images",
-        "--digests",
-        "--format",
-        "{{.Repository}}:{{.Tag}} {{.Digest}}",
-    ]);
+    let out = repo_digests(&env);
     assert!(out.contains(&format!("{name} {digest}")), "{out}");
     // A second push uploads nothing.
     let out = env.ok(&["push", &name]);
@@ -124,12 +87,7 @@ fn push_rmi_pull_run_up_to_date_by_digest_and_digests_column() {
     );
     assert!(out.trim_end().ends_with(&name), "{out}");
     assert_eq!(image_id(&env, &name), id);
-    let out = env.ok(&[
-        "images",
-        "--digests",
-        "--format",
-        "{{.Repository}}:{{.Tag}} {{.Digest}}",
-    ]);
+    let out = repo_digests(&env);
     assert!(out.contains(&format!("{name} {digest}")), "{out}");
 
     // Again: up to date, nothing downloaded, the store unchanged.
@@ -312,17 +270,15 @@ fn login_logout_against_htpasswd() {
         }
         let name = format!("{}/alice/busybox:1", reg.host);
         env.ok(&["tag", "busybox:latest", &name]);
-        let err = fails_with(&env, &["push", &name], None);
+        let err = env.fails_with(&["push", &name], None);
         assert!(auth_error(&err), "{err}");
 
-        let err = fails_with(
-            &env,
+        let err = env.fails_with(
             &["login", "-u", "alice", "--password-stdin", &reg.host],
             Some("wrong\n"),
         );
         assert!(auth_error(&err), "{err}");
-        let out = ok_with(
-            &env,
+        let out = env.ok_with(
             &["login", "-u", "alice", "--password-stdin", &reg.host],
             Some("s3cret\n"),
         );
@@ -330,20 +286,20 @@ fn login_logout_against_htpasswd() {
         let cfg = std::fs::read_to_string(env.path("docker-config/config.json")).unwrap();
         assert!(cfg.contains(&reg.host), "{cfg}");
 
-        let out = ok_with(&env, &["push", &name], None);
+        let out = env.ok_with(&["push", &name], None);
         assert!(out.contains("Pushed"), "{out}");
-        let fresh_pull = ok_with(&env, &["pull", &name], None);
+        let fresh_pull = env.ok_with(&["pull", &name], None);
         assert!(fresh_pull.contains("up to date"), "{fresh_pull}");
 
-        let out = ok_with(&env, &["logout", &reg.host], None);
+        let out = env.ok_with(&["logout", &reg.host], None);
         assert!(
             out.contains(&format!("Removing login credentials for {}", reg.host)),
             "{out}"
         );
-        let out = ok_with(&env, &["logout", &reg.host], None);
+        let out = env.ok_with(&["logout", &reg.host], None);
         assert!(out.contains("Not logged in"), "{out}");
         let other = Env::new();
-        let err = fails_with(&other, &["pull", &name], None);
+        let err = other.fails_with(&["pull", &name], None);
         assert!(auth_error(&err), "{err}");
     }
 }
@@ -376,12 +332,7 @@ fn skopeo_interop() {
     let pushed = format!("{}/st/busybox:2", reg.host);
     env.ok(&["tag", "busybox:latest", &pushed]);
     let out = env.ok(&["push", &pushed]);
-    let digest = out
-        .lines()
-        .find_map(|l| l.strip_prefix("2: digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let digest = pushed_digest(&out, "2");
     let inspect = sh_ok(&format!("skopeo inspect --tls-verify=false docker://{pushed}"));
     let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
     assert_eq!(v["Digest"], digest.as_str());
@@ -481,12 +432,7 @@ fn multi_platform_index_is_stored_is_the_repo_digest_and_names_the_host_image() 
     let other_name = format!("{}/multi/app:other", reg.host);
     env.ok(&["import", "--platform", other, rootfs.to_str().unwrap(), &other_name]);
     let out = env.ok(&["push", &other_name]);
-    let other_digest = out
-        .lines()
-        .find_map(|l| l.strip_prefix("other: digest: "))
-        .and_then(|l| l.split_whitespace().next())
-        .unwrap()
-        .to_string();
+    let other_digest = pushed_digest(&out, "other");
     let other_size = size_of(&out);
     let (os, arch) = other.split_once('/').unwrap();
     let (hos, harch) = host_platform().split_once('/').unwrap();
@@ -512,15 +458,10 @@ fn multi_platform_index_is_stored_is_the_repo_digest_and_names_the_host_image() 
     // Pulled into a fresh store: the host's image, the index as its digest.
     let fresh = Env::new();
     let name = format!("{}/multi/app", reg.host);
-    let out = ok_with(&fresh, &["pull", &name], None);
+    let out = fresh.ok_with(&["pull", &name], None);
     assert!(out.contains(&format!("Digest: {index_digest}")), "{out}");
     assert_eq!(image_id(&fresh, &format!("{name}:latest")), host_id);
-    let out = fresh.ok(&[
-        "images",
-        "--digests",
-        "--format",
-        "{{.Repository}}:{{.Tag}} {{.Digest}}",
-    ]);
+    let out = repo_digests(&fresh);
     assert_eq!(out.trim(), format!("{name}:latest {index_digest}"));
     let out = fresh.ok(&["inspect", "--format", "{{json .RepoDigests}}", &name]);
     assert_eq!(out.trim(), format!("[\"{name}@{index_digest}\"]"));

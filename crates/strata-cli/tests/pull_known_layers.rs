@@ -12,14 +12,6 @@ use std::path::PathBuf;
 use common::*;
 use serde_json::Value;
 
-/// The manifest the registry serves for `name`.
-fn raw_manifest(name: &str) -> Value {
-    serde_json::from_str(&sh_ok(&format!(
-        "skopeo inspect --raw --tls-verify=false docker://{name}"
-    )))
-    .unwrap()
-}
-
 fn layer_digest(manifest: &Value) -> String {
     let layers = manifest["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 1, "{manifest}");
@@ -30,16 +22,6 @@ fn blob_file(env: &Env, digest: &str) -> PathBuf {
     env.root()
         .join("blobs/sha256")
         .join(digest.trim_start_matches("sha256:"))
-}
-
-fn check_is_clean(env: &Env) {
-    let o = env.run(&["system", "check"]);
-    assert!(
-        o.status.success(),
-        "system check:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 /// What every test starts from: busybox imported into a store and pushed
@@ -73,7 +55,7 @@ impl Setup {
         sh_ok(&format!(
             "skopeo copy -q --src-tls-verify=false --dest-tls-verify=false --dest-compress-format zstd docker://{a} docker://{b}"
         ));
-        let (ma, mb) = (raw_manifest(&a), raw_manifest(&b));
+        let ((raw_a, ma), (raw_b, mb)) = (raw_manifest_bytes(&a), raw_manifest_bytes(&b));
         let (gzip_layer, zstd_layer) = (layer_digest(&ma), layer_digest(&mb));
         assert_ne!(gzip_layer, zstd_layer, "skopeo did not recompress:\n{ma}\n{mb}");
         assert_eq!(
@@ -82,11 +64,8 @@ impl Setup {
         );
         // The same config: the same diff IDs.
         assert_eq!(ma["config"]["digest"], mb["config"]["digest"], "{ma}\n{mb}");
-        let digest = |name: &str| {
-            let m = sh_ok(&format!("skopeo inspect --raw --tls-verify=false docker://{name}"));
-            format!("sha256:{}", sha256_hex(m.as_bytes()))
-        };
-        let (a_digest, b_digest) = (digest(&a), digest(&b));
+        let digest = |raw: &str| format!("sha256:{}", sha256_hex(raw.as_bytes()));
+        let (a_digest, b_digest) = (digest(&raw_a), digest(&raw_b));
         Some(Setup {
             reg,
             src,
@@ -114,13 +93,26 @@ fn assert_nothing_downloaded(out: &str) {
     }
 }
 
-fn repo_digests(env: &Env) -> String {
-    env.ok(&[
-        "images",
-        "--digests",
-        "--format",
-        "{{.Repository}}:{{.Tag}} {{.Digest}}",
-    ])
+/// Tags `name` as `copy` (of the registry) and pushes it; checks that
+/// skopeo reads what was pushed and that the store is still sound. Returns
+/// the pushed manifest.
+fn push_copy(env: &Env, name: &str, copy: &str) -> Value {
+    env.ok(&["tag", name, copy]);
+    let out = env.ok(&["push", copy]);
+    assert!(out.contains("1: digest: sha256:"), "{out}");
+    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{copy}"));
+    env.ok(&["system", "check"]);
+    raw_manifest(copy)
+}
+
+/// A pushed manifest whose layer was compressed for the push: gzip, and
+/// remembered in the store.
+fn assert_gzip_layer_held(env: &Env, pushed: &Value) {
+    assert_eq!(
+        pushed["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
+        "{pushed}"
+    );
+    assert!(blob_file(env, &layer_digest(pushed)).is_file(), "{pushed}");
 }
 
 /// Saves `name` from `env` into an archive, reads it with skopeo (as a
@@ -141,7 +133,7 @@ fn save_load_run(env: &Env, name: &str) -> Value {
     let out = other.ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(out.contains(&format!("Loaded image: {name}")), "{out}");
     assert_eq!(other.ok(&["run", "--rm", name, "echo", "loaded"]), "loaded\n");
-    check_is_clean(&other);
+    other.ok(&["system", "check"]);
     index
 }
 
@@ -180,7 +172,7 @@ fn a_layer_pulled_before_in_another_compression_is_not_downloaded() {
     assert!(digests.contains(&format!("{} {}", s.b, s.b_digest)), "{digests}");
     assert!(digests.contains(&format!("{} {}", s.a, s.a_digest)), "{digests}");
     assert_eq!(env.ok(&["run", "--rm", &s.b, "echo", "ok"]), "ok\n");
-    check_is_clean(&env);
+    env.ok(&["system", "check"]);
 
     // Again: up to date, still nothing downloaded.
     let out = env.ok(&["pull", &s.b]);
@@ -191,19 +183,13 @@ fn a_layer_pulled_before_in_another_compression_is_not_downloaded() {
     assert_eq!(archive_layer(&env, &index)["digest"], s.gzip_layer.as_str(), "{index}");
 
     // push sends a manifest whose blobs the store holds.
-    let c = s.name("c:1");
-    env.ok(&["tag", &s.b, &c]);
-    let out = env.ok(&["push", &c]);
-    assert!(out.contains("1: digest: sha256:"), "{out}");
-    let pushed = raw_manifest(&c);
+    let pushed = push_copy(&env, &s.b, &s.name("c:1"));
     assert_eq!(layer_digest(&pushed), s.gzip_layer, "{pushed}");
-    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{c}"));
-    check_is_clean(&env);
 
     // Without a:1's tag, b:1 still runs and the store is still sound.
     env.ok(&["rmi", &s.a]);
     assert_eq!(env.ok(&["run", "--rm", &s.b, "echo", "still"]), "still\n");
-    check_is_clean(&env);
+    env.ok(&["system", "check"]);
     let digests = repo_digests(&env);
     assert!(digests.contains(&format!("{} {}", s.b, s.b_digest)), "{digests}");
     assert!(!blob_file(&env, &s.zstd_layer).exists());
@@ -230,7 +216,7 @@ fn a_layer_imported_as_a_plain_tar_serves_a_pull_and_outlives_its_image() {
     let out = env.ok(&["rmi", "local:1"]);
     assert!(out.contains("Deleted: sha256:"), "{out}");
     assert_eq!(env.ok(&["run", "--rm", &s.b, "echo", "ok"]), "ok\n");
-    check_is_clean(&env);
+    env.ok(&["system", "check"]);
 
     // save writes the plain tar the store holds.
     let index = save_load_run(&env, &s.b);
@@ -243,17 +229,7 @@ fn a_layer_imported_as_a_plain_tar_serves_a_pull_and_outlives_its_image() {
     // push compresses the plain tar (no manifest of the image has all its
     // blobs) and sends a rewritten manifest.
     let d = s.name("d:1");
-    env.ok(&["tag", &s.b, &d]);
-    let out = env.ok(&["push", &d]);
-    assert!(out.contains("1: digest: sha256:"), "{out}");
-    let pushed = raw_manifest(&d);
-    assert_eq!(
-        pushed["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
-        "{pushed}"
-    );
-    assert!(blob_file(&env, &layer_digest(&pushed)).is_file());
-    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{d}"));
-    check_is_clean(&env);
+    assert_gzip_layer_held(&env, &push_copy(&env, &s.b, &d));
     let fresh = Env::new();
     fresh.ok(&["pull", &d]);
     assert_eq!(fresh.ok(&["run", "--rm", &d, "echo", "pushed"]), "pushed\n");
@@ -282,7 +258,7 @@ fn a_layer_held_only_as_zstd_is_saved_as_zstd_and_recompressed_for_push() {
     assert_nothing_downloaded(&out);
     assert!(!blob_file(&env, &s.gzip_layer).exists());
     assert_eq!(env.ok(&["run", "--rm", &e]), "from e\n");
-    check_is_clean(&env);
+    env.ok(&["system", "check"]);
 
     // The only form held is zstd: save writes it.
     let index = save_load_run(&env, &e);
@@ -290,17 +266,7 @@ fn a_layer_held_only_as_zstd_is_saved_as_zstd_and_recompressed_for_push() {
 
     // push decompresses the zstd form and gzips it.
     let f = s.name("f:1");
-    env.ok(&["tag", &e, &f]);
-    let out = env.ok(&["push", &f]);
-    assert!(out.contains("1: digest: sha256:"), "{out}");
-    let pushed = raw_manifest(&f);
-    assert_eq!(
-        pushed["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip",
-        "{pushed}"
-    );
-    assert!(blob_file(&env, &layer_digest(&pushed)).is_file());
-    sh_ok(&format!("skopeo inspect --tls-verify=false docker://{f}"));
-    check_is_clean(&env);
+    assert_gzip_layer_held(&env, &push_copy(&env, &e, &f));
     let fresh = Env::new();
     fresh.ok(&["pull", &f]);
     assert_eq!(fresh.ok(&["run", "--rm", &f]), "from e\n");
@@ -308,5 +274,5 @@ fn a_layer_held_only_as_zstd_is_saved_as_zstd_and_recompressed_for_push() {
     // rmi of b (the image that brought the zstd form) keeps e whole.
     env.ok(&["rmi", &s.b]);
     assert_eq!(env.ok(&["run", "--rm", &e]), "from e\n");
-    check_is_clean(&env);
+    env.ok(&["system", "check"]);
 }

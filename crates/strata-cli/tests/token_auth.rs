@@ -9,7 +9,6 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::process::Stdio;
 
 use base64::Engine;
 use common::{Env, TestRegistry, sh_ok};
@@ -86,29 +85,6 @@ fn token_server(key_pem: Vec<u8>, cert_der: Vec<u8>) -> u16 {
     port
 }
 
-fn run_with(env: &Env, args: &[&str], stdin: Option<&str>) -> std::process::Output {
-    let mut c = env.cmd();
-    c.env("DOCKER_CONFIG", env.path("docker-config"));
-    c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
-    c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child = c.spawn().unwrap();
-    if let Some(s) = stdin {
-        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
-    }
-    child.wait_with_output().unwrap()
-}
-
-fn ok_with(env: &Env, args: &[&str], stdin: Option<&str>) -> String {
-    let o = run_with(env, args, stdin);
-    assert!(
-        o.status.success(),
-        "strata {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
 #[test]
 fn docker_registry_behind_a_token_server() {
     if !common::have_distribution() {
@@ -141,7 +117,7 @@ fn docker_registry_behind_a_token_server() {
     let name = format!("{host}/alice/busybox:1");
     env.ok(&["tag", "busybox:latest", &name]);
     // Anonymous: the token server grants nothing, the registry refuses.
-    let o = run_with(&env, &["push", &name], None);
+    let o = env.run_with(&["push", &name], None);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr).to_lowercase();
     assert!(
@@ -149,20 +125,12 @@ fn docker_registry_behind_a_token_server() {
         "{err}"
     );
     // A wrong password is refused by the token server at login.
-    let o = run_with(
-        &env,
-        &["login", "-u", "alice", "--password-stdin", host],
-        Some("nope\n"),
-    );
+    let o = env.run_with(&["login", "-u", "alice", "--password-stdin", host], Some("nope\n"));
     assert!(!o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
     // Logged in: push, then a fresh store pulls and runs it.
-    let out = ok_with(
-        &env,
-        &["login", "-u", "alice", "--password-stdin", host],
-        Some("s3cret\n"),
-    );
+    let out = env.ok_with(&["login", "-u", "alice", "--password-stdin", host], Some("s3cret\n"));
     assert!(out.contains("Login Succeeded"), "{out}");
-    let out = ok_with(&env, &["push", &name], None);
+    let out = env.ok_with(&["push", &name], None);
     assert!(out.contains("digest: sha256:"), "{out}");
     let other = Env::new();
     std::fs::create_dir_all(other.path("docker-config")).unwrap();
@@ -171,9 +139,9 @@ fn docker_registry_behind_a_token_server() {
         other.path("docker-config/config.json"),
     )
     .unwrap();
-    ok_with(&other, &["pull", &name], None);
+    other.ok_with(&["pull", &name], None);
     assert_eq!(
-        ok_with(&other, &["run", "--rm", &name, "echo", "through tokens"], None),
+        other.ok_with(&["run", "--rm", &name, "echo", "through tokens"], None),
         "through tokens\n"
     );
 }

@@ -2,6 +2,7 @@
 //! root filesystem, running `strata`, local registries (`registry.rs`).
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -43,26 +44,36 @@ impl Env {
 
     /// Runs strata and insists on success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "strata {args:?} failed ({}):\nstdout: {}\nstderr: {}",
-            o.status,
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8(o.stdout).expect("utf8")
+        succeeded(args, self.run(args))
     }
 
     /// Runs strata and insists on failure; returns stderr.
     pub fn fails(&self, args: &[&str]) -> String {
-        let o = self.run(args);
-        assert!(
-            !o.status.success(),
-            "strata {args:?} unexpectedly succeeded: {}",
-            String::from_utf8_lossy(&o.stdout)
-        );
-        String::from_utf8(o.stderr).expect("utf8")
+        failed(args, self.run(args))
+    }
+
+    /// Runs strata with a private Docker config directory (`DOCKER_CONFIG`,
+    /// where login stores credentials) and `stdin` (None: nothing).
+    pub fn run_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut c = self.cmd();
+        c.env("DOCKER_CONFIG", self.path("docker-config"));
+        c.args(args).stdout(Stdio::piped()).stderr(Stdio::piped());
+        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        let mut child = c.spawn().expect("run strata");
+        if let Some(s) = stdin {
+            child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+        }
+        child.wait_with_output().expect("run strata")
+    }
+
+    /// [`Env::run_with`], insisting on success; returns stdout.
+    pub fn ok_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        succeeded(args, self.run_with(args, stdin))
+    }
+
+    /// [`Env::run_with`], insisting on failure; returns stderr.
+    pub fn fails_with(&self, args: &[&str], stdin: Option<&str>) -> String {
+        failed(args, self.run_with(args, stdin))
     }
 
     /// A busybox root filesystem directory, or None (with a printed reason).
@@ -119,6 +130,28 @@ impl Env {
         ]));
         out
     }
+}
+
+/// stdout of a run of `strata args` that must have succeeded.
+fn succeeded(args: &[&str], o: Output) -> String {
+    assert!(
+        o.status.success(),
+        "strata {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8(o.stdout).expect("utf8")
+}
+
+/// stderr of a run of `strata args` that must have failed.
+fn failed(args: &[&str], o: Output) -> String {
+    assert!(
+        !o.status.success(),
+        "strata {args:?} unexpectedly succeeded: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8(o.stderr).expect("utf8")
 }
 
 fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {

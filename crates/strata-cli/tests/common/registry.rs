@@ -1,6 +1,7 @@
 //! Registries on 127.0.0.1 for the tests: `strata registry serve` and
 //! Debian's `docker-registry` (CNCF distribution), each on a free port and
-//! killed when dropped; and `sha256_hex`.
+//! killed when dropped; `sha256_hex`, and what a registry or the store
+//! says of pushed and pulled images.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -188,4 +189,27 @@ pub fn sha256_hex(b: &[u8]) -> String {
         .next()
         .unwrap()
         .to_string()
+}
+
+/// The manifest the registry serves for `name`, as skopeo reads it: its
+/// bytes, and parsed.
+pub fn raw_manifest_bytes(name: &str) -> (String, serde_json::Value) {
+    let raw = super::sh_ok(&format!("skopeo inspect --raw --tls-verify=false docker://{name}"));
+    let v = serde_json::from_str(&raw).unwrap();
+    (raw, v)
+}
+
+/// The manifest the registry serves for `name`.
+pub fn raw_manifest(name: &str) -> serde_json::Value {
+    raw_manifest_bytes(name).1
+}
+
+/// `REPOSITORY:TAG DIGEST` of every image in `env`'s store.
+pub fn repo_digests(env: &super::Env) -> String {
+    env.ok(&[
+        "images",
+        "--digests",
+        "--format",
+        "{{.Repository}}:{{.Tag}} {{.Digest}}",
+    ])
 }
