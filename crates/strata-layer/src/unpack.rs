@@ -134,7 +134,8 @@ fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
     })
 }
 
-fn open_dir_at<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
+/// Opens a directory for reading, not following a symlink.
+pub(crate) fn open_dir_at<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dirfd,
         path,
@@ -152,8 +153,12 @@ fn open_path_at<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> rustix::io
     )
 }
 
-/// Opens `rel` under `root` as a directory without following any symlink.
-fn open_beneath(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+/// Opens `rel` under `root` as a directory (`O_PATH`) without following
+/// any symlink; `root` itself when `rel` is empty.
+pub(crate) fn open_beneath(root: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+    if rel.as_os_str().is_empty() {
+        return open_path_at(root, c".");
+    }
     match rustix::fs::openat2(
         root,
         rel,
@@ -263,12 +268,7 @@ fn check_against(lowers: &[OwnedFd], path: &Path) -> Result<()> {
     let parent = path.parent().unwrap_or(Path::new(""));
     let name = path.file_name().unwrap_or_default();
     for lower in lowers {
-        let pfd = if parent.as_os_str().is_empty() {
-            open_path_at(lower, c".")
-        } else {
-            open_beneath(lower, parent)
-        };
-        let Ok(pfd) = pfd else { continue };
+        let Ok(pfd) = open_beneath(lower, parent) else { continue };
         match file_type_at(&pfd, name) {
             Ok(Some(FileType::Symlink)) => {
                 return Err(LayerError::unsafe_entry(
@@ -321,11 +321,7 @@ impl Unpacker<'_> {
         for c in rel.components() {
             cur.push(c);
             let parent = cur.parent().unwrap_or(Path::new(""));
-            let Ok(pfd) = (if parent.as_os_str().is_empty() {
-                open_path_at(&self.root, c".")
-            } else {
-                open_beneath(&self.root, parent)
-            }) else {
+            let Ok(pfd) = open_beneath(&self.root, parent) else {
                 break;
             };
             match file_type_at(&pfd, c.as_os_str()) {

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat};
 use strata_oci::{Algorithm, HashingWriter};
 
 use crate::compress::Encoder;
+use crate::unpack::{open_beneath, open_dir_at};
 use crate::{LayerDigests, LayerError, Result, WriteOptions};
 
 /// Writes the tree under `dir` as a layer (every file as it is).
@@ -67,7 +68,7 @@ pub fn write_selected<W: Write>(
     opts: &WriteOptions,
     out: W,
 ) -> Result<LayerDigests> {
-    let rootfd = open_dir(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
+    let rootfd = open_dir_at(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
     finish_tree(opts, out, false, root, |w| {
         w.recurse = false;
         for sel in entries {
@@ -77,12 +78,7 @@ pub fn write_selected<W: Write>(
                     let name = p
                         .file_name()
                         .ok_or_else(|| w.err(p, std::io::Error::other("empty path")))?;
-                    let pfd = if parent.as_os_str().is_empty() {
-                        open_dir(&rootfd, c".")
-                    } else {
-                        open_dir_beneath(&rootfd, parent)
-                    }
-                    .map_err(|e| w.err(p, e))?;
+                    let pfd = open_beneath(&rootfd, parent).map_err(|e| w.err(p, e))?;
                     let cname = CString::new(name.as_bytes()).map_err(|_| w.err(p, std::io::Error::other("NUL")))?;
                     let st = rustix::fs::statat(&pfd, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| w.err(p, e))?;
@@ -107,17 +103,8 @@ pub fn write_selected<W: Write>(
     })
 }
 
-/// Opens a directory below `root` component by component, never following a symlink.
-fn open_dir_beneath(root: &OwnedFd, rel: &Path) -> std::io::Result<OwnedFd> {
-    let mut fd = open_dir(root, c".")?;
-    for c in rel.components() {
-        fd = open_dir(&fd, c.as_os_str())?;
-    }
-    Ok(fd)
-}
-
 fn write_tree<W: Write>(dir: &Path, opts: &WriteOptions, out: W, overlay: bool) -> Result<LayerDigests> {
-    let root = open_dir(CWD, dir).map_err(|e| LayerError::io(format!("opening {}", dir.display()), e))?;
+    let root = open_dir_at(CWD, dir).map_err(|e| LayerError::io(format!("opening {}", dir.display()), e))?;
     finish_tree(opts, out, overlay, dir, |w| w.walk(&root, Path::new("")))
 }
 
@@ -145,15 +132,6 @@ fn finish_tree<W: Write>(
         .map_err(|e| LayerError::io("finishing the layer tar", e))?;
     let (encoder, diff_id, diff_size) = hashing.finish();
     encoder.finish_layer(diff_id, diff_size)
-}
-
-fn open_dir<Fd: AsFd>(dirfd: Fd, path: impl rustix::path::Arg) -> std::io::Result<OwnedFd> {
-    Ok(rustix::fs::openat(
-        dirfd,
-        path,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?)
 }
 
 struct TreeWriter<W: Write> {
@@ -196,7 +174,7 @@ impl<W: Write> TreeWriter<W> {
         let kind = FileType::from_raw_mode(st.st_mode);
         match kind {
             FileType::Directory => {
-                let fd = open_dir(dirfd, name).map_err(|e| self.err(path, e))?;
+                let fd = open_dir_at(dirfd, name).map_err(|e| self.err(path, e))?;
                 let xattrs = read_xattrs(&fd);
                 let opaque = self.overlay && is_opaque(&fd);
                 let mut h = self.header(st, tar::EntryType::Directory);
