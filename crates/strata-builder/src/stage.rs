@@ -152,7 +152,35 @@ struct StepRoot<'a> {
     mounted: bool,
 }
 
-impl StepRoot<'_> {
+impl<'a> StepRoot<'a> {
+    /// Takes charge of `snapshot` (not mounted yet).
+    fn new(snap: &'a Snapshotter, snapshot: Snapshot) -> StepRoot<'a> {
+        StepRoot {
+            snap,
+            snapshot,
+            mounted: false,
+        }
+    }
+
+    /// A snapshot over `chain`, mounted: a read-only view, or a writable
+    /// one whose changes are thrown away.
+    fn mounted_over(snap: &'a Snapshotter, chain: &[Digest], readonly: bool) -> Result<StepRoot<'a>> {
+        let snapshot = if readonly {
+            snap.view(&snapshot_key("view"), chain)?
+        } else {
+            snap.prepare(&snapshot_key("bind"), chain)?
+        };
+        let mut root = StepRoot::new(snap, snapshot);
+        root.mount(readonly)?;
+        Ok(root)
+    }
+
+    fn mount(&mut self, readonly: bool) -> Result<()> {
+        self.snap.mount(&self.snapshot, &self.merged(), readonly)?;
+        self.mounted = true;
+        Ok(())
+    }
+
     fn merged(&self) -> std::path::PathBuf {
         self.snapshot.merged_dir()
     }
@@ -860,14 +888,7 @@ impl<'a> StageRun<'a> {
         }
         let snap = self.snap.get_or_init(|| self.sh.snapshotter());
         let chain_ids = strata_container::ensure_unpacked(&self.store, snap, diff_ids)?;
-        let view = snap.view(&snapshot_key("view"), &chain_ids)?;
-        let mut guard = StepRoot {
-            snap,
-            snapshot: view,
-            mounted: false,
-        };
-        snap.mount(&guard.snapshot, &guard.merged(), true)?;
-        guard.mounted = true;
+        let mut guard = StepRoot::mounted_over(snap, &chain_ids, true)?;
         let tree = DirTree::open(&guard.merged(), format!("--from={f}"))?;
         let hashed = select(&tree).and_then(|selected| {
             copy::content_digest(&tree, &selected, &|p| tree.file_hash(p), exclude, true, spec.owners)
@@ -1203,15 +1224,7 @@ impl<'a> StageRun<'a> {
                     }
                     Src::Root(_) => {
                         let chain = from_chain.as_deref().unwrap_or_default();
-                        let key = snapshot_key("view");
-                        let view = snap.view(&key, chain)?;
-                        let mut guard = StepRoot {
-                            snap,
-                            snapshot: view,
-                            mounted: false,
-                        };
-                        snap.mount(&guard.snapshot, &guard.merged(), true)?;
-                        guard.mounted = true;
+                        let mut guard = StepRoot::mounted_over(snap, chain, true)?;
                         let tree = DirTree::open(&guard.merged(), format!("--from={}", from.as_deref().unwrap_or("")))?;
                         let selected = copy::drop_excluded(copy::select(&tree, &sources)?, layout.exclude);
                         copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &attrs, layout)?;
@@ -1593,17 +1606,11 @@ fn with_root<T>(
 ) -> Result<(T, Option<LayerMade>)> {
     let chain = strata_container::ensure_unpacked(store, snap, diff_ids)?;
     let key = snapshot_key("step");
-    let snapshot = snap.prepare(&key, &chain)?;
-    let mut root = StepRoot {
-        snap,
-        snapshot,
-        mounted: false,
-    };
+    let mut root = StepRoot::new(snap, snap.prepare(&key, &chain)?);
     let overlay = snap.driver() == strata_snapshot::Driver::Overlay;
     let upper = snap.upper_dir(&root.snapshot);
     let before = if overlay { None } else { Some(crate::vfs::scan(&upper)?) };
-    snap.mount(&root.snapshot, &root.merged(), false)?;
-    root.mounted = true;
+    root.mount(false)?;
     let (out, cleanup) = f(&root.merged())?;
     root.unmount()?;
     crate::mounts::remove_mount_points(&upper, &cleanup, overlay);
@@ -1928,19 +1935,7 @@ fn prepare_mount<'a>(
                 }
             }
             MountSrc::Root(_) => {
-                let chain = chain.unwrap_or_default();
-                let (snapshot, ro) = if readonly {
-                    (snap.view(&snapshot_key("view"), chain)?, true)
-                } else {
-                    (snap.prepare(&snapshot_key("bind"), chain)?, false)
-                };
-                let mut guard = StepRoot {
-                    snap,
-                    snapshot,
-                    mounted: false,
-                };
-                snap.mount(&guard.snapshot, &guard.merged(), ro)?;
-                guard.mounted = true;
+                let guard = StepRoot::mounted_over(snap, chain.unwrap_or_default(), readonly)?;
                 let root = guard.merged();
                 held.roots.push(guard);
                 let tree = DirTree::open(&root, format!("--mount from={}", m.from.as_deref().unwrap_or("")))?;
