@@ -245,7 +245,6 @@ pub struct StartArgs {
 
 pub fn start(root: &Path, a: StartArgs) -> Result<ExitCode> {
     let c = open(root)?;
-    let mut failed = false;
     for name in &a.containers {
         let rec = c.find(name)?;
         if let Err(e) = c.start(&rec) {
@@ -257,9 +256,8 @@ pub fn start(root: &Path, a: StartArgs) -> Result<ExitCode> {
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         println!("{name}");
-        failed |= false;
     }
-    Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Args)]
@@ -397,71 +395,46 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<ExitCode> {
         } else {
             rec.id[..12].to_string()
         };
-        items.push((
-            rec.clone(),
-            json!({
-                "ID": id,
-                "Image": rec.image_ref,
-                "Command": command_text(&rec, a.no_trunc),
-                "CreatedAt": rec.created,
-                "RunningFor": strata_image::human_since(Some(&rec.created)),
-                "Status": status_text(&status),
-                "State": status.word(),
-                "Ports": "",
-                "Names": rec.name,
-                "Labels": rec.config.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-                "Mounts": rec.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
-            }),
-        ));
+        items.push(json!({
+            "ID": id,
+            "Image": rec.image_ref,
+            "Command": command_text(&rec, a.no_trunc),
+            "CreatedAt": rec.created,
+            "RunningFor": strata_image::human_since(Some(&rec.created)),
+            "Status": status_text(&status),
+            "State": status.word(),
+            "Ports": "",
+            "Names": rec.name,
+            "Labels": rec.config.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            "Mounts": rec.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
+        }));
     }
     if a.quiet {
-        for (_, v) in &items {
+        for v in &items {
             println!("{}", v["ID"].as_str().unwrap_or_default());
         }
         return Ok(ExitCode::SUCCESS);
     }
-    if let Some(f) = &a.format {
-        let headers: BTreeMap<&str, &str> = [
-            ("ID", "CONTAINER ID"),
-            ("Image", "IMAGE"),
-            ("Command", "COMMAND"),
-            ("CreatedAt", "CREATED AT"),
-            ("RunningFor", "CREATED"),
-            ("Status", "STATUS"),
-            ("State", "STATE"),
-            ("Ports", "PORTS"),
-            ("Names", "NAMES"),
-            ("Labels", "LABELS"),
-            ("Mounts", "MOUNTS"),
-        ]
-        .into_iter()
-        .collect();
-        let vals: Vec<Value> = items.into_iter().map(|(_, v)| v).collect();
-        print_formatted(f, &headers, &vals)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let mut rows = vec![
-        [
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "PORTS",
-            "NAMES",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
-    for (_, v) in items {
-        rows.push(
-            ["ID", "Image", "Command", "RunningFor", "Status", "Ports", "Names"]
-                .iter()
-                .map(|k| v[*k].as_str().unwrap_or_default().to_string())
-                .collect(),
-        );
-    }
-    print_table(&rows)?;
+    let headers: BTreeMap<&str, &str> = [
+        ("ID", "CONTAINER ID"),
+        ("Image", "IMAGE"),
+        ("Command", "COMMAND"),
+        ("CreatedAt", "CREATED AT"),
+        ("RunningFor", "CREATED"),
+        ("Status", "STATUS"),
+        ("State", "STATE"),
+        ("Ports", "PORTS"),
+        ("Names", "NAMES"),
+        ("Labels", "LABELS"),
+        ("Mounts", "MOUNTS"),
+    ]
+    .into_iter()
+    .collect();
+    let fmt = a
+        .format
+        .as_deref()
+        .unwrap_or("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}");
+    print_formatted(fmt, &headers, &items)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,7 +12,7 @@ use strata_image::{ImportOptions, ImportSource, RemoveEvent, SaveFormat};
 use strata_oci::{Platform, Reference};
 
 use super::open_store;
-use crate::format::{ellipsis, human_size, print_formatted, print_table, render, template};
+use crate::format::{ellipsis, human_size, print_formatted, render, template};
 
 const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
 
@@ -595,9 +595,4 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
     }
     println!("Total reclaimed space: {}", human_size(report.reclaimed));
     Ok(ExitCode::SUCCESS)
-}
-
-#[allow(dead_code)]
-fn table(rows: &[Vec<String>]) -> Result<()> {
-    print_table(rows)
 }
