@@ -190,11 +190,14 @@ pub async fn pull_async(
     let mut records = Vec::with_capacity(m.layers.len());
     let mut wanted_layers: Vec<(Descriptor, Digest)> = Vec::new();
     for (layer, diff_id) in m.layers.iter().zip(&config.rootfs.diff_ids) {
-        let have = store.layer_size(diff_id)?.is_some() && !store.held_layer_blobs(diff_id)?.is_empty();
-        if have {
+        let held = match store.layer_size(diff_id)? {
+            Some(size) if !store.held_layer_blobs(diff_id)?.is_empty() => Some(size),
+            _ => None,
+        };
+        if let Some(diff_size) = held {
             records.push(Some(LayerRecord {
                 diff_id: diff_id.clone(),
-                diff_size: store.layer_size(diff_id)?.unwrap_or(0),
+                diff_size,
                 blob: layer.clone(),
             }));
             progress(Event::Layer {
@@ -267,11 +270,7 @@ pub async fn pull_async(
     if let Some(e) = first_error {
         // A failed pull leaves the store as it was: the layers unpacked for
         // it go too (an image that shares one unpacks it again on demand).
-        for s in staged.values() {
-            if let Some(c) = &s.unpacked {
-                let _ = snap.remove_layer(c);
-            }
-        }
+        remove_unpacked(&snap, &staged);
         return Err(e);
     }
 
@@ -285,11 +284,7 @@ pub async fn pull_async(
             }
             let lowers: Vec<_> = snap.lower_dirs(&chain[..i]).into_iter().rev().collect();
             if let Err(e) = strata_layer::check_lowers(&lowers, &s.implicit_dirs) {
-                for s in staged.values() {
-                    if let Some(c) = &s.unpacked {
-                        let _ = snap.remove_layer(c);
-                    }
-                }
+                remove_unpacked(&snap, &staged);
                 return Err(anyhow!(e).context(format!("pulling {}: layer {}", target.familiar(), layer.digest)));
             }
         }
@@ -426,6 +421,13 @@ async fn fetch_document(client: &Client, repo: &str, d: &Descriptor) -> Result<V
             Err(e) if attempt < ATTEMPTS && retryable(&e) => backoff(attempt).await,
             Err(e) => return Err(e.into()),
         }
+    }
+}
+
+/// Removes the layers this pull unpacked (it failed).
+fn remove_unpacked(snap: &strata_snapshot::Snapshotter, staged: &HashMap<Digest, Staged>) {
+    for chain in staged.values().filter_map(|s| s.unpacked.as_ref()) {
+        let _ = snap.remove_layer(chain);
     }
 }
 
