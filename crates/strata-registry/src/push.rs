@@ -68,13 +68,14 @@ pub fn push(store: &mut Store, name: &str, opts: &PushOptions, progress: &Progre
 /// layer in another compression), are replaced by a gzip form of the same
 /// diff ID, made and recorded here when there is none yet; the manifest is
 /// then rewritten (a new digest, as Docker does when it recompresses).
+/// Returns its digest, media type, bytes, and the manifest they parse to.
 fn distributable_manifest(
     store: &mut Store,
     image: &strata_store::ImageRecord,
     manifest_digest: &Digest,
     level: Option<i32>,
     progress: &Progress,
-) -> Result<(Digest, String, Vec<u8>)> {
+) -> Result<(Digest, String, Vec<u8>, Manifest)> {
     // Prefer a manifest whose blobs are all in the store (pushed as it is),
     // then the manifest asked for; any manifest of the image will do.
     let mut candidates = Vec::new();
@@ -111,7 +112,7 @@ fn distributable_manifest(
         .map(|(i, _)| i)
         .collect();
     if rewrite.is_empty() {
-        return Ok((digest, mt, bytes));
+        return Ok((digest, mt, bytes, m));
     }
     if image.diff_ids.len() != m.layers.len() {
         bail!(
@@ -246,7 +247,7 @@ fn distributable_manifest(
         manifest: Descriptor::new(media::OCI_MANIFEST, new_digest.clone(), new_bytes.len() as u64),
         layers: records,
     })?;
-    Ok((new_digest, media::OCI_MANIFEST.to_string(), new_bytes))
+    Ok((new_digest, media::OCI_MANIFEST.to_string(), new_bytes, new))
 }
 
 /// [`push`] on the caller's (multi-threaded) runtime.
@@ -271,11 +272,8 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
     progress(Event::PushingTo {
         repository: target.repository(),
     });
-    let (manifest_digest, media_type, manifest_bytes) =
+    let (manifest_digest, media_type, manifest_bytes, m) =
         distributable_manifest(store, &image, &resolved.manifest, opts.compression_level, progress)?;
-    let Document::Manifest(m) = Document::parse(&manifest_bytes, Some(&media_type))? else {
-        bail!("manifest {manifest_digest} is an index");
-    };
 
     // Other repositories of the same registry known to hold this image.
     let domain = target.domain().to_string();
