@@ -1021,11 +1021,6 @@ impl<'a> StageRun<'a> {
             text.push_str(&format!("\n{content}{n}"));
         }
         // The sources and their content hash.
-        enum Src {
-            None,
-            Context(std::sync::Arc<crate::tree::ContextTree>, Vec<copy::Selected>),
-            Root(Vec<Digest>),
-        }
         let mut from_desc = None;
         let (src, content, files) = match &from {
             Some(f) => {
@@ -1064,9 +1059,9 @@ impl<'a> StageRun<'a> {
                     exclude_rules.as_ref(),
                 )?;
                 from_desc = Some(format!("copied from {}", self.describe_from(f)));
-                (Src::Root(diff_ids), Some(digest), files)
+                (MountSrc::Root(diff_ids), Some(digest), files)
             }
-            None if locals.is_empty() => (Src::None, None, BTreeMap::new()),
+            None if locals.is_empty() => (MountSrc::None, None, BTreeMap::new()),
             None => {
                 let ctx = self.sh.context()?;
                 let selected = copy::drop_excluded(copy::select(ctx.as_ref(), &locals)?, exclude_rules.as_ref());
@@ -1099,7 +1094,7 @@ impl<'a> StageRun<'a> {
                     )?
                     .1
                 };
-                (Src::Context(ctx, selected), Some(digest), files)
+                (MountSrc::Context(ctx, selected), Some(digest), files)
             }
         };
         // URLs: fetched now (their content keys the step), unless a checksum names it already.
@@ -1162,7 +1157,7 @@ impl<'a> StageRun<'a> {
             let diff_ids = me.config.rootfs.diff_ids.clone();
             // A root to copy from is unpacked before the step's own root is made.
             let from_chain = match &src {
-                Src::Root(d) => Some(strata_container::ensure_unpacked(
+                MountSrc::Root(d) => Some(strata_container::ensure_unpacked(
                     &me.store,
                     me.snap.get_or_init(|| me.sh.snapshotter()),
                     d,
@@ -1191,7 +1186,7 @@ impl<'a> StageRun<'a> {
                     gid,
                     chmod: chmod_bits,
                     unpack,
-                    keep_owner: chown.is_none() && matches!(src, Src::Root(_)),
+                    keep_owner: chown.is_none() && matches!(src, MountSrc::Root(_)),
                 };
                 let layout = copy::Layout {
                     parents,
@@ -1218,11 +1213,11 @@ impl<'a> StageRun<'a> {
                     copy::copy_into(&tree, &selected, &droot, &dest_rel, dest_is_dir, &url_attrs, layout)?;
                 }
                 match &src {
-                    Src::None => {}
-                    Src::Context(ctx, selected) => {
+                    MountSrc::None => {}
+                    MountSrc::Context(ctx, selected) => {
                         copy::copy_into(ctx.as_ref(), selected, &droot, &dest_rel, dest_is_dir, &attrs, layout)?;
                     }
-                    Src::Root(_) => {
+                    MountSrc::Root(_) => {
                         let chain = from_chain.as_deref().unwrap_or_default();
                         let mut guard = StepRoot::mounted_over(snap, chain, true)?;
                         let tree = DirTree::open(&guard.merged(), format!("--from={}", from.as_deref().unwrap_or("")))?;
@@ -1750,7 +1745,6 @@ fn pump(fd: OwnedFd, v: Option<&Vertex<'_>>, done: &AtomicBool) {
     }
 }
 
-/// Where a RUN mount's content comes from (resolved before the step runs).
 /// What a step reads from another stage's or image's root: with the
 /// source's chain ID, the key of its memoized content digest.
 #[derive(serde::Serialize)]
@@ -1764,6 +1758,8 @@ struct FromSpec<'s> {
     owners: bool,
 }
 
+/// Where a COPY/ADD's or a RUN bind mount's content comes from (resolved
+/// before the step runs).
 enum MountSrc {
     None,
     Context(std::sync::Arc<crate::tree::ContextTree>, Vec<copy::Selected>),
