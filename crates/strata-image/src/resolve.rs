@@ -37,7 +37,7 @@ pub fn resolve(store: &Store, s: &str) -> Result<Resolved> {
         })
     };
     // A full image ID.
-    if let Some(hex) = s.strip_prefix("sha256:") {
+    if s.starts_with("sha256:") {
         let d = Digest::parse(s).map_err(|e| Error::Invalid(e.to_string()))?;
         if store.image(&d)?.is_some() {
             return found(&d, None, None);
@@ -45,7 +45,6 @@ pub fn resolve(store: &Store, s: &str) -> Result<Resolved> {
         if let Some(id) = store.image_of_manifest(&d, None)? {
             return found(&id, None, Some(d));
         }
-        let _ = hex;
         return Err(Error::NoSuchImage(s.to_string()));
     }
     let parsed = Reference::parse(s);
