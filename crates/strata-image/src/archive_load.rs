@@ -7,6 +7,7 @@
 //! layer tar valid) and only then are blobs named and images registered. A
 //! bad archive leaves the store as it was.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 
@@ -65,6 +66,8 @@ struct Archive {
     files: BTreeMap<String, Staged>,
     metadata: BTreeMap<String, Vec<u8>>,
     links: BTreeMap<String, String>,
+    /// Layer blobs checked so far (by blob digest).
+    checked: RefCell<BTreeMap<Digest, LayerRecord>>,
 }
 
 impl Archive {
@@ -73,6 +76,7 @@ impl Archive {
             files: BTreeMap::new(),
             metadata: BTreeMap::new(),
             links: BTreeMap::new(),
+            checked: RefCell::default(),
         };
         let mut tar = tar::Archive::new(input);
         let io = |e: std::io::Error| Error::io("reading the archive", e);
@@ -206,8 +210,28 @@ struct Pending {
     tags: Vec<Reference>,
 }
 
-/// Validates a layer file and computes its diff ID (one pass over it).
+/// Validates a layer file and computes its diff ID (one pass over it,
+/// once per blob however many images of the archive use it).
 fn check_layer(a: &Archive, s: &Staged, expected_diff: &Digest, what: &str) -> Result<LayerRecord> {
+    let known = a.checked.borrow().get(&s.digest).cloned();
+    let record = match known {
+        Some(r) => r,
+        None => {
+            let r = read_layer(s, what)?;
+            a.checked.borrow_mut().insert(s.digest.clone(), r.clone());
+            r
+        }
+    };
+    if record.diff_id != *expected_diff {
+        return Err(Error::Invalid(format!(
+            "{what}: its content ({}) does not match the diff ID its config names ({expected_diff})",
+            record.diff_id
+        )));
+    }
+    Ok(record)
+}
+
+fn read_layer(s: &Staged, what: &str) -> Result<LayerRecord> {
     let mut f = s.file.reopen().map_err(|e| Error::io(format!("reading {what}"), e))?;
     let mut head = [0u8; 4];
     let n = f.read(&mut head).map_err(|e| Error::io(format!("reading {what}"), e))?;
@@ -220,13 +244,6 @@ fn check_layer(a: &Archive, s: &Staged, expected_diff: &Digest, what: &str) -> R
     };
     let digests =
         strata_layer::recompress(f, &opts, std::io::sink()).map_err(|e| Error::Invalid(format!("{what}: {e}")))?;
-    if digests.diff_id != *expected_diff {
-        return Err(Error::Invalid(format!(
-            "{what}: its content ({}) does not match the diff ID its config names ({expected_diff})",
-            digests.diff_id
-        )));
-    }
-    let _ = a;
     Ok(LayerRecord {
         diff_id: digests.diff_id,
         diff_size: digests.diff_size,
