@@ -609,7 +609,7 @@ impl<'a> StageRun<'a> {
             bail!("RUN needs a command");
         }
         // Build arguments in scope become environment variables of the process.
-        let mut run_args: BTreeMap<String, String> = self
+        let run_args: BTreeMap<String, String> = self
             .args
             .iter()
             .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
@@ -742,7 +742,6 @@ impl<'a> StageRun<'a> {
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
         self.cached(step, position, inputs, Some(vertex), move |me, v| {
-            let epoch = me.sh.epoch;
             let opts = me.layer_options();
             let diff_ids = me.config.rootfs.diff_ids.clone();
             // Roots to bind from are unpacked before the step's own root is made.
@@ -758,8 +757,7 @@ impl<'a> StageRun<'a> {
                 });
             }
             let sh = me.sh;
-            let sh_ = me.sh;
-            let snap = me.snap.get_or_init(|| sh_.snapshotter());
+            let snap = me.snap.get_or_init(|| sh.snapshotter());
             let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
                 let resolved = strata_runtime::resolve_user(merged, &user_spec)
                     .map_err(|e| anyhow!("unable to find user {user_spec}: {e:#}"))?;
@@ -820,7 +818,6 @@ impl<'a> StageRun<'a> {
                 })?;
                 Ok(((), cleanup))
             })?;
-            let _ = epoch;
             let layer = layer.expect("RUN always makes a layer");
             me.add_layer(&layer);
             me.history(created_by, false);
@@ -1164,8 +1161,7 @@ impl<'a> StageRun<'a> {
                 )?),
                 _ => None,
             };
-            let sh_ = me.sh;
-            let snap = me.snap.get_or_init(|| sh_.snapshotter());
+            let snap = me.snap.get_or_init(|| me.sh.snapshotter());
             let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
                 let droot = DestRoot::open(merged)?;
                 let (uid, gid) = match &chown {
@@ -1279,8 +1275,7 @@ impl<'a> StageRun<'a> {
             if !rel.is_empty() {
                 let opts = me.layer_options();
                 let diff_ids = me.config.rootfs.diff_ids.clone();
-                let sh_ = me.sh;
-                let snap = me.snap.get_or_init(|| sh_.snapshotter());
+                let snap = me.snap.get_or_init(|| me.sh.snapshotter());
                 let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, true, |merged| {
                     let (uid, gid) = match &user {
                         Some(u) => strata_runtime::resolve_user(merged, u)
@@ -1396,7 +1391,7 @@ impl<'a> StageRun<'a> {
                         .join(" ")
                 );
                 text = created_by.clone();
-                return self.finish_metadata(step, position, text, BTreeMap::new(), next, created_by, false, None);
+                return self.finish_metadata(step, position, text, BTreeMap::new(), next, created_by, None);
             }
             Instruction::User(u) => {
                 let u = ex(u)?;
@@ -1504,7 +1499,7 @@ impl<'a> StageRun<'a> {
             self.cmd_set = true;
         }
         let args = self.arg_values(&used);
-        self.finish_metadata(step, position, text, args, next, created_by, true, new_author)
+        self.finish_metadata(step, position, text, args, next, created_by, new_author)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1516,7 +1511,6 @@ impl<'a> StageRun<'a> {
         args: BTreeMap<String, String>,
         next: ContainerConfig,
         created_by: String,
-        _changes_config: bool,
         author: Option<String>,
     ) -> Result<()> {
         let inputs = StepInputs {
