@@ -28,5 +28,5 @@ pub use instructions::{
     RunFlags, RunInstruction, Stage, Step, dockerfile_from_ast, parse_dockerfile, parse_instruction,
 };
 pub use parser::{Ast, Directive, Heredoc, Node, ParseError, parse};
-pub use quote::go_quote;
+pub use quote::{go_quote, go_quote_list};
 pub use shell::{Expansion, Lex, ShellError, env_from_list};

@@ -130,17 +130,6 @@ fn sha(parts: &[&str]) -> String {
     strata_oci::digest::to_hex(&h.finalize())
 }
 
-/// Go's `%q` of a string slice: `["a" "b"]`.
-fn go_list(v: &[String]) -> String {
-    format!(
-        "[{}]",
-        v.iter()
-            .map(|s| strata_build::go_quote(s))
-            .collect::<Vec<_>>()
-            .join(" ")
-    )
-}
-
 fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
@@ -1460,7 +1449,7 @@ impl<'a> StageRun<'a> {
                         next.cmd = None;
                     }
                 }
-                created_by = format!("{kw} {}", go_list(&value));
+                created_by = format!("{kw} {}", strata_build::go_quote_list(&value));
                 text = format!("{kw} {}", serde_json::to_string(&value)?);
             }
             Instruction::Healthcheck(h) => {
@@ -1479,7 +1468,7 @@ impl<'a> StageRun<'a> {
             }
             Instruction::Shell(v) => {
                 next.shell = Some(v.clone());
-                created_by = format!("SHELL {}", go_list(v));
+                created_by = format!("SHELL {}", strata_build::go_quote_list(v));
                 text = format!("SHELL {}", serde_json::to_string(v)?);
             }
             Instruction::Onbuild(t) => {
