@@ -302,28 +302,14 @@ pub struct BuildCacheUsage {
 }
 
 pub fn build_cache_usage(store: &Store) -> Result<BuildCacheUsage> {
-    let conn = store.conn();
-    let exists: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='build_cache'",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(strata_store::Error::from)?;
-    if exists == 0 {
+    if !store.has_table("build_cache")? {
         return Ok(BuildCacheUsage::default());
     }
-    let entries: i64 = conn
+    let entries: i64 = store
+        .conn()
         .query_row("SELECT count(*) FROM build_cache", [], |r| r.get(0))
         .map_err(strata_store::Error::from)?;
-    let mut st = conn
-        .prepare("SELECT DISTINCT diff_id FROM build_cache WHERE diff_id IS NOT NULL")
-        .map_err(strata_store::Error::from)?;
-    let diff_ids: Vec<String> = st
-        .query_map([], |r| r.get(0))
-        .map_err(strata_store::Error::from)?
-        .collect::<std::result::Result<_, _>>()
-        .map_err(strata_store::Error::from)?;
+    let diff_ids: BTreeSet<String> = store.column_strings("build_cache", "diff_id")?.into_iter().collect();
     let uses = store.layer_use_counts()?;
     let mut usage = BuildCacheUsage {
         entries: entries as u64,
