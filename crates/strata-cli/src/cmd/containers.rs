@@ -2,7 +2,7 @@
 //! logs, exec, wait, cp, export, diff, commit, container prune, volume.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use strata_oci::Reference;
 
 use crate::format::{ellipsis, print_formatted, print_table};
 
-const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
+use super::HELP_TEMPLATE;
 
 fn open(root: &Path) -> Result<Containers> {
     let c = Containers::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
@@ -554,27 +554,7 @@ pub struct ExportArgs {
 pub fn export(root: &Path, a: ExportArgs) -> Result<ExitCode> {
     let c = open(root)?;
     let rec = c.find(&a.container)?;
-    match &a.output {
-        Some(p) => {
-            let dir = p
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let tmp = tempfile::Builder::new().prefix(".strata-export-").tempfile_in(dir)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
-            c.export(&rec, &mut w)?;
-            let tmp = w.into_inner().map_err(|e| e.into_error())?;
-            tmp.persist(p).with_context(|| format!("writing {}", p.display()))?;
-        }
-        None => {
-            if std::io::stdout().is_terminal() {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-            }
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, std::io::stdout().lock());
-            c.export(&rec, &mut w)?;
-            w.flush()?;
-        }
-    }
+    super::write_output(a.output.as_deref(), |w| c.export(&rec, w))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,7 @@ use strata_oci::{Platform, Reference};
 use super::open_store;
 use crate::format::{ellipsis, human_size, print_formatted, render, template};
 
-const HELP_TEMPLATE: &str = "\nUsage:  {usage}\n\n{about}\n\n{all-args}{after-help}";
+use super::HELP_TEMPLATE;
 
 #[derive(Subcommand)]
 pub enum ImageCommand {
@@ -498,33 +498,9 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
             None => wanted.push((r, refs)),
         }
     }
-    match &a.output {
-        Some(path) => {
-            // Written beside the target and renamed: a failed save leaves no half file.
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            let tmp = tempfile::Builder::new()
-                .prefix(".strata-save-")
-                .tempfile_in(dir)
-                .with_context(|| format!("creating a file in {}", dir.display()))?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, tmp);
-            strata_image::save(&store, &wanted, format, &mut w)?;
-            let tmp = w.into_inner().map_err(|e| e.into_error())?;
-            tmp.persist(path)
-                .with_context(|| format!("writing {}", path.display()))?;
-        }
-        None => {
-            let stdout = std::io::stdout();
-            if stdout.is_terminal() {
-                bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
-            }
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            strata_image::save(&store, &wanted, format, &mut w)?;
-            w.flush()?;
-        }
-    }
+    super::write_output(a.output.as_deref(), |w| {
+        Ok(strata_image::save(&store, &wanted, format, w)?)
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
