@@ -684,7 +684,7 @@ impl Client {
             .map_err(|e| RegistryError::Connection {
                 site: site.clone(),
                 what: format!("reading a token from {}", strip_query(realm)),
-                cause: e,
+                cause: e.to_string(),
             })?;
         let tr: TokenResponse = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
             site: site.clone(),
@@ -956,19 +956,37 @@ pub(crate) fn challenges_of(headers: &HeaderMap) -> Vec<Challenge> {
         .collect()
 }
 
-/// Reads at most `limit` bytes of a body (an error string past that or on a broken connection).
-pub(crate) async fn read_limited(mut resp: Response, limit: u64) -> std::result::Result<Vec<u8>, String> {
+/// Why [`read_limited`] stopped.
+#[derive(Debug)]
+pub(crate) enum ReadLimited {
+    /// The body has more than this many bytes.
+    TooLarge(u64),
+    /// The connection broke (the error chain).
+    Broken(String),
+}
+
+impl std::fmt::Display for ReadLimited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadLimited::TooLarge(limit) => write!(f, "the response is larger than {limit} bytes"),
+            ReadLimited::Broken(cause) => f.write_str(cause),
+        }
+    }
+}
+
+/// Reads at most `limit` bytes of a body.
+pub(crate) async fn read_limited(mut resp: Response, limit: u64) -> std::result::Result<Vec<u8>, ReadLimited> {
     let mut out = Vec::new();
     loop {
         match resp.chunk().await {
             Ok(Some(c)) => {
                 if out.len() as u64 + c.len() as u64 > limit {
-                    return Err(format!("the response is larger than {limit} bytes"));
+                    return Err(ReadLimited::TooLarge(limit));
                 }
                 out.extend_from_slice(&c);
             }
             Ok(None) => return Ok(out),
-            Err(e) => return Err(chain(&e)),
+            Err(e) => return Err(ReadLimited::Broken(chain(&e))),
         }
     }
 }

@@ -11,8 +11,8 @@ use strata_oci::{Descriptor, Digest, Document, Index, Platform, Reference};
 
 use crate::auth::Scope;
 use crate::blobs::check_repo;
-use crate::client::{Client, Req};
-use crate::error::{RegistryError, Result, chain};
+use crate::client::{Client, ReadLimited, Req, read_limited};
+use crate::error::{RegistryError, Result};
 
 /// The `Accept` of manifest requests: OCI and Docker schema 2 manifests and
 /// indexes (never schema 1).
@@ -160,26 +160,14 @@ impl Client {
         {
             return Err(too_large(format!("{cl} bytes")));
         }
-        let mut body = Vec::new();
-        let mut resp = resp;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(c)) => {
-                    if (body.len() + c.len()) as u64 > MAX_DOCUMENT_SIZE {
-                        return Err(too_large("more than that".into()));
-                    }
-                    body.extend_from_slice(&c);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return Err(RegistryError::Connection {
-                        site: self.site(Some(repo)),
-                        what: format!("the connection broke while receiving manifest {reference}"),
-                        cause: chain(&e),
-                    });
-                }
-            }
-        }
+        let body = read_limited(resp, MAX_DOCUMENT_SIZE).await.map_err(|e| match e {
+            ReadLimited::TooLarge(_) => too_large("more than that".into()),
+            ReadLimited::Broken(cause) => RegistryError::Connection {
+                site: self.site(Some(repo)),
+                what: format!("the connection broke while receiving manifest {reference}"),
+                cause,
+            },
+        })?;
         let expected = match &r {
             Ref::Digest(d) => Some(d.clone()),
             Ref::Tag => header_digest.clone(),
@@ -413,12 +401,12 @@ impl Client {
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .find_map(next_link);
-            let body = crate::client::read_limited(resp, PAGE_LIMIT)
+            let body = read_limited(resp, PAGE_LIMIT)
                 .await
                 .map_err(|e| RegistryError::Connection {
                     site: self.site(repo),
                     what: format!("reading the {field} list"),
-                    cause: e,
+                    cause: e.to_string(),
                 })?;
             let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                 site: self.site(repo),
