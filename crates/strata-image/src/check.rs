@@ -317,11 +317,11 @@ pub fn check(store: &Store, opts: &CheckOptions) -> Result<CheckReport> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') || name.contains(".removing-") {
-                // `.locks` and the work entries judged above.
-                if name == ".locks" || name.starts_with(".staging-") || name.contains(".removing-") {
-                    continue;
-                }
+            // `.locks`, and the work entries judged above.
+            if name == ".locks" || strata_store::is_work_name(LeftoverArea::Layers, &name) {
+                continue;
+            }
+            if name.starts_with('.') {
                 report.add(
                     ProblemKind::UnexpectedLayerEntry,
                     format!("{}: not made by strata", rel(&e.path())),

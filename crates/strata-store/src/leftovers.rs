@@ -52,6 +52,16 @@ impl WorkEntry {
     }
 }
 
+/// Whether `name` in `area` is a work entry by the naming rules above
+/// (everything in `tmp/` is).
+pub fn is_work_name(area: LeftoverArea, name: &str) -> bool {
+    match area {
+        LeftoverArea::Tmp => true,
+        LeftoverArea::Layers => name.starts_with(".staging-") || name.contains(".removing-"),
+        LeftoverArea::Containers => name.starts_with(".staging-") || name.starts_with(".removing-"),
+    }
+}
+
 /// The pid in a work entry's name, by the naming rules above.
 pub fn creator_pid(area: LeftoverArea, name: &str) -> Option<u32> {
     let digits = |s: &str| -> Option<u32> {
@@ -227,14 +237,7 @@ impl Store {
             let Ok(rd) = std::fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let is_work = match area {
-                    LeftoverArea::Tmp => true,
-                    LeftoverArea::Layers => {
-                        name.starts_with(".staging-") || name.starts_with(".removing-") || name.contains(".removing-")
-                    }
-                    LeftoverArea::Containers => name.starts_with(".staging-") || name.starts_with(".removing-"),
-                };
-                if !is_work {
+                if !is_work_name(area, &name) {
                     continue;
                 }
                 let pid = creator_pid(area, &name);
