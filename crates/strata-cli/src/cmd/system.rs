@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use super::open_store;
 use crate::format::{human_size, print_table};
 
 #[derive(Subcommand)]
@@ -106,12 +105,13 @@ fn percent(part: u64, whole: u64) -> String {
 }
 
 fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
-    let store = open_store(root)?;
-    let du = strata_image::disk_usage(&store)?;
-    let engine = strata_container::Containers::open(root)?;
+    // One store: the container engine's.
+    let engine =
+        strata_container::Containers::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
+    let du = strata_image::disk_usage(&engine.store)?;
     let cu = engine.container_usage()?;
     let vu = engine.volume_usage()?;
-    let bc = strata_image::build_cache_usage(&store)?;
+    let bc = strata_image::build_cache_usage(&engine.store)?;
     let running = cu.iter().filter(|c| c.status.is_running()).count();
     let csize: u64 = cu.iter().map(|c| c.size).sum();
     let cfree: u64 = cu.iter().filter(|c| !c.status.is_running()).map(|c| c.size).sum();
