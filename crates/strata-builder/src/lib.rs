@@ -250,12 +250,9 @@ impl Shared {
         let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = results.get(&i) {
-                return r.clone().map_err(|_| {
-                    anyhow!(
-                        "stage {} failed",
-                        self.df.stages[i].name.clone().unwrap_or_else(|| i.to_string())
-                    )
-                });
+                return r
+                    .clone()
+                    .map_err(|_| anyhow!("stage {} failed", stage_name(&self.df, i)));
             }
             if !self.needed.contains(&i) {
                 bail!("internal error: stage {i} is not scheduled");
@@ -395,6 +392,11 @@ fn read_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<(IgnoreRules
     Ok((IgnoreRules::default(), 0))
 }
 
+/// Stage `i` as messages name it: its name, else its index.
+pub(crate) fn stage_name(df: &Dockerfile, i: usize) -> String {
+    df.stages[i].name.clone().unwrap_or_else(|| i.to_string())
+}
+
 /// The stage named `name` (or numbered), anywhere in the Dockerfile.
 fn stage_named(df: &Dockerfile, name: &str) -> Option<usize> {
     let lower = name.to_lowercase();
@@ -481,7 +483,7 @@ fn needed_stages(
 ) -> Result<BTreeSet<usize>> {
     let n = df.stages.len();
     let all: Vec<(Vec<Dep>, Option<Dep>)> = (0..n).map(|i| dependencies(df, i, scope, lex)).collect();
-    let name = |i: usize| df.stages[i].name.clone().unwrap_or_else(|| i.to_string());
+    let name = |i: usize| stage_name(df, i);
     let cycle = |d: &Dep, on: usize| {
         if d.stage == on {
             return anyhow!(
@@ -847,19 +849,10 @@ fn preflight(sh: &Shared, store: &Store) -> Result<()> {
             match &c.flags.from {
                 Some(f) if f.contains('$') => {}
                 Some(f) => {
-                    if sh.stage_ref(f).is_none() {
-                        match strata_image::resolve(store, f) {
-                            Ok(_) => {}
-                            Err(strata_image::Error::NoSuchImage(_)) => {
-                                return Err(fail(
-                                    step,
-                                    format!(
-                                        "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
-                                    ),
-                                ));
-                            }
-                            Err(e) => return Err(fail(step, format!("{kw} --from={f}: {e}"))),
-                        }
+                    if sh.stage_ref(f).is_none()
+                        && let Err(e) = stage::resolve_from_image(store, kw, f)
+                    {
+                        return Err(fail(step, format!("{e:#}")));
                     }
                 }
                 None if c.flags.parents => {}

@@ -301,9 +301,7 @@ impl<'a> StageRun<'a> {
             .iter()
             .position(|s| s.name.as_deref() == Some(lower.as_str()));
         if let Some(j) = stage_base {
-            let r = sh
-                .wait_for(j)
-                .map_err(|_| anyhow::Error::new(DependencyFailed(sh.df.stages[j].name.clone().unwrap_or_default())))?;
+            let r = self.wait_for_stage(j)?;
             self.config = r.config.clone();
             self.key = r.key.clone();
         } else if lower == "scratch" {
@@ -416,13 +414,7 @@ impl<'a> StageRun<'a> {
     }
 
     fn step(&mut self, i: usize, step: &Step) -> Result<()> {
-        let position = format!(
-            "{}/{i}",
-            self.sh.df.stages[self.index]
-                .name
-                .clone()
-                .unwrap_or_else(|| self.index.to_string())
-        );
+        let position = format!("{}/{i}", crate::stage_name(&self.sh.df, self.index));
         let r = match &step.instruction {
             Instruction::Run(r) => self.run(step, r, &position),
             Instruction::Copy(c) => self.copy(step, c, false, &position),
@@ -820,20 +812,17 @@ impl<'a> StageRun<'a> {
             if j == self.index {
                 bail!("{kw} --from={f}: circular dependency detected on stage: {f}: a stage cannot copy from itself");
             }
-            let r = self.sh.wait_for(j).map_err(|_| {
-                anyhow::Error::new(DependencyFailed(
-                    self.sh.df.stages[j].name.clone().unwrap_or_else(|| j.to_string()),
-                ))
-            })?;
+            let r = self.wait_for_stage(j)?;
             return Ok(r.config.rootfs.diff_ids.clone());
         }
-        let resolved = strata_image::resolve(&self.store, f).map_err(|e| match e {
-            strata_image::Error::NoSuchImage(_) => anyhow!(
-                "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
-            ),
-            other => anyhow!("{kw} --from={f}: {other}"),
-        })?;
-        Ok(resolved.image.diff_ids.clone())
+        Ok(resolve_from_image(&self.store, kw, f)?.image.diff_ids)
+    }
+
+    /// Waits for stage `j`, which this one uses: its failure fails this one as a follow-up.
+    fn wait_for_stage(&self, j: usize) -> Result<std::sync::Arc<StageResult>> {
+        self.sh
+            .wait_for(j)
+            .map_err(|_| anyhow::Error::new(DependencyFailed(crate::stage_name(&self.sh.df, j))))
     }
 
     /// "stage one" or "image busybox", for explanations.
@@ -1531,6 +1520,17 @@ fn healthcheck_json(h: &Healthcheck) -> Value {
     if let Some(d) = h.start_period {
         m.insert("StartPeriod".into(), json!(ns(d)));
     }
+/// The local image `f` named by `--from` (of `kw`: COPY, ADD, RUN --mount)
+/// where no stage has that name.
+pub(crate) fn resolve_from_image(store: &Store, kw: &str, f: &str) -> Result<strata_image::Resolved> {
+    strata_image::resolve(store, f).map_err(|e| match e {
+        strata_image::Error::NoSuchImage(_) => anyhow!(
+            "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
+        ),
+        other => anyhow!("{kw} --from={f}: {other}"),
+    })
+}
+
     if let Some(d) = h.start_interval {
         m.insert("StartInterval".into(), json!(ns(d)));
     }
