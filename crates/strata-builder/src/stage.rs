@@ -130,6 +130,21 @@ fn sha(parts: &[&str]) -> String {
     strata_oci::digest::to_hex(&h.finalize())
 }
 
+/// The working directory a config sets (`/` when none).
+fn workdir_of(cc: Option<&ContainerConfig>) -> String {
+    cc.and_then(|c| c.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The shell a config sets for shell forms (`/bin/sh -c` when none).
+fn shell_of(cc: &ContainerConfig) -> Vec<String> {
+    cc.shell
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
 fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
 }
@@ -539,11 +554,7 @@ impl<'a> StageRun<'a> {
             Some(other) => bail!("RUN --network={other} is not supported (use default, host or none)"),
         };
         let cc = self.config.config.clone().unwrap_or_default();
-        let shell = cc
-            .shell
-            .clone()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        let shell = shell_of(&cc);
         // `RUN <<EOF` whose body starts with `#!`: run by its interpreter, as
         // BuildKit does (an executable file in a read-only /dev/pipes).
         let mut script_file: Option<(String, String)> = None;
@@ -615,11 +626,7 @@ impl<'a> StageRun<'a> {
             text.push_str(&h.content);
             text.push_str(&h.name);
         }
-        let cwd = cc
-            .working_dir
-            .clone()
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let cwd = workdir_of(Some(&cc));
         // --mount: parsed, and the content of bind sources keyed.
         let mut mounts = Vec::new();
         let mut mount_content = Vec::new();
@@ -956,13 +963,7 @@ impl<'a> StageRun<'a> {
             };
             inline.push((s.name.clone(), content));
         }
-        let workdir = self
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let workdir = workdir_of(self.config.config.as_ref());
         let (dest_rel, dest_is_dir) = copy::dest_path(&dest, &workdir);
         let mut flags = String::new();
         if let Some(f) = &from {
@@ -1219,13 +1220,7 @@ impl<'a> StageRun<'a> {
 
     fn workdir(&mut self, step: &Step, raw: &str, position: &str) -> Result<()> {
         let (w, used) = self.expand(raw)?;
-        let base = self
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.working_dir.clone())
-            .filter(|w| !w.is_empty())
-            .unwrap_or_else(|| "/".into());
+        let base = workdir_of(self.config.config.as_ref());
         let joined = if w.starts_with('/') {
             w.clone()
         } else {
@@ -1415,11 +1410,7 @@ impl<'a> StageRun<'a> {
             }
             Instruction::Entrypoint(form) | Instruction::Cmd(form) => {
                 let is_cmd = matches!(step.instruction, Instruction::Cmd(_));
-                let shell = next
-                    .shell
-                    .clone()
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                let shell = shell_of(&next);
                 let value = match form {
                     CommandForm::Exec(v) => v.clone(),
                     CommandForm::Shell(s) => {
@@ -1520,6 +1511,15 @@ fn healthcheck_json(h: &Healthcheck) -> Value {
     if let Some(d) = h.start_period {
         m.insert("StartPeriod".into(), json!(ns(d)));
     }
+    if let Some(d) = h.start_interval {
+        m.insert("StartInterval".into(), json!(ns(d)));
+    }
+    if let Some(r) = h.retries {
+        m.insert("Retries".into(), json!(r));
+    }
+    Value::Object(m)
+}
+
 /// The local image `f` named by `--from` (of `kw`: COPY, ADD, RUN --mount)
 /// where no stage has that name.
 pub(crate) fn resolve_from_image(store: &Store, kw: &str, f: &str) -> Result<strata_image::Resolved> {
@@ -1529,15 +1529,6 @@ pub(crate) fn resolve_from_image(store: &Store, kw: &str, f: &str) -> Result<str
         ),
         other => anyhow!("{kw} --from={f}: {other}"),
     })
-}
-
-    if let Some(d) = h.start_interval {
-        m.insert("StartInterval".into(), json!(ns(d)));
-    }
-    if let Some(r) = h.retries {
-        m.insert("Retries".into(), json!(r));
-    }
-    Value::Object(m)
 }
 
 /// A snapshot key naming this process, so that a later build can remove
