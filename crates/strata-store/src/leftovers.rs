@@ -63,7 +63,7 @@ pub fn is_work_name(area: LeftoverArea, name: &str) -> bool {
 }
 
 /// The pid in a work entry's name, by the naming rules above.
-pub fn creator_pid(area: LeftoverArea, name: &str) -> Option<u32> {
+fn creator_pid(area: LeftoverArea, name: &str) -> Option<u32> {
     let digits = |s: &str| -> Option<u32> {
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
             return None;
@@ -101,7 +101,7 @@ pub fn creator_pid(area: LeftoverArea, name: &str) -> Option<u32> {
 
 /// Whether the process `pid` runs and could have made something last
 /// modified at `mtime` (it started before then).
-pub fn process_made(pid: u32, mtime: SystemTime) -> bool {
+fn process_made(pid: u32, mtime: SystemTime) -> bool {
     if pid == 0 {
         return false;
     }

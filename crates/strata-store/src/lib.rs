@@ -18,9 +18,7 @@ pub use blobs::BlobWriter;
 pub use error::{Error, Result};
 pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, TagRef};
 pub use integrity::BlobReference;
-pub use leftovers::{
-    LeftoverArea, WorkEntry, creator_pid, is_work_name, mounts_under, process_made, remove_work_entry,
-};
+pub use leftovers::{LeftoverArea, WorkEntry, is_work_name, mounts_under, remove_work_entry};
 pub use lock::StoreLock;
 
 use std::path::{Path, PathBuf};
