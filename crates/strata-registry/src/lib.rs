@@ -37,7 +37,9 @@ pub use client::{
 };
 pub use credentials::{Credential, CredentialStore, DOCKER_HUB_KEY, server_key};
 pub use error::{ApiErrorEntry, RegistryError, Result, Site};
-pub use manifests::{MANIFEST_ACCEPT, ManifestHead, ManifestResponse, Resolved, index_platforms, select_manifest};
+pub use manifests::{
+    MANIFEST_ACCEPT, ManifestHead, ManifestResponse, Resolved, index_platforms, manifest_reference, select_manifest,
+};
 pub use pin::{PinAction, PinLine, PinOptions};
 pub use pull::{PullOptions, PullReport, pull, pull_async};
 pub use push::{PushOptions, PushReport, push, push_async};

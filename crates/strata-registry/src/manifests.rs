@@ -81,6 +81,15 @@ fn header_str<'a>(resp: &'a Response, name: &str) -> Option<&'a str> {
     resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim)
 }
 
+/// What the manifest URL of `reference` ends with: its digest, else its
+/// tag, else `latest`.
+pub fn manifest_reference(reference: &Reference) -> String {
+    match (reference.digest(), reference.tag()) {
+        (Some(d), _) => d.to_string(),
+        (None, t) => t.unwrap_or("latest").to_string(),
+    }
+}
+
 /// The non-attestation entries of an index, as `os/arch[/variant]` strings.
 pub fn index_platforms(index: &Index) -> Vec<String> {
     let mut seen = Vec::new();
@@ -313,11 +322,7 @@ impl Client {
     /// neither), and for an index the manifest of `platform` in it.
     pub async fn resolve(&self, reference: &Reference, platform: &Platform) -> Result<Resolved> {
         let repo = reference.path();
-        let r = match (reference.digest(), reference.tag()) {
-            (Some(d), _) => d.to_string(),
-            (None, Some(t)) => t.to_string(),
-            (None, None) => "latest".to_string(),
-        };
+        let r = manifest_reference(reference);
         let top = self.get_manifest(repo, &r).await?;
         let Document::Index(index) = &top.document else {
             return Ok(Resolved {

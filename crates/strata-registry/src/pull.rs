@@ -92,10 +92,7 @@ pub async fn pull_async(
     let repo = target.path().to_string();
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
     let client = Client::for_reference(&target, opts.client.clone())?;
-    let what = match (target.digest(), target.tag()) {
-        (Some(d), _) => d.to_string(),
-        (None, t) => t.unwrap_or("latest").to_string(),
-    };
+    let what = crate::manifests::manifest_reference(&target);
     progress(Event::PullingFrom {
         what: what.clone(),
         repository: target.path().to_string(),

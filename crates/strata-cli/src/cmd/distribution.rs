@@ -535,10 +535,7 @@ pub fn manifest(c: ManifestCommand) -> Result<ExitCode> {
             let r = Reference::parse(&a.reference)?.with_default_tag();
             let opts = client_options(a.tls_verify && !a.insecure)?;
             let client = strata_registry::Client::for_reference(&r, opts)?;
-            let what = match (r.digest(), r.tag()) {
-                (Some(d), _) => d.to_string(),
-                (None, t) => t.unwrap_or("latest").to_string(),
-            };
+            let what = strata_registry::manifest_reference(&r);
             let m = block_on(client.get_manifest(r.path(), &what))?
                 .with_context(|| format!("inspecting {}", r.familiar()))?;
             let mut out = std::io::stdout().lock();
