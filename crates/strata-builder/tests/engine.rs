@@ -102,6 +102,20 @@ impl T {
     }
 }
 
+/// Whether the vertex titled `title` was taken from the cache.
+fn is_cached(log: &str, title: &str) -> bool {
+    vertex_lines(log, title).iter().any(|l| l.ends_with("CACHED"))
+}
+
+fn set_mtime(p: &std::path::Path, t: std::time::SystemTime) {
+    std::fs::File::options()
+        .write(true)
+        .open(p)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
 fn vertex_lines<'a>(log: &'a str, title: &str) -> Vec<&'a str> {
     let lines: Vec<&str> = log.lines().collect();
     let start = lines
@@ -184,17 +198,11 @@ fn cache_keys_and_explanations() {
     );
     let (again, log) = t.build(df).unwrap();
     assert_eq!(first.image_id, again.image_id);
-    assert!(
-        vertex_lines(&log, "COPY two.txt").iter().any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
+    assert!(is_cached(&log, "COPY two.txt"), "{log}");
 
     // The arg changes only what uses it.
     let (_, log) = t.build_with(df, |o| o.build_args = vec!["V=b".into()]).unwrap();
-    assert!(
-        vertex_lines(&log, "COPY one.txt").iter().any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
+    assert!(is_cached(&log, "COPY one.txt"), "{log}");
     let two = vertex_lines(&log, "COPY two.txt");
     assert!(
         two.iter().any(|l| l.contains("build arg changed: V (\"a\" -> \"b\")")),
@@ -203,22 +211,14 @@ fn cache_keys_and_explanations() {
 
     // The same content under a different Dockerfile shares the cache.
     let (_, log) = t.build("FROM scratch\nCOPY one.txt /one\nLABEL other=1\n").unwrap();
-    assert!(
-        vertex_lines(&log, "COPY one.txt").iter().any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
+    assert!(is_cached(&log, "COPY one.txt"), "{log}");
 
     // Same size, same mtime, different content: the ctime gives it away.
     let p = t.ctx().join("one.txt");
     let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     std::fs::write(&p, "9\n").unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
+    set_mtime(&p, mtime);
     let (_, log) = t.build(df).unwrap();
     let one = vertex_lines(&log, "COPY one.txt");
     assert!(one.iter().any(|l| l.contains("file changed: one.txt")), "{one:?}");
@@ -227,10 +227,7 @@ fn cache_keys_and_explanations() {
 
     // --no-cache rebuilds.
     let (_, log) = t.build_with(df, |o| o.no_cache = true).unwrap();
-    assert!(
-        !vertex_lines(&log, "COPY one.txt").iter().any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
+    assert!(!is_cached(&log, "COPY one.txt"), "{log}");
 }
 
 #[test]
@@ -322,35 +319,18 @@ fn copy_from_is_keyed_by_the_content_it_copies() {
     // Stage one is made again with another time on a.txt (kept by COPY):
     // new layers, the same content.
     let p = t.ctx().join("a.txt");
-    std::fs::File::options()
-        .write(true)
-        .open(&p)
-        .unwrap()
-        .set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000))
-        .unwrap();
+    set_mtime(
+        &p,
+        std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000),
+    );
     let (again, log) = t.build_with(df, |o| o.no_cache_filter = vec!["one".into()]).unwrap();
-    assert!(
-        !vertex_lines(&log, "COPY a.txt other.txt")
-            .iter()
-            .any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
-    assert!(
-        vertex_lines(&log, "COPY --from=one")
-            .iter()
-            .any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
+    assert!(!is_cached(&log, "COPY a.txt other.txt"), "{log}");
+    assert!(is_cached(&log, "COPY --from=one"), "{log}");
     assert_eq!(first.image_id, again.image_id);
     // A file of the stage that is not copied: still cached.
     t.write("other.txt", "o2\n");
     let (again, log) = t.build(df).unwrap();
-    assert!(
-        vertex_lines(&log, "COPY --from=one")
-            .iter()
-            .any(|l| l.ends_with("CACHED")),
-        "{log}"
-    );
+    assert!(is_cached(&log, "COPY --from=one"), "{log}");
     assert_eq!(first.image_id, again.image_id);
     // The copied file: a miss that names it.
     t.write("a.txt", "a2\n");
