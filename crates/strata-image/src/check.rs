@@ -17,10 +17,9 @@
 //! metadata: those need the image removed and pulled or built again.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::Path;
 
-use strata_oci::{Algorithm, Digest, Document, HashingWriter, ImageConfig};
+use strata_oci::{Algorithm, Digest, Document, ImageConfig};
 use strata_store::{LeftoverArea, Store, StoreLock};
 
 use crate::error::{Error, Result};
@@ -359,17 +358,10 @@ pub fn check(store: &Store, opts: &CheckOptions) -> Result<CheckReport> {
 }
 
 fn hash_file(path: &Path, alg: Algorithm) -> std::io::Result<Digest> {
-    let mut f = std::fs::File::open(path)?;
-    let mut w = HashingWriter::new(std::io::sink(), alg);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        std::io::Write::write_all(&mut w, &buf[..n])?;
-    }
-    Ok(w.finish().1)
+    let mut f = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path)?);
+    let mut h = alg.hasher();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finish())
 }
 
 /// Chains in use: by images, by snapshots (containers and build steps, in
