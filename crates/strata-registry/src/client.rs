@@ -3,7 +3,7 @@
 //! never carry `Authorization` to another origin, and error bodies turned
 //! into [`RegistryError`]s.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -185,22 +185,8 @@ impl Req {
 
 /// Is `host[:port]` a loopback address or `localhost`?
 pub fn is_loopback(host: &str) -> bool {
-    let h = if let Some(rest) = host.strip_prefix('[') {
-        match rest.split_once(']') {
-            Some((ip, _)) => return ip.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback()),
-            None => return false,
-        }
-    } else {
-        host.rsplit_once(':').map_or(
-            host,
-            |(h, p)| {
-                if p.bytes().all(|b| b.is_ascii_digit()) { h } else { host }
-            },
-        )
-    };
-    h.eq_ignore_ascii_case("localhost")
-        || h.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
-        || h.parse::<Ipv6Addr>().is_ok_and(|a| a.is_loopback())
+    let (h, _) = split_port(host);
+    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
 }
 
 /// Whether `registry` (as given) or `host` (`host[:port]` spoken to) is in
