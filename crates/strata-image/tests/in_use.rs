@@ -1,21 +1,13 @@
 //! An image a container uses: `rmi` refuses without -f, untags with -f and
 //! leaves it dangling; `image prune -a` keeps it.
 
-use strata_image::{ImportOptions, ImportSource, RemoveEvent};
-use strata_oci::Reference;
+mod common;
+
+use strata_image::RemoveEvent;
 use strata_store::Store;
 
 fn setup() -> (tempfile::TempDir, Store, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
-    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
-    std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
-    let mut store = Store::open(&dir.path().join("store")).unwrap();
-    let opts = ImportOptions {
-        reference: Some(Reference::parse("app:1").unwrap()),
-        ..Default::default()
-    };
-    let imported = strata_image::import(&mut store, ImportSource::Dir(rootfs), &opts).unwrap();
+    let (dir, store, imported) = common::store_with_image("app:1");
     let id = imported.id.to_string();
     store
         .conn()

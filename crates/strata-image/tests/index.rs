@@ -1,22 +1,13 @@
 //! An image pulled through a multi-platform index: the index's digest
 //! names the image, and what it resolves to is the image's own manifest.
 
-use strata_image::{ImportOptions, ImportSource};
-use strata_oci::{Descriptor, Reference, media};
-use strata_store::Store;
+mod common;
+
+use strata_oci::{Descriptor, media};
 
 #[test]
 fn an_index_digest_resolves_to_the_image_and_its_manifest() {
-    let dir = tempfile::tempdir().unwrap();
-    let rootfs = dir.path().join("rootfs");
-    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
-    std::fs::write(rootfs.join("etc/hostname"), "x\n").unwrap();
-    let mut store = Store::open(&dir.path().join("store")).unwrap();
-    let opts = ImportOptions {
-        reference: Some(Reference::parse("reg.example/app:1").unwrap()),
-        ..Default::default()
-    };
-    let imported = strata_image::import(&mut store, ImportSource::Dir(rootfs), &opts).unwrap();
+    let (_dir, mut store, imported) = common::store_with_image("reg.example/app:1");
     let index = store.put_blob(b"{\"schemaVersion\":2,\"manifests\":[]}").unwrap();
     store
         .add_index(
