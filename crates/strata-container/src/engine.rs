@@ -87,7 +87,8 @@ impl Containers {
         Volumes::new(self.store.root())
     }
 
-    fn state_dir(&self, id: &str) -> PathBuf {
+    /// The container's runtime state directory (`state.json`, `ctr.log`).
+    pub fn state_dir(&self, id: &str) -> PathBuf {
         self.snap.snapshot_dir(id)
     }
 
@@ -679,11 +680,13 @@ impl Containers {
     }
 
     pub fn logs(&self, rec: &ContainerRecord) -> Result<Vec<strata_runtime::LogEntry>> {
-        let dir = self.state_dir(&rec.id);
-        if !strata_runtime::log_path(&dir).exists() {
-            return Ok(Vec::new());
-        }
-        strata_runtime::read_log(&dir)
+        strata_runtime::read_log(&self.state_dir(&rec.id))
+    }
+
+    /// The log entries from byte `offset` on and the offset after them (see
+    /// [`strata_runtime::read_log_from`]), to follow a running container.
+    pub fn logs_from(&self, rec: &ContainerRecord, offset: u64) -> Result<(Vec<strata_runtime::LogEntry>, u64)> {
+        strata_runtime::read_log_from(&self.state_dir(&rec.id), offset)
     }
 
     pub fn upper_dir(&self, rec: &ContainerRecord) -> Result<PathBuf> {

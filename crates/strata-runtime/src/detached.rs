@@ -69,22 +69,41 @@ pub fn log_path(state_dir: &Path) -> PathBuf {
 
 /// Every entry of the container's log, oldest first.
 pub fn read_log(state_dir: &Path) -> anyhow::Result<Vec<LogEntry>> {
+    Ok(read_log_from(state_dir, 0)?.0)
+}
+
+/// The entries of the container's log from byte `offset` on, and the offset
+/// after them (to follow a log without reading it again). Only complete
+/// lines: one the monitor is still writing is left for the next call.
+pub fn read_log_from(state_dir: &Path, offset: u64) -> anyhow::Result<(Vec<LogEntry>, u64)> {
     use anyhow::Context;
+    use std::io::{Seek, SeekFrom};
     let path = log_path(state_dir);
-    let f = match fs::File::open(&path) {
+    let mut f = match fs::File::open(&path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), offset)),
         Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
     };
+    f.seek(SeekFrom::Start(offset))
+        .with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = BufReader::new(f);
     let mut out = Vec::new();
-    for line in BufReader::new(f).lines() {
-        let line = line.with_context(|| format!("reading {}", path.display()))?;
+    let mut pos = offset;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if line.pop() != Some(b'\n') {
+            return Ok((out, pos));
+        }
+        pos += n as u64;
         if line.is_empty() {
             continue;
         }
-        out.push(serde_json::from_str(&line).with_context(|| format!("bad line in {}", path.display()))?);
+        out.push(serde_json::from_slice(&line).with_context(|| format!("bad line in {}", path.display()))?);
     }
-    Ok(out)
 }
 
 fn state_path(state_dir: &Path) -> PathBuf {
@@ -449,5 +468,31 @@ fn pump_logs(streams: Vec<(OwnedFd, &str)>, log: BorrowedFd<'_>) {
                 log_line(log, stream, &pending);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_log_from_resumes_and_leaves_a_partial_line() {
+        let d = tempfile::tempdir().unwrap();
+        let line = |s: &str| format!("{{\"log\":\"{s}\\n\",\"stream\":\"stdout\",\"time\":\"t\"}}\n");
+        let (first, second) = (line("a"), line("b"));
+        fs::write(log_path(d.path()), format!("{first}{second}{{\"log\":\"c")).unwrap();
+        let (entries, at) = read_log_from(d.path(), 0).unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.log.as_str()).collect::<Vec<_>>(),
+            ["a\n", "b\n"]
+        );
+        assert_eq!(at, (first.len() + second.len()) as u64);
+        let (entries, again) = read_log_from(d.path(), first.len() as u64).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].log, "b\n");
+        assert_eq!(again, at);
+        assert_eq!(read_log(d.path()).unwrap().len(), 2);
+        let none = tempfile::tempdir().unwrap();
+        assert_eq!(read_log_from(none.path(), 7).unwrap(), (Vec::new(), 7));
     }
 }

@@ -40,8 +40,8 @@ mod sys;
 mod user;
 
 pub use detached::{
-    EXIT_UNKNOWN, LogEntry, State, StateRecord, kill, log_path, read_log, read_state_record, spawn_detached, state,
-    wait,
+    EXIT_UNKNOWN, LogEntry, State, StateRecord, kill, log_path, read_log, read_log_from, read_state_record,
+    spawn_detached, state, wait,
 };
 pub use exec::{ExecSpec, exec, exec_with_stdio};
 pub use launch::{Stdio, run, run_with_stdio};

@@ -156,19 +156,20 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
 /// SIGINT/SIGTERM/SIGHUP/SIGQUIT to it. Returns its exit code.
 fn follow(c: &Containers, rec: &ContainerRecord, forward: bool) -> Result<i32> {
     if forward {
-        forward_signals(c.merged_dir(&rec.id).parent().unwrap().to_path_buf());
+        forward_signals(c.state_dir(&rec.id));
     }
-    let mut printed = 0usize;
+    // Where the next read of the log starts: each poll reads only what is new.
+    let mut offset = 0;
     // Short-lived containers are the common case: poll fast first, then back off.
     let mut pause = Duration::from_millis(1);
     loop {
         let running = c.status(rec).is_running();
-        let logs = c.logs(rec)?;
-        print_entries(&logs[printed.min(logs.len())..])?;
-        printed = logs.len();
+        // Read after the status: the monitor writes the whole log before it
+        // records the exit, so once that is seen the log is complete.
+        let (entries, next) = c.logs_from(rec, offset)?;
+        print_entries(&entries)?;
+        offset = next;
         if !running {
-            let logs = c.logs(rec)?;
-            print_entries(&logs[printed.min(logs.len())..])?;
             break;
         }
         std::thread::sleep(pause);
