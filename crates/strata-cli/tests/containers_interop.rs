@@ -134,6 +134,23 @@ fn whiteouts_and_opaque_dirs_through_three_layers() {
 const CHANGE: &str = "mkdir -p /srv/app && echo hi > /srv/app/f && chmod 0640 /srv/app/f && chown 1:2 /srv/app/f \
                       && ln -s /srv/app/f /srv/link && rm /bin/ls && echo more >> /etc/passwd && mkdir /tmp/x && rmdir /tmp/x";
 
+/// Runs CHANGE in a container named `chg` (with MODE=prod, workdir /srv).
+fn run_change(env: &Env) {
+    env.ok(&[
+        "run",
+        "--name",
+        "chg",
+        "-e",
+        "MODE=prod",
+        "-w",
+        "/srv",
+        "busybox",
+        "sh",
+        "-c",
+        CHANGE,
+    ]);
+}
+
 fn podman(env: &Env) -> Option<String> {
     if !have("podman") {
         return None;
@@ -162,19 +179,7 @@ fn committed_image_runs_in_podman_and_matches_podman_commit() {
     let Some(_) = env.import_busybox() else { return };
     let Some(podman) = podman(&env) else { return };
     // strata: run the change, commit, save.
-    env.ok(&[
-        "run",
-        "--name",
-        "chg",
-        "-e",
-        "MODE=prod",
-        "-w",
-        "/srv",
-        "busybox",
-        "sh",
-        "-c",
-        CHANGE,
-    ]);
+    run_change(&env);
     env.ok(&["commit", "-c", "CMD [\"cat\", \"/srv/app/f\"]", "chg", "committed:1"]);
     let archive = env.path("committed.tar");
     env.ok(&["save", "-o", archive.to_str().unwrap(), "committed:1"]);
@@ -247,19 +252,7 @@ fn committed_image_runs_in_docker_with_the_same_config() {
     }
     let env = Env::new();
     let Some(_) = env.import_busybox() else { return };
-    env.ok(&[
-        "run",
-        "--name",
-        "chg",
-        "-e",
-        "MODE=prod",
-        "-w",
-        "/srv",
-        "busybox",
-        "sh",
-        "-c",
-        CHANGE,
-    ]);
+    run_change(&env);
     let tag = format!("strata-committed-{}:1", std::process::id());
     env.ok(&[
         "commit",
