@@ -317,7 +317,7 @@ pub async fn pull_async(
         os: config.os.clone(),
         arch: config.architecture.clone(),
         variant: config.variant.clone(),
-        manifest: manifest_descriptor(&manifest),
+        manifest: manifest.descriptor(),
         layers: records.into_iter().map(|r| r.expect("every layer recorded")).collect(),
     })?;
     let named = record_index(store, index.as_ref(), &manifest.digest, &m.config.digest, for_host)?;
@@ -345,10 +345,6 @@ fn image_platform(img: &strata_store::ImageRecord) -> Platform {
     }
 }
 
-fn manifest_descriptor(m: &ManifestResponse) -> Descriptor {
-    Descriptor::new(&m.media_type, m.digest.clone(), m.bytes.len() as u64)
-}
-
 /// Stores the index a platform's image was chosen from and records it as a
 /// name of image `id` (see [`Store::add_index`]). Returns the digest to keep
 /// as the repo digest: the index's, unless the index names another image
@@ -364,7 +360,7 @@ fn record_index(
         return Ok(manifest.clone());
     };
     store.put_blob_verified(&index.digest, Some(index.bytes.len() as u64), &index.bytes[..])?;
-    store.add_index(&manifest_descriptor(index), id, replace)?;
+    store.add_index(&index.descriptor(), id, replace)?;
     Ok(match store.image_of_manifest(&index.digest, None)? {
         Some(named) if named == *id => index.digest.clone(),
         _ => manifest.clone(),
