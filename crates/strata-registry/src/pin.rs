@@ -42,17 +42,6 @@ pub enum PinAction {
     },
 }
 
-impl PinLine {
-    /// Pinned to a digest that is no longer the tag's.
-    pub fn is_stale(&self) -> bool {
-        matches!(&self.action, PinAction::Resolved { current, pinned: Some(p), .. } if p != current)
-    }
-    /// Not pinned at all.
-    pub fn is_unpinned(&self) -> bool {
-        matches!(&self.action, PinAction::Resolved { pinned: None, .. })
-    }
-}
-
 /// `name[:tag]` with the tag (default `latest`) kept as written, the digest dropped.
 fn written_name_with_tag(image: &str) -> String {
     let base = image.split('@').next().unwrap_or(image);
