@@ -421,39 +421,9 @@ fn broken_streams_say_what_is_wrong() {
     assert!(e.contains("tar"), "{e}");
 }
 
-/// A digest of every path, type, mode, owner, link target and content under
-/// `top`, except the root being unpacked into.
+/// A digest of [`listing`] `top`, except the root being unpacked into.
 fn tree_hash(top: &Path, skip: &Path) -> String {
-    fn walk(dir: &Path, skip: &Path, out: &mut Vec<String>) {
-        let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-        names.sort();
-        for p in names {
-            if p == skip {
-                continue;
-            }
-            let m = fs::symlink_metadata(&p).unwrap();
-            let extra = if m.file_type().is_symlink() {
-                fs::read_link(&p).unwrap().display().to_string()
-            } else if m.is_file() {
-                strata_oci::Digest::sha256_of(&fs::read(&p).unwrap()).to_string()
-            } else {
-                String::new()
-            };
-            out.push(format!(
-                "{} {:o} {}:{} {extra}",
-                p.display(),
-                m.mode(),
-                m.uid(),
-                m.gid()
-            ));
-            if m.is_dir() {
-                walk(&p, skip, out);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(top, skip, &mut out);
-    strata_oci::Digest::sha256_of(out.join("\n").as_bytes()).to_string()
+    strata_oci::Digest::sha256_of(listing(top, Some(skip)).join("\n").as_bytes()).to_string()
 }
 
 /// Compressed layers are decompressed on a thread of their own while they
@@ -482,7 +452,7 @@ fn compressed_layers_unpack_as_plain_ones() {
         let got = apply(bytes, t.path()).unwrap();
         assert_eq!(got.diff_id, want.diff_id, "{what}");
         assert_eq!(got.entries, want.entries, "{what}");
-        assert_eq!(rel_tree(t.path()), rel_tree(plain_root.path()), "{what}");
+        assert_eq!(listing(t.path(), None), listing(plain_root.path(), None), "{what}");
         // Cut in the middle: truncated, naming the compression.
         let t = tempfile::tempdir().unwrap();
         let e = apply(&bytes[..bytes.len() / 2], t.path()).unwrap_err().to_string();
@@ -510,29 +480,37 @@ fn compressed_layers_unpack_as_plain_ones() {
     assert!(err.contains(".."), "{err}");
 }
 
-/// Every path under `root` (relative), with its mode and content digest.
-fn rel_tree(root: &Path) -> Vec<String> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+/// Every path under `root` (relative, sorted) but `skip`, with its type and
+/// mode, owner, and link target or content digest.
+fn listing(root: &Path, skip: Option<&Path>) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, skip: Option<&Path>, out: &mut Vec<String>) {
         let mut names: Vec<_> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
         names.sort();
         for p in names {
+            if Some(p.as_path()) == skip {
+                continue;
+            }
             let m = fs::symlink_metadata(&p).unwrap();
-            let content = if m.is_file() {
+            let extra = if m.file_type().is_symlink() {
+                fs::read_link(&p).unwrap().display().to_string()
+            } else if m.is_file() {
                 strata_oci::Digest::sha256_of(&fs::read(&p).unwrap()).to_string()
             } else {
                 String::new()
             };
             out.push(format!(
-                "{} {:o} {content}",
+                "{} {:o} {}:{} {extra}",
                 p.strip_prefix(root).unwrap().display(),
-                m.mode()
+                m.mode(),
+                m.uid(),
+                m.gid()
             ));
             if m.is_dir() {
-                walk(root, &p, out);
+                walk(root, &p, skip, out);
             }
         }
     }
     let mut out = Vec::new();
-    walk(root, root, &mut out);
+    walk(root, root, skip, &mut out);
     out
 }
