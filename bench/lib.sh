@@ -38,13 +38,33 @@ bench_strata() {
   fi
 }
 
+# A free TCP port of 127.0.0.1.
+bench_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# CACHE (bench/.cache) and TAR: the Debian bookworm minbase rootfs as a tar,
+# made with debootstrap the first time and cached there.
+bench_debian_tar() {
+  CACHE=bench/.cache
+  mkdir -p "$CACHE"
+  if [ ! -s "$CACHE/debian.tar" ]; then
+    echo "bench: debootstrap bookworm minbase (once, cached in $CACHE)" >&2
+    rm -rf "$CACHE/rootfs"
+    debootstrap --variant=minbase bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1
+    rm -rf "$CACHE"/rootfs/var/cache/apt/* "$CACHE"/rootfs/var/lib/apt/lists/* "$CACHE"/rootfs/var/log/*
+    tar --numeric-owner --sort=name -C "$CACHE/rootfs" -cf "$CACHE/debian.tar" .
+  fi
+  TAR=$CACHE/debian.tar
+}
+
 # Starts Debian's docker-registry (CNCF distribution) on a free port of
 # 127.0.0.1 with its storage and config under DIR, access log off; sets
 # REG_PORT and REG_PID (the caller kills it), exits when it does not answer.
 bench_registry_up() { # DIR
   local dreg=/usr/bin/docker-registry
   [ -x $dreg ] || { echo "bench: $dreg is not installed (apt-get install docker-registry)" >&2; exit 1; }
-  REG_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  REG_PORT=$(bench_free_port)
   cat >"$1/distribution.yml" <<YML
 version: 0.1
 log: { level: error, accesslog: { disabled: true } }

@@ -37,8 +37,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-7}
-CACHE=bench/.cache
-mkdir -p "$CACHE"
 . bench/lib.sh
 bench_deps
 command -v hyperfine >/dev/null || { echo "bench/pull: hyperfine is not installed" >&2; exit 1; }
@@ -53,13 +51,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ ! -s "$CACHE/debian.tar" ]; then
-  echo "bench/pull: debootstrap bookworm minbase (once, cached in $CACHE)" >&2
-  rm -rf "$CACHE/rootfs"
-  debootstrap --variant=minbase bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1
-  rm -rf "$CACHE"/rootfs/var/cache/apt/* "$CACHE"/rootfs/var/lib/apt/lists/* "$CACHE"/rootfs/var/log/*
-  tar --numeric-owner --sort=name -C "$CACHE/rootfs" -cf "$CACHE/debian.tar" .
-fi
+bench_debian_tar
 
 bench_registry_up "$W"
 pids+=("$REG_PID")

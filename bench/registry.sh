@@ -25,7 +25,8 @@ PER=${PER:-5}
 LAYER_BYTES=${LAYER_BYTES:-16384}
 REPS=${REPS:-3}
 
-scripts/install-deps.sh >&2
+. bench/lib.sh
+bench_deps
 command -v wrk >/dev/null || { echo "bench/registry: wrk is not installed" >&2; exit 1; }
 DREG=/usr/bin/docker-registry
 [ -x $DREG ] || { echo "bench/registry: $DREG is not installed (apt-get install docker-registry)" >&2; exit 1; }
@@ -42,9 +43,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PS=$(free_port)
-PD=$(free_port)
+PS=$(bench_free_port)
+PD=$(bench_free_port)
 cat >"$W/strata.yml" <<EOF
 http: { addr: "127.0.0.1:$PS" }
 storage: { filesystem: { rootdirectory: "$W/strata" } }

@@ -11,8 +11,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-7}
-CACHE=bench/.cache
-mkdir -p "$CACHE"
 . bench/lib.sh
 bench_deps
 bench_strata
@@ -20,14 +18,7 @@ W=$(mktemp -d /tmp/strata-bench.XXXXXX)
 trap 'bench_docker_down; rm -rf "$W"' EXIT
 bench_docker_up "$W/dockerd"
 
-if [ ! -s "$CACHE/debian.tar" ]; then
-  echo "bench: debootstrap bookworm minbase (once, cached in $CACHE)" >&2
-  rm -rf "$CACHE/rootfs"
-  debootstrap --variant=minbase bookworm "$CACHE/rootfs" http://deb.debian.org/debian >"$CACHE/debootstrap.log" 2>&1
-  rm -rf "$CACHE"/rootfs/var/cache/apt/* "$CACHE"/rootfs/var/lib/apt/lists/* "$CACHE"/rootfs/var/log/*
-  tar --numeric-owner --sort=name -C "$CACHE/rootfs" -cf "$CACHE/debian.tar" .
-fi
-TAR=$CACHE/debian.tar
+bench_debian_tar
 
 results=$W/results.tsv
 : >"$results"
