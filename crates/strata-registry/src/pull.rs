@@ -306,7 +306,7 @@ pub async fn pull_async(
     let downloaded = staged.len();
     for (digest, s) in staged {
         store
-            .commit_staged(s.tmp, &digest)
+            .commit_synced(s.tmp, &digest)
             .with_context(|| format!("storing layer {digest}"))?;
     }
     store.put_blob_verified(&m.config.digest, Some(m.config.size), &config_bytes[..])?;

@@ -51,18 +51,28 @@ impl BlobWriter {
                 actual: digest,
             });
         }
-        commit_staged(&root, tmp, &digest)?;
+        commit_staged(&root, tmp, &digest, Synced::No)?;
         Ok((digest, size))
     }
 }
 
-/// Names a staged blob whose digest the caller computed while writing it.
-fn commit_staged(root: &std::path::Path, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+/// Whether a staged file's data is already on disk (`sync_all` done).
+#[derive(PartialEq)]
+enum Synced {
+    Yes,
+    No,
+}
+
+/// Names a staged blob whose digest the caller computed while writing it,
+/// after making its data durable unless that is done.
+fn commit_staged(root: &std::path::Path, tmp: tempfile::NamedTempFile, digest: &Digest, synced: Synced) -> Result<()> {
     let dest = blob_path(root, digest);
     if dest.exists() {
         return Ok(());
     }
-    tmp.as_file().sync_all().map_err(|e| Error::io("syncing blob", e))?;
+    if synced == Synced::No {
+        tmp.as_file().sync_all().map_err(|e| Error::io("syncing blob", e))?;
+    }
     tmp.persist(&dest)
         .map_err(|e| Error::io(format!("naming blob {}", dest.display()), e.error))?;
     Ok(())
@@ -136,7 +146,14 @@ impl Store {
     /// Names a blob staged with [`BlobWriter::finish_digest`]; `digest` must be
     /// the one that call returned.
     pub fn commit_staged(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
-        commit_staged(&self.root, tmp, digest)
+        commit_staged(&self.root, tmp, digest, Synced::No)
+    }
+
+    /// [`Store::commit_staged`] for a file the caller has already synced
+    /// (`sync_all`), e.g. while other transfers were still running: naming
+    /// it then costs no second device flush.
+    pub fn commit_synced(&self, tmp: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+        commit_staged(&self.root, tmp, digest, Synced::Yes)
     }
 
     pub fn open_blob(&self, d: &Digest) -> Result<File> {
