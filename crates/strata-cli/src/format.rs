@@ -35,6 +35,12 @@ fn trim_zeros(s: &str) -> &str {
 
 /// docker/go-units `HumanSizeWithPrecision(size, 3)`: decimal units.
 pub fn human_size(bytes: u64) -> String {
+    human_size_with_precision(bytes, 3)
+}
+
+/// docker/go-units `HumanSizeWithPrecision`: decimal units, `prec`
+/// significant digits (Go's `%.*g`).
+pub fn human_size_with_precision(bytes: u64, prec: usize) -> String {
     const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
     let mut size = bytes as f64;
     let mut i = 0;
@@ -42,7 +48,7 @@ pub fn human_size(bytes: u64) -> String {
         size /= 1000.0;
         i += 1;
     }
-    format!("{}{}", go_g(size, 3), UNITS[i])
+    format!("{}{}", go_g(size, prec), UNITS[i])
 }
 
 /// Docker's `stringutils.Ellipsis`.

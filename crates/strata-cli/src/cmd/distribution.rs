@@ -179,20 +179,7 @@ fn is_final(status: &LayerStatus) -> bool {
 /// Docker's `units.HumanSize`: decimal units, at most 4 significant digits
 /// (`%.4g`): `512B`, `1.5kB`, `12.35MB`, `59MB`.
 pub(crate) fn human_size(n: u64) -> String {
-    const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < UNITS.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    // %.4g for 0 <= v < 1000: four significant digits, trailing zeros cut.
-    let int_digits = if v < 1.0 { 1 } else { v.log10().floor() as usize + 1 };
-    let mut s = format!("{v:.prec$}", prec = 4usize.saturating_sub(int_digits));
-    if s.contains('.') {
-        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
-    }
-    format!("{s}{}", UNITS[i])
+    crate::format::human_size_with_precision(n, 4)
 }
 
 /// Docker's progress text (`jsonmessage.JSONProgress.String`): a 50-wide
@@ -224,10 +211,8 @@ pub(crate) fn layer_line(digest: &strata_oci::Digest, status: &str, progress: &s
 
 /// The terminal's width in columns (stdout), when it has one.
 fn terminal_width() -> Option<u16> {
-    // SAFETY: winsize is plain data; TIOCGWINSZ fills it or fails.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 0).then_some(ws.ws_col)
+    let ws = rustix::termios::tcgetwinsize(std::io::stdout()).ok()?;
+    (ws.ws_col > 0).then_some(ws.ws_col)
 }
 
 /// Per-layer bars on a terminal (indicatif), one line per layer in the
