@@ -4,7 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::Env;
 
@@ -136,38 +135,11 @@ fn quiet_and_invalid_modes() {
     assert!(err.contains("invalid progress mode"), "{err}");
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
 /// Runs `strata build --progress=auto` on a pty (util-linux `script`), with
 /// `TERM` set to `term`; returns what the terminal got, or None without `script`.
 fn build_on_a_terminal(env: &Env, dir: &Path, term: &str) -> Option<String> {
-    if !common::have("script") {
-        eprintln!("note: the auto-on-a-terminal check needs util-linux `script`; skipped");
-        return None;
-    }
-    let cmd = [
-        env!("CARGO_BIN_EXE_strata"),
-        "--root",
-        env.root().to_str().unwrap(),
-        "build",
-        "--progress=auto",
-        dir.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|a| quote(a))
-    .collect::<Vec<_>>()
-    .join(" ");
-    let o = Command::new("script")
-        .args(["-qec", &cmd, "/dev/null"])
-        .env("TERM", term)
-        .env_remove("SOURCE_DATE_EPOCH")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run script");
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "build on a terminal failed:\n{text}");
+    let (ok, text) = env.on_terminal(&["build", "--progress=auto", dir.to_str().unwrap()], term)?;
+    assert!(ok, "build on a terminal failed:\n{text}");
     assert!(text.contains("Successfully built "), "{text}");
     Some(text)
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use common::{Env, have, sh, sh_ok};
+use common::{Env, docker_daemon, have, sh, sh_ok};
 
 /// path → (type, mode, uid, gid, link target, content hash) of a layer tar.
 type Listing = BTreeMap<String, String>;
@@ -243,11 +243,7 @@ fn committed_image_runs_in_podman_and_matches_podman_commit() {
 
 #[test]
 fn committed_image_runs_in_docker_with_the_same_config() {
-    if !have("docker") {
-        return;
-    }
-    if !sh("docker info >/dev/null 2>&1").status.success() {
-        eprintln!("skipped: no docker daemon is running (scripts/test.sh starts one when docker.io is installed)");
+    if !docker_daemon() {
         return;
     }
     let env = Env::new();

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Env, have, sh, sh_ok};
+use common::{Env, docker_daemon, have, sh, sh_ok};
 
 fn saved(env: &Env, format: &str) -> std::path::PathBuf {
     let p = env.path(&format!("{format}.tar"));
@@ -149,11 +149,7 @@ fn podman_loads_strata_archives_and_strata_loads_podman_saves() {
 
 #[test]
 fn docker_loads_strata_archives_and_strata_loads_docker_saves() {
-    if !have("docker") {
-        return;
-    }
-    if !sh("docker info >/dev/null 2>&1").status.success() {
-        eprintln!("skipped: no docker daemon is running (scripts/test.sh starts one when docker.io is installed)");
+    if !docker_daemon() {
         return;
     }
     let env = Env::new();

@@ -31,23 +31,9 @@ fn pull_and_push_draw_bars_on_a_terminal() {
     assert!(!piped.contains('\u{1b}'), "{piped:?}");
 }
 
-/// Runs strata with `args` on a pty (util-linux `script`, TERM=xterm);
-/// returns what the terminal got, insisting on success.
+/// `args` on a terminal (TERM=xterm), insisting on success.
 fn on_terminal(env: &Env, args: &[&str]) -> String {
-    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
-    let mut cmd = vec![
-        quote(env!("CARGO_BIN_EXE_strata")),
-        "--root".into(),
-        quote(env.root().to_str().unwrap()),
-    ];
-    cmd.extend(args.iter().map(|a| quote(a)));
-    let o = std::process::Command::new("script")
-        .args(["-qec", &cmd.join(" "), "/dev/null"])
-        .env("TERM", "xterm")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run script");
-    let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "strata {args:?} on a terminal failed:\n{text}");
+    let (ok, text) = env.on_terminal(args, "xterm").expect("script was checked");
+    assert!(ok, "strata {args:?} on a terminal failed:\n{text}");
     text
 }

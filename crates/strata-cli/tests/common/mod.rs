@@ -96,6 +96,30 @@ impl Env {
         Some(dir)
     }
 
+    /// Runs strata with `args` on a pty (util-linux `script`) with `TERM`
+    /// set to `term`; returns what the terminal got and whether it
+    /// succeeded, or None (said) without `script`.
+    pub fn on_terminal(&self, args: &[&str], term: &str) -> Option<(bool, String)> {
+        if !have("script") {
+            eprintln!("skipped: running on a terminal needs util-linux `script`");
+            return None;
+        }
+        let mut cmd = vec![
+            shell_quote(env!("CARGO_BIN_EXE_strata")),
+            "--root".into(),
+            shell_quote(self.root().to_str().unwrap()),
+        ];
+        cmd.extend(args.iter().map(|a| shell_quote(a)));
+        let o = Command::new("script")
+            .args(["-qec", &cmd.join(" "), "/dev/null"])
+            .env("TERM", term)
+            .env_remove("SOURCE_DATE_EPOCH")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run script");
+        Some((o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned()))
+    }
+
     /// `busybox:latest` imported into the store, returning the image ID.
     pub fn import_busybox(&self) -> Option<String> {
         let rootfs = self.busybox_rootfs()?;
@@ -182,6 +206,23 @@ pub fn have(tool: &str) -> bool {
         return false;
     }
     true
+}
+
+/// Whether `docker` is installed and a daemon answers; says why not.
+pub fn docker_daemon() -> bool {
+    if !have("docker") {
+        return false;
+    }
+    if !sh("docker info >/dev/null 2>&1").status.success() {
+        eprintln!("skipped: no docker daemon is running (scripts/test.sh starts one when docker.io is installed)");
+        return false;
+    }
+    true
+}
+
+/// Single-quotes `s` for a shell command line.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 pub fn sh(script: &str) -> Output {
