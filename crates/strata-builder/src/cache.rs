@@ -110,11 +110,7 @@ pub fn lookup(store: &Store, key: &str) -> Result<Option<Hit>> {
     };
     // Every layer of the result must still have its blob.
     for d in &config.rootfs.diff_ids {
-        let present = store
-            .layer_blobs(d)?
-            .iter()
-            .any(|b| store.blob_size(&b.digest).is_some());
-        if !present {
+        if store.held_layer_blobs(d)?.is_empty() {
             return Ok(None);
         }
     }

@@ -41,7 +41,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use anyhow::{Context, Result, anyhow, bail};
 use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
-use strata_store::{LayerRecord, Store, StoreLock};
+use strata_store::{Store, StoreLock};
 
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
@@ -780,17 +780,8 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     };
     let mut layers = Vec::new();
     for diff_id in &config.rootfs.diff_ids {
-        let blob = store
-            .layer_blobs(diff_id)?
-            .into_iter()
-            .find(|b| store.blob_size(&b.digest).is_some())
-            .with_context(|| format!("layer {diff_id} has no blob in the store"))?;
-        let diff_size = store.layer_size(diff_id)?.unwrap_or(0);
-        layers.push(LayerRecord {
-            diff_id: diff_id.clone(),
-            diff_size,
-            blob,
-        });
+        let layer = store.held_layer(diff_id)?;
+        layers.push(layer.with_context(|| format!("layer {diff_id} has no blob in the store"))?);
     }
     v.log("exporting layers done");
     let mut refs = Vec::new();

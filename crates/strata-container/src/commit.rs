@@ -77,18 +77,8 @@ impl Containers {
         let mut layers: Vec<LayerRecord> = Vec::new();
         let image = self.store.image(&image_id)?.context("the container's image is gone")?;
         for diff_id in &image.diff_ids {
-            let blob = self
-                .store
-                .layer_blobs(diff_id)?
-                .into_iter()
-                .find(|b| self.store.blob_size(&b.digest).is_some())
-                .with_context(|| format!("layer {diff_id} has no blob"))?;
-            let diff_size = self.store.layer_size(diff_id)?.unwrap_or(0);
-            layers.push(LayerRecord {
-                diff_id: diff_id.clone(),
-                diff_size,
-                blob,
-            });
+            let layer = self.store.held_layer(diff_id)?;
+            layers.push(layer.with_context(|| format!("layer {diff_id} has no blob"))?);
         }
         layers.push(LayerRecord {
             diff_id: d.diff_id,

@@ -16,9 +16,9 @@ pub fn ensure_unpacked(store: &Store, snap: &Snapshotter, diff_ids: &[Digest]) -
         }
         let lowers = snap.lower_dirs(&chain[..i]).into_iter().rev().collect::<Vec<_>>();
         let blob = store
-            .layer_blobs(diff_id)?
+            .held_layer_blobs(diff_id)?
             .into_iter()
-            .find(|b| store.blob_size(&b.digest).is_some())
+            .next()
             .ok_or_else(|| anyhow!("layer {diff_id} has no blob in the store"))?;
         snap.ensure_layer(c, |dir| {
             let f = store.open_blob(&blob.digest)?;

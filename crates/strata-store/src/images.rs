@@ -456,6 +456,19 @@ impl Store {
         Ok(forms)
     }
 
+    /// A layer as an image records it: its size and a held form (the first
+    /// recorded); `None` when the store holds no form of it.
+    pub fn held_layer(&self, diff_id: &Digest) -> Result<Option<LayerRecord>> {
+        let Some(blob) = self.held_layer_blobs(diff_id)?.into_iter().next() else {
+            return Ok(None);
+        };
+        Ok(Some(LayerRecord {
+            diff_id: diff_id.clone(),
+            diff_size: self.layer_size(diff_id)?.unwrap_or(0),
+            blob,
+        }))
+    }
+
     /// Uncompressed size of a layer, when known.
     pub fn layer_size(&self, diff_id: &Digest) -> Result<Option<u64>> {
         let n: Option<i64> = self
