@@ -396,12 +396,6 @@ fn used_chains(store: &Store) -> Result<BTreeSet<Digest>> {
     Ok(used)
 }
 
-/// Renamed aside first, so a half-removed layer is never named.
 fn remove_layer_dir(dir: &Path, chain: &Digest) -> Result<()> {
-    let aside = dir.with_file_name(format!(".removing-{}-{}-0", chain.hex(), std::process::id()));
-    if let Some(m) = strata_store::mounts_under(dir).first() {
-        return Err(Error::Conflict(format!("{} is mounted on", m.display())));
-    }
-    std::fs::rename(dir, &aside).map_err(|e| Error::io(format!("renaming {} aside", dir.display()), e))?;
-    strata_store::remove_work_entry(&aside).map_err(|e| Error::io(format!("removing {}", aside.display()), e))
+    strata_store::remove_layer_dir(dir, chain).map_err(|e| Error::io(format!("removing {}", dir.display()), e))
 }

@@ -612,7 +612,9 @@ impl Store {
             let dir = self.layers_dir().join(c.hex());
             if dir.exists() {
                 removed.bytes_reclaimed += dir_size(&dir);
-                remove_layer_dir(&dir);
+                // Best effort: a layer still mounted somewhere stays, and the
+                // store check reports it as unused.
+                let _ = crate::leftovers::remove_layer_dir(&dir, c);
             }
         }
         Ok(removed)
@@ -655,13 +657,4 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-/// Removes an unpacked layer: renamed aside first so that a crash midway
-/// never leaves a half-deleted directory under its real name.
-fn remove_layer_dir(dir: &std::path::Path) {
-    let aside = dir.with_extension(format!("removing-{}", std::process::id()));
-    if std::fs::rename(dir, &aside).is_ok() {
-        let _ = std::fs::remove_dir_all(&aside);
-    }
 }

@@ -175,6 +175,19 @@ fn unescape_mountinfo(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// Removes the unpacked layer `layers/<hex>` at `dir`: refused while
+/// something is mounted in it; renamed aside first (a work name, so a crash
+/// midway leaves a leftover the next process removes, never a half layer
+/// under its real name).
+pub fn remove_layer_dir(dir: &Path, chain: &strata_oci::Digest) -> std::io::Result<()> {
+    if let Some(m) = mounts_under(dir).first() {
+        return Err(std::io::Error::other(format!("{} is mounted on", m.display())));
+    }
+    let aside = dir.with_file_name(format!(".removing-{}-{}-0", chain.hex(), std::process::id()));
+    std::fs::rename(dir, &aside)?;
+    remove_work_entry(&aside)
+}
+
 /// Removes a file or a tree strata made, unless something is mounted in it.
 pub fn remove_work_entry(path: &Path) -> std::io::Result<()> {
     let meta = match std::fs::symlink_metadata(path) {

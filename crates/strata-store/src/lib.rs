@@ -18,7 +18,7 @@ pub use blobs::BlobWriter;
 pub use error::{Error, Result};
 pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, TagRef};
 pub use integrity::BlobReference;
-pub use leftovers::{LeftoverArea, WorkEntry, is_work_name, mounts_under, remove_work_entry};
+pub use leftovers::{LeftoverArea, WorkEntry, is_work_name, mounts_under, remove_layer_dir, remove_work_entry};
 pub use lock::StoreLock;
 
 use std::path::{Path, PathBuf};
