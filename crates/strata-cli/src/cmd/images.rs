@@ -147,22 +147,6 @@ pub struct ImagesArgs {
     reference: Option<String>,
 }
 
-/// Shell-style glob: `*` and `?` (no `/` crossing for `*`, as Go's path.Match).
-fn glob_match(pattern: &str, s: &str) -> bool {
-    fn go(p: &[char], s: &[char]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some('*'), _) => go(&p[1..], s) || (!s.is_empty() && s[0] != '/' && go(p, &s[1..])),
-            (Some('?'), Some(c)) if *c != '/' => go(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => go(&p[1..], &s[1..]),
-            _ => false,
-        }
-    }
-    let p: Vec<char> = pattern.chars().collect();
-    let s: Vec<char> = s.chars().collect();
-    go(&p, &s)
-}
-
 pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
     let mut dangling: Option<bool> = None;
@@ -182,6 +166,9 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
             "reference" => patterns.push(v.to_string()),
             other => bail!("invalid filter '{other}' (supported: dangling, reference)"),
         }
+    }
+    for p in &patterns {
+        strata_builder::glob_match(p, "").map_err(|e| anyhow::anyhow!("invalid reference filter {p:?}: {e}"))?;
     }
     let mut list = store.list_images()?;
     list.sort_by(|x, y| y.created.cmp(&x.created).then(y.added_at.cmp(&x.added_at)));
@@ -223,12 +210,11 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
         for (repo, tag, digest) in entries {
             if !patterns.is_empty() {
                 let named = format!("{repo}:{tag}");
+                // Go's path.Match, as Docker's reference filter (patterns
+                // were checked above).
                 let hit = patterns.iter().any(|p| {
-                    if p.contains(':') {
-                        glob_match(p, &named)
-                    } else {
-                        glob_match(p, &repo)
-                    }
+                    let against = if p.contains(':') { &named } else { &repo };
+                    strata_builder::glob_match(p, against).unwrap_or(false)
                 });
                 if !hit || repo == "<none>" {
                     continue;
