@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use strata_build::parser::INSTRUCTIONS;
+use strata_build::{CommandForm, Instruction, Lex, ParseError, env_from_list, parse, parse_instruction};
 use strata_oci::ContainerConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,75 +29,106 @@ const ALLOWED: &[&str] = &[
 ];
 
 /// Applies one instruction, e.g. `CMD ["sh"]` or `ENV PATH=/bin`.
+///
+/// The text is parsed as a Dockerfile by `strata-build` (as Docker parses `--change` with its
+/// Dockerfile parser), so quoting, JSON and shell forms and the `KEY=VALUE` lists are
+/// BuildKit's; `$VARIABLES` in ENV, LABEL, EXPOSE, VOLUME, USER, WORKDIR and STOPSIGNAL expand
+/// against the config's ENV with BuildKit's expansion, CMD, ENTRYPOINT and ONBUILD are kept as
+/// written. Several lines in one text are applied in order.
 pub fn apply_change(cfg: &mut ContainerConfig, line: &str) -> Result<(), ChangeError> {
     let fail = |reason: String| ChangeError {
         line: line.to_string(),
         reason,
     };
-    let trimmed = line.trim();
-    let (kw, rest) = trimmed.split_once(char::is_whitespace).unwrap_or((trimmed, ""));
-    let kw = kw.to_ascii_uppercase();
-    let rest = rest.trim();
-    if !ALLOWED.contains(&kw.as_str()) {
-        return Err(fail(format!(
-            "{kw} is not allowed here; allowed: {}",
-            ALLOWED.join(", ")
-        )));
+    // Refuse a disallowed instruction before parsing it, so that its own syntax errors
+    // (an unterminated `RUN <<EOF`, say) don't hide that it can't be used here.
+    let first = line.split_whitespace().next().unwrap_or("");
+    if INSTRUCTIONS.contains(&first.to_ascii_lowercase().as_str()) {
+        check_allowed(first).map_err(fail)?;
     }
-    if rest.is_empty() {
-        return Err(fail(format!("{kw} needs an argument")));
+    let ast = parse(line.as_bytes()).map_err(|e| fail(parse_reason(e)))?;
+    let mut instructions = Vec::with_capacity(ast.nodes.len());
+    for node in &ast.nodes {
+        check_allowed(&node.value).map_err(fail)?;
+        instructions.push(parse_instruction(node).map_err(|e| fail(parse_reason(e)))?);
     }
+    let lex = Lex::new(ast.escape);
+    for instruction in instructions {
+        apply(cfg, instruction, &lex).map_err(fail)?;
+    }
+    Ok(())
+}
+
+fn check_allowed(keyword: &str) -> Result<(), String> {
+    let kw = keyword.to_ascii_uppercase();
+    if ALLOWED.contains(&kw.as_str()) {
+        return Ok(());
+    }
+    Err(format!("{kw} is not allowed here; allowed: {}", ALLOWED.join(", ")))
+}
+
+/// The parser's message, located only when the change has several lines.
+fn parse_reason(e: ParseError) -> String {
+    if e.line > 1 { e.to_string() } else { e.message }
+}
+
+fn apply(cfg: &mut ContainerConfig, instruction: Instruction, lex: &Lex) -> Result<(), String> {
+    // Every word expands against the ENV from before the instruction, as in a Dockerfile.
     let env_now = cfg.env.clone().unwrap_or_default();
-    match kw.as_str() {
-        "CMD" => cfg.cmd = Some(exec_or_shell(rest)),
-        "ENTRYPOINT" => {
-            cfg.entrypoint = Some(exec_or_shell(rest));
+    let lookup = env_from_list(&env_now);
+    let word = |w: &str| lex.process_word(w, &lookup).map_err(|e| e.to_string());
+    match instruction {
+        Instruction::Cmd(form) => cfg.cmd = Some(command(cfg, form)),
+        Instruction::Entrypoint(form) => {
+            cfg.entrypoint = Some(command(cfg, form));
             cfg.cmd = None;
         }
-        "ENV" | "LABEL" => {
-            let pairs = key_values(rest, &env_now).map_err(&fail)?;
+        Instruction::Env(pairs) => {
             for (k, v) in pairs {
-                if kw == "ENV" {
-                    cfg.set_env(&k, &v);
-                } else {
-                    cfg.labels.get_or_insert_with(BTreeMap::new).insert(k, v);
+                let (k, v) = (word(&k)?, word(&v)?);
+                cfg.set_env(&k, &v);
+            }
+        }
+        Instruction::Label(pairs) => {
+            for (k, v) in pairs {
+                let (k, v) = (word(&k)?, word(&v)?);
+                cfg.labels.get_or_insert_with(BTreeMap::new).insert(k, v);
+            }
+        }
+        Instruction::Expose(ports) => {
+            for p in ports {
+                // EXPOSE alone splits an expansion into several ports, as Docker does.
+                for w in lex.process_words(&p, &lookup).map_err(|e| e.to_string())? {
+                    let port = if w.contains('/') {
+                        w.to_ascii_lowercase()
+                    } else {
+                        format!("{w}/tcp")
+                    };
+                    let (num, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
+                    let valid_num = num.split('-').all(|p| p.parse::<u16>().is_ok());
+                    if !valid_num || !matches!(proto, "tcp" | "udp" | "sctp") {
+                        return Err(format!("invalid port {w:?}"));
+                    }
+                    cfg.exposed_ports
+                        .get_or_insert_with(BTreeMap::new)
+                        .insert(port, Value::Object(Default::default()));
                 }
             }
         }
-        "EXPOSE" => {
-            for w in words(rest, &env_now).map_err(&fail)? {
-                let port = if w.contains('/') {
-                    w.to_ascii_lowercase()
-                } else {
-                    format!("{w}/tcp")
-                };
-                let (num, proto) = port.split_once('/').unwrap_or((&port, "tcp"));
-                let valid_num = num.split('-').all(|p| p.parse::<u16>().is_ok());
-                if !valid_num || !matches!(proto, "tcp" | "udp" | "sctp") {
-                    return Err(fail(format!("invalid port {w:?}")));
-                }
-                cfg.exposed_ports
-                    .get_or_insert_with(BTreeMap::new)
-                    .insert(port, Value::Object(Default::default()));
-            }
-        }
-        "VOLUME" => {
-            let vols = match json_array(rest) {
-                Some(v) => v,
-                None => words(rest, &env_now).map_err(&fail)?,
-            };
+        Instruction::Volume(vols) => {
             for v in vols {
+                let v = word(&v)?;
                 if v.is_empty() {
-                    return Err(fail("VOLUME specified can not be an empty string".into()));
+                    return Err("VOLUME specified can not be an empty string".into());
                 }
                 cfg.volumes
                     .get_or_insert_with(BTreeMap::new)
                     .insert(v, Value::Object(Default::default()));
             }
         }
-        "USER" => cfg.user = Some(single(rest, &env_now).map_err(&fail)?),
-        "WORKDIR" => {
-            let w = single(rest, &env_now).map_err(&fail)?;
+        Instruction::User(u) => cfg.user = Some(word(&u)?),
+        Instruction::Workdir(w) => {
+            let w = word(&w)?;
             // Relative WORKDIRs are relative to the previous one, as in a Dockerfile.
             let base = cfg.working_dir.clone().unwrap_or_else(|| "/".into());
             cfg.working_dir = Some(if w.starts_with('/') {
@@ -104,134 +137,29 @@ pub fn apply_change(cfg: &mut ContainerConfig, line: &str) -> Result<(), ChangeE
                 format!("{}/{w}", base.trim_end_matches('/'))
             });
         }
-        "STOPSIGNAL" => cfg.stop_signal = Some(single(rest, &env_now).map_err(&fail)?),
-        "ONBUILD" => {
-            let inner = rest.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-            if matches!(inner.as_str(), "ONBUILD" | "FROM" | "MAINTAINER") {
-                return Err(fail(format!("{inner} isn't allowed as an ONBUILD trigger")));
-            }
-            cfg.on_build.get_or_insert_with(Vec::new).push(rest.to_string());
-        }
-        _ => unreachable!("checked against ALLOWED"),
+        Instruction::Stopsignal(s) => cfg.stop_signal = Some(word(&s)?),
+        Instruction::Onbuild(trigger) => cfg.on_build.get_or_insert_with(Vec::new).push(trigger),
+        other => unreachable!("{} is refused by check_allowed", other.keyword()),
     }
     Ok(())
 }
 
-fn json_array(s: &str) -> Option<Vec<String>> {
-    if !s.starts_with('[') {
-        return None;
-    }
-    serde_json::from_str::<Vec<String>>(s).ok()
-}
-
-/// JSON (exec) form, or shell form wrapped in `/bin/sh -c`.
-fn exec_or_shell(s: &str) -> Vec<String> {
-    json_array(s).unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into(), s.to_string()])
-}
-
-fn single(s: &str, env: &[String]) -> Result<String, String> {
-    let w = words(s, env)?;
-    match w.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => Err(format!("expected exactly one argument, got {}", w.len())),
-    }
-}
-
-fn lookup<'a>(env: &'a [String], key: &str) -> &'a str {
-    env.iter()
-        .rev()
-        .find_map(|e| e.strip_prefix(key).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or("")
-}
-
-/// Splits shell-like words: quotes group, backslash escapes, `$VAR` and
-/// `${VAR}` expand from `env` (not inside single quotes).
-fn words(s: &str, env: &[String]) -> Result<Vec<String>, String> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut in_word = false;
-    let mut chars = s.chars().peekable();
-    let mut quote: Option<char> = None;
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    out.push(std::mem::take(&mut cur));
-                    in_word = false;
-                }
-            }
-            (None, '\'' | '"') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (Some(q), c) if c == q => quote = None,
-            (Some('\''), c) => cur.push(c),
-            (_, '\\') => {
-                in_word = true;
-                match chars.next() {
-                    Some(n) => cur.push(n),
-                    None => cur.push('\\'),
-                }
-            }
-            (_, '$') => {
-                in_word = true;
-                let mut name = String::new();
-                if chars.peek() == Some(&'{') {
-                    chars.next();
-                    for n in chars.by_ref() {
-                        if n == '}' {
-                            break;
-                        }
-                        name.push(n);
-                    }
-                } else {
-                    while let Some(&n) = chars.peek() {
-                        if n.is_ascii_alphanumeric() || n == '_' {
-                            name.push(n);
-                            chars.next();
-                        } else {
-                            break;
-                        }
-                    }
-                }
-                if name.is_empty() {
-                    cur.push('$');
-                } else {
-                    cur.push_str(lookup(env, &name));
-                }
-            }
-            (_, c) => {
-                in_word = true;
-                cur.push(c);
-            }
+/// The exec form as given, or the shell form run with the config's SHELL (`/bin/sh -c`); no
+/// command at all (`CMD` or `CMD []`) is an empty one, as in Docker.
+fn command(cfg: &ContainerConfig, form: CommandForm) -> Vec<String> {
+    match form {
+        CommandForm::Exec(args) => args,
+        CommandForm::Shell(text) if text.is_empty() => Vec::new(),
+        CommandForm::Shell(text) => {
+            let mut shell = cfg
+                .shell
+                .clone()
+                .filter(|s| !s.is_empty())
+                .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+            shell.push(text);
+            shell
         }
     }
-    if let Some(q) = quote {
-        return Err(format!("unterminated quote {q}"));
-    }
-    if in_word {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
-/// `k=v k2="v 2"` pairs, or the legacy `k v with spaces` form.
-fn key_values(s: &str, env: &[String]) -> Result<Vec<(String, String)>, String> {
-    let first = s.split_whitespace().next().unwrap_or("");
-    if !first.contains('=') {
-        let (k, v) = s.split_once(char::is_whitespace).ok_or("needs a key and a value")?;
-        let v = words(v.trim(), env)?.join(" ");
-        return Ok(vec![(k.to_string(), v)]);
-    }
-    let mut out = Vec::new();
-    for w in words(s, env)? {
-        let (k, v) = w.split_once('=').ok_or_else(|| format!("{w:?} is not KEY=VALUE"))?;
-        if k.is_empty() {
-            return Err(format!("{w:?} has an empty key"));
-        }
-        out.push((k.to_string(), v.to_string()));
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
@@ -266,5 +194,106 @@ mod tests {
         );
         assert!(apply_change(&mut ContainerConfig::default(), "EXPOSE http").is_err());
         assert!(apply_change(&mut ContainerConfig::default(), "ENV").is_err());
+    }
+
+    #[test]
+    fn quoted_values_keep_their_spaces() {
+        let mut c = ContainerConfig::default();
+        apply_change(&mut c, r#"ENV GREETING="hello  world" SINGLE='a $b' ESC=x\ y"#).unwrap();
+        apply_change(&mut c, r#"ENV LEGACY two "quoted words""#).unwrap();
+        apply_change(&mut c, r#"LABEL "com.example.desc"="a label with spaces" plain=one"#).unwrap();
+        assert_eq!(
+            c.env.unwrap(),
+            vec![
+                "GREETING=hello  world",
+                "SINGLE=a $b",
+                "ESC=x y",
+                "LEGACY=two quoted words"
+            ]
+        );
+        let labels = c.labels.unwrap();
+        assert_eq!(labels["com.example.desc"], "a label with spaces");
+        assert_eq!(labels["plain"], "one");
+    }
+
+    #[test]
+    fn json_and_shell_forms() {
+        let mut c = ContainerConfig::default();
+        apply_change(&mut c, r#"CMD ["echo", "a b"]"#).unwrap();
+        assert_eq!(c.cmd.clone().unwrap(), vec!["echo", "a b"]);
+        // Shell form keeps the text as written: quotes and variables are the shell's.
+        apply_change(&mut c, r#"CMD echo "a  b" $HOME"#).unwrap();
+        assert_eq!(c.cmd.clone().unwrap(), vec!["/bin/sh", "-c", r#"echo "a  b" $HOME"#]);
+        // Not a JSON array of strings: shell form, as in a Dockerfile.
+        apply_change(&mut c, "CMD [echo, hi]").unwrap();
+        assert_eq!(c.cmd.clone().unwrap(), vec!["/bin/sh", "-c", "[echo, hi]"]);
+        // The shell form runs with the config's SHELL.
+        c.shell = Some(vec!["/bin/bash".into(), "-ec".into()]);
+        apply_change(&mut c, "ENTRYPOINT exec app").unwrap();
+        assert_eq!(c.entrypoint.take().unwrap(), vec!["/bin/bash", "-ec", "exec app"]);
+        assert_eq!(c.cmd, None);
+        // No command clears it, as `docker commit --change 'CMD []'` does.
+        for line in ["CMD []", "CMD"] {
+            apply_change(&mut c, line).unwrap();
+            assert_eq!(c.cmd, Some(Vec::new()), "{line}");
+        }
+    }
+
+    #[test]
+    fn expands_against_config_env() {
+        let mut c = ContainerConfig::default();
+        c.set_env("HOME", "/root");
+        c.set_env("EMPTY", "");
+        apply_change(
+            &mut c,
+            "ENV P=${HOME:-/nope}/bin Q=${MISSING:-/opt}/bin R=${EMPTY:-dflt} S=${EMPTY-kept}",
+        )
+        .unwrap();
+        apply_change(&mut c, "WORKDIR ${APP_DIR:-/srv}/app").unwrap();
+        apply_change(&mut c, "USER ${HOME:+root}").unwrap();
+        // Pairs in one ENV all see the ENV from before it.
+        apply_change(&mut c, "ENV HOME=/home/u OLD=$HOME").unwrap();
+        let env = c.env.unwrap();
+        for want in ["P=/root/bin", "Q=/opt/bin", "R=dflt", "S=", "HOME=/home/u", "OLD=/root"] {
+            assert!(env.iter().any(|e| e == want), "{want} in {env:?}");
+        }
+        assert_eq!(c.working_dir.unwrap(), "/srv/app");
+        assert_eq!(c.user.unwrap(), "root");
+        let mut c = ContainerConfig::default();
+        c.set_env("PORTS", "80 53/udp");
+        apply_change(&mut c, "EXPOSE $PORTS").unwrap();
+        let ports = c.exposed_ports.take().unwrap();
+        assert!(ports.contains_key("80/tcp") && ports.contains_key("53/udp"));
+        let err = apply_change(&mut c, "ENV X=${NOPE:?must be set}")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("must be set"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_a_change_cannot_do() {
+        for line in [
+            "RUN <<EOF",
+            "from alpine",
+            "COPY a b",
+            "HEALTHCHECK NONE",
+            "ENV A=1\nRUN x",
+        ] {
+            let err = apply_change(&mut ContainerConfig::default(), line)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("is not allowed here"), "{line}: {err}");
+        }
+        let err = apply_change(&mut ContainerConfig::default(), "ONBUILD FROM x")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("FROM isn't allowed as an ONBUILD trigger"), "{err}");
+        let err = apply_change(&mut ContainerConfig::default(), "FOO bar")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown instruction: FOO"), "{err}");
+        let mut c = ContainerConfig::default();
+        apply_change(&mut c, "ONBUILD RUN echo $HOME").unwrap();
+        assert_eq!(c.on_build.unwrap(), vec!["RUN echo $HOME"]);
     }
 }
