@@ -84,7 +84,11 @@ where
     if Compression::sniff(head) == Compression::None {
         return Ok(Box::new(reader));
     }
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
+    // Chunks go over `tx` with their filled length; the reader sends spent
+    // buffers back over `back`, so the same few are reused (no allocation
+    // and zeroing of 256 KiB per chunk).
+    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(QUEUED);
+    let (back, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED + 2);
     scope.spawn(move || {
         let mut plain = match decompressor(reader) {
             Ok(d) => d,
@@ -94,7 +98,7 @@ where
             }
         };
         loop {
-            let mut chunk = vec![0u8; 256 * 1024];
+            let mut chunk = spent.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
             let mut filled = 0;
             // Whole chunks where the stream allows: fewer hand-overs.
             while filled < chunk.len() {
@@ -104,43 +108,51 @@ where
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                     Err(e) => {
                         if filled > 0 {
-                            chunk.truncate(filled);
-                            let _ = tx.send(Ok(chunk));
+                            let _ = tx.send(Ok((chunk, filled)));
                         }
                         let _ = tx.send(Err(e));
                         return;
                     }
                 }
             }
-            if filled == 0 {
-                return;
-            }
-            chunk.truncate(filled);
-            if tx.send(Ok(chunk)).is_err() {
+            if filled == 0 || tx.send(Ok((chunk, filled))).is_err() {
                 return;
             }
         }
     });
     Ok(Box::new(QueueReader {
         rx,
+        back,
         cur: Vec::new(),
+        len: 0,
         pos: 0,
     }))
 }
 
+/// Plain bytes per hand-over, and hand-overs queued at most.
+const CHUNK: usize = 256 * 1024;
+const QUEUED: usize = 4;
+
 /// The reading end of [`decompress_on_thread`].
 struct QueueReader {
-    rx: std::sync::mpsc::Receiver<io::Result<Vec<u8>>>,
+    rx: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
+    back: std::sync::mpsc::SyncSender<Vec<u8>>,
     cur: Vec<u8>,
+    /// Bytes of `cur` that hold data.
+    len: usize,
     pos: usize,
 }
 
 impl Read for QueueReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
+        while self.pos == self.len {
             match self.rx.recv() {
-                Ok(Ok(chunk)) => {
-                    self.cur = chunk;
+                Ok(Ok((chunk, len))) => {
+                    let spent = std::mem::replace(&mut self.cur, chunk);
+                    if !spent.is_empty() {
+                        let _ = self.back.try_send(spent);
+                    }
+                    self.len = len;
                     self.pos = 0;
                 }
                 Ok(Err(e)) => return Err(e),
@@ -148,7 +160,7 @@ impl Read for QueueReader {
                 Err(_) => return Ok(0),
             }
         }
-        let n = buf.len().min(self.cur.len() - self.pos);
+        let n = buf.len().min(self.len - self.pos);
         buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
