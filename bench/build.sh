@@ -88,18 +88,7 @@ EOF
 
 results=$W/results.tsv
 : >"$results"
-measure() { # scenario tool hyperfine-args...
-  local name=$1 tool=$2; shift 2
-  local json=$W/$name-$tool.json
-  if hyperfine --style none --runs "$RUNS" --export-json "$json" "$@" >"$W/$name-$tool.log" 2>&1; then
-    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
-      { read -r m; printf '%s\t%s\t%s\n' "$name" "$tool" "$m" >>"$results"; }
-  else
-    echo "bench: $name with $tool failed (see below)" >&2
-    tail -5 "$W/$name-$tool.log" >&2
-    printf '%s\t%s\t%s\n' "$name" "$tool" "failed" >>"$results"
-  fi
-}
+measure() { bench_measure "$1" "$2" --runs "$RUNS" "${@:3}"; }
 
 # strata: a base store with busybox; cold runs start from a copy of it.
 export STRATA_ROOT=$W/strata

@@ -19,15 +19,7 @@ export STRATA_ROOT=$W/strata
 $S import -c 'CMD ["/bin/sh"]' "$W/rootfs.tar" bench/busybox >/dev/null
 results=$W/results.tsv
 : >"$results"
-measure() { # scenario tool command
-  local json=$W/$1-$2.json
-  if hyperfine --style none -N --runs "$RUNS" --warmup 2 --export-json "$json" "$3" >/dev/null 2>&1; then
-    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
-      { read -r m; printf '%s\t%s\t%s\n' "$1" "$2" "$m" >>"$results"; }
-  else
-    printf '%s\t%s\tfailed\n' "$1" "$2" >>"$results"
-  fi
-}
+measure() { bench_measure "$1" "$2" -N --runs "$RUNS" --warmup 2 "$3"; }
 WRITE='sh -c "for i in \$(seq 1000); do echo \$i > /tmp/f\$i; done"'
 measure "run true" strata "$S run --rm bench/busybox true"
 measure "run, 1000 files" strata "$S run --rm bench/busybox $WRITE"

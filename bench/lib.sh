@@ -80,3 +80,24 @@ YML
   cat "$1/registry.log" >&2
   exit 1
 }
+
+# One measurement: `hyperfine ARGS...` (the caller gives runs, warmup,
+# shell), its median appended to $results as SCENARIO<TAB>TOOL<TAB>seconds,
+# or "failed" with the end of its log shown.
+bench_measure() { # scenario tool hyperfine-args...
+  local name=$1 tool=$2
+  shift 2
+  local json="$W/$name-$tool.json" log="$W/$name-$tool.log"
+  if hyperfine --style none --export-json "$json" "$@" >"$log" 2>&1; then
+    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
+      { read -r m; printf '%s\t%s\t%s\n' "$name" "$tool" "$m" >>"$results"; }
+  else
+    echo "bench: $name with $tool failed:" >&2
+    tail -5 "$log" >&2
+    printf '%s\t%s\tfailed\n' "$name" "$tool" >>"$results"
+  fi
+}
+
+# The next variant for a tool, in timed commands: `$(bench_next TOOL)`
+# (a counter file under $W; exported for hyperfine's bash).
+bench_next() { local f=$W/next.$1 k; k=$(cat "$f" 2>/dev/null || echo 0); echo $((k + 1)) >"$f"; echo "$k"; }

@@ -97,38 +97,26 @@ command -v podman >/dev/null && PODMAN_CONF=$(bash scripts/podman-env.sh "$W/pod
 
 results=$W/results.tsv
 : >"$results"
-measure() { # image tool hyperfine-args...
-  local image=$1 tool=$2; shift 2
-  local json=$W/$image-$tool.json
-  if hyperfine --style none --shell bash --runs "$RUNS" --warmup 1 --export-json "$json" "$@" >"$W/$image-$tool.log" 2>&1; then
-    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
-      { read -r m; printf '%s\t%s\t%s\n' "$image" "$tool" "$m" >>"$results"; }
-  else
-    echo "bench/pull: $image with $tool failed:" >&2; tail -5 "$W/$image-$tool.log" >&2
-    printf '%s\t%s\t%s\n' "$image" "$tool" "failed" >>"$results"
-  fi
-}
+measure() { bench_measure "$1" "$2" --shell bash --runs "$RUNS" --warmup 1 "${@:3}"; }
 
 P="podman --root $W/podman --runroot $W/podman-run --storage-driver overlay"
-# The next variant for a tool: `$(next TOOL)` (a counter file, a few ms).
-next() { local f=$W/next.$1 k; k=$(cat "$f" 2>/dev/null || echo 0); echo $((k + 1)) >"$f"; echo "$k"; }
-export -f next
+export -f bench_next
 export W
 for image in debian ten; do
   IMG=$DEB; [ $image = ten ] && IMG=$TEN
-  measure $image strata "k=\$(next strata-$image); STRATA_ROOT=$W/strata-$image $S pull -q $IMG:\$k"
+  measure $image strata "k=\$(bench_next strata-$image); STRATA_ROOT=$W/strata-$image $S pull -q $IMG:\$k"
   if [ $image = debian ]; then
-    measure $image strata+run "k=\$(next strata+run-$image); STRATA_ROOT=$W/strata+run $S pull -q $IMG:\$k && STRATA_ROOT=$W/strata+run $S run --rm $IMG:\$k true"
+    measure $image strata+run "k=\$(bench_next strata+run-$image); STRATA_ROOT=$W/strata+run $S pull -q $IMG:\$k && STRATA_ROOT=$W/strata+run $S run --rm $IMG:\$k true"
   fi
   if command -v skopeo >/dev/null; then
-    measure $image skopeo "k=\$(next skopeo-$image); skopeo copy -q --src-tls-verify=false docker://$IMG:\$k oci:$W/oci-$image-\$k:x"
+    measure $image skopeo "k=\$(bench_next skopeo-$image); skopeo copy -q --src-tls-verify=false docker://$IMG:\$k oci:$W/oci-$image-\$k:x"
   fi
   if [ -n "$PODMAN_CONF" ]; then
-    measure $image podman "k=\$(next podman-$image); CONTAINERS_CONF=$PODMAN_CONF $P pull -q --tls-verify=false $IMG:\$k"
+    measure $image podman "k=\$(bench_next podman-$image); CONTAINERS_CONF=$PODMAN_CONF $P pull -q --tls-verify=false $IMG:\$k"
   fi
   if [ -n "$DOCKER_OK" ]; then
     # dockerd treats 127.0.0.0/8 as insecure by default.
-    measure $image docker "k=\$(next docker-$image); $D pull -q $IMG:\$k"
+    measure $image docker "k=\$(bench_next docker-$image); $D pull -q $IMG:\$k"
   fi
 done
 

@@ -87,32 +87,20 @@ done
 
 results=$W/results.tsv
 : >"$results"
-measure() { # tool hyperfine-args...
-  local tool=$1; shift
-  local json=$W/$tool.json
-  if hyperfine --style none --shell bash --runs "$RUNS" --warmup 1 --export-json "$json" "$@" >"$W/$tool.log" 2>&1; then
-    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
-      { read -r m; printf '%s\t%s\n' "$tool" "$m" >>"$results"; }
-  else
-    echo "bench/push: $tool failed:" >&2; tail -5 "$W/$tool.log" >&2
-    printf '%s\t%s\n' "$tool" "failed" >>"$results"
-  fi
-}
-# The next variant for a tool: `$(next TOOL)` (a counter file, a few ms).
-next() { local f=$W/next.$1 k; k=$(cat "$f" 2>/dev/null || echo 0); echo $((k + 1)) >"$f"; echo "$k"; }
-export -f next
+measure() { bench_measure push "$1" --shell bash --runs "$RUNS" --warmup 1 "${@:2}"; }
+export -f bench_next
 export W
 
-measure strata "k=\$(next strata); STRATA_ROOT=$W/strata $S push -q $REG/bench/push-strata:\$k"
+measure strata "k=\$(bench_next strata); STRATA_ROOT=$W/strata $S push -q $REG/bench/push-strata:\$k"
 if [[ " ${tools[*]} " == *" skopeo "* ]]; then
-  measure skopeo "k=\$(next skopeo); skopeo copy -q --dest-tls-verify=false oci:$W/oci-\$k:x docker://$REG/bench/push-skopeo:\$k"
+  measure skopeo "k=\$(bench_next skopeo); skopeo copy -q --dest-tls-verify=false oci:$W/oci-\$k:x docker://$REG/bench/push-skopeo:\$k"
 fi
 if [ -n "$PODMAN_CONF" ]; then
-  measure podman "k=\$(next podman); CONTAINERS_CONF=$PODMAN_CONF $P push -q --tls-verify=false $REG/bench/push-podman:\$k"
+  measure podman "k=\$(bench_next podman); CONTAINERS_CONF=$PODMAN_CONF $P push -q --tls-verify=false $REG/bench/push-podman:\$k"
 fi
 if [ -n "$DOCKER_OK" ]; then
   # dockerd treats 127.0.0.0/8 as insecure by default.
-  measure docker "k=\$(next docker); $D push -q $REG/bench/push-docker:\$k"
+  measure docker "k=\$(bench_next docker); $D push -q $REG/bench/push-docker:\$k"
 fi
 
 # What went over the wire for strata's first variant (compressed layer).
@@ -122,7 +110,7 @@ python3 - "$results" "$SIZE" <<'PY'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
-    tool, m = line.rstrip("\n").split("\t")
+    _, tool, m = line.rstrip("\n").split("\t")
     rows[tool] = None if m == "failed" else float(m)
 size = int(sys.argv[2]) / 1024 / 1024
 tools = [t for t in ["strata", "skopeo", "podman", "docker"] if t in rows]

@@ -22,16 +22,7 @@ bench_debian_tar
 
 results=$W/results.tsv
 : >"$results"
-measure() { # name tool command...
-  local name=$1 tool=$2; shift 2
-  local json=$W/$name-$tool.json
-  if hyperfine --style none --runs "$RUNS" --warmup 1 --export-json "$json" "$@" >/dev/null 2>&1; then
-    python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][0]['median'])" "$json" |
-      { read -r m; printf '%s\t%s\t%s\n' "$name" "$tool" "$m" >>"$results"; }
-  else
-    printf '%s\t%s\t%s\n' "$name" "$tool" "failed" >>"$results"
-  fi
-}
+measure() { bench_measure "$1" "$2" --runs "$RUNS" --warmup 1 "${@:3}"; }
 
 export STRATA_ROOT=$W/strata
 $S import "$TAR" bench/debian:1 >/dev/null
