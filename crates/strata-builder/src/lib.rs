@@ -31,7 +31,6 @@ mod pattern;
 mod progress;
 mod stage;
 mod tree;
-mod vfs;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::Write;

@@ -1578,7 +1578,11 @@ fn with_root<T>(
     let mut root = StepRoot::new(snap, snap.prepare(&key, &chain)?);
     let overlay = snap.driver() == strata_snapshot::Driver::Overlay;
     let upper = snap.upper_dir(&root.snapshot);
-    let before = if overlay { None } else { Some(crate::vfs::scan(&upper)?) };
+    let before = if overlay {
+        None
+    } else {
+        Some(strata_container::diff::scan(&upper)?)
+    };
     root.mount(false)?;
     let (out, cleanup) = f(&root.merged())?;
     root.unmount()?;
@@ -1596,8 +1600,12 @@ fn with_root<T>(
             strata_layer::write_overlay_upper_layer(&upper, opts, &mut w).context("writing the step's layer")?
         }
         Some(before) => {
-            let after = crate::vfs::scan(&upper)?;
-            let selected = crate::vfs::changes(&before, &after);
+            let after = strata_container::diff::scan(&upper)?;
+            // The same tree before and after: a file replaced by one of
+            // equal metadata is told apart by its inode number.
+            let compare = strata_container::diff::CompareOptions { inodes: true };
+            let changes = strata_container::diff::changes(&before, &after, compare);
+            let selected = strata_container::diff::selection(&changes);
             if selected.is_empty() && skip_if_empty {
                 return Ok((out, None));
             }

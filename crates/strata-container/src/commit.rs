@@ -2,14 +2,11 @@
 //! image, with the container's config (env, workdir, ports, volumes,
 //! entrypoint, cmd) and `--change` instructions.
 
-use std::path::{Path, PathBuf};
-
 use anyhow::{Context, Result};
-use strata_layer::{Compression, Selected, WriteOptions};
+use strata_layer::{Compression, WriteOptions};
 use strata_oci::{Descriptor, Digest, History, Reference, media};
 use strata_store::{LayerRecord, StoreLock};
 
-use crate::diff::ChangeKind;
 use crate::engine::Containers;
 use crate::record::ContainerRecord;
 
@@ -44,19 +41,8 @@ impl Containers {
             strata_snapshot::Driver::Copy => {
                 // No upper directory: the change set, computed, is the layer.
                 let rootfs = self.snap.snapshot_dir(&rec.id).join("rootfs");
-                let mut changes = crate::diff::tree_changes(&self.lower_dirs(rec)?, &rootfs)?;
-                changes.sort_by(|a, b| Path::new(&a.path).cmp(Path::new(&b.path)));
-                let selected: Vec<Selected> = changes
-                    .into_iter()
-                    .map(|c| {
-                        let p = PathBuf::from(c.path.trim_start_matches('/'));
-                        if c.kind == ChangeKind::Deleted {
-                            Selected::Whiteout(p)
-                        } else {
-                            Selected::Entry(p)
-                        }
-                    })
-                    .collect();
+                let changes = crate::diff::root_changes(&self.lower_dirs(rec)?, &rootfs)?;
+                let selected = crate::diff::selection(&changes);
                 strata_layer::write_selected(&rootfs, &selected, &opts_w, &mut w)
             }
         }

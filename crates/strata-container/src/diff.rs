@@ -3,6 +3,11 @@
 //! Overlay: the upper directory is the change set: 0/0 character devices
 //! are deletions, entries that exist in a lower layer are changes, the
 //! rest additions (directories that hold changes are themselves `C`).
+//!
+//! Copy (`vfs`) driver, which has no upper directory: trees are scanned
+//! ([`scan`]) and compared ([`changes`]): the container's root with its
+//! layers for `diff` and `commit`, a build step's root before and after the
+//! step for the builder. [`selection`] makes the changes a layer's entries.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
@@ -11,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::collections::BTreeMap;
 use std::ops::Bound;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use strata_layer::Selected;
 
 use crate::engine::Containers;
 use crate::record::ContainerRecord;
@@ -87,7 +93,13 @@ impl Containers {
             }
             strata_snapshot::Driver::Copy => {
                 let rootfs = self.snap.snapshot_dir(&rec.id).join("rootfs");
-                out = tree_changes(&lowers, &rootfs)?;
+                out = root_changes(&lowers, &rootfs)?
+                    .into_iter()
+                    .map(|(p, kind)| Change {
+                        kind,
+                        path: format!("/{}", p.display()),
+                    })
+                    .collect();
             }
         }
         out.sort_by(|a, b| a.path.cmp(&b.path));
@@ -95,33 +107,34 @@ impl Containers {
     }
 }
 
-/// What a file is, for change detection (Docker's rules: directories are
-/// compared by mode and owner only).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Meta {
+/// What an entry of a scanned tree is, for change detection (Docker's
+/// rules: directories are compared by mode and owner only; the rest by
+/// type, mode, owner, size, modification time, device number, link target
+/// and, with [`CompareOptions::inodes`], inode number).
+#[derive(Debug, Clone)]
+pub struct Entry {
     is_dir: bool,
     mode: u32,
     uid: u32,
     gid: u32,
     size: u64,
     mtime: (i64, i64),
+    ino: u64,
     rdev: u64,
     link: Option<PathBuf>,
 }
 
-impl Meta {
-    fn of(path: &Path, m: &std::fs::Metadata) -> Meta {
-        Meta {
-            is_dir: m.is_dir(),
+impl Entry {
+    fn of(path: &Path, m: &std::fs::Metadata) -> Entry {
+        let is_dir = m.is_dir();
+        Entry {
+            is_dir,
             mode: m.mode(),
             uid: m.uid(),
             gid: m.gid(),
-            size: if m.is_dir() { 0 } else { m.size() },
-            mtime: if m.is_dir() {
-                (0, 0)
-            } else {
-                (m.mtime(), m.mtime_nsec())
-            },
+            size: if is_dir { 0 } else { m.size() },
+            mtime: if is_dir { (0, 0) } else { (m.mtime(), m.mtime_nsec()) },
+            ino: if is_dir { 0 } else { m.ino() },
             rdev: m.rdev(),
             link: if m.file_type().is_symlink() {
                 std::fs::read_link(path).ok()
@@ -130,11 +143,45 @@ impl Meta {
             },
         }
     }
+
+    fn same(&self, other: &Entry, opts: CompareOptions) -> bool {
+        let Entry {
+            is_dir,
+            mode,
+            uid,
+            gid,
+            size,
+            mtime,
+            ino,
+            rdev,
+            link,
+        } = self;
+        *is_dir == other.is_dir
+            && *mode == other.mode
+            && *uid == other.uid
+            && *gid == other.gid
+            && *size == other.size
+            && *mtime == other.mtime
+            && (!opts.inodes || *ino == other.ino)
+            && *rdev == other.rdev
+            && *link == other.link
+    }
 }
 
-type Tree = BTreeMap<PathBuf, Meta>;
+/// A scanned tree: every entry below the root, by path relative to it.
+pub type Scan = BTreeMap<PathBuf, Entry>;
 
-fn remove_below(tree: &mut Tree, path: &Path) {
+/// How [`changes`] compares an entry present in both scans.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompareOptions {
+    /// Compare the inode numbers of non-directories too, so that a file
+    /// replaced by another of equal metadata (`mv`, `ln -f`, `cp -p` over
+    /// it) counts as changed. Only for two scans of the same tree (a step
+    /// root before and after); a copy of a tree has other inode numbers.
+    pub inodes: bool,
+}
+
+fn remove_below(tree: &mut Scan, path: &Path) {
     let below: Vec<PathBuf> = tree
         .range::<Path, _>((Bound::Excluded(path), Bound::Unbounded))
         .take_while(|(k, _)| k.starts_with(path))
@@ -145,14 +192,32 @@ fn remove_below(tree: &mut Tree, path: &Path) {
     }
 }
 
+/// Every entry under `root` (relative paths), not following links.
+pub fn scan(root: &Path) -> Result<Scan> {
+    let mut tree = Scan::new();
+    scan_into(root, Path::new(""), &mut tree, false)?;
+    Ok(tree)
+}
+
+/// The tree that layer directories in overlay form make, laid one over the
+/// other (bottom first): whiteouts delete, and a non-directory or an
+/// opaque directory hides what was below it.
+fn scan_layers(lowers_bottom_first: &[PathBuf]) -> Result<Scan> {
+    let mut tree = Scan::new();
+    for l in lowers_bottom_first {
+        scan_into(l, Path::new(""), &mut tree, true)?;
+    }
+    Ok(tree)
+}
+
 /// Adds the entries under `top` to `tree`. With `layer`, `top` is a layer
-/// in overlay form laid over what `tree` holds: whiteouts delete, and a
-/// non-directory or an opaque directory hides what was below it.
-fn scan(top: &Path, rel: &Path, tree: &mut Tree, layer: bool) -> Result<()> {
-    for e in std::fs::read_dir(top.join(rel))? {
+/// in overlay form laid over what `tree` holds.
+fn scan_into(top: &Path, rel: &Path, tree: &mut Scan, layer: bool) -> Result<()> {
+    let dir = top.join(rel);
+    for e in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let r = rel.join(e?.file_name());
         let full = top.join(&r);
-        let m = std::fs::symlink_metadata(&full)?;
+        let m = std::fs::symlink_metadata(&full).with_context(|| format!("stat {}", full.display()))?;
         if layer {
             if is_whiteout(&m) {
                 tree.remove(&r);
@@ -163,45 +228,49 @@ fn scan(top: &Path, rel: &Path, tree: &mut Tree, layer: bool) -> Result<()> {
                 remove_below(tree, &r);
             }
         }
-        tree.insert(r.clone(), Meta::of(&full, &m));
+        tree.insert(r.clone(), Entry::of(&full, &m));
         if m.is_dir() {
-            scan(top, &r, tree, layer)?;
+            scan_into(top, &r, tree, layer)?;
         }
     }
     Ok(())
 }
 
-/// Changes between the flattened lower layers and a full root (copy driver).
-pub(crate) fn tree_changes(lowers_bottom_first: &[PathBuf], root: &Path) -> Result<Vec<Change>> {
-    let mut lower = Tree::new();
-    for l in lowers_bottom_first {
-        scan(l, Path::new(""), &mut lower, true)?;
-    }
-    let mut now = Tree::new();
-    scan(root, Path::new(""), &mut now, false)?;
+/// The changes from `before` to `after`, in path order (parents first):
+/// entries new in `after` are added, entries that differ changed; of the
+/// entries gone, only the topmost ones (whose parent is still a directory:
+/// a non-directory in a directory's place hides what was below it) are
+/// deleted; and the directories holding any of these are changed
+/// themselves. A directory replaced by another thus has each entry gone
+/// from it deleted explicitly.
+pub fn changes(before: &Scan, after: &Scan, opts: CompareOptions) -> Vec<(PathBuf, ChangeKind)> {
     let mut kinds: BTreeMap<PathBuf, ChangeKind> = BTreeMap::new();
-    for (p, m) in &now {
-        match lower.get(p) {
+    for (p, m) in after {
+        match before.get(p) {
             None => {
                 kinds.insert(p.clone(), ChangeKind::Added);
             }
-            Some(old) if old != m => {
+            Some(old) if !old.same(m, opts) => {
                 kinds.insert(p.clone(), ChangeKind::Changed);
             }
-            _ => {}
+            Some(_) => {}
         }
     }
-    for p in lower.keys() {
-        let parent_kept = p
-            .parent()
-            .is_none_or(|q| q.as_os_str().is_empty() || now.contains_key(q));
-        if !now.contains_key(p) && parent_kept {
+    for p in before.keys() {
+        if after.contains_key(p) {
+            continue;
+        }
+        let topmost = match p.parent() {
+            None => true,
+            Some(q) if q.as_os_str().is_empty() => true,
+            Some(q) => after.get(q).is_some_and(|m| m.is_dir),
+        };
+        if topmost {
             kinds.insert(p.clone(), ChangeKind::Deleted);
         }
     }
-    // Directories holding a change are changed themselves.
-    let changed: Vec<PathBuf> = kinds.keys().cloned().collect();
-    for p in changed {
+    let listed: Vec<PathBuf> = kinds.keys().cloned().collect();
+    for p in listed {
         for a in p.ancestors().skip(1) {
             if a.as_os_str().is_empty() {
                 break;
@@ -209,13 +278,27 @@ pub(crate) fn tree_changes(lowers_bottom_first: &[PathBuf], root: &Path) -> Resu
             kinds.entry(a.to_path_buf()).or_insert(ChangeKind::Changed);
         }
     }
-    Ok(kinds
-        .into_iter()
-        .map(|(p, kind)| Change {
-            kind,
-            path: format!("/{}", p.display()),
+    kinds.into_iter().collect()
+}
+
+/// The layer entries for `changes` (in the same order, parents first):
+/// deletions as whiteouts, the rest as the entries of the tree now.
+pub fn selection(changes: &[(PathBuf, ChangeKind)]) -> Vec<Selected> {
+    changes
+        .iter()
+        .map(|(p, kind)| match kind {
+            ChangeKind::Deleted => Selected::Whiteout(p.clone()),
+            ChangeKind::Added | ChangeKind::Changed => Selected::Entry(p.clone()),
         })
-        .collect())
+        .collect()
+}
+
+/// The changes of a copy-driver root from the layers it was made of.
+/// Inode numbers are not compared: the root is a copy.
+pub(crate) fn root_changes(lowers_bottom_first: &[PathBuf], root: &Path) -> Result<Vec<(PathBuf, ChangeKind)>> {
+    let lower = scan_layers(lowers_bottom_first)?;
+    let now = scan(root)?;
+    Ok(changes(&lower, &now, CompareOptions::default()))
 }
 
 fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], all_added: bool, out: &mut Vec<Change>) -> Result<()> {
@@ -247,4 +330,136 @@ fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], all_added: bool, out: &mut
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP: CompareOptions = CompareOptions { inodes: true };
+
+    fn kinds(c: &[(PathBuf, ChangeKind)]) -> Vec<String> {
+        c.iter()
+            .map(|(p, k)| format!("{} {}", k.letter(), p.display()))
+            .collect()
+    }
+
+    fn set_mtime(p: &Path, secs: u64) {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn finds_changes() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("a/b")).unwrap();
+        std::fs::write(r.join("a/b/f"), "1").unwrap();
+        std::fs::write(r.join("keep"), "1").unwrap();
+        std::fs::create_dir_all(r.join("gone/deep")).unwrap();
+        let before = scan(r).unwrap();
+        std::fs::write(r.join("a/b/new"), "2").unwrap();
+        std::fs::remove_dir_all(r.join("gone")).unwrap();
+        let after = scan(r).unwrap();
+        let c = selection(&changes(&before, &after, STEP));
+        assert_eq!(
+            c,
+            vec![
+                Selected::Entry("a".into()),
+                Selected::Entry("a/b".into()),
+                Selected::Entry("a/b/new".into()),
+                Selected::Whiteout("gone".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_below_a_directory_replaced_by_a_file_is_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("d/sub")).unwrap();
+        std::fs::write(r.join("d/sub/f"), "1").unwrap();
+        std::fs::write(r.join("d/g"), "1").unwrap();
+        let before = scan(r).unwrap();
+        std::fs::remove_dir_all(r.join("d")).unwrap();
+        std::fs::write(r.join("d"), "file").unwrap();
+        let after = scan(r).unwrap();
+        let c = changes(&before, &after, STEP);
+        assert_eq!(kinds(&c), ["C d"]);
+        assert_eq!(selection(&c), [Selected::Entry("d".into())]);
+    }
+
+    #[test]
+    fn a_replaced_directory_has_its_old_entries_deleted() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("d/sub")).unwrap();
+        std::fs::write(r.join("d/sub/f"), "1").unwrap();
+        std::fs::write(r.join("d/g"), "1").unwrap();
+        let before = scan(r).unwrap();
+        std::fs::remove_dir_all(r.join("d")).unwrap();
+        std::fs::create_dir_all(r.join("d/sub")).unwrap();
+        std::fs::write(r.join("d/h"), "1").unwrap();
+        let after = scan(r).unwrap();
+        let c = changes(&before, &after, STEP);
+        assert_eq!(kinds(&c), ["C d", "D d/g", "A d/h", "C d/sub", "D d/sub/f"]);
+    }
+
+    #[test]
+    fn a_file_replaced_by_one_of_equal_metadata_differs_by_inode() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::write(r.join("f"), "1").unwrap();
+        std::fs::write(r.join("g"), "2").unwrap();
+        std::fs::write(r.join("keep"), "3").unwrap();
+        for n in ["f", "g"] {
+            set_mtime(&r.join(n), 1_000_000);
+        }
+        let before = scan(r).unwrap();
+        std::fs::rename(r.join("g"), r.join("f")).unwrap();
+        let after = scan(r).unwrap();
+        assert_eq!(kinds(&changes(&before, &after, STEP)), ["C f", "D g"]);
+        assert_eq!(kinds(&changes(&before, &after, CompareOptions::default())), ["D g"]);
+    }
+
+    #[test]
+    fn layers_are_laid_over_each_other() {
+        if !rustix::process::geteuid().is_root() {
+            eprintln!("skipped: whiteouts (0/0 devices) need root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (l0, l1, root) = (d.path().join("l0"), d.path().join("l1"), d.path().join("root"));
+        for p in ["l0/a/x", "l0/o/y", "l1/o", "root/a", "root/o/z"] {
+            std::fs::create_dir_all(d.path().join(p)).unwrap();
+        }
+        std::fs::write(l0.join("gone"), "1").unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            l1.join("gone"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::empty(),
+            rustix::fs::makedev(0, 0),
+        )
+        .unwrap();
+        rustix::fs::lsetxattr(
+            l1.join("o"),
+            "trusted.overlay.opaque",
+            b"y",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+        let lower = scan_layers(&[l0, l1]).unwrap();
+        assert_eq!(
+            lower.keys().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            ["a", "a/x", "o"]
+        );
+        let c = changes(&lower, &scan(&root).unwrap(), CompareOptions::default());
+        assert_eq!(kinds(&c), ["C a", "D a/x", "C o", "A o/z"]);
+    }
 }

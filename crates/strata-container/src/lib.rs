@@ -10,7 +10,7 @@
 
 mod commit;
 mod copy;
-mod diff;
+pub mod diff;
 mod engine;
 mod names;
 mod record;
