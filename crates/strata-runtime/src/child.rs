@@ -13,7 +13,7 @@ use rustix::mount::{
     fsconfig_set_string, fsmount, fsopen, open_tree,
 };
 
-use crate::spec::{DEFAULT_PATH, Network, RunSpec, UserSpec};
+use crate::spec::{DEFAULT_PATH, Network, RunSpec, SecretFile, UserSpec};
 use crate::sys::{self, IN_ROOT};
 use crate::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_RUNTIME_ERROR};
 
@@ -287,6 +287,10 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
             .with_context(|| format!("mounting {} on {}", m.source.display(), m.destination))?;
     }
 
+    for secret in &spec.secrets {
+        mount_secret(root, secret).with_context(|| format!("mounting the secret {}", secret.destination))?;
+    }
+
     if !spec.hostname.is_empty() {
         rustix::system::sethostname(spec.hostname.as_bytes()).context("sethostname")?;
     }
@@ -300,6 +304,46 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
         let slash = rustix::fs::open("/", OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         sys::mount_setattr(slash.as_fd(), libc::MOUNT_ATTR_RDONLY, false).context("making the root read-only")?;
     }
+    Ok(())
+}
+
+/// A secret: a copy of the host file in a tmpfs of this mount namespace
+/// only, with the container's owner and mode, bound read-only on its
+/// destination. The host file is only read.
+fn mount_secret(root: BorrowedFd<'_>, secret: &SecretFile) -> Result<()> {
+    let data = std::fs::read(&secret.source).with_context(|| format!("reading {}", secret.source.display()))?;
+    let size = (data.len() + 4096).to_string();
+    let tmpfs = mount_fs(
+        "tmpfs",
+        &[("mode", "0700"), ("size", size.as_str())],
+        &[],
+        NOSUID_NODEV_NOEXEC,
+    )?;
+    let file = rustix::fs::openat(
+        &tmpfs,
+        "secret",
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o400),
+    )
+    .context("creating the secret's copy")?;
+    sys::write_all(file.as_fd(), &data).context("writing the secret's copy")?;
+    rustix::fs::fchown(
+        &file,
+        Some(rustix::fs::Uid::from_raw(secret.uid)),
+        Some(rustix::fs::Gid::from_raw(secret.gid)),
+    )
+    .context("setting the secret's owner")?;
+    rustix::fs::fchmod(&file, Mode::from_raw_mode(secret.mode & 0o7777)).context("setting the secret's mode")?;
+    drop(file);
+    let tree = open_tree(
+        &tmpfs,
+        "secret",
+        OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
+    )
+    .context("open_tree(secret)")?;
+    sys::mount_setattr(tree.as_fd(), libc::MOUNT_ATTR_RDONLY, false).context("making the secret read-only")?;
+    let target = sys::touch_in_root(root, &secret.destination).context("creating the secret's mount point")?;
+    sys::attach(tree.as_fd(), target.as_fd()).context("binding the secret")?;
     Ok(())
 }
 

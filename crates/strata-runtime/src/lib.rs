@@ -45,7 +45,10 @@ pub use detached::{
 };
 pub use exec::{ExecSpec, exec, exec_with_stdio};
 pub use launch::{Stdio, run, run_with_stdio};
-pub use spec::{BindMount, DEFAULT_CAPABILITIES, DEFAULT_PATH, Network, RunSpec, UserSpec, to_oci_spec, write_bundle};
+pub use spec::{
+    BindMount, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, RunSpec, SeccompPolicy, SecretFile,
+    Security, UserSpec, to_oci_spec, write_bundle,
+};
 pub use sys::process_start_time;
 pub use user::{ResolvedUser, resolve_user};
 

@@ -132,6 +132,87 @@ impl BindMount {
     }
 }
 
+/// A file given to one process only (a build secret): the runtime copies it
+/// into a private tmpfs inside the container's mount namespace, sets owner
+/// and mode there, and binds it read-only on `destination`. The host copy is
+/// only read (it stays root's, 0400, in a 0700 directory: the caller's job);
+/// nothing on the host is ever chowned to a container uid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretFile {
+    /// Host file, read by the runtime before the container starts.
+    pub source: PathBuf,
+    /// Absolute path inside the container; resolved inside the root, created if missing.
+    pub destination: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Permission bits inside the container (e.g. 0o400).
+    pub mode: u32,
+}
+
+/// A host device given to the container (`--device HOST[:CTR[:PERMS]]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMapping {
+    /// The host's device node, absolute (`/dev/loop0`).
+    pub host: PathBuf,
+    /// Where it appears in the container (`/dev/loop0` when not given).
+    pub container: String,
+    /// Any of `r`, `w`, `m` (Docker's cgroup permissions; `rwm` by default).
+    pub permissions: String,
+}
+
+impl DeviceMapping {
+    /// Parses Docker's `--device HOST[:CONTAINER][:PERMISSIONS]`.
+    pub fn parse(s: &str) -> Result<DeviceMapping> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let is_perms = |p: &str| !p.is_empty() && p.chars().all(|c| matches!(c, 'r' | 'w' | 'm'));
+        let (host, container, permissions) = match parts.as_slice() {
+            [h] => (*h, *h, "rwm"),
+            [h, p] if is_perms(p) => (*h, *h, *p),
+            [h, c] => (*h, *c, "rwm"),
+            [h, c, p] if is_perms(p) => (*h, *c, *p),
+            _ => bail!(
+                "invalid device specification {s:?}: expected HOST[:CONTAINER][:PERMISSIONS] (permissions: r, w, m)"
+            ),
+        };
+        if !host.starts_with('/') || !container.starts_with('/') {
+            bail!("invalid device specification {s:?}: paths must be absolute");
+        }
+        Ok(DeviceMapping {
+            host: PathBuf::from(host),
+            container: container.to_string(),
+            permissions: permissions.to_string(),
+        })
+    }
+}
+
+/// The seccomp filter of a process (`--security-opt seccomp=…`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeccompPolicy {
+    /// Docker's default profile.
+    #[default]
+    Default,
+    /// No filter (`seccomp=unconfined`).
+    Unconfined,
+    /// A profile in Docker's JSON format (the document itself, read at create).
+    Profile(String),
+}
+
+/// Docker's confinement of a container beyond namespaces: seccomp, devices,
+/// `no-new-privileges`, `--privileged`. The default is Docker's default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Security {
+    pub seccomp: SeccompPolicy,
+    /// `--security-opt no-new-privileges`: setuid bits and file capabilities stop granting anything.
+    pub no_new_privileges: bool,
+    /// `--privileged`: every capability, every device, no seccomp, no masked
+    /// or read-only paths in /proc and /sys.
+    pub privileged: bool,
+    /// `--device`: host devices bound in and allowed in the device cgroup.
+    pub devices: Vec<DeviceMapping>,
+}
+
 /// One container process: what `run` needs, close to an OCI [`oci::Spec`]
 /// (see [`to_oci_spec`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -158,6 +239,11 @@ pub struct RunSpec {
     /// Capability bits (effective, permitted, inheritable and bounding set);
     /// [`DEFAULT_CAPABILITIES`] unless told otherwise.
     pub capabilities: u64,
+    /// Files placed in the container through a private tmpfs (build secrets).
+    #[serde(default)]
+    pub secrets: Vec<SecretFile>,
+    #[serde(default)]
+    pub security: Security,
 }
 
 impl RunSpec {
@@ -176,6 +262,8 @@ impl RunSpec {
             tty: false,
             stdin: false,
             capabilities: DEFAULT_CAPABILITIES,
+            secrets: Vec::new(),
+            security: Security::default(),
         }
     }
 
@@ -198,6 +286,13 @@ impl RunSpec {
             }
             std::fs::symlink_metadata(&m.source)
                 .with_context(|| format!("volume source {} does not exist", m.source.display()))?;
+        }
+        for s in &self.secrets {
+            if !s.destination.starts_with('/') {
+                bail!("secret destination {:?} must be an absolute path", s.destination);
+            }
+            check_id(s.uid, "uid")?;
+            check_id(s.gid, "gid")?;
         }
         check_id(self.user.uid, "uid")?;
         check_id(self.user.gid, "gid")?;

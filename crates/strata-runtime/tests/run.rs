@@ -433,3 +433,35 @@ fn oci_spec_and_bundle() {
     assert_eq!(caps.len(), 14);
     assert!(caps.iter().any(|c| c == "CAP_NET_BIND_SERVICE"));
 }
+
+#[test]
+fn secrets_get_their_owner_and_mode_inside_only() {
+    if !can_run() {
+        return;
+    }
+    let t = busybox_root();
+    let host = t.dir.path().join("secret-src");
+    fs::write(&host, "s3cr3t").unwrap();
+    fs::set_permissions(&host, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+    let mut s = spec(
+        &t,
+        sh("stat -c '%u %g %a' /run/secrets/tok; cat /run/secrets/tok; echo; echo x > /run/secrets/tok || echo ro"),
+    );
+    s.secrets.push(strata_runtime::SecretFile {
+        source: host.clone(),
+        destination: "/run/secrets/tok".into(),
+        uid: 1000,
+        gid: 1001,
+        mode: 0o440,
+    });
+    let (r, cap) = run_capture(&t, &s, "secret");
+    assert_eq!(r.unwrap(), 0, "{}", cap.err());
+    let out = cap.out();
+    assert!(out.starts_with("1000 1001 440\ns3cr3t\n"), "{out}");
+    assert!(out.contains("ro"), "{out}");
+    // The host copy is untouched: still root's, 0400.
+    let md = fs::metadata(&host).unwrap();
+    assert_eq!((md.uid(), md.mode() & 0o7777), (0, 0o400));
+    // Nothing of it is left in the root: the mount point is an empty file.
+    assert_eq!(fs::read(t.root.join("run/secrets/tok")).unwrap(), b"");
+}
