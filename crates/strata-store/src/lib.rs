@@ -64,6 +64,7 @@ impl Store {
             std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
         }
         let conn = db::open(&root.join("strata.db"))?;
+        restrict_permissions(root)?;
         Ok(Store {
             root: root.to_path_buf(),
             conn,
@@ -87,8 +88,41 @@ impl Store {
         self.root.join("containers")
     }
 
+    /// Top-level directories that hold image or container content: only the
+    /// store's owner may enter them (see [`restrict_permissions`]).
+    pub const PRIVATE_DIRS: [&'static str; 6] = ["blobs", "tmp", "layers", "containers", "volumes", "build-mounts"];
+
     /// The raw connection, for crates that keep their own tables (build cache, containers).
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// The store root is 0711 and what holds content is 0700, tightened on every
+/// open (CVE-2021-41091): unpacked layers keep their setuid binaries and
+/// device nodes, and a running container's root is under `containers/`; a
+/// local user who could walk there would run them as their owner. The
+/// metadata database is the owner's only too. Costs a few `stat`s per open.
+fn restrict_permissions(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let set = |p: &Path, mode: u32| -> Result<()> {
+        let md = match std::fs::symlink_metadata(p) {
+            Ok(md) => md,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("reading {}", p.display()), e)),
+        };
+        if md.permissions().mode() & 0o7777 != mode && !md.file_type().is_symlink() {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io(format!("restricting the permissions of {}", p.display()), e))?;
+        }
+        Ok(())
+    };
+    set(root, 0o711)?;
+    for dir in Store::PRIVATE_DIRS {
+        set(&root.join(dir), 0o700)?;
+    }
+    for db in ["strata.db", "strata.db-wal", "strata.db-shm"] {
+        set(&root.join(db), 0o600)?;
+    }
+    Ok(())
 }
