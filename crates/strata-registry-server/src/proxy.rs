@@ -231,6 +231,17 @@ impl Proxy {
         }
     }
 
+    /// Whether the upstream has blob `d` in `repo` (a HEAD with the proxy's
+    /// credentials); Err when it gives no clear answer.
+    async fn upstream_has_blob(&self, repo: &str, d: &Digest) -> Result<bool, String> {
+        let resp = self.send(reqwest::Method::HEAD, repo, &format!("blobs/{d}")).await?;
+        match resp.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Ok(false),
+            s => Err(format!("upstream blob {repo}@{d}: {s}")),
+        }
+    }
+
     /// Fetches a blob into the cache and links it into `repo`.
     pub async fn ensure_blob(&self, reg: &Registry, repo: &str, d: &Digest) -> ApiResult<()> {
         let lock = {
@@ -240,7 +251,18 @@ impl Proxy {
         };
         let _g = lock.lock().await;
         if reg.blob_exists_anywhere(d).await?.is_some() {
-            return reg.link_blob(repo, d).await;
+            // Cached for some repository. A digest is no secret, so linking it
+            // here on that alone would let anyone who may pull `repo` read any
+            // cached blob: link it only when a manifest of `repo` names it or
+            // the upstream serves it under `repo`.
+            if reg.manifests_reference(repo, d).await? {
+                return reg.link_blob(repo, d).await;
+            }
+            return match self.upstream_has_blob(repo, d).await {
+                Ok(true) => reg.link_blob(repo, d).await,
+                Ok(false) => Err(ApiError::blob_unknown(d)),
+                Err(e) => Err(ApiError::unavailable(e)),
+            };
         }
         let resp = self
             .send(reqwest::Method::GET, repo, &format!("blobs/{d}"))

@@ -569,6 +569,22 @@ impl Registry {
         Ok(())
     }
 
+    /// Whether a manifest stored in `repo` names `d` as its config or a layer.
+    pub async fn manifests_reference(&self, repo: &str, d: &Digest) -> ApiResult<bool> {
+        for m in self.revisions(repo).await? {
+            let mt = self.manifest_media_type(repo, &m).await?;
+            let Some(bytes) = self.driver.get(&layout::blob(&m)).await? else {
+                continue;
+            };
+            if let Ok(Document::Manifest(doc)) = Document::parse(&bytes, mt.as_deref())
+                && (doc.config.digest == *d || doc.layers.iter().any(|l| l.digest == *d))
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Digests of every manifest revision in a repository.
     pub async fn revisions(&self, repo: &str) -> ApiResult<Vec<Digest>> {
         let base = layout::revisions(repo);

@@ -471,3 +471,152 @@ fn walk(p: &std::path::Path) -> Vec<String> {
     }
     out
 }
+
+fn rule(users: &[&str], repos: &[&str], actions: &[&str]) -> AccessRule {
+    AccessRule {
+        users: users.iter().map(|s| s.to_string()).collect(),
+        repositories: repos.iter().map(|s| s.to_string()).collect(),
+        actions: actions.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+async fn blob(e: &Env, repo: &str, data: &str) -> (strata_oci::Digest, usize) {
+    (e.push_blob(repo, data.as_bytes()).await, data.len())
+}
+
+async fn status_as(e: &Env, method: Method, auth: &str, path: &str) -> StatusCode {
+    e.req(method, path)
+        .header("authorization", auth)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// A blob the pull-through cache fetched for `alice/app` must not become
+/// readable through `public/app` by a user who may only pull `public/**`:
+/// a cached blob is linked into another repository only when the upstream
+/// has it in that repository, or a manifest of that repository names it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_cache_does_not_cross_repositories() {
+    // The upstream: filled without auth, then restarted on the same storage
+    // with token auth, where the proxy's account (bob) may pull both repositories.
+    let mut up = fs_env().await;
+    let secret = blob(&up, "alice/app", "alice's secret layer").await;
+    let shared_x = blob(&up, "alice/app", "a shared layer x").await;
+    let shared_y = blob(&up, "alice/app", "a shared layer y").await;
+    let ca = blob(&up, "alice/app", r#"{"architecture":"amd64","os":"linux"}"#).await;
+    let m = manifest(&ca.0, ca.1, &[secret.clone(), shared_x.clone(), shared_y.clone()], None);
+    let r = up
+        .put_manifest("alice/app", "v1", strata_oci::media::OCI_MANIFEST, &m)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let public = blob(&up, "public/app", "a public layer").await;
+    blob(&up, "public/app", "a shared layer x").await;
+    blob(&up, "public/app", "a shared layer y").await;
+    let cp = blob(&up, "public/app", r#"{"architecture":"arm64","os":"linux"}"#).await;
+    let m = manifest(&cp.0, cp.1, &[public.clone(), shared_x.clone(), shared_y.clone()], None);
+    let r = up
+        .put_manifest("public/app", "v1", strata_oci::media::OCI_MANIFEST, &m)
+        .await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let dir = up.dir.take().unwrap();
+    up.stop().await;
+    let mut c = fs_config(&dir);
+    c.auth.htpasswd = Some(HtpasswdConfig {
+        realm: "upstream".into(),
+        path: write_htpasswd(tempfile::TempDir::new().unwrap().keep().as_path()),
+    });
+    c.auth.token = Some(TokenConfig {
+        secret: Some(SECRET.into()),
+        ..Default::default()
+    });
+    c.access = vec![rule(&["bob"], &["alice/**", "public/**"], &["pull"])];
+    let up = start_with(c, Some(dir)).await;
+    assert_eq!(
+        up.req(Method::GET, "/v2/").send().await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    // The proxy: alice may pull alice/**, bob only public/**.
+    let cache_dir = tempfile::TempDir::new().unwrap();
+    let mut c = fs_config(&cache_dir);
+    c.auth.htpasswd = Some(HtpasswdConfig {
+        realm: "cache".into(),
+        path: write_htpasswd(cache_dir.path()),
+    });
+    c.access = vec![
+        rule(&["alice"], &["alice/**"], &["pull"]),
+        rule(&["bob"], &["public/**"], &["pull"]),
+    ];
+    c.proxy = Some(strata_registry_server::config::ProxyConfig {
+        remoteurl: up.url.clone(),
+        username: Some("bob".into()),
+        password: Some("bob-pw".into()),
+    });
+    let cache = start_with(c, Some(cache_dir)).await;
+    let alice = basic("alice", "alice-pw");
+    let bob = basic("bob", "bob-pw");
+
+    // alice pulls her image through the cache.
+    assert_eq!(
+        status_as(&cache, Method::GET, &alice, "/v2/alice/app/manifests/v1").await,
+        StatusCode::OK
+    );
+    for (d, _) in [&secret, &shared_x, &shared_y, &ca] {
+        let s = status_as(&cache, Method::GET, &alice, &format!("/v2/alice/app/blobs/{d}")).await;
+        assert_eq!(s, StatusCode::OK, "{d}");
+    }
+    // bob may not read it directly ...
+    let s = status_as(&cache, Method::GET, &bob, &format!("/v2/alice/app/blobs/{}", secret.0)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // ... nor through a repository he may pull.
+    for method in [Method::HEAD, Method::GET] {
+        let s = status_as(
+            &cache,
+            method.clone(),
+            &bob,
+            &format!("/v2/public/app/blobs/{}", secret.0),
+        )
+        .await;
+        assert_eq!(
+            s,
+            StatusCode::NOT_FOUND,
+            "{method} alice's cached blob through public/app"
+        );
+    }
+    // A cached blob the upstream has in public/app is served there.
+    let s = status_as(
+        &cache,
+        Method::GET,
+        &bob,
+        &format!("/v2/public/app/blobs/{}", shared_x.0),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let s = status_as(&cache, Method::GET, &bob, "/v2/public/app/manifests/v1").await;
+    assert_eq!(s, StatusCode::OK);
+
+    // With the upstream gone, a cached blob is linked only when a cached
+    // manifest of the repository names it.
+    up.stop().await;
+    let s = status_as(
+        &cache,
+        Method::GET,
+        &bob,
+        &format!("/v2/public/app/blobs/{}", shared_y.0),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "named by public/app's cached manifest");
+    let s = status_as(&cache, Method::GET, &bob, &format!("/v2/public/app/blobs/{}", secret.0)).await;
+    assert!(!s.is_success(), "alice's blob with the upstream down: {s}");
+    let s = status_as(
+        &cache,
+        Method::GET,
+        &alice,
+        &format!("/v2/alice/app/blobs/{}", secret.0),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "alice still reads her cached blob");
+    cache.stop().await;
+}
