@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
+use bytes::{Bytes, BytesMut};
 use futures_util::TryStreamExt;
 use strata_oci::{Digest, media};
 
@@ -15,6 +16,77 @@ use crate::config::ProxyConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::registry::{ManifestRef, Registry};
 use crate::storage::{ByteStream, layout};
+
+/// The most of an upstream token response read (a JWT is a few KiB).
+const MAX_TOKEN_RESPONSE: u64 = 1 << 20;
+
+/// Why the upstream could not serve a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream {url}: {cause}")]
+    Connection { url: String, cause: String },
+    #[error("upstream {what} exceeds {} MiB", .limit >> 20)]
+    TooLarge { what: &'static str, limit: u64 },
+    #[error("upstream {what}: {status}")]
+    Status { what: String, status: StatusCode },
+    #[error("upstream wants credentials; set proxy.username")]
+    NeedsCredentials,
+    #[error("upstream token challenge has no realm")]
+    NoRealm,
+    #[error("upstream token response: {0}")]
+    BadToken(String),
+    #[error("upstream {0}: unauthorized")]
+    Unauthorized(String),
+    #[error("upstream manifest does not match its digest {0}")]
+    DigestMismatch(Digest),
+    #[error("upstream manifest is not valid: {0}")]
+    InvalidManifest(String),
+    #[error("caching upstream manifest: {0}")]
+    Store(String),
+}
+
+impl ProxyError {
+    fn connection(url: &str, e: &reqwest::Error) -> ProxyError {
+        let mut cause = e.to_string();
+        let mut src = std::error::Error::source(e);
+        while let Some(s) = src {
+            cause.push_str(&format!(": {s}"));
+            src = s.source();
+        }
+        ProxyError::Connection {
+            url: url.to_string(),
+            cause,
+        }
+    }
+}
+
+impl From<ProxyError> for ApiError {
+    fn from(e: ProxyError) -> ApiError {
+        match e {
+            ProxyError::Connection { .. } => ApiError::unavailable(e.to_string()),
+            _ => ApiError::new(StatusCode::BAD_GATEWAY, "UNAVAILABLE", e.to_string()),
+        }
+    }
+}
+
+/// Reads a whole upstream body of at most `limit` bytes: a larger declared
+/// length is refused before any of the body is read, and a body without one
+/// (chunked) is dropped, closing the connection, as soon as it passes `limit`.
+async fn read_bounded(mut resp: reqwest::Response, limit: u64, what: &'static str) -> Result<Bytes, ProxyError> {
+    let too_large = ProxyError::TooLarge { what, limit };
+    if resp.content_length().is_some_and(|n| n > limit) {
+        return Err(too_large);
+    }
+    let url = resp.url().to_string();
+    let mut out = BytesMut::new();
+    while let Some(c) = resp.chunk().await.map_err(|e| ProxyError::connection(&url, &e))? {
+        if (out.len() + c.len()) as u64 > limit {
+            return Err(too_large);
+        }
+        out.extend_from_slice(&c);
+    }
+    Ok(out.freeze())
+}
 
 const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -54,6 +126,8 @@ impl Proxy {
         crate::util::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
+            // An upstream that stops sending must not hold a request forever.
+            .read_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| anyhow::anyhow!("proxy HTTP client: {e}"))?;
         Ok(Proxy {
@@ -75,14 +149,12 @@ impl Proxy {
         ))
     }
 
-    async fn login(&self, repo: &str, challenge: &str) -> Result<String, String> {
+    async fn login(&self, repo: &str, challenge: &str) -> Result<String, ProxyError> {
         if challenge.to_ascii_lowercase().starts_with("basic") {
-            return self
-                .basic()
-                .ok_or_else(|| "upstream wants credentials; set proxy.username".into());
+            return self.basic().ok_or(ProxyError::NeedsCredentials);
         }
         let p = challenge_params(challenge);
-        let realm = p.get("realm").ok_or("upstream challenge has no realm")?;
+        let realm = p.get("realm").ok_or(ProxyError::NoRealm)?;
         let query = {
             let mut q = form_urlencoded::Serializer::new(String::new());
             q.append_pair("scope", &format!("repository:{repo}:pull"));
@@ -92,26 +164,30 @@ impl Proxy {
             q.finish()
         };
         let sep = if realm.contains('?') { '&' } else { '?' };
-        let mut req = self.client.get(format!("{realm}{sep}{query}"));
+        let url = format!("{realm}{sep}{query}");
+        let mut req = self.client.get(&url);
         if let Some(b) = self.basic() {
             req = req.header(reqwest::header::AUTHORIZATION, b);
         }
-        let resp = req.send().await.map_err(|e| format!("upstream token: {e}"))?;
+        let resp = req.send().await.map_err(|e| ProxyError::connection(&url, &e))?;
         if !resp.status().is_success() {
-            return Err(format!("upstream token endpoint answered {}", resp.status()));
+            return Err(ProxyError::Status {
+                what: "token endpoint".into(),
+                status: resp.status(),
+            });
         }
-        let body = resp.bytes().await.map_err(|e| format!("upstream token: {e}"))?;
-        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| format!("upstream token: {e}"))?;
+        let body = read_bounded(resp, MAX_TOKEN_RESPONSE, "token response").await?;
+        let v: serde_json::Value = serde_json::from_slice(&body).map_err(|e| ProxyError::BadToken(e.to_string()))?;
         let t = v
             .get("token")
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
-            .ok_or("upstream token response has no token")?;
+            .ok_or_else(|| ProxyError::BadToken("no token in it".into()))?;
         Ok(format!("Bearer {t}"))
     }
 
     /// Sends a request upstream, answering one auth challenge if needed.
-    async fn send(&self, method: reqwest::Method, repo: &str, path: &str) -> Result<reqwest::Response, String> {
+    async fn send(&self, method: reqwest::Method, repo: &str, path: &str) -> Result<reqwest::Response, ProxyError> {
         let url = format!("{}/v2/{repo}/{path}", self.remote);
         let cached = self
             .tokens
@@ -133,7 +209,7 @@ impl Proxy {
             if let Some(a) = auth {
                 req = req.header(reqwest::header::AUTHORIZATION, a);
             }
-            let resp = req.send().await.map_err(|e| format!("upstream {url}: {e}"))?;
+            let resp = req.send().await.map_err(|e| ProxyError::connection(&url, &e))?;
             if resp.status() == StatusCode::UNAUTHORIZED && attempt == 0 {
                 let ch = resp
                     .headers()
@@ -150,7 +226,7 @@ impl Proxy {
             }
             return Ok(resp);
         }
-        Err(format!("upstream {url}: unauthorized"))
+        Err(ProxyError::Unauthorized(url))
     }
 
     async fn fetch_manifest(
@@ -159,12 +235,15 @@ impl Proxy {
         repo: &str,
         reference: &str,
         tag: Option<&str>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProxyError> {
         let resp = self
             .send(reqwest::Method::GET, repo, &format!("manifests/{reference}"))
             .await?;
         if !resp.status().is_success() {
-            return Err(format!("upstream manifest {repo}:{reference}: {}", resp.status()));
+            return Err(ProxyError::Status {
+                what: format!("manifest {repo}:{reference}"),
+                status: resp.status(),
+            });
         }
         let mt = resp
             .headers()
@@ -172,35 +251,34 @@ impl Proxy {
             .and_then(|v| v.to_str().ok())
             .map(|s| s.split(';').next().unwrap_or("").trim().to_string())
             .filter(|s| media::is_manifest(s) || media::is_index(s));
-        let bytes = resp.bytes().await.map_err(|e| format!("upstream manifest: {e}"))?;
-        if bytes.len() as u64 > media::MAX_DOCUMENT_SIZE {
-            return Err("upstream manifest is larger than 4 MiB".into());
-        }
+        let bytes = read_bounded(resp, media::MAX_DOCUMENT_SIZE, "manifest").await?;
         let digest = match Digest::parse(reference) {
             Ok(d) => {
                 if Digest::of(d.algorithm(), &bytes) != d {
-                    return Err(format!("upstream manifest does not match its digest {d}"));
+                    return Err(ProxyError::DigestMismatch(d));
                 }
                 d
             }
             Err(_) => Digest::sha256_of(&bytes),
         };
-        let doc = strata_oci::Document::parse(&bytes, mt.as_deref()).map_err(|e| e.to_string())?;
+        let doc = strata_oci::Document::parse(&bytes, mt.as_deref())
+            .map_err(|e| ProxyError::InvalidManifest(e.to_string()))?;
         let mt = mt.unwrap_or_else(|| doc.media_type().to_string());
         reg.manifest_store_raw(repo, &digest, &mt, bytes, tag)
             .await
-            .map_err(|e| e.message)
+            .map_err(|e| ProxyError::Store(e.message))
     }
 
-    /// Makes sure the manifest is in the cache (best effort: failures leave
-    /// whatever the cache holds).
-    pub async fn ensure_manifest(&self, reg: &Registry, repo: &str, r: &ManifestRef) {
+    /// Makes sure the manifest is in the cache. On an error the cache may
+    /// still hold a copy (served when the upstream is down); the caller
+    /// reports the error only when it does not.
+    pub async fn ensure_manifest(&self, reg: &Registry, repo: &str, r: &ManifestRef) -> Result<(), ProxyError> {
         let result = match r {
             ManifestRef::Digest(d) => {
                 if matches!(reg.manifest_media_type(repo, d).await, Ok(Some(_)))
                     && matches!(reg.driver.stat(&layout::blob(d)).await, Ok(Some(_)))
                 {
-                    return;
+                    return Ok(());
                 }
                 self.fetch_manifest(reg, repo, &d.to_string(), None).await
             }
@@ -221,24 +299,28 @@ impl Proxy {
                 });
                 let local = reg.tag_digest(repo, t).await.ok().flatten();
                 if upstream.is_some() && upstream == local {
-                    return;
+                    return Ok(());
                 }
                 self.fetch_manifest(reg, repo, t, Some(t)).await
             }
         };
-        if let Err(e) = result {
+        if let Err(e) = &result {
             eprintln!("strata registry: proxy: {e}");
         }
+        result
     }
 
     /// Whether the upstream has blob `d` in `repo` (a HEAD with the proxy's
     /// credentials); Err when it gives no clear answer.
-    async fn upstream_has_blob(&self, repo: &str, d: &Digest) -> Result<bool, String> {
+    async fn upstream_has_blob(&self, repo: &str, d: &Digest) -> Result<bool, ProxyError> {
         let resp = self.send(reqwest::Method::HEAD, repo, &format!("blobs/{d}")).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Ok(false),
-            s => Err(format!("upstream blob {repo}@{d}: {s}")),
+            status => Err(ProxyError::Status {
+                what: format!("blob {repo}@{d}"),
+                status,
+            }),
         }
     }
 
@@ -261,13 +343,10 @@ impl Proxy {
             return match self.upstream_has_blob(repo, d).await {
                 Ok(true) => reg.link_blob(repo, d).await,
                 Ok(false) => Err(ApiError::blob_unknown(d)),
-                Err(e) => Err(ApiError::unavailable(e)),
+                Err(e) => Err(e.into()),
             };
         }
-        let resp = self
-            .send(reqwest::Method::GET, repo, &format!("blobs/{d}"))
-            .await
-            .map_err(ApiError::unavailable)?;
+        let resp = self.send(reqwest::Method::GET, repo, &format!("blobs/{d}")).await?;
         if resp.status() == StatusCode::NOT_FOUND {
             return Err(ApiError::blob_unknown(d));
         }

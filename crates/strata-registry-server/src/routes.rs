@@ -19,7 +19,7 @@ use strata_oci::{Digest, media};
 use crate::auth::{Action, Auth, Identity, Scope};
 use crate::error::{ApiError, ApiResult, upload_range};
 use crate::metrics::Metrics;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, ProxyError};
 use crate::registry::{ManifestRef, Registry, check_name};
 use crate::storage::ByteStream;
 
@@ -462,11 +462,20 @@ async fn manifest(
     let r = ManifestRef::parse(&reference)?;
     match method {
         Method::GET | Method::HEAD => {
-            if let Some(p) = &st.proxy {
-                p.ensure_manifest(&st.registry, &name, &r).await;
-            }
+            let fetched = match &st.proxy {
+                Some(p) => p.ensure_manifest(&st.registry, &name, &r).await,
+                None => Ok(()),
+            };
             let Some(m) = st.registry.manifest_get(&name, &r).await? else {
-                return Err(ApiError::manifest_unknown(&reference));
+                // Not cached: say why the upstream did not give it.
+                return Err(match fetched {
+                    Ok(())
+                    | Err(ProxyError::Status {
+                        status: StatusCode::NOT_FOUND,
+                        ..
+                    }) => ApiError::manifest_unknown(&reference),
+                    Err(e) => e.into(),
+                });
             };
             let b = builder(StatusCode::OK)
                 .header(header::CONTENT_TYPE, &m.media_type)
