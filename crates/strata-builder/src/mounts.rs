@@ -13,10 +13,12 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use crate::pattern::clean_rel;
 use crate::tree::{DirTree, Kind, SourceTree, join, resolve};
@@ -233,20 +235,49 @@ pub fn target_rel(target: &str, workdir: &str) -> Result<String> {
 #[derive(Debug, Default)]
 pub struct Cleanup {
     /// Created entries (symlink-free, relative), parents first.
-    pub created: Vec<String>,
-    /// Existing directories a new mount point was made in, with their
-    /// (mode, uid, gid) before: overlay copies them up; an unchanged copy is dropped.
-    pub parents: Vec<(String, (u32, u32, u32))>,
+    pub created: Vec<Made>,
+    /// Existing directories a new mount point was made in, with how they
+    /// were before: overlay copies them up; an unchanged copy is dropped.
+    pub parents: Vec<Parent>,
+}
+
+/// An entry the builder created, as it was in the changes directory.
+#[derive(Debug, Clone)]
+pub struct Made {
+    pub rel: String,
+    pub dir: bool,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+/// A directory of the image a mount point was created in.
+#[derive(Debug, Clone)]
+pub struct Parent {
+    pub rel: String,
+    /// (mode, uid, gid) before.
+    pub attrs: (u32, u32, u32),
+    /// dev/ino of its copy in the changes directory (None: not there).
+    pub id: Option<(u64, u64)>,
 }
 
 /// Makes the mount point `rel` in `merged` (a directory, or an empty file
 /// when `is_file`), resolving symlinks inside the root. Returns its
-/// symlink-free path; what it had to create is added to `cleanup`.
-pub fn make_mount_point(merged: &Path, rel: &str, is_file: bool, cleanup: &mut Cleanup) -> Result<String> {
+/// symlink-free path; what it had to create is added to `cleanup`, with
+/// its identity in `changes` (the overlay upper dir, or the copy driver's
+/// root that `merged` binds), checked again before it is removed.
+pub fn make_mount_point(
+    merged: &Path,
+    changes: &Path,
+    rel: &str,
+    is_file: bool,
+    cleanup: &mut Cleanup,
+) -> Result<String> {
     let tree = DirTree::open(merged, "the step's root".into())?;
+    let croot = open_root(changes).with_context(|| format!("opening {}", changes.display()))?;
     let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
     let mut cur = String::new();
     let mut creating = false;
+    let first_parent = cleanup.parents.len();
     for (i, c) in comps.iter().enumerate() {
         let last = i + 1 == comps.len();
         let cand = join(&cur, c);
@@ -276,9 +307,11 @@ pub fn make_mount_point(merged: &Path, rel: &str, is_file: bool, cleanup: &mut C
                         prefix = join(&prefix, part);
                         let md = std::fs::symlink_metadata(merged.join(&prefix))
                             .with_context(|| format!("stat /{prefix} in the step's root"))?;
-                        cleanup
-                            .parents
-                            .push((prefix.clone(), (md.mode() & 0o7777, md.uid(), md.gid())));
+                        cleanup.parents.push(Parent {
+                            rel: prefix.clone(),
+                            attrs: (md.mode() & 0o7777, md.uid(), md.gid()),
+                            id: None,
+                        });
                     }
                     creating = true;
                 }
@@ -296,51 +329,127 @@ pub fn make_mount_point(merged: &Path, rel: &str, is_file: bool, cleanup: &mut C
             std::fs::create_dir(&path).with_context(|| format!("creating the mount point /{cand}"))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         }
-        cleanup.created.push(cand.clone());
+        let st = lstat_beneath(&croot, &cand).with_context(|| format!("stat of the mount point /{cand}"))?;
+        cleanup.created.push(Made {
+            rel: cand.clone(),
+            dir: !(last && is_file),
+            dev: st.st_dev,
+            ino: st.st_ino,
+        });
         cur = cand;
+    }
+    // Copied up by now (overlay): their identity in the changes.
+    for p in &mut cleanup.parents[first_parent..] {
+        p.id = lstat_beneath(&croot, &p.rel).ok().map(|st| ident(&st));
     }
     Ok(cur)
 }
 
-fn is_opaque(p: &Path) -> bool {
+/// Never follows a symlink, not even to a place inside the root: the step
+/// may have planted any.
+const NO_LINKS: ResolveFlags = ResolveFlags::BENEATH
+    .union(ResolveFlags::NO_SYMLINKS)
+    .union(ResolveFlags::NO_MAGICLINKS);
+
+fn open_root(dir: &Path) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+}
+
+/// Opens `rel` (relative, "" for the root) under `root` without following any symlink.
+fn open_beneath(root: &OwnedFd, rel: &str, flags: OFlags) -> rustix::io::Result<OwnedFd> {
+    let rel = if rel.is_empty() { "." } else { rel };
+    rustix::fs::openat2(
+        root,
+        rel,
+        flags | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        NO_LINKS,
+    )
+}
+
+/// `rel`'s parent directory, opened symlink-free, and its last component.
+fn open_parent<'r>(root: &OwnedFd, rel: &'r str) -> rustix::io::Result<(OwnedFd, &'r str)> {
+    let (parent, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+    Ok((open_beneath(root, parent, OFlags::PATH | OFlags::DIRECTORY)?, name))
+}
+
+fn ident(st: &rustix::fs::Stat) -> (u64, u64) {
+    (st.st_dev, st.st_ino)
+}
+
+fn lstat_beneath(root: &OwnedFd, rel: &str) -> rustix::io::Result<rustix::fs::Stat> {
+    let (pfd, name) = open_parent(root, rel)?;
+    rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+}
+
+/// Removes the created entry `m` if it is still exactly what the builder
+/// made: same type and inode, reached without a symlink, and (a directory)
+/// empty, which `rmdir` itself checks. Returns whether it was removed.
+fn remove_made(root: &OwnedFd, m: &Made) -> rustix::io::Result<bool> {
+    let (pfd, name) = open_parent(root, &m.rel)?;
+    let st = rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)?;
+    let ft = FileType::from_raw_mode(st.st_mode);
+    if ident(&st) != (m.dev, m.ino) {
+        return Ok(false);
+    }
+    if m.dir && ft == FileType::Directory {
+        rustix::fs::unlinkat(&pfd, name, AtFlags::REMOVEDIR)?;
+    } else if !m.dir && ft == FileType::RegularFile && st.st_size == 0 {
+        rustix::fs::unlinkat(&pfd, name, AtFlags::empty())?;
+    } else {
+        return Ok(false);
+    }
+    Ok(true)
+}
+
+/// Removes the copied-up directory `p` if it holds nothing, is the copy
+/// seen after the mount point was made and still has its attributes from
+/// before, and is not opaque (which would hide the image's content).
+fn remove_parent(root: &OwnedFd, p: &Parent) -> rustix::io::Result<bool> {
+    let Some(id) = p.id else { return Ok(false) };
+    let (pfd, name) = open_parent(root, &p.rel)?;
+    let dir = rustix::fs::openat2(
+        &pfd,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+        NO_LINKS,
+    )?;
+    let st = rustix::fs::fstat(&dir)?;
+    let same = ident(&st) == id && p.attrs == (st.st_mode & 0o7777, st.st_uid, st.st_gid);
     let mut buf = [0u8; 2];
-    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+    let opaque = matches!(rustix::fs::fgetxattr(&dir, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y');
+    if !same || opaque {
+        return Ok(false);
+    }
+    // Not empty (or anything else): rmdir refuses, and it stays.
+    rustix::fs::unlinkat(&pfd, name, AtFlags::REMOVEDIR)?;
+    Ok(true)
 }
 
 /// Removes, in `changes` (the overlay upper dir or the copy driver's
-/// root), the mount points the builder made when they are still empty,
-/// and (overlay) copied-up parents that hold nothing else and are unchanged.
+/// root), the mount points the builder made when they are still what it
+/// made, and (overlay) copied-up parents that hold nothing else and are
+/// unchanged. Everything is reached fd-relative without following
+/// symlinks: the step may have replaced any parent with a link to a host
+/// path (CVE-2024-23652), and what is not exactly as made is left alone.
 pub fn remove_mount_points(changes: &Path, cleanup: &Cleanup, overlay: bool) {
-    for rel in cleanup.created.iter().rev() {
-        let p = changes.join(rel);
-        match std::fs::symlink_metadata(&p) {
-            Ok(m) if m.is_dir() => {
-                let _ = std::fs::remove_dir(&p);
-            }
-            Ok(m) if m.is_file() && m.len() == 0 => {
-                let _ = std::fs::remove_file(&p);
-            }
-            _ => {}
-        }
+    let Ok(root) = open_root(changes) else { return };
+    for m in cleanup.created.iter().rev() {
+        let _ = remove_made(&root, m);
     }
     if !overlay {
         return;
     }
     let mut seen = BTreeMap::new();
-    for (p, m) in &cleanup.parents {
-        seen.entry(p.clone()).or_insert(*m);
+    for p in &cleanup.parents {
+        seen.entry(p.rel.clone()).or_insert(p);
     }
-    let mut parents: Vec<(String, (u32, u32, u32))> = seen.into_iter().collect();
+    let mut parents: Vec<&Parent> = seen.into_values().collect();
     // Deepest first, so that a parent emptied by a child's removal goes too.
-    parents.sort_by_key(|(p, _)| std::cmp::Reverse(p.matches('/').count()));
-    for (rel, before) in parents {
-        let p = changes.join(&rel);
-        let Ok(m) = std::fs::symlink_metadata(&p) else { continue };
-        let same = before == (m.mode() & 0o7777, m.uid(), m.gid());
-        let empty = std::fs::read_dir(&p).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if m.is_dir() && same && empty && !is_opaque(&p) {
-            let _ = std::fs::remove_dir(&p);
-        }
+    parents.sort_by_key(|p| std::cmp::Reverse(p.rel.matches('/').count()));
+    for p in parents {
+        let _ = remove_parent(&root, p);
     }
 }
 
@@ -478,6 +587,82 @@ mod tests {
         assert_eq!(target_rel("../../x", "/w").unwrap(), "x");
         assert_eq!(target_rel("cache", "/w").unwrap(), "w/cache");
         assert!(target_rel("/..", "/").is_err());
+    }
+
+    /// A step's root (also its changes, as with the copy driver) beside a
+    /// "host" directory holding what teardown would remove there.
+    fn root_and_host() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let t = tempfile::tempdir().unwrap();
+        let (root, host) = (t.path().join("root"), t.path().join("host"));
+        std::fs::create_dir_all(root.join("usr/share")).unwrap();
+        for d in ["c", "share", "z"] {
+            std::fs::create_dir_all(host.join(d)).unwrap();
+        }
+        std::fs::write(host.join("f"), "").unwrap();
+        std::fs::write(host.join("keep"), "sentinel").unwrap();
+        (t, root, host)
+    }
+
+    fn host_intact(host: &Path) {
+        for d in ["c", "share", "z"] {
+            assert!(host.join(d).is_dir(), "{d} was removed");
+        }
+        assert!(host.join("f").is_file(), "f was removed");
+        assert_eq!(std::fs::read_to_string(host.join("keep")).unwrap(), "sentinel");
+    }
+
+    #[test]
+    fn teardown_removes_what_it_made() {
+        let (_t, root, _) = root_and_host();
+        let mut c = Cleanup::default();
+        make_mount_point(&root, &root, "a/b/c", false, &mut c).unwrap();
+        make_mount_point(&root, &root, "a/b/f", true, &mut c).unwrap();
+        make_mount_point(&root, &root, "usr/share/m", false, &mut c).unwrap();
+        remove_mount_points(&root, &c, true);
+        assert!(!root.join("a").exists());
+        // The image's own (empty, unchanged) directories go as overlay copy-ups.
+        assert!(!root.join("usr").exists());
+    }
+
+    /// CVE-2024-23652: a parent of the mount points swapped for a symlink
+    /// (absolute or climbing out) to a host directory.
+    #[test]
+    fn teardown_does_not_follow_planted_symlinks() {
+        let (_t, root, host) = root_and_host();
+        let mut c = Cleanup::default();
+        make_mount_point(&root, &root, "a/b/c", false, &mut c).unwrap();
+        make_mount_point(&root, &root, "a/b/f", true, &mut c).unwrap();
+        make_mount_point(&root, &root, "x/y/z", false, &mut c).unwrap();
+        make_mount_point(&root, &root, "usr/share/m", false, &mut c).unwrap();
+        std::fs::rename(root.join("a/b"), root.join("a/moved")).unwrap();
+        std::os::unix::fs::symlink(&host, root.join("a/b")).unwrap();
+        std::fs::rename(root.join("x/y"), root.join("x/moved")).unwrap();
+        std::os::unix::fs::symlink("../../host", root.join("x/y")).unwrap();
+        std::fs::rename(root.join("usr"), root.join("usr-moved")).unwrap();
+        std::os::unix::fs::symlink(&host, root.join("usr")).unwrap();
+        remove_mount_points(&root, &c, true);
+        host_intact(&host);
+        // What the step moved is no longer where the builder made it: kept.
+        assert!(root.join("a/moved/c").is_dir() && root.join("a/moved/f").is_file());
+        assert!(root.join("x/moved/z").is_dir());
+    }
+
+    #[test]
+    fn teardown_leaves_replaced_entries() {
+        let (_t, root, _) = root_and_host();
+        let mut c = Cleanup::default();
+        make_mount_point(&root, &root, "a/d", false, &mut c).unwrap();
+        make_mount_point(&root, &root, "a/f", true, &mut c).unwrap();
+        // Other entries (another inode, another type) of the same names.
+        // (made before the old one goes, so that its inode is another)
+        std::fs::create_dir(root.join("a/d2")).unwrap();
+        std::fs::remove_dir(root.join("a/d")).unwrap();
+        std::fs::rename(root.join("a/d2"), root.join("a/d")).unwrap();
+        std::fs::remove_file(root.join("a/f")).unwrap();
+        std::os::unix::fs::symlink("/", root.join("a/f")).unwrap();
+        remove_mount_points(&root, &c, false);
+        assert!(root.join("a/d").is_dir());
+        assert!(root.join("a/f").symlink_metadata().unwrap().file_type().is_symlink());
     }
 
     #[test]

@@ -746,7 +746,7 @@ impl<'a> StageRun<'a> {
             }
             let sh = me.sh;
             let snap = me.snap.get_or_init(|| sh.snapshotter());
-            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
+            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, changes| {
                 let resolved = strata_runtime::resolve_user(merged, &user_spec)
                     .map_err(|e| anyhow!("unable to find user {user_spec}: {e:#}"))?;
                 let mut spec = strata_runtime::RunSpec::new(merged, args.clone());
@@ -757,7 +757,7 @@ impl<'a> StageRun<'a> {
                     prepare_mount(
                         sh,
                         snap,
-                        merged,
+                        (merged, changes),
                         m,
                         target.as_deref(),
                         src,
@@ -1141,7 +1141,7 @@ impl<'a> StageRun<'a> {
                 _ => None,
             };
             let snap = me.snap.get_or_init(|| me.sh.snapshotter());
-            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged| {
+            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, _| {
                 let droot = DestRoot::open(merged)?;
                 let (uid, gid) = match &chown {
                     Some(spec) => {
@@ -1249,7 +1249,7 @@ impl<'a> StageRun<'a> {
                 let opts = me.layer_options();
                 let diff_ids = me.config.rootfs.diff_ids.clone();
                 let snap = me.snap.get_or_init(|| me.sh.snapshotter());
-                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, true, |merged| {
+                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, true, |merged, _| {
                     let (uid, gid) = match &user {
                         Some(u) => strata_runtime::resolve_user(merged, u)
                             .map(|r| (r.user.uid, r.user.gid))
@@ -1563,15 +1563,16 @@ pub fn remove_stale_snapshots(snap: &Snapshotter) {
 /// root, and writes the step's changes as a layer (none when
 /// `skip_if_empty` and nothing changed): the overlay upper directory, or
 /// with the copy driver the entries that differ from the root as it was.
-/// Mount points `f` reports in its [`Cleanup`] are removed from the changes
-/// first. The snapshot is removed whatever happens.
+/// `f` gets the root and the changes directory (where mount points it
+/// reports in its [`Cleanup`] are removed from first). The snapshot is
+/// removed whatever happens.
 fn with_root<T>(
     store: &mut Store,
     snap: &Snapshotter,
     diff_ids: &[Digest],
     opts: &WriteOptions,
     skip_if_empty: bool,
-    f: impl FnOnce(&Path) -> Result<(T, Cleanup)>,
+    f: impl FnOnce(&Path, &Path) -> Result<(T, Cleanup)>,
 ) -> Result<(T, Option<LayerMade>)> {
     let chain = strata_container::ensure_unpacked(store, snap, diff_ids)?;
     let key = snapshot_key("step");
@@ -1584,7 +1585,7 @@ fn with_root<T>(
         Some(strata_container::diff::scan(&upper)?)
     };
     root.mount(false)?;
-    let (out, cleanup) = f(&root.merged())?;
+    let (out, cleanup) = f(&root.merged(), &upper)?;
     root.unmount()?;
     crate::mounts::remove_mount_points(&upper, &cleanup, overlay);
     let mut w = store.blob_writer()?;
@@ -1790,7 +1791,7 @@ fn chown_mode(path: &Path, uid: Option<u32>, gid: Option<u32>, mode: u32) -> Res
 fn prepare_mount<'a>(
     sh: &Shared,
     snap: &'a Snapshotter,
-    merged: &Path,
+    (merged, changes): (&Path, &Path),
     m: &RunMount,
     target: Option<&str>,
     src: &MountSrc,
@@ -1934,7 +1935,7 @@ fn prepare_mount<'a>(
     let is_file = !std::fs::metadata(&source)
         .with_context(|| format!("mount source {}", source.display()))?
         .is_dir();
-    let dest = mounts::make_mount_point(merged, target, is_file, cleanup)?;
+    let dest = mounts::make_mount_point(merged, changes, target, is_file, cleanup)?;
     binds.push(strata_runtime::BindMount {
         source,
         destination: format!("/{dest}"),
