@@ -63,7 +63,8 @@ impl Filter {
     ///
     /// The kernel accepts this only from a thread with `no_new_privs` set
     /// (`prctl(PR_SET_NO_NEW_PRIVS, 1)`) or with `CAP_SYS_ADMIN` in its user
-    /// namespace; otherwise it fails with `EACCES`. A filter cannot be removed:
+    /// namespace; otherwise it fails with `EACCES`. With TSYNC, a thread that
+    /// cannot take the filter makes it fail with `EBUSY`. A filter cannot be removed:
     /// it applies to the process and to everything it executes or forks.
     ///
     /// Async-signal-safe: it only makes the system call, without allocating,
@@ -84,10 +85,11 @@ impl Filter {
                 &prog as *const libc::sock_fprog,
             )
         };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
+        match r {
+            0 => Ok(()),
+            // With TSYNC, the id of a thread that could not be synchronised.
+            r if r > 0 => Err(io::Error::from_raw_os_error(libc::EBUSY)),
+            _ => Err(io::Error::last_os_error()),
         }
     }
 
