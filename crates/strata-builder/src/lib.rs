@@ -272,7 +272,8 @@ impl Shared {
         let lo = start.saturating_sub(2).max(1);
         let hi = (end + 2).min(self.dockerfile_lines.len());
         for n in lo..=hi {
-            let text = self.dockerfile_lines.get(n - 1).map(String::as_str).unwrap_or("");
+            // A URL's credentials are not shown (as in the ADD step's history).
+            let text = fetch::redact_text(self.dockerfile_lines.get(n - 1).map(String::as_str).unwrap_or(""));
             let mark = if (start..=end).contains(&n) { ">>>" } else { "   " };
             out.push(format!(" {n:>3} | {mark} {text}"));
         }

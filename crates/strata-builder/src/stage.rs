@@ -497,7 +497,7 @@ impl<'a> StageRun<'a> {
                 (None, Some(prev)) => {
                     self.pending_reason = Some(format!(
                         "{} changed: {}",
-                        cache::one_line(&step.original, 80),
+                        cache::one_line(&fetch::redact_text(&step.original), 80),
                         cache::explain(&prev, &inputs)
                     ));
                 }
@@ -990,7 +990,11 @@ impl<'a> StageRun<'a> {
         if let Some(c) = &checksum {
             flags.push_str(&format!(" --checksum={c}"));
         }
-        let mut names: Vec<String> = sources.clone();
+        // URLs as shown (history, cache records): without their credentials.
+        let mut names: Vec<String> = sources
+            .iter()
+            .map(|s| if urls.contains(s) { fetch::redact(s) } else { s.clone() })
+            .collect();
         names.extend(inline.iter().map(|(n, _)| format!("<<{n}")));
         let mut text = format!("{kw}{flags} {} {dest}", names.join(" "));
         for (n, content) in &inline {
@@ -1079,7 +1083,7 @@ impl<'a> StageRun<'a> {
         let mut url_keys = Vec::new();
         if !urls.is_empty() {
             if let Some(c) = &checksum {
-                url_keys.push(format!("url:{}:{c}", urls[0]));
+                url_keys.push(format!("url:{}:{c}", fetch::redact(&urls[0])));
                 url_names.push(fetch::file_name(&urls[0]));
             } else {
                 let v = self
@@ -1095,6 +1099,7 @@ impl<'a> StageRun<'a> {
                             return Err(e);
                         }
                     };
+                    let u = fetch::redact(u);
                     v.log(&format!("{u}: {}", got.digest));
                     url_keys.push(format!("url:{u}:{}:{}", got.name, got.digest));
                     url_names.push(got.name);
@@ -1123,7 +1128,11 @@ impl<'a> StageRun<'a> {
             from.as_ref().map(|f| format!(" --from={f}")).unwrap_or_default(),
             names.join(" ")
         );
-        let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
+        let title = format!(
+            "{} {}",
+            self.prefix(),
+            cache::one_line(&fetch::redact_text(&step.original), 400)
+        );
         let vertex = self.sh.progress.start(&title);
         let unpack = add && c.flags.unpack != Some(false);
         let parents = c.flags.parents;
