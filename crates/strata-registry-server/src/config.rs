@@ -16,6 +16,9 @@
 //!   - { users: [anonymous], repositories: ["public/*"], actions: [pull] }
 //! proxy: { remoteurl: https://registry.example, username: u, password: p }
 //! validation: { manifests: { referencedblobs: true, indexchildren: true } }
+//! limits:
+//!   { maxpagesize: 1000, bodytimeout: 300, headertimeout: 30, idletimeout: 120,
+//!     maxconnections: 4096, maxconnectionsperip: 256 }
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -227,6 +230,19 @@ pub struct Limits {
     pub anonymousmount: Option<bool>,
     /// Seconds a request body may stay silent before the upload is dropped.
     pub bodytimeout: u64,
+    /// Seconds a client has to send a request's headers (and a TLS
+    /// handshake), counted from the connection's start or the end of the
+    /// previous response; so also how long an idle keep-alive connection lives.
+    pub headertimeout: u64,
+    /// Seconds a connection may go without a byte read or written while no
+    /// request is being handled (e.g. a client that stops reading a response).
+    pub idletimeout: u64,
+    /// Open connections at most; more are answered 503 and closed. Lowered
+    /// at start to what RLIMIT_NOFILE allows (two descriptors a connection).
+    pub maxconnections: usize,
+    /// Open connections at most from one client IP address (an IPv6 /64);
+    /// more are answered 503 and closed.
+    pub maxconnectionsperip: usize,
 }
 
 impl Default for Limits {
@@ -235,6 +251,10 @@ impl Default for Limits {
             maxpagesize: 1000,
             anonymousmount: None,
             bodytimeout: 300,
+            headertimeout: 30,
+            idletimeout: 120,
+            maxconnections: 4096,
+            maxconnectionsperip: 256,
         }
     }
 }
@@ -283,8 +303,17 @@ impl Config {
         {
             anyhow::bail!("auth.token: key and publickey go together");
         }
-        if self.limits.maxpagesize == 0 {
-            anyhow::bail!("limits.maxpagesize must be positive");
+        let l = &self.limits;
+        for (key, v) in [
+            ("maxpagesize", l.maxpagesize as u64),
+            ("headertimeout", l.headertimeout),
+            ("idletimeout", l.idletimeout),
+            ("maxconnections", l.maxconnections as u64),
+            ("maxconnectionsperip", l.maxconnectionsperip as u64),
+        ] {
+            if v == 0 {
+                anyhow::bail!("limits.{key} must be positive");
+            }
         }
         Ok(())
     }

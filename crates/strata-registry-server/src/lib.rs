@@ -11,6 +11,7 @@
 pub mod auth;
 mod cli;
 pub mod config;
+mod conn;
 pub mod error;
 pub mod gc;
 pub mod metrics;

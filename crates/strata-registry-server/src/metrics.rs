@@ -23,6 +23,25 @@ pub struct Metrics {
     bytes_received: AtomicU64,
     bytes_sent: AtomicU64,
     uploads_completed: AtomicU64,
+    connections_open: AtomicU64,
+    refused_global: AtomicU64,
+    refused_per_ip: AtomicU64,
+    timeouts_header: AtomicU64,
+    timeouts_idle: AtomicU64,
+}
+
+/// Why a connection was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Global,
+    PerIp,
+}
+
+/// Which timeout closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeout {
+    Header,
+    Idle,
 }
 
 impl Metrics {
@@ -52,6 +71,30 @@ impl Metrics {
 
     pub fn upload_completed(&self) {
         self.uploads_completed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_refused(&self, why: Refusal) {
+        match why {
+            Refusal::Global => &self.refused_global,
+            Refusal::PerIp => &self.refused_per_ip,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn connection_timed_out(&self, which: Timeout) {
+        match which {
+            Timeout::Header => &self.timeouts_header,
+            Timeout::Idle => &self.timeouts_idle,
+        }
+        .fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn render(&self) -> String {
@@ -113,6 +156,24 @@ impl Metrics {
                 v.load(Ordering::Relaxed)
             );
         }
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP registry_connections_open Client connections open.\n# TYPE registry_connections_open gauge\nregistry_connections_open {}",
+            load(&self.connections_open)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP registry_connections_refused_total Connections refused by the global or per-address cap.\n# TYPE registry_connections_refused_total counter\nregistry_connections_refused_total{{reason=\"global\"}} {}\nregistry_connections_refused_total{{reason=\"per_ip\"}} {}",
+            load(&self.refused_global),
+            load(&self.refused_per_ip)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP registry_connections_timed_out_total Connections closed by the header or idle timeout.\n# TYPE registry_connections_timed_out_total counter\nregistry_connections_timed_out_total{{kind=\"header\"}} {}\nregistry_connections_timed_out_total{{kind=\"idle\"}} {}",
+            load(&self.timeouts_header),
+            load(&self.timeouts_idle)
+        );
         out
     }
 }

@@ -26,7 +26,7 @@ use crate::storage::ByteStream;
 pub struct AppState {
     pub registry: Arc<Registry>,
     pub auth: Auth,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub proxy: Option<Proxy>,
     pub read_only: bool,
     pub access_log: bool,

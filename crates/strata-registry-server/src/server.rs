@@ -1,4 +1,4 @@
-//! Building the service from a config, binding, serving (plain or TLS), stopping.
+//! Building the service from a config, binding, and stopping (serving: `conn`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ impl RunningServer {
         let _ = self.task.await;
     }
 
-    /// Waits until the server stops by itself (it only does on error).
+    /// Waits until the server task ends (only [`RunningServer::stop`] or a panic ends it).
     pub async fn wait(self) {
         let _ = self.task.await;
     }
@@ -89,14 +89,17 @@ fn tls_acceptor(cfg: &crate::config::TlsConfig) -> anyhow::Result<tokio_rustls::
 /// Starts a registry on `config.http.addr` (port 0 picks a free port).
 pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     config.check()?;
+    let nofile = crate::conn::raise_nofile();
+    let limits = crate::conn::ConnLimits::new(&config.limits, nofile);
     let registry = Arc::new(registry(&config)?);
     let auth = Auth::new(&config)?;
     let proxy = config.proxy.as_ref().map(Proxy::new).transpose()?;
     let anonymous_mount = config.limits.anonymousmount.unwrap_or(!auth.enabled());
+    let metrics = Arc::new(Metrics::default());
     let state = Arc::new(AppState {
         registry,
         auth,
-        metrics: Metrics::default(),
+        metrics: metrics.clone(),
         proxy,
         read_only: config.storage.maintenance.readonly.enabled,
         access_log: !config.log.accesslog.disabled,
@@ -105,6 +108,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         body_timeout: Duration::from_secs(config.limits.bodytimeout.max(1)),
     });
     let app = Router::new().fallback(handle).with_state(state);
+    let tls = config.http.tls.as_ref().map(tls_acceptor).transpose()?;
     let addr = if config.http.addr.starts_with(':') {
         format!("0.0.0.0{}", config.http.addr)
     } else {
@@ -114,67 +118,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
         .await
         .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
-    let (tx, mut rx) = watch::channel(false);
-    let task = match &config.http.tls {
-        None => {
-            let svc = app.into_make_service_with_connect_info::<SocketAddr>();
-            tokio::spawn(async move {
-                let r = axum::serve(listener, svc)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|v| *v).await;
-                    })
-                    .await;
-                if let Err(e) = r {
-                    eprintln!("strata registry: server error: {e}");
-                }
-            })
-        }
-        Some(tls) => {
-            let acceptor = tls_acceptor(tls)?;
-            tokio::spawn(async move {
-                loop {
-                    let accepted = tokio::select! {
-                        r = listener.accept() => r,
-                        _ = rx.wait_for(|v| *v) => break,
-                    };
-                    let (tcp, remote) = match accepted {
-                        Ok(x) => x,
-                        Err(e) => {
-                            eprintln!("strata registry: accept: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let acceptor = acceptor.clone();
-                    let app = app.clone();
-                    tokio::spawn(async move {
-                        let Ok(stream) = acceptor.accept(tcp).await else { return };
-                        let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                            let mut req = req.map(axum::body::Body::new);
-                            req.extensions_mut().insert(axum::extract::ConnectInfo(remote));
-                            let app = app.clone();
-                            async move { Ok::<_, std::convert::Infallible>(tower_service_call(app, req).await) }
-                        });
-                        let io = hyper_util::rt::TokioIo::new(stream);
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(io, svc)
-                            .await;
-                    });
-                }
-            })
-        }
-    };
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(crate::conn::serve(listener, app, tls, limits, metrics, rx));
     Ok(RunningServer {
         addr: local,
         shutdown: tx,
         task,
     })
-}
-
-async fn tower_service_call(app: Router, req: axum::http::Request<axum::body::Body>) -> axum::response::Response {
-    use tower::ServiceExt;
-    match app.oneshot(req).await {
-        Ok(r) => r,
-        Err(e) => match e {},
-    }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use strata_registry_server::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -180,4 +180,296 @@ async fn proxy_bounds_upstream_manifests_and_tokens() {
         assert!(body.contains(problem), "{path}: {status} {body}");
     }
     cache.stop().await;
+}
+
+// ---- slow clients ----
+
+/// A TCP connection to `addr` from the loopback address `from` (all of
+/// 127/8 is local on Linux, so each is another client IP address).
+async fn connect_from(from: &str, addr: &str) -> TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    s.connect(addr.parse().unwrap()).await.unwrap()
+}
+
+/// `n` connections from `from` that each send half a request line and stop.
+async fn slow_clients(from: &str, addr: &str, n: usize) -> Vec<TcpStream> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let mut s = connect_from(from, addr).await;
+        // The server may already have refused it; the write may then fail.
+        let _ = s.write_all(b"GET /v2/ HTT").await;
+        out.push(s);
+    }
+    out
+}
+
+/// Reads each connection to its end in the background; reports (index, what was read).
+fn watch_ends(conns: Vec<TcpStream>) -> tokio::sync::mpsc::UnboundedReceiver<(usize, String)> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    for (i, mut s) in conns.into_iter().enumerate() {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut out = Vec::new();
+            // A reset (refused while the request was unread) also ends it.
+            let _ = s.read_to_end(&mut out).await;
+            let _ = tx.send((i, String::from_utf8_lossy(&out).to_string()));
+        });
+    }
+    rx
+}
+
+/// The next connection end, or a panic after `patience` (far longer than
+/// the server-side timeout being waited for: this is no speed criterion).
+async fn next_end(rx: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, String)>, what: &str) -> (usize, String) {
+    let patience = Duration::from_secs(60);
+    match tokio::time::timeout(patience, rx.recv()).await {
+        Ok(Some(x)) => x,
+        _ => panic!("{what}: the server kept the connection open"),
+    }
+}
+
+fn client_from(ip: &str) -> reqwest::Client {
+    strata_registry_server::util::install_crypto_provider();
+    // No keep-alive: every request its own connection, closed after it.
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn metric(e: &Env, name: &str) -> u64 {
+    let text = client_from("127.0.0.2")
+        .get(format!("{}/metrics", e.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// `(soft, hard)` RLIMIT_NOFILE of this process.
+fn nofile() -> (String, String) {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
+    let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
+    let f: Vec<&str> = line.split_whitespace().collect();
+    (f[3].to_string(), f[4].to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_capped_and_others_are_served() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let c = yaml_config(
+        dir.path(),
+        "limits: { maxconnections: 20, maxconnectionsperip: 8, headertimeout: 600 }",
+    );
+    let e = start_with(c, Some(dir)).await;
+    let (soft, hard) = nofile();
+    assert_eq!(soft, hard, "RLIMIT_NOFILE is raised to its hard limit");
+    let addr = e.url.trim_start_matches("http://").to_string();
+
+    // 20 slow clients on one address: the 12 over its cap are closed (with a 503) ...
+    let mut ends = watch_ends(slow_clients("127.0.0.1", &addr, 20).await);
+    for _ in 0..12 {
+        let (i, text) = next_end(&mut ends, "a connection over the per-address cap").await;
+        assert!(text.is_empty() || text.starts_with("HTTP/1.1 503"), "{i}: {text}");
+    }
+    // ... the 8 others are held, and another client is served meanwhile.
+    let other = client_from("127.0.0.2");
+    for _ in 0..3 {
+        let r = other.get(format!("{}/v2/", e.url)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    assert!(ends.try_recv().is_err(), "a connection under the cap was closed");
+    assert_eq!(
+        metric(&e, "registry_connections_refused_total{reason=\"per_ip\"}").await,
+        12
+    );
+
+    // The global cap: 8 + 8 from a second address + 4 from a third fill it
+    // (once the connections of the requests above are gone: the 8 slow ones
+    // and the one asking are open) ...
+    let mut settled = false;
+    for _ in 0..100 {
+        if metric(&e, "registry_connections_open").await == 9 {
+            settled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(settled, "connections of finished requests stay counted");
+    let second = slow_clients("127.0.0.3", &addr, 8).await;
+    let mut third = watch_ends(slow_clients("127.0.0.4", &addr, 8).await);
+    for _ in 0..4 {
+        next_end(&mut third, "a connection over the global cap").await;
+    }
+    // ... so that everyone is turned away (promptly, not left hanging) ...
+    let refused = other.get(format!("{}/v2/", e.url)).send().await;
+    assert!(
+        refused
+            .as_ref()
+            .map_or(true, |r| r.status() == StatusCode::SERVICE_UNAVAILABLE),
+        "{refused:?}"
+    );
+    // ... until slow connections go away.
+    drop(second);
+    let mut served = false;
+    for _ in 0..100 {
+        if let Ok(r) = other.get(format!("{}/v2/", e.url)).send().await
+            && r.status() == StatusCode::OK
+        {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(served, "the server stays full after slow clients left");
+    assert!(metric(&e, "registry_connections_refused_total{reason=\"global\"}").await >= 4);
+    drop(ends);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn header_timeout_closes_slow_and_idle_connections() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let c = yaml_config(dir.path(), "limits: { headertimeout: 1 }");
+    let e = start_with(c, Some(dir)).await;
+    let addr = e.url.trim_start_matches("http://").to_string();
+    // Half a request line; nothing at all; a keep-alive connection after one request.
+    let mut conns = slow_clients("127.0.0.1", &addr, 1).await;
+    conns.push(connect_from("127.0.0.1", &addr).await);
+    let mut kept = connect_from("127.0.0.1", &addr).await;
+    kept.write_all(format!("GET /v2/ HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = kept.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    conns.push(kept);
+    let mut ends = watch_ends(conns);
+    for _ in 0..3 {
+        next_end(&mut ends, "a connection without a complete request").await;
+    }
+    assert!(metric(&e, "registry_connections_timed_out_total{kind=\"header\"}").await >= 3);
+    // Clients that send their requests are unaffected.
+    let r = e.req(Method::GET, "/v2/").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_closes_a_stalled_download() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let c = yaml_config(dir.path(), "limits: { idletimeout: 1 }");
+    let e = start_with(c, Some(dir)).await;
+    let size = 32 << 20;
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    let d = e.push_blob("big", &data).await;
+    let addr = e.url.trim_start_matches("http://").to_string();
+    // A client that asks for the blob and never reads it.
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.set_recv_buffer_size(64 * 1024).unwrap();
+    let mut stalled = s.connect(addr.parse().unwrap()).await.unwrap();
+    stalled
+        .write_all(format!("GET /v2/big/blobs/{d} HTTP/1.1\r\nHost: {addr}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let name = "registry_connections_timed_out_total{kind=\"idle\"}";
+    let mut closed = false;
+    for _ in 0..600 {
+        if metric(&e, name).await >= 1 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(closed, "the stalled download was never closed");
+    let mut got = Vec::new();
+    let _ = stalled.read_to_end(&mut got).await;
+    assert!(got.len() < size, "the whole blob arrived after all");
+    e.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_handshakes_are_capped_and_timed_out() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !made {
+        println!("SKIPPED: the openssl command is not available to make a test certificate");
+        return;
+    }
+    let tls = format!(
+        "http: {{ addr: \"127.0.0.1:0\", tls: {{ certificate: \"{0}/cert.pem\", key: \"{0}/key.pem\" }} }}\n",
+        dir.path().display()
+    );
+    let mut c = yaml_config(dir.path(), "limits: { headertimeout: 1, maxconnectionsperip: 2 }");
+    c.http = Config::from_yaml(&tls).unwrap().http;
+    let e = start_with(c, Some(dir)).await;
+    let addr = e.server.as_ref().unwrap().addr().to_string();
+    // Three clients that never start their handshake: one over the cap is
+    // closed at once, the two others when the header timeout ends.
+    let mut conns = Vec::new();
+    for _ in 0..3 {
+        conns.push(connect_from("127.0.0.1", &addr).await);
+    }
+    let mut ends = watch_ends(conns);
+    for _ in 0..3 {
+        let (_, text) = next_end(&mut ends, "a TLS connection without a handshake").await;
+        assert!(text.is_empty(), "{text}");
+    }
+    assert_eq!(
+        metric_tls(&addr, "registry_connections_refused_total{reason=\"per_ip\"}").await,
+        1
+    );
+    assert_eq!(
+        metric_tls(&addr, "registry_connections_timed_out_total{kind=\"header\"}").await,
+        2
+    );
+    e.stop().await;
+}
+
+async fn metric_tls(addr: &str, name: &str) -> u64 {
+    let text = reqwest::Client::builder()
+        .no_proxy()
+        .danger_accept_invalid_certs(true)
+        .build()
+        .unwrap()
+        .get(format!("https://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0)
 }
