@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -519,6 +519,35 @@ pub fn read_secret(spec: &SecretSpec) -> Result<Option<Vec<u8>>> {
             Ok(Some(b))
         }
     }
+}
+
+/// A build secret's host copy, read by the runtime: a file `secret`, 0400
+/// and the builder's own, in a new 0700 directory in /dev/shm (memory,
+/// never a disk or a layer) or else in `fallback` (the store's 0700 tmp).
+/// Never chowned to the container's user: other host users must not read it.
+pub fn secret_host_copy(fallback: &Path, value: &[u8]) -> Result<(tempfile::TempDir, PathBuf)> {
+    let shm = Path::new("/dev/shm");
+    let base = if shm.is_dir() { shm } else { fallback };
+    std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
+    let dir = tempfile::Builder::new()
+        .prefix("strata-secret-")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir_in(base)
+        .with_context(|| format!("creating a directory for a secret in {}", base.display()))?;
+    // Exactly 0700, whatever the umask.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
+        .context("making the secret's directory private")?;
+    let path = dir.path().join("secret");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(&path)
+        .context("writing a secret")?;
+    std::io::Write::write_all(&mut f, value).context("writing a secret")?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o400))
+        .context("writing a secret")?;
+    Ok((dir, path))
 }
 
 /// Secrets by id.

@@ -762,7 +762,7 @@ impl<'a> StageRun<'a> {
                         target.as_deref(),
                         src,
                         chain.as_deref(),
-                        &mut spec.mounts,
+                        &mut spec,
                         &mut env,
                         &mut cleanup,
                         &mut held,
@@ -1795,7 +1795,8 @@ fn chown_mode(path: &Path, uid: Option<u32>, gid: Option<u32>, mode: u32) -> Res
 }
 
 /// Sets up one `RUN --mount`: its source on the host, its mount point in
-/// the step's root, and the bind mount (or, for `env=` secrets, the variable).
+/// the step's root, and the bind mount or secret file of `spec` (or, for
+/// `env=` secrets, the variable).
 #[allow(clippy::too_many_arguments)]
 fn prepare_mount<'a>(
     sh: &Shared,
@@ -1805,7 +1806,7 @@ fn prepare_mount<'a>(
     target: Option<&str>,
     src: &MountSrc,
     chain: Option<&[Digest]>,
-    binds: &mut Vec<strata_runtime::BindMount>,
+    spec: &mut strata_runtime::RunSpec,
     env: &mut Vec<String>,
     cleanup: &mut Cleanup,
     held: &mut Held<'a>,
@@ -1869,26 +1870,20 @@ fn prepare_mount<'a>(
                 env.retain(|e| e.split('=').next() != Some(var.as_str()));
                 env.push(format!("{var}={}", String::from_utf8_lossy(&value)));
             }
-            if target.is_none() {
-                return Ok(());
-            }
-            // Kept in memory-backed storage when there is some; never in the store's layers.
-            let shm = Path::new("/dev/shm");
-            let t = if shm.is_dir() {
-                tempfile::Builder::new()
-                    .prefix("strata-secret-")
-                    .tempdir_in(shm)
-                    .map_err(anyhow::Error::from)
-            } else {
-                scratch_dir(&sh.root, "secret-")
-            }
-            .context("creating a directory for a secret")?;
-            let f = t.path().join("secret");
-            std::fs::write(&f, &value).context("writing a secret")?;
-            chown_mode(&f, m.uid, m.gid, m.mode.unwrap_or(0o400))?;
-            held.dirs.push(t);
-            readonly = true;
-            f
+            let Some(target) = target else { return Ok(()) };
+            // The host copy stays private; the runtime gives the container
+            // its own copy with the Dockerfile's owner and mode.
+            let (dir, file) = mounts::secret_host_copy(&sh.root.join("tmp"), &value)?;
+            held.dirs.push(dir);
+            let dest = mounts::make_mount_point(merged, changes, target, true, cleanup)?;
+            spec.secrets.push(strata_runtime::SecretFile {
+                source: file,
+                destination: format!("/{dest}"),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+                mode: m.mode.unwrap_or(0o400),
+            });
+            return Ok(());
         }
         MountType::Bind => match src {
             MountSrc::Context(ctx, selected) => {
@@ -1945,7 +1940,7 @@ fn prepare_mount<'a>(
         .with_context(|| format!("mount source {}", source.display()))?
         .is_dir();
     let dest = mounts::make_mount_point(merged, changes, target, is_file, cleanup)?;
-    binds.push(strata_runtime::BindMount {
+    spec.mounts.push(strata_runtime::BindMount {
         source,
         destination: format!("/{dest}"),
         readonly,
