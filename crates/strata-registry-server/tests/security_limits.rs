@@ -269,6 +269,19 @@ async fn slow_clients_are_capped_and_others_are_served() {
         dir.path(),
         "limits: { maxconnections: 20, maxconnectionsperip: 8, headertimeout: 600 }",
     );
+    // A low soft limit (as from a login shell), raised by the server at start.
+    // (nextest runs each test in a process of its own.)
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let hard = getrlimit(Resource::Nofile).maximum;
+    setrlimit(
+        Resource::Nofile,
+        Rlimit {
+            current: Some(256),
+            maximum: hard,
+        },
+    )
+    .unwrap();
+    assert_eq!(nofile().0, "256");
     let e = start_with(c, Some(dir)).await;
     let (soft, hard) = nofile();
     assert_eq!(soft, hard, "RLIMIT_NOFILE is raised to its hard limit");
