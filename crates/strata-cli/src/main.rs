@@ -158,6 +158,13 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Exec(_))
+        && let Err(e) = strata_runtime::reexec_sealed()
+    {
+        // CVE-2019-5736: exec must not run the host binary inside a container.
+        eprintln!("strata: re-executing from a sealed copy of the binary: {e}");
+        return ExitCode::from(125);
+    }
     if let Some(d) = &cli.storage_driver {
         // SAFETY: still single-threaded; the container engine reads it when it opens the store.
         unsafe { std::env::set_var("STRATA_STORAGE_DRIVER", d) };

@@ -37,6 +37,7 @@ pub struct CreateOptions {
     pub stdin: bool,
     pub auto_remove: bool,
     pub labels: Vec<String>,
+    pub security: crate::SecurityOptions,
 }
 
 /// A container's state as `ps` shows it.
@@ -243,6 +244,7 @@ impl Containers {
         }
         let network = opts.network.clone().unwrap_or_else(|| "host".into());
         Network::parse(&network)?;
+        let (capabilities, security) = opts.security.resolve()?;
         let id = names::random_id();
         let name = match &opts.name {
             Some(n) => {
@@ -289,6 +291,8 @@ impl Containers {
             stdin: opts.stdin,
             auto_remove: opts.auto_remove,
             chain: chain.iter().map(|c| c.to_string()).collect(),
+            capabilities,
+            security,
         };
         self.snap.prepare(&id, &chain)?;
         if let Err(e) = self.insert(&rec) {
@@ -462,6 +466,8 @@ impl Containers {
         spec.readonly_root = rec.readonly_root;
         spec.tty = rec.tty;
         spec.stdin = rec.stdin;
+        spec.capabilities = rec.capabilities;
+        spec.security = rec.security.clone();
         let vols = self.volumes();
         for m in &rec.mounts {
             let source = match m.kind.as_str() {
@@ -676,6 +682,18 @@ impl Containers {
         spec.user = resolved.user;
         spec.tty = opts.tty;
         spec.stdin = opts.stdin;
+        // The container's confinement, as Docker's exec; `exec --privileged` lifts it for this process.
+        spec.capabilities = if opts.privileged {
+            strata_runtime::all_capabilities()
+        } else {
+            rec.capabilities
+        };
+        spec.no_new_privileges = rec.security.no_new_privileges;
+        spec.seccomp = if opts.privileged {
+            strata_runtime::SeccompPolicy::Unconfined
+        } else {
+            rec.security.seccomp.clone()
+        };
         strata_runtime::exec(&self.state_dir(&rec.id), &spec).map_err(|e| RunFailed(e).into())
     }
 
@@ -720,6 +738,8 @@ pub struct ExecOptions {
     pub user: Option<String>,
     pub tty: bool,
     pub stdin: bool,
+    /// `exec --privileged`: every capability, no seccomp, for this process.
+    pub privileged: bool,
 }
 
 /// A runtime error that carries Docker's exit code (125/126/127).

@@ -15,6 +15,7 @@ mod engine;
 mod names;
 mod record;
 mod rootfs;
+mod security;
 mod usage;
 mod volumes;
 
@@ -25,6 +26,7 @@ pub use engine::{Containers, CreateOptions, ExecOptions, RunFailed, Status, Volu
 pub use names::random_id;
 pub use record::ContainerRecord;
 pub use rootfs::ensure_unpacked;
+pub use security::SecurityOptions;
 pub use strata_runtime::LogEntry;
 pub use usage::{ContainerUsage, VolumeUsage, tree_size};
 

@@ -43,4 +43,14 @@ pub struct ContainerRecord {
     pub auto_remove: bool,
     /// Chain IDs of the image's layers, bottom first.
     pub chain: Vec<String>,
+    /// Capability bits of its processes (Docker's default set unless changed).
+    #[serde(default = "default_capabilities")]
+    pub capabilities: u64,
+    /// Seccomp, devices, no-new-privileges, privileged.
+    #[serde(default)]
+    pub security: strata_runtime::Security,
+}
+
+fn default_capabilities() -> u64 {
+    strata_runtime::DEFAULT_CAPABILITIES
 }

@@ -13,7 +13,7 @@ use rustix::mount::{
     fsconfig_set_string, fsmount, fsopen, open_tree,
 };
 
-use crate::spec::{DEFAULT_PATH, Network, RunSpec, SecretFile, UserSpec};
+use crate::spec::{DEFAULT_PATH, DeviceMapping, Network, RunSpec, SecretFile, UserSpec};
 use crate::sys::{self, IN_ROOT};
 use crate::{EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_RUNTIME_ERROR};
 
@@ -27,6 +27,27 @@ pub(crate) struct Proc<'a> {
     pub capabilities: u64,
     pub hostname: Option<&'a str>,
     pub winsize: Option<rustix::termios::Winsize>,
+    pub no_new_privileges: bool,
+    /// Installed just before capabilities and user are dropped (`None`: unconfined).
+    pub seccomp: Option<&'a strata_seccomp::Filter>,
+    /// Joined first thing by the container's process.
+    pub cgroup: Option<strata_cgroup::JoinHandle<'a>>,
+}
+
+impl Proc<'_> {
+    /// Moves the calling process into the container's cgroup (before it
+    /// opens anything of the container's).
+    pub(crate) fn join_cgroup(&self, report: BorrowedFd<'_>) {
+        if let Some(cg) = &self.cgroup
+            && let Err(e) = cg.join(0)
+        {
+            fail(
+                report,
+                EXIT_RUNTIME_ERROR,
+                &format!("joining the container's cgroup: {e}"),
+            );
+        }
+    }
 }
 
 /// Fds the child needs: where to report errors, where to send a pty master,
@@ -68,9 +89,13 @@ fn apply_stdio(stdio: &[Option<OwnedFd>; 3]) -> io::Result<()> {
 pub(crate) fn container_init(spec: &RunSpec, proc_: &Proc<'_>, fds: ChildFds, parent: i32) -> ! {
     let report = fds.report.as_fd();
     sys::reset_signals();
+    if let Err(e) = crate::sealed::set_non_dumpable() {
+        fail(report, EXIT_RUNTIME_ERROR, &format!("prctl(PR_SET_DUMPABLE): {e}"));
+    }
     if let Err(e) = die_with_parent(parent) {
         fail(report, EXIT_RUNTIME_ERROR, &format!("prctl(PR_SET_PDEATHSIG): {e}"));
     }
+    proc_.join_cgroup(report);
     if let Err(e) = apply_stdio(&fds.stdio) {
         fail(report, EXIT_RUNTIME_ERROR, &format!("setting up stdio: {e}"));
     }
@@ -148,6 +173,12 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
     )
     .with_context(|| format!("opening the root {}", spec.root.display()))?;
     let root = root.as_fd();
+    let privileged = spec.security.privileged;
+    if !privileged {
+        // Device nodes in the image or made by the container open nothing
+        // (the nodes /dev needs are separate bind mounts of the host's).
+        sys::mount_setattr(root, libc::MOUNT_ATTR_NODEV, true).context("mounting the root nodev")?;
+    }
     if spec.network == Network::None {
         sys::loopback_up().context("bringing lo up in the new network namespace")?;
     }
@@ -159,12 +190,11 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
 
     // /dev: a tmpfs with the host's harmless nodes bound in, devpts, shm, mqueue.
     let dev_fd = sys::mkdir_all_in_root(root, "/dev", None).context("creating /dev")?;
-    let dev_mnt = mount_fs(
-        "tmpfs",
-        &[("mode", "755"), ("size", "65536k")],
-        &[],
-        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_STRICTATIME,
-    )?;
+    let mut dev_attrs = MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_STRICTATIME;
+    if !privileged {
+        dev_attrs |= MountAttrFlags::MOUNT_ATTR_NODEV;
+    }
+    let dev_mnt = mount_fs("tmpfs", &[("mode", "755"), ("size", "65536k")], &[], dev_attrs)?;
     sys::attach(dev_mnt.as_fd(), dev_fd.as_fd()).context("mounting /dev")?;
     let dev = sys::mkdir_all_in_root(root, "/dev", None).context("opening /dev")?;
     for node in ["null", "zero", "full", "random", "urandom", "tty"] {
@@ -217,24 +247,39 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
         rustix::fs::symlinkat(target, &dev, link).with_context(|| format!("creating /dev/{link}"))?;
     }
 
-    // /sys, read-only (a new sysfs; the host's, bound read-only, when sysfs refuses).
+    if privileged {
+        create_host_devices(&dev).context("creating the host's devices in /dev")?;
+    }
+    for d in &spec.security.devices {
+        bind_device(root, d).with_context(|| format!("giving the device {}", d.host.display()))?;
+    }
+
+    // /sys, read-only (a new sysfs; the host's, bound read-only, when sysfs
+    // refuses); writable with --privileged, as Docker's.
     let sys_fd = sys::mkdir_all_in_root(root, "/sys", None).context("creating /sys")?;
-    let sys_mnt = match mount_fs(
-        "sysfs",
-        &[],
-        &[],
-        NOSUID_NODEV_NOEXEC | MountAttrFlags::MOUNT_ATTR_RDONLY,
-    ) {
+    let sys_ro = if privileged {
+        MountAttrFlags::empty()
+    } else {
+        MountAttrFlags::MOUNT_ATTR_RDONLY
+    };
+    let sys_mnt = match mount_fs("sysfs", &[], &[], NOSUID_NODEV_NOEXEC | sys_ro) {
         Ok(m) => m,
         Err(_) => {
             let t = bind_host_path("/sys", true)?;
-            sys::mount_setattr(t.as_fd(), libc::MOUNT_ATTR_RDONLY, true).context("making /sys read-only")?;
+            if !privileged {
+                sys::mount_setattr(t.as_fd(), libc::MOUNT_ATTR_RDONLY, true).context("making /sys read-only")?;
+            }
             t
         }
     };
     sys::attach(sys_mnt.as_fd(), sys_fd.as_fd()).context("mounting /sys")?;
 
-    for p in READONLY_PATHS {
+    let (readonly_paths, masked_paths): (&[&str], &[&str]) = if privileged {
+        (&[], &[])
+    } else {
+        (&READONLY_PATHS, &MASKED_PATHS)
+    };
+    for p in readonly_paths {
         if let Some(fd) = open_in_root(root, p).with_context(|| format!("opening /{p}"))? {
             let tree = open_tree(
                 &fd,
@@ -250,7 +295,7 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
             sys::attach(tree.as_fd(), fd.as_fd()).with_context(|| format!("mounting /{p} read-only"))?;
         }
     }
-    for p in MASKED_PATHS {
+    for p in masked_paths {
         if let Some(fd) = open_in_root(root, p).with_context(|| format!("opening /{p}"))? {
             let is_dir = rustix::fs::fstat(&fd).map(|s| (s.st_mode & libc::S_IFMT) == libc::S_IFDIR)?;
             let mask = if is_dir {
@@ -279,9 +324,13 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
             OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC | OpenTreeFlags::AT_RECURSIVE,
         )
         .with_context(|| format!("open_tree({})", m.source.display()))?;
+        let mut attrs = if privileged { 0 } else { libc::MOUNT_ATTR_NODEV };
         if m.readonly {
-            sys::mount_setattr(tree.as_fd(), libc::MOUNT_ATTR_RDONLY, true)
-                .with_context(|| format!("making the volume {} read-only", m.destination))?;
+            attrs |= libc::MOUNT_ATTR_RDONLY;
+        }
+        if attrs != 0 {
+            sys::mount_setattr(tree.as_fd(), attrs, true)
+                .with_context(|| format!("setting the mount options of the volume {}", m.destination))?;
         }
         sys::attach(tree.as_fd(), target.as_fd())
             .with_context(|| format!("mounting {} on {}", m.source.display(), m.destination))?;
@@ -305,6 +354,73 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
         sys::mount_setattr(slash.as_fd(), libc::MOUNT_ATTR_RDONLY, false).context("making the root read-only")?;
     }
     Ok(())
+}
+
+/// `--device`: the host's node bound on its path in the container (a bind
+/// keeps the host mount's `dev` flag; the device cgroup allows it).
+fn bind_device(root: BorrowedFd<'_>, d: &DeviceMapping) -> Result<()> {
+    let st = rustix::fs::stat(&d.host).with_context(|| format!("stat {}", d.host.display()))?;
+    let kind = st.st_mode & libc::S_IFMT;
+    if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
+        anyhow::bail!("{} is not a device node", d.host.display());
+    }
+    let target = sys::touch_in_root(root, &d.container).context("creating the device's mount point")?;
+    let tree = bind_host_path(&d.host.to_string_lossy(), false)?;
+    sys::attach(tree.as_fd(), target.as_fd()).context("binding the device")?;
+    Ok(())
+}
+
+/// `--privileged`: every character and block device of the host's `/dev`
+/// (not its pts, shm or mqueue) as a node of the same number, mode and owner,
+/// as Docker makes them.
+fn create_host_devices(dev: &OwnedFd) -> Result<()> {
+    fn walk(host: &std::path::Path, rel: &str, dev: &OwnedFd) -> Result<()> {
+        let Ok(entries) = std::fs::read_dir(host) else {
+            return Ok(());
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel_name = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if rel.is_empty() && matches!(name.as_str(), "pts" | "shm" | "mqueue" | "console" | "ptmx") {
+                continue;
+            }
+            let Ok(st) = rustix::fs::lstat(e.path()) else { continue };
+            let kind = st.st_mode & libc::S_IFMT;
+            if kind == libc::S_IFDIR {
+                let _ = rustix::fs::mkdirat(dev, rel_name.as_str(), Mode::from_raw_mode(0o755));
+                walk(&e.path(), &rel_name, dev)?;
+            } else if kind == libc::S_IFCHR || kind == libc::S_IFBLK {
+                let ft = if kind == libc::S_IFCHR {
+                    rustix::fs::FileType::CharacterDevice
+                } else {
+                    rustix::fs::FileType::BlockDevice
+                };
+                match rustix::fs::mknodat(
+                    dev,
+                    rel_name.as_str(),
+                    ft,
+                    Mode::from_raw_mode(st.st_mode & 0o7777),
+                    st.st_rdev,
+                ) {
+                    Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                    Err(e) => return Err(e).with_context(|| format!("mknod /dev/{rel_name}")),
+                }
+                let _ = rustix::fs::chownat(
+                    dev,
+                    rel_name.as_str(),
+                    Some(rustix::fs::Uid::from_raw(st.st_uid)),
+                    Some(rustix::fs::Gid::from_raw(st.st_gid)),
+                    rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+                );
+            }
+        }
+        Ok(())
+    }
+    walk(std::path::Path::new("/dev"), "", dev)
 }
 
 /// A secret: a copy of the host file in a tmpfs of this mount namespace
@@ -347,7 +463,7 @@ fn mount_secret(root: BorrowedFd<'_>, secret: &SecretFile) -> Result<()> {
     Ok(())
 }
 
-fn last_cap() -> u32 {
+pub(crate) fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -461,14 +577,21 @@ pub(crate) fn finish_and_exec(p: &Proc<'_>, fds: &ChildFds, parent: i32) -> ! {
     if p.tty && !has_env(&env, "TERM") {
         env.push("TERM=xterm".into());
     }
-    if !has_env(&env, "HOME") {
-        env.push(format!("HOME={}", crate::user::home_of(slash.as_fd(), p.user.uid)));
-    }
 
     let cwd = match sys::mkdir_all_in_root(slash.as_fd(), p.cwd, Some((p.user.uid, p.user.gid))) {
         Ok(fd) => fd,
         Err(e) => fail125(&format!("creating the working directory {:?}", p.cwd), &e),
     };
+    if p.no_new_privileges && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        fail125("prctl(PR_SET_NO_NEW_PRIVS)", &io::Error::last_os_error());
+    }
+    // While CAP_SYS_ADMIN is still held (needed without no_new_privs); what
+    // follows (capset, setuid, prctl, execve) is allowed by Docker's profile.
+    if let Some(filter) = p.seccomp
+        && let Err(e) = filter.install()
+    {
+        fail125("installing the seccomp filter", &e);
+    }
     if let Err(e) = drop_bounding(p.capabilities) {
         fail125("dropping capabilities", &e);
     }
@@ -485,6 +608,11 @@ pub(crate) fn finish_and_exec(p: &Proc<'_>, fds: &ChildFds, parent: i32) -> ! {
         && let Err(e) = set_caps(p.capabilities)
     {
         fail125("setting capabilities", &e);
+    }
+    // Looked up as the process's own user, with its own capabilities: the
+    // container's /etc/passwd is read with no more privilege than it has.
+    if !has_env(&env, "HOME") {
+        env.push(format!("HOME={}", crate::user::home_of(slash.as_fd(), p.user.uid)));
     }
     // A change of credentials clears the parent-death signal: set it again.
     if let Err(e) = die_with_parent(parent) {

@@ -343,6 +343,10 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         tty_sock: child_sock,
         stdio: [Some(stdin), out_w, err_w],
     };
+    let (filter, cgroup) = match crate::launch::prepare_confinement(spec) {
+        Ok(c) => c,
+        Err(e) => fail(&e.message),
+    };
     let proc_ = Proc {
         args: &spec.args,
         env: &spec.env,
@@ -357,6 +361,9 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
             ws_xpixel: 0,
             ws_ypixel: 0,
         })),
+        no_new_privileges: spec.security.no_new_privileges,
+        seccomp: filter.as_ref(),
+        cgroup: Some(cgroup.join_handle()),
     };
     let pid = match sys::fork() {
         Ok(0) => {
@@ -404,6 +411,7 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
     }
     pump_logs(streams, log.as_fd());
     let code = sys::wait_exit_code(pid).unwrap_or(EXIT_RUNTIME_ERROR);
+    crate::confine::remove_cgroup(cgroup);
     rec.exit_code = Some(code);
     rec.finished_at = Some(sys::now_rfc3339());
     let _ = write_record(state_dir, &rec);

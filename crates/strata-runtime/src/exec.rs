@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::child::{self, ChildFds, Proc};
 use crate::detached::{State, read_state_record, state};
 use crate::launch::{Stdio, launch, winsize_of};
-use crate::spec::{DEFAULT_CAPABILITIES, UserSpec};
+use crate::spec::{DEFAULT_CAPABILITIES, SeccompPolicy, UserSpec};
 use crate::sys;
 use crate::{EXIT_RUNTIME_ERROR, RunError};
 
@@ -24,6 +24,12 @@ pub struct ExecSpec {
     pub tty: bool,
     pub stdin: bool,
     pub capabilities: u64,
+    /// The container's `no-new-privileges` (Docker applies it to exec too).
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// The container's seccomp policy (Docker applies it to exec too).
+    #[serde(default)]
+    pub seccomp: SeccompPolicy,
 }
 
 impl ExecSpec {
@@ -36,6 +42,8 @@ impl ExecSpec {
             tty: false,
             stdin: false,
             capabilities: DEFAULT_CAPABILITIES,
+            no_new_privileges: false,
+            seccomp: SeccompPolicy::Default,
         }
     }
 }
@@ -73,20 +81,43 @@ pub fn exec_with_stdio(state_dir: &Path, spec: &ExecSpec, io: Stdio) -> Result<i
         Mode::empty(),
     )
     .map_err(|e| RunError::runtime(format!("opening the root of {pid}: {e}")))?;
+    let cgroup = crate::confine::cgroup_of(pid)?;
     if sys::process_start_time(pid) != Some(rec.start_time) {
         return Err(RunError::runtime("container is not running"));
     }
+    let filter = crate::confine::seccomp_filter(&spec.seccomp, spec.capabilities)?;
+    let joined = Joined {
+        ns: &ns,
+        root: &root,
+        cgroup: cgroup.as_ref(),
+        seccomp: filter.as_ref(),
+    };
     launch(spec.tty, io, spec.stdin, |fds, caller| {
-        middle_join(spec, &ns, &root, fds, caller)
+        middle_join(spec, &joined, fds, caller)
     })
 }
 
-fn middle_join(spec: &ExecSpec, ns: &[(&str, OwnedFd)], root: &OwnedFd, fds: ChildFds, caller: i32) -> ! {
+/// What the joining process enters: the container's namespaces, root and
+/// cgroup, and the filter it gets.
+struct Joined<'a> {
+    ns: &'a [(&'a str, OwnedFd)],
+    root: &'a OwnedFd,
+    cgroup: Option<&'a strata_cgroup::Cgroup>,
+    seccomp: Option<&'a strata_seccomp::Filter>,
+}
+
+fn middle_join(spec: &ExecSpec, joined: &Joined<'_>, fds: ChildFds, caller: i32) -> ! {
+    let Joined { ns, root, .. } = joined;
     let report = fds.report.as_fd();
     if let Err(e) = child::die_with_parent(caller) {
         child::fail(report, EXIT_RUNTIME_ERROR, &format!("prctl: {e}"));
     }
-    for (name, fd) in ns {
+    // Before anything of the container can see this process (CVE-2019-5736);
+    // inherited by the fork below, undone by its final execve.
+    if let Err(e) = crate::sealed::set_non_dumpable() {
+        child::fail(report, EXIT_RUNTIME_ERROR, &format!("prctl(PR_SET_DUMPABLE): {e}"));
+    }
+    for (name, fd) in ns.iter() {
         if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
             let e = std::io::Error::last_os_error();
             child::fail(
@@ -112,6 +143,9 @@ fn middle_join(spec: &ExecSpec, ns: &[(&str, OwnedFd)], root: &OwnedFd, fds: Chi
         capabilities: spec.capabilities,
         hostname: None,
         winsize: winsize_of(fds.stdio[1].as_ref().map(|f| f.as_fd())),
+        no_new_privileges: spec.no_new_privileges,
+        seccomp: joined.seccomp,
+        cgroup: joined.cgroup.map(|c| c.join_handle()),
     };
     match sys::fork() {
         Ok(0) => {
@@ -119,6 +153,7 @@ fn middle_join(spec: &ExecSpec, ns: &[(&str, OwnedFd)], root: &OwnedFd, fds: Chi
             if let Err(e) = child::die_with_parent(0) {
                 child::fail(report, EXIT_RUNTIME_ERROR, &format!("prctl: {e}"));
             }
+            proc_.join_cgroup(report);
             for (i, fd) in fds.stdio.iter().enumerate() {
                 if let Some(fd) = fd
                     && let Err(e) = sys::dup2(fd.as_fd(), i as i32)

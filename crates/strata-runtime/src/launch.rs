@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use rustix::fs::{Mode, OFlags};
 
 use crate::child::{self, ChildFds, Proc};
+use crate::confine;
 use crate::spec::RunSpec;
 use crate::sys;
 use crate::{EXIT_RUNTIME_ERROR, RunError};
@@ -47,6 +48,10 @@ pub fn run_with_stdio(spec: &RunSpec, io: Stdio) -> Result<i32, RunError> {
 
 /// The supervisor of a new container: unshares the PID namespace, forks PID 1, forwards signals.
 fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
+    let (filter, cgroup) = match prepare_confinement(spec) {
+        Ok(c) => c,
+        Err(e) => child::fail(fds.report.as_fd(), e.code, &e.message),
+    };
     let proc_ = Proc {
         args: &spec.args,
         env: &spec.env,
@@ -56,6 +61,9 @@ fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
         capabilities: spec.capabilities,
         hostname: Some(&spec.hostname),
         winsize: winsize_of(fds.stdio[1].as_ref().map(|f| f.as_fd())),
+        no_new_privileges: spec.security.no_new_privileges,
+        seccomp: filter.as_ref(),
+        cgroup: Some(cgroup.join_handle()),
     };
     if let Err(e) = child::die_with_parent(caller) {
         child::fail(fds.report.as_fd(), EXIT_RUNTIME_ERROR, &format!("prctl: {e}"));
@@ -72,10 +80,24 @@ fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
         Ok(0) => child::container_init(spec, &proc_, fds, 0),
         Ok(pid) => {
             drop(fds);
-            sys::forward_signals_and_exit(pid)
+            let code = sys::forward_signals_until_exit(pid);
+            confine::remove_cgroup(cgroup);
+            sys::exit_now(code)
         }
-        Err(e) => child::fail(fds.report.as_fd(), EXIT_RUNTIME_ERROR, &format!("fork: {e}")),
+        Err(e) => {
+            confine::remove_cgroup(cgroup);
+            child::fail(fds.report.as_fd(), EXIT_RUNTIME_ERROR, &format!("fork: {e}"))
+        }
     }
+}
+
+/// The seccomp filter and the cgroup of a new container, made by its supervisor.
+pub(crate) fn prepare_confinement(
+    spec: &RunSpec,
+) -> Result<(Option<strata_seccomp::Filter>, strata_cgroup::Cgroup), RunError> {
+    let filter = confine::seccomp_filter(&spec.security.seccomp, spec.capabilities)?;
+    let cgroup = confine::create_cgroup(&spec.security)?;
+    Ok((filter, cgroup))
 }
 
 pub(crate) fn winsize_of(fd: Option<BorrowedFd<'_>>) -> Option<rustix::termios::Winsize> {

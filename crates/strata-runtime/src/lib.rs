@@ -32,22 +32,26 @@
 //! close-on-exec pipe.
 
 mod child;
+mod confine;
 mod detached;
 mod exec;
 mod launch;
+mod sealed;
 mod spec;
 mod sys;
 mod user;
 
+pub use confine::check_seccomp_profile;
 pub use detached::{
     EXIT_UNKNOWN, LogEntry, State, StateRecord, kill, log_path, read_log, read_log_from, read_state_record,
     spawn_detached, state, wait,
 };
 pub use exec::{ExecSpec, exec, exec_with_stdio};
 pub use launch::{Stdio, run, run_with_stdio};
+pub use sealed::{reexec_sealed, running_sealed};
 pub use spec::{
     BindMount, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, RunSpec, SeccompPolicy, SecretFile,
-    Security, UserSpec, to_oci_spec, write_bundle,
+    Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec, write_bundle,
 };
 pub use sys::process_start_time;
 pub use user::{ResolvedUser, resolve_user};

@@ -58,6 +58,58 @@ const CAP_NAMES: [&str; 41] = [
     "CAP_CHECKPOINT_RESTORE",
 ];
 
+/// Every capability this process may give (`--privileged`, `--cap-add
+/// ALL`): the kernel's, less what the caller's own permitted set lacks (a
+/// host root may itself run without some, e.g. CAP_SYS_RESOURCE here).
+pub fn all_capabilities() -> u64 {
+    let last = crate::child::last_cap().min(63);
+    let known = if last == 63 { u64::MAX } else { (1u64 << (last + 1)) - 1 };
+    let permitted = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapPrm:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(known);
+    known & permitted
+}
+
+/// `base` with Docker's `--cap-add`/`--cap-drop` applied: names with or
+/// without `CAP_`, any case, `ALL` for every capability. Drops apply first
+/// unless the add is `ALL` (as Docker: `--cap-drop X --cap-add ALL` keeps all).
+pub fn apply_capability_changes(base: u64, add: &[String], drop: &[String]) -> Result<u64> {
+    let parse = |name: &str| -> Result<Option<u64>> {
+        let upper = name.trim().to_ascii_uppercase();
+        if upper == "ALL" {
+            return Ok(None);
+        }
+        let full = if upper.starts_with("CAP_") {
+            upper
+        } else {
+            format!("CAP_{upper}")
+        };
+        match CAP_NAMES.iter().position(|n| *n == full) {
+            Some(i) => Ok(Some(1u64 << i)),
+            None => bail!("unknown capability: {name:?}"),
+        }
+    };
+    let mut caps = base;
+    for d in drop {
+        match parse(d)? {
+            None => caps = 0,
+            Some(bit) => caps &= !bit,
+        }
+    }
+    for a in add {
+        match parse(a)? {
+            None => caps = all_capabilities(),
+            Some(bit) => caps |= bit,
+        }
+    }
+    Ok(caps)
+}
+
 /// Numeric identity of the process (resolve names with [`crate::resolve_user`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserSpec {

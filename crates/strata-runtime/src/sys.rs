@@ -424,6 +424,12 @@ pub(crate) fn exit_now(code: i32) -> ! {
 /// receives (but SIGCHLD) to `child`, and exits with the child's exit code
 /// (128 + signal number when it was killed) once it ends.
 pub(crate) fn forward_signals_and_exit(child: i32) -> ! {
+    exit_now(forward_signals_until_exit(child))
+}
+
+/// [`forward_signals_and_exit`]'s loop, returning the child's exit code
+/// (signals stay blocked: the caller is about to exit).
+pub(crate) fn forward_signals_until_exit(child: i32) -> i32 {
     unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut all);
@@ -432,10 +438,10 @@ pub(crate) fn forward_signals_and_exit(child: i32) -> ! {
             let mut status = 0;
             let r = libc::waitpid(child, &mut status, libc::WNOHANG);
             if r == child {
-                exit_now(status_to_code(status));
+                return status_to_code(status);
             }
             if r < 0 && *libc::__errno_location() != libc::EINTR {
-                exit_now(crate::EXIT_RUNTIME_ERROR);
+                return crate::EXIT_RUNTIME_ERROR;
             }
             let mut info: libc::siginfo_t = std::mem::zeroed();
             let sig = libc::sigwaitinfo(&all, &mut info);

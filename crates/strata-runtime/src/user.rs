@@ -21,14 +21,32 @@ pub struct ResolvedUser {
 
 const MAX_DB: u64 = 16 << 20;
 
-/// Reads `/etc/<name>` of the root behind `root`; `None` when it does not exist.
+/// Reads `/etc/<name>` of the root behind `root`; `None` when it does not
+/// exist or is not a regular file (a FIFO or device planted by the image
+/// must not block or touch the host process that reads it; without
+/// `NONBLOCK` opening a FIFO waits for a writer).
 pub(crate) fn read_db(root: BorrowedFd<'_>, name: &str) -> Result<Option<String>> {
+    read_db_from(root, name, OFlags::NONBLOCK)
+}
+
+/// [`read_db`] as the container's own libc reads it: a FIFO blocks. Only
+/// for a process already confined in the container (its HOME lookup),
+/// where waiting hurts no one but the container.
+fn read_db_in_container(root: BorrowedFd<'_>, name: &str) -> Result<Option<String>> {
+    read_db_from(root, name, OFlags::empty())
+}
+
+fn read_db_from(root: BorrowedFd<'_>, name: &str, extra: OFlags) -> Result<Option<String>> {
     let path = format!("etc/{name}");
-    let fd = match rustix::fs::openat2(root, &path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | extra;
+    let fd = match rustix::fs::openat2(root, &path, flags, Mode::empty(), IN_ROOT) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
         Err(e) => return Err(anyhow::anyhow!("opening /{path} in the container: {e}")),
     };
+    if !rustix::fs::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
+        return Ok(None);
+    }
     let mut s = String::new();
     std::fs::File::from(fd)
         .take(MAX_DB)
@@ -159,7 +177,7 @@ pub(crate) fn resolve_user_at(root: BorrowedFd<'_>, spec: &str) -> Result<Resolv
 
 /// Home directory of `uid` in the container's /etc/passwd (`/` when unknown).
 pub(crate) fn home_of(root: BorrowedFd<'_>, uid: u32) -> String {
-    let Ok(Some(db)) = read_db(root, "passwd") else {
+    let Ok(Some(db)) = read_db_in_container(root, "passwd") else {
         return "/".into();
     };
     let uid = uid.to_string();

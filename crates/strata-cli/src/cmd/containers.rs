@@ -70,6 +70,21 @@ pub struct CreateArgs {
     /// Set meta data on a container
     #[arg(short, long = "label", value_name = "list")]
     label: Vec<String>,
+    /// Add Linux capabilities
+    #[arg(long = "cap-add", value_name = "list")]
+    cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop", value_name = "list")]
+    cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    privileged: bool,
+    /// Security Options (seccomp=unconfined|FILE, no-new-privileges)
+    #[arg(long = "security-opt", value_name = "list")]
+    security_opt: Vec<String>,
+    /// Add a host device to the container
+    #[arg(long = "device", value_name = "list")]
+    device: Vec<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -93,6 +108,13 @@ impl CreateArgs {
             stdin: self.interactive,
             auto_remove: self.rm,
             labels: self.label.clone(),
+            security: strata_container::SecurityOptions {
+                cap_add: self.cap_add.clone(),
+                cap_drop: self.cap_drop.clone(),
+                privileged: self.privileged,
+                security_opt: self.security_opt.clone(),
+                devices: self.device.clone(),
+            },
         }
     }
 }
@@ -488,6 +510,9 @@ pub struct ExecArgs {
     /// Username or UID (format: "<name|uid>[:<group|gid>]")
     #[arg(short, long, value_name = "string")]
     user: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    privileged: bool,
     container: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
     command: Vec<String>,
@@ -502,6 +527,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<ExitCode> {
         user: a.user.clone(),
         tty: a.tty,
         stdin: a.interactive,
+        privileged: a.privileged,
     };
     match c.exec(&rec, a.command.clone(), &opts) {
         Ok(code) => Ok(ExitCode::from(code.clamp(0, 255) as u8)),

@@ -1,0 +1,113 @@
+//! Docker's confinement of a container's processes beyond namespaces and
+//! capabilities: the device cgroup (only the harmless nodes, `--device`
+//! additions, everything with `--privileged`) and the seccomp filter.
+//! Prepared by the supervisor before it forks (allocation and file system
+//! work happen there); the forked child only joins and installs.
+
+use strata_cgroup::{Cgroup, DeviceRule};
+use strata_seccomp::{Filter, Profile};
+
+use crate::RunError;
+use crate::spec::{SeccompPolicy, Security};
+
+/// The compiled seccomp filter of a process (`None`: unconfined).
+pub(crate) fn seccomp_filter(policy: &SeccompPolicy, capabilities: u64) -> Result<Option<Filter>, RunError> {
+    let profile = match policy {
+        SeccompPolicy::Unconfined => return Ok(None),
+        SeccompPolicy::Default => Profile::docker_default(),
+        SeccompPolicy::Profile(doc) => match Profile::from_json(doc.as_bytes()) {
+            Ok(p) => p,
+            // `{}`: Docker runs such a container without a filter.
+            Err(strata_seccomp::SeccompError::Empty) => return Ok(None),
+            Err(e) => return Err(RunError::runtime(format!("loading the seccomp profile: {e}"))),
+        },
+    };
+    let filter = strata_seccomp::compile(&profile, &strata_seccomp::Context::new(capabilities))
+        .map_err(|e| RunError::runtime(format!("compiling the seccomp profile: {e}")))?;
+    Ok(Some(filter))
+}
+
+/// Checks a seccomp profile in Docker's JSON format (for `--security-opt seccomp=FILE` at create).
+pub fn check_seccomp_profile(doc: &[u8]) -> Result<(), strata_seccomp::SeccompError> {
+    let profile = match Profile::from_json(doc) {
+        Err(strata_seccomp::SeccompError::Empty) => return Ok(()),
+        other => other?,
+    };
+    strata_seccomp::compile(&profile, &strata_seccomp::Context::new(crate::DEFAULT_CAPABILITIES))?;
+    Ok(())
+}
+
+/// The device allow-list of a container.
+fn device_rules(security: &Security) -> Result<Vec<DeviceRule>, RunError> {
+    if security.privileged {
+        return Ok(vec![DeviceRule::allow_all()]);
+    }
+    let mut rules = strata_cgroup::default_device_rules();
+    for d in &security.devices {
+        rules.push(
+            DeviceRule::for_node(&d.host, &d.permissions)
+                .map_err(|e| RunError::runtime(format!("--device {}: {e}", d.host.display())))?,
+        );
+    }
+    Ok(rules)
+}
+
+/// A container's own cgroup, `strata/<supervisor pid>-<its start time>`,
+/// made by the supervisor (which stays outside) and joined by the
+/// container's first process before it does anything else. Leftovers of
+/// killed supervisors are removed when the next container starts.
+pub(crate) fn create_cgroup(security: &Security) -> Result<Cgroup, RunError> {
+    let _ = Cgroup::remove_stale(supervisor_is_alive);
+    let me = rustix::process::getpid().as_raw_nonzero().get();
+    let name = format!("{me}-{}", crate::sys::process_start_time(me).unwrap_or(0));
+    let rules = device_rules(security)?;
+    Cgroup::create(&name, &rules).map_err(|e| RunError::runtime(format!("creating the container's device cgroup: {e}")))
+}
+
+fn supervisor_is_alive(name: &str) -> bool {
+    let Some((pid, start)) = name.split_once('-') else {
+        return true;
+    };
+    match (pid.parse::<i32>(), start.parse::<u64>()) {
+        (Ok(pid), Ok(start)) => crate::sys::process_start_time(pid) == Some(start),
+        _ => true, // not one of ours: leave it
+    }
+}
+
+/// Removes a container's cgroup once its processes are gone (they may take
+/// a moment to leave after PID 1 is reaped); what cannot be removed now is
+/// a leftover for [`create_cgroup`]'s sweep.
+pub(crate) fn remove_cgroup(cgroup: Cgroup) {
+    let name = cgroup.name().to_string();
+    if cgroup.remove().is_ok() {
+        return;
+    }
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        match Cgroup::open(&name) {
+            Ok(c) => {
+                if c.remove().is_ok() {
+                    return;
+                }
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// The cgroup of a running container, found from its PID 1 (`exec` joins it).
+pub(crate) fn cgroup_of(pid: i32) -> Result<Option<Cgroup>, RunError> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+        .map_err(|e| RunError::runtime(format!("reading /proc/{pid}/cgroup: {e}")))?;
+    let prefix = format!("/{}/", strata_cgroup::PARENT);
+    let name = text
+        .lines()
+        .filter_map(|l| l.splitn(3, ':').nth(2))
+        .find_map(|path| path.strip_prefix(&prefix).filter(|n| !n.contains('/')));
+    match name {
+        Some(n) => Cgroup::open(n)
+            .map(Some)
+            .map_err(|e| RunError::runtime(format!("opening the container's cgroup: {e}"))),
+        None => Ok(None),
+    }
+}
