@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::compress::read_error;
+use crate::guard::{MetadataLimit, TarGuard};
 use crate::{LayerError, Result};
 
 pub const WHITEOUT_PREFIX: &[u8] = b".wh.";
@@ -113,13 +114,29 @@ pub fn classify(path: &Path) -> Result<Whiteout> {
 /// Stream-wide rules: nothing may be reached through a symlink that an
 /// earlier entry of the same layer planted, and a hard link's target may
 /// not go through or later become a symlink.
-#[derive(Default)]
 pub struct Checker {
     symlinks: HashSet<PathBuf>,
     link_targets: HashSet<PathBuf>,
+    /// Whether `.wh.` names are whiteouts (image layers) or plain names
+    /// (archives copied into a tree: `cp`, `ADD`).
+    whiteouts: bool,
+}
+
+impl Default for Checker {
+    fn default() -> Self {
+        Checker::new(true)
+    }
 }
 
 impl Checker {
+    pub fn new(whiteouts: bool) -> Checker {
+        Checker {
+            symlinks: HashSet::new(),
+            link_targets: HashSet::new(),
+            whiteouts,
+        }
+    }
+
     fn through_symlink(&self, path: &Path) -> Option<PathBuf> {
         if self.symlinks.is_empty() {
             return None;
@@ -142,7 +159,11 @@ impl Checker {
                 ),
             ));
         }
-        let w = classify(path)?;
+        let w = if self.whiteouts {
+            classify(path)?
+        } else {
+            Whiteout::None
+        };
         match &w {
             Whiteout::Remove(target) => {
                 self.symlinks.remove(target);
@@ -231,6 +252,9 @@ pub(crate) fn check_entry<R: Read>(checker: &mut Checker, entry: &mut tar::Entry
 
 /// Maps an error from the tar reader to a `LayerError`.
 pub(crate) fn tar_error(e: io::Error, near: &Path) -> LayerError {
+    if let Some(l) = crate::compress::find_error::<MetadataLimit>(&e) {
+        return LayerError::TarLimit(l.clone());
+    }
     if let Some(d) = crate::compress::find_decompress_error(&e) {
         return LayerError::Compression {
             compression: d.compression,
@@ -254,19 +278,26 @@ pub(crate) fn copy_content<R: Read, W: io::Write>(
     path: &Path,
     out: &mut W,
 ) -> Result<u64> {
-    let size = entry.header().entry_size().map_err(|e| tar_error(e, path))?;
-    let n = copy_big(entry, out).map_err(|e| match read_error(e, "") {
-        LayerError::Truncated(_) => truncated(path, size, None),
-        LayerError::Io { source, .. } => tar_error(source, path),
-        other => other,
-    })?;
+    // The size the tar reader goes by: a PAX `size` record overrides the header's.
+    let size = entry.size();
+    let n = copy_big(entry, out).map_err(|e| content_error(e, path, size))?;
     if n < size {
         return Err(truncated(path, size, Some(n)));
     }
     Ok(n)
 }
 
-fn truncated(path: &Path, size: u64, got: Option<u64>) -> LayerError {
+/// Maps an error met reading the content of the entry `path` (`size`
+/// bytes).
+pub(crate) fn content_error(e: io::Error, path: &Path, size: u64) -> LayerError {
+    match read_error(e, "") {
+        LayerError::Truncated(_) => truncated(path, size, None),
+        LayerError::Io { source, .. } => tar_error(source, path),
+        other => other,
+    }
+}
+
+pub(crate) fn truncated(path: &Path, size: u64, got: Option<u64>) -> LayerError {
     match got {
         Some(n) => LayerError::Truncated(format!(
             "entry {} claims {size} bytes but the stream ends after {n} (a header that lies about its size?)",
@@ -281,14 +312,18 @@ fn truncated(path: &Path, size: u64, got: Option<u64>) -> LayerError {
 
 /// Reads a tar stream entry by entry, each checked (see [`check_entry`])
 /// before `each` gets it; returns the reader, after the end-of-archive
-/// marker (see [`drain`]).
+/// marker (see [`drain`]). `.wh.` names are whiteouts when `whiteouts`.
+///
+/// The only place layer tars are parsed: the stream goes through a
+/// [`TarGuard`], so the tar reader never buffers oversized metadata.
 pub(crate) fn for_each_entry<R: Read>(
     reader: R,
-    mut each: impl FnMut(&mut tar::Entry<'_, R>, &Checked) -> Result<()>,
+    whiteouts: bool,
+    mut each: impl FnMut(&mut tar::Entry<'_, TarGuard<R>>, &Checked) -> Result<()>,
 ) -> Result<R> {
-    let mut archive = tar::Archive::new(reader);
+    let mut archive = tar::Archive::new(TarGuard::new(reader));
     {
-        let mut checker = Checker::default();
+        let mut checker = Checker::new(whiteouts);
         let mut last = PathBuf::new();
         let entries = archive.entries().map_err(|e| tar_error(e, &last))?;
         for entry in entries {
@@ -298,7 +333,7 @@ pub(crate) fn for_each_entry<R: Read>(
             last = checked.path;
         }
     }
-    Ok(archive.into_inner())
+    Ok(archive.into_inner().into_inner())
 }
 
 /// Reads what follows the end-of-archive marker (padding, the end of a
@@ -311,7 +346,13 @@ pub(crate) fn drain<R: Read>(mut reader: R) -> Result<R> {
 /// Reads a whole tar stream, checking every entry, then drains what
 /// follows the end-of-archive marker; returns the reader.
 pub(crate) fn check_stream<R: Read>(reader: R) -> Result<R> {
-    let reader = for_each_entry(reader, |entry, checked| {
+    let reader = for_each_entry(reader, true, |entry, checked| {
+        if entry.header().entry_type() == tar::EntryType::GNUSparse {
+            // Read as a file, its holes are zeros (gigabytes from a few
+            // bytes of layer): the tar reader skips its stored data instead,
+            // and a truncated stream still fails there.
+            return Ok(());
+        }
         copy_content(entry, &checked.path, &mut io::sink()).map(drop)
     })?;
     drain(reader)

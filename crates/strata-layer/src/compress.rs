@@ -170,6 +170,9 @@ impl Read for QueueReader {
 /// Turns an I/O error met while reading a layer stream into the most
 /// telling `LayerError`.
 pub(crate) fn read_error(e: io::Error, context: &str) -> LayerError {
+    if let Some(l) = find_error::<crate::MetadataLimit>(&e) {
+        return LayerError::TarLimit(l.clone());
+    }
     if let Some(d) = find_decompress_error(&e) {
         return LayerError::Compression {
             compression: d.compression,
@@ -307,9 +310,14 @@ impl<W: Write> Write for Encoder<W> {
 /// Finds a decompressor error however deeply readers wrapped it (the tar
 /// reader wraps I/O errors in its own).
 pub(crate) fn find_decompress_error(e: &io::Error) -> Option<&DecompressError> {
+    find_error::<DecompressError>(e)
+}
+
+/// Finds an error of type `T` however deeply readers wrapped it.
+pub(crate) fn find_error<T: std::error::Error + 'static>(e: &io::Error) -> Option<&T> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = e.get_ref().map(|r| r as _);
     while let Some(err) = cur {
-        if let Some(d) = err.downcast_ref::<DecompressError>() {
+        if let Some(d) = err.downcast_ref::<T>() {
             return Some(d);
         }
         if let Some(inner) = err.downcast_ref::<io::Error>() {

@@ -19,6 +19,23 @@ pub enum LayerError {
     Compression { compression: &'static str, message: String },
     #[error("{path}: {message}")]
     Unpack { path: PathBuf, message: String },
+    /// Tar metadata (a PAX header, a GNU long name, a sparse map) over a
+    /// limit that bounds the reader's memory; see [`crate::TarGuard`].
+    #[error("refusing layer {0}")]
+    TarLimit(crate::MetadataLimit),
+    /// The layer's files add up to more than
+    /// [`crate::UnpackOptions::max_unpacked_size`] (apparent sizes: a
+    /// sparse file counts in full).
+    #[error(
+        "unpacking into {}: entry {entry:?} brings the layer's unpacked size to {total} bytes, over the cap of {cap} bytes",
+        root.display()
+    )]
+    UnpackedTooLarge {
+        root: PathBuf,
+        entry: String,
+        total: u64,
+        cap: u64,
+    },
 }
 
 impl LayerError {

@@ -9,15 +9,20 @@
 mod check;
 mod compress;
 mod error;
+mod guard;
 pub mod pgzip;
+mod sparse;
 mod unpack;
 mod write;
 
 pub use check::{EntryName, Whiteout, clean_entry_name};
 pub use compress::{Encoder, decompressor};
 pub use error::LayerError;
+pub use guard::{MAX_PAX_RECORDS, MAX_SPARSE_ENTRIES, MAX_TAR_METADATA_SIZE, MetadataLimit, TarGuard};
 pub use strata_oci::media::Compression;
-pub use unpack::{UnpackOptions, UnpackReport, WhiteoutMode, check_lowers, unpack, unpack_at};
+pub use unpack::{
+    DEFAULT_MAX_UNPACKED_SIZE, UnpackOptions, UnpackReport, WhiteoutMode, check_lowers, unpack, unpack_at,
+};
 pub use write::{Selected, write_dir_layer, write_entry_at, write_overlay_upper_layer, write_selected};
 
 use std::io::{Read, Write};

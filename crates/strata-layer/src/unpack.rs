@@ -20,6 +20,7 @@ use strata_oci::{Algorithm, Digest, HashingReader};
 
 use crate::check::{Checked, Whiteout, copy_content, drain, for_each_entry, tar_error};
 use crate::compress::decompress_on_thread;
+use crate::sparse::write_sparse;
 use crate::{LayerError, Result};
 
 /// How whiteouts are applied.
@@ -31,7 +32,16 @@ pub enum WhiteoutMode {
     /// Into an empty overlayfs layer directory: `.wh.NAME` becomes a 0/0
     /// character device, an opaque marker sets `trusted.overlay.opaque=y`.
     Overlay,
+    /// Not a layer but an archive copied into a tree (`cp`, `ADD`): names
+    /// starting with `.wh.` are ordinary names, written as they are, and
+    /// delete nothing (as Docker's `cp` and `ADD`).
+    Plain,
 }
+
+/// The default [`UnpackOptions::max_unpacked_size`]: 1 TiB, far above any
+/// real layer, yet a bound on what a small layer of sparse files (or a
+/// compression bomb) may claim.
+pub const DEFAULT_MAX_UNPACKED_SIZE: u64 = 1 << 40;
 
 #[derive(Debug, Clone)]
 pub struct UnpackOptions {
@@ -43,6 +53,10 @@ pub struct UnpackOptions {
     /// Overlay mode: the unpacked lower layers, top-most first, so that a
     /// path through a symlink planted by an earlier layer is refused.
     pub lowers: Vec<PathBuf>,
+    /// The most bytes the layer's files may add up to, by apparent size (a
+    /// sparse file counts in full, though its holes take no disk); more is
+    /// [`LayerError::UnpackedTooLarge`]. Default [`DEFAULT_MAX_UNPACKED_SIZE`].
+    pub max_unpacked_size: u64,
 }
 
 impl Default for UnpackOptions {
@@ -53,6 +67,7 @@ impl Default for UnpackOptions {
             chown: root,
             devices: root,
             lowers: Vec::new(),
+            max_unpacked_size: DEFAULT_MAX_UNPACKED_SIZE,
         }
     }
 }
@@ -117,8 +132,10 @@ fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         entries: 0,
         skipped_devices: 0,
         implicit_dirs: Vec::new(),
+        unpacked: 0,
     };
-    let hashing = for_each_entry(hashing, |entry, checked| {
+    let whiteouts = opts.whiteouts != WhiteoutMode::Plain;
+    let hashing = for_each_entry(hashing, whiteouts, |entry, checked| {
         u.apply(entry, checked)?;
         u.entries += 1;
         Ok(())
@@ -248,6 +265,8 @@ struct Unpacker<'o> {
     entries: u64,
     skipped_devices: u64,
     implicit_dirs: Vec<PathBuf>,
+    /// Apparent bytes of the files written so far (see `max_unpacked_size`).
+    unpacked: u64,
 }
 
 /// Refuses directories a layer created implicitly where one of `lowers`
@@ -447,6 +466,17 @@ impl Unpacker<'_> {
                 self.dir_times.push((path.clone(), mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                // The size the tar reader will yield: a sparse file's apparent size.
+                let total = self.unpacked.saturating_add(entry.size());
+                if total > self.opts.max_unpacked_size {
+                    return Err(LayerError::UnpackedTooLarge {
+                        root: self.top.clone(),
+                        entry: path.display().to_string(),
+                        total,
+                        cap: self.opts.max_unpacked_size,
+                    });
+                }
+                self.unpacked = total;
                 // Most files are new and owned by us: created with their
                 // mode and owner at once, they need no chown/chmod after.
                 self.dir(parent, true)?;
@@ -465,7 +495,12 @@ impl Unpacker<'_> {
                 }
                 .map_err(|e| self.fail(path, "creating the file", e))?;
                 let mut file = File::from(fd);
-                copy_content(entry, path, &mut file)?;
+                if kind == tar::EntryType::GNUSparse {
+                    let size = entry.size();
+                    write_sparse(entry, path, size, &file, |e| self.fail(path, "writing the file", e))?;
+                } else {
+                    copy_content(entry, path, &mut file)?;
+                }
                 if as_created {
                     self.set_meta(&file, path, None, None, &c.xattrs)?;
                 } else {
@@ -623,6 +658,8 @@ impl Unpacker<'_> {
                 )
                 .map_err(|e| self.fail(target, "creating the overlay whiteout (a 0/0 device; needs root)", e))?;
             }
+            // Plain mode classifies no name as a whiteout.
+            WhiteoutMode::Plain => return Err(self.fail(target, "whiteout", "whiteouts are plain names here")),
         }
         Ok(())
     }
@@ -668,6 +705,7 @@ impl Unpacker<'_> {
                         e,
                     )
                 }),
+            WhiteoutMode::Plain => Err(self.fail(dir, "opaque marker", "whiteouts are plain names here")),
             WhiteoutMode::Apply => {
                 let written = &self.written;
                 let r = empty_dir(&fd, |n| written.contains(&dir.join(n)));
