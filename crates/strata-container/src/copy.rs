@@ -210,8 +210,9 @@ fn stream(src: &OwnedFd, name: Option<&str>, as_name: &Path, dest: OwnedFd, show
         return Ok(());
     };
     let (r, w) = std::io::pipe()?;
+    // A copy is no image layer: `.wh.` names are plain files, as in Docker.
     let opts = UnpackOptions {
-        whiteouts: WhiteoutMode::Apply,
+        whiteouts: WhiteoutMode::Plain,
         ..UnpackOptions::default()
     };
     let shown = shown.to_path_buf();
