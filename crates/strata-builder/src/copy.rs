@@ -311,7 +311,11 @@ pub fn copy_into(
                 let dest = base_dest.as_str();
                 let fd = root.ensure_dir(dest, &parents)?;
                 let f = tree.open_file(&sel.rel)?;
-                let opts = strata_layer::UnpackOptions::default();
+                // A local archive is no image layer: `.wh.` names in it are plain files.
+                let opts = strata_layer::UnpackOptions {
+                    whiteouts: strata_layer::WhiteoutMode::Plain,
+                    ..strata_layer::UnpackOptions::default()
+                };
                 strata_layer::unpack_at(
                     BufReader::with_capacity(1 << 20, f),
                     fd,
