@@ -155,3 +155,55 @@ fn hostile_references() {
         "digest",
     );
 }
+
+/// CVE-2022-2879 class: a 1 GiB PAX record in the archive given to `load`
+/// (the outer docker-archive, not a layer) is refused after at most 1 MiB of
+/// it, not read into memory. The archive is streamed on stdin as it is
+/// generated; the test counts how much of it strata read.
+#[test]
+fn load_refuses_an_oversized_pax_record_without_reading_it() {
+    use std::io::Write;
+    let env = Env::new();
+    let mut child = env
+        .cmd()
+        .arg("load")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        let size: u64 = 1 << 30;
+        let mut h = [0u8; 512];
+        h[..17].copy_from_slice(b"PaxHeaders/big.x\0");
+        h[100..108].copy_from_slice(b"0000644\0");
+        h[124..136].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[136..148].copy_from_slice(b"00000000000\0");
+        h[156] = b'x';
+        h[257..263].copy_from_slice(b"ustar\0");
+        h[263..265].copy_from_slice(b"00");
+        h[148..156].copy_from_slice(b"        ");
+        let sum: u32 = h.iter().map(|b| *b as u32).sum();
+        h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let mut sent: u64 = 0;
+        if stdin.write_all(&h).is_err() {
+            return sent;
+        }
+        let chunk = vec![b'a'; 1 << 16];
+        while sent < size {
+            if stdin.write_all(&chunk).is_err() {
+                break;
+            }
+            sent += chunk.len() as u64;
+        }
+        sent
+    });
+    let out = child.wait_with_output().unwrap();
+    let sent = writer.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("MiB") || err.contains("limit"), "{err}");
+    // A pipe holds a little more than was read; nothing near the whole record.
+    assert!(sent < 16 << 20, "strata read {sent} bytes of the 1 GiB record");
+}

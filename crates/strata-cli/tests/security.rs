@@ -354,3 +354,85 @@ fn exec_runs_from_a_sealed_copy_of_the_binary() {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_strata"));
     assert_eq!(std::fs::metadata(&bin).unwrap().permissions().mode() & 0o111, 0o111);
 }
+
+/// The same confinement as Docker's: strata and dockerd (runc) run the same
+/// busybox image with the same flags; the kernel's view of the process
+/// (seccomp mode, capabilities, no_new_privs) and the outcome of what the
+/// default confinement refuses are compared.
+#[test]
+fn confinement_matches_docker() {
+    if !common::docker_daemon() {
+        return;
+    }
+    let env = Env::new();
+    let Some(_) = env.import_busybox() else { return };
+    let tag = format!("strata-sec-{}:1", std::process::id());
+    env.ok(&["tag", "busybox", &tag]);
+    let archive = env.path("bb.tar");
+    env.ok(&["save", "-o", archive.to_str().unwrap(), &tag]);
+    common::sh_ok(&format!("docker load -i {} >/dev/null", archive.display()));
+    let probe = "grep -E '^(Seccomp|CapEff|CapBnd|NoNewPrivs):' /proc/self/status; \
+                 mknod /d c 1 3 2>&1 | sed 's/.*: //'; unshare -U true 2>&1 | sed 's/.*: //'; \
+                 cat /proc/keys 2>&1 | wc -c; echo 1 2>&1 > /proc/sys/kernel/domainname | sed 's/.*: //'; \
+                 mkdir /x 2>&1 | sed 's/.*: //'";
+    let profile = env.path("deny-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let seccomp_file = format!("seccomp={}", profile.display());
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["--security-opt", "seccomp=unconfined"],
+        vec!["--security-opt", "no-new-privileges"],
+        vec!["--security-opt", &seccomp_file],
+        vec!["--cap-drop", "ALL", "--cap-add", "CHOWN", "--cap-add", "net_raw"],
+        vec!["--cap-add", "SYS_ADMIN"],
+        vec!["--cap-drop", "MKNOD"],
+    ];
+    for flags in cases {
+        let docker = common::sh(&format!(
+            "/usr/bin/docker run --rm --network none {} {tag} sh -c {}",
+            flags.join(" "),
+            common::shell_quote(probe)
+        ));
+        let mut args = vec!["run", "--rm", "--network", "none"];
+        args.extend_from_slice(&flags);
+        args.extend_from_slice(&[&tag, "sh", "-c", probe]);
+        let ours = env.run(&args);
+        assert_eq!(
+            String::from_utf8_lossy(&ours.stdout),
+            String::from_utf8_lossy(&docker.stdout),
+            "strata and docker differ with {flags:?}"
+        );
+        assert_eq!(ours.status.code(), docker.status.code(), "{flags:?}");
+    }
+    common::sh(&format!("docker rmi -f {tag} >/dev/null 2>&1"));
+}
+
+/// `.wh.` names are whiteouts only when image layers are applied: an `ADD`
+/// of a local archive holding `etc/.wh..wh..opq` used to empty `/etc`.
+#[test]
+fn add_of_an_archive_with_whiteout_names_deletes_nothing() {
+    let env = Env::new();
+    let Some(_) = env.import_busybox() else { return };
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(ctx.join("src/etc")).unwrap();
+    std::fs::write(ctx.join("src/etc/.wh..wh..opq"), "").unwrap();
+    std::fs::write(ctx.join("src/etc/.wh.passwd"), "").unwrap();
+    std::fs::write(ctx.join("src/etc/new"), "n").unwrap();
+    common::sh_ok(&format!(
+        "tar -C {} -cf {} etc",
+        ctx.join("src").display(),
+        ctx.join("app.tar").display()
+    ));
+    std::fs::remove_dir_all(ctx.join("src")).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox\nADD app.tar /\nRUN test -s /etc/passwd && test -f /etc/new && test -f /etc/.wh..wh..opq && test -f /etc/.wh.passwd\n",
+    )
+    .unwrap();
+    let o = env.run(&["build", "--progress=plain", "-t", "whadd", ctx.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

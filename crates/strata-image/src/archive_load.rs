@@ -78,7 +78,9 @@ impl Archive {
             links: BTreeMap::new(),
             checked: RefCell::default(),
         };
-        let mut tar = tar::Archive::new(input);
+        // The guard refuses oversized PAX records and long names before the
+        // tar crate would read them whole into memory.
+        let mut tar = tar::Archive::new(strata_layer::TarGuard::new(input));
         let io = |e: std::io::Error| Error::io("reading the archive", e);
         for entry in tar.entries().map_err(io)? {
             let mut entry = entry.map_err(io)?;
