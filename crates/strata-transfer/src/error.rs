@@ -1,0 +1,40 @@
+use strata_oci::Digest;
+
+/// Why a transfer failed: each names the blob, document or location concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("blob {digest}: the source's bytes do not match (got {actual}, {size} bytes)")]
+    DigestMismatch { digest: Digest, actual: Digest, size: u64 },
+    #[error("blob {digest}: expected {expected} bytes, the source gave {actual}")]
+    SizeMismatch { digest: Digest, expected: u64, actual: u64 },
+    #[error("document {digest} is larger than 4 MiB")]
+    DocumentTooLarge { digest: Digest },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("no image in the index matches {wanted} (it has {available})")]
+    NoMatchingPlatform { wanted: String, available: String },
+    /// A location's own error (a registry's, the store's), with its message.
+    #[error("{0}")]
+    Location(String),
+}
+
+impl TransferError {
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> TransferError {
+        TransferError::Io {
+            what: what.into(),
+            source,
+        }
+    }
+
+    pub fn location(e: impl std::fmt::Display) -> TransferError {
+        TransferError::Location(e.to_string())
+    }
+}

@@ -1,0 +1,108 @@
+//! strata-transfer: one image transfer for every location. A location is an
+//! image [`Source`] (resolve a reference, read a document, stream a blob)
+//! and/or a [`Sink`] (has a blob, put a blob, put a document, finish with
+//! the root and its names); [`copy`] walks an image or an index from one to
+//! the other, skipping what the sink has, moving blobs in parallel with a
+//! bound and verifying every byte against its digest on the way.
+//! go-containerregistry's `remote`/`layout`/`tarball` and containerd's
+//! transfer service have this shape.
+//!
+//! Owns the walk and the verification, nothing of any location's format:
+//! locations live in their own modules (an OCI image-layout directory here;
+//! registries, archives and the local store in the crates that know them).
+//! Must never hand a sink a byte that was not checked against the digest
+//! it was asked for before the sink sees the end of the stream (a sink
+//! commits only on a clean end), never read a document larger than
+//! [`MAX_DOCUMENT_SIZE`], and never name anything in a sink before all it
+//! refers to is there.
+
+mod copy;
+mod error;
+pub mod layout;
+mod verify;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use copy::{CopyOptions, CopyReport, Event, PlatformChoice, Progress, copy, no_progress};
+pub use error::TransferError;
+pub use strata_oci::Descriptor;
+pub use strata_oci::media::MAX_DOCUMENT_SIZE;
+pub use verify::{VerifyingReader, from_io, read_document_verified};
+
+pub type Result<T, E = TransferError> = std::result::Result<T, E>;
+
+/// A blob's bytes, as the source streams them.
+pub type BlobStream = Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+
+/// What a blob is to the image being copied (a sink that unpacks layers,
+/// as the local store does, needs the layer's diff ID).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobRole {
+    /// An image config.
+    Config,
+    /// Layer `index` of its manifest, whose uncompressed tar has `diff_id`
+    /// (from the config's `rootfs.diff_ids`; `None` when the config has none).
+    Layer {
+        index: usize,
+        diff_id: Option<strata_oci::Digest>,
+    },
+    /// Anything else a manifest refers to (a subject, an artifact blob).
+    Other,
+}
+
+/// Where a source's blob could be mounted from without moving its bytes
+/// (a registry sink on the same registry mounts it from `repository`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountFrom {
+    /// The registry host as the source's client names it.
+    pub registry: String,
+    pub repository: String,
+}
+
+/// Where images come from.
+pub trait Source: Sync {
+    /// The root descriptor (manifest or index) of `reference`: a tag, a
+    /// digest, or `None` for the location's only image.
+    fn resolve(&self, reference: Option<&str>) -> impl Future<Output = Result<Descriptor>> + Send;
+
+    /// A manifest, index or config; the caller checks its digest (see
+    /// [`read_document_verified`]). Implementations read at most
+    /// [`MAX_DOCUMENT_SIZE`] + 1 bytes.
+    fn read_document(&self, desc: &Descriptor) -> impl Future<Output = Result<Vec<u8>>> + Send;
+
+    /// A blob's bytes (layers: as stored, compressed or not); the caller verifies them.
+    fn open_blob(&self, desc: &Descriptor) -> impl Future<Output = Result<BlobStream>> + Send;
+
+    /// Where a registry sink could mount this source's blobs from.
+    fn mount_from(&self) -> Option<MountFrom> {
+        None
+    }
+}
+
+/// Where images go. Nothing a sink is given is named before [`Sink::finish`]:
+/// a copy that fails leaves the sink's names (tags, `index.json`, the
+/// archive file) as they were.
+pub trait Sink: Sync {
+    /// Whether the sink holds the blob already (then it is not copied).
+    fn has_blob(&self, desc: &Descriptor, role: &BlobRole) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Stores a blob from `data`. `data` ends with an error when the bytes
+    /// do not match `desc` (digest or size): the sink must then keep nothing.
+    fn put_blob(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream)
+    -> impl Future<Output = Result<()>> + Send;
+
+    /// Tries to get the blob without its bytes (a registry's cross-repository
+    /// mount); `Ok(false)` when it cannot.
+    fn mount_blob(&self, desc: &Descriptor, from: &MountFrom) -> impl Future<Output = Result<bool>> + Send {
+        let _ = (desc, from);
+        async { Ok(false) }
+    }
+
+    /// Stores a manifest or index (verified already), after every blob it refers to.
+    fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> impl Future<Output = Result<()>> + Send;
+
+    /// Names the root (tags, `index.json`, the archive's `manifest.json`):
+    /// the commit point of the copy.
+    fn finish(&self, root: &Descriptor, names: &[String]) -> impl Future<Output = Result<()>> + Send;
+}
