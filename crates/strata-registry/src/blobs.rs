@@ -598,18 +598,41 @@ impl Client {
             self.check_hash(&repo, digest, hasher)?;
             return self.finish_upload(resp?, &repo, digest).await;
         }
-        let chunk = opts.chunk_size.filter(|c| *c > 0).unwrap_or(size);
         let mut location = upload.location.clone();
+        self.patch_chunks(&repo, &mut location, digest, size, &mut reader, &mut hasher)
+            .await?;
+        self.check_hash(&repo, digest, hasher)?;
+        let req = Req::new(Method::PUT, with_digest(&location, digest))
+            .scope(Scope::push(&repo))
+            .repo(&repo)
+            .bytes(Bytes::new());
+        let resp = self.send(req).await?;
+        self.finish_upload(resp, &repo, digest).await
+    }
+
+    /// `PATCH`es `size` bytes of `reader` into the session at `location` (in
+    /// chunks of [`crate::ClientOptions::chunk_size`], else one request),
+    /// hashing them; `location` follows each `Location` the registry answers.
+    async fn patch_chunks<R: AsyncRead + Unpin>(
+        &self,
+        repo: &str,
+        location: &mut Url,
+        digest: &Digest,
+        size: u64,
+        reader: &mut R,
+        hasher: &mut Hasher,
+    ) -> Result<()> {
+        let chunk = self.inner.options.chunk_size.filter(|c| *c > 0).unwrap_or(size);
         let mut offset = 0u64;
         while offset < size {
             let n = chunk.min(size - offset);
             let req = Req::new(Method::PATCH, location.clone())
-                .scope(Scope::push(&repo))
-                .repo(&repo)
+                .scope(Scope::push(repo))
+                .repo(repo)
                 .header(header::CONTENT_TYPE, "application/octet-stream")
                 .header(header::CONTENT_RANGE, &format!("{offset}-{}", offset + n - 1));
-            let resp = self.send_streamed(req, &mut reader, n, &mut hasher, digest).await?;
-            let resp = self.expect(resp, &[StatusCode::ACCEPTED], Some(&repo)).await?;
+            let resp = self.send_streamed(req, reader, n, hasher, digest).await?;
+            let resp = self.expect(resp, &[StatusCode::ACCEPTED], Some(repo)).await?;
             if let Some(r) = resp.headers().get(header::RANGE).and_then(|v| v.to_str().ok()) {
                 let end = r
                     .trim()
@@ -619,7 +642,7 @@ impl Client {
                     .and_then(|e| e.parse::<u64>().ok());
                 if end.is_some_and(|e| e != offset + n - 1) {
                     return Err(RegistryError::Protocol {
-                        site: self.site(Some(&repo)),
+                        site: self.site(Some(repo)),
                         message: format!(
                             "uploading blob {digest}: after sending bytes up to {} the registry reports Range {r:?}",
                             offset + n - 1
@@ -627,16 +650,88 @@ impl Client {
                     });
                 }
             }
-            location = self.upload_from(&repo, &resp)?.location;
+            *location = self.upload_from(repo, &resp)?.location;
             offset += n;
         }
-        self.check_hash(&repo, digest, hasher)?;
+        Ok(())
+    }
+
+    /// Uploads into a session from a reader that proves its content only at
+    /// its end (a verifying reader fails its last read when the bytes are
+    /// not `digest`'s): `PATCH`es carry the content, and the closing
+    /// `PUT ?digest=` is sent only after `reader` ended cleanly right after
+    /// `size` bytes hashing to `digest`. Otherwise the session is cancelled,
+    /// so the repository never gets the blob; an error of the reader comes
+    /// back as [`RegistryError::Io`] with that error as its source.
+    pub async fn upload_blob_until_end<R: AsyncRead + Unpin>(
+        &self,
+        upload: Upload,
+        digest: &Digest,
+        size: u64,
+        mut reader: R,
+    ) -> Result<()> {
+        let repo = upload.repo.clone();
+        let _permit = self.transfer_permit().await;
+        let mut hasher = digest.algorithm().hasher();
+        let mut location = upload.location.clone();
+        let sent = async {
+            self.patch_chunks(&repo, &mut location, digest, size, &mut reader, &mut hasher)
+                .await?;
+            // One more read: the reader's verdict comes with its end.
+            let mut probe = [0u8; 1];
+            match reader.read(&mut probe).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    return Err(RegistryError::SizeMismatch {
+                        site: self.site(Some(&repo)),
+                        digest: digest.clone(),
+                        expected: size,
+                        actual: size + 1,
+                    });
+                }
+                Err(e) => {
+                    return Err(RegistryError::Io {
+                        what: format!("reading the content of blob {digest} to upload"),
+                        source: e,
+                    });
+                }
+            }
+            self.check_hash(&repo, digest, hasher)
+        }
+        .await;
+        if let Err(e) = sent {
+            let _ = self
+                .cancel_upload(&Upload {
+                    repo: repo.clone(),
+                    location,
+                })
+                .await;
+            return Err(e);
+        }
         let req = Req::new(Method::PUT, with_digest(&location, digest))
             .scope(Scope::push(&repo))
             .repo(&repo)
             .bytes(Bytes::new());
         let resp = self.send(req).await?;
         self.finish_upload(resp, &repo, digest).await
+    }
+
+    /// `DELETE` an upload session: the registry drops what it received.
+    pub async fn cancel_upload(&self, upload: &Upload) -> Result<()> {
+        let resp = self
+            .send(
+                Req::new(Method::DELETE, upload.location.clone())
+                    .scope(Scope::push(&upload.repo))
+                    .repo(&upload.repo),
+            )
+            .await?;
+        self.expect(
+            resp,
+            &[StatusCode::NO_CONTENT, StatusCode::OK, StatusCode::ACCEPTED],
+            Some(&upload.repo),
+        )
+        .await
+        .map(|_| ())
     }
 
     fn check_hash(&self, repo: &str, digest: &Digest, hasher: Hasher) -> Result<()> {

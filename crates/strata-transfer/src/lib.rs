@@ -19,6 +19,7 @@
 mod copy;
 mod error;
 pub mod layout;
+pub mod registry;
 mod verify;
 
 use std::future::Future;

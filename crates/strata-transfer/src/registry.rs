@@ -1,0 +1,395 @@
+//! A repository of a registry (`docker://HOST/REPO[:TAG|@DIGEST]`) as an
+//! image source and sink, on strata-registry's client.
+//!
+//! As a source, documents come by digest (bounded to 4 MiB) and blobs
+//! stream chunk by chunk from the response: nothing is held whole or
+//! written to disk. As a sink, a blob's bytes go up in `PATCH`es and the
+//! upload is committed by its closing `PUT ?digest=` only once the verified
+//! stream ended cleanly (else the session is cancelled), so a lying source
+//! leaves no blob behind; manifests are put by digest, and tags only by
+//! [`Sink::finish`]. Blobs of another repository of the same registry are
+//! mounted, not moved.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use bytes::Bytes;
+use futures_util::stream;
+use strata_oci::{Descriptor, Digest, Reference, media};
+use strata_registry::{BlobReader, Client, ClientOptions, Mount, RegistryError, Upload, api_host, manifest_reference};
+use tokio_util::io::StreamReader;
+
+use crate::verify::from_io;
+use crate::{BlobRole, BlobStream, MAX_DOCUMENT_SIZE, MountFrom, Result, Sink, Source, TransferError};
+
+/// One repository of a registry.
+pub struct RegistryLocation {
+    client: Client,
+    repository: String,
+    /// What `resolve(None)` resolves, and the tag `finish` names when given no names.
+    reference: Reference,
+    /// Upload sessions a mount that was refused opened (HTTP 202): the
+    /// blob's upload goes into them rather than into new ones.
+    sessions: Mutex<HashMap<Digest, Upload>>,
+    /// Documents put so far (media type, bytes), so `finish` tags the root without a GET.
+    documents: Mutex<HashMap<Digest, (String, Bytes)>>,
+}
+
+impl RegistryLocation {
+    /// The repository of `reference`, on a client of its registry.
+    pub fn new(reference: &Reference, options: ClientOptions) -> Result<RegistryLocation> {
+        let client = Client::for_reference(reference, options).map_err(TransferError::location)?;
+        Ok(RegistryLocation::with_client(client, reference))
+    }
+
+    /// The repository of `reference` on an existing client (which must be
+    /// for its registry). Do not share one client between the source and
+    /// the sink of a copy: a blob held open on the source and its upload
+    /// each take one of the client's transfer slots.
+    pub fn with_client(client: Client, reference: &Reference) -> RegistryLocation {
+        RegistryLocation {
+            client,
+            repository: reference.path().to_string(),
+            reference: reference.clone(),
+            sessions: Mutex::new(HashMap::new()),
+            documents: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The repository path in the registry (`library/busybox`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+
+    /// `HOST/REPO`, for messages.
+    fn name(&self) -> String {
+        format!("{}/{}", self.client.registry(), self.repository)
+    }
+
+    /// A client error as a transfer error; `what` names the object for a 404.
+    fn error(&self, e: RegistryError, what: impl FnOnce() -> String) -> TransferError {
+        if e.is_not_found() {
+            return TransferError::NotFound {
+                what: format!("{} in {}", what(), self.name()),
+            };
+        }
+        registry_error(e)
+    }
+
+    /// A tag or digest of this repository: `reference` is a tag, a digest,
+    /// or a full reference naming this repository.
+    fn in_repository(&self, reference: &str) -> Result<String> {
+        if Digest::parse(reference).is_ok() || Reference::check_tag(reference).is_ok() {
+            return Ok(reference.to_string());
+        }
+        let r = Reference::parse(reference).map_err(|e| TransferError::Invalid(e.to_string()))?;
+        self.check_same_repository(&r, reference)?;
+        Ok(manifest_reference(&r))
+    }
+
+    fn check_same_repository(&self, r: &Reference, given: &str) -> Result<()> {
+        if same_registry(r.domain(), self.client.registry()) && r.path() == self.repository {
+            return Ok(());
+        }
+        Err(TransferError::Invalid(format!(
+            "{given:?} names repository {}, not {}",
+            r.repository(),
+            self.name()
+        )))
+    }
+
+    /// The tag `name` asks `finish` for (None: only a digest, which `root` must have).
+    fn tag_for(&self, name: &str, root: &Descriptor) -> Result<Option<String>> {
+        if Reference::check_tag(name).is_ok() {
+            return Ok(Some(name.to_string()));
+        }
+        let r = Reference::parse(name).map_err(|e| TransferError::Invalid(e.to_string()))?;
+        self.check_same_repository(&r, name)?;
+        if let Some(d) = r.digest()
+            && *d != root.digest
+        {
+            return Err(TransferError::Invalid(format!(
+                "{name:?} names digest {d}, but the image copied is {}",
+                root.digest
+            )));
+        }
+        Ok(match (r.tag(), r.digest()) {
+            (Some(t), _) => Some(t.to_string()),
+            (None, Some(_)) => None,
+            (None, None) => Some("latest".to_string()),
+        })
+    }
+}
+
+/// Whether two registry names reach the same host (`docker.io` is `registry-1.docker.io`).
+fn same_registry(a: &str, b: &str) -> bool {
+    api_host(a).eq_ignore_ascii_case(&api_host(b))
+}
+
+/// A client error as a transfer error: the reader's own error comes back
+/// unwrapped (it names the blob), size mismatches keep their type, the rest
+/// is the registry's message (which names the registry and repository).
+fn registry_error(e: RegistryError) -> TransferError {
+    match e {
+        RegistryError::Io { what, source } => from_io(source, &what),
+        RegistryError::SizeMismatch {
+            digest,
+            expected,
+            actual,
+            ..
+        } => TransferError::SizeMismatch {
+            digest,
+            expected,
+            actual,
+        },
+        other => TransferError::location(other),
+    }
+}
+
+/// A blob download as an `AsyncRead`. Each chunk has passed the reader's
+/// size check; its last read fails when the digest does not match.
+fn blob_stream(reader: BlobReader) -> BlobStream {
+    let chunks = stream::unfold(Some(reader), |reader| async move {
+        let mut r = reader?;
+        match r.chunk().await {
+            Ok(Some(c)) => Some((Ok(c), Some(r))),
+            Ok(None) => None,
+            Err(e) => {
+                let e = match e {
+                    RegistryError::DigestMismatch { expected, actual, .. } => TransferError::DigestMismatch {
+                        digest: expected,
+                        actual,
+                        size: r.received(),
+                    },
+                    other => registry_error(other),
+                };
+                Some((Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)), None))
+            }
+        }
+    });
+    Box::pin(StreamReader::new(Box::pin(chunks)))
+}
+
+impl Source for RegistryLocation {
+    async fn resolve(&self, reference: Option<&str>) -> Result<Descriptor> {
+        let r = match reference {
+            None => manifest_reference(&self.reference),
+            Some(r) => self.in_repository(r)?,
+        };
+        let by_digest = Digest::parse(&r).ok();
+        // A HEAD answers with all a descriptor needs; a registry that leaves
+        // out the digest or media type (or refuses HEAD) is asked with a GET.
+        match self.client.head_manifest(&self.repository, &r).await {
+            Ok(None) => {
+                return Err(TransferError::NotFound {
+                    what: format!("manifest {r} in {}", self.name()),
+                });
+            }
+            Ok(Some(head)) => {
+                if let (Some(d), Some(mt), Some(size)) = (head.digest, head.media_type, head.size)
+                    && (media::is_manifest(&mt) || media::is_index(&mt))
+                    && by_digest.as_ref().is_none_or(|b| *b == d)
+                {
+                    return Ok(Descriptor::new(&mt, d, size));
+                }
+            }
+            Err(e) if e.is_unauthorized() => return Err(registry_error(e)),
+            Err(_) => {}
+        }
+        let m = self
+            .client
+            .get_manifest(&self.repository, &r)
+            .await
+            .map_err(|e| self.error(e, || format!("manifest {r}")))?;
+        Ok(m.descriptor())
+    }
+
+    async fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        let too_large = || TransferError::DocumentTooLarge {
+            digest: desc.digest.clone(),
+        };
+        if media::is_manifest(&desc.media_type) || media::is_index(&desc.media_type) {
+            let m = self
+                .client
+                .get_manifest(&self.repository, &desc.digest.to_string())
+                .await
+                .map_err(|e| match e {
+                    RegistryError::TooLarge { .. } => too_large(),
+                    e => self.error(e, || format!("manifest {}", desc.digest)),
+                })?;
+            return Ok(m.bytes.to_vec());
+        }
+        // A config (or another small blob): read as a blob, bounded.
+        if desc.size > MAX_DOCUMENT_SIZE {
+            return Err(too_large());
+        }
+        let mut r = self
+            .client
+            .open_blob(&self.repository, &desc.digest, Some(desc.size))
+            .await
+            .map_err(|e| self.error(e, || format!("blob {}", desc.digest)))?;
+        let mut out = Vec::new();
+        loop {
+            match r.chunk().await {
+                Ok(Some(c)) => out.extend_from_slice(&c),
+                Ok(None) => return Ok(out),
+                // The caller checks the digest and names the mismatch.
+                Err(RegistryError::DigestMismatch { .. }) => return Ok(out),
+                Err(e) => return Err(registry_error(e)),
+            }
+            if out.len() as u64 > MAX_DOCUMENT_SIZE {
+                return Err(too_large());
+            }
+        }
+    }
+
+    async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
+        let r = self
+            .client
+            .open_blob(&self.repository, &desc.digest, Some(desc.size))
+            .await
+            .map_err(|e| self.error(e, || format!("blob {}", desc.digest)))?;
+        Ok(blob_stream(r))
+    }
+
+    fn mount_from(&self) -> Option<MountFrom> {
+        Some(MountFrom {
+            registry: self.client.registry().to_string(),
+            repository: self.repository.clone(),
+        })
+    }
+}
+
+impl Sink for RegistryLocation {
+    async fn has_blob(&self, desc: &Descriptor, _role: &BlobRole) -> Result<bool> {
+        match self
+            .client
+            .head_blob(&self.repository, &desc.digest)
+            .await
+            .map_err(registry_error)?
+        {
+            None => Ok(false),
+            // A registry may leave out Content-Length (read as 0).
+            Some(n) if n == desc.size || n == 0 => Ok(true),
+            Some(n) => Err(TransferError::Invalid(format!(
+                "blob {} in {} has {n} bytes, the image says {}",
+                desc.digest,
+                self.name(),
+                desc.size
+            ))),
+        }
+    }
+
+    async fn mount_blob(&self, desc: &Descriptor, from: &MountFrom) -> Result<bool> {
+        if !same_registry(&from.registry, self.client.registry()) || from.repository == self.repository {
+            return Ok(false);
+        }
+        match self
+            .client
+            .mount_blob(&self.repository, &desc.digest, &from.repository)
+            .await
+        {
+            Ok(Mount::Mounted) => Ok(true),
+            Ok(Mount::Upload(u)) => {
+                let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+                sessions.insert(desc.digest.clone(), u);
+                Ok(false)
+            }
+            // A mount only saves work (the source repository may not be
+            // readable with the sink's credentials): upload instead.
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn put_blob(&self, desc: &Descriptor, _role: &BlobRole, data: BlobStream) -> Result<()> {
+        let session = {
+            let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+            sessions.remove(&desc.digest)
+        };
+        let upload = match session {
+            Some(u) => u,
+            None => self
+                .client
+                .start_upload(&self.repository)
+                .await
+                .map_err(registry_error)?,
+        };
+        self.client
+            .upload_blob_until_end(upload, &desc.digest, desc.size, data)
+            .await
+            .map_err(registry_error)
+    }
+
+    async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        let bytes = Bytes::copy_from_slice(bytes);
+        self.client
+            .put_manifest(
+                &self.repository,
+                &desc.digest.to_string(),
+                &desc.media_type,
+                bytes.clone(),
+            )
+            .await
+            .map_err(registry_error)?;
+        let mut docs = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+        docs.insert(desc.digest.clone(), (desc.media_type.clone(), bytes));
+        Ok(())
+    }
+
+    async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
+        // Every name is checked before the first tag moves.
+        let mut tags = Vec::new();
+        if names.is_empty() {
+            // The location's own name: its tag (never a default `latest`),
+            // or a digest the copied image must have.
+            if let Some(d) = self.reference.digest()
+                && *d != root.digest
+            {
+                return Err(TransferError::Invalid(format!(
+                    "{} names digest {d}, but the image copied is {}",
+                    self.name(),
+                    root.digest
+                )));
+            }
+            tags.extend(self.reference.tag().map(str::to_string));
+        }
+        for n in names {
+            if let Some(t) = self.tag_for(n, root)? {
+                tags.push(t);
+            }
+        }
+        if tags.is_empty() {
+            return Ok(());
+        }
+        let cached = {
+            let docs = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+            docs.get(&root.digest).cloned()
+        };
+        let (media_type, bytes) = match cached {
+            Some(c) => c,
+            None => {
+                let m = self
+                    .client
+                    .get_manifest(&self.repository, &root.digest.to_string())
+                    .await
+                    .map_err(|e| self.error(e, || format!("manifest {}", root.digest)))?;
+                (root.media_type.clone(), m.bytes)
+            }
+        };
+        for t in tags {
+            self.client
+                .put_manifest(&self.repository, &t, &media_type, bytes.clone())
+                .await
+                .map_err(registry_error)?;
+        }
+        Ok(())
+    }
+}
