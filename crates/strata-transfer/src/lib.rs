@@ -20,6 +20,7 @@ mod copy;
 mod error;
 pub mod layout;
 pub mod registry;
+pub mod store;
 mod verify;
 
 use std::future::Future;

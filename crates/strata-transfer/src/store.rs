@@ -1,0 +1,638 @@
+//! The local store (`strata:REF`) as a location, the way pull and save use
+//! it today.
+//!
+//! As a sink, a layer is present when the store holds its diff ID in any
+//! form (or that very blob with its layer recorded), as pull decides
+//! ("Already exists"). A layer that is not streams once through pull's
+//! pipeline ([`strata_registry::pull::LayerIngest`]: staged blob under
+//! `tmp/`, decompress, tar checks, diff ID, unpacked into `layers/<chain-id>`
+//! so the image runs at once). Configs and manifests wait in memory (at most
+//! 4 MiB each). Nothing is named in `blobs/` and no row is written before
+//! [`Sink::finish`]; a layer unpacked for a copy that then fails is removed
+//! again (as pull does). The store lock is held shared from the first
+//! "present" decision to the registration, so no `rmi` removes a held form
+//! in between. Staged blobs carry the pid in their name, so a killed copy
+//! leaves only work entries the next `Store::open` removes.
+//!
+//! As a source, an image is resolved by strata-image's rules (name, then ID
+//! prefix). When the store does not hold a layer blob its manifest names
+//! (the layer was held in another form when the image came in), a held form
+//! is served under a manifest rewritten as save does (same config, so the
+//! same image ID; a new manifest digest).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, Reference, media};
+use strata_registry::pull::{LayerIngest, Staged, staging_file};
+use strata_snapshot::{Driver, Snapshotter};
+use strata_store::{LayerRecord, NewImage, Store, StoreLock};
+use tokio::io::AsyncReadExt;
+
+use crate::verify::from_io;
+use crate::{BlobRole, BlobStream, MAX_DOCUMENT_SIZE, Result, Sink, Source, TransferError};
+
+/// strata's image store at a root, as a [`Source`] and a [`Sink`]. Use one
+/// value per copy as a sink: it keeps what the copy staged until `finish`.
+pub struct StoreLocation {
+    root: PathBuf,
+    store: Mutex<Store>,
+    snap: Snapshotter,
+    /// Taken shared at the first blob decision, released after `finish`.
+    lock: Mutex<Option<StoreLock>>,
+    state: Mutex<SinkState>,
+    /// Wakes layers waiting for the config that gives their chain ID.
+    configs_arrived: tokio::sync::Notify,
+    /// Manifests rewritten for reading (see the module documentation).
+    rewritten: Mutex<HashMap<Digest, Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct SinkState {
+    /// Configs of the images being copied (held or arriving), parsed.
+    configs: HashMap<Digest, ImageConfig>,
+    /// Configs to write at `finish`.
+    config_bytes: HashMap<Digest, Vec<u8>>,
+    /// Configs the copy will put (`has_blob` said no) and has not yet.
+    pending_configs: usize,
+    /// Verified layers, staged.
+    layers: HashMap<Digest, Staged>,
+    /// Other verified blobs, staged.
+    others: Vec<(Digest, tempfile::NamedTempFile)>,
+    documents: HashMap<Digest, Vec<u8>>,
+    /// Layers this copy unpacked: removed again unless the copy finishes.
+    unpacked: Vec<Digest>,
+    finished: bool,
+}
+
+fn guard<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn store_err(e: impl std::fmt::Display) -> TransferError {
+    TransferError::location(e)
+}
+
+/// Pull's errors, back to the verifier's typed error where there is one.
+fn ingest_err(digest: &Digest, e: anyhow::Error) -> TransferError {
+    match e.downcast::<TransferError>() {
+        Ok(t) => t,
+        Err(e) => TransferError::Location(format!("layer {digest}: {e:#}")),
+    }
+}
+
+impl StoreLocation {
+    /// Opens (creating when needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<StoreLocation> {
+        Ok(StoreLocation::new(Store::open(root).map_err(store_err)?))
+    }
+
+    pub fn new(store: Store) -> StoreLocation {
+        let root = store.root().to_path_buf();
+        StoreLocation {
+            snap: Snapshotter::new(&root, Driver::Copy),
+            root,
+            store: Mutex::new(store),
+            lock: Mutex::new(None),
+            state: Mutex::new(SinkState::default()),
+            configs_arrived: tokio::sync::Notify::new(),
+            rewritten: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Takes the store lock shared, once (it may wait for an `rmi`).
+    async fn locked(&self) -> Result<()> {
+        if guard(&self.lock).is_some() {
+            return Ok(());
+        }
+        let root = self.root.clone();
+        let lock = tokio::task::spawn_blocking(move || StoreLock::shared(&root))
+            .await
+            .map_err(|e| TransferError::Location(format!("taking the store lock stopped: {e}")))?
+            .map_err(store_err)?;
+        guard(&self.lock).get_or_insert(lock);
+        Ok(())
+    }
+
+    /// The chain ID of layer `index` with `diff_id`, from a config of this
+    /// copy; waits while configs are still arriving (copy puts configs
+    /// first). `None`: not known, the layer is checked but not unpacked
+    /// (it is unpacked on first use).
+    async fn chain_for(&self, index: usize, diff_id: &Digest) -> Option<Digest> {
+        loop {
+            let arrived = self.configs_arrived.notified();
+            {
+                let st = guard(&self.state);
+                for c in st.configs.values() {
+                    let ids = &c.rootfs.diff_ids;
+                    if ids.get(index) == Some(diff_id) {
+                        return strata_oci::chain_ids(&ids[..=index]).pop();
+                    }
+                }
+                if st.pending_configs == 0 {
+                    return None;
+                }
+            }
+            arrived.await;
+        }
+    }
+
+    fn config_arrived(&self, digest: &Digest, config: ImageConfig, bytes: Option<Vec<u8>>) {
+        let mut st = guard(&self.state);
+        st.configs.insert(digest.clone(), config);
+        if let Some(b) = bytes {
+            st.config_bytes.insert(digest.clone(), b);
+        }
+        drop(st);
+        self.configs_arrived.notify_waiters();
+    }
+
+    async fn put_layer(&self, desc: &Descriptor, index: usize, diff_id: &Digest, mut data: BlobStream) -> Result<()> {
+        let chain = self.chain_for(index, diff_id).await;
+        let unpack = chain
+            .filter(|c| !self.snap.has_layer(c))
+            .map(|c| (self.snap.clone(), c));
+        let writer = staging_file(&guard(&self.store)).map_err(|e| ingest_err(&desc.digest, e))?;
+        let mut ingest = LayerIngest::start(writer, diff_id, unpack, Box::new(|_| {}), Box::new(|_| {}))
+            .map_err(|e| ingest_err(&desc.digest, e))?;
+        let what = format!("blob {}", desc.digest);
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        let fetched = loop {
+            match data.read(&mut buf).await {
+                Ok(0) => break Ok(total),
+                Ok(n) => {
+                    if let Err(e) = std::io::Write::write_all(&mut ingest, &buf[..n]) {
+                        break Err(anyhow::Error::new(TransferError::io(format!("storing {what}"), e)));
+                    }
+                    total += n as u64;
+                }
+                Err(e) => break Err(anyhow::Error::new(from_io(e, &what))),
+            }
+        };
+        let staged = ingest
+            .finish(fetched, diff_id, desc.size)
+            .await
+            .map_err(|e| ingest_err(&desc.digest, e))?;
+        let mut st = guard(&self.state);
+        if let Some(c) = &staged.unpacked {
+            st.unpacked.push(c.clone());
+        }
+        st.layers.insert(desc.digest.clone(), staged);
+        Ok(())
+    }
+
+    /// Names what the copy staged and registers its images (see [`Sink::finish`]).
+    fn register(&self, st: &mut SinkState, root: &Descriptor, names: &[String]) -> Result<()> {
+        let mut store = guard(&self.store);
+        let doc_bytes = |st: &SinkState, d: &Descriptor| -> Result<Vec<u8>> {
+            match st.documents.get(&d.digest) {
+                Some(b) => Ok(b.clone()),
+                None => store.read_blob(&d.digest, MAX_DOCUMENT_SIZE).map_err(store_err),
+            }
+        };
+        let root_bytes = doc_bytes(st, root)?;
+        let parse = |d: &Descriptor, b: &[u8]| {
+            Document::parse(b, Some(&d.media_type))
+                .map_err(|e| TransferError::Invalid(format!("document {}: {e}", d.digest)))
+        };
+        let mut images: Vec<(Descriptor, Vec<u8>, Manifest)> = Vec::new();
+        let is_index = match parse(root, &root_bytes)? {
+            Document::Manifest(m) => {
+                images.push((root.clone(), root_bytes.clone(), m));
+                false
+            }
+            Document::Index(ix) => {
+                // The images of the index this copy brought (all, or the chosen ones).
+                for d in ix.manifests.iter().filter(|d| media::is_manifest(&d.media_type)) {
+                    if let Some(b) = st.documents.get(&d.digest).cloned()
+                        && let Document::Manifest(m) = parse(d, &b)?
+                    {
+                        images.push((d.clone(), b, m));
+                    }
+                }
+                true
+            }
+        };
+        if images.is_empty() {
+            return Err(TransferError::Invalid(format!("{}: no image to store", root.digest)));
+        }
+
+        // Every image's layer records, before anything is named.
+        let mut new_images = Vec::new();
+        for (desc, _, m) in &images {
+            let config = match st.configs.get(&m.config.digest) {
+                Some(c) => c.clone(),
+                None => {
+                    let b = store
+                        .read_blob(&m.config.digest, MAX_DOCUMENT_SIZE)
+                        .map_err(store_err)?;
+                    ImageConfig::parse(&b)
+                        .map_err(|e| TransferError::Invalid(format!("config {}: {e}", m.config.digest)))?
+                }
+            };
+            let diff_ids = &config.rootfs.diff_ids;
+            if diff_ids.len() != m.layers.len() {
+                return Err(TransferError::Invalid(format!(
+                    "image {}: the config lists {} layers (diff IDs) but the manifest {}; the image is malformed",
+                    m.config.digest,
+                    diff_ids.len(),
+                    m.layers.len()
+                )));
+            }
+            let chain = strata_oci::chain_ids(diff_ids);
+            let mut layers = Vec::with_capacity(m.layers.len());
+            for (i, (l, diff_id)) in m.layers.iter().zip(diff_ids).enumerate() {
+                let diff_size = match st.layers.get(&l.digest) {
+                    Some(s) => {
+                        self.check_lowers(s, &chain, i, &l.digest)?;
+                        s.diff_size
+                    }
+                    None => store.layer_size(diff_id).map_err(store_err)?.ok_or_else(|| {
+                        TransferError::Invalid(format!("layer {} was neither in the store nor copied", l.digest))
+                    })?,
+                };
+                layers.push(LayerRecord {
+                    diff_id: diff_id.clone(),
+                    diff_size,
+                    blob: l.clone(),
+                });
+            }
+            new_images.push((
+                NewImage {
+                    config_digest: m.config.digest.clone(),
+                    created: config.created.clone(),
+                    os: config.os.clone(),
+                    arch: config.architecture.clone(),
+                    variant: config.variant.clone(),
+                    manifest: Descriptor::new(&desc.media_type, desc.digest.clone(), desc.size),
+                    layers,
+                },
+                config.platform(),
+            ));
+        }
+
+        // Everything verified: name the blobs, then register (as pull does).
+        for (digest, s) in st.layers.drain() {
+            store
+                .commit_synced(s.tmp, &digest)
+                .map_err(|e| TransferError::Location(format!("storing layer {digest}: {e}")))?;
+        }
+        for (digest, tmp) in st.others.drain(..) {
+            store.commit_staged(tmp, &digest).map_err(store_err)?;
+        }
+        for (d, b) in &st.config_bytes {
+            store
+                .put_blob_verified(d, Some(b.len() as u64), &b[..])
+                .map_err(store_err)?;
+        }
+        for (desc, bytes, _) in &images {
+            store
+                .put_blob_verified(&desc.digest, Some(bytes.len() as u64), &bytes[..])
+                .map_err(store_err)?;
+        }
+        for (img, _) in &new_images {
+            store.add_image(img).map_err(store_err)?;
+        }
+        // The name goes to the host's image (the first one when none is);
+        // the index is recorded as a name of that image, as pull does.
+        let host = Platform::host();
+        let named = new_images
+            .iter()
+            .find(|(_, p)| host.matches(p))
+            .unwrap_or(&new_images[0]);
+        let (id, manifest) = (named.0.config_digest.clone(), named.0.manifest.digest.clone());
+        let mut repo_digest = manifest.clone();
+        if is_index {
+            store
+                .put_blob_verified(&root.digest, Some(root_bytes.len() as u64), &root_bytes[..])
+                .map_err(store_err)?;
+            store.add_index(root, &id, true).map_err(store_err)?;
+            if store.image_of_manifest(&root.digest, None).map_err(store_err)? == Some(id.clone()) {
+                repo_digest = root.digest.clone();
+            }
+        }
+        for name in names {
+            let r = Reference::parse(name).map_err(|e| TransferError::Invalid(format!("{name:?}: {e}")))?;
+            if let Some(d) = r.digest() {
+                if *d != root.digest && *d != manifest {
+                    return Err(TransferError::Invalid(format!(
+                        "{name}: the image copied is {}, not {d}",
+                        root.digest
+                    )));
+                }
+            } else {
+                store
+                    .set_tag(&r.clone().with_default_tag(), &manifest)
+                    .map_err(store_err)?;
+            }
+            // Only a registry can vouch for a repo digest: a name that says
+            // which registry holds the image (not a bare `NAME:TAG`).
+            if names_registry(name) {
+                store
+                    .add_repo_digest(&r.repository(), &repo_digest)
+                    .map_err(store_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A layer unpacked side by side with the others could not see the
+    /// layers below it: now that they are there, none of its implicit
+    /// directories may go through a lower symlink (as pull checks). When a
+    /// lower is not unpacked, the layer is removed again instead: it is
+    /// unpacked on first use, with its lowers checked then.
+    fn check_lowers(&self, s: &Staged, chain: &[Digest], i: usize, digest: &Digest) -> Result<()> {
+        if s.implicit_dirs.is_empty() || s.unpacked.as_ref() != Some(&chain[i]) {
+            return Ok(());
+        }
+        let lowers: Vec<_> = self.snap.lower_dirs(&chain[..i]).into_iter().rev().collect();
+        if !lowers.iter().all(|l| l.is_dir()) {
+            let _ = self.snap.remove_layer(&chain[i]);
+            return Ok(());
+        }
+        strata_layer::check_lowers(&lowers, &s.implicit_dirs)
+            .map_err(|e| TransferError::Invalid(format!("layer {digest}: {e}")))
+    }
+}
+
+/// Whether a name as written says which registry it is from (`host/…`
+/// with a dot or port, or `localhost/…`), as Docker tells a domain.
+fn names_registry(name: &str) -> bool {
+    match name.split_once('/') {
+        Some((first, _)) => first.contains('.') || first.contains(':') || first == "localhost",
+        None => false,
+    }
+}
+
+impl Drop for StoreLocation {
+    fn drop(&mut self) {
+        // A copy that did not finish leaves the store as it was: the layers
+        // it unpacked go (the lock is still held here).
+        let st = guard(&self.state);
+        if !st.finished {
+            for c in &st.unpacked {
+                let _ = self.snap.remove_layer(c);
+            }
+        }
+    }
+}
+
+/// Holds a config's place among those still arriving.
+struct Pending<'a>(&'a StoreLocation);
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        let mut st = guard(&self.0.state);
+        st.pending_configs = st.pending_configs.saturating_sub(1);
+        drop(st);
+        self.0.configs_arrived.notify_waiters();
+    }
+}
+
+impl Sink for StoreLocation {
+    async fn has_blob(&self, desc: &Descriptor, role: &BlobRole) -> Result<bool> {
+        // Counted before any await: copy asks for configs first, so a layer
+        // that looks for its chain ID finds every config pending or there.
+        let pending = match role {
+            BlobRole::Config => {
+                guard(&self.state).pending_configs += 1;
+                Some(Pending(self))
+            }
+            _ => None,
+        };
+        self.locked().await?;
+        match role {
+            BlobRole::Config => {
+                let held = {
+                    let store = guard(&self.store);
+                    match store.has_blob(&desc.digest) {
+                        true => Some(store.read_blob(&desc.digest, MAX_DOCUMENT_SIZE).map_err(store_err)?),
+                        false => None,
+                    }
+                };
+                match held {
+                    Some(b) => {
+                        let c = ImageConfig::parse(&b)
+                            .map_err(|e| TransferError::Invalid(format!("config {}: {e}", desc.digest)))?;
+                        self.config_arrived(&desc.digest, c, None);
+                        Ok(true)
+                    }
+                    None => {
+                        // Still pending: `put_blob` ends it.
+                        std::mem::forget(pending);
+                        Ok(false)
+                    }
+                }
+            }
+            BlobRole::Layer {
+                diff_id: Some(diff_id), ..
+            } => {
+                // "Already exists": the diff ID in any held form, or this
+                // very blob with its layer (and so its size) recorded.
+                let store = guard(&self.store);
+                if store.layer_size(diff_id).map_err(store_err)?.is_none() {
+                    return Ok(false);
+                }
+                Ok(store.has_blob(&desc.digest) || !store.held_layer_blobs(diff_id).map_err(store_err)?.is_empty())
+            }
+            _ => Ok(guard(&self.store).has_blob(&desc.digest)),
+        }
+    }
+
+    async fn put_blob(&self, desc: &Descriptor, role: &BlobRole, mut data: BlobStream) -> Result<()> {
+        self.locked().await?;
+        let what = format!("blob {}", desc.digest);
+        match role {
+            BlobRole::Config => {
+                let _pending = Pending(self);
+                let mut bytes = Vec::new();
+                (&mut data)
+                    .take(MAX_DOCUMENT_SIZE + 1)
+                    .read_to_end(&mut bytes)
+                    .await
+                    .map_err(|e| from_io(e, &what))?;
+                let c = ImageConfig::parse(&bytes)
+                    .map_err(|e| TransferError::Invalid(format!("config {}: {e}", desc.digest)))?;
+                self.config_arrived(&desc.digest, c, Some(bytes));
+                Ok(())
+            }
+            BlobRole::Layer {
+                index,
+                diff_id: Some(diff_id),
+            } => self.put_layer(desc, *index, diff_id, data).await,
+            BlobRole::Layer { diff_id: None, .. } => Err(TransferError::Invalid(format!(
+                "layer {}: the image config lists no diff ID for it; the store cannot take the image",
+                desc.digest
+            ))),
+            BlobRole::Other => {
+                let mut w = guard(&self.store)
+                    .blob_writer_with(desc.digest.algorithm())
+                    .map_err(store_err)?;
+                let mut buf = vec![0u8; 256 * 1024];
+                loop {
+                    let n = data.read(&mut buf).await.map_err(|e| from_io(e, &what))?;
+                    if n == 0 {
+                        break;
+                    }
+                    std::io::Write::write_all(&mut w, &buf[..n]).map_err(|e| TransferError::io(&what, e))?;
+                }
+                let (digest, _, tmp) = w.finish_digest().map_err(store_err)?;
+                // The verifier checked the stream already; this is the store's own check.
+                if digest != desc.digest {
+                    return Err(TransferError::DigestMismatch {
+                        digest: desc.digest.clone(),
+                        actual: digest,
+                        size: desc.size,
+                    });
+                }
+                guard(&self.state).others.push((digest, tmp));
+                Ok(())
+            }
+        }
+    }
+
+    async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        guard(&self.state).documents.insert(desc.digest.clone(), bytes.to_vec());
+        Ok(())
+    }
+
+    async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
+        self.locked().await?;
+        let mut st = guard(&self.state);
+        self.register(&mut st, root, names)?;
+        st.finished = true;
+        drop(st);
+        // Registered: the held forms are recorded for the images now.
+        guard(&self.lock).take();
+        Ok(())
+    }
+}
+
+impl StoreLocation {
+    fn read_manifest_desc(&self, reference: &str) -> Result<Descriptor> {
+        let store = guard(&self.store);
+        let resolved = strata_image::resolve(&store, reference).map_err(|e| match e {
+            strata_image::Error::NoSuchImage(_) => TransferError::NotFound {
+                what: format!("image {reference:?} in the store {}", self.root.display()),
+            },
+            e => store_err(e),
+        })?;
+        let bytes = store
+            .read_blob(&resolved.manifest, MAX_DOCUMENT_SIZE)
+            .map_err(store_err)?;
+        let mt = resolved
+            .image
+            .manifests
+            .iter()
+            .find(|m| m.0 == resolved.manifest)
+            .map(|m| m.1.clone())
+            .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
+        let manifest = match Document::parse(&bytes, Some(&mt)) {
+            Ok(Document::Manifest(m)) => m,
+            Ok(Document::Index(_)) => {
+                return Err(TransferError::Invalid(format!(
+                    "stored manifest {} is an index",
+                    resolved.manifest
+                )));
+            }
+            Err(e) => {
+                return Err(TransferError::Invalid(format!(
+                    "stored manifest {}: {e}",
+                    resolved.manifest
+                )));
+            }
+        };
+        match held_forms(&store, &resolved.image.diff_ids, &manifest)? {
+            None => Ok(Descriptor::new(&mt, resolved.manifest, bytes.len() as u64)),
+            Some(rewritten) => {
+                let bytes = serde_json::to_vec(&rewritten).map_err(|e| TransferError::Invalid(e.to_string()))?;
+                let d = Digest::sha256_of(&bytes);
+                let desc = Descriptor::new(media::OCI_MANIFEST, d.clone(), bytes.len() as u64);
+                guard(&self.rewritten).insert(d, bytes);
+                Ok(desc)
+            }
+        }
+    }
+}
+
+/// The manifest to serve when it names layer blobs the store does not hold:
+/// each replaced by a held form of its diff ID (gzip or plain before zstd),
+/// as an OCI manifest; `None` when every layer blob is held. The same rule
+/// as strata-image's save (whose helper is private: duplicated here until
+/// save is a copy to an archive).
+fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result<Option<Manifest>> {
+    if manifest.layers.iter().all(|l| store.has_blob(&l.digest)) {
+        return Ok(None);
+    }
+    if diff_ids.len() != manifest.layers.len() {
+        return Err(TransferError::Invalid(format!(
+            "the image has {} layers, but its manifest {}",
+            diff_ids.len(),
+            manifest.layers.len()
+        )));
+    }
+    let mut layers = Vec::with_capacity(manifest.layers.len());
+    for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
+        if store.has_blob(&l.digest) {
+            layers.push(l.with_oci_media_type());
+            continue;
+        }
+        let mut forms = store.held_layer_blobs(diff_id).map_err(store_err)?;
+        forms.sort_by_key(|b| media::Compression::of_layer_media_type(&b.media_type) == Some(media::Compression::Zstd));
+        let form = forms.into_iter().next().ok_or_else(|| TransferError::NotFound {
+            what: format!("layer {diff_id} (blob {}) in any form in the store", l.digest),
+        })?;
+        layers.push(form.with_oci_media_type());
+    }
+    Ok(Some(Manifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: manifest.artifact_type.clone(),
+        config: manifest.config.with_oci_media_type(),
+        layers,
+        subject: manifest.subject.clone(),
+        annotations: manifest.annotations.clone(),
+    }))
+}
+
+impl Source for StoreLocation {
+    async fn resolve(&self, reference: Option<&str>) -> Result<Descriptor> {
+        let Some(reference) = reference else {
+            return Err(TransferError::Invalid(
+                "the store holds many images: name one (strata:NAME or an image ID)".into(),
+            ));
+        };
+        self.read_manifest_desc(reference)
+    }
+
+    async fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        if let Some(b) = guard(&self.rewritten).get(&desc.digest) {
+            return Ok(b.clone());
+        }
+        // One byte over the limit, so that the caller reports the size.
+        guard(&self.store)
+            .read_blob(&desc.digest, MAX_DOCUMENT_SIZE + 1)
+            .map_err(|e| match e {
+                strata_store::Error::BlobMissing(_) => TransferError::NotFound {
+                    what: format!("blob {} in the store {}", desc.digest, self.root.display()),
+                },
+                e => store_err(e),
+            })
+    }
+
+    async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
+        let f = guard(&self.store).open_blob(&desc.digest).map_err(|e| match e {
+            strata_store::Error::BlobMissing(_) => TransferError::NotFound {
+                what: format!("blob {} in the store {}", desc.digest, self.root.display()),
+            },
+            e => store_err(e),
+        })?;
+        Ok(Box::pin(tokio::fs::File::from_std(f)))
+    }
+}
