@@ -17,8 +17,10 @@
 //! refers to is there.
 
 mod copy;
+pub mod docker_archive;
 mod error;
 pub mod layout;
+pub mod oci_archive;
 pub mod registry;
 pub mod store;
 mod verify;

@@ -1,0 +1,539 @@
+//! `oci-archive:FILE[:REF]`: a tar of an OCI image layout, as skopeo, podman
+//! and `strata save --format oci` write it.
+//!
+//! As a source, the archive (plain, gzip or zstd: sniffed) is unpacked once
+//! into a private temporary directory, as skopeo does, and served from there
+//! as a [`Layout`]. Unpacking checks every entry: no absolute names, no `..`,
+//! regular files only under `blobs/`, every `blobs/<alg>/<hex>` hashed
+//! against its name; links elsewhere are kept as names inside the archive
+//! and never made on disk (a link can point nowhere outside).
+//!
+//! As a sink, the layout is staged in a temporary directory and
+//! [`Sink::finish`] tars it into a temporary file beside FILE, renamed onto
+//! FILE: a failed copy leaves FILE as it was (or absent).
+//!
+//! [`Unpacked`] and [`write_archive`] are shared with `docker_archive`.
+
+use std::collections::BTreeMap;
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use strata_oci::media::Compression;
+use strata_oci::{Algorithm, Descriptor, Digest, Reference};
+
+use crate::layout::{Layout, REF_NAME};
+use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
+
+/// The annotation containerd and Docker 25+ use for an image's full name.
+pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// Links followed before giving up (a loop of links).
+const MAX_LINK_HOPS: usize = 16;
+
+/// An OCI archive, opened to read ([`OciArchive::open`]) or to write ([`OciArchive::create`]).
+pub struct OciArchive {
+    path: PathBuf,
+    layout: Layout,
+    /// The unpacked archive (reading) or the staged layout (writing); removed on drop.
+    _dir: tempfile::TempDir,
+    writing: bool,
+}
+
+impl OciArchive {
+    /// Unpacks the archive at `path` into a private directory under the
+    /// system's temporary directory (`TMPDIR`) and serves it from there.
+    pub async fn open(path: &Path) -> Result<OciArchive> {
+        OciArchive::open_in(path, &std::env::temp_dir()).await
+    }
+
+    /// [`OciArchive::open`], unpacking under `tmp`.
+    pub async fn open_in(path: &Path, tmp: &Path) -> Result<OciArchive> {
+        let (path, tmp) = (path.to_path_buf(), tmp.to_path_buf());
+        blocking(move || {
+            let unpacked = Unpacked::read(&path, &tmp)?;
+            for f in ["oci-layout", "index.json"] {
+                if !unpacked.files.contains_key(f) {
+                    return Err(TransferError::Invalid(format!(
+                        "{} is not an OCI archive: it has no {f}{}",
+                        path.display(),
+                        if unpacked.files.contains_key("manifest.json") {
+                            " (it looks like a docker-archive)"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+            }
+            let layout = Layout::open(unpacked.dir.path())?;
+            Ok(OciArchive {
+                path,
+                layout,
+                _dir: unpacked.dir,
+                writing: false,
+            })
+        })
+        .await
+    }
+
+    /// An archive to write at `path` (replaced at [`Sink::finish`] if it
+    /// exists); the layout is staged under the system's temporary directory.
+    pub fn create(path: &Path) -> Result<OciArchive> {
+        OciArchive::create_in(path, &std::env::temp_dir())
+    }
+
+    /// [`OciArchive::create`], staging under `tmp`.
+    pub fn create_in(path: &Path, tmp: &Path) -> Result<OciArchive> {
+        let (dir, layout) = stage(path, tmp)?;
+        Ok(OciArchive {
+            path: path.to_path_buf(),
+            layout,
+            _dir: dir,
+            writing: true,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn reader(&self) -> Result<&Layout> {
+        if self.writing {
+            return Err(TransferError::Invalid(format!(
+                "{} was opened for writing",
+                self.path.display()
+            )));
+        }
+        Ok(&self.layout)
+    }
+}
+
+/// Checks that `path` can be written and creates the staging layout.
+pub(crate) fn stage(path: &Path, tmp: &Path) -> Result<(tempfile::TempDir, Layout)> {
+    let parent = parent_of(path);
+    if !parent.is_dir() {
+        return Err(TransferError::NotFound {
+            what: format!("directory {} (for {})", parent.display(), path.display()),
+        });
+    }
+    if path.is_dir() {
+        return Err(TransferError::Invalid(format!(
+            "{} is a directory, not an archive file",
+            path.display()
+        )));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix(".strata-archive-")
+        .tempdir_in(tmp)
+        .map_err(|e| TransferError::io(format!("creating a staging directory in {}", tmp.display()), e))?;
+    let layout = Layout::create(dir.path())?;
+    Ok((dir, layout))
+}
+
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Runs blocking file work off the async runtime.
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| TransferError::Invalid(format!("archive task failed: {e}")))?
+}
+
+/// The names an index entry answers to: its `ref.name` and its containerd name.
+fn entry_names(d: &Descriptor) -> Vec<String> {
+    let Some(a) = &d.annotations else { return Vec::new() };
+    [REF_NAME, CONTAINERD_NAME]
+        .iter()
+        .filter_map(|k| a.get(*k).cloned())
+        .collect()
+}
+
+/// Whether an index entry is the one `wanted` names: its `ref.name` as
+/// written, or its containerd name as the same normalized reference.
+fn entry_matches(d: &Descriptor, wanted: &str) -> bool {
+    let Some(a) = &d.annotations else { return false };
+    if a.get(REF_NAME).is_some_and(|n| n == wanted) {
+        return true;
+    }
+    let norm = |s: &str| Reference::parse(s).ok().map(|r| r.with_default_tag().to_string());
+    match (a.get(CONTAINERD_NAME), norm(wanted)) {
+        (Some(full), Some(w)) => full == wanted || norm(full).as_deref() == Some(w.as_str()),
+        (Some(full), None) => full == wanted,
+        _ => false,
+    }
+}
+
+fn describe(d: &Descriptor) -> String {
+    entry_names(d)
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| d.digest.to_string())
+}
+
+impl Source for OciArchive {
+    async fn resolve(&self, reference: Option<&str>) -> Result<Descriptor> {
+        let index = self.reader()?.index()?;
+        let choices = || index.manifests.iter().map(describe).collect::<Vec<_>>().join(", ");
+        let found = match reference {
+            None => match index.manifests.len() {
+                1 => index.manifests.first(),
+                0 => {
+                    return Err(TransferError::NotFound {
+                        what: format!("an image in {} (its index.json is empty)", self.path.display()),
+                    });
+                }
+                n => {
+                    return Err(TransferError::Invalid(format!(
+                        "{} holds {n} images ({}): name one (oci-archive:FILE:REF)",
+                        self.path.display(),
+                        choices()
+                    )));
+                }
+            },
+            Some(r) if Digest::parse(r).is_ok() => index.manifests.iter().find(|d| d.digest.to_string() == r),
+            Some(r) => index.manifests.iter().find(|d| entry_matches(d, r)),
+        };
+        let mut desc = found.cloned().ok_or_else(|| TransferError::NotFound {
+            what: format!(
+                "image {:?} in {} (it has {})",
+                reference.unwrap_or(""),
+                self.path.display(),
+                choices()
+            ),
+        })?;
+        desc.annotations = None;
+        Ok(desc)
+    }
+
+    async fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
+        self.reader()?.read_document(desc).await
+    }
+
+    async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
+        self.reader()?.open_blob(desc).await
+    }
+}
+
+impl Sink for OciArchive {
+    async fn has_blob(&self, desc: &Descriptor, role: &BlobRole) -> Result<bool> {
+        self.layout.has_blob(desc, role).await
+    }
+
+    async fn put_blob(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream) -> Result<()> {
+        self.layout.put_blob(desc, role, data).await
+    }
+
+    async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
+        self.layout.put_document(desc, bytes).await
+    }
+
+    async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
+        if !self.writing {
+            return Err(TransferError::Invalid(format!(
+                "{} was opened for reading",
+                self.path.display()
+            )));
+        }
+        self.layout.finish(root, names).await?;
+        let (target, dir) = (self.path.clone(), self.layout.dir().to_path_buf());
+        blocking(move || write_archive(&target, &dir, Vec::new())).await
+    }
+}
+
+/// A regular file of an unpacked archive.
+#[derive(Debug, Clone)]
+pub(crate) struct Member {
+    pub path: PathBuf,
+    /// Of the bytes (sha256, or the algorithm its `blobs/<alg>/` name says).
+    pub digest: Digest,
+    pub size: u64,
+    /// Sniffed from the first bytes.
+    pub compression: Compression,
+}
+
+/// An archive unpacked into a private directory (removed on drop).
+pub(crate) struct Unpacked {
+    pub archive: PathBuf,
+    pub dir: tempfile::TempDir,
+    /// Regular files by their cleaned name.
+    pub files: BTreeMap<String, Member>,
+    /// Symbolic and hard links by cleaned name: the cleaned name they point to.
+    pub links: BTreeMap<String, String>,
+}
+
+/// An entry name made relative and plain; refuses absolute names and `..`.
+fn clean_member_name(raw: &str) -> std::result::Result<String, &'static str> {
+    if raw.starts_with('/') {
+        return Err("an absolute name");
+    }
+    let mut parts = Vec::new();
+    for c in raw.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => return Err("`..` in its name"),
+            c => parts.push(c),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// `path` with `..` resolved; None when it climbs out of the archive.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            c => parts.push(c),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// The digest a `blobs/<alg>/<hex>` name promises.
+fn blob_name_digest(name: &str) -> Option<Digest> {
+    let (alg, hex) = name.strip_prefix("blobs/")?.split_once('/')?;
+    Digest::parse(&format!("{alg}:{hex}")).ok()
+}
+
+impl Unpacked {
+    /// Unpacks `archive` into a new directory under `tmp`.
+    pub fn read(archive: &Path, tmp: &Path) -> Result<Unpacked> {
+        let shown = archive.display().to_string();
+        let f = std::fs::File::open(archive).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                TransferError::NotFound {
+                    what: format!("archive {shown}"),
+                }
+            } else {
+                TransferError::io(format!("opening {shown}"), e)
+            }
+        })?;
+        let plain = strata_layer::decompressor(BufReader::with_capacity(256 * 1024, f))
+            .map_err(|e| TransferError::Invalid(format!("{shown}: {e}")))?;
+        let dir = tempfile::Builder::new()
+            .prefix(".strata-archive-")
+            .tempdir_in(tmp)
+            .map_err(|e| {
+                TransferError::io(
+                    format!("creating a directory in {} to unpack {shown}", tmp.display()),
+                    e,
+                )
+            })?;
+        let mut out = Unpacked {
+            archive: archive.to_path_buf(),
+            dir,
+            files: BTreeMap::new(),
+            links: BTreeMap::new(),
+        };
+        // The guard bounds PAX records and long names before the tar reader
+        // would read them whole into memory.
+        let mut tar = tar::Archive::new(strata_layer::TarGuard::new(plain));
+        let rd = |e: std::io::Error| TransferError::io(format!("reading {shown} (is it a tar, whole?)"), e);
+        let bad = |raw: &str, why: &str| TransferError::Invalid(format!("{shown}: archive entry {raw:?}: {why}"));
+        let mut buf = vec![0u8; 256 * 1024];
+        for entry in tar.entries().map_err(rd)? {
+            let mut entry = entry.map_err(rd)?;
+            let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
+            let name = clean_member_name(&raw).map_err(|why| bad(&raw, why))?;
+            let under_blobs = name.starts_with("blobs/");
+            match entry.header().entry_type() {
+                tar::EntryType::Directory => {
+                    if blob_name_digest(&name).is_some() {
+                        return Err(bad(
+                            &raw,
+                            "a directory where a blob belongs (blobs must be regular files)",
+                        ));
+                    }
+                    continue;
+                }
+                kind @ (tar::EntryType::Symlink | tar::EntryType::Link) => {
+                    if under_blobs {
+                        return Err(bad(&raw, "a link (blobs must be regular files)"));
+                    }
+                    let target = entry
+                        .link_name_bytes()
+                        .map(|b| String::from_utf8_lossy(&b).into_owned())
+                        .ok_or_else(|| bad(&raw, "a link without a target"))?;
+                    if target.starts_with('/') {
+                        return Err(bad(&raw, "a link out of the archive (absolute target)"));
+                    }
+                    // A symbolic link is relative to its directory, a hard link to the archive's top.
+                    let base = match kind {
+                        tar::EntryType::Symlink => name.rsplit_once('/').map(|(d, _)| d).unwrap_or(""),
+                        _ => "",
+                    };
+                    let resolved =
+                        normalize(&format!("{base}/{target}")).ok_or_else(|| bad(&raw, "a link out of the archive"))?;
+                    out.files.remove(&name);
+                    out.links.insert(name, resolved);
+                    continue;
+                }
+                tar::EntryType::Regular | tar::EntryType::Continuous => {}
+                other => return Err(bad(&raw, &format!("unexpected entry type {other:?}"))),
+            }
+            if name.is_empty() {
+                return Err(bad(&raw, "a file without a name"));
+            }
+            let declared = entry.header().size().map_err(rd)?;
+            let named = blob_name_digest(&name);
+            let mut hasher = named.as_ref().map_or(Algorithm::Sha256, Digest::algorithm).hasher();
+            let path = out.dir.path().join(&name);
+            if let Some(p) = path.parent() {
+                std::fs::create_dir_all(p).map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
+            }
+            let file = std::fs::File::create(&path)
+                .map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
+            let mut w = BufWriter::with_capacity(256 * 1024, file);
+            let (mut n, mut head) = (0u64, Vec::with_capacity(4));
+            loop {
+                let k = entry.read(&mut buf).map_err(rd)?;
+                if k == 0 {
+                    break;
+                }
+                if head.len() < 4 {
+                    let more = (4 - head.len()).min(k);
+                    head.extend_from_slice(&buf[..more]);
+                }
+                hasher.update(&buf[..k]);
+                w.write_all(&buf[..k])
+                    .map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
+                n += k as u64;
+            }
+            w.flush()
+                .map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
+            if n != declared {
+                return Err(bad(&raw, &format!("truncated ({n} of {declared} bytes)")));
+            }
+            let digest = hasher.finish();
+            if let Some(expected) = named
+                && expected != digest
+            {
+                return Err(bad(
+                    &raw,
+                    &format!("its bytes do not match its name (they hash to {digest}): a corrupt or forged blob"),
+                ));
+            }
+            out.links.remove(&name);
+            out.files.insert(
+                name,
+                Member {
+                    path,
+                    digest,
+                    size: n,
+                    compression: Compression::sniff(&head),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// The regular file `name` is, following links inside the archive.
+    pub fn member(&self, name: &str) -> Result<&Member> {
+        let missing = || TransferError::Invalid(format!("{}: {name} is not in the archive", self.archive.display()));
+        let mut n = normalize(name).ok_or_else(missing)?;
+        for _ in 0..MAX_LINK_HOPS {
+            match self.links.get(&n) {
+                Some(t) => n = t.clone(),
+                None => return self.files.get(&n).ok_or_else(missing),
+            }
+        }
+        Err(TransferError::Invalid(format!(
+            "{}: {name}: too many levels of links",
+            self.archive.display()
+        )))
+    }
+
+    /// A small file (`manifest.json`, a config): at most [`crate::MAX_DOCUMENT_SIZE`] bytes.
+    pub fn read_small(&self, m: &Member, what: &str) -> Result<Vec<u8>> {
+        if m.size > crate::MAX_DOCUMENT_SIZE {
+            return Err(TransferError::Invalid(format!(
+                "{}: {what} is {} bytes, more than the 4 MiB allowed",
+                self.archive.display(),
+                m.size
+            )));
+        }
+        std::fs::read(&m.path).map_err(|e| TransferError::io(format!("reading {what}"), e))
+    }
+}
+
+fn file_header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
+    let mut h = tar::Header::new_ustar();
+    h.set_size(size);
+    h.set_mode(mode);
+    h.set_mtime(0);
+    h.set_entry_type(kind);
+    h
+}
+
+/// Tars the layout in `dir` (`blobs/`, then `oci-layout`, `index.json`),
+/// then `extra` files, into a temporary file beside `target`, renamed onto
+/// it when whole. The order and headers follow `strata save`.
+pub(crate) fn write_archive(target: &Path, dir: &Path, extra: Vec<(String, Vec<u8>)>) -> Result<()> {
+    let shown = target.display().to_string();
+    let wr = |e: std::io::Error| TransferError::io(format!("writing {shown}"), e);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
+            0o666,
+        ))
+        .tempfile_in(parent_of(target))
+        .map_err(wr)?;
+    {
+        let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, tmp.as_file_mut()));
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir.join("blobs"))
+            .map_err(wr)?
+            .map(|e| e.map(|e| e.path()))
+            .collect::<std::io::Result<_>>()
+            .map_err(wr)?;
+        dirs.sort();
+        let mut h = file_header(0, 0o755, tar::EntryType::Directory);
+        tar.append_data(&mut h, "blobs/", std::io::empty()).map_err(wr)?;
+        for d in &dirs {
+            let alg = d.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            let mut h = file_header(0, 0o755, tar::EntryType::Directory);
+            tar.append_data(&mut h, format!("blobs/{alg}/"), std::io::empty())
+                .map_err(wr)?;
+            let mut blobs: Vec<(String, PathBuf)> = std::fs::read_dir(d)
+                .map_err(wr)?
+                .map(|e| e.map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())))
+                .collect::<std::io::Result<_>>()
+                .map_err(wr)?;
+            blobs.sort();
+            for (hex, p) in blobs {
+                let f = std::fs::File::open(&p).map_err(wr)?;
+                let len = f.metadata().map_err(wr)?.len();
+                let mut h = file_header(len, 0o644, tar::EntryType::Regular);
+                tar.append_data(&mut h, format!("blobs/{alg}/{hex}"), f).map_err(wr)?;
+            }
+        }
+        let mut files = Vec::new();
+        for f in ["oci-layout", "index.json"] {
+            files.push((f.to_string(), std::fs::read(dir.join(f)).map_err(wr)?));
+        }
+        files.extend(extra);
+        for (name, bytes) in files {
+            let mut h = file_header(bytes.len() as u64, 0o644, tar::EntryType::Regular);
+            tar.append_data(&mut h, name, &bytes[..]).map_err(wr)?;
+        }
+        tar.into_inner().map_err(wr)?.flush().map_err(wr)?;
+    }
+    tmp.as_file().sync_all().map_err(wr)?;
+    tmp.persist(target).map_err(|e| wr(e.error))?;
+    // The rename itself, on disk.
+    if let Ok(d) = std::fs::File::open(parent_of(target)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
