@@ -83,6 +83,8 @@ enum Command {
     /// Pin the base images of a Dockerfile to their registry digests
     #[command(help_template = HELP_TEMPLATE)]
     Pin(cmd::distribution::PinArgs),
+    /// Copy an image between registries, archives, OCI layouts and the store
+    Copy(cmd::copy::CopyArgs),
     /// Manage images
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Image(cmd::images::ImageCommand),
@@ -186,6 +188,7 @@ fn main() -> ExitCode {
         Command::Logout(a) => cmd::distribution::logout(a),
         Command::Manifest(c) => cmd::distribution::manifest(c),
         Command::Pin(a) => cmd::distribution::pin(a),
+        Command::Copy(a) => cmd::copy::copy(&root, a),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),
         Command::Run(a) => cmd::containers::run(&root, a),

@@ -16,10 +16,12 @@
 //! [`MAX_DOCUMENT_SIZE`], and never name anything in a sink before all it
 //! refers to is there.
 
+pub mod any;
 mod copy;
 pub mod docker_archive;
 mod error;
 pub mod layout;
+pub mod location;
 pub mod oci_archive;
 pub mod registry;
 pub mod store;

@@ -1,5 +1,6 @@
 pub mod build;
 pub mod containers;
+pub mod copy;
 pub mod distribution;
 pub mod images;
 pub mod system;
