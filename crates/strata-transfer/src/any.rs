@@ -24,7 +24,8 @@ pub struct LocationContext {
     pub destination_client: ClientOptions,
 }
 
-/// One of the locations.
+/// One of the locations (made once per copy: their sizes do not matter).
+#[allow(clippy::large_enum_variant)]
 pub enum AnyLocation {
     Registry(RegistryLocation),
     Layout(Layout),
