@@ -158,7 +158,7 @@ pub fn save(store: &Store, images: &[(Resolved, Vec<Reference>)], format: SaveFo
 /// hold: each such layer replaced by a held form of its diff ID (gzip or
 /// plain tar before zstd, which older loaders do not read), as an OCI
 /// manifest. None when every layer blob is held.
-fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result<Option<Manifest>> {
+pub fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result<Option<Manifest>> {
     if manifest.layers.iter().all(|l| store.has_blob(&l.digest)) {
         return Ok(None);
     }

@@ -17,7 +17,7 @@ mod resolve;
 mod time;
 
 pub use archive_load::{LoadReport, load};
-pub use archive_save::{SaveFormat, save};
+pub use archive_save::{SaveFormat, held_forms, save};
 pub use changes::{ChangeError, apply_change};
 pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, check};
 pub use error::{Error, Result};

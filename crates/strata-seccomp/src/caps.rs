@@ -1,6 +1,7 @@
 //! Capability names and numbers (`linux/capability.h`).
 
-const NAMES: &[&str] = &[
+/// Capability names by number (`CAP_CHOWN` is 0).
+pub const CAPABILITY_NAMES: &[&str] = &[
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_DAC_READ_SEARCH",
@@ -48,7 +49,7 @@ const NAMES: &[&str] = &[
 /// capability number). A name the kernel does not have is never in the set,
 /// as in moby, which compares names with the container's bounding set.
 pub(crate) fn has(set: u64, name: &str) -> bool {
-    NAMES
+    CAPABILITY_NAMES
         .iter()
         .position(|n| *n == name)
         .is_some_and(|bit| set & (1 << bit) != 0)

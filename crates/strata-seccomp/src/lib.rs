@@ -40,6 +40,7 @@ mod tables;
 
 use std::io;
 
+pub use caps::CAPABILITY_NAMES;
 pub use compile::{Context, KernelVersion, compile};
 pub use error::SeccompError;
 pub use profile::{Action, ArchMapEntry, Arg, CmpOp, Condition, Profile, Rule};

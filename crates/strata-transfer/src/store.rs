@@ -548,7 +548,7 @@ impl StoreLocation {
                 )));
             }
         };
-        match held_forms(&store, &resolved.image.diff_ids, &manifest)? {
+        match strata_image::held_forms(&store, &resolved.image.diff_ids, &manifest).map_err(store_err)? {
             None => Ok(Descriptor::new(&mt, resolved.manifest, bytes.len() as u64)),
             Some(rewritten) => {
                 let bytes = serde_json::to_vec(&rewritten).map_err(|e| TransferError::Invalid(e.to_string()))?;
@@ -559,46 +559,6 @@ impl StoreLocation {
             }
         }
     }
-}
-
-/// The manifest to serve when it names layer blobs the store does not hold:
-/// each replaced by a held form of its diff ID (gzip or plain before zstd),
-/// as an OCI manifest; `None` when every layer blob is held. The same rule
-/// as strata-image's save (whose helper is private: duplicated here until
-/// save is a copy to an archive).
-fn held_forms(store: &Store, diff_ids: &[Digest], manifest: &Manifest) -> Result<Option<Manifest>> {
-    if manifest.layers.iter().all(|l| store.has_blob(&l.digest)) {
-        return Ok(None);
-    }
-    if diff_ids.len() != manifest.layers.len() {
-        return Err(TransferError::Invalid(format!(
-            "the image has {} layers, but its manifest {}",
-            diff_ids.len(),
-            manifest.layers.len()
-        )));
-    }
-    let mut layers = Vec::with_capacity(manifest.layers.len());
-    for (l, diff_id) in manifest.layers.iter().zip(diff_ids) {
-        if store.has_blob(&l.digest) {
-            layers.push(l.with_oci_media_type());
-            continue;
-        }
-        let mut forms = store.held_layer_blobs(diff_id).map_err(store_err)?;
-        forms.sort_by_key(|b| media::Compression::of_layer_media_type(&b.media_type) == Some(media::Compression::Zstd));
-        let form = forms.into_iter().next().ok_or_else(|| TransferError::NotFound {
-            what: format!("layer {diff_id} (blob {}) in any form in the store", l.digest),
-        })?;
-        layers.push(form.with_oci_media_type());
-    }
-    Ok(Some(Manifest {
-        schema_version: 2,
-        media_type: Some(media::OCI_MANIFEST.into()),
-        artifact_type: manifest.artifact_type.clone(),
-        config: manifest.config.with_oci_media_type(),
-        layers,
-        subject: manifest.subject.clone(),
-        annotations: manifest.annotations.clone(),
-    }))
 }
 
 impl Source for StoreLocation {
