@@ -140,6 +140,9 @@ pub enum RegistryError {
     /// A bad argument (repository name, tag, URL).
     #[error("{0}")]
     Invalid(String),
+    /// What was being done when `error` happened.
+    #[error("{what}: {error}")]
+    Context { what: String, error: Box<RegistryError> },
 }
 
 fn describe_api(status: u16, errors: &[ApiErrorEntry]) -> String {

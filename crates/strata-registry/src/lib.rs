@@ -12,9 +12,8 @@
 //! digest it was asked for, never hold a whole layer in memory, never read
 //! more than 4 MiB of a manifest, and never send `Authorization` to any
 //! origin but the registry's (redirects are followed by hand). The client
-//! modules know nothing of the local image store; `pull`, `push` and `pin`
-//! are built on their API and bring images into and out of `strata-store`,
-//! where nothing is named before it is verified.
+//! modules know nothing of the local image store (pull and push are
+//! strata-transfer's); `pin` resolves the base images of a Dockerfile.
 
 mod auth;
 mod blobs;
@@ -23,10 +22,7 @@ pub mod credentials;
 mod error;
 mod manifests;
 pub mod pin;
-pub mod pull;
-pub mod push;
 mod tls;
-mod transfer;
 
 pub use auth::{Challenge, Scope, parse_challenges};
 pub use blobs::{BlobPush, BlobReader, Mount, PartialBlob, Upload};
@@ -40,11 +36,22 @@ pub use error::{ApiErrorEntry, RegistryError, Result, Site};
 pub use manifests::{
     MANIFEST_ACCEPT, ManifestHead, ManifestResponse, Resolved, index_platforms, manifest_reference, select_manifest,
 };
-pub use pin::{PinAction, PinLine, PinOptions};
-pub use pull::{PullOptions, PullReport, pull, pull_async};
-pub use push::{PushOptions, PushReport, push, push_async};
+pub use pin::{FromLine, PinAction, PinLine, PinOptions};
 pub use tls::DEFAULT_CERTS_DIR;
-pub use transfer::{BYTES_EVENT_STEP, Event, LayerStatus, Progress, block_on, no_progress};
+
+/// Runs a future to completion on a multi-threaded runtime (blob transfers
+/// run in parallel; checking layers runs on threads of their own).
+pub fn block_on<F: std::future::Future>(f: F) -> Result<F::Output> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
+        .enable_all()
+        .build()
+        .map_err(|e| RegistryError::Io {
+            what: "starting the I/O runtime".into(),
+            source: e,
+        })?;
+    Ok(rt.block_on(f))
+}
 
 /// Checks `username`/`password` against `registry` (Basic, or the token
 /// service it names), then stores them: with the configured credential

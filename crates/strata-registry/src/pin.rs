@@ -1,13 +1,25 @@
 //! Pinning a Dockerfile's base images: every `FROM name[:tag]` resolved to
 //! the digest its tag names at the registry now, written back as
-//! `name:tag@sha256:…`, and checked later for staleness.
+//! `name:tag@sha256:…`, and checked later for staleness. The caller parses
+//! the Dockerfile and hands over its `FROM` lines ([`FromLine`]).
 
 use std::collections::HashMap;
 
-use anyhow::{Context, Result};
 use strata_oci::{Digest, Platform, Reference};
 
 use crate::client::{Client, ClientOptions};
+use crate::{RegistryError, Result};
+
+/// One `FROM` of a Dockerfile, as its parser read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromLine {
+    /// 1-based line of the `FROM`.
+    pub line: usize,
+    /// The base image as written.
+    pub image: String,
+    /// The stage's name (`AS NAME`).
+    pub stage_name: Option<String>,
+}
 
 #[derive(Clone, Default)]
 pub struct PinOptions {
@@ -54,20 +66,19 @@ fn written_name_with_tag(image: &str) -> String {
 }
 
 /// Resolves every `FROM` of a Dockerfile.
-pub fn plan(dockerfile: &[u8], opts: &PinOptions) -> Result<Vec<PinLine>> {
-    crate::transfer::block_on(plan_async(dockerfile, opts))?
+pub fn plan(froms: &[FromLine], opts: &PinOptions) -> Result<Vec<PinLine>> {
+    crate::block_on(plan_async(froms, opts))?
 }
 
-pub async fn plan_async(dockerfile: &[u8], opts: &PinOptions) -> Result<Vec<PinLine>> {
-    let df = strata_build::parse_dockerfile(dockerfile).map_err(|e| anyhow::anyhow!("parsing the Dockerfile: {e}"))?;
+pub async fn plan_async(froms: &[FromLine], opts: &PinOptions) -> Result<Vec<PinLine>> {
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
     let mut clients: HashMap<String, Client> = HashMap::new();
     let mut stage_names: Vec<String> = Vec::new();
     let mut out = Vec::new();
-    for stage in &df.stages {
-        let image = stage.base.clone();
+    for stage in froms {
+        let image = stage.image.clone();
         let skip = |reason: &str| PinLine {
-            line: stage.start_line,
+            line: stage.line,
             image: image.clone(),
             action: PinAction::Skip(reason.to_string()),
         };
@@ -79,7 +90,8 @@ pub async fn plan_async(dockerfile: &[u8], opts: &PinOptions) -> Result<Vec<PinL
         } else if image.contains('$') {
             out.push(skip("uses a build argument; pin the value the ARG gives instead"));
         } else {
-            let r = Reference::parse(&image).with_context(|| format!("line {}: FROM {image}", stage.start_line))?;
+            let r = Reference::parse(&image)
+                .map_err(|e| RegistryError::Invalid(format!("line {}: FROM {image}: {e}", stage.line)))?;
             if r.digest().is_some() && r.tag().is_none() {
                 out.push(skip("pinned by digest without a tag: nothing to compare it with"));
             } else {
@@ -95,10 +107,13 @@ pub async fn plan_async(dockerfile: &[u8], opts: &PinOptions) -> Result<Vec<PinL
                 let resolved = client
                     .resolve(&tagged, &wanted)
                     .await
-                    .with_context(|| format!("line {}: resolving {}", stage.start_line, tagged.familiar()))?;
+                    .map_err(|e| RegistryError::Context {
+                        what: format!("line {}: resolving {}", stage.line, tagged.familiar()),
+                        error: Box::new(e),
+                    })?;
                 let current = resolved.top_digest().clone();
                 out.push(PinLine {
-                    line: stage.start_line,
+                    line: stage.line,
                     image: image.clone(),
                     action: PinAction::Resolved {
                         name: tagged.familiar(),
@@ -109,7 +124,7 @@ pub async fn plan_async(dockerfile: &[u8], opts: &PinOptions) -> Result<Vec<PinL
                 });
             }
         }
-        if let Some(n) = &stage.name {
+        if let Some(n) = &stage.stage_name {
             stage_names.push(n.to_lowercase());
         }
     }

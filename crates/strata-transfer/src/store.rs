@@ -4,7 +4,7 @@
 //! As a sink, a layer is present when the store holds its diff ID in any
 //! form (or that very blob with its layer recorded), as pull decides
 //! ("Already exists"). A layer that is not streams once through pull's
-//! pipeline ([`strata_registry::pull::LayerIngest`]: staged blob under
+//! pipeline ([`crate::pull::LayerIngest`]: staged blob under
 //! `tmp/`, decompress, tar checks, diff ID, unpacked into `layers/<chain-id>`
 //! so the image runs at once). Configs and manifests wait in memory (at most
 //! 4 MiB each). Nothing is named in `blobs/` and no row is written before
@@ -24,8 +24,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::pull::{LayerIngest, Staged, staging_file};
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, Reference, media};
-use strata_registry::pull::{LayerIngest, Staged, staging_file};
 use strata_snapshot::{Driver, Snapshotter};
 use strata_store::{LayerRecord, NewImage, Store, StoreLock};
 use tokio::io::AsyncReadExt;

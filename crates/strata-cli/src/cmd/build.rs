@@ -104,11 +104,11 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     let puller = strata_builder::Puller(Arc::new(move |name: &str| -> Result<()> {
         let reference = Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
         let mut store = super::open_store(&pull_root)?;
-        let opts = strata_registry::PullOptions {
+        let opts = strata_transfer::pull::PullOptions {
             client: super::distribution::client_options(true)?,
             ..Default::default()
         };
-        strata_registry::pull(&mut store, &reference, &opts, &strata_registry::no_progress())?;
+        strata_transfer::pull::pull(&mut store, &reference, &opts, &strata_transfer::progress::no_progress())?;
         Ok(())
     }));
     let opts = BuildOptions {

@@ -1,5 +1,5 @@
 //! pull, push, login, logout, manifest inspect, pin: argument parsing and
-//! output; the work is in `strata-registry`.
+//! output; the work is in `strata-transfer` (pull, push) and `strata-registry`.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -9,9 +9,10 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args, Subcommand};
 use strata_oci::{Platform, Reference};
-use strata_registry::{
-    ClientOptions, Event, LayerStatus, PinAction, PinOptions, Progress, PullOptions, PushOptions, block_on, no_progress,
-};
+use strata_registry::{ClientOptions, FromLine, PinAction, PinOptions, block_on};
+use strata_transfer::progress::{Event, LayerStatus, Progress, no_progress};
+use strata_transfer::pull::PullOptions;
+use strata_transfer::push::PushOptions;
 
 use super::open_store;
 
@@ -372,7 +373,7 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     };
     for r in targets {
         let progress = progress_for(a.quiet);
-        let report = strata_registry::pull(&mut store, &r, &opts, &progress)?;
+        let report = strata_transfer::pull::pull(&mut store, &r, &opts, &progress)?;
         drop(progress);
         if a.quiet {
             println!("{}", report.reference);
@@ -404,7 +405,7 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
         if r.tag().is_some() || r.digest().is_some() {
             bail!("tag can't be used with --all-tags/-a");
         }
-        let tags = strata_registry::push::local_tags(&store, &r.repository())?;
+        let tags = strata_transfer::push::local_tags(&store, &r.repository())?;
         if tags.is_empty() {
             bail!(
                 "An image does not exist locally with the tag: {}",
@@ -417,7 +418,7 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
     };
     for name in names {
         let progress = progress_for(a.quiet);
-        let report = strata_registry::push(&mut store, &name, &opts, &progress)?;
+        let report = strata_transfer::push::push(&mut store, &name, &opts, &progress)?;
         drop(progress);
         let tag = report.reference.tag().unwrap_or("latest");
         if a.quiet {
@@ -613,7 +614,18 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
         client: client_options(a.tls_verify)?,
         platform: a.platform.as_deref().map(Platform::parse).transpose()?,
     };
-    let lines = strata_registry::pin::plan(text.as_bytes(), &opts)?;
+    let df =
+        strata_build::parse_dockerfile(text.as_bytes()).map_err(|e| anyhow::anyhow!("parsing the Dockerfile: {e}"))?;
+    let froms: Vec<FromLine> = df
+        .stages
+        .iter()
+        .map(|s| FromLine {
+            line: s.start_line,
+            image: s.base.clone(),
+            stage_name: s.name.clone(),
+        })
+        .collect();
+    let lines = strata_registry::pin::plan(&froms, &opts)?;
     let file = a.file.display();
     let mut failed = false;
     for l in &lines {

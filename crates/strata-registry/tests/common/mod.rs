@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use strata_registry::{Client, ClientOptions, Credential, Credentials, PullOptions};
+use strata_registry::{Client, ClientOptions, Credential, Credentials};
 use strata_registry_server::config::{AccessRule, HtpasswdConfig, TokenConfig};
 use strata_registry_server::{Config, RunningServer};
 use tempfile::TempDir;
@@ -298,14 +298,4 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     e.write_all(data).unwrap();
     e.finish().unwrap()
-}
-
-/// Anonymous pull options that read nothing from the machine; layers are
-/// unpacked in the same pass, as the CLI does.
-pub fn pull_options() -> PullOptions {
-    PullOptions {
-        platform: None,
-        client: options(Credentials::Anonymous),
-        unpack: true,
-    }
 }

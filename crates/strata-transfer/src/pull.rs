@@ -27,10 +27,9 @@ use strata_oci::media::{self, MAX_DOCUMENT_SIZE};
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Platform, Reference};
 use strata_store::{LayerRecord, NewImage, Store};
 
-use crate::blobs::PartialBlob;
-use crate::client::{Client, ClientOptions};
-use crate::manifests::{ManifestResponse, Resolved};
-use crate::transfer::{ATTEMPTS, ByteCounter, Event, LayerStatus, Progress, backoff, retryable};
+use strata_registry::{Client, ClientOptions, ManifestResponse, PartialBlob, Resolved};
+
+use crate::progress::{ATTEMPTS, ByteCounter, Event, LayerStatus, Progress, backoff, retryable};
 
 /// How to pull.
 #[derive(Clone, Default)]
@@ -77,7 +76,7 @@ pub fn pull_target(reference: &Reference) -> Reference {
 
 /// Pulls `reference` into `store` (see the module documentation).
 pub fn pull(store: &mut Store, reference: &Reference, opts: &PullOptions, progress: &Progress) -> Result<PullReport> {
-    crate::transfer::block_on(pull_async(store, reference, opts, progress))?
+    strata_registry::block_on(pull_async(store, reference, opts, progress))?
 }
 
 /// [`pull`] on the caller's runtime (which must be multi-threaded).
@@ -92,7 +91,7 @@ pub async fn pull_async(
     let repo = target.path().to_string();
     let wanted = opts.platform.clone().unwrap_or_else(Platform::host);
     let client = Client::for_reference(&target, opts.client.clone())?;
-    let what = crate::manifests::manifest_reference(&target);
+    let what = strata_registry::manifest_reference(&target);
     progress(Event::PullingFrom {
         what: what.clone(),
         repository: target.path().to_string(),

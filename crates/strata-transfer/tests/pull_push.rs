@@ -10,8 +10,11 @@ use std::sync::{Arc, Mutex};
 use common::*;
 use serde_json::json;
 use strata_oci::{Digest, Platform, Reference, media};
-use strata_registry::{Client, Credentials, Event, LayerStatus, Progress, PullReport, PushOptions};
+use strata_registry::{Client, Credentials};
 use strata_store::Store;
+use strata_transfer::progress::{Event, LayerStatus, Progress};
+use strata_transfer::pull::PullReport;
+use strata_transfer::push::PushOptions;
 
 /// An image: config, manifest, and its layer blobs (gzip).
 struct TestImage {
@@ -91,14 +94,16 @@ fn open_store(dir: &Path) -> Store {
 
 /// Pulls `name` into `store` with [`pull_options`].
 async fn pull(store: &mut Store, name: &str, progress: &Progress) -> anyhow::Result<PullReport> {
-    strata_registry::pull_async(store, &Reference::parse(name).unwrap(), &pull_options(), progress).await
+    strata_transfer::pull::pull_async(store, &Reference::parse(name).unwrap(), &pull_options(), progress).await
 }
 
 /// Pulls `name`, expects a refusal that leaves `store` as it was, and
 /// returns the message.
 async fn refused(store: &mut Store, name: &str) -> String {
     let before = snapshot(store);
-    let e = pull(store, name, &strata_registry::no_progress()).await.unwrap_err();
+    let e = pull(store, name, &strata_transfer::progress::no_progress())
+        .await
+        .unwrap_err();
     let msg = format!("{e:#}");
     assert_eq!(snapshot(store), before, "{msg}");
     msg
@@ -147,7 +152,7 @@ fn check_byte_events(events: &Arc<Mutex<Vec<Event>>>, layers: &[Vec<u8>], phase:
         assert_eq!(seen.last().unwrap().0, l.len() as u64, "{phase:?}: {seen:?}");
         assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "{seen:?}");
         assert!(
-            seen.len() as u64 <= l.len() as u64 / strata_registry::BYTES_EVENT_STEP + 2,
+            seen.len() as u64 <= l.len() as u64 / strata_transfer::progress::BYTES_EVENT_STEP + 2,
             "{seen:?}"
         );
     }
@@ -190,7 +195,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
     let mut store = open_store(dir.path());
     let reference = Reference::parse(&format!("{}/team/app:1", r.host)).unwrap();
     let (progress, events) = recorder();
-    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &progress)
+    let rep = strata_transfer::pull::pull_async(&mut store, &reference, &pull_options(), &progress)
         .await
         .unwrap();
     assert_eq!(rep.image_id, img.id());
@@ -266,7 +271,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
 
     // Again: nothing downloaded.
     let (progress, events) = recorder();
-    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &progress)
+    let rep = strata_transfer::pull::pull_async(&mut store, &reference, &pull_options(), &progress)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -275,7 +280,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
 
     // By digest (pinned): up to date as well, and the digest wins over a tag.
     let pinned = Reference::parse(&format!("{}/team/app:nosuchtag@{}", r.host, img.digest())).unwrap();
-    let rep = strata_registry::pull_async(&mut store, &pinned, &pull_options(), &progress)
+    let rep = strata_transfer::pull::pull_async(&mut store, &pinned, &pull_options(), &progress)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -284,7 +289,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
     // Push to another repository of the same registry: every blob is mounted
     // from team/app, and the manifest digest stays the same.
     let (progress, events) = recorder();
-    let rep = strata_registry::push_async(&mut store, &format!("{}/team/app:1", r.host), &push_opts(), &progress)
+    let rep = strata_transfer::push::push_async(&mut store, &format!("{}/team/app:1", r.host), &push_opts(), &progress)
         .await
         .unwrap();
     assert_eq!(rep.digest, img.digest());
@@ -303,7 +308,7 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
     let other = Reference::parse(&format!("{}/other/copy:v1", r.host)).unwrap();
     store2.set_tag(&other, &img.digest()).unwrap();
     let (progress, events) = recorder();
-    let rep = strata_registry::push_async(&mut store2, &other.familiar(), &push_opts(), &progress)
+    let rep = strata_transfer::push::push_async(&mut store2, &other.familiar(), &push_opts(), &progress)
         .await
         .unwrap();
     assert_eq!(rep.digest, img.digest());
@@ -358,8 +363,8 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
     let reference = Reference::parse(&format!("{}/multi/app", r.host)).unwrap();
-    let p = strata_registry::no_progress();
-    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &p)
+    let p = strata_transfer::progress::no_progress();
+    let rep = strata_transfer::pull::pull_async(&mut store, &reference, &pull_options(), &p)
         .await
         .unwrap();
     assert_eq!(rep.image_id, host.id());
@@ -379,7 +384,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     assert_eq!(by_index.manifest, host.digest());
     // Again, and by the index digest: up to date, nothing fetched.
     let (rec_p, events) = recorder();
-    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &rec_p)
+    let rep = strata_transfer::pull::pull_async(&mut store, &reference, &pull_options(), &rec_p)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -388,7 +393,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
         (index_digest.clone(), host.digest())
     );
     let pinned = Reference::parse(&format!("{}/multi/app@{index_digest}", r.host)).unwrap();
-    let rep = strata_registry::pull_async(&mut store, &pinned, &pull_options(), &rec_p)
+    let rep = strata_transfer::pull::pull_async(&mut store, &pinned, &pull_options(), &rec_p)
         .await
         .unwrap();
     assert!(rep.up_to_date);
@@ -397,7 +402,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
 
     let mut o = pull_options();
     o.platform = Some(other_platform());
-    let rep = strata_registry::pull_async(&mut store, &reference, &o, &p)
+    let rep = strata_transfer::pull::pull_async(&mut store, &reference, &o, &p)
         .await
         .unwrap();
     assert_eq!(rep.image_id, other.id());
@@ -413,13 +418,13 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     // Another platform first, then the host's: the index moves to the host's image.
     let first = tempfile::tempdir().unwrap();
     let mut store3 = open_store(first.path());
-    strata_registry::pull_async(&mut store3, &reference, &o, &p)
+    strata_transfer::pull::pull_async(&mut store3, &reference, &o, &p)
         .await
         .unwrap();
     let by_index = strata_image::resolve(&store3, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
     assert_eq!(by_index.image.id, other.id());
     assert_eq!(by_index.manifest, other.digest());
-    strata_registry::pull_async(&mut store3, &reference, &pull_options(), &p)
+    strata_transfer::pull::pull_async(&mut store3, &reference, &pull_options(), &p)
         .await
         .unwrap();
     let by_index = strata_image::resolve(&store3, &format!("{}/multi/app@{index_digest}", r.host)).unwrap();
@@ -432,7 +437,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     // store is left as it was.
     let before = snapshot(&store);
     o.platform = Some(Platform::parse("windows/riscv64").unwrap());
-    let e = strata_registry::pull_async(&mut store, &reference, &o, &p)
+    let e = strata_transfer::pull::pull_async(&mut store, &reference, &o, &p)
         .await
         .unwrap_err();
     let msg = format!("{e:#}");
@@ -446,7 +451,7 @@ async fn index_host_platform_by_default_platform_option_and_no_match_lists_platf
     let fresh = tempfile::tempdir().unwrap();
     let mut store2 = open_store(fresh.path());
     o.platform = Some(other_platform());
-    let e = strata_registry::pull_async(&mut store2, &single, &o, &p)
+    let e = strata_transfer::pull::pull_async(&mut store2, &single, &o, &p)
         .await
         .unwrap_err();
     assert!(
@@ -579,7 +584,7 @@ async fn a_broken_download_resumes_with_range() {
     let mut store = open_store(dir.path());
     let (progress, events) = recorder();
     let reference = Reference::parse(&format!("{}/x/app:1", fake.host())).unwrap();
-    let rep = strata_registry::pull_async(&mut store, &reference, &pull_options(), &progress)
+    let rep = strata_transfer::pull::pull_async(&mut store, &reference, &pull_options(), &progress)
         .await
         .unwrap();
     assert_eq!(rep.image_id, img.id());
@@ -637,7 +642,7 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
     .unwrap();
 
     let (progress, events) = recorder();
-    let rep = strata_registry::push_async(&mut store, &name, &push_opts(), &progress)
+    let rep = strata_transfer::push::push_async(&mut store, &name, &push_opts(), &progress)
         .await
         .unwrap();
     assert_eq!(
@@ -692,7 +697,7 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
     let second = Reference::parse(&format!("{}/local/made:2", r.host)).unwrap();
     store.set_tag(&second, &imported.manifest).unwrap();
     let (progress, events) = recorder();
-    let rep2 = strata_registry::push_async(&mut store, &second.familiar(), &push_opts(), &progress)
+    let rep2 = strata_transfer::push::push_async(&mut store, &second.familiar(), &push_opts(), &progress)
         .await
         .unwrap();
     assert_eq!(rep2.digest, rep.digest);
@@ -704,7 +709,7 @@ async fn plain_layers_are_compressed_once_and_pull_back_to_the_same_image() {
     // Pulled into another store: the same image ID.
     let dir2 = tempfile::tempdir().unwrap();
     let mut other = open_store(dir2.path());
-    let p = strata_registry::no_progress();
+    let p = strata_transfer::progress::no_progress();
     let pulled = pull(&mut other, &name, &p).await.unwrap();
     assert_eq!(pulled.image_id, imported.id);
     assert_eq!(pulled.manifest, rep.digest);
@@ -723,7 +728,7 @@ async fn layers_the_store_has_are_not_fetched_again() {
 
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_store(dir.path());
-    let p = strata_registry::no_progress();
+    let p = strata_transfer::progress::no_progress();
     pull(&mut store, &format!("{}/share/one:1", r.host), &p).await.unwrap();
     let (progress, events) = recorder();
     let rep = pull(&mut store, &format!("{}/share/two:1", r.host), &progress)

@@ -1,13 +1,12 @@
-//! What pull and push share: progress events, the runtime they run on, and
-//! retrying transient failures.
+//! What pull and push show: Docker's progress events (`Pulling fs layer`,
+//! `Downloading`, `Extracting`, `Pull complete`, `Preparing`, `Waiting`,
+//! `Pushed`, …) and retrying transient registry failures.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use strata_oci::Digest;
-
-use crate::error::RegistryError;
+use strata_registry::RegistryError;
 
 /// Something a pull or push did, for the caller to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,17 +108,6 @@ pub type Progress = Arc<dyn Fn(Event) + Send + Sync>;
 /// A progress that drops everything.
 pub fn no_progress() -> Progress {
     Arc::new(|_| {})
-}
-
-/// Runs a future to completion on a multi-threaded runtime (blob transfers
-/// run in parallel; checking layers runs on threads of its own).
-pub fn block_on<F: Future>(f: F) -> anyhow::Result<F::Output> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(2, 8))
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("starting the I/O runtime: {e}"))?;
-    Ok(rt.block_on(f))
 }
 
 /// How often a blob transfer is tried in all.

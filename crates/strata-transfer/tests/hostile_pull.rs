@@ -174,8 +174,8 @@ async fn refused(manifest: &Value, blobs: &HashMap<String, Vec<u8>>, script: Scr
     let mut store = Store::open(&dir.path().join("store")).unwrap();
     let before = snapshot(dir.path(), &store);
     let reference = Reference::parse(&format!("{}/x/app:1", fake.host())).unwrap();
-    let p = strata_registry::no_progress();
-    let e = strata_registry::pull_async(&mut store, &reference, &pull_options(), &p)
+    let p = strata_transfer::progress::no_progress();
+    let e = strata_transfer::pull::pull_async(&mut store, &reference, &pull_options(), &p)
         .await
         .expect_err("the pull was refused");
     let msg = format!("{e:#}");
@@ -352,8 +352,8 @@ async fn blobs_redirected_to_another_host_get_no_credentials() {
     o.client.docker_config_dir = Some(config_dir);
     let mut store = Store::open(&dir.path().join("store")).unwrap();
     let reference = Reference::parse(&format!("{}/x/app:1", fake.host())).unwrap();
-    let p = strata_registry::no_progress();
-    let r = strata_registry::pull_async(&mut store, &reference, &o, &p)
+    let p = strata_transfer::progress::no_progress();
+    let r = strata_transfer::pull::pull_async(&mut store, &reference, &o, &p)
         .await
         .unwrap();
     assert_eq!(r.downloaded, 2);

@@ -20,9 +20,9 @@ use strata_oci::media::{self, Compression, MAX_DOCUMENT_SIZE};
 use strata_oci::{Algorithm, Descriptor, Digest, Document, HashingReader, Manifest, Reference};
 use strata_store::{LayerRecord, NewImage, Store};
 
-use crate::blobs::BlobPush;
-use crate::client::{Client, ClientOptions};
-use crate::transfer::{ATTEMPTS, ByteCounter, Event, LayerStatus, Progress, backoff, retryable};
+use strata_registry::{BlobPush, Client, ClientOptions};
+
+use crate::progress::{ATTEMPTS, ByteCounter, Event, LayerStatus, Progress, backoff, retryable};
 
 #[derive(Clone, Default)]
 pub struct PushOptions {
@@ -59,7 +59,7 @@ pub fn local_tags(store: &Store, repository: &str) -> Result<Vec<Reference>> {
 
 /// Pushes the local image `name` to the registry it names.
 pub fn push(store: &mut Store, name: &str, opts: &PushOptions, progress: &Progress) -> Result<PushReport> {
-    crate::transfer::block_on(push_async(store, name, opts, progress))?
+    strata_registry::block_on(push_async(store, name, opts, progress))?
 }
 
 /// The manifest to push for an image, with layers the registry can take
