@@ -407,7 +407,10 @@ fn confinement_matches_docker() {
             "strata and docker differ with {flags:?}"
         );
         assert_eq!(ours.status.code(), docker.status.code(), "{flags:?}");
-        assert!(String::from_utf8_lossy(&docker.stdout).contains("Seccomp:"), "docker did not run the probe");
+        assert!(
+            String::from_utf8_lossy(&docker.stdout).contains("Seccomp:"),
+            "docker did not run the probe"
+        );
     }
     common::sh(&format!("docker rmi -f {tag} >/dev/null 2>&1"));
 }
