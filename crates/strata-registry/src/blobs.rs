@@ -97,6 +97,9 @@ pub struct BlobReader {
     hasher: Hasher,
     received: u64,
     done: bool,
+    /// A resumed download the registry answered from the start (200, not
+    /// 206): the bytes held already, skipped after checking they match.
+    skip: Option<(u64, Hasher, Digest)>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -107,7 +110,29 @@ impl BlobReader {
             return Ok(None);
         }
         match self.resp.chunk().await {
-            Ok(Some(c)) => {
+            Ok(Some(mut c)) => {
+                if let Some((left, h, _)) = &mut self.skip {
+                    let n = (*left).min(c.len() as u64) as usize;
+                    h.update(&c[..n]);
+                    *left -= n as u64;
+                    c = c.slice(n..);
+                    if *left == 0 {
+                        let (_, h, held) = self.skip.take().expect("set");
+                        if h.finish() != held {
+                            self.done = true;
+                            return Err(RegistryError::Protocol {
+                                site: self.client.site(Some(&self.repo)),
+                                message: format!(
+                                    "blob {}: cannot resume: the registry ignored the range request and the {} bytes already received differ from its content; download again from the start",
+                                    self.digest, self.received
+                                ),
+                            });
+                        }
+                    }
+                    if c.is_empty() {
+                        return Ok(Some(c));
+                    }
+                }
                 if let Some(s) = self.size
                     && self.received + c.len() as u64 > s
                 {
@@ -125,6 +150,14 @@ impl BlobReader {
             }
             Ok(None) => {
                 self.done = true;
+                if self.skip.is_some() {
+                    return Err(RegistryError::SizeMismatch {
+                        site: self.client.site(Some(&self.repo)),
+                        digest: self.digest.clone(),
+                        expected: self.size.unwrap_or(self.received),
+                        actual: 0,
+                    });
+                }
                 let hasher = std::mem::replace(&mut self.hasher, self.digest.algorithm().hasher());
                 verify(&self.client, &self.repo, &self.digest, self.size, self.received, hasher)?;
                 Ok(None)
@@ -146,6 +179,15 @@ impl BlobReader {
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.received
+    }
+
+    /// What was received so far, to resume with [`Client::open_blob_resumed`]
+    /// after an error.
+    pub fn partial(&self) -> PartialBlob {
+        PartialBlob {
+            hasher: self.hasher.clone(),
+            written: self.received,
+        }
     }
 
     /// The expected size (given, or from `Content-Length`).
@@ -258,6 +300,78 @@ impl Client {
             hasher: digest.algorithm().hasher(),
             received: 0,
             done: false,
+            skip: None,
+            _permit: permit,
+        })
+    }
+
+    /// Resumes a download after the bytes `partial` describes
+    /// (`Range: bytes=N-`); the reader goes on from there and checks the
+    /// whole blob's size and digest at its end. A registry that ignores the
+    /// range sends everything again: the first N bytes are then checked
+    /// against `partial` and skipped.
+    pub async fn open_blob_resumed(
+        &self,
+        repo: &str,
+        digest: &Digest,
+        size: Option<u64>,
+        partial: PartialBlob,
+    ) -> Result<BlobReader> {
+        check_repo(repo)?;
+        let offset = partial.written;
+        if offset == 0 {
+            return self.open_blob(repo, digest, size).await;
+        }
+        let permit = self.transfer_permit().await;
+        let url = self.url(&format!("v2/{repo}/blobs/{digest}")).await?;
+        let req = Req::new(Method::GET, url)
+            .scope(Scope::pull(repo))
+            .repo(repo)
+            .header(header::RANGE, &format!("bytes={offset}-"));
+        let resp = self.send(req).await?;
+        let status = resp.status();
+        let resp = match status {
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => resp,
+            _ => return Err(self.error_for(resp, Some(repo)).await),
+        };
+        let mut pos = 0;
+        if status == StatusCode::PARTIAL_CONTENT {
+            let cr = resp
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !cr.starts_with(&format!("bytes {offset}-")) {
+                return Err(RegistryError::Protocol {
+                    site: self.site(Some(repo)),
+                    message: format!(
+                        "blob {digest}: asked for bytes {offset}- but the registry sent Content-Range {cr:?}"
+                    ),
+                });
+            }
+            pos = offset;
+        }
+        if let (Some(s), Some(cl)) = (size, resp.content_length())
+            && pos + cl != s
+        {
+            return Err(RegistryError::SizeMismatch {
+                site: self.site(Some(repo)),
+                digest: digest.clone(),
+                expected: s,
+                actual: pos + cl,
+            });
+        }
+        let skip = (pos < offset).then(|| (offset, digest.algorithm().hasher(), partial.hasher.clone().finish()));
+        Ok(BlobReader {
+            client: self.clone(),
+            repo: repo.to_string(),
+            digest: digest.clone(),
+            size,
+            resp,
+            hasher: partial.hasher,
+            received: offset,
+            done: false,
+            skip,
             _permit: permit,
         })
     }

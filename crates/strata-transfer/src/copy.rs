@@ -39,19 +39,128 @@ impl Default for CopyOptions {
     }
 }
 
-/// What a copy did, for the caller to show.
+/// What a copy did, for the caller to show (pull and push turn these into
+/// Docker's per-layer lines).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
-    /// The sink had the blob.
+    /// A blob the copy will look at, in walk order (every config, then each
+    /// image's layers in manifest order), sent for all before any is looked at.
+    Planned { digest: Digest, size: u64, layer: bool },
+    /// The sink had the blob (sent in walk order, before any [`Event::Queued`]).
     Skipped { digest: Digest },
+    /// The sink lacks the blob: it is mounted or copied next (sent for every
+    /// such blob, in walk order, before any of them moves).
+    Queued { digest: Digest, size: u64 },
     /// The blob was mounted from another repository of the same registry.
     Mounted { digest: Digest, from: String },
     /// The blob's bytes are moving.
     Copying { digest: Digest, size: u64 },
+    /// Bytes of a blob so far, counted as they stream (at most one event per
+    /// [`BYTES_EVENT_STEP`] bytes, and one at the end).
+    Bytes {
+        digest: Digest,
+        phase: Phase,
+        current: u64,
+        total: u64,
+    },
+    /// Every byte arrived and matched its digest; the sink is finishing the
+    /// blob (the store unpacks a layer alongside the transfer).
+    Received { digest: Digest },
     /// The blob is in the sink.
     Copied { digest: Digest, size: u64 },
+    /// A location's transfer failed and is tried again (resuming where it broke).
+    Retrying {
+        digest: Digest,
+        attempt: u32,
+        error: String,
+    },
+    /// A source is making a compressed form of a plain layer (once: the
+    /// store remembers it), named by the plain layer's digest.
+    Compressing { digest: Digest },
     /// A manifest or index was written.
     Document { digest: Digest, media_type: String },
+}
+
+/// Which bytes an [`Event::Bytes`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Taken by the sink from the verified stream.
+    Transfer,
+    /// Compressed bytes the store's unpacker has consumed.
+    Unpack,
+}
+
+/// How many bytes pass between two [`Event::Bytes`] of one blob.
+pub const BYTES_EVENT_STEP: u64 = 256 * 1024;
+
+/// Counts bytes of one blob and sends [`Event::Bytes`] now and then.
+pub(crate) struct ByteCounter {
+    progress: Progress,
+    digest: Digest,
+    phase: Phase,
+    total: u64,
+    current: u64,
+    last: u64,
+}
+
+impl ByteCounter {
+    pub(crate) fn new(progress: Progress, digest: Digest, phase: Phase, total: u64) -> ByteCounter {
+        ByteCounter {
+            progress,
+            digest,
+            phase,
+            total,
+            current: 0,
+            last: 0,
+        }
+    }
+
+    /// `n` more bytes went by.
+    pub(crate) fn add(&mut self, n: u64) {
+        self.current += n;
+        if self.current - self.last >= BYTES_EVENT_STEP || (self.current >= self.total && self.last < self.total) {
+            self.last = self.current;
+            (self.progress)(Event::Bytes {
+                digest: self.digest.clone(),
+                phase: self.phase,
+                current: self.current,
+                total: self.total,
+            });
+        }
+    }
+}
+
+/// A verified stream that counts what the sink takes and says when it ended cleanly.
+struct Counted<R> {
+    inner: R,
+    counter: ByteCounter,
+    ended: bool,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let r = std::pin::Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let std::task::Poll::Ready(Ok(())) = &r {
+            let n = buf.filled().len() - before;
+            if n > 0 {
+                this.counter.add(n as u64);
+            } else if buf.remaining() > 0 && !this.ended {
+                // The verifier lets the end through only when the bytes matched.
+                this.ended = true;
+                (this.counter.progress)(Event::Received {
+                    digest: this.counter.digest.clone(),
+                });
+            }
+        }
+        r
+    }
 }
 
 /// Receives events, possibly from several tasks at once.
@@ -140,18 +249,43 @@ pub async fn copy<S: Source, D: Sink>(
         .iter()
         .map(|i| (i.manifest.config.digest.clone(), i.config_bytes.clone()))
         .collect();
+    for (desc, role) in &blobs {
+        progress(Event::Planned {
+            digest: desc.digest.clone(),
+            size: desc.size,
+            layer: matches!(role, BlobRole::Layer { .. }),
+        });
+    }
+    // What the sink has, asked in walk order (a sink may rely on configs
+    // being asked first), then told in that order.
+    let present: Vec<bool> = stream::iter(blobs.iter().map(|(desc, role)| dst.has_blob(desc, role)))
+        .buffered(options.concurrency.max(1))
+        .try_collect()
+        .await?;
+    let mut outcomes = Vec::new();
+    let mut missing = Vec::new();
+    for ((desc, role), present) in blobs.into_iter().zip(present) {
+        if present {
+            progress(Event::Skipped {
+                digest: desc.digest.clone(),
+            });
+            outcomes.push(Moved::Skipped);
+        } else {
+            missing.push((desc, role));
+        }
+    }
+    for (desc, _) in &missing {
+        progress(Event::Queued {
+            digest: desc.digest.clone(),
+            size: desc.size,
+        });
+    }
     let mount = src.mount_from();
-    let outcomes: Vec<Moved> = stream::iter(blobs.into_iter().map(|(desc, role)| {
+    let moved: Vec<Moved> = stream::iter(missing.into_iter().map(|(desc, role)| {
         let progress = progress.clone();
         let mount = mount.clone();
         let config = configs.get(&desc.digest).cloned();
         async move {
-            if dst.has_blob(&desc, &role).await? {
-                progress(Event::Skipped {
-                    digest: desc.digest.clone(),
-                });
-                return Ok(Moved::Skipped);
-            }
             if let Some(from) = &mount
                 && dst.mount_blob(&desc, from).await?
             {
@@ -170,8 +304,12 @@ pub async fn copy<S: Source, D: Sink>(
                 Some(bytes) => Box::pin(std::io::Cursor::new(bytes)),
                 None => src.open_blob(&desc).await?,
             };
-            dst.put_blob(&desc, &role, Box::pin(VerifyingReader::new(data, &desc)))
-                .await?;
+            let counted = Counted {
+                inner: VerifyingReader::new(data, &desc),
+                counter: ByteCounter::new(progress.clone(), desc.digest.clone(), Phase::Transfer, desc.size),
+                ended: false,
+            };
+            dst.put_blob(&desc, &role, Box::pin(counted)).await?;
             progress(Event::Copied {
                 digest: desc.digest.clone(),
                 size: desc.size,
@@ -180,8 +318,13 @@ pub async fn copy<S: Source, D: Sink>(
         }
     }))
     .buffer_unordered(options.concurrency.max(1))
-    .try_collect()
-    .await?;
+    // Every transfer runs to its end, even after one failed: a sink cleans
+    // up what each left (an unpacked layer) only once none is still running.
+    .collect::<Vec<Result<Moved>>>()
+    .await
+    .into_iter()
+    .collect::<Result<_>>()?;
+    outcomes.extend(moved);
 
     for img in &loaded {
         dst.put_document(&img.desc, &img.bytes).await?;

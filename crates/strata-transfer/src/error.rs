@@ -9,7 +9,7 @@ pub enum TransferError {
         #[source]
         source: std::io::Error,
     },
-    #[error("blob {digest}: the source's bytes do not match (got {actual}, {size} bytes)")]
+    #[error("blob {digest}: the source's bytes do not match (their digest is {actual}, {size} bytes)")]
     DigestMismatch { digest: Digest, actual: Digest, size: u64 },
     #[error("blob {digest}: expected {expected} bytes, the source gave {actual}")]
     SizeMismatch { digest: Digest, expected: u64, actual: u64 },
@@ -24,6 +24,9 @@ pub enum TransferError {
     /// A location's own error (a registry's, the store's), with its message.
     #[error("{0}")]
     Location(String),
+    /// What was being done when `error` happened.
+    #[error("{what}: {error}")]
+    Context { what: String, error: Box<TransferError> },
 }
 
 impl TransferError {
@@ -36,5 +39,13 @@ impl TransferError {
 
     pub fn location(e: impl std::fmt::Display) -> TransferError {
         TransferError::Location(e.to_string())
+    }
+
+    /// This error, saying what was being done.
+    pub fn context(self, what: impl Into<String>) -> TransferError {
+        TransferError::Context {
+            what: what.into(),
+            error: Box::new(self),
+        }
     }
 }

@@ -20,6 +20,7 @@ pub mod any;
 mod copy;
 pub mod docker_archive;
 mod error;
+pub mod ingest;
 pub mod layout;
 pub mod location;
 pub mod oci_archive;
@@ -33,7 +34,7 @@ mod verify;
 use std::future::Future;
 use std::pin::Pin;
 
-pub use copy::{CopyOptions, CopyReport, Event, PlatformChoice, Progress, copy, no_progress};
+pub use copy::{BYTES_EVENT_STEP, CopyOptions, CopyReport, Event, Phase, PlatformChoice, Progress, copy, no_progress};
 pub use error::TransferError;
 pub use strata_oci::Descriptor;
 pub use strata_oci::media::MAX_DOCUMENT_SIZE;

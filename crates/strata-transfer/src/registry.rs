@@ -8,7 +8,9 @@
 //! stream ended cleanly (else the session is cancelled), so a lying source
 //! leaves no blob behind; manifests are put by digest, and tags only by
 //! [`Sink::finish`]. Blobs of another repository of the same registry are
-//! mounted, not moved.
+//! mounted, not moved. A download that breaks (or a transient error:
+//! 429, 5xx) is tried again, resuming with `Range` where it broke; the
+//! location's progress hears of each retry ([`RegistryLocation::set_progress`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,7 +22,17 @@ use strata_registry::{BlobReader, Client, ClientOptions, Mount, RegistryError, U
 use tokio_util::io::StreamReader;
 
 use crate::verify::from_io;
-use crate::{BlobRole, BlobStream, MAX_DOCUMENT_SIZE, MountFrom, Result, Sink, Source, TransferError};
+use crate::{
+    BlobRole, BlobStream, Event, MAX_DOCUMENT_SIZE, MountFrom, Progress, Result, Sink, Source, TransferError,
+    no_progress,
+};
+
+/// How often a blob transfer is tried in all.
+const ATTEMPTS: u32 = 3;
+
+async fn backoff(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(300 * u64::from(attempt))).await;
+}
 
 /// One repository of a registry.
 pub struct RegistryLocation {
@@ -31,8 +43,10 @@ pub struct RegistryLocation {
     /// Upload sessions a mount that was refused opened (HTTP 202): the
     /// blob's upload goes into them rather than into new ones.
     sessions: Mutex<HashMap<Digest, Upload>>,
-    /// Documents put so far (media type, bytes), so `finish` tags the root without a GET.
+    /// Documents put or read so far (media type, bytes), so `finish` tags
+    /// the root without a GET and a document is fetched once.
     documents: Mutex<HashMap<Digest, (String, Bytes)>>,
+    progress: Progress,
 }
 
 impl RegistryLocation {
@@ -53,7 +67,13 @@ impl RegistryLocation {
             reference: reference.clone(),
             sessions: Mutex::new(HashMap::new()),
             documents: Mutex::new(HashMap::new()),
+            progress: no_progress(),
         }
+    }
+
+    /// Where [`Event::Retrying`] goes.
+    pub fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
     }
 
     pub fn client(&self) -> &Client {
@@ -155,27 +175,132 @@ fn registry_error(e: RegistryError) -> TransferError {
 }
 
 /// A blob download as an `AsyncRead`. Each chunk has passed the reader's
-/// size check; its last read fails when the digest does not match.
-fn blob_stream(reader: BlobReader) -> BlobStream {
-    let chunks = stream::unfold(Some(reader), |reader| async move {
-        let mut r = reader?;
-        match r.chunk().await {
-            Ok(Some(c)) => Some((Ok(c), Some(r))),
-            Ok(None) => None,
-            Err(e) => {
-                let e = match e {
-                    RegistryError::DigestMismatch { expected, actual, .. } => TransferError::DigestMismatch {
-                        digest: expected,
-                        actual,
-                        size: r.received(),
-                    },
-                    other => registry_error(other),
-                };
-                Some((Err(std::io::Error::new(std::io::ErrorKind::InvalidData, e)), None))
+/// size check; its last read fails when the digest does not match. A
+/// transient failure is retried (up to [`ATTEMPTS`] tries in all), resuming
+/// after the bytes already delivered.
+fn blob_stream(loc: BlobSource, reader: BlobReader) -> BlobStream {
+    let chunks = stream::unfold(Some((loc, reader, 1u32)), |state| async move {
+        let (loc, mut r, mut attempt) = state?;
+        loop {
+            match r.chunk().await {
+                Ok(Some(c)) => return Some((Ok(c), Some((loc, r, attempt)))),
+                Ok(None) => return None,
+                Err(e) if attempt < ATTEMPTS && e.is_transient() => {
+                    let partial = r.partial();
+                    drop(r);
+                    (loc.progress)(Event::Retrying {
+                        digest: loc.desc.digest.clone(),
+                        attempt: attempt + 1,
+                        error: e.to_string(),
+                    });
+                    let mut err = e;
+                    loop {
+                        backoff(attempt).await;
+                        attempt += 1;
+                        match loc
+                            .client
+                            .open_blob_resumed(&loc.repository, &loc.desc.digest, Some(loc.desc.size), partial.clone())
+                            .await
+                        {
+                            Ok(next) => {
+                                r = next;
+                                break;
+                            }
+                            Err(e) if attempt < ATTEMPTS && e.is_transient() => {
+                                (loc.progress)(Event::Retrying {
+                                    digest: loc.desc.digest.clone(),
+                                    attempt: attempt + 1,
+                                    error: e.to_string(),
+                                });
+                                err = e;
+                            }
+                            Err(e) => {
+                                let _ = err;
+                                return Some((Err(io_error(e, 0)), None));
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    let received = r.received();
+                    return Some((Err(io_error(e, received)), None));
+                }
             }
         }
     });
     Box::pin(StreamReader::new(Box::pin(chunks)))
+}
+
+/// What a blob stream needs to resume.
+struct BlobSource {
+    client: Client,
+    repository: String,
+    desc: Descriptor,
+    progress: Progress,
+}
+
+fn io_error(e: RegistryError, received: u64) -> std::io::Error {
+    let e = match e {
+        RegistryError::DigestMismatch { expected, actual, .. } => TransferError::DigestMismatch {
+            digest: expected,
+            actual,
+            size: received,
+        },
+        other => registry_error(other),
+    };
+    std::io::Error::new(std::io::ErrorKind::InvalidData, e)
+}
+
+impl RegistryLocation {
+    /// One try at a document.
+    async fn fetch_document(&self, desc: &Descriptor) -> std::result::Result<Vec<u8>, Fetch> {
+        let too_large = || TransferError::DocumentTooLarge {
+            digest: desc.digest.clone(),
+        };
+        if media::is_manifest(&desc.media_type) || media::is_index(&desc.media_type) {
+            let m = self
+                .client
+                .get_manifest(&self.repository, &desc.digest.to_string())
+                .await
+                .map_err(|e| match e {
+                    RegistryError::TooLarge { .. } => Fetch::Failed(too_large()),
+                    e if e.is_transient() => Fetch::Transient(e),
+                    e => Fetch::Failed(self.error(e, || format!("manifest {}", desc.digest))),
+                })?;
+            return Ok(m.bytes.to_vec());
+        }
+        // A config (or another small blob): read as a blob, bounded.
+        if desc.size > MAX_DOCUMENT_SIZE {
+            return Err(Fetch::Failed(too_large()));
+        }
+        let mut r = self
+            .client
+            .open_blob(&self.repository, &desc.digest, Some(desc.size))
+            .await
+            .map_err(|e| match e {
+                e if e.is_transient() => Fetch::Transient(e),
+                e => Fetch::Failed(self.error(e, || format!("blob {}", desc.digest))),
+            })?;
+        let mut out = Vec::new();
+        loop {
+            match r.chunk().await {
+                Ok(Some(c)) => out.extend_from_slice(&c),
+                Ok(None) => return Ok(out),
+                // The caller checks the digest and names the mismatch.
+                Err(RegistryError::DigestMismatch { .. }) => return Ok(out),
+                Err(e) if e.is_transient() => return Err(Fetch::Transient(e)),
+                Err(e) => return Err(Fetch::Failed(registry_error(e))),
+            }
+            if out.len() as u64 > MAX_DOCUMENT_SIZE {
+                return Err(Fetch::Failed(too_large()));
+            }
+        }
+    }
+}
+
+enum Fetch {
+    Transient(RegistryError),
+    Failed(TransferError),
 }
 
 impl Source for RegistryLocation {
@@ -185,6 +310,14 @@ impl Source for RegistryLocation {
             Some(r) => self.in_repository(r)?,
         };
         let by_digest = Digest::parse(&r).ok();
+        if let Some(d) = &by_digest {
+            let docs = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((mt, b)) = docs.get(d)
+                && (media::is_manifest(mt) || media::is_index(mt))
+            {
+                return Ok(Descriptor::new(mt, d.clone(), b.len() as u64));
+            }
+        }
         // A HEAD answers with all a descriptor needs; a registry that leaves
         // out the digest or media type (or refuses HEAD) is asked with a GET.
         match self.client.head_manifest(&self.repository, &r).await {
@@ -213,51 +346,62 @@ impl Source for RegistryLocation {
     }
 
     async fn read_document(&self, desc: &Descriptor) -> Result<Vec<u8>> {
-        let too_large = || TransferError::DocumentTooLarge {
-            digest: desc.digest.clone(),
+        let cached = {
+            let docs = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+            docs.get(&desc.digest).map(|(_, b)| b.to_vec())
         };
-        if media::is_manifest(&desc.media_type) || media::is_index(&desc.media_type) {
-            let m = self
-                .client
-                .get_manifest(&self.repository, &desc.digest.to_string())
-                .await
-                .map_err(|e| match e {
-                    RegistryError::TooLarge { .. } => too_large(),
-                    e => self.error(e, || format!("manifest {}", desc.digest)),
-                })?;
-            return Ok(m.bytes.to_vec());
+        if let Some(b) = cached {
+            return Ok(b);
         }
-        // A config (or another small blob): read as a blob, bounded.
-        if desc.size > MAX_DOCUMENT_SIZE {
-            return Err(too_large());
-        }
-        let mut r = self
-            .client
-            .open_blob(&self.repository, &desc.digest, Some(desc.size))
-            .await
-            .map_err(|e| self.error(e, || format!("blob {}", desc.digest)))?;
-        let mut out = Vec::new();
-        loop {
-            match r.chunk().await {
-                Ok(Some(c)) => out.extend_from_slice(&c),
-                Ok(None) => return Ok(out),
-                // The caller checks the digest and names the mismatch.
-                Err(RegistryError::DigestMismatch { .. }) => return Ok(out),
-                Err(e) => return Err(registry_error(e)),
+        let mut attempt = 0;
+        let bytes = loop {
+            attempt += 1;
+            match self.fetch_document(desc).await {
+                Err(Fetch::Transient(_)) if attempt < ATTEMPTS => backoff(attempt).await,
+                Err(Fetch::Transient(e)) => return Err(registry_error(e)),
+                Err(Fetch::Failed(e)) => return Err(e),
+                Ok(b) => break b,
             }
-            if out.len() as u64 > MAX_DOCUMENT_SIZE {
-                return Err(too_large());
-            }
+        };
+        // Kept for another read only when it is what was asked for (the caller checks it too).
+        if Digest::of(desc.digest.algorithm(), &bytes) == desc.digest {
+            let mut docs = self.documents.lock().unwrap_or_else(|e| e.into_inner());
+            docs.insert(
+                desc.digest.clone(),
+                (desc.media_type.clone(), Bytes::from(bytes.clone())),
+            );
         }
+        Ok(bytes)
     }
 
     async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
-        let r = self
-            .client
-            .open_blob(&self.repository, &desc.digest, Some(desc.size))
-            .await
-            .map_err(|e| self.error(e, || format!("blob {}", desc.digest)))?;
-        Ok(blob_stream(r))
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            match self
+                .client
+                .open_blob(&self.repository, &desc.digest, Some(desc.size))
+                .await
+            {
+                Ok(r) => break r,
+                Err(e) if attempt < ATTEMPTS && e.is_transient() => {
+                    (self.progress)(Event::Retrying {
+                        digest: desc.digest.clone(),
+                        attempt: attempt + 1,
+                        error: e.to_string(),
+                    });
+                    backoff(attempt).await;
+                }
+                Err(e) => return Err(self.error(e, || format!("blob {}", desc.digest))),
+            }
+        };
+        let loc = BlobSource {
+            client: self.client.clone(),
+            repository: self.repository.clone(),
+            desc: desc.clone(),
+            progress: self.progress.clone(),
+        };
+        Ok(blob_stream(loc, r))
     }
 
     fn mount_from(&self) -> Option<MountFrom> {

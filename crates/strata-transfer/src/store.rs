@@ -4,7 +4,7 @@
 //! As a sink, a layer is present when the store holds its diff ID in any
 //! form (or that very blob with its layer recorded), as pull decides
 //! ("Already exists"). A layer that is not streams once through pull's
-//! pipeline ([`crate::pull::LayerIngest`]: staged blob under
+//! pipeline ([`crate::ingest::LayerIngest`]: staged blob under
 //! `tmp/`, decompress, tar checks, diff ID, unpacked into `layers/<chain-id>`
 //! so the image runs at once). Configs and manifests wait in memory (at most
 //! 4 MiB each). Nothing is named in `blobs/` and no row is written before
@@ -24,14 +24,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::pull::{LayerIngest, Staged, staging_file};
+use crate::ingest::{LayerIngest, Staged, staging_file};
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, Reference, media};
 use strata_snapshot::{Driver, Snapshotter};
 use strata_store::{LayerRecord, NewImage, Store, StoreLock};
 use tokio::io::AsyncReadExt;
 
+use crate::copy::ByteCounter;
 use crate::verify::from_io;
-use crate::{BlobRole, BlobStream, MAX_DOCUMENT_SIZE, Result, Sink, Source, TransferError};
+use crate::{
+    BlobRole, BlobStream, MAX_DOCUMENT_SIZE, Phase, Progress, Result, Sink, Source, TransferError, no_progress,
+};
 
 /// strata's image store at a root, as a [`Source`] and a [`Sink`]. Use one
 /// value per copy as a sink: it keeps what the copy staged until `finish`.
@@ -46,6 +49,10 @@ pub struct StoreLocation {
     configs_arrived: tokio::sync::Notify,
     /// Manifests rewritten for reading (see the module documentation).
     rewritten: Mutex<HashMap<Digest, Vec<u8>>>,
+    /// Hears what the unpacker consumed ([`Phase::Unpack`]).
+    progress: Progress,
+    /// Unpack layers into `layers/` as they arrive (else on first use).
+    unpack: bool,
 }
 
 #[derive(Default)]
@@ -74,11 +81,12 @@ fn store_err(e: impl std::fmt::Display) -> TransferError {
     TransferError::location(e)
 }
 
-/// Pull's errors, back to the verifier's typed error where there is one.
-fn ingest_err(digest: &Digest, e: anyhow::Error) -> TransferError {
-    match e.downcast::<TransferError>() {
-        Ok(t) => t,
-        Err(e) => TransferError::Location(format!("layer {digest}: {e:#}")),
+/// The pipeline's errors: the verifier's own (they name the blob) as they
+/// are, the rest said of the layer.
+fn ingest_err(digest: &Digest, e: TransferError) -> TransferError {
+    match e {
+        e @ (TransferError::DigestMismatch { .. } | TransferError::SizeMismatch { .. }) => e,
+        e => TransferError::Location(format!("layer {digest}: {e}")),
     }
 }
 
@@ -98,7 +106,19 @@ impl StoreLocation {
             state: Mutex::new(SinkState::default()),
             configs_arrived: tokio::sync::Notify::new(),
             rewritten: Mutex::new(HashMap::new()),
+            progress: no_progress(),
+            unpack: true,
         }
+    }
+
+    /// Where the unpacker's byte counts go.
+    pub fn set_progress(&mut self, progress: Progress) {
+        self.progress = progress;
+    }
+
+    /// Whether layers are unpacked as they arrive (the default) or on first use.
+    pub fn set_unpack(&mut self, unpack: bool) {
+        self.unpack = unpack;
     }
 
     pub fn root(&self) -> &Path {
@@ -153,13 +173,23 @@ impl StoreLocation {
     }
 
     async fn put_layer(&self, desc: &Descriptor, index: usize, diff_id: &Digest, mut data: BlobStream) -> Result<()> {
-        let chain = self.chain_for(index, diff_id).await;
+        let chain = match self.unpack {
+            true => self.chain_for(index, diff_id).await,
+            false => None,
+        };
         let unpack = chain
             .filter(|c| !self.snap.has_layer(c))
             .map(|c| (self.snap.clone(), c));
         let writer = staging_file(&guard(&self.store)).map_err(|e| ingest_err(&desc.digest, e))?;
-        let mut ingest = LayerIngest::start(writer, diff_id, unpack, Box::new(|_| {}), Box::new(|_| {}))
-            .map_err(|e| ingest_err(&desc.digest, e))?;
+        let mut unpacked = ByteCounter::new(self.progress.clone(), desc.digest.clone(), Phase::Unpack, desc.size);
+        let mut ingest = LayerIngest::start(
+            writer,
+            diff_id,
+            unpack,
+            Box::new(|_| {}),
+            Box::new(move |n| unpacked.add(n)),
+        )
+        .map_err(|e| ingest_err(&desc.digest, e))?;
         let what = format!("blob {}", desc.digest);
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
@@ -168,11 +198,11 @@ impl StoreLocation {
                 Ok(0) => break Ok(total),
                 Ok(n) => {
                     if let Err(e) = std::io::Write::write_all(&mut ingest, &buf[..n]) {
-                        break Err(anyhow::Error::new(TransferError::io(format!("storing {what}"), e)));
+                        break Err(TransferError::io(format!("storing {what}"), e));
                     }
                     total += n as u64;
                 }
-                Err(e) => break Err(anyhow::Error::new(from_io(e, &what))),
+                Err(e) => break Err(from_io(e, &what)),
             }
         };
         let staged = ingest

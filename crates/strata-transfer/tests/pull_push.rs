@@ -94,7 +94,7 @@ fn open_store(dir: &Path) -> Store {
 
 /// Pulls `name` into `store` with [`pull_options`].
 async fn pull(store: &mut Store, name: &str, progress: &Progress) -> anyhow::Result<PullReport> {
-    strata_transfer::pull::pull_async(store, &Reference::parse(name).unwrap(), &pull_options(), progress).await
+    Ok(strata_transfer::pull::pull_async(store, &Reference::parse(name).unwrap(), &pull_options(), progress).await?)
 }
 
 /// Pulls `name`, expects a refusal that leaves `store` as it was, and

@@ -84,7 +84,7 @@ pub fn copy(root: &Path, a: CopyArgs) -> Result<ExitCode> {
             Event::Mounted { digest, from } => println!("Copying blob {} mounted from {from}", digest.short()),
             Event::Copied { digest, .. } => println!("Copying blob {} done", digest.short()),
             Event::Document { digest, .. } => println!("Writing manifest {} to image destination", digest.short()),
-            Event::Copying { .. } => {}
+            _ => {}
         }
     });
     let reference = match &src {
