@@ -1,26 +1,24 @@
 //! strata-image: image-level operations over the local store — resolving
-//! what a user names, `import`, `save`/`load` (docker-archive and
-//! oci-archive), removal with Docker's rules, pruning, history and inspect.
+//! what a user names, `import`, removal with Docker's rules, pruning,
+//! history and inspect (`save`/`load` are strata-transfer copies).
 //!
 //! It composes `strata-store` (metadata and blobs) with `strata-layer`
 //! (tar streams). It never prints: callers get values and errors.
 
-mod archive_load;
-mod archive_save;
 mod changes;
 mod check;
 mod error;
+mod held;
 mod import;
 mod ops;
 mod register;
 mod resolve;
 mod time;
 
-pub use archive_load::{LoadReport, load};
-pub use archive_save::{SaveFormat, held_forms, save};
 pub use changes::{ChangeError, apply_change};
 pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, check};
 pub use error::{Error, Result};
+pub use held::held_forms;
 pub use import::{ImportOptions, ImportSource, Imported, import};
 pub use ops::{
     BuildCacheUsage, DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, build_cache_usage, disk_usage,

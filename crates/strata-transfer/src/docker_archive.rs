@@ -17,9 +17,12 @@
 //! `manifest.json` with `Config` and `Layers` as `blobs/sha256/<hex>` (layer
 //! blobs as they are, compressed or not) and `RepoTags` in Docker's
 //! familiar form (`busybox:latest`); and `repositories`. The archive is
-//! staged and renamed onto FILE at [`Sink::finish`].
+//! staged and renamed onto FILE at [`Sink::finish`]; with
+//! [`DockerArchive::several`], each `finish` adds its image and
+//! [`DockerArchive::commit`] writes the archive of them all.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -28,8 +31,9 @@ use strata_oci::media::Compression;
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, Reference, media};
 use tokio::io::AsyncReadExt;
 
-use crate::layout::{Layout, REF_NAME};
-use crate::oci_archive::{CONTAINERD_NAME, Unpacked, blocking, stage, write_archive};
+use crate::archive::{ArchiveInput, ArchivedImage, Output, Target};
+use crate::layout::Layout;
+use crate::oci_archive::{Unpacked, blocking, docker_name, index_entries, stage, write_archive};
 use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
 
 /// A docker-archive, opened to read ([`DockerArchive::open`]) or to write ([`DockerArchive::create`]).
@@ -40,7 +44,21 @@ pub struct DockerArchive {
 
 enum Mode {
     Read(Reader),
-    Write { layout: Layout, _dir: tempfile::TempDir },
+    Write {
+        layout: Layout,
+        _dir: tempfile::TempDir,
+        out: Output<Finished>,
+    },
+}
+
+/// An image finished into the archive: its root, names and image manifests.
+#[derive(Clone)]
+struct Finished {
+    root: Descriptor,
+    refs: Vec<Reference>,
+    manifests: Vec<Manifest>,
+    /// Which of `manifests` takes the names.
+    tagged: usize,
 }
 
 struct Reader {
@@ -95,16 +113,18 @@ impl DockerArchive {
 
     /// [`DockerArchive::open`], unpacking under `tmp`.
     pub async fn open_in(path: &Path, tmp: &Path) -> Result<DockerArchive> {
-        let (path, tmp) = (path.to_path_buf(), tmp.to_path_buf());
-        blocking(move || {
-            let unpacked = Unpacked::read(&path, &tmp)?;
-            let reader = Reader::new(unpacked)?;
-            Ok(DockerArchive {
-                path,
-                mode: Mode::Read(reader),
-            })
+        let (input, tmp) = (ArchiveInput::File(path.to_path_buf()), tmp.to_path_buf());
+        blocking(move || DockerArchive::from_unpacked(Unpacked::read(input, &tmp)?)).await
+    }
+
+    /// An unpacked archive that must be a docker-archive.
+    pub(crate) fn from_unpacked(unpacked: Unpacked) -> Result<DockerArchive> {
+        let path = unpacked.archive.clone();
+        let reader = Reader::new(unpacked)?;
+        Ok(DockerArchive {
+            path,
+            mode: Mode::Read(reader),
         })
-        .await
     }
 
     /// An archive to write at `path` (replaced at [`Sink::finish`] if it
@@ -115,11 +135,49 @@ impl DockerArchive {
 
     /// [`DockerArchive::create`], staging under `tmp`.
     pub fn create_in(path: &Path, tmp: &Path) -> Result<DockerArchive> {
-        let (dir, layout) = stage(path, tmp)?;
+        DockerArchive::create_to(Target::File(path.to_path_buf()), tmp)
+    }
+
+    /// An archive written to `out` (STDOUT) as a stream once finished
+    /// (a stream cannot be replaced: use it with [`DockerArchive::several`]
+    /// and [`DockerArchive::commit`], or for one image).
+    pub fn create_stream(out: Box<dyn Write + Send>, tmp: &Path) -> Result<DockerArchive> {
+        DockerArchive::create_to(Target::Stream(std::sync::Mutex::new(Some(out))), tmp)
+    }
+
+    fn create_to(target: Target, tmp: &Path) -> Result<DockerArchive> {
+        let (dir, layout) = stage(&target, tmp)?;
         Ok(DockerArchive {
-            path: path.to_path_buf(),
-            mode: Mode::Write { layout, _dir: dir },
+            path: target.shown(),
+            mode: Mode::Write {
+                layout,
+                _dir: dir,
+                out: Output::new(target),
+            },
         })
+    }
+
+    /// Several images in one archive: each copy's `finish` adds its image,
+    /// and [`DockerArchive::commit`] writes the archive, once.
+    pub fn several(mut self) -> DockerArchive {
+        if let Mode::Write { out, .. } = &mut self.mode {
+            out.deferred = true;
+        }
+        self
+    }
+
+    /// The images of the archive (one per `manifest.json` entry), each with its tags.
+    pub fn images(&self) -> Result<Vec<ArchivedImage>> {
+        Ok(self
+            .reader()?
+            .images
+            .iter()
+            .enumerate()
+            .map(|(i, img)| ArchivedImage {
+                reference: format!("@{i}"),
+                names: img.tags.clone(),
+            })
+            .collect())
     }
 
     pub fn path(&self) -> &Path {
@@ -145,8 +203,12 @@ impl DockerArchive {
     }
 
     fn layout(&self) -> Result<&Layout> {
+        Ok(self.writer()?.0)
+    }
+
+    fn writer(&self) -> Result<(&Layout, &Output<Finished>)> {
         match &self.mode {
-            Mode::Write { layout, .. } => Ok(layout),
+            Mode::Write { layout, out, .. } => Ok((layout, out)),
             Mode::Read(_) => Err(TransferError::Invalid(format!(
                 "{} was opened for reading",
                 self.path.display()
@@ -217,8 +279,12 @@ impl Reader {
             .flatten()
             .map(|t| familiar_tag(t).map(|r| r.familiar()))
             .collect::<Result<Vec<_>>>()?;
-        // Docker 25+: the archive's own manifest, digest and all.
+        // Docker 25+: the archive's own manifest, digest and all (its
+        // layers, as manifest.json names them, must be there all the same).
         if let Some(root) = oci.by_config.get(&cfg.digest) {
+            for path in &e.layers {
+                u.member(path)?;
+            }
             return Ok(Archived {
                 tags,
                 root: root.clone(),
@@ -420,19 +486,10 @@ impl Sink for DockerArchive {
     }
 
     async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
-        let layout = self.layout()?;
-        let mut refs = Vec::new();
-        for n in names {
-            let r = familiar_tag(n)?;
-            if r.digest().is_some() {
-                return Err(TransferError::Invalid(format!(
-                    "{n}: a docker-archive names images by tag, not by digest"
-                )));
-            }
-            refs.push(r);
-        }
-        layout.finish(root, &[]).await?;
-        // The images: the root, or every image of the root index (as `strata save` writes several).
+        let (layout, out) = self.writer()?;
+        let refs = names.iter().map(|n| docker_name(n)).collect::<Result<Vec<_>>>()?;
+        layout.name_staged_blobs()?;
+        // The images: the root, or every image of the root index.
         let root_bytes = layout.read_document(root).await?;
         let images: Vec<Descriptor> = match Document::parse(&root_bytes, Some(&root.media_type))
             .map_err(|e| TransferError::Invalid(format!("document {}: {e}", root.digest)))?
@@ -473,35 +530,63 @@ impl Sink for DockerArchive {
             .iter()
             .position(|d| d.platform.as_ref().is_some_and(|p| host.matches(p)))
             .unwrap_or(0);
-        let tags: Vec<String> = refs.iter().map(Reference::familiar).collect();
+        out.record(Finished {
+            root: root.clone(),
+            refs,
+            manifests,
+            tagged,
+        });
+        if out.deferred {
+            return Ok(());
+        }
+        self.commit().await
+    }
+}
+
+impl DockerArchive {
+    /// Writes the archive with every image finished so far.
+    pub async fn commit(&self) -> Result<()> {
+        let (layout, out) = self.writer()?;
+        let finished = out.finished();
+        if finished.is_empty() {
+            return Err(TransferError::Invalid(format!(
+                "{}: no image to write",
+                self.path.display()
+            )));
+        }
         let mut entries = Vec::new();
+        let mut index = Vec::new();
         let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        for (i, m) in manifests.iter().enumerate() {
-            let repo_tags = if i == tagged && !tags.is_empty() {
-                json!(tags)
-            } else {
-                Value::Null
-            };
-            entries.push(json!({
-                "Config": blob_name(&m.config.digest),
-                "RepoTags": repo_tags,
-                "Layers": m.layers.iter().map(|l| blob_name(&l.digest)).collect::<Vec<_>>(),
-            }));
-            if i == tagged
-                && let Some(top) = m.layers.last()
-            {
-                for r in &refs {
-                    repositories
-                        .entry(r.familiar_repository())
-                        .or_default()
-                        .insert(r.tag().unwrap_or("latest").to_string(), top.digest.hex().to_string());
+        for f in &finished {
+            let tags: Vec<String> = f.refs.iter().map(Reference::familiar).collect();
+            for (i, m) in f.manifests.iter().enumerate() {
+                let repo_tags = if i == f.tagged && !tags.is_empty() {
+                    json!(tags)
+                } else {
+                    Value::Null
+                };
+                entries.push(json!({
+                    "Config": blob_name(&m.config.digest),
+                    "RepoTags": repo_tags,
+                    "Layers": m.layers.iter().map(|l| blob_name(&l.digest)).collect::<Vec<_>>(),
+                }));
+                if i == f.tagged
+                    && let Some(top) = m.layers.last()
+                {
+                    for r in &f.refs {
+                        repositories
+                            .entry(r.familiar_repository())
+                            .or_default()
+                            .insert(r.tag().unwrap_or("latest").to_string(), top.digest.hex().to_string());
+                    }
                 }
             }
+            index.extend(index_entries(&f.root, &f.refs));
         }
         let index = json!({
             "schemaVersion": 2,
             "mediaType": media::OCI_INDEX,
-            "manifests": index_entries(root, &refs),
+            "manifests": index,
         });
         let json = |v: &Value| serde_json::to_vec(v).map_err(|e| TransferError::Invalid(e.to_string()));
         let dir = layout.dir().to_path_buf();
@@ -511,27 +596,7 @@ impl Sink for DockerArchive {
         if !repositories.is_empty() {
             extra.push(("repositories".to_string(), json(&json!(repositories))?));
         }
-        let target = self.path.clone();
-        blocking(move || write_archive(&target, &dir, extra)).await
+        let target = out.take(&self.path)?;
+        blocking(move || write_archive(target, &dir, extra)).await
     }
-}
-
-/// The `index.json` entries `names` give `root`: each a full reference
-/// (containerd's name) with its tag as `ref.name`, as Docker 25+ and
-/// `strata save` write them.
-fn index_entries(root: &Descriptor, names: &[Reference]) -> Vec<Descriptor> {
-    if names.is_empty() {
-        return vec![root.clone()];
-    }
-    names
-        .iter()
-        .map(|r| {
-            let mut d = root.clone();
-            d.annotations = Some(BTreeMap::from([
-                (CONTAINERD_NAME.to_string(), r.to_string()),
-                (REF_NAME.to_string(), r.tag().unwrap_or("latest").to_string()),
-            ]));
-            d
-        })
-        .collect()
 }

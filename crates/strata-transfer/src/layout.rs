@@ -195,22 +195,8 @@ impl Sink for Layout {
             .unwrap_or_else(|e| e.into_inner())
             .take()
             .ok_or_else(|| TransferError::Invalid("the layout was opened for reading".into()))?;
-        let io = |what: String| move |e| TransferError::io(what, e);
-        for entry in std::fs::read_dir(staging.path()).map_err(io(format!("reading {}", staging.path().display())))? {
-            let entry = entry.map_err(io("reading the staging directory".into()))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let Some((alg, hex)) = name.split_once('-') else {
-                continue;
-            };
-            let dir = self.dir.join("blobs").join(alg);
-            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
-            std::fs::rename(entry.path(), dir.join(hex)).map_err(io(format!("moving blob {alg}:{hex}")))?;
-        }
+        self.name_staged(staging.path())?;
         drop(staging);
-        let layout_file = self.dir.join("oci-layout");
-        if !layout_file.exists() {
-            write_atomic(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-        }
         let mut index = self.index()?;
         let mut add = |name: Option<&String>| {
             let mut d = root.clone();
@@ -239,7 +225,39 @@ impl Sink for Layout {
     }
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+impl Layout {
+    /// Moves what was staged into `blobs/` and writes `oci-layout`; the
+    /// staging directory stays for more (an archive sink that takes several
+    /// images names each one's blobs at its `finish`, the archive at the end).
+    pub(crate) fn name_staged_blobs(&self) -> Result<()> {
+        let g = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        let staging = g
+            .as_ref()
+            .ok_or_else(|| TransferError::Invalid("the layout was opened for reading".into()))?;
+        self.name_staged(staging.path())
+    }
+
+    fn name_staged(&self, staging: &Path) -> Result<()> {
+        let io = |what: String| move |e| TransferError::io(what, e);
+        for entry in std::fs::read_dir(staging).map_err(io(format!("reading {}", staging.display())))? {
+            let entry = entry.map_err(io("reading the staging directory".into()))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((alg, hex)) = name.split_once('-') else {
+                continue;
+            };
+            let dir = self.dir.join("blobs").join(alg);
+            std::fs::create_dir_all(&dir).map_err(io(format!("creating {}", dir.display())))?;
+            std::fs::rename(entry.path(), dir.join(hex)).map_err(io(format!("moving blob {alg}:{hex}")))?;
+        }
+        let layout_file = self.dir.join("oci-layout");
+        if !layout_file.exists() {
+            write_atomic(&layout_file, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .map_err(|e| TransferError::io(format!("writing {}", path.display()), e))?;

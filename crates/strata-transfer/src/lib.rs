@@ -17,6 +17,7 @@
 //! refers to is there.
 
 pub mod any;
+pub mod archive;
 mod copy;
 pub mod docker_archive;
 mod error;

@@ -19,8 +19,9 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use strata_oci::media::Compression;
-use strata_oci::{Algorithm, Descriptor, Digest, Reference};
+use strata_oci::{Algorithm, Descriptor, Digest, Index, Reference, media};
 
+use crate::archive::{ArchiveInput, Output, Target};
 use crate::layout::{Layout, REF_NAME};
 use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
 
@@ -36,7 +37,10 @@ pub struct OciArchive {
     layout: Layout,
     /// The unpacked archive (reading) or the staged layout (writing); removed on drop.
     _dir: tempfile::TempDir,
-    writing: bool,
+    /// Writing: where the archive goes and the images finished so far.
+    out: Option<Output<(Descriptor, Vec<String>)>>,
+    /// Names in `index.json` as `docker save` writes them (see [`OciArchive::docker_names`]).
+    docker_names: bool,
 }
 
 impl OciArchive {
@@ -48,31 +52,33 @@ impl OciArchive {
 
     /// [`OciArchive::open`], unpacking under `tmp`.
     pub async fn open_in(path: &Path, tmp: &Path) -> Result<OciArchive> {
-        let (path, tmp) = (path.to_path_buf(), tmp.to_path_buf());
-        blocking(move || {
-            let unpacked = Unpacked::read(&path, &tmp)?;
-            for f in ["oci-layout", "index.json"] {
-                if !unpacked.files.contains_key(f) {
-                    return Err(TransferError::Invalid(format!(
-                        "{} is not an OCI archive: it has no {f}{}",
-                        path.display(),
-                        if unpacked.files.contains_key("manifest.json") {
-                            " (it looks like a docker-archive)"
-                        } else {
-                            ""
-                        }
-                    )));
-                }
+        let (input, tmp) = (ArchiveInput::File(path.to_path_buf()), tmp.to_path_buf());
+        blocking(move || OciArchive::from_unpacked(Unpacked::read(input, &tmp)?)).await
+    }
+
+    /// An unpacked archive that must be an OCI layout.
+    pub(crate) fn from_unpacked(unpacked: Unpacked) -> Result<OciArchive> {
+        for f in ["oci-layout", "index.json"] {
+            if !unpacked.files.contains_key(f) {
+                return Err(TransferError::Invalid(format!(
+                    "{} is not an OCI archive: it has no {f}{}",
+                    unpacked.archive.display(),
+                    if unpacked.files.contains_key("manifest.json") {
+                        " (it looks like a docker-archive)"
+                    } else {
+                        ""
+                    }
+                )));
             }
-            let layout = Layout::open(unpacked.dir.path())?;
-            Ok(OciArchive {
-                path,
-                layout,
-                _dir: unpacked.dir,
-                writing: false,
-            })
+        }
+        let layout = Layout::open(unpacked.dir.path())?;
+        Ok(OciArchive {
+            path: unpacked.archive,
+            layout,
+            _dir: unpacked.dir,
+            out: None,
+            docker_names: false,
         })
-        .await
     }
 
     /// An archive to write at `path` (replaced at [`Sink::finish`] if it
@@ -83,13 +89,42 @@ impl OciArchive {
 
     /// [`OciArchive::create`], staging under `tmp`.
     pub fn create_in(path: &Path, tmp: &Path) -> Result<OciArchive> {
-        let (dir, layout) = stage(path, tmp)?;
+        OciArchive::create_to(Target::File(path.to_path_buf()), tmp)
+    }
+
+    /// An archive written to `out` (STDOUT) as a stream once finished
+    /// (a stream cannot be replaced: use it with [`OciArchive::several`]
+    /// and [`OciArchive::commit`], or for one image).
+    pub fn create_stream(out: Box<dyn Write + Send>, tmp: &Path) -> Result<OciArchive> {
+        OciArchive::create_to(Target::Stream(std::sync::Mutex::new(Some(out))), tmp)
+    }
+
+    fn create_to(target: Target, tmp: &Path) -> Result<OciArchive> {
+        let (dir, layout) = stage(&target, tmp)?;
         Ok(OciArchive {
-            path: path.to_path_buf(),
+            path: target.shown(),
             layout,
             _dir: dir,
-            writing: true,
+            out: Some(Output::new(target)),
+            docker_names: false,
         })
+    }
+
+    /// Several images in one archive: each copy's `finish` adds its image,
+    /// and [`OciArchive::commit`] writes the archive, once.
+    pub fn several(mut self) -> OciArchive {
+        if let Some(o) = &mut self.out {
+            o.deferred = true;
+        }
+        self
+    }
+
+    /// Names images in `index.json` as `docker save` and `strata save` do:
+    /// the full reference as containerd's name and the tag as `ref.name`
+    /// (what umoci and podman read), instead of the name as given.
+    pub fn docker_names(mut self) -> OciArchive {
+        self.docker_names = true;
+        self
     }
 
     pub fn path(&self) -> &Path {
@@ -97,7 +132,7 @@ impl OciArchive {
     }
 
     fn reader(&self) -> Result<&Layout> {
-        if self.writing {
+        if self.out.is_some() {
             return Err(TransferError::Invalid(format!(
                 "{} was opened for writing",
                 self.path.display()
@@ -105,28 +140,164 @@ impl OciArchive {
         }
         Ok(&self.layout)
     }
+
+    fn output(&self) -> Result<&Output<(Descriptor, Vec<String>)>> {
+        self.out
+            .as_ref()
+            .ok_or_else(|| TransferError::Invalid(format!("{} was opened for reading", self.path.display())))
+    }
+
+    /// The images of the archive, each with its names (`index.json` entries
+    /// naming one manifest or index: one image).
+    pub fn images(&self) -> Result<Vec<crate::archive::ArchivedImage>> {
+        let index = self.reader()?.index()?;
+        let mut out: Vec<crate::archive::ArchivedImage> = Vec::new();
+        for d in &index.manifests {
+            let reference = d.digest.to_string();
+            let at = match out.iter().position(|i| i.reference == reference) {
+                Some(at) => at,
+                None => {
+                    out.push(crate::archive::ArchivedImage {
+                        reference,
+                        names: Vec::new(),
+                    });
+                    out.len() - 1
+                }
+            };
+            if let Some(n) = full_name(d)
+                && !out[at].names.contains(&n)
+            {
+                out[at].names.push(n);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Writes the archive with every image finished so far.
+    pub async fn commit(&self) -> Result<()> {
+        let out = self.output()?;
+        let finished = out.finished();
+        if finished.is_empty() {
+            return Err(TransferError::Invalid(format!(
+                "{}: no image to write",
+                self.path.display()
+            )));
+        }
+        let mut manifests: Vec<Descriptor> = Vec::new();
+        for (root, names) in &finished {
+            if self.docker_names {
+                let refs = names.iter().map(|n| docker_name(n)).collect::<Result<Vec<_>>>()?;
+                manifests.extend(index_entries(root, &refs));
+                continue;
+            }
+            // As a layout names them: a name moves to the newest image.
+            if names.is_empty()
+                && !manifests
+                    .iter()
+                    .any(|m| m.digest == root.digest && m.annotations.is_none())
+            {
+                manifests.push(root.clone());
+            }
+            for n in names {
+                manifests.retain(|m| m.annotations.as_ref().and_then(|a| a.get(REF_NAME)) != Some(n));
+                let mut d = root.clone();
+                d.annotations = Some(BTreeMap::from([(REF_NAME.to_string(), n.clone())]));
+                manifests.push(d);
+            }
+        }
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.to_string()),
+            artifact_type: None,
+            manifests,
+            subject: None,
+            annotations: None,
+        };
+        let bytes = serde_json::to_vec(&index).map_err(|e| TransferError::Invalid(e.to_string()))?;
+        let dir = self.layout.dir().to_path_buf();
+        std::fs::write(dir.join("index.json"), bytes)
+            .map_err(|e| TransferError::io("writing the archive's index.json", e))?;
+        let target = out.take(&self.path)?;
+        blocking(move || write_archive(target, &dir, Vec::new())).await
+    }
 }
 
-/// Checks that `path` can be written and creates the staging layout.
-pub(crate) fn stage(path: &Path, tmp: &Path) -> Result<(tempfile::TempDir, Layout)> {
-    let parent = parent_of(path);
-    if !parent.is_dir() {
-        return Err(TransferError::NotFound {
-            what: format!("directory {} (for {})", parent.display(), path.display()),
-        });
-    }
-    if path.is_dir() {
+/// A name for a docker-style archive: a tag (`busybox` is `busybox:latest`), not a digest.
+pub(crate) fn docker_name(n: &str) -> Result<Reference> {
+    let r = Reference::parse(n)
+        .map(Reference::with_default_tag)
+        .map_err(|e| TransferError::Invalid(format!("{n:?} is not an image name: {e}")))?;
+    if r.digest().is_some() {
         return Err(TransferError::Invalid(format!(
-            "{} is a directory, not an archive file",
-            path.display()
+            "{n}: a docker-archive names images by tag, not by digest"
         )));
     }
-    let dir = tempfile::Builder::new()
-        .prefix(".strata-archive-")
-        .tempdir_in(tmp)
-        .map_err(|e| TransferError::io(format!("creating a staging directory in {}", tmp.display()), e))?;
+    Ok(r)
+}
+
+/// The `index.json` entries `names` give `root`: each a full reference
+/// (containerd's name) with its tag as `ref.name`, as Docker 25+ and
+/// `strata save` write them.
+pub(crate) fn index_entries(root: &Descriptor, names: &[Reference]) -> Vec<Descriptor> {
+    if names.is_empty() {
+        return vec![root.clone()];
+    }
+    names
+        .iter()
+        .map(|r| {
+            let mut d = root.clone();
+            d.annotations = Some(BTreeMap::from([
+                (CONTAINERD_NAME.to_string(), r.to_string()),
+                (REF_NAME.to_string(), r.tag().unwrap_or("latest").to_string()),
+            ]));
+            d
+        })
+        .collect()
+}
+
+/// The full name an index entry gives its image, as `docker load` takes
+/// it: containerd's name, else a `ref.name` that is a whole reference (not
+/// just a tag), in Docker's familiar form (`busybox:latest`).
+fn full_name(d: &Descriptor) -> Option<String> {
+    let a = d.annotations.as_ref()?;
+    [CONTAINERD_NAME, REF_NAME].iter().find_map(|k| {
+        let v = a.get(*k)?;
+        if !v.contains(['/', ':']) {
+            return None;
+        }
+        Reference::parse(v).ok().map(|r| r.with_default_tag().familiar())
+    })
+}
+
+/// Checks that the target can be written and creates the staging layout.
+pub(crate) fn stage(target: &Target, tmp: &Path) -> Result<(tempfile::TempDir, Layout)> {
+    if let Target::File(path) = target {
+        let parent = parent_of(path);
+        if !parent.is_dir() {
+            return Err(TransferError::NotFound {
+                what: format!("directory {} (for {})", parent.display(), path.display()),
+            });
+        }
+        if path.is_dir() {
+            return Err(TransferError::Invalid(format!(
+                "{} is a directory, not an archive file",
+                path.display()
+            )));
+        }
+    }
+    let dir = work_dir(tmp, "creating a staging directory")?;
     let layout = Layout::create(dir.path())?;
     Ok((dir, layout))
+}
+
+/// A private directory under `tmp`, named as the store's work entries are
+/// (`blob-<pid>-…`), so that one a killed process left in the store's
+/// `tmp/` is removed by the next `Store::open`.
+pub(crate) fn work_dir(tmp: &Path, what: &str) -> Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(&format!("blob-{}-archive-", std::process::id()))
+        .tempdir_in(tmp)
+        .map_err(|e| TransferError::io(format!("{what} in {}", tmp.display()), e))
 }
 
 fn parent_of(path: &Path) -> &Path {
@@ -232,15 +403,18 @@ impl Sink for OciArchive {
     }
 
     async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
-        if !self.writing {
-            return Err(TransferError::Invalid(format!(
-                "{} was opened for reading",
-                self.path.display()
-            )));
+        let out = self.output()?;
+        if self.docker_names {
+            for n in names {
+                docker_name(n)?;
+            }
         }
-        self.layout.finish(root, names).await?;
-        let (target, dir) = (self.path.clone(), self.layout.dir().to_path_buf());
-        blocking(move || write_archive(&target, &dir, Vec::new())).await
+        self.layout.name_staged_blobs()?;
+        out.record((root.clone(), names.to_vec()));
+        if out.deferred {
+            return Ok(());
+        }
+        self.commit().await
     }
 }
 
@@ -274,7 +448,7 @@ fn clean_member_name(raw: &str) -> std::result::Result<String, &'static str> {
     for c in raw.split('/') {
         match c {
             "" | "." => {}
-            ".." => return Err("`..` in its name"),
+            ".." => return Err("`..` in its name: it leaves the archive"),
             c => parts.push(c),
         }
     }
@@ -304,30 +478,26 @@ fn blob_name_digest(name: &str) -> Option<Digest> {
 
 impl Unpacked {
     /// Unpacks `archive` into a new directory under `tmp`.
-    pub fn read(archive: &Path, tmp: &Path) -> Result<Unpacked> {
+    pub fn read(input: ArchiveInput, tmp: &Path) -> Result<Unpacked> {
+        let archive = input.shown();
         let shown = archive.display().to_string();
-        let f = std::fs::File::open(archive).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                TransferError::NotFound {
-                    what: format!("archive {shown}"),
+        let raw: Box<dyn Read + Send> = match input {
+            ArchiveInput::File(path) => Box::new(std::fs::File::open(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    TransferError::NotFound {
+                        what: format!("archive {shown}"),
+                    }
+                } else {
+                    TransferError::io(format!("opening {shown}"), e)
                 }
-            } else {
-                TransferError::io(format!("opening {shown}"), e)
-            }
-        })?;
-        let plain = strata_layer::decompressor(BufReader::with_capacity(256 * 1024, f))
+            })?),
+            ArchiveInput::Stream(r) => r,
+        };
+        let plain = strata_layer::decompressor(BufReader::with_capacity(256 * 1024, raw))
             .map_err(|e| TransferError::Invalid(format!("{shown}: {e}")))?;
-        let dir = tempfile::Builder::new()
-            .prefix(".strata-archive-")
-            .tempdir_in(tmp)
-            .map_err(|e| {
-                TransferError::io(
-                    format!("creating a directory in {} to unpack {shown}", tmp.display()),
-                    e,
-                )
-            })?;
+        let dir = work_dir(tmp, &format!("creating a directory to unpack {shown}"))?;
         let mut out = Unpacked {
-            archive: archive.to_path_buf(),
+            archive,
             dir,
             files: BTreeMap::new(),
             links: BTreeMap::new(),
@@ -417,7 +587,9 @@ impl Unpacked {
             {
                 return Err(bad(
                     &raw,
-                    &format!("its bytes do not match its name (they hash to {digest}): a corrupt or forged blob"),
+                    &format!(
+                        "its bytes do not match its name: the content does not match its digest (it hashes to {digest}); a corrupt or forged blob"
+                    ),
                 ));
             }
             out.links.remove(&name);
@@ -432,6 +604,11 @@ impl Unpacked {
             );
         }
         Ok(out)
+    }
+
+    /// Whether the archive has `name` (a file, or a link to one).
+    pub fn has(&self, name: &str) -> bool {
+        self.member(name).is_ok()
     }
 
     /// The regular file `name` is, following links inside the archive.
@@ -472,10 +649,25 @@ fn file_header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
     h
 }
 
+/// Where a finished archive goes, taken out of its [`Target`].
+pub(crate) enum Out {
+    File(PathBuf),
+    Stream(Box<dyn Write + Send>),
+}
+
 /// Tars the layout in `dir` (`blobs/`, then `oci-layout`, `index.json`),
-/// then `extra` files, into a temporary file beside `target`, renamed onto
-/// it when whole. The order and headers follow `strata save`.
-pub(crate) fn write_archive(target: &Path, dir: &Path, extra: Vec<(String, Vec<u8>)>) -> Result<()> {
+/// then `extra` files, into a temporary file beside the target file,
+/// renamed onto it when whole (or into the stream). The order and headers
+/// follow `strata save`.
+pub(crate) fn write_archive(target: Out, dir: &Path, extra: Vec<(String, Vec<u8>)>) -> Result<()> {
+    let target = match target {
+        Out::File(path) => path,
+        Out::Stream(mut w) => {
+            let wr = |e: std::io::Error| TransferError::io("writing the archive", e);
+            write_tar(&mut w, dir, extra, &wr)?;
+            return w.flush().map_err(wr);
+        }
+    };
     let shown = target.display().to_string();
     let wr = |e: std::io::Error| TransferError::io(format!("writing {shown}"), e);
     let name = target
@@ -488,10 +680,26 @@ pub(crate) fn write_archive(target: &Path, dir: &Path, extra: Vec<(String, Vec<u
         .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
             0o666,
         ))
-        .tempfile_in(parent_of(target))
+        .tempfile_in(parent_of(&target))
         .map_err(wr)?;
+    write_tar(tmp.as_file_mut(), dir, extra, &wr)?;
+    tmp.as_file().sync_all().map_err(wr)?;
+    tmp.persist(&target).map_err(|e| wr(e.error))?;
+    // The rename itself, on disk.
+    if let Ok(d) = std::fs::File::open(parent_of(&target)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn write_tar(
+    out: &mut dyn Write,
+    dir: &Path,
+    extra: Vec<(String, Vec<u8>)>,
+    wr: &dyn Fn(std::io::Error) -> TransferError,
+) -> Result<()> {
     {
-        let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, tmp.as_file_mut()));
+        let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, out));
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir.join("blobs"))
             .map_err(wr)?
             .map(|e| e.map(|e| e.path()))
@@ -528,12 +736,6 @@ pub(crate) fn write_archive(target: &Path, dir: &Path, extra: Vec<(String, Vec<u
             tar.append_data(&mut h, name, &bytes[..]).map_err(wr)?;
         }
         tar.into_inner().map_err(wr)?.flush().map_err(wr)?;
-    }
-    tmp.as_file().sync_all().map_err(wr)?;
-    tmp.persist(target).map_err(|e| wr(e.error))?;
-    // The rename itself, on disk.
-    if let Ok(d) = std::fs::File::open(parent_of(target)) {
-        let _ = d.sync_all();
     }
     Ok(())
 }

@@ -53,6 +53,8 @@ pub struct StoreLocation {
     progress: Progress,
     /// Unpack layers into `layers/` as they arrive (else on first use).
     unpack: bool,
+    /// Whether a name with a registry records a repo digest (not for `load`).
+    repo_digests: bool,
 }
 
 #[derive(Default)]
@@ -108,6 +110,7 @@ impl StoreLocation {
             rewritten: Mutex::new(HashMap::new()),
             progress: no_progress(),
             unpack: true,
+            repo_digests: true,
         }
     }
 
@@ -119,6 +122,13 @@ impl StoreLocation {
     /// Whether layers are unpacked as they arrive (the default) or on first use.
     pub fn set_unpack(&mut self, unpack: bool) {
         self.unpack = unpack;
+    }
+
+    /// Whether a name that says its registry records a repo digest (the
+    /// default); `load` names by tag only, as `docker load` does (an
+    /// archive cannot vouch for what a registry holds).
+    pub fn set_repo_digests(&mut self, repo_digests: bool) {
+        self.repo_digests = repo_digests;
     }
 
     pub fn root(&self) -> &Path {
@@ -363,7 +373,7 @@ impl StoreLocation {
             }
             // Only a registry can vouch for a repo digest: a name that says
             // which registry holds the image (not a bare `NAME:TAG`).
-            if names_registry(name) {
+            if self.repo_digests && names_registry(name) {
                 store
                     .add_repo_digest(&r.repository(), &repo_digest)
                     .map_err(store_err)?;

@@ -1,15 +1,18 @@
 //! Image commands: import, images, tag, rmi, inspect, history, save, load, prune.
 
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{Value, json};
-use strata_image::{ImportOptions, ImportSource, RemoveEvent, SaveFormat};
+use strata_image::{ImportOptions, ImportSource, RemoveEvent};
 use strata_oci::{Platform, Reference};
+use strata_transfer::archive::{ArchiveFormat, ArchiveInput, ArchiveSink, ImageArchive};
+use strata_transfer::store::StoreLocation;
+use strata_transfer::{CopyOptions, no_progress};
 
 use super::open_store;
 use crate::format::{ellipsis, human_size, print_formatted, render, template};
@@ -456,37 +459,49 @@ pub struct SaveArgs {
 
 pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
     let format = match a.format.as_str() {
-        "docker-archive" | "docker" => SaveFormat::DockerArchive,
-        "oci-archive" | "oci" => SaveFormat::OciArchive,
+        "docker-archive" | "docker" => ArchiveFormat::DockerArchive,
+        "oci-archive" | "oci" => ArchiveFormat::OciArchive,
         other => bail!("unknown --format {other:?}: use docker-archive or oci-archive"),
     };
     let store = open_store(root)?;
-    let mut wanted: Vec<(strata_image::Resolved, Vec<Reference>)> = Vec::new();
+    // One archive image per image asked for, with every name it was asked by
+    // (an image asked for by ID has none).
+    let mut wanted: Vec<(strata_image::Resolved, &str, Vec<String>)> = Vec::new();
     for n in &a.images {
         let r = strata_image::resolve(&store, n)?;
-        let refs: Vec<Reference> = r
+        let refs: Vec<String> = r
             .reference
             .clone()
             .filter(|r| r.digest().is_none())
+            .map(|r| r.to_string())
             .into_iter()
             .collect();
         match wanted
             .iter_mut()
-            .find(|(w, _)| w.image.id == r.image.id && w.manifest == r.manifest)
+            .find(|(w, _, _)| w.image.id == r.image.id && w.manifest == r.manifest)
         {
-            Some((_, existing)) => {
+            Some((_, _, existing)) => {
                 for x in refs {
                     if !existing.contains(&x) {
                         existing.push(x);
                     }
                 }
             }
-            None => wanted.push((r, refs)),
+            None => wanted.push((r, n, refs)),
         }
     }
-    super::write_output(a.output.as_deref(), |w| {
-        Ok(strata_image::save(&store, &wanted, format, w)?)
-    })?;
+    if a.output.is_none() && std::io::stdout().is_terminal() {
+        bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
+    }
+    let tmp = store.tmp_dir();
+    let source = StoreLocation::new(store);
+    let sink = ArchiveSink::create(format, a.output.as_deref(), || Box::new(std::io::stdout()), &tmp)?;
+    strata_registry::block_on(async {
+        for (_, name, refs) in &wanted {
+            strata_transfer::copy(&source, &sink, Some(name), refs, &CopyOptions::default(), no_progress()).await?;
+        }
+        sink.commit().await
+    })??;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -502,23 +517,69 @@ pub struct LoadArgs {
 }
 
 pub fn load(root: &Path, a: LoadArgs) -> Result<ExitCode> {
-    let mut store = open_store(root)?;
-    let input: Box<dyn Read> = match &a.input {
-        Some(p) => Box::new(std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?),
+    let store = open_store(root)?;
+    let input = match &a.input {
+        Some(p) => ArchiveInput::File(p.clone()),
         None => {
             if std::io::stdin().is_terminal() {
                 bail!("requested load from stdin, but stdin is empty");
             }
-            Box::new(std::io::stdin().lock())
+            ArchiveInput::Stream(Box::new(std::io::stdin()))
         }
     };
-    let reader = strata_layer::decompressor(std::io::BufReader::with_capacity(1 << 20, input))?;
-    let report = strata_image::load(&mut store, reader)?;
-    if !a.quiet {
-        for l in report.lines {
-            println!("{l}");
+    let tmp = store.tmp_dir();
+    strata_registry::block_on(async {
+        let archive = ImageArchive::open(input, &tmp).await?;
+        for image in archive.images()? {
+            let refs = image
+                .names
+                .iter()
+                .map(|n| Ok(Reference::parse(n)?.with_default_tag()))
+                .collect::<Result<Vec<_>>>()?;
+            // What each name names now, to say when it moves.
+            let before = refs
+                .iter()
+                .map(|r| Ok(store.tag_target(r)?.map(|(_, id)| id)))
+                .collect::<Result<Vec<_>>>()?;
+            // The archive names its images by tag only; layers are
+            // unpacked on first use (as a build or run needs them).
+            let mut sink = StoreLocation::new(open_store(root)?);
+            sink.set_repo_digests(false);
+            sink.set_unpack(false);
+            let report = strata_transfer::copy(
+                &archive,
+                &sink,
+                Some(&image.reference),
+                &image.names,
+                &CopyOptions::default(),
+                no_progress(),
+            )
+            .await?;
+            drop(sink);
+            let id = match report.images.first() {
+                Some((_, id)) => id.clone(),
+                None => bail!("{}: the archive holds no image there", image.reference),
+            };
+            if a.quiet {
+                continue;
+            }
+            if refs.is_empty() {
+                println!("Loaded image ID: {id}");
+            }
+            for (r, old) in refs.iter().zip(before) {
+                if let Some(old) = old
+                    && old != id
+                {
+                    println!(
+                        "The image {} already exists, renaming the old one with ID {old} to empty string",
+                        r.familiar()
+                    );
+                }
+                println!("Loaded image: {}", r.familiar());
+            }
         }
-    }
+        Ok(())
+    })??;
     Ok(ExitCode::SUCCESS)
 }
 
