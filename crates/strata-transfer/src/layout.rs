@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use strata_oci::{Descriptor, Digest, Index, media};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::verify::from_io;
 use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
@@ -130,7 +130,6 @@ impl Source for Layout {
             .await
             .map_err(|e| TransferError::io(format!("opening {}", path.display()), e))?;
         let mut out = Vec::new();
-        use tokio::io::AsyncReadExt;
         f.take(crate::MAX_DOCUMENT_SIZE + 1)
             .read_to_end(&mut out)
             .await
@@ -169,7 +168,24 @@ impl Sink for Layout {
         let mut f = tokio::fs::File::create(&path)
             .await
             .map_err(|e| TransferError::io(format!("creating {}", path.display()), e))?;
-        let copied = tokio::io::copy(&mut data, &mut f).await;
+        // Large reads and writes: each is a trip to the blocking pool.
+        let mut buf = vec![0u8; 1 << 20];
+        let copied: std::io::Result<()> = async {
+            loop {
+                let mut n = 0;
+                while n < buf.len() {
+                    match data.read(&mut buf[n..]).await? {
+                        0 => break,
+                        k => n += k,
+                    }
+                }
+                f.write_all(&buf[..n]).await?;
+                if n < buf.len() {
+                    return Ok(());
+                }
+            }
+        }
+        .await;
         if let Err(e) = copied {
             drop(f);
             let _ = tokio::fs::remove_file(&path).await;

@@ -699,7 +699,7 @@ fn write_tar(
     wr: &dyn Fn(std::io::Error) -> TransferError,
 ) -> Result<()> {
     {
-        let mut tar = tar::Builder::new(BufWriter::with_capacity(256 * 1024, out));
+        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
         let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir.join("blobs"))
             .map_err(wr)?
             .map(|e| e.map(|e| e.path()))
@@ -723,6 +723,7 @@ fn write_tar(
                 let f = std::fs::File::open(&p).map_err(wr)?;
                 let len = f.metadata().map_err(wr)?.len();
                 let mut h = file_header(len, 0o644, tar::EntryType::Regular);
+                let f = BufReader::with_capacity(1 << 20, f);
                 tar.append_data(&mut h, format!("blobs/{alg}/{hex}"), f).map_err(wr)?;
             }
         }
