@@ -59,17 +59,6 @@ pub enum Mount {
     Upload(Upload),
 }
 
-/// What [`Client::ensure_blob`] had to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlobPush {
-    /// The repository had it already.
-    Existed,
-    /// Mounted from another repository of the registry.
-    Mounted,
-    /// Uploaded.
-    Uploaded,
-}
-
 /// An upload session (`Location` of `POST /v2/NAME/blobs/uploads/`).
 #[derive(Debug, Clone)]
 pub struct Upload {
@@ -619,52 +608,6 @@ impl Client {
     ) -> Result<()> {
         let upload = self.start_upload(repo).await?;
         self.upload_blob(upload, digest, size, reader).await
-    }
-
-    /// Makes sure `repo` has a blob, doing the least work: nothing when a
-    /// `HEAD` finds it, else a mount from each of `mount_from` in turn, else
-    /// an upload of what `open` yields (called only then).
-    pub async fn ensure_blob<R, F, Fut>(
-        &self,
-        repo: &str,
-        digest: &Digest,
-        size: u64,
-        mount_from: &[&str],
-        open: F,
-    ) -> Result<BlobPush>
-    where
-        R: AsyncRead + Unpin,
-        F: FnOnce() -> Fut,
-        Fut: std::future::Future<Output = std::io::Result<R>>,
-    {
-        if let Some(have) = self.head_blob(repo, digest).await? {
-            if have == size {
-                return Ok(BlobPush::Existed);
-            }
-            return Err(RegistryError::SizeMismatch {
-                site: self.site(Some(repo)),
-                digest: digest.clone(),
-                expected: size,
-                actual: have,
-            });
-        }
-        let mut session = None;
-        for from in mount_from.iter().filter(|f| **f != repo) {
-            match self.mount_blob(repo, digest, from).await? {
-                Mount::Mounted => return Ok(BlobPush::Mounted),
-                Mount::Upload(u) => session = Some(u),
-            }
-        }
-        let upload = match session {
-            Some(u) => u,
-            None => self.start_upload(repo).await?,
-        };
-        let reader = open().await.map_err(|e| RegistryError::Io {
-            what: format!("opening the content of blob {digest} to upload"),
-            source: e,
-        })?;
-        self.upload_blob(upload, digest, size, reader).await?;
-        Ok(BlobPush::Uploaded)
     }
 
     /// Uploads bytes; returns their sha256 digest.

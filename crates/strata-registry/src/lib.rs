@@ -25,7 +25,7 @@ pub mod pin;
 mod tls;
 
 pub use auth::{Challenge, Scope, parse_challenges};
-pub use blobs::{BlobPush, BlobReader, Mount, PartialBlob, Upload};
+pub use blobs::{BlobReader, Mount, PartialBlob, Upload};
 pub use client::{
     Client, ClientOptions, Credentials, DEFAULT_CONCURRENT_TRANSFERS, DOCKER_HUB_API_HOST, Protocol, api_host,
     insecure_registries_of_daemon_json, install_crypto_provider, is_listed_insecure, is_loopback,

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use serde_json::json;
 use strata_oci::{Digest, Document, Platform, Reference, media};
-use strata_registry::{BlobPush, Client, Mount, RegistryError};
+use strata_registry::{Client, Mount, RegistryError};
 
 /// Pushes a config and a layer, then an OCI manifest; returns (digest, bytes).
 async fn push_image(c: &Client, repo: &str, reference: &str, arch: &str) -> (Digest, Vec<u8>) {
@@ -229,41 +229,5 @@ async fn mount_across_repositories() {
         }
     }
     assert_eq!(c.head_blob("dst/app", &od).await.unwrap(), Some(1000));
-    r.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ensure_blob_does_the_least_work() {
-    let r = open_registry().await;
-    let c = r.anonymous();
-    let blob = data(30_000, 11);
-    let d = Digest::sha256_of(&blob);
-    let len = blob.len() as u64;
-    let open = || async { Ok::<_, std::io::Error>(&blob[..]) };
-    assert_eq!(
-        c.ensure_blob("e/a", &d, len, &[], open).await.unwrap(),
-        BlobPush::Uploaded
-    );
-    assert_eq!(
-        c.ensure_blob("e/a", &d, len, &[], open).await.unwrap(),
-        BlobPush::Existed
-    );
-    // e/none lacks it (the registry offers an upload session instead); e/a has
-    // it, so the second source mounts and nothing is read.
-    let never = || async { Err::<&[u8], _>(std::io::Error::other("not to be opened")) };
-    assert_eq!(
-        c.ensure_blob("e/b", &d, len, &["e/none", "e/a"], never).await.unwrap(),
-        BlobPush::Mounted
-    );
-    let other = data(1000, 12);
-    let od = Digest::sha256_of(&other);
-    let open2 = || async { Ok::<_, std::io::Error>(&other[..]) };
-    assert_eq!(
-        c.ensure_blob("e/b", &od, 1000, &["e/a"], open2).await.unwrap(),
-        BlobPush::Uploaded
-    );
-    assert!(c.blob_exists("e/b", &od).await.unwrap());
-    // A blob there with another size is an error, not a silent success.
-    assert!(c.ensure_blob("e/b", &od, 999, &[], open2).await.is_err());
     r.stop().await;
 }

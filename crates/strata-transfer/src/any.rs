@@ -81,7 +81,7 @@ impl Source for AnyLocation {
         each!(self, l => l.open_blob(desc).await)
     }
 
-    fn mount_from(&self) -> Option<MountFrom> {
+    fn mount_from(&self) -> Vec<MountFrom> {
         each!(self, l => l.mount_from())
     }
 }

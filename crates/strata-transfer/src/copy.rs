@@ -91,6 +91,10 @@ pub enum Phase {
     Unpack,
 }
 
+/// How often a blob is moved in all when the sink's error is transient
+/// ([`TransferError::is_transient`]); a registry source's download, too.
+pub(crate) const ATTEMPTS: u32 = 3;
+
 /// How many bytes pass between two [`Event::Bytes`] of one blob.
 pub const BYTES_EVENT_STEP: u64 = 256 * 1024;
 
@@ -280,36 +284,52 @@ pub async fn copy<S: Source, D: Sink>(
             size: desc.size,
         });
     }
-    let mount = src.mount_from();
+    let mounts = src.mount_from();
     let moved: Vec<Moved> = stream::iter(missing.into_iter().map(|(desc, role)| {
         let progress = progress.clone();
-        let mount = mount.clone();
+        let mounts = &mounts;
         let config = configs.get(&desc.digest).cloned();
         async move {
-            if let Some(from) = &mount
-                && dst.mount_blob(&desc, from).await?
-            {
-                progress(Event::Mounted {
-                    digest: desc.digest.clone(),
-                    from: from.repository.clone(),
-                });
-                return Ok(Moved::Mounted);
+            for from in mounts {
+                if dst.mount_blob(&desc, from).await? {
+                    progress(Event::Mounted {
+                        digest: desc.digest.clone(),
+                        from: from.repository.clone(),
+                    });
+                    return Ok(Moved::Mounted);
+                }
             }
-            progress(Event::Copying {
-                digest: desc.digest.clone(),
-                size: desc.size,
-            });
-            let data: crate::BlobStream = match config {
-                // Read (and verified) already: no second trip to the source.
-                Some(bytes) => Box::pin(std::io::Cursor::new(bytes)),
-                None => src.open_blob(&desc).await?,
-            };
-            let counted = Counted {
-                inner: VerifyingReader::new(data, &desc),
-                counter: ByteCounter::new(progress.clone(), desc.digest.clone(), Phase::Transfer, desc.size),
-                ended: false,
-            };
-            dst.put_blob(&desc, &role, Box::pin(counted)).await?;
+            let mut attempt = 1;
+            loop {
+                progress(Event::Copying {
+                    digest: desc.digest.clone(),
+                    size: desc.size,
+                });
+                let data: crate::BlobStream = match &config {
+                    // Read (and verified) already: no second trip to the source.
+                    Some(bytes) => Box::pin(std::io::Cursor::new(bytes.clone())),
+                    None => src.open_blob(&desc).await?,
+                };
+                let counted = Counted {
+                    inner: VerifyingReader::new(data, &desc),
+                    counter: ByteCounter::new(progress.clone(), desc.digest.clone(), Phase::Transfer, desc.size),
+                    ended: false,
+                };
+                match dst.put_blob(&desc, &role, Box::pin(counted)).await {
+                    Ok(()) => break,
+                    // The sink kept nothing: the blob moves again, from its start.
+                    Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                        attempt += 1;
+                        progress(Event::Retrying {
+                            digest: desc.digest.clone(),
+                            attempt,
+                            error: e.to_string(),
+                        });
+                        tokio::time::sleep(std::time::Duration::from_millis(300 * u64::from(attempt - 1))).await;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             progress(Event::Copied {
                 digest: desc.digest.clone(),
                 size: desc.size,

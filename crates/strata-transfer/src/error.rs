@@ -24,6 +24,10 @@ pub enum TransferError {
     /// A location's own error (a registry's, the store's), with its message.
     #[error("{0}")]
     Location(String),
+    /// A location's error that may pass when tried again (the connection
+    /// broke, 429, 5xx): [`crate::copy`] moves the blob again.
+    #[error("{0}")]
+    Transient(String),
     /// What was being done when `error` happened.
     #[error("{what}: {error}")]
     Context { what: String, error: Box<TransferError> },
@@ -39,6 +43,15 @@ impl TransferError {
 
     pub fn location(e: impl std::fmt::Display) -> TransferError {
         TransferError::Location(e.to_string())
+    }
+
+    /// Whether trying again may succeed (see [`TransferError::Transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            TransferError::Transient(_) => true,
+            TransferError::Context { error, .. } => error.is_transient(),
+            _ => false,
+        }
     }
 
     /// This error, saying what was being done.

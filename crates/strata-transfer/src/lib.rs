@@ -19,6 +19,7 @@
 pub mod any;
 pub mod archive;
 mod copy;
+pub(crate) mod distributable;
 pub mod docker_archive;
 mod error;
 pub mod ingest;
@@ -85,9 +86,11 @@ pub trait Source: Sync {
     /// A blob's bytes (layers: as stored, compressed or not); the caller verifies them.
     fn open_blob(&self, desc: &Descriptor) -> impl Future<Output = Result<BlobStream>> + Send;
 
-    /// Where a registry sink could mount this source's blobs from.
-    fn mount_from(&self) -> Option<MountFrom> {
-        None
+    /// Where a registry sink could mount this source's blobs from, in the
+    /// order to try them (the root [`Source::resolve`] gave last: the store
+    /// names every repository it knows holds that image).
+    fn mount_from(&self) -> Vec<MountFrom> {
+        Vec::new()
     }
 }
 

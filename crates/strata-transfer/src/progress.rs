@@ -1,12 +1,11 @@
 //! What pull and push show: Docker's progress events (`Pulling fs layer`,
 //! `Downloading`, `Extracting`, `Pull complete`, `Preparing`, `Waiting`,
-//! `Pushed`, …) and retrying transient registry failures.
+//! `Pushed`, …), made from the copy's events by [`crate::pull`] and
+//! [`crate::push`].
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use strata_oci::Digest;
-use strata_registry::RegistryError;
 
 /// Something a pull or push did, for the caller to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,45 +61,9 @@ pub enum LayerStatus {
     Pushed,
 }
 
-/// How many bytes pass between two [`Event::Bytes`] of one layer.
-pub const BYTES_EVENT_STEP: u64 = 256 * 1024;
-
-/// Counts bytes of one layer and sends [`Event::Bytes`] now and then.
-pub(crate) struct ByteCounter {
-    pub progress: Progress,
-    pub digest: Digest,
-    pub status: LayerStatus,
-    pub total: u64,
-    pub current: u64,
-    last: u64,
-}
-
-impl ByteCounter {
-    pub fn new(progress: Progress, digest: Digest, status: LayerStatus, total: u64) -> ByteCounter {
-        ByteCounter {
-            progress,
-            digest,
-            status,
-            total,
-            current: 0,
-            last: 0,
-        }
-    }
-
-    /// `n` more bytes went by.
-    pub fn add(&mut self, n: u64) {
-        self.current += n;
-        if self.current - self.last >= BYTES_EVENT_STEP || (self.current >= self.total && self.last < self.total) {
-            self.last = self.current;
-            (self.progress)(Event::Bytes {
-                digest: self.digest.clone(),
-                status: self.status.clone(),
-                current: self.current,
-                total: self.total,
-            });
-        }
-    }
-}
+/// How many bytes pass between two [`Event::Bytes`] of one layer (as
+/// many as between two of the copy's).
+pub use crate::copy::BYTES_EVENT_STEP;
 
 /// Receives events, possibly from several threads at once.
 pub type Progress = Arc<dyn Fn(Event) + Send + Sync>;
@@ -108,16 +71,4 @@ pub type Progress = Arc<dyn Fn(Event) + Send + Sync>;
 /// A progress that drops everything.
 pub fn no_progress() -> Progress {
     Arc::new(|_| {})
-}
-
-/// How often a blob transfer is tried in all.
-pub(crate) const ATTEMPTS: u32 = 3;
-
-/// Whether an error is worth another attempt (the connection broke, 429, 5xx).
-pub(crate) fn retryable(e: &RegistryError) -> bool {
-    e.is_transient()
-}
-
-pub(crate) async fn backoff(attempt: u32) {
-    tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
 }

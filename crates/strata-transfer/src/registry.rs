@@ -21,14 +21,12 @@ use strata_oci::{Descriptor, Digest, Reference, media};
 use strata_registry::{BlobReader, Client, ClientOptions, Mount, RegistryError, Upload, api_host, manifest_reference};
 use tokio_util::io::StreamReader;
 
+use crate::copy::ATTEMPTS;
 use crate::verify::from_io;
 use crate::{
     BlobRole, BlobStream, Event, MAX_DOCUMENT_SIZE, MountFrom, Progress, Result, Sink, Source, TransferError,
     no_progress,
 };
-
-/// How often a blob transfer is tried in all.
-const ATTEMPTS: u32 = 3;
 
 async fn backoff(attempt: u32) {
     tokio::time::sleep(std::time::Duration::from_millis(300 * u64::from(attempt))).await;
@@ -404,22 +402,41 @@ impl Source for RegistryLocation {
         Ok(blob_stream(loc, r))
     }
 
-    fn mount_from(&self) -> Option<MountFrom> {
-        Some(MountFrom {
+    fn mount_from(&self) -> Vec<MountFrom> {
+        vec![MountFrom {
             registry: self.client.registry().to_string(),
             repository: self.repository.clone(),
-        })
+        }]
+    }
+}
+
+/// A sink's own error (a request of the upload, not the stream it reads):
+/// transient ones may pass when the blob moves again.
+fn sink_error(e: RegistryError) -> TransferError {
+    match e.is_transient() {
+        true => TransferError::Transient(e.to_string()),
+        false => registry_error(e),
     }
 }
 
 impl Sink for RegistryLocation {
     async fn has_blob(&self, desc: &Descriptor, _role: &BlobRole) -> Result<bool> {
-        match self
-            .client
-            .head_blob(&self.repository, &desc.digest)
-            .await
-            .map_err(registry_error)?
-        {
+        let mut attempt = 0;
+        let head = loop {
+            attempt += 1;
+            match self.client.head_blob(&self.repository, &desc.digest).await {
+                Err(e) if attempt < ATTEMPTS && e.is_transient() => {
+                    (self.progress)(Event::Retrying {
+                        digest: desc.digest.clone(),
+                        attempt: attempt + 1,
+                        error: e.to_string(),
+                    });
+                    backoff(attempt).await;
+                }
+                r => break r.map_err(registry_error)?,
+            }
+        };
+        match head {
             None => Ok(false),
             // A registry may leave out Content-Length (read as 0).
             Some(n) if n == desc.size || n == 0 => Ok(true),
@@ -460,16 +477,12 @@ impl Sink for RegistryLocation {
         };
         let upload = match session {
             Some(u) => u,
-            None => self
-                .client
-                .start_upload(&self.repository)
-                .await
-                .map_err(registry_error)?,
+            None => self.client.start_upload(&self.repository).await.map_err(sink_error)?,
         };
         self.client
             .upload_blob_until_end(upload, &desc.digest, desc.size, data)
             .await
-            .map_err(registry_error)
+            .map_err(sink_error)
     }
 
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {

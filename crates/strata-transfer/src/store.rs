@@ -18,7 +18,11 @@
 //! prefix). When the store does not hold a layer blob its manifest names
 //! (the layer was held in another form when the image came in), a held form
 //! is served under a manifest rewritten as save does (same config, so the
-//! same image ID; a new manifest digest).
+//! same image ID; a new manifest digest). For a registry
+//! ([`StoreLocation::set_distributable`], as push uses it) the manifest
+//! served has only compressed layers held in the store (see
+//! [`crate::distributable`]). Either way the source names the repositories
+//! the store knows hold the image, for a registry sink to mount from.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -33,7 +37,8 @@ use tokio::io::AsyncReadExt;
 use crate::copy::ByteCounter;
 use crate::verify::from_io;
 use crate::{
-    BlobRole, BlobStream, MAX_DOCUMENT_SIZE, Phase, Progress, Result, Sink, Source, TransferError, no_progress,
+    BlobRole, BlobStream, MAX_DOCUMENT_SIZE, MountFrom, Phase, Progress, Result, Sink, Source, TransferError,
+    no_progress,
 };
 
 /// strata's image store at a root, as a [`Source`] and a [`Sink`]. Use one
@@ -49,7 +54,12 @@ pub struct StoreLocation {
     configs_arrived: tokio::sync::Notify,
     /// Manifests rewritten for reading (see the module documentation).
     rewritten: Mutex<HashMap<Digest, Vec<u8>>>,
-    /// Hears what the unpacker consumed ([`Phase::Unpack`]).
+    /// Where the image last resolved could be mounted from.
+    mounts: Mutex<Vec<MountFrom>>,
+    /// Serve a registry's form (`Some(gzip level)`; see `set_distributable`).
+    distributable: Option<Option<i32>>,
+    /// Hears what the unpacker consumed ([`Phase::Unpack`]) and which
+    /// layers the source compresses ([`crate::Event::Compressing`]).
     progress: Progress,
     /// Unpack layers into `layers/` as they arrive (else on first use).
     unpack: bool,
@@ -108,13 +118,23 @@ impl StoreLocation {
             state: Mutex::new(SinkState::default()),
             configs_arrived: tokio::sync::Notify::new(),
             rewritten: Mutex::new(HashMap::new()),
+            mounts: Mutex::new(Vec::new()),
+            distributable: None,
             progress: no_progress(),
             unpack: true,
             repo_digests: true,
         }
     }
 
-    /// Where the unpacker's byte counts go.
+    /// As a source, serve the form a registry takes: a manifest whose
+    /// layers are compressed and held in the store, plain layers
+    /// gzip-compressed (at `level`, a fast default when `None`) and recorded
+    /// once (see [`crate::distributable`]).
+    pub fn set_distributable(&mut self, level: Option<i32>) {
+        self.distributable = Some(level);
+    }
+
+    /// Where the unpacker's byte counts (and the source's compressions) go.
     pub fn set_progress(&mut self, progress: Progress) {
         self.progress = progress;
     }
@@ -556,13 +576,21 @@ impl Sink for StoreLocation {
 
 impl StoreLocation {
     fn read_manifest_desc(&self, reference: &str) -> Result<Descriptor> {
-        let store = guard(&self.store);
+        let mut store = guard(&self.store);
         let resolved = strata_image::resolve(&store, reference).map_err(|e| match e {
             strata_image::Error::NoSuchImage(_) => TransferError::NotFound {
                 what: format!("image {reference:?} in the store {}", self.root.display()),
             },
             e => store_err(e),
         })?;
+        *guard(&self.mounts) = crate::distributable::mount_candidates(&resolved.image);
+        if let Some(level) = self.distributable {
+            let (d, mt, bytes, _) =
+                crate::distributable::manifest(&mut store, &resolved.image, &resolved.manifest, level, &self.progress)?;
+            let desc = Descriptor::new(&mt, d.clone(), bytes.len() as u64);
+            guard(&self.rewritten).insert(d, bytes);
+            return Ok(desc);
+        }
         let bytes = store
             .read_blob(&resolved.manifest, MAX_DOCUMENT_SIZE)
             .map_err(store_err)?;
@@ -634,5 +662,9 @@ impl Source for StoreLocation {
             e => store_err(e),
         })?;
         Ok(Box::pin(tokio::fs::File::from_std(f)))
+    }
+
+    fn mount_from(&self) -> Vec<MountFrom> {
+        guard(&self.mounts).clone()
     }
 }

@@ -307,6 +307,10 @@ async fn pull_registers_then_is_up_to_date_then_push_elsewhere_mounts_and_keeps_
     strata_image::resolve(&store2, &format!("{}/team/app:1", r.host)).unwrap();
     let other = Reference::parse(&format!("{}/other/copy:v1", r.host)).unwrap();
     store2.set_tag(&other, &img.digest()).unwrap();
+    // A repository the store names but the registry lacks the blobs in is
+    // tried first (its upload sessions are refused mounts); team/app mounts.
+    let lacking = Reference::parse(&format!("{}/aaa/none:1", r.host)).unwrap();
+    store2.set_tag(&lacking, &img.digest()).unwrap();
     let (progress, events) = recorder();
     let rep = strata_transfer::push::push_async(&mut store2, &other.familiar(), &push_opts(), &progress)
         .await
@@ -772,4 +776,89 @@ async fn a_layer_reaching_through_a_lower_symlink_is_refused() {
     let msg = refused(&mut store, &format!("{}/evil/link:1", r.host)).await;
     assert!(msg.contains("symlink"), "{msg}");
     r.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_that_fails_transiently_is_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open_store(dir.path());
+    let tar = tar_of(&[("data.bin", &data(300_000, 5))]);
+    let blob = store.put_blob(&tar).unwrap();
+    let mut cfg = strata_oci::ImageConfig {
+        architecture: Platform::host().architecture,
+        os: "linux".into(),
+        ..Default::default()
+    };
+    cfg.rootfs.diff_ids = vec![blob.clone()];
+    // A registry whose first PATCH (of whichever blob) answers 503.
+    let patches = Arc::new(Mutex::new(0usize));
+    let fake = Fake::start("127.0.0.1:0", {
+        let patches = patches.clone();
+        move |req: &Recorded| {
+            let api = ("Docker-Distribution-API-Version", "registry/2.0");
+            let path = req.path.split('?').next().unwrap_or_default();
+            match req.method.as_str() {
+                "GET" if path == "/v2/" => reply(200, &[api], b"{}"),
+                "HEAD" => reply(404, &[api], b""),
+                "POST" => reply(202, &[api, ("Location", "/v2/x/app/blobs/uploads/u")], b""),
+                "PATCH" => {
+                    let mut n = patches.lock().unwrap();
+                    *n += 1;
+                    if *n == 1 {
+                        return reply(
+                            503,
+                            &[api],
+                            b"{\"errors\":[{\"code\":\"UNAVAILABLE\",\"message\":\"busy\"}]}",
+                        );
+                    }
+                    let range = format!("0-{}", req.body.len().saturating_sub(1));
+                    reply(
+                        202,
+                        &[api, ("Location", "/v2/x/app/blobs/uploads/u"), ("Range", &range)],
+                        b"",
+                    )
+                }
+                "PUT" => reply(201, &[api], b""),
+                "DELETE" => reply(204, &[api], b""),
+                _ => reply(404, &[api], b""),
+            }
+        }
+    })
+    .await;
+    let name = format!("{}/x/app:1", fake.host());
+    strata_image::register(
+        &mut store,
+        &cfg,
+        vec![strata_store::LayerRecord {
+            diff_id: blob.clone(),
+            diff_size: tar.len() as u64,
+            blob: strata_oci::Descriptor::new(media::OCI_LAYER_TAR, blob.clone(), tar.len() as u64),
+        }],
+        Some(&Reference::parse(&name).unwrap()),
+    )
+    .unwrap();
+    let (progress, events) = recorder();
+    let rep = strata_transfer::push::push_async(&mut store, &name, &push_opts(), &progress)
+        .await
+        .unwrap();
+    assert_eq!((rep.uploaded, rep.mounted, rep.existed), (2, 0, 0));
+    assert!(
+        events
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|e| matches!(e, Event::Retrying { attempt: 2, .. })),
+        "{:?}",
+        events.lock().unwrap()
+    );
+    assert_eq!(*patches.lock().unwrap(), 3);
+    // Both blobs closed by their PUT, then the manifest by digest and by tag.
+    let puts: Vec<String> = fake
+        .recorded()
+        .iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.path.clone())
+        .collect();
+    assert_eq!(puts.len(), 4, "{puts:?}");
+    assert!(puts[3].ends_with("/manifests/1"), "{puts:?}");
 }
