@@ -16,8 +16,9 @@
 //! in `index.json` as containerd's full name plus the tag as `ref.name`;
 //! `manifest.json` with `Config` and `Layers` as `blobs/sha256/<hex>` (layer
 //! blobs as they are, compressed or not) and `RepoTags` in Docker's
-//! familiar form (`busybox:latest`); and `repositories`. The archive is
-//! staged and renamed onto FILE at [`Sink::finish`]; with
+//! familiar form (`busybox:latest`); and `repositories`. Blobs go straight
+//! into the tar as they arrive ([`crate::tar_out`]), a temporary file
+//! renamed onto FILE at [`Sink::finish`]; with
 //! [`DockerArchive::several`], each `finish` adds its image and
 //! [`DockerArchive::commit`] writes the archive of them all.
 
@@ -32,8 +33,8 @@ use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, 
 use tokio::io::AsyncReadExt;
 
 use crate::archive::{ArchiveInput, ArchivedImage, Output, Target};
-use crate::layout::Layout;
-use crate::oci_archive::{Unpacked, blocking, docker_name, index_entries, stage, write_archive};
+use crate::oci_archive::{Unpacked, blocking, docker_name, index_entries, layout_files};
+use crate::tar_out::{TarOut, blob_name};
 use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
 
 /// A docker-archive, opened to read ([`DockerArchive::open`]) or to write ([`DockerArchive::create`]).
@@ -44,11 +45,7 @@ pub struct DockerArchive {
 
 enum Mode {
     Read(Reader),
-    Write {
-        layout: Layout,
-        _dir: tempfile::TempDir,
-        out: Output<Finished>,
-    },
+    Write { tar: TarOut, out: Output<Finished> },
 }
 
 /// An image finished into the archive: its root, names and image manifests.
@@ -146,12 +143,11 @@ impl DockerArchive {
     }
 
     fn create_to(target: Target, tmp: &Path) -> Result<DockerArchive> {
-        let (dir, layout) = stage(&target, tmp)?;
+        let tar = TarOut::create(&target, tmp)?;
         Ok(DockerArchive {
             path: target.shown(),
             mode: Mode::Write {
-                layout,
-                _dir: dir,
+                tar,
                 out: Output::new(target),
             },
         })
@@ -202,13 +198,13 @@ impl DockerArchive {
         }
     }
 
-    fn layout(&self) -> Result<&Layout> {
+    fn tar(&self) -> Result<&TarOut> {
         Ok(self.writer()?.0)
     }
 
-    fn writer(&self) -> Result<(&Layout, &Output<Finished>)> {
+    fn writer(&self) -> Result<(&TarOut, &Output<Finished>)> {
         match &self.mode {
-            Mode::Write { layout, out, .. } => Ok((layout, out)),
+            Mode::Write { tar, out } => Ok((tar, out)),
             Mode::Read(_) => Err(TransferError::Invalid(format!(
                 "{} was opened for reading",
                 self.path.display()
@@ -461,36 +457,34 @@ impl Source for DockerArchive {
             return Ok(Box::pin(std::io::Cursor::new(b.clone())));
         }
         let path = r.path_of(desc, &self.path)?;
-        let f = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| TransferError::io(format!("opening {}", path.display()), e))?;
-        Ok(Box::pin(f))
+        let f = std::fs::File::open(path).map_err(|e| TransferError::io(format!("opening {}", path.display()), e))?;
+        Ok(crate::read_ahead::stream(f))
     }
-}
-
-fn blob_name(d: &Digest) -> String {
-    format!("blobs/{}/{}", d.algorithm().name(), d.hex())
 }
 
 impl Sink for DockerArchive {
-    async fn has_blob(&self, desc: &Descriptor, role: &BlobRole) -> Result<bool> {
-        self.layout()?.has_blob(desc, role).await
+    async fn has_blob(&self, desc: &Descriptor, _role: &BlobRole) -> Result<bool> {
+        Ok(self.tar()?.has(&desc.digest))
     }
 
-    async fn put_blob(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream) -> Result<()> {
-        self.layout()?.put_blob(desc, role, data).await
+    async fn put_blob(&self, desc: &Descriptor, _role: &BlobRole, data: BlobStream) -> Result<()> {
+        self.tar()?.put_blob(desc, data).await
     }
 
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
-        self.layout()?.put_document(desc, bytes).await
+        self.tar()?.put_document(desc, bytes).await
     }
 
     async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
-        let (layout, out) = self.writer()?;
+        let (tar, out) = self.writer()?;
         let refs = names.iter().map(|n| docker_name(n)).collect::<Result<Vec<_>>>()?;
-        layout.name_staged_blobs()?;
+        let document = |d: &Descriptor| {
+            tar.document(&d.digest).ok_or_else(|| TransferError::NotFound {
+                what: format!("document {} in the archive being written", d.digest),
+            })
+        };
         // The images: the root, or every image of the root index.
-        let root_bytes = layout.read_document(root).await?;
+        let root_bytes = document(root)?;
         let images: Vec<Descriptor> = match Document::parse(&root_bytes, Some(&root.media_type))
             .map_err(|e| TransferError::Invalid(format!("document {}: {e}", root.digest)))?
         {
@@ -503,11 +497,11 @@ impl Sink for DockerArchive {
         };
         let mut manifests = Vec::new();
         for d in &images {
-            let bytes = layout.read_document(d).await?;
+            let bytes = document(d)?;
             let m: Manifest = serde_json::from_slice(&bytes)
                 .map_err(|e| TransferError::Invalid(format!("manifest {}: {e}", d.digest)))?;
             for l in &m.layers {
-                if !layout.has_blob(l, &BlobRole::Other).await? {
+                if !tar.has(&l.digest) {
                     return Err(TransferError::Invalid(format!(
                         "layer {} of {} was not copied (a foreign layer?): a docker-archive needs every layer",
                         l.digest, d.digest
@@ -546,7 +540,7 @@ impl Sink for DockerArchive {
 impl DockerArchive {
     /// Writes the archive with every image finished so far.
     pub async fn commit(&self) -> Result<()> {
-        let (layout, out) = self.writer()?;
+        let (tar, out) = self.writer()?;
         let finished = out.finished();
         if finished.is_empty() {
             return Err(TransferError::Invalid(format!(
@@ -589,14 +583,12 @@ impl DockerArchive {
             "manifests": index,
         });
         let json = |v: &Value| serde_json::to_vec(v).map_err(|e| TransferError::Invalid(e.to_string()));
-        let dir = layout.dir().to_path_buf();
-        std::fs::write(dir.join("index.json"), json(&index)?)
-            .map_err(|e| TransferError::io("writing the archive's index.json", e))?;
-        let mut extra = vec![("manifest.json".to_string(), json(&Value::from(entries))?)];
+        let mut files = layout_files(json(&index)?);
+        files.push(("manifest.json".to_string(), json(&Value::from(entries))?));
         if !repositories.is_empty() {
-            extra.push(("repositories".to_string(), json(&json!(repositories))?));
+            files.push(("repositories".to_string(), json(&json!(repositories))?));
         }
         let target = out.take(&self.path)?;
-        blocking(move || write_archive(target, &dir, extra)).await
+        tar.commit(target, files).await
     }
 }

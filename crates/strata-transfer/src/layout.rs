@@ -139,7 +139,7 @@ impl Source for Layout {
 
     async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
         let path = self.blob_path(&desc.digest);
-        let f = tokio::fs::File::open(&path).await.map_err(|e| {
+        let f = std::fs::File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 TransferError::NotFound {
                     what: format!("blob {} in {}", desc.digest, self.dir.display()),
@@ -148,7 +148,7 @@ impl Source for Layout {
                 TransferError::io(format!("opening {}", path.display()), e)
             }
         })?;
-        Ok(Box::pin(f))
+        Ok(crate::read_ahead::stream(f))
     }
 }
 
@@ -242,17 +242,7 @@ impl Sink for Layout {
 }
 
 impl Layout {
-    /// Moves what was staged into `blobs/` and writes `oci-layout`; the
-    /// staging directory stays for more (an archive sink that takes several
-    /// images names each one's blobs at its `finish`, the archive at the end).
-    pub(crate) fn name_staged_blobs(&self) -> Result<()> {
-        let g = self.staging.lock().unwrap_or_else(|e| e.into_inner());
-        let staging = g
-            .as_ref()
-            .ok_or_else(|| TransferError::Invalid("the layout was opened for reading".into()))?;
-        self.name_staged(staging.path())
-    }
-
+    /// Moves what was staged into `blobs/` and writes `oci-layout`.
     fn name_staged(&self, staging: &Path) -> Result<()> {
         let io = |what: String| move |e| TransferError::io(what, e);
         for entry in std::fs::read_dir(staging).map_err(io(format!("reading {}", staging.display())))? {

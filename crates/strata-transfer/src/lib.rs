@@ -29,8 +29,10 @@ pub mod oci_archive;
 pub mod progress;
 pub mod pull;
 pub mod push;
+mod read_ahead;
 pub mod registry;
 pub mod store;
+mod tar_out;
 mod verify;
 
 use std::future::Future;

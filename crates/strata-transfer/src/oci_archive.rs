@@ -8,11 +8,12 @@
 //! against its name; links elsewhere are kept as names inside the archive
 //! and never made on disk (a link can point nowhere outside).
 //!
-//! As a sink, the layout is staged in a temporary directory and
-//! [`Sink::finish`] tars it into a temporary file beside FILE, renamed onto
-//! FILE: a failed copy leaves FILE as it was (or absent).
+//! As a sink, each verified blob is written straight into the tar, a
+//! temporary file beside FILE ([`crate::tar_out`]); [`Sink::finish`] adds
+//! `oci-layout` and `index.json` and renames it onto FILE: a failed copy
+//! leaves FILE as it was (or absent).
 //!
-//! [`Unpacked`] and [`write_archive`] are shared with `docker_archive`.
+//! [`Unpacked`] is shared with `docker_archive`.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -23,6 +24,7 @@ use strata_oci::{Algorithm, Descriptor, Digest, Index, Reference, media};
 
 use crate::archive::{ArchiveInput, Output, Target};
 use crate::layout::{Layout, REF_NAME};
+use crate::tar_out::TarOut;
 use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
 
 /// The annotation containerd and Docker 25+ use for an image's full name.
@@ -31,14 +33,18 @@ pub(crate) const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// Links followed before giving up (a loop of links).
 const MAX_LINK_HOPS: usize = 16;
 
+/// An image finished into an archive being written, with its names.
+type Named = (Descriptor, Vec<String>);
+
 /// An OCI archive, opened to read ([`OciArchive::open`]) or to write ([`OciArchive::create`]).
 pub struct OciArchive {
     path: PathBuf,
-    layout: Layout,
-    /// The unpacked archive (reading) or the staged layout (writing); removed on drop.
-    _dir: tempfile::TempDir,
-    /// Writing: where the archive goes and the images finished so far.
-    out: Option<Output<(Descriptor, Vec<String>)>>,
+    /// Reading: the unpacked archive as a layout.
+    layout: Option<Layout>,
+    /// The unpacked archive; removed on drop.
+    _dir: Option<tempfile::TempDir>,
+    /// Writing: where the archive goes, the images finished so far and the tar.
+    out: Option<(Output<Named>, TarOut)>,
     /// Names in `index.json` as `docker save` writes them (see [`OciArchive::docker_names`]).
     docker_names: bool,
 }
@@ -74,8 +80,8 @@ impl OciArchive {
         let layout = Layout::open(unpacked.dir.path())?;
         Ok(OciArchive {
             path: unpacked.archive,
-            layout,
-            _dir: unpacked.dir,
+            layout: Some(layout),
+            _dir: Some(unpacked.dir),
             out: None,
             docker_names: false,
         })
@@ -100,12 +106,12 @@ impl OciArchive {
     }
 
     fn create_to(target: Target, tmp: &Path) -> Result<OciArchive> {
-        let (dir, layout) = stage(&target, tmp)?;
+        let tar = TarOut::create(&target, tmp)?;
         Ok(OciArchive {
             path: target.shown(),
-            layout,
-            _dir: dir,
-            out: Some(Output::new(target)),
+            layout: None,
+            _dir: None,
+            out: Some((Output::new(target), tar)),
             docker_names: false,
         })
     }
@@ -113,7 +119,7 @@ impl OciArchive {
     /// Several images in one archive: each copy's `finish` adds its image,
     /// and [`OciArchive::commit`] writes the archive, once.
     pub fn several(mut self) -> OciArchive {
-        if let Some(o) = &mut self.out {
+        if let Some((o, _)) = &mut self.out {
             o.deferred = true;
         }
         self
@@ -132,16 +138,16 @@ impl OciArchive {
     }
 
     fn reader(&self) -> Result<&Layout> {
-        if self.out.is_some() {
-            return Err(TransferError::Invalid(format!(
-                "{} was opened for writing",
-                self.path.display()
-            )));
-        }
-        Ok(&self.layout)
+        self.layout
+            .as_ref()
+            .ok_or_else(|| TransferError::Invalid(format!("{} was opened for writing", self.path.display())))
     }
 
-    fn output(&self) -> Result<&Output<(Descriptor, Vec<String>)>> {
+    fn output(&self) -> Result<&Output<Named>> {
+        Ok(&self.writer()?.0)
+    }
+
+    fn writer(&self) -> Result<&(Output<Named>, TarOut)> {
         self.out
             .as_ref()
             .ok_or_else(|| TransferError::Invalid(format!("{} was opened for reading", self.path.display())))
@@ -214,11 +220,8 @@ impl OciArchive {
             annotations: None,
         };
         let bytes = serde_json::to_vec(&index).map_err(|e| TransferError::Invalid(e.to_string()))?;
-        let dir = self.layout.dir().to_path_buf();
-        std::fs::write(dir.join("index.json"), bytes)
-            .map_err(|e| TransferError::io("writing the archive's index.json", e))?;
         let target = out.take(&self.path)?;
-        blocking(move || write_archive(target, &dir, Vec::new())).await
+        self.writer()?.1.commit(target, layout_files(bytes)).await
     }
 }
 
@@ -269,27 +272,6 @@ fn full_name(d: &Descriptor) -> Option<String> {
     })
 }
 
-/// Checks that the target can be written and creates the staging layout.
-pub(crate) fn stage(target: &Target, tmp: &Path) -> Result<(tempfile::TempDir, Layout)> {
-    if let Target::File(path) = target {
-        let parent = parent_of(path);
-        if !parent.is_dir() {
-            return Err(TransferError::NotFound {
-                what: format!("directory {} (for {})", parent.display(), path.display()),
-            });
-        }
-        if path.is_dir() {
-            return Err(TransferError::Invalid(format!(
-                "{} is a directory, not an archive file",
-                path.display()
-            )));
-        }
-    }
-    let dir = work_dir(tmp, "creating a staging directory")?;
-    let layout = Layout::create(dir.path())?;
-    Ok((dir, layout))
-}
-
 /// A private directory under `tmp`, named as the store's work entries are
 /// (`blob-<pid>-…`), so that one a killed process left in the store's
 /// `tmp/` is removed by the next `Store::open`.
@@ -300,7 +282,7 @@ pub(crate) fn work_dir(tmp: &Path, what: &str) -> Result<tempfile::TempDir> {
         .map_err(|e| TransferError::io(format!("{what} in {}", tmp.display()), e))
 }
 
-fn parent_of(path: &Path) -> &Path {
+pub(crate) fn parent_of(path: &Path) -> &Path {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -390,16 +372,16 @@ impl Source for OciArchive {
 }
 
 impl Sink for OciArchive {
-    async fn has_blob(&self, desc: &Descriptor, role: &BlobRole) -> Result<bool> {
-        self.layout.has_blob(desc, role).await
+    async fn has_blob(&self, desc: &Descriptor, _role: &BlobRole) -> Result<bool> {
+        Ok(self.writer()?.1.has(&desc.digest))
     }
 
-    async fn put_blob(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream) -> Result<()> {
-        self.layout.put_blob(desc, role, data).await
+    async fn put_blob(&self, desc: &Descriptor, _role: &BlobRole, data: BlobStream) -> Result<()> {
+        self.writer()?.1.put_blob(desc, data).await
     }
 
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
-        self.layout.put_document(desc, bytes).await
+        self.writer()?.1.put_document(desc, bytes).await
     }
 
     async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
@@ -409,7 +391,6 @@ impl Sink for OciArchive {
                 docker_name(n)?;
             }
         }
-        self.layout.name_staged_blobs()?;
         out.record((root.clone(), names.to_vec()));
         if out.deferred {
             return Ok(());
@@ -640,103 +621,16 @@ impl Unpacked {
     }
 }
 
-fn file_header(size: u64, mode: u32, kind: tar::EntryType) -> tar::Header {
-    let mut h = tar::Header::new_ustar();
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_mtime(0);
-    h.set_entry_type(kind);
-    h
-}
-
 /// Where a finished archive goes, taken out of its [`Target`].
 pub(crate) enum Out {
     File(PathBuf),
     Stream(Box<dyn Write + Send>),
 }
 
-/// Tars the layout in `dir` (`blobs/`, then `oci-layout`, `index.json`),
-/// then `extra` files, into a temporary file beside the target file,
-/// renamed onto it when whole (or into the stream). The order and headers
-/// follow `strata save`.
-pub(crate) fn write_archive(target: Out, dir: &Path, extra: Vec<(String, Vec<u8>)>) -> Result<()> {
-    let target = match target {
-        Out::File(path) => path,
-        Out::Stream(mut w) => {
-            let wr = |e: std::io::Error| TransferError::io("writing the archive", e);
-            write_tar(&mut w, dir, extra, &wr)?;
-            return w.flush().map_err(wr);
-        }
-    };
-    let shown = target.display().to_string();
-    let wr = |e: std::io::Error| TransferError::io(format!("writing {shown}"), e);
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .permissions(<std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
-            0o666,
-        ))
-        .tempfile_in(parent_of(&target))
-        .map_err(wr)?;
-    write_tar(tmp.as_file_mut(), dir, extra, &wr)?;
-    tmp.as_file().sync_all().map_err(wr)?;
-    tmp.persist(&target).map_err(|e| wr(e.error))?;
-    // The rename itself, on disk.
-    if let Ok(d) = std::fs::File::open(parent_of(&target)) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
-fn write_tar(
-    out: &mut dyn Write,
-    dir: &Path,
-    extra: Vec<(String, Vec<u8>)>,
-    wr: &dyn Fn(std::io::Error) -> TransferError,
-) -> Result<()> {
-    {
-        let mut tar = tar::Builder::new(BufWriter::with_capacity(1 << 20, out));
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir.join("blobs"))
-            .map_err(wr)?
-            .map(|e| e.map(|e| e.path()))
-            .collect::<std::io::Result<_>>()
-            .map_err(wr)?;
-        dirs.sort();
-        let mut h = file_header(0, 0o755, tar::EntryType::Directory);
-        tar.append_data(&mut h, "blobs/", std::io::empty()).map_err(wr)?;
-        for d in &dirs {
-            let alg = d.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            let mut h = file_header(0, 0o755, tar::EntryType::Directory);
-            tar.append_data(&mut h, format!("blobs/{alg}/"), std::io::empty())
-                .map_err(wr)?;
-            let mut blobs: Vec<(String, PathBuf)> = std::fs::read_dir(d)
-                .map_err(wr)?
-                .map(|e| e.map(|e| (e.file_name().to_string_lossy().into_owned(), e.path())))
-                .collect::<std::io::Result<_>>()
-                .map_err(wr)?;
-            blobs.sort();
-            for (hex, p) in blobs {
-                let f = std::fs::File::open(&p).map_err(wr)?;
-                let len = f.metadata().map_err(wr)?.len();
-                let mut h = file_header(len, 0o644, tar::EntryType::Regular);
-                let f = BufReader::with_capacity(1 << 20, f);
-                tar.append_data(&mut h, format!("blobs/{alg}/{hex}"), f).map_err(wr)?;
-            }
-        }
-        let mut files = Vec::new();
-        for f in ["oci-layout", "index.json"] {
-            files.push((f.to_string(), std::fs::read(dir.join(f)).map_err(wr)?));
-        }
-        files.extend(extra);
-        for (name, bytes) in files {
-            let mut h = file_header(bytes.len() as u64, 0o644, tar::EntryType::Regular);
-            tar.append_data(&mut h, name, &bytes[..]).map_err(wr)?;
-        }
-        tar.into_inner().map_err(wr)?.flush().map_err(wr)?;
-    }
-    Ok(())
+/// An OCI layout's own files, after its blobs: `oci-layout`, then `index.json`.
+pub(crate) fn layout_files(index: Vec<u8>) -> Vec<(String, Vec<u8>)> {
+    vec![
+        ("oci-layout".to_string(), br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
+        ("index.json".to_string(), index),
+    ]
 }

@@ -661,7 +661,7 @@ impl Source for StoreLocation {
             },
             e => store_err(e),
         })?;
-        Ok(Box::pin(tokio::fs::File::from_std(f)))
+        Ok(crate::read_ahead::stream(f))
     }
 
     fn mount_from(&self) -> Vec<MountFrom> {
