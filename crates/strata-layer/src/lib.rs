@@ -83,6 +83,30 @@ pub fn recompress<R: Read, W: Write>(input: R, opts: &WriteOptions, out: W) -> R
     encoder.finish_layer(diff_id, diff_size)
 }
 
+/// Checks a plain (uncompressed) layer tar as [`recompress`] does (every
+/// header, then what follows the end-of-archive marker) without hashing
+/// it, for a caller that verifies the same bytes against the diff ID
+/// itself (a plain layer's blob digest is its diff ID); returns how many
+/// bytes it read (the diff size).
+pub fn check_plain<R: Read>(input: R) -> Result<u64> {
+    let counted = check::check_stream(Counting { inner: input, n: 0 })?;
+    Ok(counted.n)
+}
+
+/// Counts what is read through it.
+struct Counting<R> {
+    inner: R,
+    n: u64,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
 /// Copies everything read through it into a writer.
 struct Tee<'a, R, W: Write> {
     inner: R,

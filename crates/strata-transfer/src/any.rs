@@ -84,6 +84,10 @@ impl Source for AnyLocation {
     fn mount_from(&self) -> Vec<MountFrom> {
         each!(self, l => l.mount_from())
     }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        each!(self, l => l.blob_file(desc))
+    }
 }
 
 impl Sink for AnyLocation {
@@ -93,6 +97,16 @@ impl Sink for AnyLocation {
 
     async fn put_blob(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream) -> Result<()> {
         each!(self, l => l.put_blob(desc, role, data).await)
+    }
+
+    async fn put_blob_file(
+        &self,
+        desc: &Descriptor,
+        role: &BlobRole,
+        data: BlobStream,
+        file: &std::path::Path,
+    ) -> Result<()> {
+        each!(self, l => l.put_blob_file(desc, role, data, file).await)
     }
 
     async fn mount_blob(&self, desc: &Descriptor, from: &MountFrom) -> Result<bool> {

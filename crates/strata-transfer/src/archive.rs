@@ -166,6 +166,13 @@ impl Source for ImageArchive {
             ImageArchive::Oci(a) => a.open_blob(desc).await,
         }
     }
+
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        match self {
+            ImageArchive::Docker(a) => a.blob_file(desc),
+            ImageArchive::Oci(a) => a.blob_file(desc),
+        }
+    }
 }
 
 /// An archive of either kind to write several images into, as `docker

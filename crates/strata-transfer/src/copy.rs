@@ -315,7 +315,11 @@ pub async fn copy<S: Source, D: Sink>(
                     counter: ByteCounter::new(progress.clone(), desc.digest.clone(), Phase::Transfer, desc.size),
                     ended: false,
                 };
-                match dst.put_blob(&desc, &role, Box::pin(counted)).await {
+                let put = match config.is_none().then(|| src.blob_file(&desc)).flatten() {
+                    Some(file) => dst.put_blob_file(&desc, &role, Box::pin(counted), &file).await,
+                    None => dst.put_blob(&desc, &role, Box::pin(counted)).await,
+                };
+                match put {
                     Ok(()) => break,
                     // The sink kept nothing: the blob moves again, from its start.
                     Err(e) if e.is_transient() && attempt < ATTEMPTS => {

@@ -460,6 +460,15 @@ impl Source for DockerArchive {
         let f = std::fs::File::open(path).map_err(|e| TransferError::io(format!("opening {}", path.display()), e))?;
         Ok(crate::read_ahead::stream(f))
     }
+
+    /// The unpacked file `open_blob` reads (not a manifest made from `manifest.json`).
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let r = self.reader().ok()?;
+        if r.documents.contains_key(&desc.digest) {
+            return None;
+        }
+        r.blobs.get(&desc.digest).cloned()
+    }
 }
 
 impl Sink for DockerArchive {

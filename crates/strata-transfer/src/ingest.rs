@@ -45,12 +45,21 @@ pub type ByteCallback = Box<dyn FnMut(u64) + Send>;
 /// hashes and checks the blob's digest itself; [`LayerIngest::finish`]
 /// gives the verdict. The local store location of strata-transfer uses it too.
 pub struct LayerIngest {
-    blob: std::io::BufWriter<tempfile::NamedTempFile>,
+    blob: Blob,
     tx: Option<SyncSender<Bytes>>,
     done: tokio::sync::oneshot::Receiver<anyhow::Result<Checked>>,
     cleanup: Option<strata_snapshot::Snapshotter>,
     /// Bytes written (a resumed download writes only the new ones).
     on_write: ByteCallback,
+}
+
+/// Where the layer's bytes go.
+pub enum Blob {
+    /// Written to a staged file.
+    Write(std::io::BufWriter<tempfile::NamedTempFile>),
+    /// There already: a source's file linked as a staged one (see
+    /// [`adopt_file`]); the bytes are only checked.
+    Adopted(tempfile::NamedTempFile),
 }
 
 impl LayerIngest {
@@ -62,6 +71,24 @@ impl LayerIngest {
         blob: std::io::BufWriter<tempfile::NamedTempFile>,
         diff_id: &Digest,
         unpack: Option<(strata_snapshot::Snapshotter, Digest)>,
+        on_write: ByteCallback,
+        on_extract: ByteCallback,
+    ) -> Result<LayerIngest> {
+        LayerIngest::start_with(Blob::Write(blob), diff_id, unpack, false, on_write, on_extract)
+    }
+
+    /// [`LayerIngest::start`] with `blob` written or [`Blob::Adopted`] (then
+    /// what is written is checked, and unpacked, but not written again; the
+    /// verdict also checks the file's size). `verified_plain`: the caller
+    /// verifies every byte it writes against `diff_id` itself (a plain
+    /// layer, whose blob digest is its diff ID, from a verified stream) and
+    /// takes the verdict only when that passed: a check that does not
+    /// unpack then checks the tar without hashing it again.
+    pub fn start_with(
+        blob: Blob,
+        diff_id: &Digest,
+        unpack: Option<(strata_snapshot::Snapshotter, Digest)>,
+        verified_plain: bool,
         on_write: ByteCallback,
         on_extract: ByteCallback,
     ) -> Result<LayerIngest> {
@@ -109,6 +136,15 @@ impl LayerIngest {
                         implicit_dirs: rep.implicit_dirs,
                         unpacked: unpack.as_ref().map(|(_, c)| c.clone()),
                     }),
+                    // Verified by the caller: the tar is checked, not hashed again.
+                    (None, Some(f)) if verified_plain => strata_layer::check_plain(f)
+                        .map(|diff_size| Checked {
+                            diff_id: expected_diff.clone(),
+                            diff_size,
+                            implicit_dirs: Vec::new(),
+                            unpacked: None,
+                        })
+                        .map_err(anyhow::Error::from),
                     // Not unpacked (not asked, or present meanwhile): check only.
                     (None, Some(f)) => {
                         let opts = strata_layer::WriteOptions {
@@ -190,9 +226,12 @@ impl LayerIngest {
                 )));
             }
             tokio::task::spawn_blocking(move || -> Result<tempfile::NamedTempFile> {
-                let tmp = blob
-                    .into_inner()
-                    .map_err(|e| TransferError::io("writing the layer blob", e.into_error()))?;
+                let tmp = match blob {
+                    Blob::Write(w) => w
+                        .into_inner()
+                        .map_err(|e| TransferError::io("writing the layer blob", e.into_error()))?,
+                    Blob::Adopted(tmp) => tmp,
+                };
                 let stored = tmp
                     .as_file()
                     .metadata()
@@ -234,7 +273,9 @@ impl Write for LayerIngest {
         Ok(buf.len())
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.blob.write_all(buf)?;
+        if let Blob::Write(w) = &mut self.blob {
+            w.write_all(buf)?;
+        }
         if let Some(tx) = &self.tx {
             let chunk = Bytes::copy_from_slice(buf);
             // A full channel means the check is behind: wait for it without
@@ -260,7 +301,10 @@ impl Write for LayerIngest {
         Ok(())
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.blob.flush()
+        match &mut self.blob {
+            Blob::Write(w) => w.flush(),
+            Blob::Adopted(_) => Ok(()),
+        }
     }
 }
 
@@ -272,6 +316,20 @@ pub fn staging_file(store: &Store) -> Result<std::io::BufWriter<tempfile::NamedT
         .tempfile_in(store.tmp_dir())
         .map_err(|e| TransferError::io("creating a temporary blob file", e))?;
     Ok(std::io::BufWriter::with_capacity(256 * 1024, tmp))
+}
+
+/// A source's file (see [`crate::Source::blob_file`]) linked under the
+/// store's `tmp/` as a staged blob (named like [`staging_file`]'s, so a
+/// killed process's is swept), to be named once checked instead of written
+/// again; `None` when it cannot be linked there (another filesystem).
+pub fn adopt_file(store: &Store, file: &std::path::Path) -> Option<tempfile::NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(&format!("blob-{}-", std::process::id()))
+        .make_in(store.tmp_dir(), |p| {
+            std::fs::hard_link(file, p)?;
+            std::fs::File::open(p)
+        })
+        .ok()
 }
 
 /// The check thread's end of the channel, as a reader.

@@ -65,7 +65,7 @@ impl Layout {
         &self.dir
     }
 
-    fn blob_path(&self, d: &Digest) -> PathBuf {
+    pub(crate) fn blob_path(&self, d: &Digest) -> PathBuf {
         self.dir.join("blobs").join(d.algorithm().name()).join(d.hex())
     }
 

@@ -94,6 +94,17 @@ pub trait Source: Sync {
     fn mount_from(&self) -> Vec<MountFrom> {
         Vec::new()
     }
+
+    /// The file [`Source::open_blob`] streams the blob from, when it is a
+    /// private file of the source's that nothing else writes (an archive
+    /// unpacked into a temporary directory): a sink on the same filesystem
+    /// may take the file itself (link it) once the verified stream over it
+    /// ended cleanly, instead of writing the bytes again (see
+    /// [`Sink::put_blob_file`]).
+    fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
+        let _ = desc;
+        None
+    }
 }
 
 /// Where images go. Nothing a sink is given is named before [`Sink::finish`]:
@@ -107,6 +118,21 @@ pub trait Sink: Sync {
     /// do not match `desc` (digest or size): the sink must then keep nothing.
     fn put_blob(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream)
     -> impl Future<Output = Result<()>> + Send;
+
+    /// [`Sink::put_blob`] for a blob whose bytes are also the source's file
+    /// `file` (see [`Source::blob_file`]): `data` streams them all the same,
+    /// verified, and the sink may keep `file` (linked, never written to)
+    /// instead of writing what it reads, only once `data` ended cleanly.
+    fn put_blob_file(
+        &self,
+        desc: &Descriptor,
+        role: &BlobRole,
+        data: BlobStream,
+        file: &std::path::Path,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = file;
+        self.put_blob(desc, role, data)
+    }
 
     /// Tries to get the blob without its bytes (a registry's cross-repository
     /// mount); `Ok(false)` when it cannot.

@@ -369,6 +369,12 @@ impl Source for OciArchive {
     async fn open_blob(&self, desc: &Descriptor) -> Result<BlobStream> {
         self.reader()?.open_blob(desc).await
     }
+
+    /// The unpacked file `open_blob` reads.
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let path = self.reader().ok()?.blob_path(&desc.digest);
+        path.is_file().then_some(path)
+    }
 }
 
 impl Sink for OciArchive {

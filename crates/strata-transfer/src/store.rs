@@ -28,7 +28,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
-use crate::ingest::{LayerIngest, Staged, staging_file};
+use crate::ingest::{Blob, ByteCallback, LayerIngest, Staged, adopt_file, staging_file};
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, Reference, media};
 use strata_snapshot::{Driver, Snapshotter};
 use strata_store::{LayerRecord, NewImage, Store, StoreLock};
@@ -202,7 +202,15 @@ impl StoreLocation {
         self.configs_arrived.notify_waiters();
     }
 
-    async fn put_layer(&self, desc: &Descriptor, index: usize, diff_id: &Digest, mut data: BlobStream) -> Result<()> {
+    /// `file`: the source's file of the blob, linked instead of written when it can be.
+    async fn put_layer(
+        &self,
+        desc: &Descriptor,
+        index: usize,
+        diff_id: &Digest,
+        mut data: BlobStream,
+        file: Option<&Path>,
+    ) -> Result<()> {
         let chain = match self.unpack {
             true => self.chain_for(index, diff_id).await,
             false => None,
@@ -210,16 +218,18 @@ impl StoreLocation {
         let unpack = chain
             .filter(|c| !self.snap.has_layer(c))
             .map(|c| (self.snap.clone(), c));
-        let writer = staging_file(&guard(&self.store)).map_err(|e| ingest_err(&desc.digest, e))?;
+        let adopted = file.and_then(|f| adopt_file(&guard(&self.store), f));
         let mut unpacked = ByteCounter::new(self.progress.clone(), desc.digest.clone(), Phase::Unpack, desc.size);
-        let mut ingest = LayerIngest::start(
-            writer,
-            diff_id,
-            unpack,
-            Box::new(|_| {}),
-            Box::new(move |n| unpacked.add(n)),
-        )
-        .map_err(|e| ingest_err(&desc.digest, e))?;
+        let (on_write, on_extract): (ByteCallback, ByteCallback) =
+            (Box::new(|_| {}), Box::new(move |n| unpacked.add(n)));
+        let blob = match adopted {
+            Some(staged) => Blob::Adopted(staged),
+            None => Blob::Write(staging_file(&guard(&self.store)).map_err(|e| ingest_err(&desc.digest, e))?),
+        };
+        // A plain layer: `data` is verified against its digest, its diff ID.
+        let verified_plain = desc.digest == *diff_id;
+        let mut ingest = LayerIngest::start_with(blob, diff_id, unpack, verified_plain, on_write, on_extract)
+            .map_err(|e| ingest_err(&desc.digest, e))?;
         let what = format!("blob {}", desc.digest);
         let mut buf = vec![0u8; 256 * 1024];
         let mut total = 0u64;
@@ -525,7 +535,7 @@ impl Sink for StoreLocation {
             BlobRole::Layer {
                 index,
                 diff_id: Some(diff_id),
-            } => self.put_layer(desc, *index, diff_id, data).await,
+            } => self.put_layer(desc, *index, diff_id, data, None).await,
             BlobRole::Layer { diff_id: None, .. } => Err(TransferError::Invalid(format!(
                 "layer {}: the image config lists no diff ID for it; the store cannot take the image",
                 desc.digest
@@ -554,6 +564,23 @@ impl Sink for StoreLocation {
                 guard(&self.state).others.push((digest, tmp));
                 Ok(())
             }
+        }
+    }
+
+    /// A layer from a source's file (an unpacked archive's) is checked
+    /// from the verified stream as any other, and the file itself, linked
+    /// under `tmp/` before the first byte is read, is named at `finish`
+    /// instead of a copy of it.
+    async fn put_blob_file(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream, file: &Path) -> Result<()> {
+        match role {
+            BlobRole::Layer {
+                index,
+                diff_id: Some(diff_id),
+            } => {
+                self.locked().await?;
+                self.put_layer(desc, *index, diff_id, data, Some(file)).await
+            }
+            _ => self.put_blob(desc, role, data).await,
         }
     }
 
