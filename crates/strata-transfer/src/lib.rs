@@ -34,6 +34,7 @@ pub mod registry;
 pub mod store;
 mod tar_out;
 mod verify;
+mod write_behind;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -16,7 +16,7 @@
 //! [`Unpacked`] is shared with `docker_archive`.
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use strata_oci::media::Compression;
@@ -25,6 +25,7 @@ use strata_oci::{Algorithm, Descriptor, Digest, Index, Reference, media};
 use crate::archive::{ArchiveInput, Output, Target};
 use crate::layout::{Layout, REF_NAME};
 use crate::tar_out::TarOut;
+use crate::write_behind::WriteBehind;
 use crate::{BlobRole, BlobStream, Result, Sink, Source, TransferError};
 
 /// The annotation containerd and Docker 25+ use for an image's full name.
@@ -494,7 +495,8 @@ impl Unpacked {
         let mut tar = tar::Archive::new(strata_layer::TarGuard::new(plain));
         let rd = |e: std::io::Error| TransferError::io(format!("reading {shown} (is it a tar, whole?)"), e);
         let bad = |raw: &str, why: &str| TransferError::Invalid(format!("{shown}: archive entry {raw:?}: {why}"));
-        let mut buf = vec![0u8; 256 * 1024];
+        let wr = |e: std::io::Error| TransferError::io(format!("unpacking {shown}"), e);
+        let mut writer = WriteBehind::start().map_err(wr)?;
         for entry in tar.entries().map_err(rd)? {
             let mut entry = entry.map_err(rd)?;
             let raw = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
@@ -545,26 +547,24 @@ impl Unpacked {
             if let Some(p) = path.parent() {
                 std::fs::create_dir_all(p).map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
             }
-            let file = std::fs::File::create(&path)
-                .map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
-            let mut w = BufWriter::with_capacity(256 * 1024, file);
+            // Hashed here while the thread writes the previous chunks.
+            writer.create(path.clone()).map_err(wr)?;
             let (mut n, mut head) = (0u64, Vec::with_capacity(4));
             loop {
+                let mut buf = writer.buffer();
                 let k = entry.read(&mut buf).map_err(rd)?;
                 if k == 0 {
                     break;
                 }
+                buf.truncate(k);
                 if head.len() < 4 {
                     let more = (4 - head.len()).min(k);
                     head.extend_from_slice(&buf[..more]);
                 }
-                hasher.update(&buf[..k]);
-                w.write_all(&buf[..k])
-                    .map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
+                hasher.update(&buf);
+                writer.write(buf).map_err(wr)?;
                 n += k as u64;
             }
-            w.flush()
-                .map_err(|e| TransferError::io(format!("unpacking {shown}: {raw:?}"), e))?;
             if n != declared {
                 return Err(bad(&raw, &format!("truncated ({n} of {declared} bytes)")));
             }
@@ -590,6 +590,7 @@ impl Unpacked {
                 },
             );
         }
+        writer.finish().map_err(wr)?;
         Ok(out)
     }
 
