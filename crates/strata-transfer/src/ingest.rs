@@ -202,6 +202,10 @@ impl LayerIngest {
             .await
             .map_err(|_| TransferError::Invalid("the layer check thread stopped".into()))?;
         let (fetched, layer) = match (fetched, checked) {
+            // Wrong bytes explain a refusal better than what the check tripped on.
+            (Err(e @ (TransferError::DigestMismatch { .. } | TransferError::SizeMismatch { .. })), Err(_)) => {
+                return Err(e);
+            }
             (Err(_), Err(e)) if refused => {
                 return Err(TransferError::Invalid(format!("the layer was refused: {e:#}")));
             }
@@ -273,6 +277,13 @@ impl Write for LayerIngest {
         Ok(buf.len())
     }
     fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        if self.tx.is_none() {
+            // Refused already: the rest is only read through (not stored) so
+            // the verifier reaches the end and can say whether the bytes were
+            // the wrong ones all along, the more precise error.
+            (self.on_write)(buf.len() as u64);
+            return Ok(());
+        }
         if let Blob::Write(w) = &mut self.blob {
             w.write_all(buf)?;
         }
@@ -294,7 +305,6 @@ impl Write for LayerIngest {
             };
             if sent.is_err() {
                 self.tx = None;
-                return Err(std::io::Error::other("the layer was refused while checking it"));
             }
         }
         (self.on_write)(buf.len() as u64);
