@@ -243,6 +243,48 @@ fn header_u64(resp: &Response, name: header::HeaderName) -> Option<u64> {
 
 impl Client {
     /// Size of a blob, or None when the repository does not have it.
+    /// Where in the blob a ranged GET's response starts: `offset` for a 206
+    /// whose Content-Range says so, 0 for a 200 (the registry ignored the
+    /// range); an error for any other range or a length that does not add
+    /// up to the blob's `size`.
+    fn resumed_position(
+        &self,
+        resp: &reqwest::Response,
+        repo: &str,
+        digest: &Digest,
+        offset: u64,
+        size: Option<u64>,
+    ) -> Result<u64> {
+        let mut pos = 0;
+        if resp.status() == StatusCode::PARTIAL_CONTENT {
+            let cr = resp
+                .headers()
+                .get(header::CONTENT_RANGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if !cr.starts_with(&format!("bytes {offset}-")) {
+                return Err(RegistryError::Protocol {
+                    site: self.site(Some(repo)),
+                    message: format!(
+                        "blob {digest}: asked for bytes {offset}- but the registry sent Content-Range {cr:?}"
+                    ),
+                });
+            }
+            pos = offset;
+        }
+        if let (Some(s), Some(cl)) = (size, resp.content_length())
+            && pos + cl != s
+        {
+            return Err(RegistryError::SizeMismatch {
+                site: self.site(Some(repo)),
+                digest: digest.clone(),
+                expected: s,
+                actual: pos + cl,
+            });
+        }
+        Ok(pos)
+    }
+
     pub async fn head_blob(&self, repo: &str, digest: &Digest) -> Result<Option<u64>> {
         check_repo(repo)?;
         let url = self.url(&format!("v2/{repo}/blobs/{digest}")).await?;
@@ -323,33 +365,7 @@ impl Client {
             StatusCode::OK | StatusCode::PARTIAL_CONTENT => resp,
             _ => return Err(self.error_for(resp, Some(repo)).await),
         };
-        let mut pos = 0;
-        if status == StatusCode::PARTIAL_CONTENT {
-            let cr = resp
-                .headers()
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !cr.starts_with(&format!("bytes {offset}-")) {
-                return Err(RegistryError::Protocol {
-                    site: self.site(Some(repo)),
-                    message: format!(
-                        "blob {digest}: asked for bytes {offset}- but the registry sent Content-Range {cr:?}"
-                    ),
-                });
-            }
-            pos = offset;
-        }
-        if let (Some(s), Some(cl)) = (size, resp.content_length())
-            && pos + cl != s
-        {
-            return Err(RegistryError::SizeMismatch {
-                site: self.site(Some(repo)),
-                digest: digest.clone(),
-                expected: s,
-                actual: pos + cl,
-            });
-        }
+        let pos = self.resumed_position(&resp, repo, digest, offset, size)?;
         let skip = (pos < offset).then(|| (offset, digest.algorithm().hasher(), partial.hasher.clone().finish()));
         Ok(BlobReader {
             client: self.clone(),
@@ -445,33 +461,7 @@ impl Client {
             _ => return Err(self.error_for(resp, Some(repo)).await),
         };
         // Position in the blob of the next byte the response carries.
-        let mut pos = 0u64;
-        if status == StatusCode::PARTIAL_CONTENT {
-            let cr = resp
-                .headers()
-                .get(header::CONTENT_RANGE)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if !cr.starts_with(&format!("bytes {offset}-")) {
-                return Err(RegistryError::Protocol {
-                    site: self.site(Some(repo)),
-                    message: format!(
-                        "blob {digest}: asked for bytes {offset}- but the registry sent Content-Range {cr:?}"
-                    ),
-                });
-            }
-            pos = offset;
-        }
-        if let (Some(s), Some(cl)) = (size, resp.content_length())
-            && pos + cl != s
-        {
-            return Err(RegistryError::SizeMismatch {
-                site: self.site(Some(repo)),
-                digest: digest.clone(),
-                expected: s,
-                actual: pos + cl,
-            });
-        }
+        let mut pos = self.resumed_position(&resp, repo, digest, offset, size)?;
         // When the registry starts again from 0, re-hash the prefix and compare.
         let mut prefix = (pos < offset).then(|| digest.algorithm().hasher());
         let write_err = |e| RegistryError::Io {
