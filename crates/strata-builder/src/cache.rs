@@ -284,3 +284,80 @@ pub fn one_line(s: &str, max: usize) -> String {
         flat
     }
 }
+
+/// Whether the cache's tables exist yet (made by the first build): readers
+/// answer "empty" before that instead of creating them.
+fn exists(store: &Store) -> Result<bool> {
+    Ok(store.conn().query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name='build_cache')",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// What the build cache holds: steps recorded, and the bytes of the layers
+/// only the cache keeps (what pruning it would free).
+#[derive(Debug, Clone, Default)]
+pub struct CacheUsage {
+    pub entries: u64,
+    /// Layers made by cached steps, each once.
+    pub size: u64,
+    /// Of those, the bytes no image uses.
+    pub reclaimable: u64,
+}
+
+/// `system df`'s build cache row.
+pub fn usage(store: &Store) -> Result<CacheUsage> {
+    if !exists(store)? {
+        return Ok(CacheUsage::default());
+    }
+    let entries: i64 = store
+        .conn()
+        .query_row("SELECT count(*) FROM build_cache", [], |r| r.get(0))?;
+    let mut st = store
+        .conn()
+        .prepare("SELECT DISTINCT diff_id FROM build_cache WHERE diff_id IS NOT NULL")?;
+    let diff_ids = st
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    let uses = store.layer_use_counts()?;
+    let mut usage = CacheUsage {
+        entries: entries as u64,
+        ..Default::default()
+    };
+    for d in diff_ids {
+        let Ok(d) = Digest::parse(&d) else { continue };
+        let size = store.layer_size(&d)?.unwrap_or(0);
+        usage.size += size;
+        if uses.get(&d).copied().unwrap_or(0) == 0 {
+            usage.reclaimable += size;
+        }
+    }
+    Ok(usage)
+}
+
+/// The unpacked layers the build cache uses (for the store check): each
+/// step's config names the layers below and including the step's.
+pub struct CacheLayerUsers<'a>(pub &'a Store);
+
+impl strata_image::LayerUsers for CacheLayerUsers<'_> {
+    fn what(&self) -> &str {
+        "the build cache"
+    }
+
+    fn chains_in_use(
+        &self,
+    ) -> std::result::Result<std::collections::BTreeSet<Digest>, Box<dyn std::error::Error + Send + Sync>> {
+        let mut used = std::collections::BTreeSet::new();
+        if !exists(self.0)? {
+            return Ok(used);
+        }
+        let mut st = self.0.conn().prepare("SELECT config FROM build_cache")?;
+        for c in st.query_map([], |r| r.get::<_, String>(0))? {
+            if let Ok(cfg) = ImageConfig::parse(c?.as_bytes()) {
+                used.extend(strata_oci::chain_ids(&cfg.rootfs.diff_ids));
+            }
+        }
+        Ok(used)
+    }
+}

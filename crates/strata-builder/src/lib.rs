@@ -42,6 +42,7 @@ use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{Store, StoreLock};
 
+pub use cache::{CacheLayerUsers, CacheUsage, usage as cache_usage};
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
 pub use progress::Progress;

@@ -1588,39 +1588,21 @@ fn with_root<T>(
     let mut root = StepRoot::new(snap, snap.prepare(&key, &chain)?);
     let overlay = snap.driver() == strata_snapshot::Driver::Overlay;
     let upper = snap.upper_dir(&root.snapshot);
-    let before = if overlay {
-        None
-    } else {
-        Some(strata_container::diff::scan(&upper)?)
-    };
+    let baseline = snap.baseline(&root.snapshot)?;
     root.mount(false)?;
     let (out, cleanup) = f(&root.merged(), &upper)?;
     root.unmount()?;
     crate::mounts::remove_mount_points(&upper, &cleanup, overlay);
     let mut w = store.blob_writer()?;
-    let d = match before {
-        None => {
-            let empty = std::fs::read_dir(&upper)
-                .with_context(|| format!("reading {}", upper.display()))?
-                .next()
-                .is_none();
-            if empty && skip_if_empty {
-                return Ok((out, None));
-            }
-            strata_layer::write_overlay_upper_layer(&upper, opts, &mut w).context("writing the step's layer")?
-        }
-        Some(before) => {
-            let after = strata_container::diff::scan(&upper)?;
-            // The same tree before and after: a file replaced by one of
-            // equal metadata is told apart by its inode number.
-            let compare = strata_container::diff::CompareOptions { inodes: true };
-            let changes = strata_container::diff::changes(&before, &after, compare);
-            let selected = strata_container::diff::selection(&changes);
-            if selected.is_empty() && skip_if_empty {
-                return Ok((out, None));
-            }
-            strata_layer::write_selected(&upper, &selected, opts, &mut w).context("writing the step's layer")?
-        }
+    let commit = strata_snapshot::CommitOptions {
+        layer: *opts,
+        skip_if_empty,
+    };
+    let Some(d) = snap
+        .commit(&root.snapshot, &baseline, &commit, &mut w)
+        .context("writing the step's layer")?
+    else {
+        return Ok((out, None));
     };
     let (digest, size) = w.commit(Some(&d.digest))?;
     if overlay {

@@ -33,20 +33,16 @@ impl Containers {
             level: None,
             source_date_epoch: None,
         };
-        let d = match self.snap.driver() {
-            strata_snapshot::Driver::Overlay => {
-                let upper = self.upper_dir(rec)?;
-                strata_layer::write_overlay_upper_layer(&upper, &opts_w, &mut w)
-            }
-            strata_snapshot::Driver::Copy => {
-                // No upper directory: the change set, computed, is the layer.
-                let rootfs = self.snap.snapshot_dir(&rec.id).join("rootfs");
-                let changes = crate::diff::root_changes(&self.lower_dirs(rec)?, &rootfs)?;
-                let selected = crate::diff::selection(&changes);
-                strata_layer::write_selected(&rootfs, &selected, &opts_w, &mut w)
-            }
-        }
-        .with_context(|| format!("writing the changes of {}", rec.name))?;
+        let snapshot = self.snap.get(&rec.id)?;
+        let commit = strata_snapshot::CommitOptions {
+            layer: opts_w,
+            skip_if_empty: false,
+        };
+        let d = self
+            .snap
+            .commit(&snapshot, &strata_snapshot::Baseline::layers(), &commit, &mut w)
+            .with_context(|| format!("writing the changes of {}", rec.name))?
+            .expect("a commit that may be empty writes a layer");
         let (digest, size) = w.commit(Some(&d.digest))?;
         let now = strata_image::now_rfc3339();
         config.created = Some(now.clone());

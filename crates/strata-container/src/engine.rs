@@ -100,35 +100,21 @@ impl Containers {
     // ---- records ----
 
     fn insert(&self, rec: &ContainerRecord) -> Result<()> {
-        let json = serde_json::to_string(rec)?;
-        self.store
-            .conn()
-            .execute(
-                "INSERT INTO containers (id, name, image_id, image_ref, created, config) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                [&rec.id, &rec.name, &rec.image_id, &rec.image_ref, &rec.created, &json],
-            )
-            .map_err(|e| {
-                if e.to_string().contains("UNIQUE") {
-                    anyhow!(
-                        "Conflict. The container name \"/{}\" is already in use. You have to remove (or rename) that container to be able to reuse that name.",
-                        rec.name
-                    )
-                } else {
-                    anyhow!(e)
-                }
-            })?;
+        self.store.insert_container(&strata_store::ContainerRow {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            image_id: rec.image_id.clone(),
+            image_ref: rec.image_ref.clone(),
+            created: rec.created.clone(),
+            config: serde_json::to_string(rec)?,
+        })?;
         Ok(())
     }
 
     pub fn list(&self) -> Result<Vec<ContainerRecord>> {
-        let mut st = self
-            .store
-            .conn()
-            .prepare("SELECT config FROM containers ORDER BY created DESC, rowid DESC")?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0))?;
         let mut out = Vec::new();
-        for r in rows {
-            out.push(serde_json::from_str(&r?)?);
+        for json in self.store.container_configs()? {
+            out.push(serde_json::from_str(&json)?);
         }
         Ok(out)
     }
@@ -154,7 +140,7 @@ impl Containers {
     }
 
     fn delete_row(&self, id: &str) -> Result<()> {
-        self.store.conn().execute("DELETE FROM containers WHERE id=?1", [id])?;
+        self.store.delete_container(id)?;
         Ok(())
     }
 
@@ -698,13 +684,13 @@ impl Containers {
     }
 
     pub fn logs(&self, rec: &ContainerRecord) -> Result<Vec<strata_runtime::LogEntry>> {
-        strata_runtime::read_log(&self.state_dir(&rec.id))
+        Ok(strata_runtime::read_log(&self.state_dir(&rec.id))?)
     }
 
     /// The log entries from byte `offset` on and the offset after them (see
     /// [`strata_runtime::read_log_from`]), to follow a running container.
     pub fn logs_from(&self, rec: &ContainerRecord, offset: u64) -> Result<(Vec<strata_runtime::LogEntry>, u64)> {
-        strata_runtime::read_log_from(&self.state_dir(&rec.id), offset)
+        Ok(strata_runtime::read_log_from(&self.state_dir(&rec.id), offset)?)
     }
 
     pub fn upper_dir(&self, rec: &ContainerRecord) -> Result<PathBuf> {

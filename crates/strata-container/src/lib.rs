@@ -10,7 +10,7 @@
 
 mod commit;
 mod copy;
-pub mod diff;
+mod diff;
 mod engine;
 mod names;
 mod record;
@@ -25,7 +25,7 @@ pub use diff::{Change, ChangeKind};
 pub use engine::{Containers, CreateOptions, ExecOptions, RunFailed, Status, VolumeArg, parse_signal};
 pub use names::random_id;
 pub use record::ContainerRecord;
-pub use rootfs::ensure_unpacked;
+pub use rootfs::{SnapshotLayerUsers, ensure_unpacked};
 pub use security::SecurityOptions;
 pub use strata_runtime::LogEntry;
 pub use usage::{ContainerUsage, VolumeUsage, tree_size};

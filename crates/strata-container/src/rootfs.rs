@@ -41,3 +41,27 @@ pub fn ensure_unpacked(store: &Store, snap: &Snapshotter, diff_ids: &[Digest]) -
     }
     Ok(chain)
 }
+
+/// The unpacked layers snapshots (containers, build steps) stand on, for
+/// the store check. An unreadable snapshot record is an error, not "uses
+/// nothing": a repair must not remove a layer a container needs.
+pub struct SnapshotLayerUsers(Snapshotter);
+
+impl SnapshotLayerUsers {
+    /// For the store at `store_root` (whatever driver made the snapshots).
+    pub fn new(store_root: &std::path::Path) -> SnapshotLayerUsers {
+        SnapshotLayerUsers(Snapshotter::new(store_root, strata_snapshot::Driver::Overlay))
+    }
+}
+
+impl strata_image::LayerUsers for SnapshotLayerUsers {
+    fn what(&self) -> &str {
+        "snapshots"
+    }
+
+    fn chains_in_use(
+        &self,
+    ) -> std::result::Result<std::collections::BTreeSet<Digest>, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(self.0.list()?.into_iter().flat_map(|s| s.chain).collect())
+    }
+}

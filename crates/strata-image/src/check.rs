@@ -19,7 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use strata_oci::{Algorithm, Digest, Document, ImageConfig};
+use strata_oci::{Algorithm, Digest, Document};
 use strata_store::{LeftoverArea, Store, StoreLock};
 
 use crate::error::{Error, Result};
@@ -110,7 +110,9 @@ impl CheckReport {
 }
 
 /// Checks (and with `repair`, tidies) the store. Takes the exclusive lock.
-pub fn check(store: &Store, opts: &CheckOptions) -> Result<CheckReport> {
+/// `others` are the owners of unpacked layers besides images (see
+/// [`LayerUsers`]): a layer none of them uses is stray.
+pub fn check(store: &Store, opts: &CheckOptions, others: &[&dyn LayerUsers]) -> Result<CheckReport> {
     let _lock = StoreLock::exclusive(store.root())?;
     let mut report = CheckReport::default();
     let root = store.root().to_path_buf();
@@ -309,7 +311,7 @@ pub fn check(store: &Store, opts: &CheckOptions) -> Result<CheckReport> {
 
     // Unpacked layers: each one a chain some image, container or build
     // cache entry uses.
-    let used = used_chains(store)?;
+    let used = used_chains(store, others)?;
     let layers = store.layers_dir();
     if let Ok(rd) = std::fs::read_dir(&layers) {
         let mut entries: Vec<_> = rd.flatten().collect();
@@ -366,34 +368,25 @@ fn hash_file(path: &Path, alg: Algorithm) -> std::io::Result<Digest> {
 
 /// Chains in use: by images, by snapshots (containers and build steps, in
 /// `containers/*/snapshot.json`) and by the builder's cache.
-fn used_chains(store: &Store) -> Result<BTreeSet<Digest>> {
+fn used_chains(store: &Store, others: &[&dyn LayerUsers]) -> Result<BTreeSet<Digest>> {
     let mut used = store.image_chain_ids()?;
-    if let Ok(rd) = std::fs::read_dir(store.containers_dir()) {
-        for e in rd.flatten() {
-            if e.file_name().to_string_lossy().starts_with('.') {
-                continue;
-            }
-            let Ok(bytes) = std::fs::read(e.path().join("snapshot.json")) else {
-                continue;
-            };
-            let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
-                continue;
-            };
-            for c in v["chain"].as_array().into_iter().flatten() {
-                if let Some(d) = c.as_str().and_then(|s| Digest::parse(s).ok()) {
-                    used.insert(d);
-                }
-            }
-        }
-    }
-    // The builder's table (see strata-builder's cache): each step's config
-    // names the layers below and including the step's.
-    for c in store.column_strings("build_cache", "config")? {
-        if let Ok(cfg) = ImageConfig::parse(c.as_bytes()) {
-            used.extend(strata_oci::chain_ids(&cfg.rootfs.diff_ids));
-        }
+    for o in others {
+        used.extend(
+            o.chains_in_use()
+                .map_err(|e| Error::Invalid(format!("{}: {e}", o.what())))?,
+        );
     }
     Ok(used)
+}
+
+/// Who besides images keeps unpacked layers (`layers/<chain-id>`):
+/// container and build-step snapshots, the build cache. Each owner answers
+/// from its own records; the check never reads them itself.
+pub trait LayerUsers {
+    /// What it is, for messages ("snapshots", "the build cache").
+    fn what(&self) -> &str;
+    /// The chain IDs of the unpacked layers it uses.
+    fn chains_in_use(&self) -> std::result::Result<BTreeSet<Digest>, Box<dyn std::error::Error + Send + Sync>>;
 }
 
 fn remove_layer_dir(dir: &Path, chain: &Digest) -> Result<()> {

@@ -16,13 +16,12 @@ mod resolve;
 mod time;
 
 pub use changes::{ChangeError, apply_change};
-pub use check::{CheckOptions, CheckReport, Problem, ProblemKind, check};
+pub use check::{CheckOptions, CheckReport, LayerUsers, Problem, ProblemKind, check};
 pub use error::{Error, Result};
 pub use held::held_forms;
 pub use import::{ImportOptions, ImportSource, Imported, import};
 pub use ops::{
-    BuildCacheUsage, DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, build_cache_usage, disk_usage,
-    history, inspect, prune, remove_image,
+    DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, disk_usage, history, inspect, prune, remove_image,
 };
 pub use register::register;
 pub use resolve::{Resolved, resolve};

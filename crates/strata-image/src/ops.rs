@@ -289,39 +289,3 @@ pub fn disk_usage(store: &Store) -> Result<DiskUsage> {
     }
     Ok(du)
 }
-
-/// What the build cache holds: steps recorded, and the bytes of the layers
-/// only the cache keeps (what pruning it would free).
-#[derive(Debug, Clone, Default)]
-pub struct BuildCacheUsage {
-    pub entries: u64,
-    /// Layers made by cached steps, each once.
-    pub size: u64,
-    /// Of those, the bytes no image uses.
-    pub reclaimable: u64,
-}
-
-pub fn build_cache_usage(store: &Store) -> Result<BuildCacheUsage> {
-    if !store.has_table("build_cache")? {
-        return Ok(BuildCacheUsage::default());
-    }
-    let entries: i64 = store
-        .conn()
-        .query_row("SELECT count(*) FROM build_cache", [], |r| r.get(0))
-        .map_err(strata_store::Error::from)?;
-    let diff_ids: BTreeSet<String> = store.column_strings("build_cache", "diff_id")?.into_iter().collect();
-    let uses = store.layer_use_counts()?;
-    let mut usage = BuildCacheUsage {
-        entries: entries as u64,
-        ..Default::default()
-    };
-    for d in diff_ids {
-        let Ok(d) = Digest::parse(&d) else { continue };
-        let size = store.layer_size(&d)?.unwrap_or(0);
-        usage.size += size;
-        if uses.get(&d).copied().unwrap_or(0) == 0 {
-            usage.reclaimable += size;
-        }
-    }
-    Ok(usage)
-}

@@ -265,7 +265,7 @@ fn overlay_root_writes_land_in_upper_and_deletions_are_whiteouts() {
     let store = t.dir.path().join("store");
     let snap = Snapshotter::new(&store, Driver::Overlay);
     let id = strata_oci::Digest::sha256_of(b"busybox layer");
-    snap.ensure_layer(&id, |d| {
+    snap.ensure_layer(&id, |d| -> anyhow::Result<()> {
         let st = std::process::Command::new("cp")
             .arg("-a")
             .arg(format!("{}/.", t.root.display()))

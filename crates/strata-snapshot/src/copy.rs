@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Ctx, Error, Result};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 
@@ -33,12 +33,12 @@ fn open_dir<Fd: AsFd, P: rustix::path::Arg>(dirfd: Fd, path: P) -> io::Result<Ow
 /// (except `trusted.overlay.*`), timestamps and hard links within the layer
 /// are kept.
 pub fn apply_layer_dir(layer: &Path, root: &Path) -> Result<()> {
-    let src = open_dir(CWD, layer).with_context(|| format!("opening layer dir {}", layer.display()))?;
-    let dst = open_dir(CWD, root).with_context(|| format!("opening root {}", root.display()))?;
+    let src = open_dir(CWD, layer).ctx(|| format!("opening layer dir {}", layer.display()))?;
+    let dst = open_dir(CWD, root).ctx(|| format!("opening root {}", root.display()))?;
     let mut links = HashMap::new();
     apply_dir(&src, &dst, Path::new(""), &dst, &mut links)?;
     let st = rustix::fs::fstat(&src)?;
-    copy_meta_fd(&src, &dst, &st).with_context(|| format!("setting the attributes of {}", root.display()))
+    copy_meta_fd(&src, &dst, &st).ctx(|| format!("setting the attributes of {}", root.display()))
 }
 
 fn lstat_at<Fd: AsFd>(dirfd: Fd, name: &CStr) -> io::Result<Option<Stat>> {
@@ -60,14 +60,14 @@ fn apply_dir(
     root: &OwnedFd,
     links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<()> {
-    for entry in Dir::read_from(src).with_context(|| format!("reading layer dir /{}", rel.display()))? {
+    for entry in Dir::read_from(src).ctx(|| format!("reading layer dir /{}", rel.display()))? {
         let entry = entry?;
         let name = entry.file_name();
         if name == c"." || name == c".." {
             continue;
         }
         let child_rel = rel.join(OsStr::from_bytes(name.to_bytes()));
-        apply_entry(src, dst, name, &child_rel, root, links).with_context(|| format!("/{}", child_rel.display()))?;
+        apply_entry(src, dst, name, &child_rel, root, links).ctx(|| format!("/{}", child_rel.display()))?;
     }
     Ok(())
 }
@@ -118,7 +118,7 @@ fn apply_entry(
         && let Some(first) = links.get(&key)
     {
         rustix::fs::linkat(root, first.as_path(), dst, name, AtFlags::empty())
-            .with_context(|| format!("hard-linking to /{}", first.display()))?;
+            .ctx(|| format!("hard-linking to /{}", first.display()))?;
         return Ok(());
     }
     let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
@@ -138,7 +138,7 @@ fn apply_entry(
             )?;
             let mut sf = File::from(s);
             let mut df = File::from(d);
-            io::copy(&mut sf, &mut df).context("copying file contents")?;
+            io::copy(&mut sf, &mut df).ctx(|| "copying file contents")?;
             copy_meta_fd(&sf, &df, &st)?;
         }
         FileType::Symlink => {
@@ -165,7 +165,7 @@ fn apply_entry(
             rustix::fs::chmodat(dst, name, mode, AtFlags::empty())?;
             rustix::fs::utimensat(dst, name, &timestamps(&st), AtFlags::SYMLINK_NOFOLLOW)?;
         }
-        other => bail!("unsupported file type {other:?}"),
+        other => return Err(Error::UnsupportedFileType(format!("{other:?}"))),
     }
     if st.st_nlink > 1 {
         links.insert(key, rel.to_path_buf());
@@ -199,10 +199,10 @@ fn copy_meta_fd<S: AsFd, D: AsFd>(src: S, dst: D, st: &Stat) -> Result<()> {
         Some(rustix::fs::Uid::from_raw(st.st_uid)),
         Some(rustix::fs::Gid::from_raw(st.st_gid)),
     )
-    .context("chown")?;
+    .ctx(|| "chown")?;
     copy_xattrs(&src, &dst)?;
-    rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777)).context("chmod")?;
-    rustix::fs::futimens(&dst, &timestamps(st)).context("setting times")?;
+    rustix::fs::fchmod(&dst, Mode::from_raw_mode(st.st_mode & 0o7777)).ctx(|| "chmod")?;
+    rustix::fs::futimens(&dst, &timestamps(st)).ctx(|| "setting times")?;
     Ok(())
 }
 
@@ -210,25 +210,25 @@ fn copy_xattrs<S: AsFd, D: AsFd>(src: S, dst: D) -> Result<()> {
     let size = match rustix::fs::flistxattr(&src, &mut [0u8; 0][..]) {
         Ok(n) => n,
         Err(Errno::NOTSUP) => return Ok(()),
-        Err(e) => return Err(anyhow::anyhow!("listing xattrs: {e}")),
+        Err(e) => return Err(Error::io("listing xattrs", e)),
     };
     if size == 0 {
         return Ok(());
     }
     let mut names = vec![0u8; size];
-    let n = rustix::fs::flistxattr(&src, &mut names[..]).context("listing xattrs")?;
+    let n = rustix::fs::flistxattr(&src, &mut names[..]).ctx(|| "listing xattrs")?;
     for raw in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
         if raw.starts_with(b"trusted.overlay.") {
             continue;
         }
         let name = std::ffi::CString::new(raw).expect("split on NUL");
         let len = rustix::fs::fgetxattr(&src, name.as_c_str(), &mut [0u8; 0][..])
-            .with_context(|| format!("reading xattr {}", name.to_string_lossy()))?;
+            .ctx(|| format!("reading xattr {}", name.to_string_lossy()))?;
         let mut value = vec![0u8; len];
         let len = rustix::fs::fgetxattr(&src, name.as_c_str(), &mut value[..])
-            .with_context(|| format!("reading xattr {}", name.to_string_lossy()))?;
+            .ctx(|| format!("reading xattr {}", name.to_string_lossy()))?;
         rustix::fs::fsetxattr(&dst, name.as_c_str(), &value[..len], XattrFlags::empty())
-            .with_context(|| format!("setting xattr {}", name.to_string_lossy()))?;
+            .ctx(|| format!("setting xattr {}", name.to_string_lossy()))?;
     }
     Ok(())
 }
@@ -239,7 +239,7 @@ fn remove_entry(dir: &OwnedFd, name: &CStr, st: &Stat) -> Result<()> {
         let d = open_dir(dir, name)?;
         let parent_dev = rustix::fs::fstat(dir)?.st_dev;
         if st.st_dev != parent_dev {
-            bail!("refusing to remove {name:?}: it is a mount point");
+            return Err(Error::MountPointInTree(name.to_string_lossy().into_owned()));
         }
         clear_dir(&d, st.st_dev)?;
         rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
@@ -262,9 +262,9 @@ fn clear_dir(dir: &OwnedFd, dev: u64) -> Result<()> {
     for name in names {
         let Some(st) = lstat_at(dir, &name)? else { continue };
         if file_type(&st) == FileType::Directory && st.st_dev != dev {
-            bail!("refusing to remove {name:?}: it is a mount point");
+            return Err(Error::MountPointInTree(name.to_string_lossy().into_owned()));
         }
-        remove_entry(dir, &name, &st).with_context(|| format!("removing {}", name.to_string_lossy()))?;
+        remove_entry(dir, &name, &st).ctx(|| format!("removing {}", name.to_string_lossy()))?;
     }
     Ok(())
 }

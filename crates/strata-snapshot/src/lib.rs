@@ -13,18 +13,23 @@
 //! layer or snapshot, follow a symlink out of a tree it copies, or touch a
 //! mount it did not make.
 
+mod changes;
 mod copy;
+mod error;
 mod mount;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
 use serde::{Deserialize, Serialize};
 use strata_oci::Digest;
 
+use crate::error::Ctx;
+
+pub use changes::{Baseline, Change, ChangeKind, CommitOptions};
 pub use copy::apply_layer_dir;
+pub use error::{Error, Result};
 pub use mount::MountApi;
 
 /// How container roots are made.
@@ -54,7 +59,7 @@ impl Driver {
         match s {
             "overlay" | "overlay2" | "overlayfs" => Ok(Driver::Overlay),
             "vfs" | "copy" => Ok(Driver::Copy),
-            other => bail!("unknown storage driver {other:?} (supported: overlay, vfs)"),
+            other => Err(Error::UnknownDriver(other.to_string())),
         }
     }
 }
@@ -101,8 +106,9 @@ pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
         Err(e) => (
             Driver::Copy,
             Some(format!(
-                "overlayfs is not usable for the store at {}: {e:#}; using the vfs (copy) storage driver, which copies every layer into each container",
-                store_root.display()
+                "overlayfs is not usable for the store at {}: {}; using the vfs (copy) storage driver, which copies every layer into each container",
+                store_root.display(),
+                error_chain(&e)
             )),
         ),
     }
@@ -110,14 +116,14 @@ pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
 
 fn probe_overlay(store_root: &Path) -> Result<()> {
     let tmp = store_root.join("tmp");
-    fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
     let probe = tmp.join(format!(".overlay-probe-{}-{}", std::process::id(), unique_suffix()));
-    fs::create_dir(&probe).with_context(|| format!("creating {}", probe.display()))?;
+    fs::create_dir(&probe).ctx(|| format!("creating {}", probe.display()))?;
     let result = (|| -> Result<()> {
         for d in ["l1", "l2", "upper", "work", "merged"] {
-            fs::create_dir(probe.join(d))?;
+            fs::create_dir(probe.join(d)).ctx(|| format!("creating {}", probe.join(d).display()))?;
         }
-        fs::write(probe.join("l1/a"), b"a")?;
+        fs::write(probe.join("l1/a"), b"a").ctx(|| "writing the probe's lower file")?;
         let layers = [probe.join("l2"), probe.join("l1")];
         let merged = probe.join("merged");
         let spec = mount::OverlaySpec {
@@ -128,12 +134,16 @@ fn probe_overlay(store_root: &Path) -> Result<()> {
         };
         mount::mount_overlay(&spec, &merged, MountApi::Auto)?;
         let check = (|| -> Result<()> {
-            if fs::read(merged.join("a")).context("reading a lower file through the overlay")? != b"a" {
-                bail!("the overlay does not show the lower layer's content");
+            if fs::read(merged.join("a")).ctx(|| "reading a lower file through the overlay")? != b"a" {
+                return Err(Error::Mount(
+                    "the overlay does not show the lower layer's content".into(),
+                ));
             }
-            fs::write(merged.join("b"), b"b").context("writing through the overlay")?;
+            fs::write(merged.join("b"), b"b").ctx(|| "writing through the overlay")?;
             if !probe.join("upper/b").exists() {
-                bail!("a write through the overlay did not land in the upper dir");
+                return Err(Error::Mount(
+                    "a write through the overlay did not land in the upper dir".into(),
+                ));
             }
             Ok(())
         })();
@@ -223,7 +233,10 @@ impl Snapshotter {
     /// The data is not fsynced before the rename (as containerd); a crash may
     /// lose recently unpacked file contents, which `strata` can detect by
     /// re-verifying and re-unpacking.
-    pub fn ensure_layer(&self, chain_id: &Digest, fill: impl FnOnce(&Path) -> Result<()>) -> Result<PathBuf> {
+    pub fn ensure_layer<E>(&self, chain_id: &Digest, fill: impl FnOnce(&Path) -> Result<(), E>) -> Result<PathBuf>
+    where
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         let dest = self.layer_dir(chain_id);
         if dest.is_dir() {
             return Ok(dest);
@@ -235,19 +248,22 @@ impl Snapshotter {
             return Ok(dest);
         }
         let stale_prefix = format!(".staging-{hex}-");
-        for entry in fs::read_dir(&layers).with_context(|| format!("reading {}", layers.display()))? {
-            let entry = entry?;
+        for entry in fs::read_dir(&layers).ctx(|| format!("reading {}", layers.display()))? {
+            let entry = entry.ctx(|| format!("reading {}", layers.display()))?;
             if entry.file_name().to_string_lossy().starts_with(&stale_prefix) {
                 remove_tree(&entry.path())?;
             }
         }
         let staging = layers.join(format!("{stale_prefix}{}", std::process::id()));
-        fs::create_dir(&staging).with_context(|| format!("creating the staging dir {}", staging.display()))?;
+        fs::create_dir(&staging).ctx(|| format!("creating the staging dir {}", staging.display()))?;
         if let Err(e) = fill(&staging) {
             let _ = remove_tree(&staging);
-            return Err(e.context(format!("unpacking layer {chain_id}")));
+            return Err(Error::Fill {
+                chain_id: chain_id.clone(),
+                source: e.into(),
+            });
         }
-        fs::rename(&staging, &dest).with_context(|| format!("renaming {} to {}", staging.display(), dest.display()))?;
+        fs::rename(&staging, &dest).ctx(|| format!("renaming {} to {}", staging.display(), dest.display()))?;
         drop(lock);
         Ok(dest)
     }
@@ -255,16 +271,16 @@ impl Snapshotter {
     /// The per-layer lock (`layers/.locks/<hex>`), taken exclusive.
     fn lock_layer(&self, chain_id: &Digest) -> Result<fs::File> {
         let locks = self.layers_dir().join(".locks");
-        fs::create_dir_all(&locks).with_context(|| format!("creating {}", locks.display()))?;
+        fs::create_dir_all(&locks).ctx(|| format!("creating {}", locks.display()))?;
         let lock_path = locks.join(chain_id.hex());
         let lock = fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .with_context(|| format!("opening the layer lock {}", lock_path.display()))?;
+            .ctx(|| format!("opening the layer lock {}", lock_path.display()))?;
         rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
-            .with_context(|| format!("locking {}", lock_path.display()))?;
+            .ctx(|| format!("locking {}", lock_path.display()))?;
         Ok(lock)
     }
 
@@ -283,7 +299,10 @@ impl Snapshotter {
         }
         let merged = snap.dir.join("merged");
         if mount::is_mount_point(&merged)? {
-            bail!("snapshot {:?} is still mounted on {}", snap.key, merged.display());
+            return Err(Error::StillMounted {
+                key: snap.key.clone(),
+                path: merged,
+            });
         }
         let dest = self.layer_dir(chain_id);
         if dest.is_dir() {
@@ -296,7 +315,10 @@ impl Snapshotter {
         match fs::rename(snap.dir.join("upper"), &dest) {
             Ok(()) => Ok(true),
             Err(e) if e.raw_os_error() == Some(libc_exdev()) => Ok(false),
-            Err(e) => Err(anyhow!(e).context(format!("naming the upper dir of {:?} as layer {chain_id}", snap.key))),
+            Err(e) => Err(Error::io(
+                format!("naming the upper dir of {:?} as layer {chain_id}", snap.key),
+                e,
+            )),
         }
     }
 
@@ -314,7 +336,7 @@ impl Snapshotter {
             std::process::id(),
             unique_suffix()
         ));
-        fs::rename(&dest, &doomed).with_context(|| format!("renaming {} away for removal", dest.display()))?;
+        fs::rename(&dest, &doomed).ctx(|| format!("renaming {} away for removal", dest.display()))?;
         remove_tree(&doomed)
     }
 
@@ -356,20 +378,24 @@ impl Snapshotter {
         check_key(key)?;
         for c in chain {
             if !self.has_layer(c) {
-                bail!(
-                    "cannot prepare snapshot {key:?}: layer {c} is not unpacked (expected {})",
-                    self.layer_dir(c).display()
-                );
+                return Err(Error::LayerNotUnpacked {
+                    key: key.to_string(),
+                    chain_id: c.clone(),
+                    path: self.layer_dir(c),
+                });
             }
         }
         let containers = self.containers_dir();
-        fs::create_dir_all(&containers).with_context(|| format!("creating {}", containers.display()))?;
+        fs::create_dir_all(&containers).ctx(|| format!("creating {}", containers.display()))?;
         let dir = containers.join(key);
         if dir.exists() {
-            bail!("a snapshot named {key:?} already exists ({})", dir.display());
+            return Err(Error::Exists {
+                key: key.to_string(),
+                path: dir,
+            });
         }
         let staging = containers.join(format!(".staging-{key}-{}-{}", std::process::id(), unique_suffix()));
-        fs::create_dir(&staging).with_context(|| format!("creating {}", staging.display()))?;
+        fs::create_dir(&staging).ctx(|| format!("creating {}", staging.display()))?;
         let snap = Snapshot {
             key: key.to_string(),
             kind,
@@ -378,36 +404,37 @@ impl Snapshotter {
             dir: dir.clone(),
         };
         let built = (|| -> Result<()> {
-            fs::create_dir(staging.join("merged"))?;
+            let mkdir = |p: PathBuf| fs::create_dir(&p).ctx(|| format!("creating {}", p.display()));
+            mkdir(staging.join("merged"))?;
             match self.driver {
                 Driver::Overlay => {
                     if kind == Kind::Active {
-                        fs::create_dir(staging.join("upper"))?;
-                        fs::create_dir(staging.join("work"))?;
+                        mkdir(staging.join("upper"))?;
+                        mkdir(staging.join("work"))?;
                     }
                     if chain.is_empty() {
-                        fs::create_dir(staging.join("empty"))?;
+                        mkdir(staging.join("empty"))?;
                     }
                 }
                 Driver::Copy => {
                     let rootfs = staging.join("rootfs");
-                    fs::create_dir(&rootfs)?;
+                    mkdir(rootfs.clone())?;
                     for (layer, c) in self.lower_dirs(chain).iter().zip(chain) {
-                        apply_layer_dir(layer, &rootfs).with_context(|| format!("copying layer {c} into the root"))?;
+                        apply_layer_dir(layer, &rootfs).ctx(|| format!("copying layer {c} into the root"))?;
                     }
                 }
             }
-            let json = serde_json::to_vec_pretty(&snap)?;
-            fs::write(staging.join("snapshot.json"), json)?;
+            let json = serde_json::to_vec_pretty(&snap).expect("a snapshot record serializes");
+            fs::write(staging.join("snapshot.json"), json).ctx(|| "writing snapshot.json")?;
             Ok(())
         })();
         if let Err(e) = built {
             let _ = remove_tree(&staging);
-            return Err(e.context(format!("preparing snapshot {key:?}")));
+            return Err(e).ctx(|| format!("preparing snapshot {key:?}"));
         }
         if let Err(e) = fs::rename(&staging, &dir) {
             let _ = remove_tree(&staging);
-            return Err(anyhow!(e).context(format!("naming snapshot {key:?} ({})", dir.display())));
+            return Err(Error::io(format!("naming snapshot {key:?} ({})", dir.display()), e));
         }
         Ok(snap)
     }
@@ -421,9 +448,16 @@ impl Snapshotter {
     pub fn get(&self, key: &str) -> Result<Snapshot> {
         check_key(key)?;
         let path = self.snapshot_dir(key).join("snapshot.json");
-        let bytes = fs::read(&path).with_context(|| format!("no snapshot named {key:?} ({})", path.display()))?;
-        let mut snap: Snapshot =
-            serde_json::from_slice(&bytes).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = fs::read(&path).map_err(|e| Error::NotFound {
+            key: key.to_string(),
+            path: path.clone(),
+            source: Some(e),
+        })?;
+        let mut snap: Snapshot = serde_json::from_slice(&bytes).map_err(|e| Error::BadRecord {
+            key: key.to_string(),
+            path: path.clone(),
+            source: e,
+        })?;
         snap.dir = self.snapshot_dir(key);
         Ok(snap)
     }
@@ -435,10 +469,14 @@ impl Snapshotter {
         let entries = match fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
-            Err(e) => return Err(anyhow!(e).context(format!("reading {}", dir.display()))),
+            Err(e) => return Err(Error::io(format!("reading {}", dir.display()), e)),
         };
         for entry in entries {
-            let name = entry?.file_name().to_string_lossy().into_owned();
+            let name = entry
+                .ctx(|| format!("reading {}", dir.display()))?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if !name.starts_with('.') && self.exists(&name) {
                 out.push(self.get(&name)?);
             }
@@ -461,7 +499,7 @@ impl Snapshotter {
         let readonly = readonly || snap.kind == Kind::View;
         let what = || format!("mounting snapshot {:?} on {}", snap.key, target.display());
         match snap.driver {
-            Driver::Copy => mount::bind(&snap.dir.join("rootfs"), target, readonly).with_context(what),
+            Driver::Copy => mount::bind(&snap.dir.join("rootfs"), target, readonly).ctx(what),
             Driver::Overlay => {
                 let mut lowers = self.lower_dirs(&snap.chain);
                 if lowers.is_empty() {
@@ -469,7 +507,7 @@ impl Snapshotter {
                 }
                 lowers.reverse();
                 if snap.kind == Kind::View && lowers.len() == 1 {
-                    return mount::bind(&lowers[0], target, true).with_context(what);
+                    return mount::bind(&lowers[0], target, true).ctx(what);
                 }
                 let spec = mount::OverlaySpec {
                     lowers_top_first: lowers,
@@ -480,7 +518,7 @@ impl Snapshotter {
                     link_dir: snap.dir.join("links"),
                     readonly,
                 };
-                mount::mount_overlay(&spec, target, self.mount_api).with_context(what)
+                mount::mount_overlay(&spec, target, self.mount_api).ctx(what)
             }
         }
     }
@@ -502,22 +540,26 @@ impl Snapshotter {
         check_key(key)?;
         let dir = self.snapshot_dir(key);
         if !dir.exists() {
-            bail!("no snapshot named {key:?} ({})", dir.display());
+            return Err(Error::NotFound {
+                key: key.to_string(),
+                path: dir,
+                source: None,
+            });
         }
         let merged = dir.join("merged");
         if mount::is_mount_point(&merged)? {
             mount::unmount(&merged)?;
             if mount::is_mount_point(&merged)? {
-                bail!(
-                    "cannot remove snapshot {key:?}: {} is still a mount point",
-                    merged.display()
-                );
+                return Err(Error::StillMounted {
+                    key: key.to_string(),
+                    path: merged,
+                });
             }
         }
         let doomed = self
             .containers_dir()
             .join(format!(".removing-{key}-{}-{}", std::process::id(), unique_suffix()));
-        fs::rename(&dir, &doomed).with_context(|| format!("renaming {} away for removal", dir.display()))?;
+        fs::rename(&dir, &doomed).ctx(|| format!("renaming {} away for removal", dir.display()))?;
         remove_tree(&doomed)
     }
 }
@@ -531,14 +573,26 @@ fn check_key(key: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.');
     if !ok {
-        bail!("invalid snapshot key {key:?}: use 1 to 128 of [A-Za-z0-9_.-], not starting with '.'");
+        return Err(Error::InvalidKey(key.to_string()));
     }
     Ok(())
 }
 
 /// Removes a tree that strata made; never crosses into a mount point.
 pub(crate) fn remove_tree(path: &Path) -> Result<()> {
-    copy::remove_tree_at(path).with_context(|| format!("removing {}", path.display()))
+    copy::remove_tree_at(path).ctx(|| format!("removing {}", path.display()))
+}
+
+/// An error and its sources, `: `-joined (as anyhow's `{:#}`).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
 }
 
 fn libc_exdev() -> i32 {

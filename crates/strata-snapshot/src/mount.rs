@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
 use rustix::io::Errno;
 use rustix::mount::{
@@ -38,14 +38,14 @@ pub(crate) struct OverlaySpec {
 
 pub(crate) fn mount_overlay(spec: &OverlaySpec, target: &Path, api: MountApi) -> Result<()> {
     if spec.lowers_top_first.is_empty() {
-        bail!("an overlay needs at least one lower directory");
+        return Err(Error::Mount("an overlay needs at least one lower directory".into()));
     }
     if api == MountApi::Auto {
         match mount_overlay_new_api(spec, target) {
             Ok(()) => return Ok(()),
             Err(NewApiError::Refused(refused)) => {
                 return mount_overlay_legacy(spec, target)
-                    .with_context(|| format!("after the new mount API was refused ({refused:#})"));
+                    .map_err(|e| Error::Mount(format!("{e} (after the new mount API was refused: {refused})")));
             }
             Err(NewApiError::Failed(e)) => return Err(e),
         }
@@ -55,8 +55,8 @@ pub(crate) fn mount_overlay(spec: &OverlaySpec, target: &Path, api: MountApi) ->
 
 enum NewApiError {
     /// The kernel does not take the new API or `lowerdir+` for these paths: try mount(2).
-    Refused(anyhow::Error),
-    Failed(anyhow::Error),
+    Refused(Error),
+    Failed(Error),
 }
 
 /// The messages the kernel left in an fs context (`e overlay: ...` lines).
@@ -72,18 +72,18 @@ fn fs_context_log(fd: BorrowedFd<'_>) -> String {
     out.join("; ")
 }
 
-fn with_log(fd: BorrowedFd<'_>, e: Errno, what: &str) -> anyhow::Error {
+fn with_log(fd: BorrowedFd<'_>, e: Errno, what: &str) -> Error {
     let log = fs_context_log(fd);
     if log.is_empty() {
-        anyhow!("{what}: {e}")
+        Error::Mount(format!("{what}: {e}"))
     } else {
-        anyhow!("{what}: {e} (kernel: {log})")
+        Error::Mount(format!("{what}: {e} (kernel: {log})"))
     }
 }
 
 fn mount_overlay_new_api(spec: &OverlaySpec, target: &Path) -> Result<(), NewApiError> {
     let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)
-        .map_err(|e| NewApiError::Refused(anyhow!("fsopen(overlay): {e}")))?;
+        .map_err(|e| NewApiError::Refused(Error::Mount(format!("fsopen(overlay): {e}"))))?;
     for lower in &spec.lowers_top_first {
         fsconfig_set_string(&fs, "lowerdir+", lower.as_path()).map_err(|e| {
             NewApiError::Refused(with_log(
@@ -125,42 +125,49 @@ fn mount_overlay_new_api(spec: &OverlaySpec, target: &Path) -> Result<(), NewApi
     };
     let mnt = fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| NewApiError::Failed(with_log(fs.as_fd(), e, "fsmount of the overlay")))?;
-    move_mount(mnt.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .map_err(|e| NewApiError::Failed(anyhow!("attaching the overlay to {}: {e}", target.display())))
+    move_mount(mnt.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH).map_err(|e| {
+        NewApiError::Failed(Error::Mount(format!(
+            "attaching the overlay to {}: {e}",
+            target.display()
+        )))
+    })
 }
 
 fn cstring(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("path {} contains a NUL byte", p.display()))
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::Mount(format!("path {} contains a NUL byte", p.display())))
 }
 
 fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
-    let target =
-        fs::canonicalize(target).with_context(|| format!("resolving the mount target {}", target.display()))?;
+    let target = fs::canonicalize(target).ctx(|| format!("resolving the mount target {}", target.display()))?;
     let links = &spec.link_dir;
     if links.exists() {
-        fs::remove_dir_all(links).with_context(|| format!("removing old {}", links.display()))?;
+        fs::remove_dir_all(links).ctx(|| format!("removing old {}", links.display()))?;
     }
-    fs::create_dir_all(links).with_context(|| format!("creating {}", links.display()))?;
+    fs::create_dir_all(links).ctx(|| format!("creating {}", links.display()))?;
     let mut lower_names = Vec::with_capacity(spec.lowers_top_first.len());
     for (i, lower) in spec.lowers_top_first.iter().enumerate() {
-        let abs = fs::canonicalize(lower).with_context(|| format!("resolving layer dir {}", lower.display()))?;
+        let abs = fs::canonicalize(lower).ctx(|| format!("resolving layer dir {}", lower.display()))?;
         let name = format!("{i:x}");
         std::os::unix::fs::symlink(&abs, links.join(&name))
-            .with_context(|| format!("linking {} in {}", abs.display(), links.display()))?;
+            .ctx(|| format!("linking {} in {}", abs.display(), links.display()))?;
         lower_names.push(name);
     }
     let mut data = format!("lowerdir={}", lower_names.join(":"));
     if let Some((upper, work)) = &spec.upper {
-        std::os::unix::fs::symlink(fs::canonicalize(upper)?, links.join("u"))?;
-        std::os::unix::fs::symlink(fs::canonicalize(work)?, links.join("w"))?;
+        for (dir, name) in [(upper, "u"), (work, "w")] {
+            let abs = fs::canonicalize(dir).ctx(|| format!("resolving {}", dir.display()))?;
+            std::os::unix::fs::symlink(&abs, links.join(name))
+                .ctx(|| format!("linking {} in {}", abs.display(), links.display()))?;
+        }
         data.push_str(",upperdir=u,workdir=w");
     }
     data.push_str(",index=off,redirect_dir=off");
     if data.len() >= 4096 {
-        bail!(
+        return Err(Error::Mount(format!(
             "{} layers do not fit in the 4 KiB overlay option string even with short paths",
             lower_names.len()
-        );
+        )));
     }
     let c_links = cstring(links)?;
     let c_target = cstring(&target)?;
@@ -171,7 +178,10 @@ fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
     // syscalls between fork and _exit.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
-        bail!("fork for the overlay mount: {}", std::io::Error::last_os_error());
+        return Err(Error::Mount(format!(
+            "fork for the overlay mount: {}",
+            std::io::Error::last_os_error()
+        )));
     }
     if pid == 0 {
         unsafe {
@@ -197,25 +207,27 @@ fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EINTR) {
-            bail!("waiting for the overlay mount helper: {err}");
+            return Err(Error::Mount(format!("waiting for the overlay mount helper: {err}")));
         }
     }
     if !libc::WIFEXITED(status) {
-        bail!("the overlay mount helper died (status {status:#x})");
+        return Err(Error::Mount(format!(
+            "the overlay mount helper died (status {status:#x})"
+        )));
     }
     match libc::WEXITSTATUS(status) {
         0 => Ok(()),
-        code @ 128.. => bail!(
+        code @ 128.. => Err(Error::Mount(format!(
             "chdir to {}: {}",
             links.display(),
             std::io::Error::from_raw_os_error(code - 128)
-        ),
-        errno => bail!(
+        ))),
+        errno => Err(Error::Mount(format!(
             "mount(2) of the overlay on {} ({} lower layers): {}",
             target.display(),
             lower_names.len(),
             std::io::Error::from_raw_os_error(errno)
-        ),
+        ))),
     }
 }
 
@@ -226,12 +238,12 @@ pub(crate) fn bind(src: &Path, target: &Path, readonly: bool) -> Result<()> {
         src,
         OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC,
     )
-    .with_context(|| format!("open_tree {}", src.display()))?;
+    .ctx(|| format!("open_tree {}", src.display()))?;
     if readonly {
-        set_readonly(&tree).with_context(|| format!("making the bind mount of {} read-only", src.display()))?;
+        set_readonly(&tree).ctx(|| format!("making the bind mount of {} read-only", src.display()))?;
     }
     move_mount(tree.as_fd(), "", CWD, target, MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH)
-        .with_context(|| format!("bind-mounting {} on {}", src.display(), target.display()))
+        .ctx(|| format!("bind-mounting {} on {}", src.display(), target.display()))
 }
 
 #[repr(C)]
@@ -271,8 +283,8 @@ pub(crate) fn unmount(target: &Path) -> Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::NOFOLLOW) {
         Ok(()) => Ok(()),
         Err(Errno::BUSY) => rustix::mount::unmount(target, UnmountFlags::NOFOLLOW | UnmountFlags::DETACH)
-            .with_context(|| format!("unmounting {} (lazily, it was busy)", target.display())),
-        Err(e) => Err(anyhow!("unmounting {}: {e}", target.display())),
+            .ctx(|| format!("unmounting {} (lazily, it was busy)", target.display())),
+        Err(e) => Err(Error::Mount(format!("unmounting {}: {e}", target.display()))),
     }
 }
 
@@ -286,11 +298,13 @@ pub(crate) fn is_mount_point(path: &Path) -> Result<bool> {
     ) {
         Ok(r) => {
             if !r.stx_attributes_mask.contains(StatxAttributes::MOUNT_ROOT) {
-                bail!("the kernel does not report mount roots (statx STATX_ATTR_MOUNT_ROOT)");
+                return Err(Error::Mount(
+                    "the kernel does not report mount roots (statx STATX_ATTR_MOUNT_ROOT)".into(),
+                ));
             }
             Ok(r.stx_attributes.contains(StatxAttributes::MOUNT_ROOT))
         }
         Err(Errno::NOENT) => Ok(false),
-        Err(e) => Err(anyhow!("statx {}: {e}", path.display())),
+        Err(e) => Err(Error::io(format!("statx {}", path.display()), e)),
     }
 }

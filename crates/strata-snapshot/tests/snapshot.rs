@@ -45,7 +45,7 @@ fn opaque(path: &Path) {
 /// 3: whiteout gone, a again (re-created), dir/y2, b replaced by a directory
 fn three_layers(s: &Snapshotter) -> Vec<Digest> {
     let l1 = s
-        .ensure_layer(&chain_id(1), |d| {
+        .ensure_layer(&chain_id(1), |d| -> anyhow::Result<()> {
             fs::write(d.join("a"), "a1")?;
             fs::write(d.join("keep"), "keep")?;
             fs::create_dir(d.join("dir"))?;
@@ -61,7 +61,7 @@ fn three_layers(s: &Snapshotter) -> Vec<Digest> {
         })
         .unwrap();
     assert!(l1.is_dir());
-    s.ensure_layer(&chain_id(2), |d| {
+    s.ensure_layer(&chain_id(2), |d| -> anyhow::Result<()> {
         whiteout(&d.join("a"));
         fs::create_dir(d.join("dir"))?;
         opaque(&d.join("dir"));
@@ -70,7 +70,7 @@ fn three_layers(s: &Snapshotter) -> Vec<Digest> {
         Ok(())
     })
     .unwrap();
-    s.ensure_layer(&chain_id(3), |d| {
+    s.ensure_layer(&chain_id(3), |d| -> anyhow::Result<()> {
         whiteout(&d.join("gone"));
         fs::write(d.join("a"), "a3")?;
         fs::create_dir(d.join("dir"))?;
@@ -164,8 +164,7 @@ fn falls_back_to_copy_when_the_store_sits_on_an_overlay() {
     // A store inside an overlay mount: overlayfs cannot use it as an upper dir.
     let (_t, root) = store();
     let s = Snapshotter::new(&root, Driver::Overlay);
-    s.ensure_layer(&chain_id(1), |d| Ok(fs::write(d.join("f"), "f")?))
-        .unwrap();
+    s.ensure_layer(&chain_id(1), |d| fs::write(d.join("f"), "f")).unwrap();
     let snap = s.prepare("outer", &[chain_id(1)]).unwrap();
     let merged = snap.merged_dir();
     s.mount(&snap, &merged, false).unwrap();
@@ -315,12 +314,12 @@ fn ensure_layer_names_nothing_partial_and_fills_once() {
     let s = Snapshotter::new(&root, Driver::Overlay);
     let id = chain_id(42);
     let err = s
-        .ensure_layer(&id, |d| {
+        .ensure_layer(&id, |d| -> anyhow::Result<()> {
             fs::write(d.join("half"), "x")?;
             anyhow::bail!("disk on fire")
         })
         .unwrap_err();
-    assert!(format!("{err:#}").contains("disk on fire"));
+    assert!(format!("{:#}", anyhow::Error::from(err)).contains("disk on fire"));
     assert!(!s.has_layer(&id));
     let leftovers: Vec<_> = fs::read_dir(root.join("layers"))
         .unwrap()
@@ -335,7 +334,7 @@ fn ensure_layer_names_nothing_partial_and_fills_once() {
         for _ in 0..6 {
             sc.spawn(|| {
                 let p = s
-                    .ensure_layer(&id, |d| {
+                    .ensure_layer(&id, |d| -> anyhow::Result<()> {
                         fills.fetch_add(1, Ordering::SeqCst);
                         std::thread::sleep(std::time::Duration::from_millis(50));
                         Ok(fs::write(d.join("f"), "full")?)
@@ -363,7 +362,7 @@ fn many_layers(s: &Snapshotter, n: usize) -> Vec<Digest> {
     (0..n)
         .map(|i| {
             let id = chain_id(1000 + i);
-            s.ensure_layer(&id, |d| {
+            s.ensure_layer(&id, |d| -> anyhow::Result<()> {
                 fs::write(d.join(format!("f{i}")), format!("{i}"))?;
                 fs::write(d.join("top"), format!("{i}"))?;
                 if i == 10 {

@@ -127,34 +127,6 @@ impl Store {
         Ok(rows.iter().filter_map(|c| Digest::parse(c).ok()).collect())
     }
 
-    /// Whether the database has a table (other crates keep their own).
-    pub fn has_table(&self, name: &str) -> Result<bool> {
-        Ok(self.conn.query_row(
-            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name=?1)",
-            [name],
-            |r| r.get(0),
-        )?)
-    }
-
-    /// Every value of a text column of a table another crate keeps (empty
-    /// when the table does not exist). Names are `[a-z_]` identifiers.
-    pub fn column_strings(&self, table: &str, column: &str) -> Result<Vec<String>> {
-        let ident = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
-        if !ident(table) || !ident(column) {
-            return Err(Error::Invalid(format!("not a table or column name: {table}.{column}")));
-        }
-        if !self.has_table(table)? {
-            return Ok(Vec::new());
-        }
-        let mut st = self
-            .conn
-            .prepare(&format!("SELECT {column} FROM {table} WHERE {column} IS NOT NULL"))?;
-        let rows = st
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        Ok(rows)
-    }
-
     /// Removes a blob nothing references. The caller holds the exclusive
     /// store lock and has checked [`Store::blob_references`].
     pub fn remove_unreferenced_blob(&self, d: &Digest) -> Result<()> {

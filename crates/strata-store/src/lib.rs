@@ -7,6 +7,7 @@
 //! knows nothing of tar streams or HTTP and never interprets layer content.
 
 mod blobs;
+mod containers;
 mod db;
 mod error;
 mod images;
@@ -15,6 +16,7 @@ mod leftovers;
 mod lock;
 
 pub use blobs::BlobWriter;
+pub use containers::ContainerRow;
 pub use error::{Error, Result};
 pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, TagRef};
 pub use integrity::BlobReference;

@@ -181,7 +181,7 @@ async fn refused(manifest: &Value, blobs: &HashMap<String, Vec<u8>>, script: Scr
     let msg = format!("{e:#}");
     assert_eq!(snapshot(dir.path(), &store), before, "the store changed: {msg}");
     // And a store check finds nothing either.
-    let report = strata_image::check(&store, &strata_image::CheckOptions::default()).unwrap();
+    let report = strata_image::check(&store, &strata_image::CheckOptions::default(), &[]).unwrap();
     assert_eq!(report.remaining(), 0, "{:?}", report.problems);
     (msg, fake.recorded())
 }
@@ -357,7 +357,7 @@ async fn blobs_redirected_to_another_host_get_no_credentials() {
         .await
         .unwrap();
     assert_eq!(r.downloaded, 2);
-    let report = strata_image::check(&store, &strata_image::CheckOptions::default()).unwrap();
+    let report = strata_image::check(&store, &strata_image::CheckOptions::default(), &[]).unwrap();
     assert_eq!(report.remaining(), 0, "{:?}", report.problems);
 
     let reg = fake.recorded();

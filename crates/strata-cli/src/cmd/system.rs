@@ -54,6 +54,10 @@ fn check(root: &Path, a: CheckArgs) -> Result<ExitCode> {
             quick: a.quick,
             repair: a.repair,
         },
+        &[
+            &strata_container::SnapshotLayerUsers::new(root),
+            &strata_builder::CacheLayerUsers(&store),
+        ],
     )?;
     for p in &report.problems {
         match (&p.repaired, &p.repair_error) {
@@ -111,7 +115,7 @@ fn df(root: &Path, a: DfArgs) -> Result<ExitCode> {
     let du = strata_image::disk_usage(&engine.store)?;
     let cu = engine.container_usage()?;
     let vu = engine.volume_usage()?;
-    let bc = strata_image::build_cache_usage(&engine.store)?;
+    let bc = strata_builder::cache_usage(&engine.store)?;
     let running = cu.iter().filter(|c| c.status.is_running()).count();
     let csize: u64 = cu.iter().map(|c| c.size).sum();
     let cfree: u64 = cu.iter().filter(|c| !c.status.is_running()).map(|c| c.size).sum();
