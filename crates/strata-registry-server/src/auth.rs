@@ -16,7 +16,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AccessRule, Config, TokenConfig};
-use crate::error::ApiError;
+use crate::error::{ApiError, Error};
 
 /// How long a verified password is remembered (bcrypt is slow on purpose).
 const PASSWORD_CACHE: Duration = Duration::from_secs(300);
@@ -115,9 +115,16 @@ pub struct Auth {
     tls: bool,
 }
 
-fn load_htpasswd(path: &std::path::Path) -> anyhow::Result<HashMap<String, String>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading htpasswd {}: {e}", path.display()))?;
+fn load_htpasswd(path: &std::path::Path) -> Result<HashMap<String, String>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ReadHtpasswd {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bad = |i: usize, problem| Error::Htpasswd {
+        path: path.to_path_buf(),
+        line: i + 1,
+        problem,
+    };
     let mut users = HashMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -125,14 +132,10 @@ fn load_htpasswd(path: &std::path::Path) -> anyhow::Result<HashMap<String, Strin
             continue;
         }
         let Some((user, hash)) = line.split_once(':') else {
-            anyhow::bail!("htpasswd {} line {}: expected user:hash", path.display(), i + 1);
+            return Err(bad(i, "expected user:hash"));
         };
         if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
-            anyhow::bail!(
-                "htpasswd {} line {}: only bcrypt hashes are supported (htpasswd -B)",
-                path.display(),
-                i + 1
-            );
+            return Err(bad(i, "only bcrypt hashes are supported (htpasswd -B)"));
         }
         users.insert(user.to_string(), hash.to_string());
     }
@@ -140,12 +143,18 @@ fn load_htpasswd(path: &std::path::Path) -> anyhow::Result<HashMap<String, Strin
 }
 
 impl TokenService {
-    fn new(cfg: &TokenConfig) -> anyhow::Result<TokenService> {
+    fn new(cfg: &TokenConfig) -> Result<TokenService, Error> {
         let (alg, encoding, decoding) = match (&cfg.secret, &cfg.key, &cfg.publickey) {
             (_, Some(key), Some(public)) => {
-                let k = std::fs::read(key).map_err(|e| anyhow::anyhow!("reading token key {}: {e}", key.display()))?;
-                let p = std::fs::read(public)
-                    .map_err(|e| anyhow::anyhow!("reading token public key {}: {e}", public.display()))?;
+                let read = |what, path: &std::path::PathBuf| {
+                    std::fs::read(path).map_err(|source| Error::ReadTokenKey {
+                        what,
+                        path: path.clone(),
+                        source,
+                    })
+                };
+                let k = read("key", key)?;
+                let p = read("public key", public)?;
                 if let (Ok(e), Ok(d)) = (EncodingKey::from_ec_pem(&k), DecodingKey::from_ec_pem(&p)) {
                     (Algorithm::ES256, e, d)
                 } else if let (Ok(e), Ok(d)) = (EncodingKey::from_rsa_pem(&k), DecodingKey::from_rsa_pem(&p)) {
@@ -153,12 +162,16 @@ impl TokenService {
                 } else if let (Ok(e), Ok(d)) = (EncodingKey::from_ed_pem(&k), DecodingKey::from_ed_pem(&p)) {
                     (Algorithm::EdDSA, e, d)
                 } else {
-                    anyhow::bail!("auth.token: key/publickey must be a PEM EC P-256, RSA or Ed25519 key pair");
+                    return Err(Error::InvalidConfig(
+                        "auth.token: key/publickey must be a PEM EC P-256, RSA or Ed25519 key pair".into(),
+                    ));
                 }
             }
             (Some(secret), _, _) => {
                 if secret.len() < 16 {
-                    anyhow::bail!("auth.token.secret must be at least 16 characters");
+                    return Err(Error::InvalidConfig(
+                        "auth.token.secret must be at least 16 characters".into(),
+                    ));
                 }
                 (
                     Algorithm::HS256,
@@ -212,7 +225,7 @@ fn parse_actions(list: &str) -> Vec<String> {
 }
 
 impl Auth {
-    pub fn new(cfg: &Config) -> anyhow::Result<Auth> {
+    pub fn new(cfg: &Config) -> Result<Auth, Error> {
         let users = match &cfg.auth.htpasswd {
             Some(h) => load_htpasswd(&h.path)?,
             None => HashMap::new(),

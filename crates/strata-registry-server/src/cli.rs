@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::config::{Config, FsConfig};
+use crate::error::Result;
 use crate::gc::GcOptions;
 
 #[derive(Parser)]
@@ -57,7 +58,7 @@ enum Cmd {
     },
 }
 
-fn load(common: &Common) -> anyhow::Result<Config> {
+fn load(common: &Common) -> Result<Config> {
     let mut c = match &common.config {
         Some(p) => Config::load(p)?,
         None => {
@@ -97,7 +98,7 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Serve {
             common,
@@ -173,7 +174,7 @@ pub fn cli_main(args: Vec<OsString>) -> i32 {
     match rt.block_on(run(cli)) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("strata registry: {e:#}");
+            eprintln!("strata registry: {}", crate::error::chain(&e));
             1
         }
     }

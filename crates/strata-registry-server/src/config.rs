@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::error::{Error, Result};
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -260,16 +262,21 @@ impl Default for Limits {
 }
 
 impl Config {
-    pub fn from_yaml(text: &str) -> anyhow::Result<Config> {
+    pub fn from_yaml(text: &str) -> Result<Config> {
         let c: Config = serde_norway::from_str(text)?;
         c.check()?;
         Ok(c)
     }
 
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading config file {}: {e}", path.display()))?;
-        Config::from_yaml(&text).map_err(|e| anyhow::anyhow!("config file {}: {e}", path.display()))
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::from_yaml(&text).map_err(|e| Error::ConfigFile {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
     }
 
     /// A filesystem-backed config on `root` listening on `addr`.
@@ -282,26 +289,27 @@ impl Config {
         c
     }
 
-    pub fn check(&self) -> anyhow::Result<()> {
+    pub fn check(&self) -> Result<()> {
+        let invalid = |m: String| Err(Error::InvalidConfig(m));
         if self.storage.filesystem.is_some() && self.storage.s3.is_some() {
-            anyhow::bail!("storage: configure either filesystem or s3, not both");
+            return invalid("storage: configure either filesystem or s3, not both".into());
         }
         if let Some(s3) = &self.storage.s3
             && s3.bucket.is_empty()
         {
-            anyhow::bail!("storage.s3.bucket is required");
+            return invalid("storage.s3.bucket is required".into());
         }
         for r in &self.access {
             for a in &r.actions {
                 if !matches!(a.as_str(), "pull" | "push" | "delete" | "*") {
-                    anyhow::bail!("access: unknown action {a:?} (use pull, push, delete or *)");
+                    return invalid(format!("access: unknown action {a:?} (use pull, push, delete or *)"));
                 }
             }
         }
         if let Some(t) = &self.auth.token
             && t.key.is_some() != t.publickey.is_some()
         {
-            anyhow::bail!("auth.token: key and publickey go together");
+            return invalid("auth.token: key and publickey go together".into());
         }
         let l = &self.limits;
         for (key, v) in [
@@ -312,7 +320,7 @@ impl Config {
             ("maxconnectionsperip", l.maxconnectionsperip as u64),
         ] {
             if v == 0 {
-                anyhow::bail!("limits.{key} must be positive");
+                return invalid(format!("limits.{key} must be positive"));
             }
         }
         Ok(())

@@ -1,4 +1,9 @@
-//! The distribution spec's error envelope: `{"errors":[{"code","message","detail"}]}`.
+//! The distribution spec's error envelope: `{"errors":[{"code","message","detail"}]}`
+//! ([`ApiError`], what a request gets), and [`Error`], why the registry
+//! could not be set up or a maintenance run (`gc`) failed.
+
+use std::io;
+use std::path::PathBuf;
 
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -152,4 +157,127 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// Why the registry could not be configured, started, or collected: each
+/// names the file, setting, address or operation concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file could not be read.
+    #[error("reading config file {}: {source}", path.display())]
+    ReadConfig {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The config file was read but is not a usable config.
+    #[error("config file {}: {source}", path.display())]
+    ConfigFile {
+        path: PathBuf,
+        #[source]
+        source: Box<Error>,
+    },
+    /// The config is not valid YAML of the config's shape.
+    #[error(transparent)]
+    Yaml(#[from] serde_norway::Error),
+    /// A setting that is missing, out of range, or contradicts another.
+    #[error("{0}")]
+    InvalidConfig(String),
+    /// The htpasswd file could not be read.
+    #[error("reading htpasswd {}: {source}", path.display())]
+    ReadHtpasswd {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// A line of the htpasswd file that cannot be used.
+    #[error("htpasswd {} line {line}: {problem}", path.display())]
+    Htpasswd {
+        path: PathBuf,
+        line: usize,
+        problem: &'static str,
+    },
+    /// A token signing key (`what`: `key` or `public key`) could not be read.
+    #[error("reading token {what} {}: {source}", path.display())]
+    ReadTokenKey {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The filesystem storage directory could not be opened.
+    #[error("opening storage directory {}: {source}", path.display())]
+    StorageDir {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The S3 storage driver rejected its configuration.
+    #[error("configuring the s3 storage driver: {source}")]
+    S3Config {
+        #[source]
+        source: object_store::Error,
+    },
+    /// The HTTP client of the pull-through cache could not be built.
+    #[error("proxy HTTP client: {source}")]
+    ProxyClient {
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A TLS certificate or key file (`what`: `reading certificate`,
+    /// `parsing certificate`, `reading key`) could not be used.
+    #[error("{what} {}: {source}", path.display())]
+    TlsFile {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: rustls::pki_types::pem::Error,
+    },
+    /// rustls refused the certificate and key.
+    #[error("certificate and key do not form a usable pair: {source}")]
+    TlsPair {
+        #[source]
+        source: rustls::Error,
+    },
+    /// The listening socket could not be bound (or its address read).
+    #[error("listening on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The storage driver failed (garbage collection).
+    #[error(transparent)]
+    Storage(#[from] io::Error),
+    /// The registry answered an operation (garbage collection) with an API
+    /// error; the message is the API error's.
+    #[error("{message}")]
+    Api { code: &'static str, message: String },
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Error {
+        Error::Api {
+            code: e.code,
+            message: e.message,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its sources in one line, `a: b: c` (a source whose text is
+/// already shown is left out).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 
 use strata_oci::{Digest, Document};
 
+use crate::error::Result;
 use crate::registry::Registry;
 use crate::storage::layout;
 
@@ -66,14 +67,14 @@ fn references(bytes: &[u8]) -> (Vec<Digest>, Vec<Digest>, Option<Digest>) {
     }
 }
 
-pub async fn run(reg: &Registry, opts: &GcOptions) -> anyhow::Result<GcReport> {
+pub async fn run(reg: &Registry, opts: &GcOptions) -> Result<GcReport> {
     let d = &reg.driver;
     let mut report = GcReport::default();
     let mut marked: HashSet<Digest> = HashSet::new();
-    let repos = reg.catalog().await.map_err(|e| anyhow::anyhow!(e.message))?;
+    let repos = reg.catalog().await?;
     report.repositories = repos.len();
     for repo in &repos {
-        let revisions = reg.revisions(repo).await.map_err(|e| anyhow::anyhow!(e.message))?;
+        let revisions = reg.revisions(repo).await?;
         let mut parsed = Vec::new();
         for r in revisions {
             let bytes = d.get(&layout::blob(&r)).await?.unwrap_or_default();
@@ -105,9 +106,7 @@ pub async fn run(reg: &Registry, opts: &GcOptions) -> anyhow::Result<GcReport> {
                 if !reachable.contains(r) {
                     report.manifests_deleted += 1;
                     if !opts.dry_run {
-                        reg.remove_manifest(repo, r)
-                            .await
-                            .map_err(|e| anyhow::anyhow!(e.message))?;
+                        reg.remove_manifest(repo, r).await?;
                     }
                 }
             }

@@ -122,14 +122,14 @@ fn challenge_params(h: &str) -> HashMap<String, String> {
 }
 
 impl Proxy {
-    pub fn new(cfg: &ProxyConfig) -> anyhow::Result<Proxy> {
+    pub fn new(cfg: &ProxyConfig) -> Result<Proxy, crate::error::Error> {
         crate::util::install_crypto_provider();
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(30))
             // An upstream that stops sending must not hold a request forever.
             .read_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| anyhow::anyhow!("proxy HTTP client: {e}"))?;
+            .map_err(|source| crate::error::Error::ProxyClient { source })?;
         Ok(Proxy {
             remote: cfg.remoteurl.trim_end_matches('/').to_string(),
             username: cfg.username.clone(),

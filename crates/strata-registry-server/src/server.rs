@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -12,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Auth;
 use crate::config::Config;
+use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::proxy::Proxy;
 use crate::registry::Registry;
@@ -48,7 +48,7 @@ impl RunningServer {
 }
 
 /// The storage driver a config names (filesystem when none is given).
-pub fn driver(config: &Config) -> anyhow::Result<DynDriver> {
+pub fn driver(config: &Config) -> Result<DynDriver> {
     if let Some(s3) = &config.storage.s3 {
         return Ok(Arc::new(S3Driver::new(s3)?));
     }
@@ -58,11 +58,11 @@ pub fn driver(config: &Config) -> anyhow::Result<DynDriver> {
         .as_ref()
         .map(|f| f.rootdirectory.clone())
         .unwrap_or_else(|| "/var/lib/registry".into());
-    let d = FsDriver::new(&root).with_context(|| format!("opening storage directory {}", root.display()))?;
+    let d = FsDriver::new(&root).map_err(|source| Error::StorageDir { path: root, source })?;
     Ok(Arc::new(d))
 }
 
-pub fn registry(config: &Config) -> anyhow::Result<Registry> {
+pub fn registry(config: &Config) -> Result<Registry> {
     Ok(Registry::new(
         driver(config)?,
         config.validation.manifests.clone(),
@@ -70,24 +70,28 @@ pub fn registry(config: &Config) -> anyhow::Result<Registry> {
     ))
 }
 
-fn tls_acceptor(cfg: &crate::config::TlsConfig) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+fn tls_acceptor(cfg: &crate::config::TlsConfig) -> Result<tokio_rustls::TlsAcceptor> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     crate::util::install_crypto_provider();
+    let file = |what, path: &std::path::PathBuf| {
+        let path = path.clone();
+        move |source| Error::TlsFile { what, path, source }
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.certificate)
-        .with_context(|| format!("reading certificate {}", cfg.certificate.display()))?
+        .map_err(file("reading certificate", &cfg.certificate))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("parsing certificate {}", cfg.certificate.display()))?;
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).with_context(|| format!("reading key {}", cfg.key.display()))?;
+        .map_err(file("parsing certificate", &cfg.certificate))?;
+    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(file("reading key", &cfg.key))?;
     let sc = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .context("certificate and key do not form a usable pair")?;
+        .map_err(|source| Error::TlsPair { source })?;
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
 }
 
 /// Starts a registry on `config.http.addr` (port 0 picks a free port).
-pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
+pub async fn start(config: Config) -> Result<RunningServer> {
     config.check()?;
     let nofile = crate::conn::raise_nofile();
     let limits = crate::conn::ConnLimits::new(&config.limits, nofile);
@@ -114,10 +118,12 @@ pub async fn start(config: Config) -> anyhow::Result<RunningServer> {
     } else {
         config.http.addr.clone()
     };
-    let listener = TcpListener::bind(&addr)
-        .await
-        .with_context(|| format!("listening on {addr}"))?;
-    let local = listener.local_addr()?;
+    let listen = |source| Error::Listen {
+        addr: addr.clone(),
+        source,
+    };
+    let listener = TcpListener::bind(&addr).await.map_err(listen)?;
+    let local = listener.local_addr().map_err(listen)?;
     let (tx, rx) = watch::channel(false);
     let task = tokio::spawn(crate::conn::serve(listener, app, tls, limits, metrics, rx));
     Ok(RunningServer {

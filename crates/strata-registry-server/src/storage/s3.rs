@@ -47,7 +47,7 @@ fn is_not_found(e: &object_store::Error) -> bool {
 }
 
 impl S3Driver {
-    pub fn new(cfg: &S3Config) -> anyhow::Result<S3Driver> {
+    pub fn new(cfg: &S3Config) -> Result<S3Driver, crate::error::Error> {
         crate::util::install_crypto_provider();
         let mut b = object_store::aws::AmazonS3Builder::new()
             .with_bucket_name(&cfg.bucket)
@@ -61,9 +61,7 @@ impl S3Driver {
         if let (Some(k), Some(s)) = (&cfg.accesskey, &cfg.secretkey) {
             b = b.with_access_key_id(k).with_secret_access_key(s);
         }
-        let store = b
-            .build()
-            .map_err(|e| anyhow::anyhow!("configuring the s3 storage driver: {e}"))?;
+        let store = b.build().map_err(|source| crate::error::Error::S3Config { source })?;
         let root = cfg.rootdirectory.as_deref().unwrap_or("").trim_matches('/').to_string();
         Ok(S3Driver {
             store: Arc::new(store),
