@@ -17,6 +17,16 @@ pub enum TransferError {
     DocumentTooLarge { digest: Digest },
     #[error("{0}")]
     Invalid(String),
+    /// An unpacked layer is not the one the image config names.
+    #[error("the layer's content has diff ID {actual}, but the image config says {expected}")]
+    DiffIdMismatch { expected: Digest, actual: Digest },
+    /// The layer check (decompression, tar checks, unpacking) refused a
+    /// layer; the message carries the whole chain of why.
+    #[error("the layer was refused: {}", chain(source.as_ref()))]
+    LayerRefused {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error("{what} not found")]
     NotFound { what: String },
     #[error("no image in the index matches {wanted} (it has {available})")]
@@ -61,4 +71,20 @@ impl TransferError {
             error: Box::new(self),
         }
     }
+}
+
+/// An error and its sources in one line, `a: b: c` (a source whose text
+/// its parent already shows is left out).
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let t = c.to_string();
+        if !s.contains(&t) {
+            s.push_str(": ");
+            s.push_str(&t);
+        }
+        cur = c.source();
+    }
+    s
 }

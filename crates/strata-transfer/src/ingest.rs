@@ -34,6 +34,10 @@ struct Checked {
     unpacked: Option<Digest>,
 }
 
+/// Why the check thread refused a layer (the snapshotter's, the layer
+/// reader's or our own error).
+type CheckError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Counts bytes for progress (called with each chunk's length).
 pub type ByteCallback = Box<dyn FnMut(u64) + Send>;
 
@@ -47,7 +51,7 @@ pub type ByteCallback = Box<dyn FnMut(u64) + Send>;
 pub struct LayerIngest {
     blob: Blob,
     tx: Option<SyncSender<Bytes>>,
-    done: tokio::sync::oneshot::Receiver<anyhow::Result<Checked>>,
+    done: tokio::sync::oneshot::Receiver<std::result::Result<Checked, CheckError>>,
     cleanup: Option<strata_snapshot::Snapshotter>,
     /// Bytes written (a resumed download writes only the new ones).
     on_write: ByteCallback,
@@ -108,7 +112,7 @@ impl LayerIngest {
                 if let Some((snap, chain_id)) = &unpack {
                     // Unpacked in the same pass; named `layers/<chain-id>` only
                     // when the content has the diff ID the (verified) config names.
-                    let r = snap.ensure_layer(chain_id, |dir| {
+                    let r = snap.ensure_layer(chain_id, |dir| -> std::result::Result<(), CheckError> {
                         let f = feed.take().expect("filled once");
                         let opts = strata_layer::UnpackOptions {
                             whiteouts: strata_layer::WhiteoutMode::Overlay,
@@ -116,16 +120,17 @@ impl LayerIngest {
                         };
                         let report = strata_layer::unpack(f, dir, &opts)?;
                         if report.diff_id != expected_diff {
-                            anyhow::bail!(
-                                "the layer's content has diff ID {}, but the image config says {expected_diff}",
-                                report.diff_id
-                            );
+                            return Err(TransferError::DiffIdMismatch {
+                                expected: expected_diff.clone(),
+                                actual: report.diff_id,
+                            }
+                            .into());
                         }
                         unpacked = Some(report);
                         Ok(())
                     });
                     if let Err(e) = r {
-                        let _ = done_tx.send(Err(e));
+                        let _ = done_tx.send(Err(e.into()));
                         return;
                     }
                 }
@@ -144,7 +149,7 @@ impl LayerIngest {
                             implicit_dirs: Vec::new(),
                             unpacked: None,
                         })
-                        .map_err(anyhow::Error::from),
+                        .map_err(CheckError::from),
                     // Not unpacked (not asked, or present meanwhile): check only.
                     (None, Some(f)) => {
                         let opts = strata_layer::WriteOptions {
@@ -159,9 +164,11 @@ impl LayerIngest {
                                 implicit_dirs: Vec::new(),
                                 unpacked: None,
                             })
-                            .map_err(anyhow::Error::from)
+                            .map_err(CheckError::from)
                     }
-                    (None, None) => Err(anyhow::anyhow!("the layer was neither unpacked nor checked")),
+                    (None, None) => {
+                        Err(TransferError::Invalid("the layer was neither unpacked nor checked".into()).into())
+                    }
                 };
                 let _ = done_tx.send(r);
             })
@@ -206,15 +213,13 @@ impl LayerIngest {
             (Err(e @ (TransferError::DigestMismatch { .. } | TransferError::SizeMismatch { .. })), Err(_)) => {
                 return Err(e);
             }
-            (Err(_), Err(e)) if refused => {
-                return Err(TransferError::Invalid(format!("the layer was refused: {e:#}")));
-            }
+            (Err(_), Err(source)) if refused => return Err(TransferError::LayerRefused { source }),
             (Err(e), Ok(l)) => {
                 discard(&cleanup, &l);
                 return Err(e);
             }
             (Err(e), _) => return Err(e),
-            (Ok(_), Err(e)) => return Err(TransferError::Invalid(format!("the layer was refused: {e:#}"))),
+            (Ok(_), Err(source)) => return Err(TransferError::LayerRefused { source }),
             (Ok(n), Ok(l)) => (n, l),
         };
         let verdict = async {
