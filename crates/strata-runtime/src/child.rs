@@ -6,7 +6,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Context, Error, Result};
 use rustix::fs::{CWD, Mode, OFlags};
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, OpenTreeFlags, UnmountFlags, fsconfig_create, fsconfig_set_flag,
@@ -100,7 +100,7 @@ pub(crate) fn container_init(spec: &RunSpec, proc_: &Proc<'_>, fds: ChildFds, pa
         fail(report, EXIT_RUNTIME_ERROR, &format!("setting up stdio: {e}"));
     }
     if let Err(e) = setup_root(spec) {
-        fail(report, EXIT_RUNTIME_ERROR, &format!("{e:#}"));
+        fail(report, EXIT_RUNTIME_ERROR, &e.chain());
     }
     finish_and_exec(proc_, &fds, parent)
 }
@@ -362,7 +362,7 @@ fn bind_device(root: BorrowedFd<'_>, d: &DeviceMapping) -> Result<()> {
     let st = rustix::fs::stat(&d.host).with_context(|| format!("stat {}", d.host.display()))?;
     let kind = st.st_mode & libc::S_IFMT;
     if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
-        anyhow::bail!("{} is not a device node", d.host.display());
+        return Err(Error::NotADevice { path: d.host.clone() });
     }
     let target = sys::touch_in_root(root, &d.container).context("creating the device's mount point")?;
     let tree = bind_host_path(&d.host.to_string_lossy(), false)?;
@@ -559,7 +559,7 @@ pub(crate) fn finish_and_exec(p: &Proc<'_>, fds: &ChildFds, parent: i32) -> ! {
     };
     if p.tty {
         if let Err(e) = setup_tty(p, fds) {
-            fail125("allocating a pty", &format!("{e:#}"));
+            fail125("allocating a pty", &e.chain());
         }
     } else if let Err(e) = rustix::process::setsid() {
         fail125("setsid", &e);
@@ -641,7 +641,10 @@ pub(crate) fn finish_and_exec(p: &Proc<'_>, fds: &ChildFds, parent: i32) -> ! {
 
 fn setup_tty(p: &Proc<'_>, fds: &ChildFds) -> Result<()> {
     use rustix::pty::OpenptFlags;
-    let sock = fds.tty_sock.as_ref().ok_or_else(|| anyhow!("no channel for the pty"))?;
+    let sock = fds
+        .tty_sock
+        .as_ref()
+        .ok_or_else(|| Error::Invalid("no channel for the pty".into()))?;
     let master = rustix::fs::open(
         "/dev/pts/ptmx",
         OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,

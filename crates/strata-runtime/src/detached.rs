@@ -68,15 +68,15 @@ pub fn log_path(state_dir: &Path) -> PathBuf {
 }
 
 /// Every entry of the container's log, oldest first.
-pub fn read_log(state_dir: &Path) -> anyhow::Result<Vec<LogEntry>> {
+pub fn read_log(state_dir: &Path) -> crate::Result<Vec<LogEntry>> {
     Ok(read_log_from(state_dir, 0)?.0)
 }
 
 /// The entries of the container's log from byte `offset` on, and the offset
 /// after them (to follow a log without reading it again). Only complete
 /// lines: one the monitor is still writing is left for the next call.
-pub fn read_log_from(state_dir: &Path, offset: u64) -> anyhow::Result<(Vec<LogEntry>, u64)> {
-    use anyhow::Context;
+pub fn read_log_from(state_dir: &Path, offset: u64) -> crate::Result<(Vec<LogEntry>, u64)> {
+    use crate::error::Context;
     use std::io::{Seek, SeekFrom};
     let path = log_path(state_dir);
     let mut f = match fs::File::open(&path) {
@@ -102,7 +102,12 @@ pub fn read_log_from(state_dir: &Path, offset: u64) -> anyhow::Result<(Vec<LogEn
         if line.is_empty() {
             continue;
         }
-        out.push(serde_json::from_slice(&line).with_context(|| format!("bad line in {}", path.display()))?);
+        out.push(
+            serde_json::from_slice(&line).map_err(|source| crate::Error::BadLogLine {
+                path: path.clone(),
+                source,
+            })?,
+        );
     }
 }
 

@@ -34,6 +34,7 @@
 mod child;
 mod confine;
 mod detached;
+mod error;
 mod exec;
 mod launch;
 mod sealed;
@@ -46,6 +47,7 @@ pub use detached::{
     EXIT_UNKNOWN, LogEntry, State, StateRecord, kill, log_path, read_log, read_log_from, read_state_record,
     spawn_detached, state, wait,
 };
+pub use error::{Error, Result};
 pub use exec::{ExecSpec, exec, exec_with_stdio};
 pub use launch::{Stdio, run, run_with_stdio};
 pub use sealed::{reexec_sealed, running_sealed};
@@ -89,9 +91,9 @@ impl RunError {
     }
 }
 
-impl From<anyhow::Error> for RunError {
-    fn from(e: anyhow::Error) -> Self {
-        RunError::runtime(format!("{e:#}"))
+impl From<Error> for RunError {
+    fn from(e: Error) -> Self {
+        RunError::runtime(e.chain())
     }
 }
 

@@ -2,9 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Error, Result};
 use oci_spec::runtime as oci;
 use serde::{Deserialize, Serialize};
+
+/// `return Err(Error::Invalid(format!(...)))`: a value the runtime cannot use.
+macro_rules! invalid {
+    ($($arg:tt)*) => {
+        return Err(Error::Invalid(format!($($arg)*)))
+    };
+}
 
 /// `PATH` when the image sets none (Docker's default).
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -50,7 +57,7 @@ pub fn apply_capability_changes(base: u64, add: &[String], drop: &[String]) -> R
         };
         match CAP_NAMES.iter().position(|n| *n == full) {
             Some(i) => Ok(Some(1u64 << i)),
-            None => bail!("unknown capability: {name:?}"),
+            None => Err(Error::Invalid(format!("unknown capability: {name:?}"))),
         }
     };
     let mut caps = base;
@@ -94,7 +101,7 @@ impl Network {
         match s {
             "host" | "default" => Ok(Network::Host),
             "none" => Ok(Network::None),
-            other => bail!("network {other:?} is not supported (use host or none)"),
+            other => invalid!("network {other:?} is not supported (use host or none)"),
         }
     }
 }
@@ -118,13 +125,13 @@ impl BindMount {
         let (src, dst, opts) = match parts.as_slice() {
             [src, dst] => (*src, *dst, ""),
             [src, dst, opts] => (*src, *dst, *opts),
-            _ => bail!("invalid volume specification {s:?}: expected HOST:CONTAINER[:ro]"),
+            _ => invalid!("invalid volume specification {s:?}: expected HOST:CONTAINER[:ro]"),
         };
         if !src.starts_with('/') {
-            bail!("invalid volume specification {s:?}: the host path must be absolute");
+            invalid!("invalid volume specification {s:?}: the host path must be absolute");
         }
         if !dst.starts_with('/') {
-            bail!("invalid volume specification {s:?}: the container path must be absolute");
+            invalid!("invalid volume specification {s:?}: the container path must be absolute");
         }
         let mut readonly = false;
         for o in opts.split(',').filter(|o| !o.is_empty()) {
@@ -132,7 +139,7 @@ impl BindMount {
                 "ro" => readonly = true,
                 "rw" => readonly = false,
                 "z" | "Z" => {}
-                other => bail!("invalid volume specification {s:?}: unknown option {other:?}"),
+                other => invalid!("invalid volume specification {s:?}: unknown option {other:?}"),
             }
         }
         Ok(BindMount {
@@ -181,12 +188,12 @@ impl DeviceMapping {
             [h, p] if is_perms(p) => (*h, *h, *p),
             [h, c] => (*h, *c, "rwm"),
             [h, c, p] if is_perms(p) => (*h, *c, *p),
-            _ => bail!(
+            _ => invalid!(
                 "invalid device specification {s:?}: expected HOST[:CONTAINER][:PERMISSIONS] (permissions: r, w, m)"
             ),
         };
         if !host.starts_with('/') || !container.starts_with('/') {
-            bail!("invalid device specification {s:?}: paths must be absolute");
+            invalid!("invalid device specification {s:?}: paths must be absolute");
         }
         Ok(DeviceMapping {
             host: PathBuf::from(host),
@@ -280,27 +287,29 @@ impl RunSpec {
 
     pub(crate) fn validate(&self) -> Result<()> {
         if self.args.is_empty() {
-            bail!("no command specified");
+            invalid!("no command specified");
         }
         if !self.root.is_absolute() {
-            bail!("the container root {} must be an absolute path", self.root.display());
+            invalid!("the container root {} must be an absolute path", self.root.display());
         }
         if !self.root.is_dir() {
-            bail!("the container root {} is not a directory", self.root.display());
+            invalid!("the container root {} is not a directory", self.root.display());
         }
         if !self.cwd.starts_with('/') {
-            bail!("the working directory {:?} must be an absolute path", self.cwd);
+            invalid!("the working directory {:?} must be an absolute path", self.cwd);
         }
         for m in &self.mounts {
             if !m.destination.starts_with('/') {
-                bail!("volume destination {:?} must be an absolute path", m.destination);
+                invalid!("volume destination {:?} must be an absolute path", m.destination);
             }
-            std::fs::symlink_metadata(&m.source)
-                .with_context(|| format!("volume source {} does not exist", m.source.display()))?;
+            std::fs::symlink_metadata(&m.source).map_err(|source| Error::VolumeSource {
+                path: m.source.clone(),
+                source,
+            })?;
         }
         for s in &self.secrets {
             if !s.destination.starts_with('/') {
-                bail!("secret destination {:?} must be an absolute path", s.destination);
+                invalid!("secret destination {:?} must be an absolute path", s.destination);
             }
             check_id(s.uid, "uid")?;
             check_id(s.gid, "gid")?;
@@ -311,15 +320,15 @@ impl RunSpec {
             check_id(*g, "gid")?;
         }
         if self.hostname.len() > 64 {
-            bail!("hostname {:?} is longer than 64 bytes", self.hostname);
+            invalid!("hostname {:?} is longer than 64 bytes", self.hostname);
         }
         Ok(())
     }
 }
 
-pub(crate) fn check_id(id: u32, what: &str) -> Result<()> {
+pub(crate) fn check_id(id: u32, what: &'static str) -> Result<()> {
     if id > i32::MAX as u32 {
-        bail!("{what} {id} is out of range (0-2147483647)");
+        return Err(Error::IdOutOfRange { what, id: id.into() });
     }
     Ok(())
 }
@@ -454,7 +463,7 @@ pub fn to_oci_spec(spec: &RunSpec) -> Result<oci::Spec> {
 pub fn write_bundle(spec: &oci::Spec, dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating bundle dir {}", dir.display()))?;
     let path = dir.join("config.json");
-    let json = serde_json::to_vec_pretty(spec).context("encoding config.json")?;
+    let json = serde_json::to_vec_pretty(spec).map_err(Error::EncodeBundle)?;
     let tmp = dir.join(".config.json.tmp");
     std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Error, Result};
 use rustix::fs::{Mode, OFlags};
 
 use crate::spec::{UserSpec, check_id};
@@ -42,7 +42,7 @@ fn read_db_from(root: BorrowedFd<'_>, name: &str, extra: OFlags) -> Result<Optio
     let fd = match rustix::fs::openat2(root, &path, flags, Mode::empty(), IN_ROOT) {
         Ok(fd) => fd,
         Err(rustix::io::Errno::NOENT) => return Ok(None),
-        Err(e) => return Err(anyhow::anyhow!("opening /{path} in the container: {e}")),
+        Err(e) => return Err(e).with_context(|| format!("opening /{path} in the container")),
     };
     if !rustix::fs::fstat(&fd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFREG) {
         return Ok(None);
@@ -74,10 +74,14 @@ fn passwd_entries(db: &str) -> impl Iterator<Item = Passwd<'_>> {
     })
 }
 
-fn parse_id(s: &str, what: &str) -> Result<u32> {
-    let n: i64 = s.parse().with_context(|| format!("invalid {what} {s:?}"))?;
+fn parse_id(s: &str, what: &'static str) -> Result<u32> {
+    let n: i64 = s.parse().map_err(|source| Error::BadId {
+        what,
+        value: s.to_string(),
+        source,
+    })?;
     if !(0..=i32::MAX as i64).contains(&n) {
-        bail!("{what} {n} is out of range (0-2147483647)");
+        return Err(Error::IdOutOfRange { what, id: n });
     }
     Ok(n as u32)
 }
@@ -129,7 +133,7 @@ pub(crate) fn resolve_user_at(root: BorrowedFd<'_>, spec: &str) -> Result<Resolv
             name = Some(e.name.to_string());
         }
         None if is_numeric(user_part) => uid = parse_id(user_part, "uid")?,
-        None => bail!("unable to find user {user_part}: no matching entries in passwd file"),
+        None => return Err(Error::UnknownUser(user_part.to_string())),
     }
     if is_numeric(user_part) {
         uid = parse_id(user_part, "uid")?;
@@ -137,7 +141,7 @@ pub(crate) fn resolve_user_at(root: BorrowedFd<'_>, spec: &str) -> Result<Resolv
     let group = read_db(root, "group")?;
     if let Some(g) = group_part {
         if g.is_empty() {
-            bail!("invalid user {spec:?}: empty group");
+            return Err(Error::Invalid(format!("invalid user {spec:?}: empty group")));
         }
         if is_numeric(g) {
             gid = parse_id(g, "gid")?;
@@ -149,7 +153,7 @@ pub(crate) fn resolve_user_at(root: BorrowedFd<'_>, spec: &str) -> Result<Resolv
             });
             match entry {
                 Some(f) => gid = parse_id(f[2], "gid").with_context(|| format!("/etc/group entry of {g:?}"))?,
-                None => bail!("unable to find group {g}: no matching entries in group file"),
+                None => return Err(Error::UnknownGroup(g.to_string())),
             }
         }
     }
