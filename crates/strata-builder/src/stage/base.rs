@@ -1,0 +1,153 @@
+//! `FROM`: the stage's base (an earlier stage, `scratch` or an image in
+//! the store, pulled when asked or missing) and its ONBUILD triggers.
+
+use anyhow::{Result, anyhow, bail};
+use strata_build::Step;
+use strata_oci::{ContainerConfig, ImageConfig, media};
+
+use super::{StageRun, sha};
+
+impl<'a> StageRun<'a> {
+    // ---- FROM ----
+
+    /// Sets the base config and key; returns the ONBUILD triggers to run first.
+    pub(super) fn base(&mut self) -> Result<Vec<Step>> {
+        let sh = self.sh;
+        let stage = &sh.df.stages[self.index];
+        let lookup = |n: &str| sh.global_scope.get(n).cloned();
+        let name = sh
+            .lex()
+            .process_word(&stage.base, &lookup)
+            .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+        if name.is_empty() {
+            bail!(
+                "failed to solve: Dockerfile:{}: base name ({}) should not be blank",
+                stage.start_line,
+                stage.base
+            );
+        }
+        if let Some(p) = &stage.platform {
+            let p = sh
+                .lex()
+                .process_word(p, &lookup)
+                .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+            crate::check_platform(&p, &sh.platform)
+                .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+        }
+        let lower = name.to_lowercase();
+        let stage_base = sh.df.stages[..self.index]
+            .iter()
+            .position(|s| s.name.as_deref() == Some(lower.as_str()));
+        if let Some(j) = stage_base {
+            let r = self.wait_for_stage(j)?;
+            self.config = r.config.clone();
+            self.key = r.key.clone();
+        } else if lower == "scratch" {
+            self.config = ImageConfig {
+                architecture: sh.platform.architecture.clone(),
+                os: sh.platform.os.clone(),
+                variant: sh.platform.variant.clone(),
+                config: Some(ContainerConfig::default()),
+                ..Default::default()
+            };
+            self.key = sha(&["scratch", &sh.platform.architecture, &sh.platform.os]);
+        } else {
+            let resolved = self.resolve_base(&name)?;
+            let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
+            self.config = ImageConfig::parse(&bytes)?;
+            self.key = sha(&["image", &resolved.image.id.to_string()]);
+        }
+        // Every stage has a PATH.
+        let cc = self.cc();
+        let has_path = cc.env.iter().flatten().any(|e| e.starts_with("PATH="));
+        if !has_path {
+            cc.set_env("PATH", strata_runtime::DEFAULT_PATH);
+        }
+        // ONBUILD triggers of the base run first, then are gone.
+        let triggers = cc.on_build.take().unwrap_or_default();
+        let mut steps = Vec::new();
+        for t in &triggers {
+            let df = strata_build::parse_dockerfile(format!("FROM scratch\n{t}\n").as_bytes()).map_err(|e| {
+                anyhow!(
+                    "failed to solve: invalid ONBUILD trigger {t:?} in {name}: {}",
+                    e.message
+                )
+            })?;
+            for mut s in df.stages.into_iter().flat_map(|s| s.instructions) {
+                s.start_line = stage.start_line;
+                s.end_line = stage.start_line;
+                s.original = format!("ONBUILD {}", s.original);
+                steps.push(s);
+            }
+        }
+        self.base_name = name;
+        Ok(steps)
+    }
+
+    /// Resolves a registry base in the store: pulled first with `--pull`
+    /// (once per build), or when missing and a puller is there.
+    fn resolve_base(&mut self, name: &str) -> Result<strata_image::Resolved> {
+        let sh = self.sh;
+        let pull = |why: &str| -> Result<()> {
+            let Some(p) = &sh.puller else {
+                return Ok(());
+            };
+            let mut pulled = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
+            if pulled.contains(name) {
+                return Ok(());
+            }
+            let v = sh
+                .progress
+                .start(&format!("[internal] load metadata for {name} ({why})"));
+            match (p.0)(name) {
+                Ok(()) => {
+                    v.done();
+                    pulled.insert(name.to_string());
+                    Ok(())
+                }
+                Err(e) => {
+                    v.error(&format!("{e:#}"));
+                    Err(anyhow!(
+                        "failed to solve: pull access denied for {name}: pulling it failed ({e:#}); check the name, or import or load it first"
+                    ))
+                }
+            }
+        };
+        if sh.pull {
+            if sh.puller.is_none() {
+                let mut warned = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
+                if warned.insert(String::new()) {
+                    sh.progress
+                        .line("[Warning] --pull: no registry client is available; using the local images");
+                }
+            } else {
+                pull("--pull")?;
+            }
+        }
+        match strata_image::resolve(&self.store, name) {
+            Ok(r) => Ok(r),
+            Err(strata_image::Error::NoSuchImage(_)) if sh.puller.is_some() && !sh.pull => {
+                pull("not in the local store")?;
+                strata_image::resolve(&self.store, name).map_err(|e| anyhow!("failed to solve: {name}: {e}"))
+            }
+            Err(strata_image::Error::NoSuchImage(_)) => Err(anyhow!(
+                "failed to solve: pull access denied for {name}: the image is not found in the local store; import, load or pull it first"
+            )),
+            Err(other) => Err(anyhow!("failed to solve: {name}: {other}")),
+        }
+    }
+
+    pub(super) fn show_from(&mut self) -> Result<()> {
+        let p = self.prefix();
+        let name = self.base_name.clone();
+        let is_stage = self.sh.df.stages[..self.index]
+            .iter()
+            .any(|s| s.name.as_deref() == Some(name.to_lowercase().as_str()));
+        let shown = match strata_oci::Reference::parse(&name) {
+            Ok(r) if !is_stage && !name.eq_ignore_ascii_case("scratch") => r.with_default_tag().to_string(),
+            _ => name,
+        };
+        self.sh.progress.start(&format!("{p} FROM {shown}")).done();
+        Ok(())
+    }
+}

@@ -1,0 +1,356 @@
+//! Building one stage: its base, then each instruction, through the cache.
+//!
+//! This module drives a stage (its steps in order, each dispatched by
+//! instruction and run through the cache); the instructions live beside it:
+//! [`base`] (`FROM`), [`run`] (`RUN`, with [`run_mounts`] for its
+//! `--mount`s), [`copy_add`] (`COPY`/`ADD`), [`metadata`] (`WORKDIR` and the
+//! config-only instructions), [`sources`] (what a step reads from another
+//! stage, an image or the context) and [`step_root`] (the snapshot a step
+//! writes in, and its layer).
+
+mod base;
+mod copy_add;
+mod metadata;
+mod run;
+mod run_mounts;
+mod sources;
+mod step_root;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use anyhow::{Context, Result, anyhow, bail};
+use strata_build::{Instruction, Lex, Step};
+use strata_layer::{Compression, WriteOptions};
+use strata_oci::{ContainerConfig, Digest, History, ImageConfig};
+use strata_snapshot::Snapshotter;
+use strata_store::Store;
+
+use crate::Shared;
+use crate::cache::{self, StepInputs};
+use crate::fetch;
+use crate::progress::Vertex;
+
+pub(crate) use sources::resolve_from_image;
+use step_root::LayerMade;
+pub use step_root::remove_stale_snapshots;
+
+/// A finished stage.
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    pub config: ImageConfig,
+    pub key: String,
+}
+
+/// A failure that follows from another stage's failure.
+#[derive(Debug)]
+pub struct DependencyFailed(pub String);
+
+impl std::fmt::Display for DependencyFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stage {} failed", self.0)
+    }
+}
+
+impl std::error::Error for DependencyFailed {}
+
+const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
+
+struct StageRun<'a> {
+    sh: &'a Shared,
+    index: usize,
+    store: Store,
+    /// Made on first use: finding the storage driver mounts a probe, which a cached build never needs.
+    snap: std::sync::OnceLock<Snapshotter>,
+    /// `[name i/n]` prefix parts.
+    label: Option<String>,
+    total: usize,
+    shown: usize,
+    config: ImageConfig,
+    key: String,
+    /// ARGs declared in this stage, with their values (None: declared without one).
+    args: BTreeMap<String, Option<String>>,
+    cmd_set: bool,
+    /// Some step of this stage was rebuilt (later misses follow from it).
+    missed: bool,
+    /// Why a hidden (metadata) step missed, told with the next shown step.
+    pending_reason: Option<String>,
+    /// The base as named (after expansion).
+    base_name: String,
+}
+
+pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
+    let store = Store::open(&sh.root)?;
+    let snap = std::sync::OnceLock::new();
+    let stage = &sh.df.stages[index];
+    let label = if sh.df.stages.len() > 1 {
+        Some(stage.name.clone().unwrap_or_else(|| format!("stage-{index}")))
+    } else {
+        None
+    };
+    let mut run = StageRun {
+        sh,
+        index,
+        store,
+        snap,
+        label,
+        total: 0,
+        shown: 0,
+        config: ImageConfig::default(),
+        key: String::new(),
+        args: BTreeMap::new(),
+        cmd_set: false,
+        missed: false,
+        pending_reason: None,
+        base_name: String::new(),
+    };
+    let mut steps = run.base()?;
+    steps.extend(stage.instructions.iter().cloned());
+    run.total = 1 + steps.iter().filter(|s| shows(&s.instruction)).count();
+    run.show_from()?;
+    for (i, step) in steps.iter().enumerate() {
+        if sh.failed.load(Ordering::SeqCst) {
+            bail!("canceled: another stage failed");
+        }
+        run.step(i, step)?;
+    }
+    Ok(StageResult {
+        config: run.config,
+        key: run.key,
+    })
+}
+
+/// Whether a step is shown as a vertex (it touches the filesystem).
+fn shows(i: &Instruction) -> bool {
+    matches!(
+        i,
+        Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir(_)
+    )
+}
+
+fn sha(parts: &[&str]) -> String {
+    use sha2::{Digest as _, Sha256};
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update(b"\0");
+    }
+    strata_oci::digest::to_hex(&h.finalize())
+}
+
+/// The working directory a config sets (`/` when none).
+fn workdir_of(cc: Option<&ContainerConfig>) -> String {
+    cc.and_then(|c| c.working_dir.clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".into())
+}
+
+/// The shell a config sets for shell forms (`/bin/sh -c` when none).
+fn shell_of(cc: &ContainerConfig) -> Vec<String> {
+    cc.shell
+        .clone()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()])
+}
+
+impl<'a> StageRun<'a> {
+    fn lex(&self) -> Lex {
+        self.sh.lex()
+    }
+
+    fn cc(&mut self) -> &mut ContainerConfig {
+        self.config.config.get_or_insert_with(Default::default)
+    }
+
+    /// Variables for expansion: the stage's ENV, then its ARGs.
+    fn vars(&self) -> BTreeMap<String, String> {
+        let mut m: BTreeMap<String, String> = BTreeMap::new();
+        for (k, v) in &self.args {
+            if let Some(v) = v {
+                m.insert(k.clone(), v.clone());
+            }
+        }
+        if let Some(env) = self.config.config.as_ref().and_then(|c| c.env.as_ref()) {
+            for e in env {
+                let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+        m
+    }
+
+    /// Expands one word; returns it and the ARG names it used.
+    fn expand(&self, word: &str) -> Result<(String, BTreeSet<String>)> {
+        let vars = self.vars();
+        let lookup = |n: &str| vars.get(n).cloned();
+        let ex = self.lex().process(word, &lookup).map_err(|e| anyhow!("{e}"))?;
+        let env_names: BTreeSet<String> = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.as_ref())
+            .map(|env| {
+                env.iter()
+                    .map(|e| e.split('=').next().unwrap_or("").to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let used = ex
+            .matched
+            .into_iter()
+            .filter(|n| self.args.contains_key(n) && !env_names.contains(n))
+            .collect();
+        Ok((ex.result, used))
+    }
+
+    fn arg_values(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
+        names
+            .iter()
+            .filter_map(|n| self.args.get(n).cloned().flatten().map(|v| (n.clone(), v)))
+            .collect()
+    }
+
+    fn prefix(&mut self) -> String {
+        self.shown += 1;
+        match &self.label {
+            Some(l) => format!("[{l} {}/{}]", self.shown, self.total),
+            None => format!("[{}/{}]", self.shown, self.total),
+        }
+    }
+
+    fn history(&mut self, created_by: String, empty_layer: bool) {
+        let created = self.sh.now();
+        self.config.history.push(History {
+            created: Some(created),
+            created_by: Some(created_by),
+            author: None,
+            comment: Some(HISTORY_COMMENT.into()),
+            empty_layer,
+        });
+    }
+
+    fn step(&mut self, i: usize, step: &Step) -> Result<()> {
+        let position = format!("{}/{i}", crate::stage_name(&self.sh.df, self.index));
+        let r = match &step.instruction {
+            Instruction::Run(r) => self.run(step, r, &position),
+            Instruction::Copy(c) => self.copy(step, c, false, &position),
+            Instruction::Add(c) => self.copy(step, c, true, &position),
+            Instruction::Workdir(w) => self.workdir(step, w, &position),
+            _ => self.metadata(step, &position),
+        };
+        r.map_err(|e| {
+            if e.downcast_ref::<DependencyFailed>().is_some() {
+                return e;
+            }
+            let msg = format!("{e:#}");
+            let mut lines = vec![String::new()];
+            lines.extend(self.sh.snippet(step.start_line, step.end_line));
+            self.sh.progress.lines(&lines);
+            let msg = msg.strip_prefix("failed to solve: ").unwrap_or(&msg).to_string();
+            anyhow!(
+                "failed to solve: {}:{}: {msg}",
+                self.sh.dockerfile_name,
+                step.start_line
+            )
+        })
+    }
+
+    /// Runs a step through the cache: a hit takes the cached config; a miss
+    /// says why, runs `exec` (which updates `self.config` and returns the new
+    /// layer, if any) and records the result.
+    fn cached(
+        &mut self,
+        step: &Step,
+        position: &str,
+        inputs: StepInputs,
+        vertex: Option<Vertex<'a>>,
+        exec: impl FnOnce(&mut Self, Option<&Vertex<'a>>) -> Result<Option<Digest>>,
+    ) -> Result<()> {
+        let parent = self.key.clone();
+        let key = inputs.key(&parent);
+        let no_cache = self.sh.no_cache || self.sh.no_cache_stages.contains(&self.index);
+        if !no_cache && let Some(hit) = cache::lookup(&self.store, &key)? {
+            self.config = hit.config;
+            self.key = key;
+            if let Some(v) = vertex {
+                v.cached();
+            }
+            return Ok(());
+        }
+        if !no_cache {
+            let prev = cache::previous_inputs(&self.store, &parent, position)?;
+            let known_change = prev.is_some();
+            match (&vertex, prev) {
+                (Some(v), Some(prev)) => {
+                    v.log(&format!("cache miss: {}", cache::explain(&prev, &inputs)));
+                    self.pending_reason = None;
+                }
+                (Some(v), None) => {
+                    let why = self.pending_reason.take().unwrap_or_else(|| {
+                        if self.missed {
+                            "a previous step was rebuilt".into()
+                        } else {
+                            "first build of this step".into()
+                        }
+                    });
+                    v.log(&format!("cache miss: {why}"));
+                }
+                (None, Some(prev)) => {
+                    self.pending_reason = Some(format!(
+                        "{} changed: {}",
+                        cache::one_line(&fetch::redact_text(&step.original), 80),
+                        cache::explain(&prev, &inputs)
+                    ));
+                }
+                (None, None) => {}
+            }
+            // Later misses follow from this one (a first build misses everywhere for its own reason).
+            self.missed |= known_change;
+        }
+        let diff_id = match exec(self, vertex.as_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                if let Some(v) = vertex {
+                    v.error(&format!("{e:#}"));
+                }
+                return Err(e);
+            }
+        };
+        cache::record(&self.store, &key, diff_id.as_ref(), &self.config)?;
+        cache::record_inputs(&self.store, &parent, position, &key, &inputs)?;
+        self.key = key;
+        if let Some(v) = vertex {
+            v.done();
+        }
+        Ok(())
+    }
+
+    fn layer_options(&self) -> WriteOptions {
+        WriteOptions {
+            compression: Compression::None,
+            level: None,
+            source_date_epoch: self.sh.epoch,
+        }
+    }
+
+    fn add_layer(&mut self, layer: &LayerMade) {
+        self.config.rootfs.diff_ids.push(layer.diff_id.clone());
+    }
+
+    /// Waits for stage `j`, which this one uses: its failure fails this one as a follow-up.
+    fn wait_for_stage(&self, j: usize) -> Result<std::sync::Arc<StageResult>> {
+        self.sh
+            .wait_for(j)
+            .map_err(|_| anyhow::Error::new(DependencyFailed(crate::stage_name(&self.sh.df, j))))
+    }
+}
+
+fn scratch_dir(root: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let tmp = root.join("tmp");
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&tmp)
+        .with_context(|| format!("creating a directory in {}", tmp.display()))
+}
