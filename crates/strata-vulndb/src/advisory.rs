@@ -47,6 +47,10 @@ pub struct Affected {
     /// version is in (the highest, when it is in several ranges); `None`
     /// when a range it is in has no fix after it (open, or `last_affected`).
     pub fixed: Option<String>,
+    /// Every `fixed` event ending a range the version is in, lowest first
+    /// (records that list one range per release line give several: GHSA's
+    /// `[1.0, 3.1.1)` and `[0, 2.6.7)` for 2.6.0 give 2.6.7 and 3.1.1).
+    pub fixes: Vec<String>,
     /// The `last_affected` event ending the range the version is in, if any.
     pub last_affected: Option<String>,
     /// True when only an entry's explicit `versions` list matched.
@@ -86,13 +90,18 @@ impl Advisory {
             }
         }
         if hits.is_empty() {
-            return in_list.then(|| Affected {
-                fixed: self.next_fix(version, cmp),
-                last_affected: None,
-                by_versions_only: true,
+            return in_list.then(|| {
+                let fixed = self.next_fix(version, cmp);
+                Affected {
+                    fixes: fixed.iter().cloned().collect(),
+                    fixed,
+                    last_affected: None,
+                    by_versions_only: true,
+                }
             });
         }
         let mut fixed: Option<String> = None;
+        let mut fixes: Vec<String> = Vec::new();
         let mut unfixed = false;
         let mut last_affected = None;
         for (f, l) in hits {
@@ -102,6 +111,13 @@ impl Advisory {
             match f {
                 None => unfixed = true,
                 Some(f) => {
+                    let at = fixes
+                        .iter()
+                        .position(|x| cmp(x, &f) != Some(Ordering::Less))
+                        .unwrap_or(fixes.len());
+                    if fixes.get(at) != Some(&f) {
+                        fixes.insert(at, f.clone());
+                    }
                     let higher = match &fixed {
                         None => true,
                         Some(cur) => cmp(&f, cur) == Some(Ordering::Greater),
@@ -114,6 +130,7 @@ impl Advisory {
         }
         Some(Affected {
             fixed: if unfixed { None } else { fixed },
+            fixes,
             last_affected,
             by_versions_only: false,
         })

@@ -337,7 +337,7 @@ pub(crate) fn import_source(
                         }
                     }
                     done += 1;
-                    if done % 500 == 0 {
+                    if done.is_multiple_of(500) {
                         progress(&Progress {
                             source: &meta.name,
                             done,
