@@ -11,13 +11,27 @@ use crate::model::{Package, PackageType};
 /// Largest decompressed `.dep-v0` believed.
 const MAX_AUDIT_JSON: u64 = 8 << 20;
 
+#[derive(Default)]
+struct LockEntry {
+    name: Option<String>,
+    version: Option<String>,
+    source: Option<String>,
+    checksum: Option<String>,
+}
+
 pub(crate) fn parse_lockfile(data: &[u8], path: &str, notes: &mut Vec<String>) -> Vec<Package> {
     let text = String::from_utf8_lossy(data);
     let mut out = Vec::new();
-    let mut cur: Option<(Option<String>, Option<String>, Option<String>, Option<String>)> = None;
+    let mut cur: Option<LockEntry> = None;
     let mut bad_lines = 0usize;
-    let mut finish = |cur: &mut Option<(Option<String>, Option<String>, Option<String>, Option<String>)>| {
-        if let Some((Some(name), Some(version), source, checksum)) = cur.take() {
+    let mut finish = |cur: &mut Option<LockEntry>| {
+        if let Some(LockEntry {
+            name: Some(name),
+            version: Some(version),
+            source,
+            checksum,
+        }) = cur.take()
+        {
             let mut p = Package::new(PackageType::Cargo, name, version, path);
             if let Some(s) = source {
                 p = p.meta("source", s);
@@ -36,7 +50,7 @@ pub(crate) fn parse_lockfile(data: &[u8], path: &str, notes: &mut Vec<String>) -
         if line.starts_with('[') {
             finish(&mut cur);
             if line == "[[package]]" {
-                cur = Some((None, None, None, None));
+                cur = Some(LockEntry::default());
             }
             continue;
         }
@@ -50,10 +64,10 @@ pub(crate) fn parse_lockfile(data: &[u8], path: &str, notes: &mut Vec<String>) -
         let v = v.trim();
         let s = v.strip_prefix('"').and_then(|v| v.strip_suffix('"')).map(str::to_owned);
         match k.trim() {
-            "name" => c.0 = s,
-            "version" => c.1 = s,
-            "source" => c.2 = s,
-            "checksum" => c.3 = s,
+            "name" => c.name = s,
+            "version" => c.version = s,
+            "source" => c.source = s,
+            "checksum" => c.checksum = s,
             _ => {}
         }
     }

@@ -218,7 +218,7 @@ pub(crate) fn build_elf64(vaddr: u64, sections: &[(&str, &[u8])]) -> Vec<u8> {
     let mut out = vec![0u8; 64 + 56];
     let mut placed = Vec::new();
     for (name, data) in sections {
-        while out.len() % 16 != 0 {
+        while !out.len().is_multiple_of(16) {
             out.push(0);
         }
         placed.push((out.len() as u64, data.len() as u64, *name));
@@ -235,7 +235,7 @@ pub(crate) fn build_elf64(vaddr: u64, sections: &[(&str, &[u8])]) -> Vec<u8> {
     strtab.extend_from_slice(b".shstrtab\0");
     let strtab_off = out.len() as u64;
     out.extend_from_slice(&strtab);
-    while out.len() % 8 != 0 {
+    while !out.len().is_multiple_of(8) {
         out.push(0);
     }
     let shoff = out.len() as u64;

@@ -106,7 +106,7 @@ fn find_magic(region: &[u8]) -> Option<usize> {
     let mut from = 0;
     while from < region.len() {
         let i = from + region[from..].windows(MAGIC.len()).position(|w| w == MAGIC)?;
-        if i % ALIGN == 0 {
+        if i.is_multiple_of(ALIGN) {
             return Some(i);
         }
         from = i + 1;
@@ -148,10 +148,13 @@ fn packages(bi: &BuildInfo, location: &str) -> Vec<Package> {
                 out.push(p);
             }
             ["=>", path, version, rest @ ..] => {
-                // Replaces the previous module; a local directory has no version.
-                if let Some(p) = out.last_mut()
-                    && !version.is_empty()
-                {
+                // Replaces the previous module: by another module (which is
+                // what was built), or by a local directory (the required
+                // path and version stay, the directory is noted).
+                let Some(p) = out.last_mut() else { continue };
+                if path.starts_with('.') || path.starts_with('/') || version.is_empty() || *version == "(devel)" {
+                    p.metadata.insert("replacement".into(), path.to_string());
+                } else {
                     p.name = path.to_string();
                     p.version = version.to_string();
                     p.metadata.remove("checksum");
