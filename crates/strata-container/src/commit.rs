@@ -2,7 +2,7 @@
 //! image, with the container's config (env, workdir, ports, volumes,
 //! entrypoint, cmd) and `--change` instructions.
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
 use strata_layer::{Compression, WriteOptions};
 use strata_oci::{Descriptor, Digest, History, Reference, media};
 use strata_store::{LayerRecord, StoreLock};
@@ -24,7 +24,7 @@ impl Containers {
         let mut config = self.image_config(&image_id)?;
         let mut cc = rec.config.clone();
         for c in &opts.changes {
-            strata_image::apply_change(&mut cc, c).map_err(|e| anyhow::anyhow!("{e}"))?;
+            strata_image::apply_change(&mut cc, c)?;
         }
         let _lock = StoreLock::shared(self.store.root())?;
         let mut w = self.store.blob_writer()?;
@@ -41,7 +41,10 @@ impl Containers {
         let d = self
             .snap
             .commit(&snapshot, &strata_snapshot::Baseline::layers(), &commit, &mut w)
-            .with_context(|| format!("writing the changes of {}", rec.name))?
+            .map_err(|source| Error::Commit {
+                name: rec.name.clone(),
+                source,
+            })?
             .expect("a commit that may be empty writes a layer");
         let (digest, size) = w.commit(Some(&d.digest))?;
         let now = strata_image::now_rfc3339();
@@ -57,10 +60,12 @@ impl Containers {
             ..Default::default()
         });
         let mut layers: Vec<LayerRecord> = Vec::new();
-        let image = self.store.image(&image_id)?.context("the container's image is gone")?;
+        let image = self.store.image(&image_id)?.ok_or_else(|| Error::ImageGone {
+            image_id: image_id.clone(),
+        })?;
         for diff_id in &image.diff_ids {
             let layer = self.store.held_layer(diff_id)?;
-            layers.push(layer.with_context(|| format!("layer {diff_id} has no blob"))?);
+            layers.push(layer.ok_or_else(|| Error::CommitLayerMissing(diff_id.clone()))?);
         }
         layers.push(LayerRecord {
             diff_id: d.diff_id,

@@ -9,7 +9,7 @@ use std::io::Write;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Ctx, Error, Result};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use strata_layer::{Compression, UnpackOptions, WhiteoutMode, WriteOptions};
 
@@ -80,7 +80,7 @@ impl Containers {
                 let rec = self.find(container)?;
                 self.with_root(&rec, |root| copy_in(host, root, path))
             }
-            _ => bail!("copying between containers is not supported: one side of cp must be a local path"),
+            _ => Err(Error::CopyBetweenContainers),
         }
     }
 
@@ -107,12 +107,12 @@ fn copy_out(root: &Path, path: &str, host: &Path) -> Result<()> {
     let (parent, name) = split(path);
     let contents_only = path.ends_with("/.");
     let pfd = open_in_root(&rootfd, &parent, OFlags::PATH | OFlags::DIRECTORY)
-        .with_context(|| format!("Could not find the file {path} in container"))?;
+        .ctx(|| format!("Could not find the file {path} in container"))?;
     let (pfd, name) = if contents_only || name == "." || name.is_empty() {
         (open_in_root(&rootfd, path, OFlags::PATH | OFlags::DIRECTORY)?, None)
     } else {
         rustix::fs::statat(&pfd, name.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
-            .with_context(|| format!("Could not find the file {path} in container"))?;
+            .ctx(|| format!("Could not find the file {path} in container"))?;
         (pfd, Some(name))
     };
     // Where on the host, and under which name.
@@ -121,18 +121,18 @@ fn copy_out(root: &Path, path: &str, host: &Path) -> Result<()> {
         (Some(n), true) => (host.to_path_buf(), PathBuf::from(n)),
         (_, _) => {
             if host.as_os_str().to_string_lossy().ends_with('/') && !host_is_dir {
-                bail!("destination directory {} does not exist", host.display());
+                return Err(Error::NoHostDestination(host.to_path_buf()));
             }
             let parent = host
                 .parent()
                 .filter(|p| !p.as_os_str().is_empty())
                 .unwrap_or(Path::new("."));
             if !parent.is_dir() {
-                bail!("destination directory {} does not exist", parent.display());
+                return Err(Error::NoHostDestination(parent.to_path_buf()));
             }
             (
                 parent.to_path_buf(),
-                PathBuf::from(host.file_name().context("invalid destination")?),
+                PathBuf::from(host.file_name().ok_or(Error::InvalidDestination)?),
             )
         }
     };
@@ -145,7 +145,7 @@ fn copy_out(root: &Path, path: &str, host: &Path) -> Result<()> {
 }
 
 fn copy_in(host: &Path, root: &Path, path: &str) -> Result<()> {
-    let meta = std::fs::symlink_metadata(host).with_context(|| format!("lstat {}", host.display()))?;
+    let meta = std::fs::symlink_metadata(host).ctx(|| format!("lstat {}", host.display()))?;
     let rootfd = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
     let host_parent = host
         .parent()
@@ -162,22 +162,22 @@ fn copy_in(host: &Path, root: &Path, path: &str) -> Result<()> {
     let (dest_dir, as_name) = if dest_is_dir && !contents_only {
         (
             path.to_string(),
-            PathBuf::from(host_name.clone().context("invalid source")?),
+            PathBuf::from(host_name.clone().ok_or(Error::InvalidSource)?),
         )
     } else if dest_is_dir {
         (path.to_string(), PathBuf::new())
     } else {
         if path.ends_with('/') {
-            bail!("destination directory {path} does not exist in the container");
+            return Err(Error::NoContainerDestination(path.to_string()));
         }
         if !meta.is_dir() && contents_only {
-            bail!("source {} is not a directory", host.display());
+            return Err(Error::SourceNotADirectory(host.to_path_buf()));
         }
         let (p, n) = split(path);
         (p, PathBuf::from(n))
     };
     let dest_fd = open_in_root(&rootfd, &dest_dir, OFlags::RDONLY | OFlags::DIRECTORY)
-        .with_context(|| format!("destination directory {dest_dir} does not exist in the container"))?;
+        .ctx(|| format!("destination directory {dest_dir} does not exist in the container"))?;
     let name = if contents_only {
         None
     } else {
@@ -218,7 +218,7 @@ fn stream(src: &OwnedFd, name: Option<&str>, as_name: &Path, dest: OwnedFd, show
     let shown = shown.to_path_buf();
     let reader = std::thread::spawn(move || strata_layer::unpack_at(r, dest, &shown, &opts));
     let written = strata_layer::write_entry_at(src, OsStr::new(name), as_name, &plain(), w);
-    let unpacked = reader.join().map_err(|_| anyhow::anyhow!("the copy thread panicked"))?;
+    let unpacked = reader.join().map_err(|_| Error::CopyThreadPanicked)?;
     written?;
     unpacked?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `diff`: what a container changed, as Docker prints it (`A`, `C`, `D`);
 //! the snapshotter finds the changes.
 
-use anyhow::Result;
+use crate::error::Result;
 
 use crate::engine::Containers;
 use crate::record::ContainerRecord;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result, RunFailed};
 use strata_oci::{ContainerConfig, Digest, ImageConfig, media};
 use strata_runtime::{BindMount, ExecSpec, Network, RunSpec, State};
 use strata_snapshot::{Driver, Snapshotter};
@@ -134,8 +134,8 @@ impl Containers {
             .collect();
         match matches.as_slice() {
             [one] => Ok((*one).clone()),
-            [] => bail!("No such container: {what}"),
-            _ => bail!("multiple containers found with provided prefix: {what}"),
+            [] => Err(Error::NoSuchContainer(what.to_string())),
+            _ => Err(Error::AmbiguousPrefix(what.to_string())),
         }
     }
 
@@ -170,7 +170,7 @@ impl Containers {
         };
         let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
         if args.is_empty() {
-            bail!("no command specified");
+            return Err(Error::NoCommand);
         }
         if opts.entrypoint.is_some() {
             config.entrypoint = if entrypoint.is_empty() {
@@ -184,7 +184,7 @@ impl Containers {
         let mut env = config.env.clone().unwrap_or_default();
         let mut extra = Vec::new();
         for f in &opts.env_files {
-            let text = std::fs::read_to_string(f).with_context(|| format!("open {}", f.display()))?;
+            let text = std::fs::read_to_string(f).ctx(|| format!("open {}", f.display()))?;
             for line in text.lines() {
                 let line = line.trim_start();
                 if line.is_empty() || line.starts_with('#') {
@@ -206,7 +206,7 @@ impl Containers {
             };
             let key = kv.split('=').next().unwrap_or_default().to_string();
             if key.is_empty() {
-                bail!("invalid environment variable: {kv}");
+                return Err(Error::InvalidEnv(kv));
             }
             env.retain(|x| x.split('=').next() != Some(key.as_str()));
             env.push(kv);
@@ -214,7 +214,7 @@ impl Containers {
         config.env = Some(env);
         if let Some(w) = &opts.workdir {
             if !w.starts_with('/') {
-                bail!("the working directory '{w}' is invalid, it needs to be an absolute path");
+                return Err(Error::RelativeWorkdir(w.clone()));
             }
             config.working_dir = Some(w.clone());
         }
@@ -305,25 +305,25 @@ impl Containers {
                         match opt {
                             "ro" => ro = true,
                             "rw" | "z" | "Z" | "" => {}
-                            other => bail!("invalid mode: {other}"),
+                            other => return Err(Error::InvalidVolumeMode(other.to_string())),
                         }
                     }
                     (Some(*src), *dst, ro)
                 }
-                _ => bail!("invalid volume specification: '{spec}'"),
+                _ => return Err(Error::InvalidVolumeSpec(spec.clone())),
             };
             if !dst.starts_with('/') {
-                bail!("invalid volume specification: '{spec}': the container path must be absolute");
+                return Err(Error::RelativeVolumeDestination(spec.clone()));
             }
             if out.iter().any(|m| m.destination == dst) {
-                bail!("Duplicate mount point: {dst}");
+                return Err(Error::DuplicateMountPoint(dst.to_string()));
             }
             let rec = match src {
                 Some(s) if s.starts_with('/') => {
                     let bm = BindMount::parse(&format!("{s}:{dst}"))?;
                     if !bm.source.exists() {
                         std::fs::create_dir_all(&bm.source)
-                            .with_context(|| format!("creating the bind source {}", bm.source.display()))?;
+                            .ctx(|| format!("creating the bind source {}", bm.source.display()))?;
                     }
                     MountRecord {
                         kind: "bind".into(),
@@ -437,8 +437,13 @@ impl Containers {
     fn run_spec(&self, rec: &ContainerRecord, root: &Path) -> Result<RunSpec> {
         let cfg = &rec.config;
         let user = cfg.user.clone().unwrap_or_default();
-        let resolved = strata_runtime::resolve_user(root, if user.is_empty() { "0" } else { &user })
-            .map_err(|e| anyhow!("unable to find user {user}: {e:#}"))?;
+        let resolved =
+            strata_runtime::resolve_user(root, if user.is_empty() { "0" } else { &user }).map_err(|source| {
+                Error::UnknownUser {
+                    user: user.clone(),
+                    source,
+                }
+            })?;
         let mut spec = RunSpec::new(root, rec.args.clone());
         spec.env = process_env(cfg.env.clone().unwrap_or_default(), &resolved.home, rec.tty);
         spec.cwd = cfg
@@ -521,7 +526,7 @@ impl Containers {
 
     pub fn wait(&self, rec: &ContainerRecord) -> Result<i32> {
         if !self.state_dir(&rec.id).join("state.json").exists() {
-            bail!("container {} has not been started", rec.name);
+            return Err(Error::NotStarted(rec.name.clone()));
         }
         let (code, _) = strata_runtime::wait(&self.state_dir(&rec.id))?;
         Ok(code)
@@ -529,11 +534,10 @@ impl Containers {
 
     pub fn kill(&self, rec: &ContainerRecord, signal: i32) -> Result<()> {
         if !self.status(rec).is_running() {
-            bail!(
-                "cannot kill container: {}: container {} is not running",
-                rec.name,
-                rec.id
-            );
+            return Err(Error::KillNotRunning {
+                name: rec.name.clone(),
+                id: rec.id.clone(),
+            });
         }
         strata_runtime::kill(&self.state_dir(&rec.id), signal)?;
         Ok(())
@@ -568,10 +572,7 @@ impl Containers {
     pub fn remove(&self, rec: &ContainerRecord, force: bool, volumes: bool) -> Result<()> {
         if self.status(rec).is_running() {
             if !force {
-                bail!(
-                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
-                    rec.name
-                );
+                return Err(Error::RemoveRunning(rec.name.clone()));
             }
             let dir = self.state_dir(&rec.id);
             let _ = strata_runtime::kill(&dir, libc::SIGKILL);
@@ -615,7 +616,7 @@ impl Containers {
     /// `volume rm`: refuses a volume a container mounts unless `force`.
     pub fn remove_volume(&self, name: &str, force: bool) -> Result<()> {
         if !force && self.volume_in_use(name)? {
-            bail!("remove {name}: volume is in use");
+            return Err(Error::VolumeInUse(name.to_string()));
         }
         self.volumes().remove(name)
     }
@@ -641,7 +642,7 @@ impl Containers {
     /// Runs a process in a running container.
     pub fn exec(&self, rec: &ContainerRecord, args: Vec<String>, opts: &ExecOptions) -> Result<i32> {
         if !self.status(rec).is_running() {
-            bail!("container {} is not running", rec.id);
+            return Err(Error::NotRunning(rec.id.clone()));
         }
         let root = self.merged_dir(&rec.id);
         let user = opts
@@ -649,8 +650,13 @@ impl Containers {
             .clone()
             .or_else(|| rec.config.user.clone())
             .unwrap_or_default();
-        let resolved = strata_runtime::resolve_user(&root, if user.is_empty() { "0" } else { &user })
-            .map_err(|e| anyhow!("unable to find user {user}: {e:#}"))?;
+        let resolved =
+            strata_runtime::resolve_user(&root, if user.is_empty() { "0" } else { &user }).map_err(|source| {
+                Error::UnknownUser {
+                    user: user.clone(),
+                    source,
+                }
+            })?;
         let mut env = rec.config.env.clone().unwrap_or_default();
         for e in &opts.env {
             let key = e.split('=').next().unwrap_or_default();
@@ -728,24 +734,6 @@ pub struct ExecOptions {
     pub privileged: bool,
 }
 
-/// A runtime error that carries Docker's exit code (125/126/127).
-#[derive(Debug)]
-pub struct RunFailed(pub strata_runtime::RunError);
-
-impl std::fmt::Display for RunFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl std::error::Error for RunFailed {}
-
-impl RunFailed {
-    pub fn code(&self) -> i32 {
-        self.0.code
-    }
-}
-
 /// PATH, HOME and TERM defaults for a process environment.
 fn process_env(mut env: Vec<String>, home: &str, tty: bool) -> Vec<String> {
     let has = |env: &Vec<String>, k: &str| env.iter().any(|e| e.split('=').next() == Some(k));
@@ -767,7 +755,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         if (1..=64).contains(&n) {
             return Ok(n);
         }
-        bail!("invalid signal: {s}");
+        return Err(Error::InvalidSignal(s.to_string()));
     }
     let name = s.to_ascii_uppercase();
     let name = name.trim_start_matches("SIG");
@@ -784,7 +772,7 @@ pub fn parse_signal(s: &str) -> Result<i32> {
         "WINCH" => libc::SIGWINCH,
         "ALRM" => libc::SIGALRM,
         "PIPE" => libc::SIGPIPE,
-        _ => bail!("invalid signal: {s}"),
+        _ => return Err(Error::InvalidSignal(s.to_string())),
     };
     Ok(n)
 }

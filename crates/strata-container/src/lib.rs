@@ -12,6 +12,7 @@ mod commit;
 mod copy;
 mod diff;
 mod engine;
+mod error;
 mod names;
 mod record;
 mod rootfs;
@@ -22,7 +23,8 @@ mod volumes;
 pub use commit::CommitOptions;
 pub use copy::CopyTarget;
 pub use diff::{Change, ChangeKind};
-pub use engine::{Containers, CreateOptions, ExecOptions, RunFailed, Status, VolumeArg, parse_signal};
+pub use engine::{Containers, CreateOptions, ExecOptions, Status, VolumeArg, parse_signal};
+pub use error::{Error, Result, RunFailed};
 pub use names::random_id;
 pub use record::ContainerRecord;
 pub use rootfs::{SnapshotLayerUsers, ensure_unpacked};
@@ -31,7 +33,7 @@ pub use strata_runtime::LogEntry;
 pub use usage::{ContainerUsage, VolumeUsage, tree_size};
 
 /// Sends a signal to the container whose state directory this is.
-pub fn kill_state_dir(state_dir: &std::path::Path, signal: i32) -> anyhow::Result<()> {
+pub fn kill_state_dir(state_dir: &std::path::Path, signal: i32) -> Result<()> {
     strata_runtime::kill(state_dir, signal)?;
     Ok(())
 }

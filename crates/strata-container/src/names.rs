@@ -60,9 +60,9 @@ pub(crate) fn is_valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
-pub fn check_name(name: &str) -> anyhow::Result<()> {
+pub fn check_name(name: &str) -> crate::Result<()> {
     if !is_valid_name(name) {
-        anyhow::bail!("Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed");
+        return Err(crate::Error::InvalidName(name.to_string()));
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! Unpacking an image's layers into `layers/<chain-id>` (overlay form),
 //! once per layer for every image that shares it.
 
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Error, Result};
 use strata_layer::{UnpackOptions, WhiteoutMode};
 use strata_oci::Digest;
 use strata_snapshot::Snapshotter;
@@ -19,22 +19,27 @@ pub fn ensure_unpacked(store: &Store, snap: &Snapshotter, diff_ids: &[Digest]) -
             .held_layer_blobs(diff_id)?
             .into_iter()
             .next()
-            .ok_or_else(|| anyhow!("layer {diff_id} has no blob in the store"))?;
-        snap.ensure_layer(c, |dir| {
+            .ok_or_else(|| Error::NoLayerBlob(diff_id.clone()))?;
+        snap.ensure_layer(c, |dir| -> Result<()> {
             let f = store.open_blob(&blob.digest)?;
             let opts = UnpackOptions {
                 whiteouts: WhiteoutMode::Overlay,
                 lowers,
                 ..UnpackOptions::default()
             };
-            let report = strata_layer::unpack(std::io::BufReader::with_capacity(1 << 20, f), dir, &opts)
-                .with_context(|| format!("unpacking layer {diff_id}"))?;
+            let report =
+                strata_layer::unpack(std::io::BufReader::with_capacity(1 << 20, f), dir, &opts).map_err(|source| {
+                    Error::Unpack {
+                        diff_id: diff_id.clone(),
+                        source,
+                    }
+                })?;
             if report.diff_id != *diff_id {
-                anyhow::bail!(
-                    "layer blob {} unpacks to {}, not the diff ID {diff_id}",
-                    blob.digest,
-                    report.diff_id
-                );
+                return Err(Error::DiffIdMismatch {
+                    blob: blob.digest.clone(),
+                    got: report.diff_id,
+                    diff_id: diff_id.clone(),
+                });
             }
             Ok(())
         })?;

@@ -2,7 +2,7 @@
 //! `--privileged`, `--security-opt`, `--device`) turned into what the
 //! runtime applies: a capability set and [`Security`].
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Ctx, Error, Result};
 use strata_runtime::{DEFAULT_CAPABILITIES, DeviceMapping, SeccompPolicy, Security};
 
 /// The flags as given.
@@ -43,14 +43,16 @@ impl SecurityOptions {
                 ("seccomp", Some("builtin" | "default")) => security.seccomp = SeccompPolicy::Default,
                 ("seccomp", Some(path)) => {
                     let doc = read_profile(path)?;
-                    strata_runtime::check_seccomp_profile(doc.as_bytes())
-                        .with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+                    strata_runtime::check_seccomp_profile(doc.as_bytes()).map_err(|source| Error::SeccompProfile {
+                        path: path.to_string(),
+                        source,
+                    })?;
                     security.seccomp = SeccompPolicy::Profile(doc);
                 }
                 ("no-new-privileges", None | Some("true")) => security.no_new_privileges = true,
                 ("no-new-privileges", Some("false")) => security.no_new_privileges = false,
                 ("apparmor" | "label", Some(_)) => {}
-                _ => bail!("invalid --security-opt: {opt:?}"),
+                _ => return Err(Error::InvalidSecurityOpt(opt.clone())),
             }
         }
         if self.privileged {
@@ -60,10 +62,7 @@ impl SecurityOptions {
         for d in &self.devices {
             let m = DeviceMapping::parse(d)?;
             if !m.host.exists() {
-                bail!(
-                    "error gathering device information while adding custom device {:?}: no such file or directory",
-                    d
-                );
+                return Err(Error::NoSuchDevice(d.clone()));
             }
             security.devices.push(m);
         }
@@ -72,14 +71,14 @@ impl SecurityOptions {
 }
 
 fn read_profile(path: &str) -> Result<String> {
-    let f = std::fs::File::open(path).with_context(|| format!("opening seccomp profile ({path}) failed"))?;
+    let f = std::fs::File::open(path).ctx(|| format!("opening seccomp profile ({path}) failed"))?;
     let mut doc = String::new();
     use std::io::Read;
     f.take(strata_oci::media::MAX_DOCUMENT_SIZE + 1)
         .read_to_string(&mut doc)
-        .with_context(|| format!("reading seccomp profile ({path})"))?;
+        .ctx(|| format!("reading seccomp profile ({path})"))?;
     if doc.len() as u64 > strata_oci::media::MAX_DOCUMENT_SIZE {
-        bail!("seccomp profile ({path}) is larger than 4 MiB");
+        return Err(Error::SeccompProfileTooLarge(path.to_string()));
     }
     Ok(doc)
 }

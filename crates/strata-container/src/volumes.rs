@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Ctx, Error, Result};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,9 +35,7 @@ impl Volumes {
 
     fn check(name: &str) -> Result<()> {
         if !crate::names::is_valid_name(name) {
-            bail!(
-                "\"{name}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
-            );
+            return Err(Error::InvalidVolumeName(name.to_string()));
         }
         Ok(())
     }
@@ -50,9 +48,12 @@ impl Volumes {
         Self::check(name)?;
         let meta = self.dir.join(name).join("meta.json");
         match std::fs::read(&meta) {
-            Ok(b) => Ok(Some(
-                serde_json::from_slice(&b).with_context(|| format!("reading {}", meta.display()))?,
-            )),
+            Ok(b) => Ok(Some(serde_json::from_slice(&b).map_err(|source| {
+                Error::BadVolumeRecord {
+                    path: meta.clone(),
+                    source,
+                }
+            })?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -69,7 +70,7 @@ impl Volumes {
         }
         let d = self.dir.join(name);
         let tmp = self.dir.join(format!(".new-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(tmp.join("_data")).with_context(|| format!("creating {}", tmp.display()))?;
+        std::fs::create_dir_all(tmp.join("_data")).ctx(|| format!("creating {}", tmp.display()))?;
         let v = Volume {
             name: name.to_string(),
             driver: "local".into(),
@@ -86,7 +87,7 @@ impl Volumes {
                 let _ = std::fs::remove_dir_all(&tmp);
                 Ok(self.get(name)?.expect("exists"))
             }
-            Err(e) => Err(e).with_context(|| format!("creating volume {name}")),
+            Err(e) => Err(e).ctx(|| format!("creating volume {name}")),
         }
     }
 
@@ -112,7 +113,7 @@ impl Volumes {
 
     pub fn remove(&self, name: &str) -> Result<()> {
         if self.get(name)?.is_none() {
-            bail!("get {name}: no such volume");
+            return Err(Error::NoSuchVolume(name.to_string()));
         }
         let d = self.dir.join(name);
         let gone = self.dir.join(format!(".rm-{name}-{}", std::process::id()));

@@ -130,10 +130,11 @@ pub struct RunArgs {
 }
 
 /// Errors of `run`/`create`/`start` exit with Docker's codes (125, 126, 127).
-fn run_error(e: anyhow::Error) -> ExitCode {
+fn run_error(e: impl Into<anyhow::Error>) -> ExitCode {
+    let e = e.into();
     let code = e
-        .downcast_ref::<strata_container::RunFailed>()
-        .map(|r| r.code())
+        .downcast_ref::<strata_container::Error>()
+        .and_then(|e| e.exit_code())
         .unwrap_or(125);
     eprintln!("strata: {}", crate::error_chain(&e));
     ExitCode::from(code.clamp(1, 255) as u8)
@@ -153,9 +154,11 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let code = if rec.tty || rec.stdin {
-        c.run_attached(&rec)
+        c.run_attached(&rec).map_err(anyhow::Error::from)
     } else {
-        c.start(&rec).and_then(|_| follow(&c, &rec, true))
+        c.start(&rec)
+            .map_err(anyhow::Error::from)
+            .and_then(|_| follow(&c, &rec, true))
     };
     let code = match code {
         Ok(code) => code,
@@ -199,7 +202,7 @@ fn follow(c: &Containers, rec: &ContainerRecord, forward: bool) -> Result<i32> {
     }
     match c.status(rec) {
         Status::Exited { code, .. } => Ok(code),
-        _ => c.wait(rec),
+        _ => Ok(c.wait(rec)?),
     }
 }
 
@@ -358,7 +361,7 @@ pub fn rm(root: &Path, a: RmArgs) -> Result<ExitCode> {
         match r {
             Ok(()) => println!("{name}"),
             Err(e) => {
-                eprintln!("Error response from daemon: {}", crate::error_chain(&e));
+                eprintln!("Error response from daemon: {}", crate::error_chain(&e.into()));
                 code = ExitCode::from(1);
             }
         }
@@ -581,7 +584,7 @@ pub struct ExportArgs {
 pub fn export(root: &Path, a: ExportArgs) -> Result<ExitCode> {
     let c = open(root)?;
     let rec = c.find(&a.container)?;
-    super::write_output(a.output.as_deref(), |w| c.export(&rec, w))?;
+    super::write_output(a.output.as_deref(), |w| Ok(c.export(&rec, w)?))?;
     Ok(ExitCode::SUCCESS)
 }
 
