@@ -3,7 +3,9 @@
 //!
 //! The string is lowercased and cut into items at `.`, at `-` (which also
 //! opens a nested list) and at each change between digits and non-digits
-//! (which opens a nested list too). Items are numbers (any size, by value),
+//! (which opens a nested list too). Items are numbers (any size; by Java
+//! size class — up to 9 digits, up to 18, more, leading zeros not counted
+//! unless the number is all zeros — then by value),
 //! qualifiers (`alpha` = `a`+digit < `beta` = `b`+digit < `milestone` =
 //! `m`+digit < `rc` = `cr` < `snapshot` < `` = `ga` = `final` = `release` <
 //! `sp` < any other, those alphabetically) and lists. Trailing "null" items
@@ -25,8 +27,9 @@ pub struct MavenVersion {
 
 #[derive(Debug, Clone)]
 enum Item {
-    /// Digits, leading zeros stripped (`"0"` for zero... or all zeros).
-    Number(String),
+    /// A number: Java's size class (int, long, BigInteger: 0, 1, 2) and
+    /// its digits without leading zeros.
+    Number(u8, String),
     /// A qualifier after aliasing (`ga` → ``, `cr` → `rc`, …).
     Text(String),
     List(Vec<Item>),
@@ -47,8 +50,23 @@ impl MavenVersion {
     }
 }
 
+/// Maven picks `int`, `long` or `BigInteger` by the length of the digits
+/// once leading zeros are stripped — but a run of zeros only is kept whole,
+/// so ten zeros make a `long` zero. Numbers of different classes compare
+/// by class alone (a `long` zero is above any `int`).
 fn number(digits: &str) -> Item {
-    Item::Number(digits.trim_start_matches('0').to_owned())
+    let stripped = digits.trim_start_matches('0');
+    let len = if stripped.is_empty() {
+        digits.len()
+    } else {
+        stripped.len()
+    };
+    let class = match len {
+        0..=9 => 0,
+        10..=18 => 1,
+        _ => 2,
+    };
+    Item::Number(class, stripped.to_owned())
 }
 
 fn text(s: &str, followed_by_digit: bool) -> Item {
@@ -117,7 +135,7 @@ fn parse(v: &str) -> Vec<Item> {
         match c {
             b'.' | b'-' => {
                 if i == start {
-                    t.add(Item::Number(String::new()));
+                    t.add(Item::Number(0, String::new()));
                 } else {
                     t.add(item(is_digit, &v[start..i]));
                 }
@@ -191,7 +209,7 @@ fn qualifier_cmp(a: &str, b: &str) -> Ordering {
 impl Item {
     fn is_null(&self) -> bool {
         match self {
-            Item::Number(n) => is_zero(n),
+            Item::Number(_, n) => is_zero(n),
             Item::Text(t) => t.is_empty(),
             Item::List(l) => l.is_empty(),
         }
@@ -200,7 +218,7 @@ impl Item {
     /// `self` against a missing item.
     fn cmp_null(&self) -> Ordering {
         match self {
-            Item::Number(n) => {
+            Item::Number(_, n) => {
                 if is_zero(n) {
                     Ordering::Equal
                 } else {
@@ -218,11 +236,11 @@ impl Item {
 
     fn cmp_item(&self, other: &Item) -> Ordering {
         match (self, other) {
-            (Item::Number(a), Item::Number(b)) => cmp_decimal(a, b),
-            (Item::Number(_), _) => Ordering::Greater,
-            (Item::Text(_), Item::Number(_) | Item::List(_)) => Ordering::Less,
+            (Item::Number(ca, a), Item::Number(cb, b)) => ca.cmp(cb).then_with(|| cmp_decimal(a, b)),
+            (Item::Number(..), _) => Ordering::Greater,
+            (Item::Text(_), Item::Number(..) | Item::List(_)) => Ordering::Less,
             (Item::Text(a), Item::Text(b)) => qualifier_cmp(a, b),
-            (Item::List(_), Item::Number(_)) => Ordering::Less,
+            (Item::List(_), Item::Number(..)) => Ordering::Less,
             (Item::List(_), Item::Text(_)) => Ordering::Greater,
             (Item::List(a), Item::List(b)) => cmp_lists(a, b),
         }
