@@ -131,7 +131,12 @@ fn varint_string(b: &[u8]) -> Option<(&[u8], &[u8])> {
 
 /// Packages from module info lines (`path`, `mod`, `dep`, `=>`, `build`).
 fn packages(bi: &BuildInfo, location: &str) -> Vec<Package> {
-    let go = bi.go_version.split_whitespace().next().unwrap_or("");
+    // `go1.21.5`, `go1.21.5 X:boringcrypto`, `devel go1.23-abcdef Tue …`
+    let mut words = bi.go_version.split_whitespace();
+    let go = match words.next() {
+        Some("devel") => words.next().unwrap_or("devel"),
+        w => w.unwrap_or(""),
+    };
     let go = go.strip_prefix("go").unwrap_or(go);
     let mut out: Vec<Package> = Vec::new();
     for line in bi.modinfo.lines() {
@@ -202,6 +207,22 @@ dep\texample.com/local\tv0.0.0\n=>\t./local\t\t\nbuild\tGOOS=linux\n";
             ]
         );
         assert_eq!(pkgs[0].metadata.get("mainModule").map(String::as_str), Some("true"));
+    }
+
+    #[test]
+    fn go_version_strings() {
+        for (raw, want) in [
+            ("go1.21.5", "1.21.5"),
+            ("go1.21.5 X:boringcrypto", "1.21.5"),
+            ("devel go1.23-abc Tue", "1.23-abc"),
+        ] {
+            let bi = BuildInfo {
+                go_version: raw.into(),
+                modinfo: String::new(),
+            };
+            let p = packages(&bi, "x");
+            assert_eq!((p[0].name.as_str(), p[0].version.as_str()), ("stdlib", want));
+        }
     }
 
     #[test]
