@@ -56,7 +56,10 @@ pub fn scan_layer<R: Read>(reader: R, layer: usize, opts: &Options) -> io::Resul
                     extracts.insert(entry.path.clone(), x);
                 }
             }
-            EntryKind::Hardlink { target } => {
+            // A hard link is the same file under another name: the same
+            // findings when that name is one the same cataloguer reads (not,
+            // say, a `status-old` linked to dpkg's `status`).
+            EntryKind::Hardlink { target } if classify(&entry.path, entry.mode) == classify(target, entry.mode) => {
                 if let Some(x) = extracts.get(target) {
                     let x = relocate(x.clone(), target, &entry.path);
                     extracts.insert(entry.path.clone(), x);

@@ -494,3 +494,33 @@ fn file_index_and_merged_view() {
     assert_eq!(paths, [("etc", 0), ("etc/b", 0), ("lnk", 1), ("opt", 0), ("opt/y", 1)]);
     assert_eq!(merged.resolve("lnk").unwrap(), "etc/b");
 }
+
+#[test]
+fn source_date_epoch_makes_documents_reproducible() {
+    // nextest runs each test in its own process, so the variable is ours.
+    unsafe { std::env::set_var("SOURCE_DATE_EPOCH", "1700000000") };
+    let layers = || vec![Layer::new("x").file("app/Cargo.lock", "[[package]]\nname = \"c\"\nversion = \"1.0.0\"\n")];
+    let o = strata_sbom::Options::default();
+    let (a, b) = (run_with(layers(), &o), run_with(layers(), &o));
+    assert!(a.reproducible);
+    assert_eq!(a.to_spdx_json(), b.to_spdx_json());
+    assert_eq!(a.to_cyclonedx_json(), b.to_cyclonedx_json());
+    unsafe { std::env::remove_var("SOURCE_DATE_EPOCH") };
+    let (c, d) = (run_with(layers(), &o), run_with(layers(), &o));
+    assert!(!c.reproducible);
+    assert_ne!(
+        c.to_cyclonedx_json(),
+        d.to_cyclonedx_json(),
+        "a fresh serial number each time"
+    );
+}
+
+#[test]
+fn a_hard_link_under_another_name_is_not_a_second_database() {
+    let status = "Package: a\nStatus: install ok installed\nArchitecture: all\nVersion: 1\n";
+    let l0 = Layer::new("x")
+        .file("var/lib/dpkg/status", status)
+        .hardlink("var/lib/dpkg/status-old", "var/lib/dpkg/status");
+    let sbom = run(vec![l0]);
+    assert_eq!(find(&sbom, "deb", "a").unwrap().locations, vec!["/var/lib/dpkg/status"]);
+}
