@@ -115,6 +115,10 @@ impl VersionError {
 
 /// Orders two versions of one scheme; an error names the first string that
 /// is not a version of it.
+///
+/// Every scheme but Maven is a total order. Maven's own comparison is not
+/// transitive for a few odd qualifiers (see [`maven`]), and this follows
+/// it: do not sort Maven versions with it (Rust's sorts may panic).
 pub fn compare(scheme: Scheme, a: &str, b: &str) -> Result<Ordering, VersionError> {
     Ok(match scheme {
         Scheme::Dpkg => DpkgVersion::parse(a)?.cmp(&DpkgVersion::parse(b)?),
@@ -123,7 +127,7 @@ pub fn compare(scheme: Scheme, a: &str, b: &str) -> Result<Ordering, VersionErro
         Scheme::Pep440 => Pep440Version::parse(a)?.cmp(&Pep440Version::parse(b)?),
         Scheme::SemVer => SemVersion::parse(a)?.cmp(&SemVersion::parse(b)?),
         Scheme::Go => GoVersion::parse(a)?.cmp(&GoVersion::parse(b)?),
-        Scheme::Maven => MavenVersion::parse(a)?.cmp(&MavenVersion::parse(b)?),
+        Scheme::Maven => MavenVersion::parse(a)?.compare(&MavenVersion::parse(b)?),
         Scheme::RubyGems => GemVersion::parse(a)?.cmp(&GemVersion::parse(b)?),
     })
 }

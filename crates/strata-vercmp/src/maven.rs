@@ -12,12 +12,18 @@
 //! (0, the release qualifier, empty lists) are dropped. A number beats a list,
 //! which beats a qualifier; a missing item compares as null. Any ASCII string
 //! is a version (Maven takes any string at all; non-ASCII is refused here
-//! because Java's Unicode digits and case mapping are not mirrored).
+//! because Java's Unicode digits and case mapping are not mirrored, and so
+//! are lists nested over 500 deep).
+//!
+//! Maven's order is not transitive: `2` < `2.r.p` < `2.rc` < `2` (a
+//! qualifier after a `.` sits below a list, which sits below the release,
+//! which sits below an unknown qualifier). This module reproduces that, so
+//! `MavenVersion` has `compare` but no `Ord`: never sort with it.
 
 use std::cmp::Ordering;
 
 use crate::num::{cmp_decimal, is_zero};
-use crate::{Scheme, VersionError, order_from_ord};
+use crate::{Scheme, VersionError};
 
 /// A parsed Maven version: its item list.
 #[derive(Debug, Clone)]
@@ -44,11 +50,23 @@ impl MavenVersion {
         if !s.is_ascii() {
             return Err(VersionError::new(Scheme::Maven, s, "not ASCII"));
         }
-        Ok(MavenVersion {
-            items: parse(&s.to_ascii_lowercase()),
-        })
+        let items = parse(&s.to_ascii_lowercase()).map_err(|why| VersionError::new(Scheme::Maven, s, why))?;
+        Ok(MavenVersion { items })
+    }
+
+    /// Maven's ordering. It is not `Ord`: Maven's order is not transitive
+    /// for some qualifiers after a `.` (`2` < `2.r.p` < `2.rc` < `2`), so
+    /// it must not be used to sort (Rust's sorts may panic on such an
+    /// order); compare pairs.
+    pub fn compare(&self, other: &MavenVersion) -> Ordering {
+        cmp_lists(&self.items, &other.items)
     }
 }
+
+/// Lists nest once per `-` and per change between digits and letters; more
+/// than this many levels is refused, so that comparing stays within the
+/// stack (no real version comes near it).
+const MAX_DEPTH: usize = 500;
 
 /// Maven picks `int`, `long` or `BigInteger` by the length of the digits
 /// once leading zeros are stripped — but a run of zeros only is kept whole,
@@ -123,7 +141,7 @@ impl Builder {
     }
 }
 
-fn parse(v: &str) -> Vec<Item> {
+fn parse(v: &str) -> Result<Vec<Item>, &'static str> {
     let b = v.as_bytes();
     let mut t = Builder {
         root: Vec::new(),
@@ -132,6 +150,9 @@ fn parse(v: &str) -> Vec<Item> {
     let mut is_digit = false;
     let mut start = 0;
     for (i, &c) in b.iter().enumerate() {
+        if t.path.len() > MAX_DEPTH {
+            return Err("lists nested too deeply");
+        }
         match c {
             b'.' | b'-' => {
                 if i == start {
@@ -172,7 +193,7 @@ fn parse(v: &str) -> Vec<Item> {
         t.add(item(is_digit, &v[start..]));
     }
     normalize(&mut t.root);
-    t.root
+    Ok(t.root)
 }
 
 /// Drops trailing null items, innermost lists first; a non-null list at the
@@ -261,10 +282,3 @@ fn cmp_lists(a: &[Item], b: &[Item]) -> Ordering {
     }
     Ordering::Equal
 }
-
-impl Ord for MavenVersion {
-    fn cmp(&self, other: &Self) -> Ordering {
-        cmp_lists(&self.items, &other.items)
-    }
-}
-order_from_ord!(MavenVersion);
