@@ -207,9 +207,73 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     Ok(())
 }
 
-fn open_zip(path: &Path) -> std::result::Result<zip::ZipArchive<std::io::BufReader<File>>, String> {
-    let f = File::open(path).map_err(|e| e.to_string())?;
-    zip::ZipArchive::new(std::io::BufReader::new(f)).map_err(|e| format!("not a readable zip: {e}"))
+/// A reader of a file at a position of its own (`pread`), buffered so that a
+/// seek landing inside the buffer keeps it: the zip reader seeks to every
+/// entry, and consecutive entries mostly sit in the same 64 KiB
+/// (`BufReader` drops its buffer on every seek).
+struct PosReader {
+    file: File,
+    len: u64,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+}
+
+impl PosReader {
+    fn new(file: File) -> std::io::Result<PosReader> {
+        let len = file.metadata()?.len();
+        Ok(PosReader {
+            file,
+            len,
+            pos: 0,
+            buf: Vec::new(),
+            buf_start: 0,
+        })
+    }
+}
+
+impl Read for PosReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        const BUF: usize = 64 << 10;
+        let in_buf = self.pos >= self.buf_start && self.pos < self.buf_start + self.buf.len() as u64;
+        if !in_buf {
+            if out.len() >= BUF {
+                let n = self.file.read_at(out, self.pos)?;
+                self.pos += n as u64;
+                return Ok(n);
+            }
+            self.buf.resize(BUF, 0);
+            let n = self.file.read_at(&mut self.buf, self.pos)?;
+            self.buf.truncate(n);
+            self.buf_start = self.pos;
+            if n == 0 {
+                return Ok(0);
+            }
+        }
+        let off = (self.pos - self.buf_start) as usize;
+        let n = out.len().min(self.buf.len() - off);
+        out[..n].copy_from_slice(&self.buf[off..off + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl std::io::Seek for PosReader {
+    fn seek(&mut self, to: std::io::SeekFrom) -> std::io::Result<u64> {
+        let target = match to {
+            std::io::SeekFrom::Start(n) => Some(n),
+            std::io::SeekFrom::End(d) => self.len.checked_add_signed(d),
+            std::io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "seek before 0"))?;
+        Ok(self.pos)
+    }
+}
+
+fn open_zip(path: &Path) -> std::result::Result<zip::ZipArchive<PosReader>, String> {
+    let f = File::open(path).and_then(PosReader::new).map_err(|e| e.to_string())?;
+    zip::ZipArchive::new(f).map_err(|e| format!("not a readable zip: {e}"))
 }
 
 /// One worker: takes entry indexes from `next` and sends what it read.

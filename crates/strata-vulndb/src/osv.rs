@@ -6,7 +6,10 @@
 //! is kept is a [`Parsed`] record: names normalized for lookup, GIT ranges
 //! dropped, one severity chosen and scored, long details cut.
 
+use std::fmt;
+
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, SeqAccess, Visitor};
 use serde_json::Value;
 
 use crate::cvss::{self, CvssVersion, Rating};
@@ -43,7 +46,7 @@ struct RawSeverity {
 struct RawAffected {
     package: Option<RawPackage>,
     ranges: Option<Vec<RawRange>>,
-    versions: Option<Vec<String>>,
+    versions: Option<Lines>,
     severity: Option<Vec<RawSeverity>>,
     ecosystem_specific: Option<Specific>,
     database_specific: Option<Specific>,
@@ -69,6 +72,56 @@ struct RawEvent {
     fixed: Option<String>,
     last_affected: Option<String>,
     limit: Option<String>,
+}
+
+/// A `versions` list read straight into one string, a version per line
+/// (PyPI records list hundreds; one allocation instead of one per version).
+/// Empty versions and versions with a line break, which no ecosystem has,
+/// are dropped.
+#[derive(Default)]
+struct Lines(String);
+
+impl<'de> Deserialize<'de> for Lines {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Lines, D::Error> {
+        struct Seq;
+        impl<'de> Visitor<'de> for Seq {
+            type Value = Lines;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of versions")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Lines, A::Error> {
+                let mut out = String::new();
+                while seq.next_element_seed(Append(&mut out))?.is_some() {}
+                Ok(Lines(out))
+            }
+        }
+        d.deserialize_seq(Seq)
+    }
+}
+
+struct Append<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for Append<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Append<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a version string")
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
+        if !v.is_empty() && !v.contains(['\n', '\r']) {
+            if !self.0.is_empty() {
+                self.0.push('\n');
+            }
+            self.0.push_str(v);
+        }
+        Ok(())
+    }
 }
 
 /// `database_specific` / `ecosystem_specific`: only `severity` is read, and
@@ -154,7 +207,8 @@ pub(crate) struct ParsedAffected {
     pub name: String,
     pub purl: Option<String>,
     pub ranges: Vec<Range>,
-    pub versions: Vec<String>,
+    /// The explicit versions, one per line.
+    pub versions: String,
 }
 
 /// A record ready for the database.
@@ -261,7 +315,7 @@ fn convert(raw: RawRecord) -> Result<Parsed, String> {
             name,
             purl: pkg.purl,
             ranges,
-            versions: a.versions.unwrap_or_default(),
+            versions: a.versions.unwrap_or_default().0,
         });
     }
     let mut aliases = raw.aliases.unwrap_or_default();
@@ -512,6 +566,21 @@ mod tests {
         let api = br#"{"vulns":[{"id":"A","modified":"m"}]}"#;
         assert_eq!(parse_document(api)[0].as_ref().unwrap().id, "A");
         assert!(parse_document(b"{not json").pop().unwrap().is_err());
+    }
+
+    #[test]
+    fn versions_lists_and_long_details() {
+        let details = "é".repeat(MAX_DETAILS_BYTES);
+        let rec = format!(
+            r#"{{"id":"V","modified":"m","details":"{details}","affected":[{{"package":{{"ecosystem":"npm","name":"x"}},"versions":["1.0","","1\n2","2.0"]}}]}}"#
+        );
+        let p = parse_document(rec.as_bytes()).pop().unwrap().unwrap();
+        assert_eq!(p.affected[0].versions, "1.0\n2.0");
+        assert!(p.details_truncated);
+        assert_eq!(p.details.unwrap().len(), MAX_DETAILS_BYTES);
+        let rec =
+            br#"{"id":"V","modified":"m","affected":[{"package":{"ecosystem":"npm","name":"x"},"versions":[1]}]}"#;
+        assert!(parse_document(rec).pop().unwrap().is_err());
     }
 
     #[test]

@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS affected (
     release   TEXT NOT NULL,                -- after the colon: 12; '' if none
     package   TEXT NOT NULL,                -- normalized for lookup (PEP 503 for PyPI)
     name      TEXT NOT NULL,                -- as the record writes it
-    purl      TEXT
+    purl      TEXT,
+    versions  TEXT                          -- the explicit versions list, one per line
 );
 CREATE INDEX IF NOT EXISTS affected_package ON affected(ecosystem, package);
 CREATE INDEX IF NOT EXISTS affected_rid ON affected(rid);
@@ -74,12 +75,6 @@ CREATE TABLE IF NOT EXISTS events (
     version   TEXT NOT NULL,
     PRIMARY KEY (aid, range_seq, seq)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS versions (
-    aid     INTEGER NOT NULL,
-    seq     INTEGER NOT NULL,
-    version TEXT NOT NULL,
-    PRIMARY KEY (aid, seq)
-) WITHOUT ROWID;
 "#;
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
@@ -87,6 +82,9 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     conn.busy_timeout(Duration::from_secs(60))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // 64 MiB of page cache (used only as needed): an import of 100,000
+    // records touches its indexes all over; the default 2 MiB thrashes.
+    conn.pragma_update(None, "cache_size", -65536)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(Error::NewerSchema {
@@ -206,24 +204,29 @@ impl<'c> SourceWriter<'c> {
             alias.execute(params![rid, a])?;
         }
         let mut affected = tx.prepare_cached(
-            "INSERT INTO affected (rid, ecosystem, release, package, name, purl)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO affected (rid, ecosystem, release, package, name, purl, versions)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
         let mut range = tx.prepare_cached("INSERT INTO ranges (aid, seq, type) VALUES (?1, ?2, ?3)")?;
         let mut event =
             tx.prepare_cached("INSERT INTO events (aid, range_seq, seq, kind, version) VALUES (?1, ?2, ?3, ?4, ?5)")?;
-        let mut version = tx.prepare_cached("INSERT INTO versions (aid, seq, version) VALUES (?1, ?2, ?3)")?;
         for a in &p.affected {
-            affected.execute(params![rid, a.ecosystem, a.release, a.package, a.name, a.purl])?;
+            let versions = (!a.versions.is_empty()).then_some(&a.versions);
+            affected.execute(params![
+                rid,
+                a.ecosystem,
+                a.release,
+                a.package,
+                a.name,
+                a.purl,
+                versions
+            ])?;
             let aid = tx.last_insert_rowid();
             for (ri, r) in a.ranges.iter().enumerate() {
                 range.execute(params![aid, ri as i64, r.kind])?;
                 for (ei, e) in r.events.iter().enumerate() {
                     event.execute(params![aid, ri as i64, ei as i64, e.kind.code(), e.version])?;
                 }
-            }
-            for (vi, v) in a.versions.iter().enumerate() {
-                version.execute(params![aid, vi as i64, v])?;
             }
         }
         self.counts.records += 1;
@@ -260,7 +263,7 @@ impl<'c> SourceWriter<'c> {
 
 fn delete_source_data(tx: &Transaction<'_>, sid: i64) -> Result<()> {
     const AIDS: &str = "SELECT aid FROM affected WHERE rid IN (SELECT rid FROM records WHERE sid = ?1)";
-    for table in ["events", "ranges", "versions"] {
+    for table in ["events", "ranges"] {
         tx.execute(&format!("DELETE FROM {table} WHERE aid IN ({AIDS})"), [sid])?;
     }
     tx.execute(
@@ -451,17 +454,35 @@ fn load_record(conn: &Connection, rid: i64) -> Result<Advisory> {
     Ok(adv)
 }
 
-fn load_affected(
-    conn: &Connection,
+/// The columns of one `affected` row that [`load_affected`] reads.
+const AFFECTED_COLUMNS: &str = "aid, rid, ecosystem, release, name, purl, versions";
+
+struct AffectedRow {
     aid: i64,
+    rid: i64,
     ecosystem: String,
-    release: &str,
+    release: String,
     name: String,
     purl: Option<String>,
-) -> Result<AffectedPackage> {
+    versions: Option<String>,
+}
+
+fn affected_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AffectedRow> {
+    Ok(AffectedRow {
+        aid: r.get(0)?,
+        rid: r.get(1)?,
+        ecosystem: r.get(2)?,
+        release: r.get(3)?,
+        name: r.get(4)?,
+        purl: r.get(5)?,
+        versions: r.get(6)?,
+    })
+}
+
+fn load_affected(conn: &Connection, row: AffectedRow) -> Result<AffectedPackage> {
     let mut stmt = conn.prepare_cached("SELECT seq, type FROM ranges WHERE aid = ?1 ORDER BY seq")?;
     let mut ranges: Vec<(i64, Range)> = stmt
-        .query_map([aid], |r| {
+        .query_map([row.aid], |r| {
             Ok((
                 r.get(0)?,
                 Range {
@@ -473,7 +494,7 @@ fn load_affected(
         .collect::<rusqlite::Result<_>>()?;
     let mut stmt =
         conn.prepare_cached("SELECT range_seq, kind, version FROM events WHERE aid = ?1 ORDER BY range_seq, seq")?;
-    let events = stmt.query_map([aid], |r| {
+    let events = stmt.query_map([row.aid], |r| {
         Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?))
     })?;
     for e in events {
@@ -483,17 +504,18 @@ fn load_affected(
             r.events.push(Event { kind, version });
         }
     }
-    let mut stmt = conn.prepare_cached("SELECT version FROM versions WHERE aid = ?1 ORDER BY seq")?;
-    let versions = stmt.query_map([aid], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-    let ecosystem = if release.is_empty() {
-        ecosystem
+    let versions = row
+        .versions
+        .map_or_else(Vec::new, |v| v.split('\n').map(str::to_string).collect());
+    let ecosystem = if row.release.is_empty() {
+        row.ecosystem
     } else {
-        format!("{ecosystem}:{release}")
+        format!("{}:{}", row.ecosystem, row.release)
     };
     Ok(AffectedPackage {
         ecosystem,
-        name,
-        purl,
+        name: row.name,
+        purl: row.purl,
         ranges: ranges.into_iter().map(|(_, r)| r).collect(),
         versions,
     })
@@ -519,32 +541,23 @@ fn newest_per_id(rows: Vec<RecordRow>) -> Vec<Advisory> {
 pub(crate) fn advisories_for(conn: &Connection, ecosystem: &str, package: &str) -> Result<Vec<Advisory>> {
     let (base, release) = split_ecosystem(ecosystem);
     let package = normalize_package(&base, package);
-    let mut stmt = conn.prepare_cached(
-        "SELECT aid, rid, ecosystem, release, name, purl FROM affected
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {AFFECTED_COLUMNS} FROM affected
          WHERE ecosystem = ?1 AND package = ?2 AND (?3 = '' OR release = ?3 OR release = '')
-         ORDER BY rid, aid",
-    )?;
+         ORDER BY rid, aid"
+    ))?;
     let rows = stmt
-        .query_map(params![base, package, release], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, Option<String>>(5)?,
-            ))
-        })?
+        .query_map(params![base, package, release], affected_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut records: Vec<RecordRow> = Vec::new();
-    for (aid, rid, eco, rel, name, purl) in rows {
-        if records.last().is_none_or(|r| r.rid != rid) {
+    for row in rows {
+        if records.last().is_none_or(|r| r.rid != row.rid) {
             records.push(RecordRow {
-                rid,
-                advisory: load_record(conn, rid)?,
+                rid: row.rid,
+                advisory: load_record(conn, row.rid)?,
             });
         }
-        let pkg = load_affected(conn, aid, eco, &rel, name, purl)?;
+        let pkg = load_affected(conn, row)?;
         records.last_mut().expect("pushed above").advisory.affected.push(pkg);
     }
     Ok(newest_per_id(records))
@@ -562,21 +575,14 @@ pub(crate) fn advisory(conn: &Connection, id: &str) -> Result<Vec<Advisory>> {
     let mut records = Vec::new();
     for rid in rids {
         let mut advisory = load_record(conn, rid)?;
-        let mut stmt = conn
-            .prepare_cached("SELECT aid, ecosystem, release, name, purl FROM affected WHERE rid = ?1 ORDER BY aid")?;
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {AFFECTED_COLUMNS} FROM affected WHERE rid = ?1 ORDER BY aid"
+        ))?;
         let rows = stmt
-            .query_map([rid], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get(4)?,
-                ))
-            })?
+            .query_map([rid], affected_row)?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        for (aid, eco, rel, name, purl) in rows {
-            advisory.affected.push(load_affected(conn, aid, eco, &rel, name, purl)?);
+        for row in rows {
+            advisory.affected.push(load_affected(conn, row)?);
         }
         records.push(RecordRow { rid, advisory });
     }
