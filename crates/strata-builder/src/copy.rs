@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
 
-use anyhow::{Context, Result, bail};
+use crate::error::{Error, Result};
 use sha2::{Digest as _, Sha256};
 
 use crate::dest::{Attrs, DestRoot};
@@ -37,7 +37,7 @@ pub fn select(tree: &dyn SourceTree, sources: &[String]) -> Result<Vec<Selected>
         let matched = if has_wildcard(s) {
             let m = crate::tree::expand_wildcard(tree, &cleaned)?;
             if m.is_empty() {
-                bail!("failed to compute cache key: \"/{cleaned}\": not found (no source files match the pattern)");
+                return Err(Error::NoSourceMatches(cleaned));
             }
             m
         } else {
@@ -45,10 +45,10 @@ pub fn select(tree: &dyn SourceTree, sources: &[String]) -> Result<Vec<Selected>
         };
         for m in matched {
             let Some(rel) = resolve(tree, &m, true)? else {
-                bail!("failed to compute cache key: \"/{m}\": not found");
+                return Err(Error::SourceNotFound(m));
             };
             let Some(meta) = tree.lstat(&rel)? else {
-                bail!("failed to compute cache key: \"/{m}\": not found");
+                return Err(Error::SourceNotFound(m));
             };
             let name = m.rsplit('/').next().unwrap_or("").to_string();
             let dir = m.rsplit_once('/').map(|x| x.0).unwrap_or("");
@@ -258,7 +258,7 @@ pub fn copy_into(
     let parents = a.parents();
     let many = selected.len() > 1 || layout.parents;
     if many && !dest_is_dir && !root.is_dir(dest) && !layout.parents {
-        bail!("When using COPY with more than one source file, the destination must be a directory and end with a /");
+        return Err(Error::DestinationNotADirectory);
     }
     let into_dir = dest_is_dir || many;
     let attrs = |m: &Meta| Attrs {
@@ -322,7 +322,11 @@ pub fn copy_into(
                     std::path::Path::new(&format!("/{dest}")),
                     &opts,
                 )
-                .with_context(|| format!("unpacking {} into /{dest}", sel.name))?;
+                .map_err(|source| Error::UnpackArchive {
+                    name: sel.name.clone(),
+                    dest: dest.to_string(),
+                    source: Box::new(source),
+                })?;
             }
             _ => {
                 let dest = base_dest.as_str();
@@ -332,7 +336,7 @@ pub fn copy_into(
                     dest.to_string()
                 };
                 if target.is_empty() {
-                    bail!("cannot copy {} onto the root directory", sel.name);
+                    return Err(Error::CopyOntoRoot(sel.name.clone()));
                 }
                 copy_entry(tree, &sel.rel, &sel.meta, root, &target, &attrs(&sel.meta), &parents)?;
             }
@@ -423,6 +427,6 @@ fn is_archive(tree: &dyn SourceTree, rel: &str) -> Result<bool> {
 pub fn parse_chmod(s: &str) -> Result<u32> {
     match u32::from_str_radix(s, 8) {
         Ok(m) if m <= 0o7777 => Ok(m),
-        _ => bail!("invalid --chmod value {s:?}: expected an octal mode such as 755"),
+        _ => Err(Error::InvalidChmod(s.to_string())),
     }
 }

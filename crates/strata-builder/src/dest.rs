@@ -10,7 +10,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid};
 
 /// Owner, mode and time of something written.
@@ -52,7 +52,7 @@ impl DestRoot {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .with_context(|| format!("opening {}", path.display()))?;
+        .ctx(|| format!("opening {}", path.display()))?;
         Ok(DestRoot {
             fd,
             shown: path.to_path_buf(),
@@ -81,20 +81,18 @@ impl DestRoot {
         match self.open_in_root(rel, OFlags::RDONLY | OFlags::DIRECTORY) {
             Ok(fd) => return Ok(fd),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => {
-                bail!("mkdir /{rel}: not a directory (a file is in the way)")
-            }
-            Err(e) => return Err(anyhow!(e).context(format!("opening /{rel} in the build root"))),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => return Err(Error::FileInTheWay(rel.to_string())),
+            Err(e) => return Err(e).ctx(|| format!("opening /{rel} in the build root")),
         }
         if rel.is_empty() {
-            bail!("the build root {} is gone", self.shown.display());
+            return Err(Error::BuildRootGone(self.shown.clone()));
         }
         let (parent, name) = split_parent(rel);
         let pfd = self.ensure_dir(parent, attrs)?;
         let created = match rustix::fs::mkdirat(&pfd, name, Mode::from_raw_mode(0o700)) {
             Ok(()) => true,
             Err(rustix::io::Errno::EXIST) => false,
-            Err(e) => return Err(anyhow!(e).context(format!("mkdir /{rel}"))),
+            Err(e) => return Err(e).ctx(|| format!("mkdir /{rel}")),
         };
         let fd = rustix::fs::openat(
             &pfd,
@@ -102,11 +100,11 @@ impl DestRoot {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .with_context(|| format!("mkdir /{rel}: not a directory"))?;
+        .ctx(|| format!("mkdir /{rel}: not a directory"))?;
         if created {
             rustix::fs::fchown(&fd, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
-                .with_context(|| format!("chown /{rel}"))?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).with_context(|| format!("chmod /{rel}"))?;
+                .ctx(|| format!("chown /{rel}"))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).ctx(|| format!("chmod /{rel}"))?;
         }
         Ok(fd)
     }
@@ -115,11 +113,11 @@ impl DestRoot {
     fn clear_for(&self, pfd: &OwnedFd, name: &str, rel: &str) -> Result<()> {
         match rustix::fs::statat(pfd, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
-                bail!("cannot replace directory /{rel} with a file")
+                Err(Error::ReplaceDirectory(rel.to_string()))
             }
-            Ok(_) => rustix::fs::unlinkat(pfd, name, AtFlags::empty()).with_context(|| format!("removing /{rel}")),
+            Ok(_) => rustix::fs::unlinkat(pfd, name, AtFlags::empty()).ctx(|| format!("removing /{rel}")),
             Err(rustix::io::Errno::NOENT) => Ok(()),
-            Err(e) => Err(anyhow!(e).context(format!("stat /{rel}"))),
+            Err(e) => Err(e).ctx(|| format!("stat /{rel}")),
         }
     }
 
@@ -127,7 +125,7 @@ impl DestRoot {
     pub fn write_file(&self, rel: &str, data: &mut dyn Read, attrs: &Attrs, parents: &Attrs) -> Result<()> {
         let (parent, name) = split_parent(rel);
         if name.is_empty() {
-            bail!("cannot write a file at the root");
+            return Err(Error::FileAtRoot);
         }
         let pfd = self.ensure_dir(parent, parents)?;
         self.clear_for(&pfd, name, rel)?;
@@ -137,13 +135,13 @@ impl DestRoot {
             OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
             Mode::from_raw_mode(0o600),
         )
-        .with_context(|| format!("creating /{rel}"))?;
+        .ctx(|| format!("creating /{rel}"))?;
         let mut f = File::from(fd);
-        std::io::copy(data, &mut f).with_context(|| format!("writing /{rel}"))?;
+        std::io::copy(data, &mut f).ctx(|| format!("writing /{rel}"))?;
         rustix::fs::fchown(&f, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
-            .with_context(|| format!("chown /{rel}"))?;
-        rustix::fs::fchmod(&f, Mode::from_raw_mode(attrs.mode)).with_context(|| format!("chmod /{rel}"))?;
-        rustix::fs::futimens(&f, &times(attrs.mtime)).with_context(|| format!("setting the time of /{rel}"))?;
+            .ctx(|| format!("chown /{rel}"))?;
+        rustix::fs::fchmod(&f, Mode::from_raw_mode(attrs.mode)).ctx(|| format!("chmod /{rel}"))?;
+        rustix::fs::futimens(&f, &times(attrs.mtime)).ctx(|| format!("setting the time of /{rel}"))?;
         Ok(())
     }
 
@@ -152,7 +150,7 @@ impl DestRoot {
         let (parent, name) = split_parent(rel);
         let pfd = self.ensure_dir(parent, parents)?;
         self.clear_for(&pfd, name, rel)?;
-        rustix::fs::symlinkat(target, &pfd, name).with_context(|| format!("creating the symlink /{rel}"))?;
+        rustix::fs::symlinkat(target, &pfd, name).ctx(|| format!("creating the symlink /{rel}"))?;
         rustix::fs::chownat(
             &pfd,
             name,
@@ -160,9 +158,9 @@ impl DestRoot {
             Some(Gid::from_raw(attrs.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
         )
-        .with_context(|| format!("chown /{rel}"))?;
+        .ctx(|| format!("chown /{rel}"))?;
         rustix::fs::utimensat(&pfd, name, &times(attrs.mtime), AtFlags::SYMLINK_NOFOLLOW)
-            .with_context(|| format!("setting the time of /{rel}"))?;
+            .ctx(|| format!("setting the time of /{rel}"))?;
         Ok(())
     }
 
@@ -170,8 +168,8 @@ impl DestRoot {
     pub fn write_dir(&self, rel: &str, attrs: &Attrs, parents: &Attrs) -> Result<()> {
         let fd = self.ensure_dir(rel, parents)?;
         rustix::fs::fchown(&fd, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
-            .with_context(|| format!("chown /{rel}"))?;
-        rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).with_context(|| format!("chmod /{rel}"))?;
+            .ctx(|| format!("chown /{rel}"))?;
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).ctx(|| format!("chmod /{rel}"))?;
         Ok(())
     }
 
@@ -179,8 +177,8 @@ impl DestRoot {
     pub fn set_dir_time(&self, rel: &str, mtime: (i64, i64)) -> Result<()> {
         let fd = self
             .open_in_root(rel, OFlags::RDONLY | OFlags::DIRECTORY)
-            .with_context(|| format!("opening /{rel}"))?;
-        rustix::fs::futimens(&fd, &times(mtime)).with_context(|| format!("setting the time of /{rel}"))?;
+            .ctx(|| format!("opening /{rel}"))?;
+        rustix::fs::futimens(&fd, &times(mtime)).ctx(|| format!("setting the time of /{rel}"))?;
         Ok(())
     }
 }

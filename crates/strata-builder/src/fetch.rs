@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use sha2::{Digest as _, Sha256};
 
 /// Downloads larger than this are refused.
@@ -133,7 +133,7 @@ pub fn parse_checksum(s: &str) -> Result<String> {
         Some(("sha256", hex)) if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) => {
             Ok(format!("sha256:{}", hex.to_ascii_lowercase()))
         }
-        _ => bail!("invalid --checksum {s:?}: expected sha256:<64 hex digits>"),
+        _ => Err(Error::InvalidChecksum(s.to_string())),
     }
 }
 
@@ -151,12 +151,16 @@ pub fn fetch(url: &str, dir: &Path, checksum: Option<&str>) -> Result<Fetched> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .context("starting the HTTP runtime")?;
+        .ctx(|| "starting the HTTP runtime")?;
     let (digest, mtime) = rt.block_on(download(url, &path))?;
     if let Some(want) = checksum
         && want != digest
     {
-        bail!("digest mismatch for {}: expected {want}, got {digest}", redact(url));
+        return Err(Error::DigestMismatch {
+            url: redact(url),
+            expected: want.to_string(),
+            got: digest,
+        });
     }
     let f = std::fs::File::options().write(true).open(&path)?;
     use std::os::unix::fs::PermissionsExt;
@@ -178,18 +182,21 @@ async fn download(url: &str, path: &Path) -> Result<(String, Option<std::time::S
         .connect_timeout(std::time::Duration::from_secs(30))
         .read_timeout(std::time::Duration::from_secs(300))
         .build()
-        .map_err(|e| anyhow!("setting up HTTP: {e}"))?;
+        .map_err(Error::HttpSetup)?;
     let mut req = client.get(&bare);
     if let Some((user, pass)) = creds {
         req = req.basic_auth(user, pass);
     }
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| anyhow!("failed to load {url}: {}", chain(&e)))?;
+    let resp = req.send().await.map_err(|e| Error::Download {
+        url: url.clone(),
+        reason: chain(&e),
+    })?;
     let status = resp.status();
     if !status.is_success() {
-        bail!("failed to load {url}: invalid response status {status}");
+        return Err(Error::Download {
+            url,
+            reason: format!("invalid response status {status}"),
+        });
     }
     let mtime = resp
         .headers()
@@ -197,29 +204,38 @@ async fn download(url: &str, path: &Path) -> Result<(String, Option<std::time::S
         .and_then(|v| v.to_str().ok())
         .and_then(parse_http_date);
     if resp.content_length().is_some_and(|n| n > MAX_DOWNLOAD) {
-        bail!("failed to load {url}: larger than {MAX_DOWNLOAD} bytes");
+        return Err(too_large(url));
     }
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create_new(path).with_context(|| format!("creating {}", path.display()))?,
-    );
+    let mut out =
+        std::io::BufWriter::new(std::fs::File::create_new(path).ctx(|| format!("creating {}", path.display()))?);
     let mut h = Sha256::new();
     let mut total = 0u64;
     let mut stream = resp.bytes_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| anyhow!("reading {url}: {}", chain(&e)))?;
+        let chunk = chunk.map_err(|e| Error::DownloadRead {
+            url: url.clone(),
+            reason: chain(&e),
+        })?;
         total += chunk.len() as u64;
         if total > MAX_DOWNLOAD {
-            bail!("failed to load {url}: larger than {MAX_DOWNLOAD} bytes");
+            return Err(too_large(url));
         }
         h.update(&chunk);
-        out.write_all(&chunk)
-            .with_context(|| format!("writing {}", path.display()))?;
+        out.write_all(&chunk).ctx(|| format!("writing {}", path.display()))?;
     }
     out.flush()?;
     out.into_inner()
-        .map_err(|e| anyhow!("writing {}: {e}", path.display()))?
+        .map_err(|e| e.into_error())
+        .ctx(|| format!("writing {}", path.display()))?
         .sync_all()?;
     Ok((format!("sha256:{}", strata_oci::digest::to_hex(&h.finalize())), mtime))
+}
+
+fn too_large(url: String) -> Error {
+    Error::Download {
+        url,
+        reason: format!("larger than {MAX_DOWNLOAD} bytes"),
+    }
 }
 
 fn chain(e: &dyn std::error::Error) -> String {

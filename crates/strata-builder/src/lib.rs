@@ -25,6 +25,7 @@
 mod cache;
 mod copy;
 mod dest;
+mod error;
 mod fetch;
 mod mounts;
 mod pattern;
@@ -37,16 +38,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
-use anyhow::{Context, Result, anyhow, bail};
 use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{Store, StoreLock};
 
 pub use cache::{CacheLayerUsers, CacheUsage, usage as cache_usage};
+pub use error::{Error, PullError, Result};
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
 pub use progress::Progress;
 
+use crate::error::Ctx;
 use crate::stage::StageResult;
 use crate::tree::ContextTree;
 
@@ -117,7 +119,7 @@ pub struct BuildOptions {
 pub struct Puller(pub Arc<PullFn>);
 
 /// What a [`Puller`] calls: pull this reference.
-pub type PullFn = dyn Fn(&str) -> Result<()> + Send + Sync;
+pub type PullFn = dyn Fn(&str) -> std::result::Result<(), PullError> + Send + Sync;
 
 impl std::fmt::Debug for Puller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -230,13 +232,13 @@ impl Shared {
                     Ok(Arc::new(t))
                 }
                 Err(e) => {
-                    let msg = format!("{e:#}");
+                    let msg = e.chain();
                     v.error(&msg);
                     Err(msg)
                 }
             }
         });
-        r.clone().map_err(|e| anyhow!(e))
+        r.clone().map_err(Error::BuildContext)
     }
 
     /// The index of the stage named `name` (or numbered), wherever it is
@@ -250,12 +252,12 @@ impl Shared {
         let mut results = self.results.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(r) = results.get(&i) {
-                return r
-                    .clone()
-                    .map_err(|_| anyhow!("stage {} failed", stage_name(&self.df, i)));
+                return r.clone().map_err(|_| Error::DependencyFailed {
+                    stage: stage_name(&self.df, i),
+                });
             }
             if !self.needed.contains(&i) {
-                bail!("internal error: stage {i} is not scheduled");
+                return Err(Error::Internal(format!("stage {i} is not scheduled")));
             }
             results = self.cond.wait(results).unwrap_or_else(|e| e.into_inner());
         }
@@ -320,13 +322,12 @@ fn platform_args(p: &Platform) -> BTreeMap<String, String> {
 
 /// Checks a `--platform` value against the host: only native builds.
 pub(crate) fn check_platform(s: &str, host: &Platform) -> Result<()> {
-    let p = Platform::parse(s).map_err(|e| anyhow!("{e}"))?;
+    let p = Platform::parse(s)?;
     if p.os != host.os || p.architecture != host.architecture {
-        bail!(
-            "cannot build for {s}: strata builds only for the host platform {}/{} (no emulation)",
-            host.os,
-            host.architecture
-        );
+        return Err(Error::ForeignPlatform {
+            platform: s.to_string(),
+            host: format!("{}/{}", host.os, host.architecture),
+        });
     }
     Ok(())
 }
@@ -335,7 +336,7 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(Vec<u8>, String, Option<PathB
     let path = match &opts.dockerfile {
         DockerfileSource::Bytes(b) => {
             if b.len() as u64 > MAX_DOCKERFILE_SIZE {
-                bail!("the Dockerfile is larger than {MAX_DOCKERFILE_SIZE} bytes");
+                return Err(Error::DockerfileTooLarge { path: None });
             }
             return Ok((b.clone(), "Dockerfile".into(), None));
         }
@@ -344,24 +345,14 @@ fn read_dockerfile(opts: &BuildOptions) -> Result<(Vec<u8>, String, Option<PathB
         // Docker resolves a relative -f against the working directory.
         DockerfileSource::Path(p) => p.clone(),
     };
-    let md = std::fs::metadata(&path).map_err(|e| {
-        anyhow!(
-            "failed to read dockerfile: open {}: {}",
-            path.display(),
-            if e.kind() == std::io::ErrorKind::NotFound {
-                "no such file or directory".to_string()
-            } else {
-                e.to_string()
-            }
-        )
+    let md = std::fs::metadata(&path).map_err(|error| Error::ReadDockerfile {
+        path: path.clone(),
+        error,
     })?;
     if md.len() > MAX_DOCKERFILE_SIZE {
-        bail!(
-            "the Dockerfile {} is larger than {MAX_DOCKERFILE_SIZE} bytes",
-            path.display()
-        );
+        return Err(Error::DockerfileTooLarge { path: Some(path) });
     }
-    let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let bytes = std::fs::read(&path).ctx(|| format!("reading {}", path.display()))?;
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -382,12 +373,12 @@ fn read_ignore(context: &Path, dockerfile: Option<&Path>) -> Result<(IgnoreRules
             Ok(bytes) => {
                 let text = String::from_utf8_lossy(&bytes);
                 return Ok((
-                    IgnoreRules::parse(&text).with_context(|| format!("reading {}", c.display()))?,
+                    IgnoreRules::parse(&text).ctx(|| format!("reading {}", c.display()))?,
                     bytes.len(),
                 ));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(anyhow!(e).context(format!("reading {}", c.display()))),
+            Err(e) => return Err(e).ctx(|| format!("reading {}", c.display())),
         }
     }
     Ok((IgnoreRules::default(), 0))
@@ -485,21 +476,16 @@ fn needed_stages(
     let n = df.stages.len();
     let all: Vec<(Vec<Dep>, Option<Dep>)> = (0..n).map(|i| dependencies(df, i, scope, lex)).collect();
     let name = |i: usize| stage_name(df, i);
-    let cycle = |d: &Dep, on: usize| {
-        if d.stage == on {
-            return anyhow!(
-                "failed to solve: {dockerfile_name}:{}: circular dependency detected on stage: {}: {} names the stage itself",
-                d.line,
-                name(on),
-                d.what
-            );
-        }
-        anyhow!(
-            "failed to solve: {dockerfile_name}:{}: circular dependency detected on stage: {}: {} uses a stage that depends on this one",
-            d.line,
-            name(on),
-            d.what
-        )
+    let cycle = |d: &Dep, on: usize| Error::CircularDependency {
+        dockerfile: dockerfile_name.to_string(),
+        line: d.line,
+        stage: name(on),
+        what: d.what.clone(),
+        how: if d.stage == on {
+            "names the stage itself".into()
+        } else {
+            "uses a stage that depends on this one".into()
+        },
     };
     // Depth-first, with the path on a stack: an edge back into it is a cycle.
     #[derive(Clone, Copy, PartialEq)]
@@ -513,7 +499,7 @@ fn needed_stages(
         i: usize,
         all: &[(Vec<Dep>, Option<Dep>)],
         mark: &mut Vec<Mark>,
-        cycle: &dyn Fn(&Dep, usize) -> anyhow::Error,
+        cycle: &dyn Fn(&Dep, usize) -> Error,
     ) -> Result<()> {
         mark[i] = Mark::Open;
         for d in &all[i].0 {
@@ -539,13 +525,16 @@ fn needed_stages(
             let mut todo = vec![d.stage];
             while let Some(k) = todo.pop() {
                 if k == i {
-                    return Err(anyhow!(
-                        "failed to solve: {dockerfile_name}:{}: circular dependency detected on stage: {}: {} names the stage {} defined later, which is built from this one",
-                        d.line,
-                        name(i),
-                        d.what,
-                        name(d.stage)
-                    ));
+                    return Err(Error::CircularDependency {
+                        dockerfile: dockerfile_name.to_string(),
+                        line: d.line,
+                        stage: name(i),
+                        what: d.what.clone(),
+                        how: format!(
+                            "names the stage {} defined later, which is built from this one",
+                            name(d.stage)
+                        ),
+                    });
                 }
                 if seen.insert(k) {
                     todo.extend(all[k].0.iter().map(|e| e.stage));
@@ -564,17 +553,12 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
 /// Runs a build against the store at `root`, reporting to `progress`
 /// (plain lines or a tty display).
 pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress) -> Result<BuildOutput> {
-    let context_dir = std::fs::canonicalize(&opts.context).map_err(|e| {
-        anyhow!(
-            "unable to prepare context: path {:?} not found: {e}",
-            opts.context.display().to_string()
-        )
+    let context_dir = std::fs::canonicalize(&opts.context).map_err(|source| Error::ContextNotFound {
+        path: opts.context.clone(),
+        source,
     })?;
     if !context_dir.is_dir() {
-        bail!(
-            "unable to prepare context: {} is not a directory",
-            opts.context.display()
-        );
+        return Err(Error::ContextNotADirectory(opts.context.clone()));
     }
     let host = Platform::host();
     if let Some(p) = &opts.platform {
@@ -592,7 +576,11 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
                 e.line, e.line, e.message
             );
             v.error(&msg);
-            bail!("failed to solve: {msg}");
+            return Err(Error::Parse {
+                dockerfile: dockerfile_name,
+                line: e.line,
+                message: e.message,
+            });
         }
     };
     v.done();
@@ -631,10 +619,10 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             None => match default {
                 Some(d) => {
                     let lookup = |n: &str| global_scope.get(n).cloned();
-                    Some(
-                        lex.process_word(d, &lookup)
-                            .map_err(|e| anyhow!("failed to solve: ARG {name}: {e}"))?,
-                    )
+                    Some(lex.process_word(d, &lookup).map_err(|source| Error::GlobalArg {
+                        name: name.clone(),
+                        source,
+                    })?)
                 }
                 None => None,
             },
@@ -650,7 +638,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             .stages
             .iter()
             .position(|s| s.name.as_deref() == Some(t.to_lowercase().as_str()))
-            .ok_or_else(|| anyhow!("failed to solve: target stage \"{t}\" could not be found"))?,
+            .ok_or_else(|| Error::NoSuchTarget(t.clone()))?,
         None => df.stages.len() - 1,
     };
     let needed = needed_stages(&df, target, &global_scope, &lex, &dockerfile_name)?;
@@ -667,7 +655,9 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     if let Some(n) = &opts.network
         && !matches!(n.as_str(), "default" | "host" | "none")
     {
-        bail!("--network={n} is not supported (use default, host or none)");
+        return Err(Error::Unsupported(format!(
+            "--network={n} is not supported (use default, host or none)"
+        )));
     }
     let mut no_cache_stages = BTreeSet::new();
     for f in opts.no_cache_filter.iter().flat_map(|f| f.split(',')) {
@@ -675,10 +665,13 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         if f.is_empty() {
             continue;
         }
-        let i = stage_named(&df, f).ok_or_else(|| anyhow!("--no-cache-filter: no stage named {f:?}"))?;
+        let i = stage_named(&df, f).ok_or_else(|| Error::NoCacheFilterStage(f.to_string()))?;
         no_cache_stages.insert(i);
     }
-    let mut store = Store::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
+    let mut store = Store::open(root).map_err(|source| Error::OpenStore {
+        root: root.to_path_buf(),
+        source,
+    })?;
     cache::init(&store)?;
     let _lock = StoreLock::shared(store.root())?;
     stage::remove_stale_snapshots(&strata_snapshot::Snapshotter::new(root, stale_driver));
@@ -722,7 +715,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     preflight(&shared, &store)?;
 
     // One thread per needed stage; each waits for the stages it uses.
-    let first_error: Mutex<Option<(bool, anyhow::Error)>> = Mutex::new(None);
+    let first_error: Mutex<Option<(bool, Error)>> = Mutex::new(None);
     std::thread::scope(|s| {
         for &i in &needed {
             let shared = &shared;
@@ -733,9 +726,8 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
                     Ok(res) => shared.finish(i, Ok(Arc::new(res))),
                     Err(e) => {
                         shared.failed.store(true, std::sync::atomic::Ordering::SeqCst);
-                        let msg = format!("{e:#}");
-                        let followup =
-                            e.downcast_ref::<stage::DependencyFailed>().is_some() || msg.starts_with("canceled: ");
+                        let msg = e.chain();
+                        let followup = matches!(e, Error::DependencyFailed { .. }) || msg.starts_with("canceled: ");
                         let mut fe = first_error.lock().unwrap_or_else(|e| e.into_inner());
                         // Keep the root cause, not a failure that follows from it.
                         match &*fe {
@@ -782,13 +774,13 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     let mut layers = Vec::new();
     for diff_id in &config.rootfs.diff_ids {
         let layer = store.held_layer(diff_id)?;
-        layers.push(layer.with_context(|| format!("layer {diff_id} has no blob in the store"))?);
+        layers.push(layer.ok_or_else(|| Error::NoLayerBlob(diff_id.clone()))?);
     }
     v.log("exporting layers done");
     let mut refs = Vec::new();
     for t in &opts.tags {
         let r = Reference::parse(t)
-            .map_err(|e| anyhow!("invalid tag {t:?}: {e}"))?
+            .map_err(|source| Error::InvalidTag { tag: t.clone(), source })?
             .with_default_tag();
         refs.push(r);
     }
@@ -824,11 +816,16 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
 /// `--from` that is neither a stage nor a local image, a context source that
 /// is not there (`../outside`). Words with variables are left to their step.
 fn preflight(sh: &Shared, store: &Store) -> Result<()> {
-    let fail = |step: &strata_build::Step, msg: String| {
+    let fail = |step: &strata_build::Step, e: Error| {
         let mut lines = vec![String::new()];
         lines.extend(sh.snippet(step.start_line, step.end_line));
         sh.progress.lines(&lines);
-        anyhow!("failed to solve: {}:{}: {msg}", sh.dockerfile_name, step.start_line)
+        Error::Step {
+            dockerfile: sh.dockerfile_name.clone(),
+            line: step.start_line,
+            message: e.chain(),
+            error: Box::new(e),
+        }
     };
     for &i in &sh.needed {
         for step in &sh.df.stages[i].instructions {
@@ -844,7 +841,7 @@ fn preflight(sh: &Shared, store: &Store) -> Result<()> {
                     if sh.stage_ref(f).is_none()
                         && let Err(e) = stage::resolve_from_image(store, kw, f)
                     {
-                        return Err(fail(step, format!("{e:#}")));
+                        return Err(fail(step, e));
                     }
                 }
                 None if c.flags.parents => {}
@@ -861,7 +858,7 @@ fn preflight(sh: &Shared, store: &Store) -> Result<()> {
                     }
                     let ctx = sh.context()?;
                     if let Err(e) = copy::select(ctx.as_ref(), &locals) {
-                        return Err(fail(step, format!("{e:#}")));
+                        return Err(fail(step, e));
                     }
                 }
             }

@@ -17,10 +17,17 @@ use std::os::fd::OwnedFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 
 use crate::pattern::clean_rel;
+
+/// `return Err(Error::InvalidMount(format!(...)))`: a `--mount` value that does not parse.
+macro_rules! invalid_mount {
+    ($($arg:tt)*) => {
+        return Err(Error::InvalidMount(format!($($arg)*)))
+    };
+}
 use crate::tree::{DirTree, Kind, SourceTree, join, resolve};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +78,7 @@ fn split_csv(s: &str) -> Result<Vec<String>> {
         }
     }
     if quote.is_some() {
-        bail!("unterminated quote in --mount={s}");
+        invalid_mount!("unterminated quote in --mount={s}");
     }
     out.push(cur);
     Ok(out)
@@ -83,7 +90,7 @@ fn parse_bool(key: &str, v: Option<&str>) -> Result<bool> {
         Some(v) => match v.to_ascii_lowercase().as_str() {
             "true" | "1" => Ok(true),
             "false" | "0" => Ok(false),
-            _ => bail!("invalid value for {key}: {v:?}"),
+            _ => invalid_mount!("invalid value for {key}: {v:?}"),
         },
     }
 }
@@ -100,7 +107,7 @@ pub fn parse(spec: &str) -> Result<RunMount> {
                 "tmpfs" => MountType::Tmpfs,
                 "secret" => MountType::Secret,
                 "ssh" => MountType::Ssh,
-                other => bail!("unsupported mount type {other:?} (bind, cache, tmpfs, secret or ssh)"),
+                other => invalid_mount!("unsupported mount type {other:?} (bind, cache, tmpfs, secret or ssh)"),
             };
         }
     }
@@ -130,12 +137,12 @@ pub fn parse(spec: &str) -> Result<RunMount> {
         };
         let val = || {
             v.map(str::to_string)
-                .ok_or_else(|| anyhow!("--mount: {k} needs a value"))
+                .ok_or_else(|| Error::InvalidMount(format!("--mount: {k} needs a value")))
         };
         let num = |what: &str| -> Result<u32> {
             let s = val()?;
             s.parse::<u32>()
-                .map_err(|_| anyhow!("--mount: invalid {what} {s:?}: expected a number"))
+                .map_err(|_| Error::InvalidMount(format!("--mount: invalid {what} {s:?}: expected a number")))
         };
         match k.as_str() {
             "type" => {}
@@ -148,7 +155,7 @@ pub fn parse(spec: &str) -> Result<RunMount> {
                     "shared" => Sharing::Shared,
                     "private" => Sharing::Private,
                     "locked" => Sharing::Locked,
-                    other => bail!("--mount: invalid sharing {other:?} (shared, private or locked)"),
+                    other => invalid_mount!("--mount: invalid sharing {other:?} (shared, private or locked)"),
                 }
             }
             "readonly" | "ro" => m.readonly = parse_bool(&k, v)?,
@@ -162,40 +169,46 @@ pub fn parse(spec: &str) -> Result<RunMount> {
                     u32::from_str_radix(&s, 8)
                         .ok()
                         .filter(|m| *m <= 0o7777)
-                        .ok_or_else(|| anyhow!("--mount: invalid mode {s:?}: expected octal such as 0755"))?,
+                        .ok_or_else(|| {
+                            Error::InvalidMount(format!("--mount: invalid mode {s:?}: expected octal such as 0755"))
+                        })?,
                 );
             }
             "env" => m.env = Some(val()?),
             "size" | "bind-propagation" | "consistency" => {}
-            other => bail!("unexpected key {other:?} in --mount={spec}"),
+            other => invalid_mount!("unexpected key {other:?} in --mount={spec}"),
         }
     }
     if m.kind == MountType::Ssh {
-        bail!("RUN --mount=type=ssh is not supported (no SSH agent forwarding in strata build)");
+        return Err(Error::Unsupported(
+            "RUN --mount=type=ssh is not supported (no SSH agent forwarding in strata build)".into(),
+        ));
     }
     if m.kind == MountType::Secret {
         let id = match (&m.id, &m.target) {
             (Some(id), _) => id.clone(),
             (None, Some(t)) => t.rsplit('/').next().unwrap_or("").to_string(),
-            (None, None) => bail!("--mount=type=secret needs an id"),
+            (None, None) => invalid_mount!("--mount=type=secret needs an id"),
         };
         if id.is_empty() || id.contains('/') || id == "." || id == ".." {
-            bail!("invalid secret id {id:?}");
+            invalid_mount!("invalid secret id {id:?}");
         }
         if m.target.is_none() && m.env.is_none() {
             m.target = Some(format!("/run/secrets/{id}"));
         }
         m.id = Some(id);
     } else if m.target.is_none() {
-        bail!("--mount={spec}: target is required");
+        invalid_mount!("--mount={spec}: target is required");
     }
     if m.kind == MountType::Cache && m.from.is_some() {
-        bail!("--mount=type=cache,from=... is not supported yet");
+        return Err(Error::Unsupported(
+            "--mount=type=cache,from=... is not supported yet".into(),
+        ));
     }
     if let Some(e) = &m.env
         && (e.is_empty() || e.contains('='))
     {
-        bail!("invalid environment variable name {e:?} in --mount");
+        invalid_mount!("invalid environment variable name {e:?} in --mount");
     }
     Ok(m)
 }
@@ -226,7 +239,7 @@ pub fn target_rel(target: &str, workdir: &str) -> Result<String> {
     };
     let rel = clean_rel(&abs);
     if rel.is_empty() {
-        bail!("cannot mount on the root directory /");
+        return Err(Error::MountOnRoot);
     }
     Ok(rel)
 }
@@ -273,7 +286,7 @@ pub fn make_mount_point(
     cleanup: &mut Cleanup,
 ) -> Result<String> {
     let tree = DirTree::open(merged, "the step's root".into())?;
-    let croot = open_root(changes).with_context(|| format!("opening {}", changes.display()))?;
+    let croot = open_root(changes).ctx(|| format!("opening {}", changes.display()))?;
     let comps: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
     let mut cur = String::new();
     let mut creating = false;
@@ -286,10 +299,13 @@ pub fn make_mount_point(
                 Some(p) => {
                     let kind = tree.lstat(&p)?.map(|m| m.kind);
                     if !last && kind != Some(Kind::Dir) {
-                        bail!("cannot mount on /{rel}: /{p} is not a directory");
+                        return Err(Error::MountPathNotADirectory {
+                            target: rel.to_string(),
+                            path: p,
+                        });
                     }
                     if last && !is_file && kind != Some(Kind::Dir) {
-                        bail!("cannot mount a directory on /{rel}: it is not a directory in the image");
+                        return Err(Error::MountDirectoryOnFile(rel.to_string()));
                     }
                     cur = p;
                     continue;
@@ -298,7 +314,10 @@ pub fn make_mount_point(
                     if let Some(m) = tree.lstat(&cand)?
                         && matches!(m.kind, Kind::Symlink(_))
                     {
-                        bail!("cannot mount on /{rel}: /{cand} is a dangling symlink");
+                        return Err(Error::MountOnDanglingSymlink {
+                            target: rel.to_string(),
+                            link: cand,
+                        });
                     }
                     // The directory it is created in: remember how it was.
                     // It and its ancestors: overlay copies them up.
@@ -306,7 +325,7 @@ pub fn make_mount_point(
                     for part in cur.split('/').filter(|c| !c.is_empty()) {
                         prefix = join(&prefix, part);
                         let md = std::fs::symlink_metadata(merged.join(&prefix))
-                            .with_context(|| format!("stat /{prefix} in the step's root"))?;
+                            .ctx(|| format!("stat /{prefix} in the step's root"))?;
                         cleanup.parents.push(Parent {
                             rel: prefix.clone(),
                             attrs: (md.mode() & 0o7777, md.uid(), md.gid()),
@@ -323,13 +342,13 @@ pub fn make_mount_point(
                 .write(true)
                 .create_new(true)
                 .open(&path)
-                .with_context(|| format!("creating the mount point /{cand}"))?;
+                .ctx(|| format!("creating the mount point /{cand}"))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
         } else {
-            std::fs::create_dir(&path).with_context(|| format!("creating the mount point /{cand}"))?;
+            std::fs::create_dir(&path).ctx(|| format!("creating the mount point /{cand}"))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
         }
-        let st = lstat_beneath(&croot, &cand).with_context(|| format!("stat of the mount point /{cand}"))?;
+        let st = lstat_beneath(&croot, &cand).ctx(|| format!("stat of the mount point /{cand}"))?;
         cleanup.created.push(Made {
             rel: cand.clone(),
             dir: !(last && is_file),
@@ -478,25 +497,32 @@ pub fn parse_secret(s: &str) -> Result<SecretSpec> {
     for f in split_csv(s)? {
         let (k, v) = f
             .split_once('=')
-            .ok_or_else(|| anyhow!("invalid --secret {s:?}: expected key=value fields"))?;
+            .ok_or_else(|| invalid_secret(s, "expected key=value fields"))?;
         match k.trim() {
             "id" => id = Some(v.to_string()),
             "src" | "source" => src = Some(v.to_string()),
             "env" => env = Some(v.to_string()),
             "type" => typ = Some(v.to_string()),
-            other => bail!("invalid --secret {s:?}: unexpected key {other:?}"),
+            other => return Err(invalid_secret(s, format!("unexpected key {other:?}"))),
         }
     }
-    let id = id.ok_or_else(|| anyhow!("invalid --secret {s:?}: id is required"))?;
+    let id = id.ok_or_else(|| invalid_secret(s, "id is required"))?;
     let source = match (typ.as_deref(), src, env) {
         (_, Some(f), None) => SecretSource::File(PathBuf::from(f)),
         (_, None, Some(e)) => SecretSource::Env(e),
         (Some("file"), None, None) => SecretSource::File(PathBuf::from(&id)),
         (Some("env") | None, None, None) => SecretSource::Env(id.clone()),
-        (Some(t), None, None) => bail!("invalid --secret {s:?}: unknown type {t:?}"),
-        (_, Some(_), Some(_)) => bail!("invalid --secret {s:?}: give src or env, not both"),
+        (Some(t), None, None) => return Err(invalid_secret(s, format!("unknown type {t:?}"))),
+        (_, Some(_), Some(_)) => return Err(invalid_secret(s, "give src or env, not both")),
     };
     Ok(SecretSpec { id, source })
+}
+
+fn invalid_secret(spec: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidSecret {
+        spec: spec.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// The secret's value, or None when it is not available.
@@ -507,14 +533,17 @@ pub fn read_secret(spec: &SecretSpec) -> Result<Option<Vec<u8>>> {
             let f = match File::open(p) {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-                Err(e) => return Err(anyhow!(e).context(format!("reading the secret {} ({})", spec.id, p.display()))),
+                Err(e) => return Err(e).ctx(|| format!("reading the secret {} ({})", spec.id, p.display())),
             };
             let mut b = Vec::new();
             f.take(MAX_SECRET + 1)
                 .read_to_end(&mut b)
-                .with_context(|| format!("reading the secret {} ({})", spec.id, p.display()))?;
+                .ctx(|| format!("reading the secret {} ({})", spec.id, p.display()))?;
             if b.len() as u64 > MAX_SECRET {
-                bail!("the secret {} is larger than {MAX_SECRET} bytes", spec.id);
+                return Err(Error::SecretTooLarge {
+                    id: spec.id.clone(),
+                    max: MAX_SECRET,
+                });
             }
             Ok(Some(b))
         }
@@ -528,25 +557,25 @@ pub fn read_secret(spec: &SecretSpec) -> Result<Option<Vec<u8>>> {
 pub fn secret_host_copy(fallback: &Path, value: &[u8]) -> Result<(tempfile::TempDir, PathBuf)> {
     let shm = Path::new("/dev/shm");
     let base = if shm.is_dir() { shm } else { fallback };
-    std::fs::create_dir_all(base).with_context(|| format!("creating {}", base.display()))?;
+    std::fs::create_dir_all(base).ctx(|| format!("creating {}", base.display()))?;
     let dir = tempfile::Builder::new()
         .prefix("strata-secret-")
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(base)
-        .with_context(|| format!("creating a directory for a secret in {}", base.display()))?;
+        .ctx(|| format!("creating a directory for a secret in {}", base.display()))?;
     // Exactly 0700, whatever the umask.
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))
-        .context("making the secret's directory private")?;
+        .ctx(|| "making the secret's directory private")?;
     let path = dir.path().join("secret");
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o400)
         .open(&path)
-        .context("writing a secret")?;
-    std::io::Write::write_all(&mut f, value).context("writing a secret")?;
+        .ctx(|| "writing a secret")?;
+    std::io::Write::write_all(&mut f, value).ctx(|| "writing a secret")?;
     f.set_permissions(std::fs::Permissions::from_mode(0o400))
-        .context("writing a secret")?;
+        .ctx(|| "writing a secret")?;
     Ok((dir, path))
 }
 
@@ -565,7 +594,7 @@ pub fn lock(path: &Path, wait: bool) -> Result<Option<DirLock>> {
         .truncate(false)
         .write(true)
         .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
+        .ctx(|| format!("opening {}", path.display()))?;
     let mut op = rustix::fs::FlockOperation::LockExclusive;
     if !wait {
         op = rustix::fs::FlockOperation::NonBlockingLockExclusive;
@@ -573,7 +602,7 @@ pub fn lock(path: &Path, wait: bool) -> Result<Option<DirLock>> {
     match rustix::fs::flock(&f, op) {
         Ok(()) => Ok(Some(DirLock(f))),
         Err(rustix::io::Errno::WOULDBLOCK) if !wait => Ok(None),
-        Err(e) => Err(anyhow!(e).context(format!("locking {}", path.display()))),
+        Err(e) => Err(e).ctx(|| format!("locking {}", path.display())),
     }
 }
 

@@ -3,7 +3,7 @@
 //! last matching pattern wins, a pattern matching a directory matches
 //! everything below it).
 
-use anyhow::{Result, bail};
+use crate::error::{Error, Result};
 
 /// Whether `name` matches the shell pattern `pattern` (Go's `filepath.Match`):
 /// `*` is any run of non-`/` characters, `?` one non-`/` character, `[...]` a
@@ -27,13 +27,13 @@ fn check_pattern(p: &[char]) -> Result<()> {
         match p[i] {
             '\\' => {
                 if i + 1 >= p.len() {
-                    bail!("syntax error in pattern");
+                    return Err(Error::BadPattern);
                 }
                 i += 2;
             }
             '[' => match class_end(p, i) {
                 Some(e) => i = e + 1,
-                None => bail!("syntax error in pattern"),
+                None => return Err(Error::BadPattern),
             },
             _ => i += 1,
         }
@@ -234,7 +234,7 @@ impl IgnoreRules {
             for seg in cleaned.split('/') {
                 if seg != "**" {
                     check_pattern(&seg.chars().collect::<Vec<_>>())
-                        .map_err(|_| anyhow::anyhow!("invalid .dockerignore pattern {line:?}: syntax error"))?;
+                        .map_err(|_| Error::BadIgnorePattern(line.to_string()))?;
                 }
             }
             patterns.push(IgnorePattern {

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context as _, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
 use sha2::{Digest as _, Sha256};
 
@@ -79,7 +79,7 @@ pub fn resolve(tree: &dyn SourceTree, path: &str, follow_last: bool) -> Result<O
             Kind::Symlink(target) if !pending.is_empty() || follow_last => {
                 hops += 1;
                 if hops > 40 {
-                    bail!("too many levels of symbolic links resolving {path:?}");
+                    return Err(Error::SymlinkLoop(path.to_string()));
                 }
                 cur.pop();
                 if target.starts_with('/') {
@@ -118,7 +118,10 @@ pub fn expand_wildcard(tree: &dyn SourceTree, pattern: &str) -> Result<Vec<Strin
             }
             if crate::pattern::has_wildcard(part) {
                 for name in tree.list_dir(&resolved)? {
-                    if glob_match(part, &name).map_err(|e| anyhow!("invalid pattern {pattern:?}: {e}"))? {
+                    if glob_match(part, &name).map_err(|e| Error::InvalidPattern {
+                        pattern: pattern.clone(),
+                        source: Box::new(e),
+                    })? {
                         next.push(join(dir, &name));
                     }
                 }
@@ -213,7 +216,7 @@ pub fn hash_file(mut f: File, shown: &dyn Fn() -> String) -> Result<String> {
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 256 * 1024];
     loop {
-        let n = f.read(&mut buf).with_context(|| format!("reading {}", shown()))?;
+        let n = f.read(&mut buf).ctx(|| format!("reading {}", shown()))?;
         if n == 0 {
             break;
         }
@@ -235,7 +238,7 @@ impl DirTree {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .with_context(|| format!("opening {}", path.display()))?;
+        .ctx(|| format!("opening {}", path.display()))?;
         Ok(DirTree { root, shown })
     }
 }
@@ -271,12 +274,12 @@ impl SourceTree for DirTree {
             {
                 return Ok(None);
             }
-            Err(e) => return Err(anyhow!(e).context(format!("opening {parent:?} in {}", self.shown))),
+            Err(e) => return Err(e).ctx(|| format!("opening {parent:?} in {}", self.shown)),
         };
         let st = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
             Err(rustix::io::Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(anyhow!(e).context(format!("stat {rel:?} in {}", self.shown))),
+            Err(e) => return Err(e).ctx(|| format!("stat {rel:?} in {}", self.shown)),
         };
         let target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
             let t = rustix::fs::readlinkat(&dir, name, Vec::new())?;
@@ -289,7 +292,7 @@ impl SourceTree for DirTree {
 
     fn list_dir(&self, rel: &str) -> Result<Vec<String>> {
         let fd = open_beneath(&self.root, rel, OFlags::RDONLY | OFlags::DIRECTORY)
-            .with_context(|| format!("opening {rel:?} in {}", self.shown))?;
+            .ctx(|| format!("opening {rel:?} in {}", self.shown))?;
         let mut names = Vec::new();
         for ent in rustix::fs::Dir::read_from(&fd)? {
             let ent = ent?;
@@ -303,8 +306,7 @@ impl SourceTree for DirTree {
     }
 
     fn open_file(&self, rel: &str) -> Result<File> {
-        let fd = open_beneath(&self.root, rel, OFlags::RDONLY)
-            .with_context(|| format!("opening {rel:?} in {}", self.shown))?;
+        let fd = open_beneath(&self.root, rel, OFlags::RDONLY).ctx(|| format!("opening {rel:?} in {}", self.shown))?;
         Ok(File::from(fd))
     }
 }
@@ -365,10 +367,10 @@ impl ContextTree {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .with_context(|| format!("opening the build context {}", root.display()))?;
+        .ctx(|| format!("opening the build context {}", root.display()))?;
         let top = rootfd
             .try_clone()
-            .with_context(|| format!("reading the build context: {}", root.display()))?;
+            .ctx(|| format!("reading the build context: {}", root.display()))?;
         // The index is read while the context is walked.
         let (walked, old) = std::thread::scope(|s| {
             let reader = s.spawn(|| {
@@ -403,7 +405,7 @@ impl ContextTree {
         let e = self
             .entries
             .get(rel)
-            .ok_or_else(|| anyhow!("{rel:?} is not in the build context"))?;
+            .ok_or_else(|| Error::NotInContext(rel.to_string()))?;
         if let Some(old) = self.old.entries.get(rel)
             && old.same_stat(e)
             && e.meta.mtime.0 < self.old.written - 1
@@ -462,11 +464,11 @@ impl ContextTree {
             );
         }
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(dir).ctx(|| format!("creating {}", dir.display()))?;
         }
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, out.encode()).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&tmp, out.encode()).ctx(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, path).ctx(|| format!("writing {}", path.display()))?;
         Ok(())
     }
 }
@@ -525,10 +527,7 @@ fn walk_context(root: &Path, top: OwnedFd, ignore: &IgnoreRules) -> Result<(BTre
             .collect();
         handles
             .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(anyhow!("walking the build context panicked")))
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::ContextWalkPanicked)))
             .collect()
     });
     let mut all = Vec::new();
@@ -556,8 +555,8 @@ fn walk_context_at(
 ) -> Result<()> {
     let shown = || root.join(rel).display().to_string();
     let mut names = Vec::new();
-    for ent in rustix::fs::Dir::read_from(dir).with_context(|| format!("reading the build context: {}", shown()))? {
-        let ent = ent.with_context(|| format!("reading {}", shown()))?;
+    for ent in rustix::fs::Dir::read_from(dir).ctx(|| format!("reading the build context: {}", shown()))? {
+        let ent = ent.ctx(|| format!("reading {}", shown()))?;
         let n = ent.file_name().to_bytes();
         if n != b"." && n != b".." {
             names.push(ent.file_name().to_owned());
@@ -567,7 +566,7 @@ fn walk_context_at(
         let name = cname.to_string_lossy().into_owned();
         let path = join(rel, &name);
         let st = rustix::fs::statat(dir, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .with_context(|| format!("stat {}", root.join(&path).display()))?;
+            .ctx(|| format!("stat {}", root.join(&path).display()))?;
         let ft = FileType::from_raw_mode(st.st_mode);
         let excluded = ignore.excluded(&path);
         if excluded && !(ft == FileType::Directory && ignore.may_reinclude_under(&path)) {
@@ -575,7 +574,7 @@ fn walk_context_at(
         }
         let target = if ft == FileType::Symlink {
             let t = rustix::fs::readlinkat(dir, cname.as_c_str(), Vec::new())
-                .with_context(|| format!("readlink {}", root.join(&path).display()))?;
+                .ctx(|| format!("readlink {}", root.join(&path).display()))?;
             Some(t.to_string_lossy().into_owned())
         } else {
             None
@@ -587,7 +586,7 @@ fn walk_context_at(
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 Mode::empty(),
             )
-            .with_context(|| format!("reading the build context: {}", root.join(&path).display()))?;
+            .ctx(|| format!("reading the build context: {}", root.join(&path).display()))?;
             subdirs.push((sub, path.clone()));
         }
         if !excluded {
@@ -703,7 +702,7 @@ impl SourceTree for ContextTree {
 
     fn open_file(&self, rel: &str) -> Result<File> {
         let fd = open_beneath(&self.rootfd, rel, OFlags::RDONLY)
-            .with_context(|| format!("opening {} in the build context", self.root.join(rel).display()))?;
+            .ctx(|| format!("opening {} in the build context", self.root.join(rel).display()))?;
         Ok(File::from(fd))
     }
 }

@@ -73,7 +73,7 @@ impl T {
         let out = strata_builder::build(&self.store(), &opts, Box::new(log.clone()));
         let text = log.text();
         out.map(|o| (o, text.clone()))
-            .map_err(|e| anyhow::anyhow!("{e:#}\nlog:\n{text}"))
+            .map_err(|e| anyhow::anyhow!("{}\nlog:\n{text}", e.chain()))
     }
 
     /// Every entry of the image's layers: path → (mode, uid, gid, content or link target).

@@ -1,7 +1,7 @@
 //! `FROM`: the stage's base (an earlier stage, `scratch` or an image in
 //! the store, pulled when asked or missing) and its ONBUILD triggers.
 
-use anyhow::{Result, anyhow, bail};
+use crate::error::{Error, Result, chain_of};
 use strata_build::Step;
 use strata_oci::{ContainerConfig, ImageConfig, media};
 
@@ -18,21 +18,19 @@ impl<'a> StageRun<'a> {
         let name = sh
             .lex()
             .process_word(&stage.base, &lookup)
-            .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+            .map_err(|e| invalid_from(stage.start_line, e.into()))?;
         if name.is_empty() {
-            bail!(
-                "failed to solve: Dockerfile:{}: base name ({}) should not be blank",
-                stage.start_line,
-                stage.base
-            );
+            return Err(Error::BlankBaseName {
+                line: stage.start_line,
+                base: stage.base.clone(),
+            });
         }
         if let Some(p) = &stage.platform {
             let p = sh
                 .lex()
                 .process_word(p, &lookup)
-                .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
-            crate::check_platform(&p, &sh.platform)
-                .map_err(|e| anyhow!("failed to solve: Dockerfile:{}: {e}", stage.start_line))?;
+                .map_err(|e| invalid_from(stage.start_line, e.into()))?;
+            crate::check_platform(&p, &sh.platform).map_err(|e| invalid_from(stage.start_line, e))?;
         }
         let lower = name.to_lowercase();
         let stage_base = sh.df.stages[..self.index]
@@ -68,10 +66,11 @@ impl<'a> StageRun<'a> {
         let mut steps = Vec::new();
         for t in &triggers {
             let df = strata_build::parse_dockerfile(format!("FROM scratch\n{t}\n").as_bytes()).map_err(|e| {
-                anyhow!(
-                    "failed to solve: invalid ONBUILD trigger {t:?} in {name}: {}",
-                    e.message
-                )
+                Error::OnbuildTrigger {
+                    trigger: t.clone(),
+                    image: name.clone(),
+                    message: e.message,
+                }
             })?;
             for mut s in df.stages.into_iter().flat_map(|s| s.instructions) {
                 s.start_line = stage.start_line;
@@ -106,10 +105,11 @@ impl<'a> StageRun<'a> {
                     Ok(())
                 }
                 Err(e) => {
-                    v.error(&format!("{e:#}"));
-                    Err(anyhow!(
-                        "failed to solve: pull access denied for {name}: pulling it failed ({e:#}); check the name, or import or load it first"
-                    ))
+                    v.error(&chain_of(e.as_ref()));
+                    Err(Error::PullFailed {
+                        name: name.to_string(),
+                        source: e,
+                    })
                 }
             }
         };
@@ -128,12 +128,16 @@ impl<'a> StageRun<'a> {
             Ok(r) => Ok(r),
             Err(strata_image::Error::NoSuchImage(_)) if sh.puller.is_some() && !sh.pull => {
                 pull("not in the local store")?;
-                strata_image::resolve(&self.store, name).map_err(|e| anyhow!("failed to solve: {name}: {e}"))
+                strata_image::resolve(&self.store, name).map_err(|source| Error::ResolveBase {
+                    name: name.to_string(),
+                    source: Box::new(source),
+                })
             }
-            Err(strata_image::Error::NoSuchImage(_)) => Err(anyhow!(
-                "failed to solve: pull access denied for {name}: the image is not found in the local store; import, load or pull it first"
-            )),
-            Err(other) => Err(anyhow!("failed to solve: {name}: {other}")),
+            Err(strata_image::Error::NoSuchImage(_)) => Err(Error::BaseNotFound(name.to_string())),
+            Err(source) => Err(Error::ResolveBase {
+                name: name.to_string(),
+                source: Box::new(source),
+            }),
         }
     }
 
@@ -149,5 +153,13 @@ impl<'a> StageRun<'a> {
         };
         self.sh.progress.start(&format!("{p} FROM {shown}")).done();
         Ok(())
+    }
+}
+
+/// `FROM` line `line`'s base name or platform failed to expand or check.
+fn invalid_from(line: usize, e: Error) -> Error {
+    Error::InvalidFrom {
+        line,
+        source: Box::new(e),
     }
 }

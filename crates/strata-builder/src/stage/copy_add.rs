@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use anyhow::{Result, anyhow, bail};
+use crate::error::{Error, Result};
 use strata_build::{CopyInstruction, Lex, Step};
 
 use crate::cache::{self, StepInputs};
@@ -58,13 +58,20 @@ impl<'a> StageRun<'a> {
         let exclude_rules = if excludes.is_empty() {
             None
         } else {
-            Some(crate::IgnoreRules::parse(&excludes.join("\n")).map_err(|e| anyhow!("{kw} --exclude: {e:#}"))?)
+            Some(
+                crate::IgnoreRules::parse(&excludes.join("\n")).map_err(|e| Error::Exclude {
+                    kw,
+                    source: Box::new(e),
+                })?,
+            )
         };
         let mut urls = Vec::new();
         let mut locals = Vec::new();
         for s in &sources {
             if add && is_git_source(s) {
-                bail!("ADD from a git repository is not supported: {s}");
+                return Err(Error::Unsupported(format!(
+                    "ADD from a git repository is not supported: {s}"
+                )));
             } else if add && fetch::is_url(s) {
                 urls.push(s.clone());
             } else {
@@ -73,11 +80,11 @@ impl<'a> StageRun<'a> {
         }
         let checksum = match checksum {
             Some(c) if urls.len() == 1 && locals.is_empty() => Some(fetch::parse_checksum(&c)?),
-            Some(_) => bail!("ADD --checksum needs exactly one URL source"),
+            Some(_) => return Err(Error::ChecksumNeedsOneUrl),
             None => None,
         };
         if !urls.is_empty() && from.is_some() {
-            bail!("{kw} --from cannot be used with URL sources");
+            return Err(Error::FromWithUrls(kw));
         }
         // Heredoc bodies: variables expand, quotes and backslashes stay as written.
         let raw_lex = Lex {
@@ -90,7 +97,7 @@ impl<'a> StageRun<'a> {
         let mut inline = Vec::new();
         for s in &c.inline_sources {
             let content = if s.expand {
-                raw_lex.process_word(&s.content, &lookup).map_err(|e| anyhow!("{e}"))?
+                raw_lex.process_word(&s.content, &lookup)?
             } else {
                 s.content.clone()
             };
@@ -228,7 +235,7 @@ impl<'a> StageRun<'a> {
                     let got = match fetch::fetch(u, dir.path(), None) {
                         Ok(g) => g,
                         Err(e) => {
-                            v.error(&format!("{e:#}"));
+                            v.error(&e.chain());
                             return Err(e);
                         }
                     };
@@ -287,8 +294,9 @@ impl<'a> StageRun<'a> {
                 let droot = DestRoot::open(merged)?;
                 let (uid, gid) = match &chown {
                     Some(spec) => {
-                        let r = strata_runtime::resolve_user(merged, spec).map_err(|e| {
-                            anyhow!("unable to convert uid/gid chown string to host mapping: {spec}: {e:#}")
+                        let r = strata_runtime::resolve_user(merged, spec).map_err(|source| Error::Chown {
+                            spec: spec.clone(),
+                            source,
                         })?;
                         if spec.contains(':') {
                             (r.user.uid, r.user.gid)

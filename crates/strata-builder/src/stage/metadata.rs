@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use crate::error::{Error, Result};
 use serde_json::{Value, json};
 use strata_build::{CommandForm, Healthcheck, Instruction, Step};
 use strata_oci::ContainerConfig;
@@ -201,7 +201,7 @@ impl<'a> StageRun<'a> {
                 for v in vols {
                     let v = ex(v)?;
                     if v.trim().is_empty() {
-                        bail!("VOLUME specified can not be an empty string");
+                        return Err(Error::EmptyVolume);
                     }
                     next.volumes
                         .get_or_insert_with(BTreeMap::new)
@@ -265,7 +265,7 @@ impl<'a> StageRun<'a> {
                 created_by = format!("MAINTAINER {m}");
                 text = created_by.clone();
             }
-            other => bail!("{} is not allowed here", other.keyword()),
+            other => return Err(Error::NotAllowedHere(other.keyword().to_string())),
         }
         if set_cmd {
             self.cmd_set = true;

@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use strata_build::{Instruction, Lex, Step};
 use strata_layer::{Compression, WriteOptions};
 use strata_oci::{ContainerConfig, Digest, History, ImageConfig};
@@ -42,18 +42,6 @@ pub struct StageResult {
     pub config: ImageConfig,
     pub key: String,
 }
-
-/// A failure that follows from another stage's failure.
-#[derive(Debug)]
-pub struct DependencyFailed(pub String);
-
-impl std::fmt::Display for DependencyFailed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "stage {} failed", self.0)
-    }
-}
-
-impl std::error::Error for DependencyFailed {}
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
 
@@ -111,7 +99,7 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
     run.show_from()?;
     for (i, step) in steps.iter().enumerate() {
         if sh.failed.load(Ordering::SeqCst) {
-            bail!("canceled: another stage failed");
+            return Err(Error::Canceled);
         }
         run.step(i, step)?;
     }
@@ -184,7 +172,7 @@ impl<'a> StageRun<'a> {
     fn expand(&self, word: &str) -> Result<(String, BTreeSet<String>)> {
         let vars = self.vars();
         let lookup = |n: &str| vars.get(n).cloned();
-        let ex = self.lex().process(word, &lookup).map_err(|e| anyhow!("{e}"))?;
+        let ex = self.lex().process(word, &lookup)?;
         let env_names: BTreeSet<String> = self
             .config
             .config
@@ -240,19 +228,20 @@ impl<'a> StageRun<'a> {
             _ => self.metadata(step, &position),
         };
         r.map_err(|e| {
-            if e.downcast_ref::<DependencyFailed>().is_some() {
+            if matches!(e, Error::DependencyFailed { .. }) {
                 return e;
             }
-            let msg = format!("{e:#}");
+            let msg = e.chain();
             let mut lines = vec![String::new()];
             lines.extend(self.sh.snippet(step.start_line, step.end_line));
             self.sh.progress.lines(&lines);
             let msg = msg.strip_prefix("failed to solve: ").unwrap_or(&msg).to_string();
-            anyhow!(
-                "failed to solve: {}:{}: {msg}",
-                self.sh.dockerfile_name,
-                step.start_line
-            )
+            Error::Step {
+                dockerfile: self.sh.dockerfile_name.clone(),
+                line: step.start_line,
+                message: msg,
+                error: Box::new(e),
+            }
         })
     }
 
@@ -312,7 +301,7 @@ impl<'a> StageRun<'a> {
             Ok(d) => d,
             Err(e) => {
                 if let Some(v) = vertex {
-                    v.error(&format!("{e:#}"));
+                    v.error(&e.chain());
                 }
                 return Err(e);
             }
@@ -340,17 +329,17 @@ impl<'a> StageRun<'a> {
 
     /// Waits for stage `j`, which this one uses: its failure fails this one as a follow-up.
     fn wait_for_stage(&self, j: usize) -> Result<std::sync::Arc<StageResult>> {
-        self.sh
-            .wait_for(j)
-            .map_err(|_| anyhow::Error::new(DependencyFailed(crate::stage_name(&self.sh.df, j))))
+        self.sh.wait_for(j).map_err(|_| Error::DependencyFailed {
+            stage: crate::stage_name(&self.sh.df, j),
+        })
     }
 }
 
 fn scratch_dir(root: &Path, prefix: &str) -> Result<tempfile::TempDir> {
     let tmp = root.join("tmp");
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    std::fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir_in(&tmp)
-        .with_context(|| format!("creating a directory in {}", tmp.display()))
+        .ctx(|| format!("creating a directory in {}", tmp.display()))
 }

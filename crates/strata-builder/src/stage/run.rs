@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use strata_build::{CommandForm, RunInstruction, Step};
 
 use crate::cache::{self, StepInputs};
@@ -28,18 +28,22 @@ impl<'a> StageRun<'a> {
 
     pub(super) fn run(&mut self, step: &Step, r: &RunInstruction, position: &str) -> Result<()> {
         if r.flags.security.as_deref().is_some_and(|s| s != "sandbox") {
-            bail!(
+            return Err(Error::Unsupported(format!(
                 "RUN --security={} is not supported",
                 r.flags.security.as_deref().unwrap_or("")
-            );
+            )));
         }
         if !r.flags.devices.is_empty() {
-            bail!("RUN --device is not supported");
+            return Err(Error::Unsupported("RUN --device is not supported".into()));
         }
         let network = match r.flags.network.as_deref().or(self.sh.network.as_deref()) {
             None | Some("default") | Some("host") => strata_runtime::Network::Host,
             Some("none") => strata_runtime::Network::None,
-            Some(other) => bail!("RUN --network={other} is not supported (use default, host or none)"),
+            Some(other) => {
+                return Err(Error::Unsupported(format!(
+                    "RUN --network={other} is not supported (use default, host or none)"
+                )));
+            }
         };
         let cc = self.config.config.clone().unwrap_or_default();
         let shell = shell_of(&cc);
@@ -59,7 +63,7 @@ impl<'a> StageRun<'a> {
                 } else if single && r.heredocs[0].content.starts_with("#!") {
                     let name = r.heredocs[0].name.clone();
                     if name.is_empty() || name.contains('/') || name == "." || name == ".." {
-                        bail!("invalid heredoc name {name:?} for a script");
+                        return Err(Error::InvalidHeredocName(name));
                     }
                     script_file = Some((name.clone(), r.heredocs[0].processed_content()));
                     String::new()
@@ -86,7 +90,7 @@ impl<'a> StageRun<'a> {
             }
         };
         if args.is_empty() {
-            bail!("RUN needs a command");
+            return Err(Error::EmptyRun);
         }
         // Build arguments in scope become environment variables of the process.
         let run_args: BTreeMap<String, String> = self
@@ -145,11 +149,12 @@ impl<'a> StageRun<'a> {
                         f,
                         &|_| Ok(false),
                         &|tree| {
-                            let rel = crate::tree::resolve(tree, &clean_rel(&source), true)?
-                                .ok_or_else(|| anyhow!("RUN --mount source {source:?}: not found in {f}"))?;
-                            let meta = tree
-                                .lstat(&rel)?
-                                .ok_or_else(|| anyhow!("RUN --mount source {source:?}: not found in {f}"))?;
+                            let not_found = || Error::MountSourceNotFound {
+                                path: source.clone(),
+                                from: f.to_string(),
+                            };
+                            let rel = crate::tree::resolve(tree, &clean_rel(&source), true)?.ok_or_else(not_found)?;
+                            let meta = tree.lstat(&rel)?.ok_or_else(not_found)?;
                             Ok(vec![copy::Selected {
                                 name: String::new(),
                                 rel,
@@ -166,8 +171,11 @@ impl<'a> StageRun<'a> {
                 (MountType::Bind, None) => {
                     let ctx = self.sh.context()?;
                     let source = m.source.clone().unwrap_or_default();
-                    let selected = copy::select(ctx.as_ref(), std::slice::from_ref(&source))
-                        .map_err(|e| anyhow!("RUN --mount source {source:?}: {e:#}"))?;
+                    let selected =
+                        copy::select(ctx.as_ref(), std::slice::from_ref(&source)).map_err(|e| Error::MountSource {
+                            path: source.clone(),
+                            source: Box::new(e),
+                        })?;
                     let (digest, _) =
                         copy::content_digest(ctx.as_ref(), &selected, &|p| ctx.file_hash(p), None, false, false)?;
                     mount_content.push(format!("bind:{spec}:context:{digest}"));
@@ -235,8 +243,11 @@ impl<'a> StageRun<'a> {
             let sh = me.sh;
             let snap = me.snap.get_or_init(|| sh.snapshotter());
             let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, changes| {
-                let resolved = strata_runtime::resolve_user(merged, &user_spec)
-                    .map_err(|e| anyhow!("unable to find user {user_spec}: {e:#}"))?;
+                let resolved =
+                    strata_runtime::resolve_user(merged, &user_spec).map_err(|source| Error::UnknownUser {
+                        user: user_spec.clone(),
+                        source,
+                    })?;
                 let mut spec = strata_runtime::RunSpec::new(merged, args.clone());
                 let mut env = env.clone();
                 let mut cleanup = Cleanup::default();
@@ -261,7 +272,7 @@ impl<'a> StageRun<'a> {
                     let t = scratch_dir(&sh.root, "heredoc-")?;
                     chown_mode(t.path(), None, None, 0o755)?;
                     let f = t.path().join(name);
-                    std::fs::write(&f, body).with_context(|| format!("writing {}", f.display()))?;
+                    std::fs::write(&f, body).ctx(|| format!("writing {}", f.display()))?;
                     chown_mode(&f, None, None, 0o755)?;
                     spec.mounts.push(strata_runtime::BindMount {
                         source: t.path().to_path_buf(),
@@ -281,16 +292,14 @@ impl<'a> StageRun<'a> {
                 let r = run_process(&spec, v);
                 drop(held);
                 r.map_err(|e| match e {
-                    RunOutcome::Exit(code) => anyhow!(
-                        "process \"{}\" did not complete successfully: exit code: {code}",
-                        args.join(" ")
-                    ),
-                    RunOutcome::Failed(e) => anyhow!(
-                        "process \"{}\" did not complete successfully: exit code: {}: {}",
-                        args.join(" "),
-                        e.code,
-                        e.message
-                    ),
+                    RunOutcome::Exit(code) => Error::RunExit {
+                        command: args.join(" "),
+                        code,
+                    },
+                    RunOutcome::Failed(source) => Error::RunFailed {
+                        command: args.join(" "),
+                        source,
+                    },
                 })?;
                 Ok(((), cleanup))
             })?;

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Ctx, Error, Result};
 use strata_oci::Digest;
 use strata_snapshot::Snapshotter;
 
@@ -40,9 +40,9 @@ impl Drop for Held<'_> {
 pub(super) fn chown_mode(path: &Path, uid: Option<u32>, gid: Option<u32>, mode: u32) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::os::unix::fs::lchown(path, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))
-        .with_context(|| format!("chown {}", path.display()))?;
+        .ctx(|| format!("chown {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-        .with_context(|| format!("chmod {}", path.display()))?;
+        .ctx(|| format!("chmod {}", path.display()))?;
     Ok(())
 }
 
@@ -68,7 +68,7 @@ pub(super) fn prepare_mount<'a>(
         MountType::Cache => {
             let id = m.id.clone().unwrap_or_else(|| format!("/{}", target.unwrap_or("")));
             let base = sh.root.join("build-mounts").join("cache");
-            std::fs::create_dir_all(&base).with_context(|| format!("creating {}", base.display()))?;
+            std::fs::create_dir_all(&base).ctx(|| format!("creating {}", base.display()))?;
             let name = mounts::cache_dir_name(&id);
             let lock_path = base.join(format!("{name}.lock"));
             let mut dir = base.join(&name);
@@ -89,7 +89,7 @@ pub(super) fn prepare_mount<'a>(
             if !dir.exists() {
                 let tmp = base.join(format!(".new-{name}-{}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&tmp);
-                std::fs::create_dir(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+                std::fs::create_dir(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
                 chown_mode(&tmp, m.uid, m.gid, m.mode.unwrap_or(0o755))?;
                 if std::fs::rename(&tmp, &dir).is_err() {
                     // Made by a concurrent build meanwhile.
@@ -114,7 +114,7 @@ pub(super) fn prepare_mount<'a>(
             };
             let Some(value) = value else {
                 if m.required {
-                    bail!("secret {id} not found: give it with --secret id={id},src=FILE (or env=VAR)");
+                    return Err(Error::SecretNotFound(id));
                 }
                 return Ok(());
             };
@@ -176,20 +176,20 @@ pub(super) fn prepare_mount<'a>(
                 let tree = DirTree::open(&root, format!("--mount from={}", m.from.as_deref().unwrap_or("")))?;
                 let source = m.source.clone().unwrap_or_default();
                 let rel = crate::tree::resolve(&tree, &crate::pattern::clean_rel(&source), true)?.ok_or_else(|| {
-                    anyhow!(
-                        "RUN --mount source {source:?}: not found in {}",
-                        m.from.as_deref().unwrap_or("")
-                    )
+                    Error::MountSourceNotFound {
+                        path: source.clone(),
+                        from: m.from.clone().unwrap_or_default(),
+                    }
                 })?;
                 root.join(rel)
             }
-            MountSrc::None => bail!("internal error: bind mount without a source"),
+            MountSrc::None => return Err(Error::Internal("bind mount without a source".into())),
         },
-        MountType::Ssh => bail!("RUN --mount=type=ssh is not supported"),
+        MountType::Ssh => return Err(Error::Unsupported("RUN --mount=type=ssh is not supported".into())),
     };
     let Some(target) = target else { return Ok(()) };
     let is_file = !std::fs::metadata(&source)
-        .with_context(|| format!("mount source {}", source.display()))?
+        .ctx(|| format!("mount source {}", source.display()))?
         .is_dir();
     let dest = mounts::make_mount_point(merged, changes, target, is_file, cleanup)?;
     spec.mounts.push(strata_runtime::BindMount {

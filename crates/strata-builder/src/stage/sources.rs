@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{Result, anyhow, bail};
+use crate::error::{Error, Result};
 use strata_oci::Digest;
 use strata_store::Store;
 
@@ -20,7 +20,10 @@ impl<'a> StageRun<'a> {
     pub(super) fn other_root(&self, kw: &str, f: &str) -> Result<Vec<Digest>> {
         if let Some(j) = self.sh.stage_ref(f) {
             if j == self.index {
-                bail!("{kw} --from={f}: circular dependency detected on stage: {f}: a stage cannot copy from itself");
+                return Err(Error::CopyFromItself {
+                    kw: kw.to_string(),
+                    from: f.to_string(),
+                });
             }
             let r = self.wait_for_stage(j)?;
             return Ok(r.config.rootfs.diff_ids.clone());
@@ -87,10 +90,15 @@ impl<'a> StageRun<'a> {
 /// where no stage has that name.
 pub(crate) fn resolve_from_image(store: &Store, kw: &str, f: &str) -> Result<strata_image::Resolved> {
     strata_image::resolve(store, f).map_err(|e| match e {
-        strata_image::Error::NoSuchImage(_) => anyhow!(
-            "{kw} --from={f}: no stage or image named {f}: pull access denied for {f}: the image is not found in the local store; import or load it first"
-        ),
-        other => anyhow!("{kw} --from={f}: {other}"),
+        strata_image::Error::NoSuchImage(_) => Error::FromImageNotFound {
+            kw: kw.to_string(),
+            from: f.to_string(),
+        },
+        source => Error::FromImage {
+            kw: kw.to_string(),
+            from: f.to_string(),
+            source: Box::new(source),
+        },
     })
 }
 

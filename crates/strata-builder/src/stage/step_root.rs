@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Error, Result};
 use strata_layer::WriteOptions;
 use strata_oci::{Descriptor, Digest, media};
 use strata_snapshot::{Snapshot, Snapshotter};
@@ -133,7 +133,7 @@ pub(super) fn with_root<T>(
     };
     let Some(d) = snap
         .commit(&root.snapshot, &baseline, &commit, &mut w)
-        .context("writing the step's layer")?
+        .map_err(Error::StepLayer)?
     else {
         return Ok((out, None));
     };

@@ -98,18 +98,21 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         .secret
         .iter()
         .map(|s| strata_builder::parse_secret(s))
-        .collect::<Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     // Bases missing from the store (or all, with --pull) come from their registry.
     let pull_root = root.to_path_buf();
-    let puller = strata_builder::Puller(Arc::new(move |name: &str| -> Result<()> {
-        let reference = Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
-        let mut store = super::open_store(&pull_root)?;
-        let opts = strata_transfer::pull::PullOptions {
-            client: super::distribution::client_options(true)?,
-            ..Default::default()
+    let puller = strata_builder::Puller(Arc::new(move |name: &str| -> Result<(), strata_builder::PullError> {
+        let pull = || -> Result<()> {
+            let reference = Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
+            let mut store = super::open_store(&pull_root)?;
+            let opts = strata_transfer::pull::PullOptions {
+                client: super::distribution::client_options(true)?,
+                ..Default::default()
+            };
+            strata_transfer::pull::pull(&mut store, &reference, &opts, &strata_transfer::progress::no_progress())?;
+            Ok(())
         };
-        strata_transfer::pull::pull(&mut store, &reference, &opts, &strata_transfer::progress::no_progress())?;
-        Ok(())
+        pull().map_err(Into::into)
     }));
     let opts = BuildOptions {
         context: a.context,
