@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The reference implementations strata-vercmp's tests compare against:
-# dpkg (always there), python3-rpm (rpm.labelCompare), golang-go (its vendored
-# golang.org/x/mod/semver), ruby (Gem::Version), a JVM with Debian's
-# maven-artifact jar (ComparableVersion), Python's `packaging` in a venv and
-# npm's `semver` under /opt/strata-deps. apk-tools is not packaged in Debian
-# 12, so the Apk comparator is tested against apk-tools' own vectors instead.
+# dpkg (always there), python3-rpm (rpm.ver), golang-go (its vendored
+# golang.org/x/mod/semver), ruby (Gem::Version), a JDK (java runs the oracle
+# from source) with Debian's maven-artifact jar (ComparableVersion), and
+# Python's `packaging` in a venv and npm's `semver` under /opt/strata-deps.
+# apk-tools is not packaged in Debian 12: apk is tested against a recorded
+# apk-tools run (crates/strata-vercmp/tests/data) instead.
 # Idempotent; prints a one-line summary. Needs root (apt-get).
 set -uo pipefail
 export DEBIAN_FRONTEND=noninteractive
 D=/opt/strata-deps
-PKGS=(python3-rpm golang-go ruby default-jre-headless libmaven3-core-java python3-venv nodejs npm)
+PKGS=(python3-rpm golang-go ruby default-jdk-headless libmaven3-core-java python3-venv nodejs npm)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

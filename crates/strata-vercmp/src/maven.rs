@@ -15,10 +15,11 @@
 //! because Java's Unicode digits and case mapping are not mirrored, and so
 //! are lists nested over 500 deep).
 //!
-//! Maven's order is not transitive: `2` < `2.r.p` < `2.rc` < `2` (a
-//! qualifier after a `.` sits below a list, which sits below the release,
-//! which sits below an unknown qualifier). This module reproduces that, so
-//! `MavenVersion` has `compare` but no `Ord`: never sort with it.
+//! Maven's order is not transitive: `2` < `2.r.p` < `2.rc` < `2`. (`r`
+//! stays a bare qualifier, which is below any list; the last `rc` goes into
+//! a list of its own, which is below the release; the release is below the
+//! unknown `r`.) This module reproduces that, so `MavenVersion` has
+//! `compare` but no `Ord`: never sort with it.
 
 use std::cmp::Ordering;
 

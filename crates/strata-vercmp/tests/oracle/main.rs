@@ -347,8 +347,9 @@ fn maven_agrees_with_comparable_version() {
         println!("skipped: maven-artifact jar not installed (libmaven3-core-java)");
         return;
     };
-    if find_tool(&["java"], "--version").is_none() {
-        println!("skipped: java not installed");
+    // java runs the oracle from source, which takes a JDK, not just a JRE.
+    if find_tool(&["javac"], "-version").is_none() {
+        println!("skipped: a JDK (javac) not installed");
         return;
     }
     let pairs = make_pairs(
