@@ -276,14 +276,48 @@ fn open_zip(path: &Path) -> std::result::Result<zip::ZipArchive<PosReader>, Stri
     zip::ZipArchive::new(f).map_err(|e| format!("not a readable zip: {e}"))
 }
 
-/// One worker: takes entry indexes from `next` and sends what it read.
-fn work(entries: &Entries, next: &AtomicUsize, tx: mpsc::SyncSender<Item>) {
+/// Reads and parses entry `i`; `None` for an entry that is no record (a
+/// directory, a file not named `*.json`).
+fn read_entry(entries: &Entries, zip: Option<&mut zip::ZipArchive<PosReader>>, i: usize) -> Option<Item> {
+    let (name, read) = match (entries, zip) {
+        (Entries::Zip { .. }, Some(z)) => {
+            let file = match z.by_index(i) {
+                Ok(f) => f,
+                Err(e) => return Some(Item::Entry(format!("entry {i}"), vec![Err(format!("unreadable: {e}"))])),
+            };
+            let name = file.name().to_string();
+            if file.is_dir() || !is_json_name(&name) {
+                return None;
+            }
+            let size = file.size();
+            (name, read_bounded(file, Some(size)))
+        }
+        (Entries::Files { root, files }, _) => {
+            let path = &files[i];
+            let name = path.strip_prefix(root).unwrap_or(path).display().to_string();
+            let read = File::open(path).map_err(|e| format!("reading: {e}")).and_then(|f| {
+                let len = f.metadata().map(|m| m.len()).ok();
+                read_bounded(f, len)
+            });
+            (name, read)
+        }
+        (Entries::Zip { .. }, None) => unreachable!("a zip source has an archive"),
+    };
+    Some(match read {
+        Ok(bytes) => Item::Entry(name, parse_document(&bytes)),
+        Err(reason) => Item::Entry(name, vec![Err(reason)]),
+    })
+}
+
+/// One worker: takes chunks of entry indexes from `next` and sends what it
+/// read, a chunk per message.
+fn work(entries: &Entries, next: &AtomicUsize, tx: mpsc::SyncSender<Vec<Item>>) {
     const CHUNK: usize = 16;
     let mut zip = match entries {
         Entries::Zip { path, .. } => match open_zip(path) {
             Ok(z) => Some(z),
             Err(e) => {
-                let _ = tx.send(Item::Fatal(e));
+                let _ = tx.send(vec![Item::Fatal(e)]);
                 return;
             }
         },
@@ -294,43 +328,11 @@ fn work(entries: &Entries, next: &AtomicUsize, tx: mpsc::SyncSender<Item>) {
         if start >= entries.len() {
             return;
         }
-        for i in start..(start + CHUNK).min(entries.len()) {
-            let item = match (entries, zip.as_mut()) {
-                (Entries::Zip { .. }, Some(z)) => {
-                    let file = match z.by_index(i) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            let _ = tx.send(Item::Entry(format!("entry {i}"), vec![Err(format!("unreadable: {e}"))]));
-                            continue;
-                        }
-                    };
-                    let name = file.name().to_string();
-                    if file.is_dir() || !is_json_name(&name) {
-                        continue;
-                    }
-                    let size = file.size();
-                    match read_bounded(file, Some(size)) {
-                        Ok(bytes) => Item::Entry(name, parse_document(&bytes)),
-                        Err(reason) => Item::Entry(name, vec![Err(reason)]),
-                    }
-                }
-                (Entries::Files { root, files }, _) => {
-                    let path = &files[i];
-                    let name = path.strip_prefix(root).unwrap_or(path).display().to_string();
-                    let read = File::open(path).map_err(|e| format!("reading: {e}")).and_then(|f| {
-                        let len = f.metadata().map(|m| m.len()).ok();
-                        read_bounded(f, len)
-                    });
-                    match read {
-                        Ok(bytes) => Item::Entry(name, parse_document(&bytes)),
-                        Err(reason) => Item::Entry(name, vec![Err(reason)]),
-                    }
-                }
-                _ => unreachable!("a zip source has an archive"),
-            };
-            if tx.send(item).is_err() {
-                return; // the writer gave up
-            }
+        let batch: Vec<Item> = (start..(start + CHUNK).min(entries.len()))
+            .filter_map(|i| read_entry(entries, zip.as_mut(), i))
+            .collect();
+        if tx.send(batch).is_err() {
+            return; // the writer gave up
         }
     }
 }
@@ -378,7 +380,7 @@ pub(crate) fn import_source(
     let mut writer = SourceWriter::begin(conn, meta)?;
     let next = AtomicUsize::new(0);
     let fatal = std::thread::scope(|s| -> Result<Option<String>> {
-        let (tx, rx) = mpsc::sync_channel::<Item>(256);
+        let (tx, rx) = mpsc::sync_channel::<Vec<Item>>(32);
         for _ in 0..workers(total) {
             let tx = tx.clone();
             let (entries, next) = (&entries, &next);
@@ -386,7 +388,7 @@ pub(crate) fn import_source(
         }
         drop(tx);
         let mut done = 0u64;
-        for item in rx.iter() {
+        for item in rx.iter().flatten() {
             match item {
                 Item::Fatal(e) => return Ok(Some(e)), // dropping rx stops the workers
                 Item::Entry(name, results) => {
