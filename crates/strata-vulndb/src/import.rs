@@ -187,9 +187,9 @@ fn is_json_name(name: &str) -> bool {
     name.len() > 5 && name[name.len() - 5..].eq_ignore_ascii_case(".json")
 }
 
-/// Every `*.json` under `dir`, skipping hidden entries (`.git`), sorted;
-/// symlinks are not followed.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Every `*.json` under `dir`, skipping hidden entries (`.git`); symlinks
+/// are not followed. Counts the `*.yaml` / `*.yml` files seen in `yaml`.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, yaml: &mut usize) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name();
@@ -199,9 +199,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
         let ft = entry.file_type()?;
         if ft.is_dir() {
-            walk(&entry.path(), out)?;
+            walk(&entry.path(), out, yaml)?;
         } else if ft.is_file() && is_json_name(&name) {
             out.push(entry.path());
+        } else if ft.is_file() && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            *yaml += 1;
         }
     }
     Ok(())
@@ -361,9 +363,13 @@ pub(crate) fn import_source(
             Err(e) => return fail(report, e),
         },
         Kind::Directory => {
-            let mut files = Vec::new();
-            if let Err(e) = walk(path, &mut files) {
+            let (mut files, mut yaml) = (Vec::new(), 0);
+            if let Err(e) = walk(path, &mut files, &mut yaml) {
                 return fail(report, format!("listing {}: {e}", path.display()));
+            }
+            if files.is_empty() && yaml > 0 {
+                let why = format!("{yaml} YAML records and no JSON: YAML is not supported, import the OSV JSON form");
+                return fail(report, why);
             }
             files.sort();
             Entries::Files {

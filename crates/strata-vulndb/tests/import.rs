@@ -282,6 +282,17 @@ fn directories_and_json_files() {
     assert_eq!((report.records, report.skipped_count), (2, 1));
     assert_eq!(db.advisories_for("Go", "example.com/m").unwrap().len(), 2);
 
+    // A checkout of YAML records only (PyPA's): refused, said why.
+    let yaml_repo = tmp.path().join("pypa");
+    std::fs::create_dir_all(yaml_repo.join("vulns/jinja2")).unwrap();
+    std::fs::write(
+        yaml_repo.join("vulns/jinja2/PYSEC-2019-217.yaml"),
+        "id: PYSEC-2019-217\n",
+    )
+    .unwrap();
+    let report = db.import(std::slice::from_ref(&yaml_repo), &mut no_progress).unwrap();
+    assert!(report.failed[0].1.contains("YAML"), "{report:?}");
+
     // Removing the directory source removes its records only.
     let status = db.status().unwrap();
     assert_eq!(status.sources.len(), 3);
