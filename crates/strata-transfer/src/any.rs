@@ -88,6 +88,10 @@ impl Source for AnyLocation {
     fn blob_file(&self, desc: &Descriptor) -> Option<std::path::PathBuf> {
         each!(self, l => l.blob_file(desc))
     }
+
+    fn verified_at_rest(&self) -> bool {
+        each!(self, l => l.verified_at_rest())
+    }
 }
 
 impl Sink for AnyLocation {

@@ -230,6 +230,13 @@ impl Sink for ArchiveSink {
         }
     }
 
+    async fn put_blob_file(&self, desc: &Descriptor, role: &BlobRole, data: BlobStream, file: &Path) -> Result<()> {
+        match self {
+            ArchiveSink::Docker(a) => a.put_blob_file(desc, role, data, file).await,
+            ArchiveSink::Oci(a) => a.put_blob_file(desc, role, data, file).await,
+        }
+    }
+
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         match self {
             ArchiveSink::Docker(a) => a.put_document(desc, bytes).await,

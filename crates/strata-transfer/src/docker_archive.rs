@@ -480,6 +480,10 @@ impl Sink for DockerArchive {
         self.tar()?.put_blob(desc, data).await
     }
 
+    async fn put_blob_file(&self, desc: &Descriptor, _role: &BlobRole, data: BlobStream, file: &Path) -> Result<()> {
+        self.tar()?.put_blob_file(desc, data, file).await
+    }
+
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         self.tar()?.put_document(desc, bytes).await
     }

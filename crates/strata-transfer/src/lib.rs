@@ -106,6 +106,15 @@ pub trait Source: Sync {
         let _ = desc;
         None
     }
+
+    /// Whether the source's blobs were verified against their digests when
+    /// they were written and are never written again (the local store,
+    /// whose `system check` re-verifies them): the copy then checks their
+    /// sizes only, as `docker save` reads its own store. Every other source
+    /// is hashed on the way.
+    fn verified_at_rest(&self) -> bool {
+        false
+    }
 }
 
 /// Where images go. Nothing a sink is given is named before [`Sink::finish`]:

@@ -387,6 +387,10 @@ impl Sink for OciArchive {
         self.writer()?.1.put_blob(desc, data).await
     }
 
+    async fn put_blob_file(&self, desc: &Descriptor, _role: &BlobRole, data: BlobStream, file: &Path) -> Result<()> {
+        self.writer()?.1.put_blob_file(desc, data, file).await
+    }
+
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         self.writer()?.1.put_document(desc, bytes).await
     }

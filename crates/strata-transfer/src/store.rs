@@ -691,6 +691,19 @@ impl Source for StoreLocation {
         Ok(crate::read_ahead::stream(f))
     }
 
+    /// A blob file of the store: written once (verified, renamed into
+    /// place) and never written again, so a sink may copy or link it.
+    fn blob_file(&self, desc: &Descriptor) -> Option<PathBuf> {
+        let path = guard(&self.store).blob_path(&desc.digest);
+        path.is_file().then_some(path)
+    }
+
+    /// Blobs are checked against their digests as they are written and
+    /// renamed into place whole; `system check` verifies them again.
+    fn verified_at_rest(&self) -> bool {
+        true
+    }
+
     fn mount_from(&self) -> Vec<MountFrom> {
         guard(&self.mounts).clone()
     }

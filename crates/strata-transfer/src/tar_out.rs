@@ -266,6 +266,90 @@ impl TarOut {
         }
     }
 
+    /// [`TarOut::put_blob`] for a blob that is also the source's file
+    /// `file`: the kernel copies the file into the entry
+    /// (`copy_file_range`, no pass through user space) while `data`, the
+    /// verified stream over the same bytes, is read to its end on the other
+    /// core; the entry stays only when both ended cleanly. (Writing what
+    /// `data` reads costs one more copy of every byte, and the hashing and
+    /// the writing then take turns.)
+    pub(crate) async fn put_blob_file(&self, desc: &Descriptor, mut data: BlobStream, file: &Path) -> Result<()> {
+        let mut spool = self.spool.lock().await;
+        if self.has(&desc.digest) {
+            return Ok(());
+        }
+        let src = std::fs::File::open(file).map_err(|e| TransferError::io(format!("opening {}", file.display()), e))?;
+        spool.dirs_for(&self.shown, &desc.digest)?;
+        let start = spool.len;
+        let out = spool.file(&self.shown)?;
+        let what = format!("blob {}", desc.digest);
+        let wr = |e: std::io::Error| TransferError::io(format!("writing {}", self.shown.display()), e);
+        let head = header(&blob_name(&desc.digest), desc.size, tar::EntryType::Regular)?;
+        let out = out.try_clone().map_err(wr)?;
+        let kick = self._dir.is_none();
+        let size = desc.size;
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            out.write_all_at(&head, start)?;
+            let (mut from, mut at) = (0u64, start + BLOCK);
+            while from < size {
+                let want = (size - from).min(CHUNK as u64 * 16) as usize;
+                let n = rustix::fs::copy_file_range(&src, Some(&mut from), &out, Some(&mut at), want)?;
+                if n == 0 {
+                    // The file is shorter than the descriptor: the
+                    // verifier says so too; stop here.
+                    break;
+                }
+                if kick {
+                    // Writeback starts now rather than in the final rename
+                    // (see put_blob).
+                    let _ = rustix::fs::fadvise(
+                        &out,
+                        at - n as u64,
+                        std::num::NonZeroU64::new(n as u64),
+                        rustix::fs::Advice::DontNeed,
+                    );
+                }
+            }
+            let pad = (padded(from) - from) as usize;
+            out.write_all_at(&[0u8; BLOCK as usize][..pad], at)?;
+            Ok(from)
+        });
+        let drained: Result<u64> = async {
+            let mut buf = vec![0u8; CHUNK];
+            let mut total = 0u64;
+            loop {
+                match data.read(&mut buf).await.map_err(|e| from_io(e, &what))? {
+                    0 => return Ok(total),
+                    k => total += k as u64,
+                }
+            }
+        }
+        .await;
+        let written = writer
+            .await
+            .map_err(|e| TransferError::Invalid(format!("writing {what} stopped: {e}")))?
+            .map_err(wr);
+        let result = match (drained, written) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(read), Ok(n)) if read != n || n != desc.size => Err(TransferError::Invalid(format!(
+                "{what}: wrote {n} of {} bytes",
+                desc.size
+            ))),
+            (Ok(_), Ok(n)) => Ok(n),
+        };
+        match result {
+            Ok(n) => {
+                spool.len = start + BLOCK + padded(n);
+                guard(&self.blobs).insert(desc.digest.clone());
+                Ok(())
+            }
+            Err(e) => {
+                let _ = spool.file(&self.shown).and_then(|f| f.set_len(start).map_err(wr));
+                Err(e)
+            }
+        }
+    }
+
     /// Writes a (verified) manifest or index as its blob entry.
     pub(crate) async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         let mut spool = self.spool.lock().await;
