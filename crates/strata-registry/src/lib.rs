@@ -13,7 +13,7 @@
 //! more than 4 MiB of a manifest, and never send `Authorization` to any
 //! origin but the registry's (redirects are followed by hand). The client
 //! modules know nothing of the local image store (pull and push are
-//! strata-transfer's); `pin` resolves the base images of a Dockerfile.
+//! strata-transfer's, and so is `pin`).
 
 mod auth;
 mod blobs;
@@ -21,7 +21,6 @@ mod client;
 pub mod credentials;
 mod error;
 mod manifests;
-pub mod pin;
 mod tls;
 
 pub use auth::{Challenge, Scope, parse_challenges};
@@ -36,7 +35,6 @@ pub use error::{ApiErrorEntry, RegistryError, Result, Site};
 pub use manifests::{
     MANIFEST_ACCEPT, ManifestHead, ManifestResponse, Resolved, index_platforms, manifest_reference, select_manifest,
 };
-pub use pin::{FromLine, PinAction, PinLine, PinOptions};
 pub use tls::DEFAULT_CERTS_DIR;
 
 /// Runs a future to completion on a multi-threaded runtime (blob transfers

@@ -406,6 +406,25 @@ type Chosen = (
     Vec<(Descriptor, Vec<u8>, Manifest)>,
 );
 
+/// The index's image for `wanted` (the first that matches), or an error
+/// listing the platforms it has.
+pub(crate) fn platform_manifest<'a>(index: &'a Index, wanted: &Platform) -> Result<&'a Descriptor> {
+    index
+        .manifests
+        .iter()
+        .filter(|d| media::is_manifest(&d.media_type))
+        .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
+        .ok_or_else(|| TransferError::NoMatchingPlatform {
+            wanted: wanted.to_string(),
+            available: index
+                .manifests
+                .iter()
+                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+}
+
 /// The images of an index to copy, the index to write (if any) and the root.
 async fn choose<S: Source>(
     src: &S,
@@ -429,25 +448,7 @@ async fn choose<S: Source>(
     } else {
         let mut picked = Vec::new();
         for w in &wanted {
-            let found = index
-                .manifests
-                .iter()
-                .filter(|d| media::is_manifest(&d.media_type))
-                .find(|d| d.platform.as_ref().is_some_and(|p| w.matches(p)));
-            match found {
-                Some(d) => picked.push(d.clone()),
-                None => {
-                    let available: Vec<String> = index
-                        .manifests
-                        .iter()
-                        .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                        .collect();
-                    return Err(TransferError::NoMatchingPlatform {
-                        wanted: w.to_string(),
-                        available: available.join(", "),
-                    });
-                }
-            }
+            picked.push(platform_manifest(&index, w)?.clone());
         }
         picked
     };

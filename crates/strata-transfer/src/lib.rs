@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod layout;
 pub mod location;
 pub mod oci_archive;
+pub mod pin;
 pub mod progress;
 pub mod pull;
 pub mod push;

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args, Subcommand};
 use strata_oci::{Platform, Reference};
-use strata_registry::{ClientOptions, FromLine, PinAction, PinOptions, block_on};
+use strata_registry::{ClientOptions, block_on};
+use strata_transfer::pin::{FromLine, PinAction, PinOptions};
 use strata_transfer::progress::{Event, LayerStatus, Progress, no_progress};
 use strata_transfer::pull::PullOptions;
 use strata_transfer::push::PushOptions;
@@ -625,7 +626,7 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
             stage_name: s.name.clone(),
         })
         .collect();
-    let lines = strata_registry::pin::plan(&froms, &opts)?;
+    let lines = strata_transfer::pin::plan(&froms, &opts)?;
     let file = a.file.display();
     let mut failed = false;
     for l in &lines {
@@ -662,7 +663,7 @@ pub fn pin(a: PinArgs) -> Result<ExitCode> {
         }
     }
     if a.write && !a.check {
-        let new = strata_registry::pin::rewrite(&text, &lines);
+        let new = strata_transfer::pin::rewrite(&text, &lines);
         if new != text {
             let tmp = a.file.with_extension("strata-pin.tmp");
             std::fs::write(&tmp, &new).with_context(|| format!("writing {}", tmp.display()))?;

@@ -1,14 +1,17 @@
 //! Pinning a Dockerfile's base images: every `FROM name[:tag]` resolved to
 //! the digest its tag names at the registry now, written back as
 //! `name:tag@sha256:…`, and checked later for staleness. The caller parses
-//! the Dockerfile and hands over its `FROM` lines ([`FromLine`]).
+//! the Dockerfile and hands over its `FROM` lines ([`FromLine`]). Each base
+//! is resolved as a copy resolves its source ([`Source::resolve`] on the
+//! registry location), and an index must hold the wanted platform.
 
 use std::collections::HashMap;
 
-use strata_oci::{Digest, Platform, Reference};
+use strata_oci::{Digest, Document, Platform, Reference};
+use strata_registry::{Client, ClientOptions};
 
-use crate::client::{Client, ClientOptions};
-use crate::{RegistryError, Result};
+use crate::registry::RegistryLocation;
+use crate::{Result, Source, TransferError, read_document_verified};
 
 /// One `FROM` of a Dockerfile, as its parser read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +70,24 @@ fn written_name_with_tag(image: &str) -> String {
 
 /// Resolves every `FROM` of a Dockerfile.
 pub fn plan(froms: &[FromLine], opts: &PinOptions) -> Result<Vec<PinLine>> {
-    crate::block_on(plan_async(froms, opts))?
+    strata_registry::block_on(plan_async(froms, opts)).map_err(TransferError::location)?
+}
+
+/// The digest `tagged` names now: its index (which must list `wanted`) or
+/// its manifest.
+async fn current_digest(location: &RegistryLocation, wanted: &Platform) -> Result<Digest> {
+    let top = location.resolve(None).await?;
+    if strata_oci::media::is_index(&top.media_type) {
+        let bytes = read_document_verified(&top, location.read_document(&top).await?)?;
+        match Document::parse(&bytes, Some(&top.media_type)) {
+            Ok(Document::Index(ix)) => {
+                crate::copy::platform_manifest(&ix, wanted)?;
+            }
+            Ok(Document::Manifest(_)) => {}
+            Err(e) => return Err(TransferError::Invalid(format!("index {}: {e}", top.digest))),
+        }
+    }
+    Ok(top.digest)
 }
 
 pub async fn plan_async(froms: &[FromLine], opts: &PinOptions) -> Result<Vec<PinLine>> {
@@ -91,7 +111,7 @@ pub async fn plan_async(froms: &[FromLine], opts: &PinOptions) -> Result<Vec<Pin
             out.push(skip("uses a build argument; pin the value the ARG gives instead"));
         } else {
             let r = Reference::parse(&image)
-                .map_err(|e| RegistryError::Invalid(format!("line {}: FROM {image}: {e}", stage.line)))?;
+                .map_err(|e| TransferError::Invalid(format!("line {}: FROM {image}: {e}", stage.line)))?;
             if r.digest().is_some() && r.tag().is_none() {
                 out.push(skip("pinned by digest without a tag: nothing to compare it with"));
             } else {
@@ -99,19 +119,15 @@ pub async fn plan_async(froms: &[FromLine], opts: &PinOptions) -> Result<Vec<Pin
                 let client = match clients.get(tagged.domain()) {
                     Some(c) => c.clone(),
                     None => {
-                        let c = Client::for_reference(&tagged, opts.client.clone())?;
+                        let c = Client::for_reference(&tagged, opts.client.clone()).map_err(TransferError::location)?;
                         clients.insert(tagged.domain().to_string(), c.clone());
                         c
                     }
                 };
-                let resolved = client
-                    .resolve(&tagged, &wanted)
+                let location = RegistryLocation::with_client(client, &tagged);
+                let current = current_digest(&location, &wanted)
                     .await
-                    .map_err(|e| RegistryError::Context {
-                        what: format!("line {}: resolving {}", stage.line, tagged.familiar()),
-                        error: Box::new(e),
-                    })?;
-                let current = resolved.top_digest().clone();
+                    .map_err(|e| e.context(format!("line {}: resolving {}", stage.line, tagged.familiar())))?;
                 out.push(PinLine {
                     line: stage.line,
                     image: image.clone(),
