@@ -85,6 +85,9 @@ enum Command {
     Pin(cmd::distribution::PinArgs),
     /// Copy an image between registries, archives, OCI layouts and the store
     Copy(cmd::copy::CopyArgs),
+    /// Docker Buildx: build (multi-platform), imagetools, builders and emulators
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Buildx(cmd::buildx::BuildxCommand),
     /// Manage images
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Image(cmd::images::ImageCommand),
@@ -189,6 +192,7 @@ fn main() -> ExitCode {
         Command::Manifest(c) => cmd::distribution::manifest(c),
         Command::Pin(a) => cmd::distribution::pin(a),
         Command::Copy(a) => cmd::copy::copy(&root, a),
+        Command::Buildx(c) => cmd::buildx::buildx(&root, c),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),
         Command::Run(a) => cmd::containers::run(&root, a),

@@ -551,7 +551,8 @@ fn invoked_as_imagetools() -> bool {
         } else if a.starts_with('-') {
             i += 1;
         } else {
-            return a == "imagetools";
+            // `strata imagetools …` or `strata buildx imagetools …`.
+            return a == "imagetools" || (a == "buildx" && args.get(i + 1).is_some_and(|b| b == "imagetools"));
         }
     }
     false

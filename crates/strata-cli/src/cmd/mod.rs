@@ -1,4 +1,5 @@
 pub mod build;
+pub mod buildx;
 pub mod containers;
 pub mod copy;
 pub mod distribution;

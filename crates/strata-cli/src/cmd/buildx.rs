@@ -1,0 +1,36 @@
+//! `strata buildx …`: Docker's buildx command tree. `build` is `strata
+//! build` (same flags); `imagetools inspect` is `strata manifest inspect`
+//! in buildx's text. Each subcommand's work lives in its own module.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+use super::HELP_TEMPLATE;
+
+#[derive(Subcommand)]
+pub enum BuildxCommand {
+    /// Start a build
+    #[command(help_template = HELP_TEMPLATE)]
+    Build(super::build::BuildArgs),
+    /// Commands to work on images in registry
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Imagetools(ImagetoolsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum ImagetoolsCommand {
+    /// Show details of an image in the registry
+    Inspect(super::distribution::ManifestInspectArgs),
+}
+
+pub fn buildx(root: &Path, c: BuildxCommand) -> Result<ExitCode> {
+    match c {
+        BuildxCommand::Build(a) => super::build::build(root, a),
+        BuildxCommand::Imagetools(ImagetoolsCommand::Inspect(a)) => {
+            super::distribution::manifest(super::distribution::ManifestCommand::Inspect(a))
+        }
+    }
+}
