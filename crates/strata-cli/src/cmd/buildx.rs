@@ -14,7 +14,7 @@ use super::HELP_TEMPLATE;
 pub enum BuildxCommand {
     /// Start a build
     #[command(help_template = HELP_TEMPLATE)]
-    Build(super::build::BuildArgs),
+    Build(Box<super::build::BuildArgs>),
     /// Commands to work on images in registry
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Imagetools(ImagetoolsCommand),
@@ -28,7 +28,7 @@ pub enum ImagetoolsCommand {
 
 pub fn buildx(root: &Path, c: BuildxCommand) -> Result<ExitCode> {
     match c {
-        BuildxCommand::Build(a) => super::build::build(root, a),
+        BuildxCommand::Build(a) => super::build::build(root, *a),
         BuildxCommand::Imagetools(ImagetoolsCommand::Inspect(a)) => {
             super::distribution::manifest(super::distribution::ManifestCommand::Inspect(a))
         }
