@@ -85,6 +85,9 @@ enum Command {
     Pin(cmd::distribution::PinArgs),
     /// Copy an image between registries, archives, OCI layouts and the store
     Copy(cmd::copy::CopyArgs),
+    /// View the packaged-based Software Bill Of Materials (SBOM) for an image
+    #[command(help_template = HELP_TEMPLATE)]
+    Sbom(cmd::sbom::SbomArgs),
     /// Docker Buildx: build (multi-platform), imagetools, builders and emulators
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Buildx(cmd::buildx::BuildxCommand),
@@ -192,6 +195,7 @@ fn main() -> ExitCode {
         Command::Manifest(c) => cmd::distribution::manifest(c),
         Command::Pin(a) => cmd::distribution::pin(a),
         Command::Copy(a) => cmd::copy::copy(&root, a),
+        Command::Sbom(a) => cmd::sbom::sbom(&root, a),
         Command::Buildx(c) => cmd::buildx::buildx(&root, c),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),

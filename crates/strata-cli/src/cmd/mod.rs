@@ -4,6 +4,7 @@ pub mod containers;
 pub mod copy;
 pub mod distribution;
 pub mod images;
+pub mod sbom;
 pub mod system;
 
 use std::io::{IsTerminal, Write};
