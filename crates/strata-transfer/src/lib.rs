@@ -22,6 +22,7 @@ mod copy;
 pub(crate) mod distributable;
 pub mod docker_archive;
 mod error;
+pub mod index;
 pub mod ingest;
 pub mod layout;
 pub mod location;
