@@ -147,6 +147,8 @@ pub struct Finding {
     /// database's word.
     #[serde(serialize_with = "ser_severity")]
     pub severity: Option<Severity>,
+    /// The OSV record the severity came from.
+    pub severity_from: Option<String>,
     pub title: Option<String>,
     pub description: Option<String>,
     pub primary_url: Option<String>,
@@ -233,6 +235,11 @@ pub struct Report {
     /// all five unless a filter chose some.
     #[serde(serialize_with = "ser_ratings")]
     pub severities: Vec<Rating>,
+    /// The SBOM's creation time (Unix seconds) and whether it was given
+    /// (documents derived from the report reuse them).
+    pub created: i64,
+    #[serde(skip)]
+    pub reproducible: bool,
     /// What could not be matched and why (unsupported distro, versions a
     /// scheme cannot read, ignore-file lines skipped).
     pub notes: Vec<String>,

@@ -105,6 +105,8 @@ pub(crate) fn scan(db: &Db, sbom: &Sbom, opts: &ScanOptions) -> Result<Report, S
         findings,
         ignored: Vec::new(),
         severities: ALL_SEVERITIES.to_vec(),
+        created: sbom.created,
+        reproducible: sbom.reproducible,
         notes: notes
             .into_iter()
             .map(|(n, c)| if c > 1 { format!("{n} ({c} packages)") } else { n })
@@ -197,6 +199,7 @@ fn match_one(adv: &Advisory, pkg: &Package, lookup: &Lookup, target: &Target, op
                 fix: hit.fixed.clone(),
                 rating,
                 severity: adv.severity.clone(),
+                severity_from: adv.severity.as_ref().map(|_| adv.id.clone()),
                 title: adv.summary.clone().filter(|s| !s.trim().is_empty()),
                 description: adv.details.clone().filter(|s| !s.trim().is_empty()),
                 primary_url: primary_url(id),
@@ -270,6 +273,7 @@ fn merge(a: &mut Finding, b: Finding) {
     let rank = |f: &Finding| (severity_rank(f.severity.as_ref()), !f.advisory_ids[0].starts_with("GHSA-"));
     if rank(&b) < rank(a) {
         a.severity = b.severity.clone();
+        a.severity_from = b.severity_from.clone();
         a.rating = b.rating;
         if b.title.is_some() {
             a.title = b.title.clone();
@@ -284,9 +288,10 @@ fn merge(a: &mut Finding, b: Finding) {
     if a.description.is_none() {
         a.description = b.description.clone();
     }
-    if a.published.is_none() || (b.published.is_some() && b.published < a.published) {
-        a.published = b.published.clone().or(a.published.take());
-    }
+    a.published = match (a.published.take(), b.published) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
     if b.modified > a.modified {
         a.modified = b.modified.clone();
     }
