@@ -91,6 +91,9 @@ enum Command {
     /// Docker Buildx: build (multi-platform), imagetools, builders and emulators
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Buildx(cmd::buildx::BuildxCommand),
+    /// Commands to work on images in registry (buildx imagetools: inspect, create)
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Imagetools(cmd::buildx::ImagetoolsCommand),
     /// Manage images
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Image(cmd::images::ImageCommand),
@@ -192,11 +195,12 @@ fn main() -> ExitCode {
         Command::Push(a) => cmd::distribution::push(&root, a),
         Command::Login(a) => cmd::distribution::login(a),
         Command::Logout(a) => cmd::distribution::logout(a),
-        Command::Manifest(c) => cmd::distribution::manifest(c),
+        Command::Manifest(c) => cmd::distribution::manifest(&root, c),
         Command::Pin(a) => cmd::distribution::pin(a),
         Command::Copy(a) => cmd::copy::copy(&root, a),
         Command::Sbom(a) => cmd::sbom::sbom(&root, a),
         Command::Buildx(c) => cmd::buildx::buildx(&root, c),
+        Command::Imagetools(c) => cmd::buildx::buildx(&root, cmd::buildx::BuildxCommand::Imagetools(c)),
         Command::Image(c) => cmd::images::image(&root, c),
         Command::System(c) => cmd::system::system(&root, c),
         Command::Run(a) => cmd::containers::run(&root, a),

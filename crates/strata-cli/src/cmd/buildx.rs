@@ -1,6 +1,7 @@
 //! `strata buildx …`: Docker's buildx command tree. `build` is `strata
 //! build` (same flags); `imagetools inspect` is `strata manifest inspect`
-//! in buildx's text. Each subcommand's work lives in its own module.
+//! in buildx's text; `imagetools create` is `imagetools.rs`. Each
+//! subcommand's work lives in its own module.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -24,13 +25,16 @@ pub enum BuildxCommand {
 pub enum ImagetoolsCommand {
     /// Show details of an image in the registry
     Inspect(super::distribution::ManifestInspectArgs),
+    /// Create a new image based on source images
+    Create(Box<super::imagetools::CreateArgs>),
 }
 
 pub fn buildx(root: &Path, c: BuildxCommand) -> Result<ExitCode> {
     match c {
         BuildxCommand::Build(a) => super::build::build(root, *a),
         BuildxCommand::Imagetools(ImagetoolsCommand::Inspect(a)) => {
-            super::distribution::manifest(super::distribution::ManifestCommand::Inspect(a))
+            super::distribution::manifest(root, super::distribution::ManifestCommand::Inspect(a))
         }
+        BuildxCommand::Imagetools(ImagetoolsCommand::Create(a)) => super::imagetools::create(*a),
     }
 }

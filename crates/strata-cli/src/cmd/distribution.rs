@@ -85,15 +85,23 @@ pub struct LogoutArgs {
 /// `strata manifest inspect`, also reachable as `strata imagetools inspect`
 /// (BuildKit's spelling: without `--raw` it prints `Name`/`MediaType`/
 /// `Digest` and, for an index, its `Manifests` with their platforms).
+/// `create`, `annotate`, `push` and `rm` (draft lists) are `manifest_lists.rs`.
 #[derive(Subcommand)]
-#[command(visible_alias = "imagetools")]
 pub enum ManifestCommand {
     /// Display an image manifest, or manifest list, from a registry
     Inspect(ManifestInspectArgs),
+    /// Create a local manifest list for annotating and pushing to a registry
+    Create(super::manifest_lists::CreateArgs),
+    /// Add additional information to a local image manifest
+    Annotate(super::manifest_lists::AnnotateArgs),
+    /// Push a manifest list to a repository
+    Push(super::manifest_lists::PushArgs),
+    /// Delete one or more manifest lists from local storage
+    Rm(super::manifest_lists::RmArgs),
 }
 
 #[derive(Args)]
-#[command(override_usage = "strata manifest inspect [OPTIONS] NAME[:TAG|@DIGEST]")]
+#[command(override_usage = "strata manifest inspect [OPTIONS] [MANIFEST_LIST] NAME[:TAG|@DIGEST]")]
 pub struct ManifestInspectArgs {
     /// Print the manifest exactly as the registry sent it
     #[arg(long)]
@@ -105,6 +113,9 @@ pub struct ManifestInspectArgs {
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
     pub reference: String,
+    /// With MANIFEST_LIST first: that draft list's manifest (`manifest create`)
+    #[arg(hide = true)]
+    pub manifest: Option<String>,
 }
 
 #[derive(Args)]
@@ -516,9 +527,19 @@ pub fn logout(a: LogoutArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn manifest(c: ManifestCommand) -> Result<ExitCode> {
+pub fn manifest(root: &Path, c: ManifestCommand) -> Result<ExitCode> {
     match c {
+        ManifestCommand::Create(a) => super::manifest_lists::create(root, a),
+        ManifestCommand::Annotate(a) => super::manifest_lists::annotate(root, a),
+        ManifestCommand::Push(a) => super::manifest_lists::push(root, a),
+        ManifestCommand::Rm(a) => super::manifest_lists::rm(root, a),
         ManifestCommand::Inspect(a) => {
+            // A draft list of that name first, as docker does (not for imagetools).
+            if (a.manifest.is_some() || !invoked_as_imagetools())
+                && let Some(code) = super::manifest_lists::inspect_local(root, &a.reference, a.manifest.as_deref())?
+            {
+                return Ok(code);
+            }
             let r = Reference::parse(&a.reference)?.with_default_tag();
             let opts = client_options(a.tls_verify && !a.insecure)?;
             let client = strata_registry::Client::for_reference(&r, opts)?;

@@ -4,6 +4,8 @@ pub mod containers;
 pub mod copy;
 pub mod distribution;
 pub mod images;
+pub mod imagetools;
+pub mod manifest_lists;
 pub mod sbom;
 pub mod system;
 
