@@ -27,8 +27,8 @@ use strata_oci::{Descriptor, Digest, Document, Index, Platform, Reference, media
 use strata_registry::{ClientOptions, manifest_reference};
 
 use crate::registry::RegistryLocation;
-use crate::{CopyOptions, CopyReport, PlatformChoice, Result, Sink, Source, TransferError, copy, no_progress};
 use crate::verify::read_document_verified;
+use crate::{CopyOptions, CopyReport, PlatformChoice, Result, Sink, Source, TransferError, copy, no_progress};
 
 /// The annotation BuildKit puts on an attestation manifest of an index,
 /// naming its kind and the image it is about.
@@ -133,7 +133,11 @@ pub fn platform_of_json(v: &Value) -> Option<Platform> {
         os_features: o
             .get("os.features")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|f| f.as_str().map(str::to_string)).collect::<Vec<_>>())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|f| f.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
             .filter(|f| !f.is_empty()),
     })
 }
@@ -150,10 +154,7 @@ pub fn normalize_platform(p: &Platform) -> Platform {
     let variant = p.variant.clone().map(|v| v.to_lowercase());
     let (architecture, variant) = match arch.as_str() {
         "i386" => ("386".to_string(), None),
-        "x86_64" | "x86-64" | "amd64" => (
-            "amd64".to_string(),
-            variant.filter(|v| v != "v1" && !v.is_empty()),
-        ),
+        "x86_64" | "x86-64" | "amd64" => ("amd64".to_string(), variant.filter(|v| v != "v1" && !v.is_empty())),
         "aarch64" | "arm64" => (
             "arm64".to_string(),
             variant.filter(|v| !matches!(v.as_str(), "8" | "v8" | "v8.0" | "")),
@@ -223,13 +224,17 @@ pub fn parse_annotations(inputs: &[String]) -> Result<Vec<Annotation>> {
             continue;
         };
         if key.is_empty() {
-            return Err(TransferError::Invalid(format!("invalid annotation {input:?}: the key is empty")));
+            return Err(TransferError::Invalid(format!(
+                "invalid annotation {input:?}: the key is empty"
+            )));
         }
         for tp in types.split(',') {
             let (name, platform) = match tp.split_once('[') {
                 Some((name, rest)) => match rest.strip_suffix(']') {
-                    Some(p) if !p.is_empty()
-                        && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'/' || b == b'-') =>
+                    Some(p)
+                        if !p.is_empty()
+                            && p.bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'/' || b == b'-') =>
                     {
                         (name, Some(p))
                     }
@@ -237,16 +242,14 @@ pub fn parse_annotations(inputs: &[String]) -> Result<Vec<Annotation>> {
                 },
                 None => (tp, None),
             };
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') || platform == Some("")
-            {
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') || platform == Some("") {
                 return Err(TransferError::Invalid(format!(
                     "invalid annotation type {tp:?}, expected type and optional platform in square brackets"
                 )));
             }
             let platform = platform
                 .map(|p| {
-                    Platform::parse(p)
-                        .map_err(|e| TransferError::Invalid(format!("invalid annotation {input:?}: {e}")))
+                    Platform::parse(p).map_err(|e| TransferError::Invalid(format!("invalid annotation {input:?}: {e}")))
                 })
                 .transpose()?;
             let target = match name {
@@ -404,8 +407,8 @@ pub async fn plan(opts: &CreateOptions) -> Result<Plan> {
         };
         located.push(i);
     }
-    let resolved: Vec<Resolved> = futures_util::future::try_join_all(named.iter().zip(&located).map(
-        |((r, arg), &i)| {
+    let resolved: Vec<Resolved> =
+        futures_util::future::try_join_all(named.iter().zip(&located).map(|((r, arg), &i)| {
             let loc = &locations[i];
             async move {
                 let name = r.to_string();
@@ -451,9 +454,8 @@ pub async fn plan(opts: &CreateOptions) -> Result<Plan> {
                     name,
                 })
             }
-        },
-    ))
-    .await?;
+        }))
+        .await?;
 
     let combined = combine(&resolved, &opts.annotations, opts.prefer_index)?;
     let combined = filter_platforms(combined, &opts.platforms)?;
@@ -492,8 +494,8 @@ fn fill_platform(p: &mut Platform, from_config: &Platform) {
 /// The platform an image's config states (as written there).
 async fn config_platform(loc: &RegistryLocation, config: &Descriptor) -> Result<Platform> {
     let bytes = read_document_verified(config, loc.read_document(config).await?)?;
-    let v: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| TransferError::Invalid(format!("config {}: {e}", config.digest)))?;
+    let v: Value =
+        serde_json::from_slice(&bytes).map_err(|e| TransferError::Invalid(format!("config {}: {e}", config.digest)))?;
     platform_of_json(&v).ok_or_else(|| TransferError::Invalid(format!("config {} is not a JSON object", config.digest)))
 }
 
@@ -719,7 +721,11 @@ pub enum CreateEvent {
     /// The repository had the manifest already.
     Present { digest: Digest, to: String },
     /// The manifest is there now: its blobs mounted, copied or found.
-    Copied { digest: Digest, to: String, report: CopyReport },
+    Copied {
+        digest: Digest,
+        to: String,
+        report: CopyReport,
+    },
     /// The index is being put under a tag.
     Pushing { digest: Digest, to: String },
 }
@@ -816,7 +822,9 @@ pub async fn copy_manifest(
         platforms: PlatformChoice::All,
         concurrency: concurrency.max(1),
     };
-    copy(src, dst, Some(&digest), &[], &options, no_progress()).await.map(Some)
+    copy(src, dst, Some(&digest), &[], &options, no_progress())
+        .await
+        .map(Some)
 }
 
 /// A manifest of a registry described for a list: its descriptor with the
@@ -826,9 +834,7 @@ pub async fn describe_manifest(loc: &RegistryLocation, reference: &Reference) ->
     let name = reference.to_string();
     let desc = loc.resolve(Some(&manifest_reference(reference))).await?;
     let bytes = read_document_verified(&desc, loc.read_document(&desc).await?)?;
-    match Document::parse(&bytes, Some(&desc.media_type))
-        .map_err(|e| TransferError::Invalid(format!("{name}: {e}")))?
-    {
+    match Document::parse(&bytes, Some(&desc.media_type)).map_err(|e| TransferError::Invalid(format!("{name}: {e}")))? {
         Document::Index(_) => Err(TransferError::Invalid(format!("{name} is a manifest list"))),
         Document::Manifest(m) => {
             let mut desc = desc;
@@ -838,12 +844,14 @@ pub async fn describe_manifest(loc: &RegistryLocation, reference: &Reference) ->
     }
 }
 
-/// A Docker manifest list (`application/vnd.docker.distribution.manifest.list.v2+json`)
-/// of `entries`, written as the Docker CLI writes one (distribution's
-/// `manifestlist`: three-space indents, each entry's `mediaType`, `size`,
-/// `digest` and `platform`), so that `docker manifest push` and strata
-/// push the same bytes for the same entries.
-pub fn docker_manifest_list(entries: &[Descriptor]) -> Result<Vec<u8>> {
+/// The manifest list of `entries` as the Docker CLI writes one
+/// (distribution's `manifestlist.FromDescriptors`: three-space indents,
+/// each entry's `mediaType`, `size`, `digest` and `platform`), so that
+/// `docker manifest push` and strata push the same bytes for the same
+/// entries. Its media type is Docker's rule too: an OCI index when the
+/// first entry is an OCI manifest, else a Docker manifest list
+/// (`application/vnd.docker.distribution.manifest.list.v2+json`).
+pub fn docker_manifest_list(entries: &[Descriptor]) -> Result<(String, Vec<u8>)> {
     #[derive(Serialize)]
     #[serde(rename_all = "camelCase")]
     struct List<'a> {
@@ -872,9 +880,13 @@ pub fn docker_manifest_list(entries: &[Descriptor]) -> Result<Vec<u8>> {
         variant: Option<&'a String>,
     }
     let empty = Platform::default();
+    let media_type = match entries.first() {
+        Some(d) if d.media_type == media::OCI_MANIFEST => media::OCI_INDEX,
+        _ => media::DOCKER_MANIFEST_LIST,
+    };
     let list = List {
         schema_version: 2,
-        media_type: media::DOCKER_MANIFEST_LIST,
+        media_type,
         manifests: entries
             .iter()
             .map(|d| {
@@ -895,9 +907,11 @@ pub fn docker_manifest_list(entries: &[Descriptor]) -> Result<Vec<u8>> {
             .collect(),
     };
     let mut out = Vec::new();
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"   "));
-    list.serialize(&mut ser).map_err(|e| TransferError::Invalid(e.to_string()))?;
-    Ok(out)
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"   "));
+    list.serialize(&mut ser)
+        .map_err(|e| TransferError::Invalid(e.to_string()))?;
+    Ok((media_type.to_string(), out))
 }
 
 #[cfg(test)]
@@ -934,7 +948,12 @@ mod tests {
     fn sources_parse_as_buildx_reads_them() {
         let dg = d("x");
         assert_eq!(parse_source(&dg.to_string()).unwrap(), SourceArg::Digest(dg.clone()));
-        assert!(parse_source("sha256:abc").unwrap_err().to_string().contains("valid sources are"));
+        assert!(
+            parse_source("sha256:abc")
+                .unwrap_err()
+                .to_string()
+                .contains("valid sources are")
+        );
         match parse_source("localhost:5000/app").unwrap() {
             SourceArg::Reference(r) => assert_eq!(r.to_string(), "localhost:5000/app:latest"),
             other => panic!("{other:?}"),
@@ -950,7 +969,9 @@ mod tests {
         assert_eq!(a.size, Some(7));
         assert_eq!(a.platform.unwrap().os_version.as_deref(), Some("10.0.1"));
         assert_eq!(a.annotations.unwrap()["a"], "b");
-        let e = parse_source(r#"{"schemaVersion":2,"manifests":[]}"#).unwrap_err().to_string();
+        let e = parse_source(r#"{"schemaVersion":2,"manifests":[]}"#)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("got a manifest or index"), "{e}");
         let e = parse_source(r#"{"size":3}"#).unwrap_err().to_string();
         assert!(e.contains("digest is required"), "{e}");
@@ -1089,12 +1110,18 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(e.contains("none of the manifests match the provided platforms (linux/s390x)"), "{e}");
+        assert!(
+            e.contains("none of the manifests match the provided platforms (linux/s390x)"),
+            "{e}"
+        );
         assert!(e.contains("linux/amd64, linux/arm64"), "{e}");
         // Everything kept: the same bytes.
         let c = combine(&[amd.clone(), arm], &[], true).unwrap();
         let bytes = c.bytes.clone();
-        let both = [Platform::parse("linux/amd64").unwrap(), Platform::parse("linux/arm64").unwrap()];
+        let both = [
+            Platform::parse("linux/amd64").unwrap(),
+            Platform::parse("linux/arm64").unwrap(),
+        ];
         assert_eq!(filter_platforms(c, &both).unwrap().bytes, bytes);
         // A single image kept as itself must match.
         let c = combine(std::slice::from_ref(&amd), &[], false).unwrap();
@@ -1105,7 +1132,9 @@ mod tests {
     fn docker_lists_read_like_the_docker_clis() {
         let mut a = Descriptor::new(media::DOCKER_MANIFEST, d("a"), 528);
         a.platform = Some(Platform::parse("linux/arm/v7").unwrap());
-        let text = String::from_utf8(docker_manifest_list(&[a.clone()]).unwrap()).unwrap();
+        let (mt, bytes) = docker_manifest_list(&[a.clone()]).unwrap();
+        assert_eq!(mt, media::DOCKER_MANIFEST_LIST);
+        let text = String::from_utf8(bytes).unwrap();
         let want = format!(
             "{{\n   \"schemaVersion\": 2,\n   \"mediaType\": \"{}\",\n   \"manifests\": [\n      {{\n         \"mediaType\": \"{}\",\n         \"size\": 528,\n         \"digest\": \"{}\",\n         \"platform\": {{\n            \"architecture\": \"arm\",\n            \"os\": \"linux\",\n            \"variant\": \"v7\"\n         }}\n      }}\n   ]\n}}",
             media::DOCKER_MANIFEST_LIST,
@@ -1114,5 +1143,12 @@ mod tests {
         );
         assert_eq!(text, want);
         Document::parse(text.as_bytes(), Some(media::DOCKER_MANIFEST_LIST)).unwrap();
+        // An OCI manifest first: an OCI index (docker's FromDescriptors).
+        let mut b = Descriptor::new(media::OCI_MANIFEST, d("b"), 405);
+        b.platform = Some(Platform::parse("linux/amd64").unwrap());
+        let (mt, bytes) = docker_manifest_list(&[b.clone(), a.clone()]).unwrap();
+        assert_eq!(mt, media::OCI_INDEX);
+        assert!(String::from_utf8_lossy(&bytes).contains(media::OCI_INDEX));
+        assert_eq!(docker_manifest_list(&[a, b]).unwrap().0, media::DOCKER_MANIFEST_LIST);
     }
 }

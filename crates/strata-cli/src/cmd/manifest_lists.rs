@@ -14,8 +14,10 @@
 //!
 //! As Docker: `create` reads each manifest (and its config, for the
 //! platform) from its registry — an index is refused — and refuses to
-//! touch an existing list without `--amend`; `push` puts a Docker manifest
-//! list (`application/vnd.docker.distribution.manifest.list.v2+json`) under
+//! touch an existing list without `--amend`; `push` puts the list as the
+//! Docker CLI writes it (byte for byte: a Docker manifest list,
+//! `application/vnd.docker.distribution.manifest.list.v2+json`, or an OCI
+//! index when its first entry is an OCI manifest, as docker 28 does) under
 //! the list's tag after putting into the list's repository every manifest
 //! that lives in another repository of the same registry (its blobs
 //! mounted), and refuses manifests of another registry with Docker's error
@@ -28,7 +30,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgAction, Args};
 use serde_json::{Value, json};
-use strata_oci::{Descriptor, Digest, Platform, Reference, media};
+use strata_oci::{Descriptor, Digest, Platform, Reference};
 use strata_registry::block_on;
 use strata_transfer::index::{copy_manifest, describe_manifest, docker_manifest_list, put_named};
 use strata_transfer::registry::RegistryLocation;
@@ -141,7 +143,10 @@ fn load(root: &Path, list: &Reference) -> Result<Option<Vec<Entry>>> {
         return Ok(None);
     }
     let mut out = Vec::new();
-    for m in v["manifests"].as_array().ok_or_else(|| bad("no \"manifests\"".into()))? {
+    for m in v["manifests"]
+        .as_array()
+        .ok_or_else(|| bad("no \"manifests\"".into()))?
+    {
         let reference = m["ref"]
             .as_str()
             .and_then(|r| Reference::parse(r).ok())
@@ -188,10 +193,12 @@ fn save(root: &Path, list: &Reference, entries: &[Entry]) -> Result<()> {
         })
         .collect::<Result<Vec<_>>>()?;
     let doc = json!({"ref": list.to_string(), "manifests": manifests});
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.write_all(&serde_json::to_vec_pretty(&doc)?)?;
     let path = list_file(root, list);
-    tmp.persist(&path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(&path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -315,7 +322,7 @@ pub fn inspect_local(root: &Path, first: &str, second: Option<&str>) -> Result<O
         return Ok(None);
     };
     let descs = list_descriptors(&list, &entries).context("failed to assemble ManifestDescriptor")?;
-    let bytes = docker_manifest_list(&descs)?;
+    let (_, bytes) = docker_manifest_list(&descs)?;
     out.write_all(&bytes)?;
     writeln!(out)?;
     Ok(Some(ExitCode::SUCCESS))
@@ -378,15 +385,20 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
     let descs = list_descriptors(&list, &entries)?;
     let opts = client_options(a.tls_verify && !a.insecure)?;
     let target = RegistryLocation::new(&repository_of(&list)?, opts.clone())?;
-    let bytes = docker_manifest_list(&descs)?;
-    let desc = Descriptor::new(media::DOCKER_MANIFEST_LIST, Digest::sha256_of(&bytes), bytes.len() as u64);
+    let (media_type, bytes) = docker_manifest_list(&descs)?;
+    let desc = Descriptor::new(&media_type, Digest::sha256_of(&bytes), bytes.len() as u64);
     block_on(async {
         // Manifests of other repositories first (their blobs mounted).
         for e in entries.iter().filter(|e| e.reference.path() != list.path()) {
             let src = RegistryLocation::new(&repository_of(&e.reference)?, opts.clone())?;
-            copy_manifest(&src, &target, &e.descriptor, strata_registry::DEFAULT_CONCURRENT_TRANSFERS)
-                .await
-                .with_context(|| format!("copying {} into {}", e.reference, list.repository()))?;
+            copy_manifest(
+                &src,
+                &target,
+                &e.descriptor,
+                strata_registry::DEFAULT_CONCURRENT_TRANSFERS,
+            )
+            .await
+            .with_context(|| format!("copying {} into {}", e.reference, list.repository()))?;
             println!(
                 "Pushed ref {}@{} with digest: {}",
                 list.repository(),
@@ -440,6 +452,8 @@ pub fn rm(root: &Path, a: RmArgs) -> Result<ExitCode> {
 
 #[cfg(test)]
 mod tests {
+    use strata_oci::media;
+
     use super::*;
 
     #[test]
