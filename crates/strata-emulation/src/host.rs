@@ -38,7 +38,7 @@ pub struct Host {
 /// Whether `p` can run here, and how. The host's own platform is answered
 /// without reading binfmt_misc.
 pub fn can_run(p: &Platform) -> Result<How, EmulationError> {
-    let arch = known(p)?;
+    let arch = known_platform(p)?;
     let (machine, primary) = machine();
     if arch == primary {
         return Ok(How::Native);
@@ -46,7 +46,9 @@ pub fn can_run(p: &Platform) -> Result<How, EmulationError> {
     Host::read(&Binfmt::system(), machine, primary).can_run(p)
 }
 
-fn known(p: &Platform) -> Result<&'static Arch, EmulationError> {
+/// The architecture of a platform strata knows, else an error naming it
+/// and listing the platforms it does know.
+pub fn known_platform(p: &Platform) -> Result<&'static Arch, EmulationError> {
     arch_for_platform(p).ok_or_else(|| EmulationError::UnknownPlatform {
         platform: p.to_string(),
         known: ARCHES
@@ -55,6 +57,11 @@ fn known(p: &Platform) -> Result<&'static Arch, EmulationError> {
             .collect::<Vec<_>>()
             .join(", "),
     })
+}
+
+/// The host's own platform (`linux/amd64`), from `uname`.
+pub fn host_platform() -> Platform {
+    machine().1.platform()
 }
 
 /// `uname -m` and the architecture it is.
@@ -97,7 +104,11 @@ impl Host {
 
     fn read(binfmt: &Binfmt, machine: String, primary: &'static Arch) -> Host {
         let mut note = None;
-        if !binfmt.is_mounted() && rustix::process::geteuid().is_root() && binfmt.dir.is_dir() {
+        if binfmt.dir == std::path::Path::new(crate::binfmt::BINFMT_MISC)
+            && !binfmt.is_mounted()
+            && rustix::process::geteuid().is_root()
+            && binfmt.dir.is_dir()
+        {
             if let Err(e) = binfmt.ensure_mounted() {
                 note = Some(format!(" (binfmt_misc is not mounted at {}: {})", binfmt.dir.display(), chain(&e)));
             }
@@ -153,7 +164,7 @@ impl Host {
     /// Whether `p` can run here, and how; the error names the platform and
     /// the command that fixes it.
     pub fn can_run(&self, p: &Platform) -> Result<How, EmulationError> {
-        let arch = known(p)?;
+        let arch = known_platform(p)?;
         if arch == self.primary {
             return Ok(How::Native);
         }

@@ -203,14 +203,31 @@ fn install_one(arch: &'static Arch, opts: &InstallOptions) -> Result<Outcome, Em
         opts.binfmt.remove(&name)?;
     }
     let line = registration(&name, arch.magic, arch.mask, &interpreter, opts.flags);
-    opts.binfmt.register(&line).map_err(|e| match e {
-        EmulationError::Io { source, .. } => EmulationError::Register {
-            handler: name.clone(),
-            line: line.clone(),
-            source,
-        },
-        e => e,
-    })?;
+    if let Err(e) = opts.binfmt.register(&line) {
+        // Another strata registering the same at the same time: its
+        // handler is this one.
+        if let EmulationError::Io { source, .. } = &e
+            && source.raw_os_error() == Some(libc_eexist())
+            && opts
+                .binfmt
+                .handler(&name)?
+                .is_some_and(|h| h.enabled && h.flags == opts.flags && h.interpreter == interpreter)
+        {
+            return Ok(Outcome::AlreadyInstalled {
+                arch: arch.name,
+                handler: name,
+                interpreter,
+            });
+        }
+        return Err(match e {
+            EmulationError::Io { source, .. } => EmulationError::Register {
+                handler: name.clone(),
+                line: line.clone(),
+                source,
+            },
+            e => e,
+        });
+    }
     // Some kernels show a new entry only once the mount point is touched
     // (as tonistiigi/binfmt notes); then it must be there, enabled.
     let _ = std::fs::File::open(&opts.binfmt.dir);
@@ -231,6 +248,10 @@ fn install_one(arch: &'static Arch, opts: &InstallOptions) -> Result<Outcome, Em
             interpreter,
         },
     })
+}
+
+fn libc_eexist() -> i32 {
+    rustix::io::Errno::EXIST.raw_os_error()
 }
 
 /// Removes every handler that takes each architecture's programs (whatever
