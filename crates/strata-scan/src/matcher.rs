@@ -126,7 +126,21 @@ fn sorted_targets(t: &BTreeSet<Target>) -> Vec<Target> {
     v
 }
 
-/// Trivy's IDs for a record: its CVEs (own ID or aliases), else its own ID.
+/// The CVE a distribution's per-CVE record is named after
+/// (`DEBIAN-CVE-2024-1234`, `ALPINE-CVE-…`, `UBUNTU-CVE-…`): such records
+/// name their CVE in `upstream`, which the database does not keep.
+fn cve_of_id(id: &str) -> Option<String> {
+    let (prefix, rest) = id.split_once("-CVE-")?;
+    let ok = !prefix.is_empty()
+        && prefix.bytes().all(|b| b.is_ascii_uppercase())
+        && rest.split_once('-').is_some_and(|(y, n)| {
+            y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        });
+    ok.then(|| format!("CVE-{rest}"))
+}
+
+/// Trivy's IDs for a record: its CVEs (own ID, aliases, or the CVE a
+/// distribution's per-CVE record is named after), else its own ID.
 pub(crate) fn vuln_ids(adv: &Advisory) -> Vec<String> {
     let mut cves: Vec<String> = adv
         .aliases
@@ -134,6 +148,7 @@ pub(crate) fn vuln_ids(adv: &Advisory) -> Vec<String> {
         .chain(std::iter::once(&adv.id))
         .filter(|a| a.starts_with("CVE-"))
         .cloned()
+        .chain(cve_of_id(&adv.id))
         .collect();
     cves.sort();
     cves.dedup();
@@ -367,4 +382,18 @@ fn dedupe(found: Vec<Finding>) -> Vec<Finding> {
         f.primary_url = primary_url(&f.id);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cve_of_id;
+
+    #[test]
+    fn distribution_cve_records() {
+        assert_eq!(cve_of_id("DEBIAN-CVE-2024-1234").as_deref(), Some("CVE-2024-1234"));
+        assert_eq!(cve_of_id("ALPINE-CVE-2021-36159").as_deref(), Some("CVE-2021-36159"));
+        assert_eq!(cve_of_id("GHSA-xxxx-CVE-2024-1"), None);
+        assert_eq!(cve_of_id("DSA-5678-1"), None);
+        assert_eq!(cve_of_id("DEBIAN-CVE-2024-12a"), None);
+    }
 }
