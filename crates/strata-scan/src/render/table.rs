@@ -101,7 +101,8 @@ impl Table {
                 .zip(blank)
                 .map(|(c, b)| if *b { vec![""] } else { c.split('\n').collect() })
                 .collect();
-            let height = lines.iter().map(Vec::len).max().unwrap_or(1);
+            // A merged cell keeps its height, as aquasecurity/table does.
+            let height = row.iter().map(|c| c.split('\n').count()).max().unwrap_or(1);
             for i in 0..height {
                 out.push('│');
                 for c in 0..n {

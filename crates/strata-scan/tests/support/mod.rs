@@ -290,3 +290,69 @@ pub fn expected(records: &[Value], ecosystem: &str, name: &str, version: &str, s
 pub fn write(path: &Path, text: &str) {
     std::fs::write(path, text).unwrap();
 }
+
+/// An image with findings of every kind of target and rating, from records
+/// written here: Debian (HIGH fixed, UNKNOWN unfixed) in the base layer,
+/// Python (CRITICAL, two records of one CVE), npm (MEDIUM, GHSA only), a Go
+/// binary (LOW) and a Cargo.lock (CVSS v4) above it.
+pub fn sample_report() -> (tempfile::TempDir, strata_scan::Report) {
+    use serde_json::json;
+    let rec = |id: &str, eco: &str, name: &str, fixed: Option<&str>, extra: Value| {
+        let mut events = vec![json!({ "introduced": "0" })];
+        if let Some(f) = fixed {
+            events.push(json!({ "fixed": f }));
+        }
+        let mut r = json!({
+            "id": id,
+            "modified": "2024-06-01T00:00:00Z",
+            "published": "2024-05-01T00:00:00Z",
+            "summary": format!("{name}: a flaw found in the test with a title long enough to be cut after twelve words by trivy"),
+            "details": format!("Details of {id}."),
+            "affected": [{ "package": { "ecosystem": eco, "name": name },
+                           "ranges": [{ "type": "ECOSYSTEM", "events": events }] }]
+        });
+        if let (Some(o), Some(e)) = (r.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        r
+    };
+    let records = vec![
+        rec("DEBIAN-CVE-2024-0001", "Debian:12", "openssl", Some("3.0.13-1~deb12u1"),
+            json!({ "database_specific": { "severity": "high" } })),
+        rec("DEBIAN-CVE-2024-0006", "Debian:12", "systemd", None, json!({})),
+        rec("GHSA-aaaa-bbbb-cccc", "PyPI", "Jinja2", Some("2.11"), json!({
+            "aliases": ["CVE-2024-1111"],
+            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }] })),
+        rec("PYSEC-2024-1", "PyPI", "jinja2", Some("2.11"), json!({ "aliases": ["CVE-2024-1111", "GHSA-aaaa-bbbb-cccc"] })),
+        rec("GHSA-dddd-eeee-ffff", "npm", "lodash", Some("4.17.21"), json!({
+            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L" }] })),
+        rec("GO-2024-0001", "Go", "stdlib", Some("1.21.9"), json!({ "database_specific": { "severity": "LOW" } })),
+        rec("RUSTSEC-2024-0001", "crates.io", "smallvec", Some("1.6.1"), json!({
+            "aliases": ["CVE-2024-2222"],
+            "severity": [{ "type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N" }] })),
+    ];
+    let (tmp, db) = records_db(&records);
+    let mut lock = pkg(PackageType::Cargo, "smallvec", "1.6.0", "/app/Cargo.lock", 1);
+    lock.purl = "pkg:cargo/smallvec@1.6.0".into();
+    let packages = vec![
+        deb("libssl3", "3.0.11-1~deb12u2", "openssl", "3.0.11-1~deb12u2", 0),
+        deb("openssl", "3.0.11-1~deb12u2", "openssl", "3.0.11-1~deb12u2", 0),
+        deb("libsystemd0", "252.22-1~deb12u1", "systemd", "252.22-1~deb12u1", 0),
+        deb("bash", "5.2.15-2+b2", "bash", "5.2.15-2", 0),
+        pkg(PackageType::Python, "Jinja2", "2.10", "/usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA", 1),
+        pkg(PackageType::Python, "requests", "2.32.3", "/usr/lib/python3/dist-packages/requests-2.32.3.dist-info/METADATA", 1),
+        pkg(PackageType::Npm, "lodash", "4.17.11", "/app/node_modules/lodash/package.json", 2),
+        pkg(PackageType::GoModule, "stdlib", "1.21.0", "/usr/local/bin/app", 2),
+        lock,
+    ];
+    let s = sbom("img:1", Some(distro("debian", Some("12"))), 3, packages);
+    let opts = strata_scan::ScanOptions {
+        base_layers: Some(1),
+        base_image: Some("debian:12".into()),
+        blob_digests: vec![Some(format!("sha256:{}", "b0".repeat(32))), None, None],
+    };
+    let report = strata_scan::scan(&db, &s, &opts).unwrap();
+    (tmp, report)
+}
