@@ -48,6 +48,9 @@ pub enum ImageCommand {
     /// Remove unused images
     #[command(help_template = HELP_TEMPLATE)]
     Prune(PruneArgs),
+    /// Layer sizes, wasted space and dive's efficiency score (--ci checks dive's rules)
+    #[command(help_template = HELP_TEMPLATE)]
+    Analyze(super::analyze::AnalyzeArgs),
 }
 
 pub fn image(root: &Path, c: ImageCommand) -> Result<ExitCode> {
@@ -61,6 +64,7 @@ pub fn image(root: &Path, c: ImageCommand) -> Result<ExitCode> {
         ImageCommand::Save(a) => save(root, a),
         ImageCommand::Load(a) => load(root, a),
         ImageCommand::Prune(a) => prune(root, a),
+        ImageCommand::Analyze(a) => super::analyze::analyze(root, a),
     }
 }
 

@@ -63,6 +63,76 @@ pub(crate) struct BaseImage {
 /// With `platform`, a local image of another platform is passed over for
 /// the registry's image of that platform.
 pub(crate) fn image_sbom(root: &Path, image: &str, platform: Option<&str>) -> Result<ImageSbom> {
+    with_image_layers(root, image, platform, |store, meta, layers| {
+        let opts = Options {
+            image: ImageInfo {
+                name: image.to_string(),
+                id: Some(meta.id.to_string()),
+                manifest_digest: meta.manifest.as_ref().map(|d| d.to_string()),
+                platform: Some(platform_string(&meta.config)),
+            },
+            ..Options::default()
+        };
+        let sbom = strata_sbom::catalog(layers, &opts)?;
+        let base = find_base(
+            store,
+            &meta.id,
+            &meta.config.rootfs.diff_ids,
+            meta.base_label().as_deref(),
+        )?;
+        Ok(ImageSbom {
+            sbom,
+            name: image.to_string(),
+            id: meta.id.to_string(),
+            base,
+        })
+    })
+}
+
+/// What is known of an image before its layers are read.
+pub(crate) struct ImageMeta {
+    /// The image ID (config digest).
+    pub id: Digest,
+    /// The manifest the name resolved to, when known.
+    pub manifest: Option<Digest>,
+    pub manifest_doc: Option<Manifest>,
+    pub config: ImageConfig,
+    /// Each layer's blob, bottom first.
+    pub blobs: Vec<Descriptor>,
+}
+
+impl ImageMeta {
+    /// `org.opencontainers.image.base.name` from the config's labels or the manifest's annotations.
+    pub(crate) fn base_label(&self) -> Option<String> {
+        base_label(&self.config, self.manifest_doc.as_ref())
+    }
+}
+
+/// A layer's plain tar stream, from the store or a registry.
+pub(crate) enum LayerReader<'a> {
+    Local(LocalLayer),
+    Remote(RemoteLayer<'a>),
+}
+
+impl Read for LayerReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            LayerReader::Local(l) => l.read(buf),
+            LayerReader::Remote(r) => r.read(buf),
+        }
+    }
+}
+
+/// Runs `f` on IMAGE's layers (bottom first, each labelled with its diff ID
+/// and history step, opened lazily): from the store, or streamed from the
+/// registry when the store lacks it (see [`image_sbom`]). A registry blob
+/// whose bytes are not its digest's fails the whole call, after `f`.
+pub(crate) fn with_image_layers<T>(
+    root: &Path,
+    image: &str,
+    platform: Option<&str>,
+    f: impl FnOnce(&Store, &ImageMeta, Vec<LayerInput<LayerReader<'_>>>) -> Result<T>,
+) -> Result<T> {
     let wanted = platform
         .map(|p| Platform::parse(p).map_err(|e| anyhow!("invalid --platform {p:?}: {e}")))
         .transpose()?;
@@ -75,7 +145,7 @@ pub(crate) fn image_sbom(root: &Path, image: &str, platform: Option<&str>) -> Re
     if let Some(r) = local {
         let rec_platform = record_platform(&r.image);
         if wanted.as_ref().is_none_or(|w| w.matches(&rec_platform)) {
-            return local_sbom(&store, image, &r.image, Some(r.manifest.clone()));
+            return with_local_layers(&store, &r.image, Some(r.manifest.clone()), f);
         }
         if image.starts_with("sha256:") || Reference::parse(image).is_err() {
             bail!(
@@ -84,8 +154,12 @@ pub(crate) fn image_sbom(root: &Path, image: &str, platform: Option<&str>) -> Re
             );
         }
     }
-    let reference = Reference::parse(image).map_err(|e| anyhow!("no such image: {image} (not in the store, and not a registry reference: {e})"))?;
-    remote_sbom(&store, image, &reference.with_default_tag(), wanted)
+    if image.starts_with("sha256:") {
+        bail!("No such image: {image}");
+    }
+    let reference = Reference::parse(image)
+        .map_err(|e| anyhow!("No such image: {image} (not in the store, and not a registry reference: {e})"))?;
+    with_remote_layers(&store, &reference.with_default_tag(), wanted, f)
         .with_context(|| format!("{image} is not in the store; reading it from its registry"))
 }
 
@@ -119,18 +193,6 @@ fn layer_steps(config: &ImageConfig) -> Vec<Option<String>> {
     steps
 }
 
-fn sbom_options(name: &str, id: &Digest, manifest: Option<&Digest>, config: &ImageConfig) -> Options {
-    Options {
-        image: ImageInfo {
-            name: name.to_string(),
-            id: Some(id.to_string()),
-            manifest_digest: manifest.map(|d| d.to_string()),
-            platform: Some(platform_string(config)),
-        },
-        ..Options::default()
-    }
-}
-
 /// The store's images other than `id`: (name, diff IDs).
 fn other_images(store: &Store, id: &Digest) -> Result<Vec<(String, Vec<Digest>)>> {
     Ok(store
@@ -148,22 +210,35 @@ fn other_images(store: &Store, id: &Digest) -> Result<Vec<(String, Vec<Digest>)>
         .collect())
 }
 
-/// The base image by the rule in the module's documentation.
-fn find_base(store: &Store, id: &Digest, diff_ids: &[Digest], label: Option<&str>) -> Result<Option<BaseImage>> {
-    let is_base = |ids: &[Digest]| !ids.is_empty() && ids.len() < diff_ids.len() && diff_ids.starts_with(ids);
+/// Rule 1 of the module's documentation: the image of `others` (name,
+/// diff IDs) whose whole diff ID list is the longest proper prefix of
+/// `diff_ids`.
+fn longest_base(diff_ids: &[Digest], others: Vec<(String, Vec<Digest>)>) -> Option<BaseImage> {
     let mut best: Option<BaseImage> = None;
-    for (name, ids) in other_images(store, id)? {
-        if is_base(&ids) && best.as_ref().is_none_or(|b| ids.len() > b.layers) {
-            best = Some(BaseImage { name, layers: ids.len() });
+    for (name, ids) in others {
+        if is_proper_prefix(&ids, diff_ids) && best.as_ref().is_none_or(|b| ids.len() > b.layers) {
+            best = Some(BaseImage {
+                name,
+                layers: ids.len(),
+            });
         }
     }
-    if best.is_some() {
-        return Ok(best);
+    best
+}
+
+fn is_proper_prefix(ids: &[Digest], of: &[Digest]) -> bool {
+    !ids.is_empty() && ids.len() < of.len() && of.starts_with(ids)
+}
+
+/// The base image by the rule in the module's documentation.
+fn find_base(store: &Store, id: &Digest, diff_ids: &[Digest], label: Option<&str>) -> Result<Option<BaseImage>> {
+    if let Some(b) = longest_base(diff_ids, other_images(store, id)?) {
+        return Ok(Some(b));
     }
     if let Some(label) = label
         && let Ok(r) = strata_image::resolve(store, label)
         && r.image.id != *id
-        && is_base(&r.image.diff_ids)
+        && is_proper_prefix(&r.image.diff_ids, diff_ids)
     {
         return Ok(Some(BaseImage {
             name: label.to_string(),
@@ -257,23 +332,25 @@ impl Read for LocalLayer {
 }
 
 /// The blob files of an image's layers, bottom first, opened under the
-/// store lock.
-pub(crate) fn open_local_layers(store: &Store, diff_ids: &[Digest]) -> Result<Vec<File>> {
+/// store lock, and their descriptors.
+fn open_local_layers(store: &Store, diff_ids: &[Digest]) -> Result<(Vec<File>, Vec<Descriptor>)> {
     let _lock = StoreLock::shared(store.root())?;
-    diff_ids
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let blob = store
-                .held_layer_blobs(d)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| anyhow!("layer {i} ({d}) is not in the store"))?;
+    let mut files = Vec::new();
+    let mut blobs = Vec::new();
+    for (i, d) in diff_ids.iter().enumerate() {
+        let blob = store
+            .held_layer_blobs(d)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow!("layer {i} ({d}) is not in the store"))?;
+        files.push(
             store
                 .open_blob(&blob.digest)
-                .with_context(|| format!("opening layer {i} ({d})"))
-        })
-        .collect()
+                .with_context(|| format!("opening layer {i} ({d})"))?,
+        );
+        blobs.push(blob);
+    }
+    Ok((files, blobs))
 }
 
 pub(crate) fn load_config(store: &Store, id: &Digest) -> Result<ImageConfig> {
@@ -281,10 +358,15 @@ pub(crate) fn load_config(store: &Store, id: &Digest) -> Result<ImageConfig> {
     ImageConfig::parse(&bytes).with_context(|| format!("image config {id}"))
 }
 
-fn local_sbom(store: &Store, name: &str, image: &ImageRecord, manifest: Option<Digest>) -> Result<ImageSbom> {
+fn with_local_layers<T>(
+    store: &Store,
+    image: &ImageRecord,
+    manifest: Option<Digest>,
+    f: impl FnOnce(&Store, &ImageMeta, Vec<LayerInput<LayerReader<'_>>>) -> Result<T>,
+) -> Result<T> {
     let config = load_config(store, &image.id)?;
     let diff_ids = config.rootfs.diff_ids.clone();
-    let files = open_local_layers(store, &diff_ids)?;
+    let (files, blobs) = open_local_layers(store, &diff_ids)?;
     let steps = layer_steps(&config);
     let manifest_doc = manifest.as_ref().and_then(|m| {
         let bytes = store.read_blob(m, media::MAX_DOCUMENT_SIZE).ok()?;
@@ -293,29 +375,24 @@ fn local_sbom(store: &Store, name: &str, image: &ImageRecord, manifest: Option<D
             _ => None,
         }
     });
-    let opts = sbom_options(name, &image.id, manifest.as_ref(), &config);
+    let meta = ImageMeta {
+        id: image.id.clone(),
+        manifest,
+        manifest_doc,
+        config,
+        blobs,
+    };
     let layers = files
         .into_iter()
         .zip(diff_ids.iter())
         .zip(steps)
         .map(|((f, d), step)| LayerInput {
-            reader: LocalLayer::new(f),
+            reader: LayerReader::Local(LocalLayer::new(f)),
             digest: Some(d.to_string()),
             created_by: step,
-        });
-    let sbom = strata_sbom::catalog(layers, &opts)?;
-    let base = find_base(
-        store,
-        &image.id,
-        &diff_ids,
-        base_label(&config, manifest_doc.as_ref()).as_deref(),
-    )?;
-    Ok(ImageSbom {
-        sbom,
-        name: name.to_string(),
-        id: image.id.to_string(),
-        base,
-    })
+        })
+        .collect();
+    f(store, &meta, layers)
 }
 
 /// A registry blob as a blocking reader: each read waits on the runtime
@@ -337,7 +414,7 @@ impl Read for Bridge {
 /// it), decompressed, and read to the end of the blob when dropped so that
 /// its digest is checked even when the tar ends before the compressed
 /// stream does; a mismatch lands in `failures`.
-struct RemoteLayer<'a> {
+pub(crate) struct RemoteLayer<'a> {
     location: &'a RegistryLocation,
     handle: tokio::runtime::Handle,
     desc: Descriptor,
@@ -393,7 +470,12 @@ impl Drop for RemoteLayer<'_> {
     }
 }
 
-fn remote_sbom(store: &Store, name: &str, reference: &Reference, wanted: Option<Platform>) -> Result<ImageSbom> {
+fn with_remote_layers<T>(
+    store: &Store,
+    reference: &Reference,
+    wanted: Option<Platform>,
+    f: impl FnOnce(&Store, &ImageMeta, Vec<LayerInput<LayerReader<'_>>>) -> Result<T>,
+) -> Result<T> {
     let options = super::distribution::client_options(true)?;
     let location = RegistryLocation::new(reference, options)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -405,34 +487,33 @@ fn remote_sbom(store: &Store, name: &str, reference: &Reference, wanted: Option<
     let (manifest_desc, manifest, config_desc, config) = rt.block_on(async {
         let top = location.resolve(None).await?;
         let bytes = read_document_verified(&top, location.read_document(&top).await?)?;
-        let (desc, manifest) = match Document::parse(&bytes, Some(&top.media_type))
-            .map_err(|e| anyhow!("{}: {e}", top.digest))?
-        {
-            Document::Manifest(m) => (top, m),
-            Document::Index(ix) => {
-                let d = ix
-                    .manifests
-                    .iter()
-                    .filter(|d| media::is_manifest(&d.media_type))
-                    .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
-                    .cloned()
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "{reference}: no image for platform {wanted} (the index has {})",
-                            ix.manifests
-                                .iter()
-                                .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    })?;
-                let bytes = read_document_verified(&d, location.read_document(&d).await?)?;
-                match Document::parse(&bytes, Some(&d.media_type)).map_err(|e| anyhow!("{}: {e}", d.digest))? {
-                    Document::Manifest(m) => (d, m),
-                    Document::Index(_) => bail!("{}: nested indexes are not supported", d.digest),
+        let (desc, manifest) =
+            match Document::parse(&bytes, Some(&top.media_type)).map_err(|e| anyhow!("{}: {e}", top.digest))? {
+                Document::Manifest(m) => (top, m),
+                Document::Index(ix) => {
+                    let d = ix
+                        .manifests
+                        .iter()
+                        .filter(|d| media::is_manifest(&d.media_type))
+                        .find(|d| d.platform.as_ref().is_some_and(|p| wanted.matches(p)))
+                        .cloned()
+                        .ok_or_else(|| {
+                            anyhow!(
+                                "{reference}: no image for platform {wanted} (the index has {})",
+                                ix.manifests
+                                    .iter()
+                                    .filter_map(|d| d.platform.as_ref().map(|p| p.to_string()))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )
+                        })?;
+                    let bytes = read_document_verified(&d, location.read_document(&d).await?)?;
+                    match Document::parse(&bytes, Some(&d.media_type)).map_err(|e| anyhow!("{}: {e}", d.digest))? {
+                        Document::Manifest(m) => (d, m),
+                        Document::Index(_) => bail!("{}: nested indexes are not supported", d.digest),
+                    }
                 }
-            }
-        };
+            };
         let config_desc = manifest.config.clone();
         let bytes = read_document_verified(&config_desc, location.read_document(&config_desc).await?)?;
         let config = ImageConfig::parse(&bytes).with_context(|| format!("image config {}", config_desc.digest))?;
@@ -447,16 +528,22 @@ fn remote_sbom(store: &Store, name: &str, reference: &Reference, wanted: Option<
     }
     let diff_ids = config.rootfs.diff_ids.clone();
     let steps = layer_steps(&config);
-    let opts = sbom_options(name, &config_desc.digest, Some(&manifest_desc.digest), &config);
+    let meta = ImageMeta {
+        id: config_desc.digest.clone(),
+        manifest: Some(manifest_desc.digest.clone()),
+        blobs: manifest.layers.clone(),
+        manifest_doc: Some(manifest),
+        config,
+    };
     let failures = Arc::new(Mutex::new(Vec::new()));
     let handle = rt.handle().clone();
-    let layers = manifest
-        .layers
+    let layers = meta
+        .blobs
         .iter()
         .enumerate()
         .zip(steps)
         .map(|((index, desc), step)| LayerInput {
-            reader: RemoteLayer {
+            reader: LayerReader::Remote(RemoteLayer {
                 location: &location,
                 handle: handle.clone(),
                 desc: desc.clone(),
@@ -464,27 +551,17 @@ fn remote_sbom(store: &Store, name: &str, reference: &Reference, wanted: Option<
                 plain: None,
                 failed: false,
                 failures: failures.clone(),
-            },
+            }),
             digest: Some(diff_ids[index].to_string()),
             created_by: step,
-        });
-    let sbom = strata_sbom::catalog(layers, &opts)?;
+        })
+        .collect();
+    let out = f(store, &meta, layers);
     let failures = failures.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    if let Some(f) = failures.first() {
-        bail!("{reference}: {f}");
+    if let Some(failure) = failures.first() {
+        bail!("{reference}: {failure}");
     }
-    let base = find_base(
-        store,
-        &config_desc.digest,
-        &diff_ids,
-        base_label(&config, Some(&manifest)).as_deref(),
-    )?;
-    Ok(ImageSbom {
-        sbom,
-        name: name.to_string(),
-        id: config_desc.digest.to_string(),
-        base,
-    })
+    out
 }
 
 #[derive(Args)]
@@ -538,5 +615,49 @@ fn render_check(format: &str) -> Result<()> {
     match format {
         "table" | "spdx-json" | "spdx" | "cyclonedx-json" | "cyclonedx" | "json" | "syft-json" => Ok(()),
         other => bail!("unknown format {other:?}: use table, spdx-json, cyclonedx-json or json"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(n: u8) -> Digest {
+        Digest::sha256_of(&[n])
+    }
+
+    #[test]
+    fn the_base_is_the_longest_image_whose_layers_start_this_one() {
+        let image = vec![d(1), d(2), d(3), d(4)];
+        let others = vec![
+            ("debian:12".to_string(), vec![d(1)]),
+            ("python:3".to_string(), vec![d(1), d(2), d(3)]),
+            ("other:1".to_string(), vec![d(1), d(9)]),
+            // The same layers is the image itself (another tag), not a base.
+            ("same:1".to_string(), image.clone()),
+            ("longer:1".to_string(), vec![d(1), d(2), d(3), d(4), d(5)]),
+        ];
+        let b = longest_base(&image, others).unwrap();
+        assert_eq!((b.name.as_str(), b.layers), ("python:3", 3));
+        assert!(longest_base(&image, vec![("x:1".into(), vec![d(2)])]).is_none());
+        assert!(longest_base(&image, vec![("empty:1".into(), vec![])]).is_none());
+    }
+
+    #[test]
+    fn each_layer_gets_its_step_and_empty_steps_are_skipped() {
+        let config: ImageConfig = serde_json::from_value(serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [d(1).to_string(), d(2).to_string(), d(3).to_string()]},
+            "history": [
+                {"created_by": "ADD rootfs /"},
+                {"created_by": "ENV A=1", "empty_layer": true},
+                {"created_by": "RUN make"},
+            ]
+        }))
+        .unwrap();
+        assert_eq!(
+            layer_steps(&config),
+            vec![Some("ADD rootfs /".to_string()), Some("RUN make".to_string()), None]
+        );
     }
 }
