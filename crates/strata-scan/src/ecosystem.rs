@@ -38,7 +38,9 @@ impl ReleaseMatch {
     pub(crate) fn matches(&self, ecosystem: &str) -> bool {
         let release = ecosystem.split_once(':').map_or("", |(_, r)| r);
         match self {
-            ReleaseMatch::Ubuntu(v) => release == v || release.strip_prefix(v.as_str()).is_some_and(|r| r.starts_with(':')),
+            ReleaseMatch::Ubuntu(v) => {
+                release == v || release.strip_prefix(v.as_str()).is_some_and(|r| r.starts_with(':'))
+            }
             ReleaseMatch::RedHat(major) => {
                 let mut parts = release.split(':');
                 let product = parts.next().unwrap_or("");
@@ -105,9 +107,8 @@ pub fn ecosystem_for(pkg: &Package, distro: Option<&Distro>) -> Result<Lookup, S
             let d = distro.ok_or("deb packages in an image without /etc/os-release: no Debian or Ubuntu release")?;
             match d.id.as_str() {
                 "debian" => {
-                    let rel = debian_release(d).ok_or_else(|| {
-                        format!("Debian without VERSION_ID or a known codename ({})", d.qualifier())
-                    })?;
+                    let rel = debian_release(d)
+                        .ok_or_else(|| format!("Debian without VERSION_ID or a known codename ({})", d.qualifier()))?;
                     Lookup {
                         ecosystem: format!("Debian:{rel}"),
                         display: format!("Debian:{rel}"),
@@ -222,7 +223,10 @@ pub fn ecosystem_for(pkg: &Package, distro: Option<&Distro>) -> Result<Lookup, S
         PackageType::Gem => plain("RubyGems", Scheme::RubyGems, &pkg.name),
         PackageType::GoModule => {
             if pkg.version == "(devel)" {
-                return Err(format!("Go module {} built from a working tree: version (devel)", pkg.name));
+                return Err(format!(
+                    "Go module {} built from a working tree: version (devel)",
+                    pkg.name
+                ));
             }
             plain("Go", Scheme::Go, &pkg.name)
         }
@@ -301,7 +305,10 @@ pub fn target_for(pkg: &Package, image: &str, distro: Option<&Distro>) -> Target
             let (family, version) = match distro {
                 Some(d) => (
                     os_family(&d.id).to_string(),
-                    d.version_id.clone().or_else(|| d.version_codename.clone()).unwrap_or_default(),
+                    d.version_id
+                        .clone()
+                        .or_else(|| d.version_codename.clone())
+                        .unwrap_or_default(),
                 ),
                 None => (
                     match pkg.kind {

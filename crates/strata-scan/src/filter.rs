@@ -10,8 +10,13 @@ use strata_vulndb::Rating;
 use crate::{Finding, Report, ScanError, Status};
 
 /// The five severities Trivy knows, lowest first.
-pub(crate) const ALL_SEVERITIES: [Rating; 5] =
-    [Rating::Unknown, Rating::Low, Rating::Medium, Rating::High, Rating::Critical];
+pub(crate) const ALL_SEVERITIES: [Rating; 5] = [
+    Rating::Unknown,
+    Rating::Low,
+    Rating::Medium,
+    Rating::High,
+    Rating::Critical,
+];
 
 /// Parses a comma-separated severity list (`CRITICAL,HIGH`, Scout's
 /// `critical,high`; `moderate` is MEDIUM), in Trivy's order (lowest first),
@@ -140,9 +145,9 @@ impl IgnoreList {
     /// — an addition — by one of its aliases or record IDs, so that a
     /// GHSA-… line also hides the finding reported as its CVE.
     pub fn matching(&self, f: &Finding) -> Option<&IgnoreEntry> {
-        self.entries.iter().find(|e| {
-            e.id == f.id || f.aliases.iter().any(|a| *a == e.id) || f.advisory_ids.iter().any(|a| *a == e.id)
-        })
+        self.entries
+            .iter()
+            .find(|e| e.id == f.id || f.aliases.contains(&e.id) || f.advisory_ids.contains(&e.id))
     }
 
     pub fn is_empty(&self) -> bool {

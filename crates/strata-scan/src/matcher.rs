@@ -65,11 +65,13 @@ pub(crate) fn scan(db: &Db, sbom: &Sbom, opts: &ScanOptions) -> Result<Report, S
         }
         let key = (lookup.ecosystem.clone(), lookup.name.clone());
         if !cache.contains_key(&key) {
-            let advisories = db.advisories_for(&lookup.ecosystem, &lookup.name).map_err(|source| ScanError::Db {
-                ecosystem: lookup.ecosystem.clone(),
-                package: lookup.name.clone(),
-                source,
-            })?;
+            let advisories = db
+                .advisories_for(&lookup.ecosystem, &lookup.name)
+                .map_err(|source| ScanError::Db {
+                    ecosystem: lookup.ecosystem.clone(),
+                    package: lookup.name.clone(),
+                    source,
+                })?;
             cache.insert(key.clone(), advisories);
         }
         for adv in &cache[&key] {
@@ -78,11 +80,7 @@ pub(crate) fn scan(db: &Db, sbom: &Sbom, opts: &ScanOptions) -> Result<Report, S
     }
     let mut findings = dedupe(found);
     let sorted = sorted_targets(&targets);
-    let order: HashMap<&str, usize> = sorted
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name.as_str(), i))
-        .collect();
+    let order: HashMap<&str, usize> = sorted.iter().enumerate().map(|(i, t)| (t.name.as_str(), i)).collect();
     findings.sort_by(|a, b| {
         let ta = order.get(a.target.as_str()).copied().unwrap_or(usize::MAX);
         let tb = order.get(b.target.as_str()).copied().unwrap_or(usize::MAX);
@@ -134,7 +132,10 @@ fn cve_of_id(id: &str) -> Option<String> {
     let ok = !prefix.is_empty()
         && prefix.bytes().all(|b| b.is_ascii_uppercase())
         && rest.split_once('-').is_some_and(|(y, n)| {
-            y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            y.len() == 4
+                && y.bytes().all(|b| b.is_ascii_digit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
         });
     ok.then(|| format!("CVE-{rest}"))
 }
@@ -209,7 +210,11 @@ fn match_one(adv: &Advisory, pkg: &Package, lookup: &Lookup, target: &Target, op
                     osv_version: lookup.version.clone(),
                     location: location.clone(),
                 },
-                status: if fixed_version.is_empty() { Status::Affected } else { Status::Fixed },
+                status: if fixed_version.is_empty() {
+                    Status::Affected
+                } else {
+                    Status::Fixed
+                },
                 fixed_version: fixed_version.clone(),
                 fix: hit.fixed.clone(),
                 rating,
@@ -285,7 +290,12 @@ fn merge(a: &mut Finding, b: Finding) {
     } else if a.fix.is_none() {
         a.fix = b.fix.clone();
     }
-    let rank = |f: &Finding| (severity_rank(f.severity.as_ref()), !f.advisory_ids[0].starts_with("GHSA-"));
+    let rank = |f: &Finding| {
+        (
+            severity_rank(f.severity.as_ref()),
+            !f.advisory_ids[0].starts_with("GHSA-"),
+        )
+    };
     if rank(&b) < rank(a) {
         a.severity = b.severity.clone();
         a.severity_from = b.severity_from.clone();

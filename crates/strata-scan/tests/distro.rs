@@ -35,7 +35,12 @@ fn debian_records() -> Vec<Value> {
     with_severity["database_specific"] = json!({ "severity": "high" });
     vec![
         // Matched through the source package, reported as its CVE.
-        record("DEBIAN-CVE-2024-0001", "Debian:12", "openssl", fixed("3.0.13-1~deb12u1")),
+        record(
+            "DEBIAN-CVE-2024-0001",
+            "Debian:12",
+            "openssl",
+            fixed("3.0.13-1~deb12u1"),
+        ),
         // Same CVE from another record: one finding.
         with_severity,
         // Another release only.
@@ -47,7 +52,12 @@ fn debian_records() -> Vec<Value> {
         // Source version 1.205, binary version 4:12.2.0-3 (gcc-defaults).
         record("DEBIAN-CVE-2024-0005", "Debian:12", "gcc-defaults", fixed("1.206")),
         // No fix.
-        record("DEBIAN-CVE-2024-0006", "Debian:12", "systemd", json!([{ "introduced": "0" }])),
+        record(
+            "DEBIAN-CVE-2024-0006",
+            "Debian:12",
+            "systemd",
+            json!([{ "introduced": "0" }]),
+        ),
         withdrawn,
         // A binary package name that is not a source package: not matched.
         record("DEBIAN-CVE-2024-0008", "Debian:12", "libssl3", fixed("9.9-1")),
@@ -97,7 +107,10 @@ fn debian_by_source_package_and_dpkg_order() {
     assert_eq!(ssl.rating, strata_scan::Rating::High, "the DSA's rating is kept");
     assert_eq!(ssl.package.ecosystem, "Debian:12");
     assert_eq!(ssl.package.osv_name, "openssl");
-    assert_eq!(ssl.package.version, "3.0.11-1~deb12u2", "installed version is the binary's");
+    assert_eq!(
+        ssl.package.version, "3.0.11-1~deb12u2",
+        "installed version is the binary's"
+    );
     assert!(ssl.in_base_image);
     assert_eq!(ssl.target, "debian:12 (debian 12)");
     let cpp = &r.findings[0];
@@ -106,7 +119,12 @@ fn debian_by_source_package_and_dpkg_order() {
     let unfixed = &r.findings[4];
     assert_eq!(unfixed.status, Status::Affected);
     assert_eq!(unfixed.fix, None);
-    assert!(r.findings.iter().filter(|f| f.package.name == "libfoo1").all(|f| !f.in_base_image));
+    assert!(
+        r.findings
+            .iter()
+            .filter(|f| f.package.name == "libfoo1")
+            .all(|f| !f.in_base_image)
+    );
     assert_eq!(r.targets.len(), 1);
     assert_eq!(r.targets[0].class, TargetClass::OsPkgs);
     assert_eq!(r.targets[0].kind, "debian");
@@ -126,7 +144,12 @@ fn debian_without_a_release_is_a_note_not_a_guess() {
     testing.version_codename = Some("bookworm".into());
     let r = scan(&db, &sbom("x", Some(testing), 1, pk.clone()), &ScanOptions::default()).unwrap();
     assert_eq!(r.findings.len(), 1, "bookworm is Debian 12");
-    let r = scan(&db, &sbom("x", Some(distro("raspbian", Some("12"))), 1, pk), &ScanOptions::default()).unwrap();
+    let r = scan(
+        &db,
+        &sbom("x", Some(distro("raspbian", Some("12"))), 1, pk),
+        &ScanOptions::default(),
+    )
+    .unwrap();
     assert!(r.findings.is_empty());
     assert!(r.notes.iter().any(|n| n.contains("raspbian")));
 }
@@ -148,7 +171,12 @@ fn alpine_by_origin_and_release() {
         name: "busybox".into(),
         version: "1.36.1-r15".into(),
     });
-    let s = sbom("alpine:3.19", Some(distro("alpine", Some("3.19.1"))), 1, vec![crypto, bb]);
+    let s = sbom(
+        "alpine:3.19",
+        Some(distro("alpine", Some("3.19.1"))),
+        1,
+        vec![crypto, bb],
+    );
     let r = scan(&db, &s, &ScanOptions::default()).unwrap();
     let ids: Vec<&str> = r.findings.iter().map(|f| f.id.as_str()).collect();
     assert_eq!(ids, ["CVE-2024-1000"]);
@@ -159,9 +187,24 @@ fn alpine_by_origin_and_release() {
 #[test]
 fn ubuntu_release_with_lts_suffix_but_not_pro() {
     let (_tmp, db) = records_db(&[
-        record("UBUNTU-CVE-2024-2000", "Ubuntu:22.04:LTS", "openssl", fixed("3.0.2-0ubuntu1.15")),
-        record("UBUNTU-CVE-2024-2001", "Ubuntu:Pro:22.04:LTS", "openssl", fixed("3.0.2-0ubuntu1.99")),
-        record("UBUNTU-CVE-2024-2002", "Ubuntu:24.04:LTS", "openssl", fixed("3.0.2-0ubuntu1.99")),
+        record(
+            "UBUNTU-CVE-2024-2000",
+            "Ubuntu:22.04:LTS",
+            "openssl",
+            fixed("3.0.2-0ubuntu1.15"),
+        ),
+        record(
+            "UBUNTU-CVE-2024-2001",
+            "Ubuntu:Pro:22.04:LTS",
+            "openssl",
+            fixed("3.0.2-0ubuntu1.99"),
+        ),
+        record(
+            "UBUNTU-CVE-2024-2002",
+            "Ubuntu:24.04:LTS",
+            "openssl",
+            fixed("3.0.2-0ubuntu1.99"),
+        ),
     ]);
     let p = deb("libssl3", "3.0.2-0ubuntu1.14", "openssl", "3.0.2-0ubuntu1.14", 0);
     let s = sbom("ubuntu:22.04", Some(distro("ubuntu", Some("22.04"))), 1, vec![p]);
@@ -180,16 +223,41 @@ fn rpm_distros_maven_and_versions_a_scheme_cannot_read() {
         maven,
         record("PYSEC-test-1", "PyPI", "weird", fixed("2.0")),
     ]);
-    let bash = pkg(PackageType::Rpm, "bash", "5.1.8-6.el9_1", "/var/lib/rpm/rpmdb.sqlite", 0);
+    let bash = pkg(
+        PackageType::Rpm,
+        "bash",
+        "5.1.8-6.el9_1",
+        "/var/lib/rpm/rpmdb.sqlite",
+        0,
+    );
     let mut jar = pkg(PackageType::JavaArchive, "lib", "1.5.0", "/app/lib.jar", 0);
     jar.metadata.insert("groupId".into(), "org.example".into());
     let nogroup = pkg(PackageType::JavaArchive, "mystery", "1.0", "/app/mystery.jar", 0);
-    let weird = pkg(PackageType::Python, "weird", "not a version!", "/site/weird/METADATA", 0);
-    let s = sbom("rocky:9", Some(distro("rocky", Some("9.3"))), 1, vec![bash, jar, nogroup, weird]);
+    let weird = pkg(
+        PackageType::Python,
+        "weird",
+        "not a version!",
+        "/site/weird/METADATA",
+        0,
+    );
+    let s = sbom(
+        "rocky:9",
+        Some(distro("rocky", Some("9.3"))),
+        1,
+        vec![bash, jar, nogroup, weird],
+    );
     let r = scan(&db, &s, &ScanOptions::default()).unwrap();
-    let ids: Vec<(&str, &str)> = r.findings.iter().map(|f| (f.id.as_str(), f.package.ecosystem.as_str())).collect();
+    let ids: Vec<(&str, &str)> = r
+        .findings
+        .iter()
+        .map(|f| (f.id.as_str(), f.package.ecosystem.as_str()))
+        .collect();
     assert_eq!(ids, [("RLSA-2024:0001", "Rocky Linux:9"), ("CVE-2024-3000", "Maven")]);
     assert!(r.notes.iter().any(|n| n.contains("groupId")), "{:?}", r.notes);
-    assert!(r.notes.iter().any(|n| n.contains("not a PEP 440 version")), "{:?}", r.notes);
+    assert!(
+        r.notes.iter().any(|n| n.contains("not a PEP 440 version")),
+        "{:?}",
+        r.notes
+    );
     assert_eq!(r.findings[1].target, "Java");
 }

@@ -21,7 +21,10 @@ fn severities_unknown_only_when_asked() {
         severities: Some(parse_severities("CRITICAL,HIGH").unwrap()),
         ..Default::default()
     });
-    assert_eq!(ids(&r), ["CVE-2024-0001", "CVE-2024-0001", "CVE-2024-1111", "CVE-2024-2222"]);
+    assert_eq!(
+        ids(&r),
+        ["CVE-2024-0001", "CVE-2024-0001", "CVE-2024-1111", "CVE-2024-2222"]
+    );
     assert_eq!(r.severities, [Rating::High, Rating::Critical]);
     let r = filtered(Filter {
         severities: Some(parse_severities("unknown,critical").unwrap()),
@@ -94,7 +97,15 @@ GO-2024-0001 exp:2025-06-16
 ";
     let list = IgnoreList::parse(text, NOW);
     let active: Vec<&str> = list.entries.iter().map(|e| e.id.as_str()).collect();
-    assert_eq!(active, ["CVE-2024-1111", "GHSA-dddd-eeee-ffff", "RUSTSEC-2024-0001", "GO-2024-0001"]);
+    assert_eq!(
+        active,
+        [
+            "CVE-2024-1111",
+            "GHSA-dddd-eeee-ffff",
+            "RUSTSEC-2024-0001",
+            "GO-2024-0001"
+        ]
+    );
     assert_eq!(list.expired.len(), 1);
     assert_eq!(list.expired[0].id, "CVE-2024-0001");
     assert_eq!(list.expired[0].line, 3);
@@ -108,7 +119,10 @@ GO-2024-0001 exp:2025-06-16
     // skipped) stay; RUSTSEC-… hides its CVE through the alias.
     assert_eq!(ids(&r), ["CVE-2024-0001", "CVE-2024-0006", "CVE-2024-0001"]);
     let hidden: Vec<&str> = r.ignored.iter().map(|f| f.id.as_str()).collect();
-    assert_eq!(hidden, ["GHSA-dddd-eeee-ffff", "CVE-2024-1111", "CVE-2024-2222", "GO-2024-0001"]);
+    assert_eq!(
+        hidden,
+        ["GHSA-dddd-eeee-ffff", "CVE-2024-1111", "CVE-2024-2222", "GO-2024-0001"]
+    );
     assert!(r.notes.iter().any(|n| n.contains("line 6")));
 }
 

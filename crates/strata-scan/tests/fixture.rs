@@ -12,34 +12,188 @@ use strata_vercmp::Scheme;
 use support::*;
 
 /// (kind, name, version, ecosystem, scheme, zip, location)
-type Case = (PackageType, &'static str, &'static str, &'static str, Scheme, &'static str, &'static str);
+type Case = (
+    PackageType,
+    &'static str,
+    &'static str,
+    &'static str,
+    Scheme,
+    &'static str,
+    &'static str,
+);
 
 const CASES: &[Case] = &[
-    (PackageType::Python, "Jinja2", "2.10", "PyPI", Scheme::Pep440, "PyPI.zip",
-     "/usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA"),
-    (PackageType::Python, "requests", "2.19.0", "PyPI", Scheme::Pep440, "PyPI.zip",
-     "/usr/lib/python3/dist-packages/requests-2.19.0.dist-info/METADATA"),
-    (PackageType::Python, "urllib3", "1.24.1", "PyPI", Scheme::Pep440, "PyPI.zip",
-     "/usr/lib/python3/dist-packages/urllib3-1.24.1.dist-info/METADATA"),
-    (PackageType::Python, "ansible", "2.9.0", "PyPI", Scheme::Pep440, "PyPI.zip",
-     "/usr/lib/python3/dist-packages/ansible-2.9.0.dist-info/METADATA"),
-    (PackageType::Python, "arrayfire", "3.5.0", "PyPI", Scheme::Pep440, "PyPI.zip",
-     "/usr/lib/python3/dist-packages/arrayfire-3.5.0.dist-info/METADATA"),
-    (PackageType::Npm, "lodash", "4.17.11", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/lodash/package.json"),
-    (PackageType::Npm, "moment", "2.29.1", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/moment/package.json"),
-    (PackageType::Npm, "json5", "2.1.0", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/json5/package.json"),
-    (PackageType::Npm, "jquery", "3.4.1", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/jquery/package.json"),
-    (PackageType::Npm, "minimist", "1.2.0", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/minimist/package.json"),
-    (PackageType::Npm, "semver", "5.7.1", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/semver/package.json"),
-    (PackageType::Npm, "ws", "7.4.0", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/ws/package.json"),
-    (PackageType::Npm, "node-fetch", "2.6.0", "npm", Scheme::SemVer, "npm.zip", "/app/node_modules/node-fetch/package.json"),
-    (PackageType::Npm, "@xmldom/xmldom", "0.8.3", "npm", Scheme::SemVer, "npm.zip",
-     "/app/node_modules/@xmldom/xmldom/package.json"),
-    (PackageType::GoModule, "stdlib", "1.20.4", "Go", Scheme::Go, "Go.zip", "/usr/local/bin/app"),
-    (PackageType::GoModule, "golang.org/x/net", "v0.7.0", "Go", Scheme::Go, "Go.zip", "/usr/local/bin/app"),
-    (PackageType::Cargo, "smallvec", "1.6.0", "crates.io", Scheme::SemVer, "crates.io.zip", "/app/Cargo.lock"),
-    (PackageType::Cargo, "time", "0.1.43", "crates.io", Scheme::SemVer, "crates.io.zip", "/app/Cargo.lock"),
-    (PackageType::Cargo, "dirs", "2.0.0", "crates.io", Scheme::SemVer, "crates.io.zip", "/app/Cargo.lock"),
+    (
+        PackageType::Python,
+        "Jinja2",
+        "2.10",
+        "PyPI",
+        Scheme::Pep440,
+        "PyPI.zip",
+        "/usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA",
+    ),
+    (
+        PackageType::Python,
+        "requests",
+        "2.19.0",
+        "PyPI",
+        Scheme::Pep440,
+        "PyPI.zip",
+        "/usr/lib/python3/dist-packages/requests-2.19.0.dist-info/METADATA",
+    ),
+    (
+        PackageType::Python,
+        "urllib3",
+        "1.24.1",
+        "PyPI",
+        Scheme::Pep440,
+        "PyPI.zip",
+        "/usr/lib/python3/dist-packages/urllib3-1.24.1.dist-info/METADATA",
+    ),
+    (
+        PackageType::Python,
+        "ansible",
+        "2.9.0",
+        "PyPI",
+        Scheme::Pep440,
+        "PyPI.zip",
+        "/usr/lib/python3/dist-packages/ansible-2.9.0.dist-info/METADATA",
+    ),
+    (
+        PackageType::Python,
+        "arrayfire",
+        "3.5.0",
+        "PyPI",
+        Scheme::Pep440,
+        "PyPI.zip",
+        "/usr/lib/python3/dist-packages/arrayfire-3.5.0.dist-info/METADATA",
+    ),
+    (
+        PackageType::Npm,
+        "lodash",
+        "4.17.11",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/lodash/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "moment",
+        "2.29.1",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/moment/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "json5",
+        "2.1.0",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/json5/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "jquery",
+        "3.4.1",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/jquery/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "minimist",
+        "1.2.0",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/minimist/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "semver",
+        "5.7.1",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/semver/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "ws",
+        "7.4.0",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/ws/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "node-fetch",
+        "2.6.0",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/node-fetch/package.json",
+    ),
+    (
+        PackageType::Npm,
+        "@xmldom/xmldom",
+        "0.8.3",
+        "npm",
+        Scheme::SemVer,
+        "npm.zip",
+        "/app/node_modules/@xmldom/xmldom/package.json",
+    ),
+    (
+        PackageType::GoModule,
+        "stdlib",
+        "1.20.4",
+        "Go",
+        Scheme::Go,
+        "Go.zip",
+        "/usr/local/bin/app",
+    ),
+    (
+        PackageType::GoModule,
+        "golang.org/x/net",
+        "v0.7.0",
+        "Go",
+        Scheme::Go,
+        "Go.zip",
+        "/usr/local/bin/app",
+    ),
+    (
+        PackageType::Cargo,
+        "smallvec",
+        "1.6.0",
+        "crates.io",
+        Scheme::SemVer,
+        "crates.io.zip",
+        "/app/Cargo.lock",
+    ),
+    (
+        PackageType::Cargo,
+        "time",
+        "0.1.43",
+        "crates.io",
+        Scheme::SemVer,
+        "crates.io.zip",
+        "/app/Cargo.lock",
+    ),
+    (
+        PackageType::Cargo,
+        "dirs",
+        "2.0.0",
+        "crates.io",
+        Scheme::SemVer,
+        "crates.io.zip",
+        "/app/Cargo.lock",
+    ),
 ];
 
 #[test]
@@ -83,7 +237,10 @@ fn every_finding_matches_the_records_and_none_is_missing() {
         }
         // Every matching record is behind some finding, and no other.
         let want_records: BTreeSet<&str> = want.iter().map(|e| e.record.as_str()).collect();
-        let got_records: BTreeSet<&str> = got.iter().flat_map(|f| f.advisory_ids.iter().map(String::as_str)).collect();
+        let got_records: BTreeSet<&str> = got
+            .iter()
+            .flat_map(|f| f.advisory_ids.iter().map(String::as_str))
+            .collect();
         assert_eq!(got_records, want_records, "{name} {version}: records");
         // FixedVersion as Trivy writes it; merged findings keep the greater.
         for f in &got {
@@ -99,7 +256,11 @@ fn every_finding_matches_the_records_and_none_is_missing() {
             assert_eq!(f.in_base_image, i % 3 == 0);
             assert_eq!(f.created_by.as_deref(), Some(format!("RUN step {}", i % 3).as_str()));
         }
-        println!("{name} {version}: {} findings from {} records", got.len(), want_records.len());
+        println!(
+            "{name} {version}: {} findings from {} records",
+            got.len(),
+            want_records.len()
+        );
         total += got.len();
     }
     assert_eq!(report.findings.len(), total, "no finding for a package not listed");
@@ -116,9 +277,27 @@ fn records_that_must_not_match() {
         None,
         1,
         vec![
-            pkg(PackageType::Npm, "lodash", "4.17.11", "/app/node_modules/lodash/package.json", 0),
-            pkg(PackageType::Python, "arrayfire", "3.5.0", "/site/arrayfire-3.5.0.dist-info/METADATA", 0),
-            pkg(PackageType::Python, "Jinja2", "2.10.1", "/site/Jinja2-2.10.1.dist-info/METADATA", 0),
+            pkg(
+                PackageType::Npm,
+                "lodash",
+                "4.17.11",
+                "/app/node_modules/lodash/package.json",
+                0,
+            ),
+            pkg(
+                PackageType::Python,
+                "arrayfire",
+                "3.5.0",
+                "/site/arrayfire-3.5.0.dist-info/METADATA",
+                0,
+            ),
+            pkg(
+                PackageType::Python,
+                "Jinja2",
+                "2.10.1",
+                "/site/Jinja2-2.10.1.dist-info/METADATA",
+                0,
+            ),
         ],
     );
     let report = scan(&db, &sbom, &ScanOptions::default()).unwrap();
@@ -128,12 +307,20 @@ fn records_that_must_not_match() {
         .flat_map(|f| f.advisory_ids.iter().map(String::as_str))
         .collect();
     // Fixed exactly in the installed version.
-    assert!(!ids.contains("GHSA-4xc9-xhrj-v574"), "lodash 4.17.11 is the fix of GHSA-4xc9-xhrj-v574");
+    assert!(
+        !ids.contains("GHSA-4xc9-xhrj-v574"),
+        "lodash 4.17.11 is the fix of GHSA-4xc9-xhrj-v574"
+    );
     assert!(!report.findings.iter().any(|f| f.id == "CVE-2019-1010266"));
     // Withdrawn.
     assert!(!ids.contains("PYSEC-2019-144"), "withdrawn record reported");
     // 2.10.1 is the fix of CVE-2019-10906.
-    assert!(!report.findings.iter().any(|f| f.id == "CVE-2019-10906" && f.package.version == "2.10.1"));
+    assert!(
+        !report
+            .findings
+            .iter()
+            .any(|f| f.id == "CVE-2019-10906" && f.package.version == "2.10.1")
+    );
     // The same package at 2.10 does match it.
     let older = sbom_of("Jinja2", "2.10");
     let r = scan(&db, &older, &ScanOptions::default()).unwrap();
@@ -166,8 +353,15 @@ fn aliases_fold_into_one_finding_with_the_best_severity() {
     assert_eq!(f.severity_from.as_deref(), Some("GHSA-462w-v97r-4m45"));
     assert_eq!(f.fixed_version, "2.10.1");
     assert_eq!(f.fix.as_deref(), Some("2.10.1"));
-    assert_eq!(f.primary_url.as_deref(), Some("https://avd.aquasec.com/nvd/cve-2019-10906"));
-    assert!(f.references.iter().any(|u| u == "https://github.com/advisories/GHSA-462w-v97r-4m45"));
+    assert_eq!(
+        f.primary_url.as_deref(),
+        Some("https://avd.aquasec.com/nvd/cve-2019-10906")
+    );
+    assert!(
+        f.references
+            .iter()
+            .any(|u| u == "https://github.com/advisories/GHSA-462w-v97r-4m45")
+    );
     assert!(f.title.is_some());
     // A record with no severity at all is UNKNOWN.
     let unknown = r.findings.iter().find(|f| f.id == "CVE-2020-28493").unwrap();
@@ -196,7 +390,13 @@ fn go_stdlib_and_modules() {
     let Some((_tmp, db)) = fixture_db(&["Go.zip"]) else {
         return;
     };
-    let mut devel = pkg(PackageType::GoModule, "example.com/app", "(devel)", "/usr/local/bin/app", 1);
+    let mut devel = pkg(
+        PackageType::GoModule,
+        "example.com/app",
+        "(devel)",
+        "/usr/local/bin/app",
+        1,
+    );
     devel.metadata.insert("mainModule".into(), "true".into());
     let s = sbom(
         "app",
@@ -204,12 +404,22 @@ fn go_stdlib_and_modules() {
         2,
         vec![
             pkg(PackageType::GoModule, "stdlib", "1.20.4", "/usr/local/bin/app", 1),
-            pkg(PackageType::GoModule, "golang.org/x/net", "v0.7.0", "/usr/local/bin/app", 1),
+            pkg(
+                PackageType::GoModule,
+                "golang.org/x/net",
+                "v0.7.0",
+                "/usr/local/bin/app",
+                1,
+            ),
             devel,
         ],
     );
     let r = scan(&db, &s, &ScanOptions::default()).unwrap();
-    assert!(r.findings.iter().any(|f| f.package.name == "stdlib" && f.package.ecosystem == "Go"));
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.package.name == "stdlib" && f.package.ecosystem == "Go")
+    );
     assert!(r.findings.iter().any(|f| f.package.name == "golang.org/x/net"));
     assert!(r.findings.iter().all(|f| f.target == "usr/local/bin/app"));
     assert!(r.notes.iter().any(|n| n.contains("(devel)")), "{:?}", r.notes);

@@ -16,9 +16,29 @@ use support::*;
 /// Every key Trivy's `DetectedVulnerability` (with its embedded
 /// `Vulnerability`) may write.
 const TRIVY_VULN_KEYS: &[&str] = &[
-    "VulnerabilityID", "VendorIDs", "PkgID", "PkgName", "PkgPath", "PkgIdentifier", "InstalledVersion",
-    "FixedVersion", "Status", "Layer", "SeveritySource", "PrimaryURL", "DataSource", "Fingerprint", "Custom",
-    "Title", "Description", "Severity", "CweIDs", "VendorSeverity", "CVSS", "References", "PublishedDate",
+    "VulnerabilityID",
+    "VendorIDs",
+    "PkgID",
+    "PkgName",
+    "PkgPath",
+    "PkgIdentifier",
+    "InstalledVersion",
+    "FixedVersion",
+    "Status",
+    "Layer",
+    "SeveritySource",
+    "PrimaryURL",
+    "DataSource",
+    "Fingerprint",
+    "Custom",
+    "Title",
+    "Description",
+    "Severity",
+    "CweIDs",
+    "VendorSeverity",
+    "CVSS",
+    "References",
+    "PublishedDate",
     "LastModifiedDate",
 ];
 
@@ -49,11 +69,20 @@ fn trivy_json_has_trivys_shape() {
     assert_eq!(doc["Metadata"]["OS"]["Family"], "debian");
     assert_eq!(doc["Metadata"]["OS"]["Name"], "12");
     assert_eq!(doc["Metadata"]["DiffIDs"].as_array().unwrap().len(), 3);
-    assert_eq!(doc["Metadata"]["Layers"][0]["Digest"], format!("sha256:{}", "b0".repeat(32)));
+    assert_eq!(
+        doc["Metadata"]["Layers"][0]["Digest"],
+        format!("sha256:{}", "b0".repeat(32))
+    );
     let results = doc["Results"].as_array().unwrap();
     let targets: Vec<(&str, &str, &str)> = results
         .iter()
-        .map(|r| (r["Target"].as_str().unwrap(), r["Class"].as_str().unwrap(), r["Type"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["Target"].as_str().unwrap(),
+                r["Class"].as_str().unwrap(),
+                r["Type"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         targets,
@@ -72,7 +101,15 @@ fn trivy_json_has_trivys_shape() {
             for k in v.as_object().unwrap().keys() {
                 assert!(TRIVY_VULN_KEYS.contains(&k.as_str()), "unexpected key {k}");
             }
-            for k in ["VulnerabilityID", "PkgID", "PkgName", "InstalledVersion", "Status", "Severity", "Layer"] {
+            for k in [
+                "VulnerabilityID",
+                "PkgID",
+                "PkgName",
+                "InstalledVersion",
+                "Status",
+                "Severity",
+                "Layer",
+            ] {
                 assert!(v.get(k).is_some(), "{k} missing in {v}");
             }
             assert!(v["Layer"]["DiffID"].as_str().unwrap().starts_with("sha256:"));
@@ -82,10 +119,17 @@ fn trivy_json_has_trivys_shape() {
             assert!(["UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&sev));
             assert_eq!(
                 v["PkgID"].as_str().unwrap(),
-                format!("{}@{}", v["PkgName"].as_str().unwrap(), v["InstalledVersion"].as_str().unwrap())
+                format!(
+                    "{}@{}",
+                    v["PkgName"].as_str().unwrap(),
+                    v["InstalledVersion"].as_str().unwrap()
+                )
             );
             // Only aggregated targets carry PkgPath.
-            let aggregated = matches!(res["Type"].as_str(), Some("python-pkg" | "node-pkg" | "jar" | "gemspec"));
+            let aggregated = matches!(
+                res["Type"].as_str(),
+                Some("python-pkg" | "node-pkg" | "jar" | "gemspec")
+            );
             assert_eq!(v.get("PkgPath").is_some(), aggregated);
         }
     }
@@ -95,18 +139,31 @@ fn trivy_json_has_trivys_shape() {
     assert_eq!(os[0]["PkgName"], "libssl3");
     assert_eq!(os[0]["Layer"]["Digest"], format!("sha256:{}", "b0".repeat(32)));
     assert_eq!(os[0]["VendorIDs"][0], "DEBIAN-CVE-2024-0001");
-    let unfixed = os.as_array().unwrap().iter().find(|v| v["PkgName"] == "libsystemd0").unwrap();
+    let unfixed = os
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["PkgName"] == "libsystemd0")
+        .unwrap();
     assert_eq!(unfixed["Status"], "affected");
     assert_eq!(unfixed["Severity"], "UNKNOWN");
     let py = &results[2]["Vulnerabilities"][0];
     assert_eq!(py["VulnerabilityID"], "CVE-2024-1111");
-    assert_eq!(py["PkgPath"], "usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA");
+    assert_eq!(
+        py["PkgPath"],
+        "usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA"
+    );
     assert_eq!(py["CVSS"]["ghsa"]["V3Score"], 9.8);
     assert_eq!(py["VendorSeverity"]["ghsa"], 4);
     assert_eq!(py["SeveritySource"], "ghsa");
     assert_eq!(py["PrimaryURL"], "https://avd.aquasec.com/nvd/cve-2024-1111");
     let cargo = &results[3]["Vulnerabilities"][0];
-    assert!(cargo["CVSS"]["osv"]["V40Vector"].as_str().unwrap().starts_with("CVSS:4.0/"));
+    assert!(
+        cargo["CVSS"]["osv"]["V40Vector"]
+            .as_str()
+            .unwrap()
+            .starts_with("CVSS:4.0/")
+    );
 }
 
 /// The box-drawn tables: every line of a table is as wide as its border.
@@ -117,10 +174,10 @@ fn check_tables(text: &str) {
         if line.starts_with('┌') {
             width = Some(w);
         }
-        if let Some(tw) = width {
-            if line.starts_with(['│', '├', '└', '┌']) {
-                assert_eq!(w, tw, "ragged table line: {line}");
-            }
+        if let Some(tw) = width
+            && line.starts_with(['│', '├', '└', '┌'])
+        {
+            assert_eq!(w, tw, "ragged table line: {line}");
         }
         if line.starts_with('└') {
             width = None;
@@ -135,22 +192,44 @@ fn trivy_table_layout() {
     check_tables(&t);
     assert!(t.starts_with("\nReport Summary\n\n┌"));
     assert!(
-        t.lines().any(|l| l.starts_with("│ img:1 (debian 12) ") && l.ends_with("│   debian   │        3        │")),
+        t.lines()
+            .any(|l| l.starts_with("│ img:1 (debian 12) ") && l.ends_with("│   debian   │        3        │")),
         "{t}"
     );
     // Aggregated targets are listed per package file in the summary.
     assert!(t.contains("usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA"));
     assert!(t.contains("Legend:\n- '-': Not scanned\n- '0': Clean (no security findings detected)\n"));
-    assert!(t.contains("\nimg:1 (debian 12)\n=================\nTotal: 3 (UNKNOWN: 1, LOW: 0, MEDIUM: 0, HIGH: 2, CRITICAL: 0)\n\n"));
-    assert!(t.contains("\nPython (python-pkg)\n===================\nTotal: 1 (UNKNOWN: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 1)\n"));
-    assert!(t.contains("│   Library   │ Vulnerability │ Severity │  Status  │ Installed Version │  Fixed Version   │"), "{t}");
-    for h in ["Library", "Vulnerability", "Severity", "Status", "Installed Version", "Fixed Version", "Title"] {
+    assert!(t.contains(
+        "\nimg:1 (debian 12)\n=================\nTotal: 3 (UNKNOWN: 1, LOW: 0, MEDIUM: 0, HIGH: 2, CRITICAL: 0)\n\n"
+    ));
+    assert!(t.contains(
+        "\nPython (python-pkg)\n===================\nTotal: 1 (UNKNOWN: 0, LOW: 0, MEDIUM: 0, HIGH: 0, CRITICAL: 1)\n"
+    ));
+    assert!(
+        t.contains("│   Library   │ Vulnerability │ Severity │  Status  │ Installed Version │  Fixed Version   │"),
+        "{t}"
+    );
+    for h in [
+        "Library",
+        "Vulnerability",
+        "Severity",
+        "Status",
+        "Installed Version",
+        "Fixed Version",
+        "Title",
+    ] {
         assert!(t.contains(h));
     }
-    assert!(t.contains("Jinja2 (METADATA)"), "Trivy names the file of aggregated packages");
+    assert!(
+        t.contains("Jinja2 (METADATA)"),
+        "Trivy names the file of aggregated packages"
+    );
     assert!(t.contains("https://avd.aquasec.com/nvd/cve-2024-0001"));
     // Title cut after twelve words.
-    assert!(t.contains("with a title long\n") || t.contains("title long enough..."), "{t}");
+    assert!(
+        t.contains("with a title long\n") || t.contains("title long enough..."),
+        "{t}"
+    );
     assert!(!t.contains("to be cut"), "{t}");
     // libssl3 and openssl share ID, severity, status, versions and title:
     // those cells merge (blank, no line between them).
@@ -161,11 +240,24 @@ fn trivy_table_layout() {
     });
     let t1 = strata_scan::trivy_table(&one);
     check_tables(&t1);
-    let rows: Vec<&str> = t1.split("Total: 2").nth(1).unwrap().lines().filter(|l| l.starts_with(['│', '├'])).collect();
-    assert!(rows.iter().any(|l| l.starts_with("├─────────┤               │")), "{t1}");
+    let rows: Vec<&str> = t1
+        .split("Total: 2")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(['│', '├']))
+        .collect();
+    assert!(
+        rows.iter().any(|l| l.starts_with("├─────────┤               │")),
+        "{t1}"
+    );
     let i = rows.iter().position(|l| l.starts_with("│ openssl ")).unwrap();
     assert_eq!(rows.len() - i, 3, "a merged row keeps its height: {t1}");
-    assert!(rows.iter().any(|l| l.starts_with("│ openssl ") && l.contains("│               │")), "{t1}");
+    assert!(
+        rows.iter()
+            .any(|l| l.starts_with("│ openssl ") && l.contains("│               │")),
+        "{t1}"
+    );
     // A filter's severities become the Total line's.
     let mut f = r.clone();
     f.apply(&strata_scan::Filter {
@@ -193,7 +285,11 @@ fn run_python(py: &Path, script: &str, doc: &str) -> (bool, String) {
     let out = Command::new(py).arg("-c").arg(script).arg(&path).output().unwrap();
     (
         out.status.success(),
-        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
     )
 }
 
@@ -215,7 +311,9 @@ fn sarif_shape_and_schema() {
             let i = res["ruleIndex"].as_u64().unwrap() as usize;
             assert_eq!(rules[i]["id"], res["ruleId"]);
             assert!(["error", "warning", "note"].contains(&res["level"].as_str().unwrap()));
-            let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap();
+            let uri = res["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+                .as_str()
+                .unwrap();
             assert!(!uri.starts_with('/'));
         }
         let os = results.iter().find(|x| x["ruleId"] == "CVE-2024-0001").unwrap();
@@ -290,7 +388,10 @@ fn scout_quickview_shape() {
     assert!(lines[2].contains("│  debian:12 "));
     assert!(lines[2].ends_with("│     0C     2H     0M     0L     1?"), "{q}");
     // The │ columns line up.
-    let col: Vec<usize> = lines.iter().map(|l| l.chars().position(|c| c == '│').unwrap()).collect();
+    let col: Vec<usize> = lines
+        .iter()
+        .map(|l| l.chars().position(|c| c == '│').unwrap())
+        .collect();
     assert!(col.windows(2).all(|w| w[0] == w[1]), "{q}");
 }
 
@@ -300,7 +401,10 @@ fn scout_cves_formats() {
     let p = strata_scan::scout_cves(&r, ScoutFormat::Packages);
     assert!(p.starts_with("## Overview\n"));
     assert!(p.contains("## Packages and Vulnerabilities"));
-    assert!(p.contains("    vulnerabilities  │      2C     2H     1M     1L     1?\n"), "{p}");
+    assert!(
+        p.contains("    vulnerabilities  │      2C     2H     1M     1L     1?\n"),
+        "{p}"
+    );
     assert!(p.contains("pkg:pypi/jinja2@2.10"));
     assert!(p.contains("    ✗ CRITICAL CVE-2024-1111 ["));
     assert!(p.contains("      https://scout.docker.com/v/CVE-2024-1111"));
@@ -314,7 +418,10 @@ fn scout_cves_formats() {
     assert!(jinja < go);
     let md = strata_scan::scout_cves(&r, ScoutFormat::Markdown);
     assert!(md.starts_with("## Overview\n\n|"));
-    assert_eq!(md.matches("<details><summary>").count() - md.matches("<summary>Description").count(), 7);
+    assert_eq!(
+        md.matches("<details><summary>").count() - md.matches("<summary>Description").count(),
+        7
+    );
     assert!(md.contains("https://scout.docker.com/v/CVE-2024-1111"));
     let j: Value = serde_json::from_str(&strata_scan::scout_cves(&r, ScoutFormat::Json)).unwrap();
     assert_eq!(j["target"], "img:1");
@@ -328,7 +435,11 @@ fn scout_cves_formats() {
 #[test]
 fn findings_in_order_and_statuses() {
     let (_tmp, r) = sample_report();
-    let order: Vec<(&str, &str)> = r.findings.iter().map(|f| (f.target.as_str(), f.package.name.as_str())).collect();
+    let order: Vec<(&str, &str)> = r
+        .findings
+        .iter()
+        .map(|f| (f.target.as_str(), f.package.name.as_str()))
+        .collect();
     assert_eq!(
         order,
         [

@@ -54,7 +54,12 @@ fn vulnerability(f: &Finding, refs: Vec<(String, String)>) -> Value {
     if !f.aliases.is_empty() {
         v.insert(
             "references".into(),
-            json!(f.aliases.iter().map(|a| json!({ "id": a, "source": id_source(a) })).collect::<Vec<_>>()),
+            json!(
+                f.aliases
+                    .iter()
+                    .map(|a| json!({ "id": a, "source": id_source(a) }))
+                    .collect::<Vec<_>>()
+            ),
         );
     }
     let mut rating = serde_json::Map::new();
@@ -78,7 +83,10 @@ fn vulnerability(f: &Finding, refs: Vec<(String, String)>) -> Value {
         v.insert("description".into(), json!(d));
     }
     if !f.fixed_version.is_empty() {
-        v.insert("recommendation".into(), json!(format!("Upgrade to {}", f.fixed_version)));
+        v.insert(
+            "recommendation".into(),
+            json!(format!("Upgrade to {}", f.fixed_version)),
+        );
     }
     let advisories: Vec<Value> = f.references.iter().map(|u| json!({ "url": u })).collect();
     if !advisories.is_empty() {
@@ -125,12 +133,23 @@ pub fn cyclonedx(report: &Report) -> String {
     let mut by_instance: BTreeMap<(String, String, Option<String>), String> = BTreeMap::new();
     for (p, r) in report.packages.iter().zip(&refs) {
         by_instance
-            .entry((p.package.name.clone(), p.package.version.clone(), p.package.locations.first().cloned()))
+            .entry((
+                p.package.name.clone(),
+                p.package.version.clone(),
+                p.package.locations.first().cloned(),
+            ))
             .or_insert_with(|| r.clone());
     }
-    let mut grouped: BTreeMap<&str, (&Finding, Vec<(String, String)>)> = BTreeMap::new();
+    // Per vulnerability ID: its first finding and the (bom-ref, version)
+    // pairs it affects.
+    type Affects = Vec<(String, String)>;
+    let mut grouped: BTreeMap<&str, (&Finding, Affects)> = BTreeMap::new();
     for f in &report.findings {
-        let key = (f.package.name.clone(), f.package.version.clone(), f.package.location.clone());
+        let key = (
+            f.package.name.clone(),
+            f.package.version.clone(),
+            f.package.location.clone(),
+        );
         let r = by_instance.get(&key).cloned().unwrap_or_else(|| f.package.purl.clone());
         let e = grouped.entry(f.id.as_str()).or_insert((f, Vec::new()));
         if !e.1.iter().any(|(x, _)| *x == r) {

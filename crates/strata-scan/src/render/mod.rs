@@ -52,7 +52,11 @@ pub(crate) fn root_file(location: &str) -> String {
 /// Trivy's `Metadata.OS`: family and release.
 pub(crate) fn os_meta(report: &Report) -> Option<(String, String)> {
     let d = report.distro.as_ref()?;
-    let name = d.version_id.clone().or_else(|| d.version_codename.clone()).unwrap_or_default();
+    let name = d
+        .version_id
+        .clone()
+        .or_else(|| d.version_codename.clone())
+        .unwrap_or_default();
     Some((os_family(&d.id).to_string(), name))
 }
 

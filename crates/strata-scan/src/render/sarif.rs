@@ -60,7 +60,11 @@ fn rule(f: &Finding, t: &Target) -> Value {
     let fixed = &f.fixed_version;
     let url = f.primary_url.clone().unwrap_or_default();
     let title = f.title.clone().unwrap_or_default();
-    let full = f.description.clone().filter(|d| !d.is_empty()).unwrap_or_else(|| title.clone());
+    let full = f
+        .description
+        .clone()
+        .filter(|d| !d.is_empty())
+        .unwrap_or_else(|| title.clone());
     let desc = f.description.clone().unwrap_or_default();
     let sev = f.rating.as_str();
     let mut props = Map::new();

@@ -87,7 +87,15 @@ fn groups(report: &Report) -> Vec<PackageGroup<'_>> {
         })
         .collect();
     out.sort_by(|a, b| {
-        let key = |g: &PackageGroup<'_>| (g.counts.critical, g.counts.high, g.counts.medium, g.counts.low, g.counts.unknown);
+        let key = |g: &PackageGroup<'_>| {
+            (
+                g.counts.critical,
+                g.counts.high,
+                g.counts.medium,
+                g.counts.low,
+                g.counts.unknown,
+            )
+        };
         key(b)
             .cmp(&key(a))
             .then_with(|| a.findings[0].package.name.cmp(&b.findings[0].package.name))
@@ -127,17 +135,16 @@ fn overview(report: &Report) -> String {
     rows.push(("  vulnerabilities", count_cell(&report.counts())));
     rows.push(("  packages", report.packages.len().to_string()));
     if let Some(base) = report.base_counts() {
-        rows.push(("Base image", report.base_image.clone().unwrap_or_else(|| "(base layers)".into())));
+        rows.push((
+            "Base image",
+            report.base_image.clone().unwrap_or_else(|| "(base layers)".into()),
+        ));
         rows.push(("  vulnerabilities", count_cell(&base)));
     }
     let lw = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(16);
     let vw = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).max(14);
     let mut out = String::from("## Overview\n\n");
-    out.push_str(&format!(
-        "  {:<lw$}  │  {:^vw$}\n",
-        "",
-        "Analyzed Image"
-    ));
+    out.push_str(&format!("  {:<lw$}  │  {:^vw$}\n", "", "Analyzed Image"));
     out.push_str(&format!("{}┼{}\n", "─".repeat(lw + 4), "─".repeat(vw + 4)));
     for (l, v) in rows {
         out.push_str(format!("  {l:<lw$}  │  {v:<vw$}").trim_end());
@@ -152,7 +159,13 @@ fn packages_text(report: &Report) -> String {
     let gs = groups(report);
     for g in &gs {
         let p = &g.findings[0].package;
-        out.push_str(&format!("{}  {} {}\n{}\n", count_cell(&g.counts), p.name, p.version, p.purl));
+        out.push_str(&format!(
+            "{}  {} {}\n{}\n",
+            count_cell(&g.counts),
+            p.name,
+            p.version,
+            p.purl
+        ));
         if let Some(step) = &g.findings[0].created_by {
             out.push_str(&format!("  (layer {}: {step})\n", g.findings[0].layer));
         }
@@ -181,7 +194,12 @@ fn packages_text(report: &Report) -> String {
         plural(report.findings.len(), "vulnerability").replace("vulnerabilitys", "vulnerabilities"),
         plural(gs.len(), "package")
     ));
-    for (name, n) in [("CRITICAL", c.critical), ("HIGH", c.high), ("MEDIUM", c.medium), ("LOW", c.low)] {
+    for (name, n) in [
+        ("CRITICAL", c.critical),
+        ("HIGH", c.high),
+        ("MEDIUM", c.medium),
+        ("LOW", c.low),
+    ] {
         out.push_str(&format!("  {name:<9} {n}\n"));
     }
     if c.unknown > 0 {
@@ -221,7 +239,10 @@ fn markdown(report: &Report) -> String {
     out.push_str(&format!("|   packages | {} |\n", report.packages.len()));
     if let Some(base) = report.base_counts() {
         let name = report.base_image.clone().unwrap_or_else(|| "(base layers)".into());
-        out.push_str(&format!("| Base image | `{name}` |\n|   vulnerabilities | {} |\n", md_counts(&base)));
+        out.push_str(&format!(
+            "| Base image | `{name}` |\n|   vulnerabilities | {} |\n",
+            md_counts(&base)
+        ));
     }
     out.push_str("\n## Packages and Vulnerabilities\n\n");
     for g in groups(report) {
@@ -235,7 +256,10 @@ fn markdown(report: &Report) -> String {
         ));
         out.push_str(&format!("<small><code>{}</code></small><br/>\n", html_escape(&p.purl)));
         if let Some(step) = &g.findings[0].created_by {
-            out.push_str(&format!("\n```dockerfile\n# layer {}\n{step}\n```\n", g.findings[0].layer));
+            out.push_str(&format!(
+                "\n```dockerfile\n# layer {}\n{step}\n```\n",
+                g.findings[0].layer
+            ));
         }
         out.push_str("\n<br/>\n\n");
         for f in &g.findings {
@@ -267,7 +291,9 @@ fn markdown(report: &Report) -> String {
             ));
             if let Some(s) = &f.severity {
                 if let Some(score) = s.score {
-                    out.push_str(&format!("<tr><td>CVSS Score</td><td><code>{score:.1}</code></td></tr>\n"));
+                    out.push_str(&format!(
+                        "<tr><td>CVSS Score</td><td><code>{score:.1}</code></td></tr>\n"
+                    ));
                 }
                 if s.vector.starts_with("CVSS:") {
                     out.push_str(&format!(

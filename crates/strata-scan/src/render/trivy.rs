@@ -138,7 +138,9 @@ pub fn trivy_json(report: &Report) -> String {
             r.insert("Target".into(), json!(t.name));
             r.insert("Class".into(), json!(t.class.as_str()));
             r.insert("Type".into(), json!(t.kind));
-            let vulns: Vec<Value> = target_findings(report, t).map(|f| vulnerability(report, t, f)).collect();
+            let vulns: Vec<Value> = target_findings(report, t)
+                .map(|f| vulnerability(report, t, f))
+                .collect();
             if !vulns.is_empty() {
                 r.insert("Vulnerabilities".into(), json!(vulns));
             }
@@ -169,7 +171,13 @@ fn library(target: &Target, f: &Finding) -> String {
                 })
                 .find(|prefix| [".jar", ".war", ".par", ".ear"].iter().any(|e| prefix.ends_with(e)))
                 .unwrap_or_else(|| p.clone());
-            let file = root.rsplit('/').next().unwrap_or(&root).split(':').next().unwrap_or(&root);
+            let file = root
+                .rsplit('/')
+                .next()
+                .unwrap_or(&root)
+                .split(':')
+                .next()
+                .unwrap_or(&root);
             format!("{} ({file})", f.package.name)
         }
         None => f.package.name.clone(),
@@ -209,17 +217,27 @@ fn total_line(report: &Report, findings: &[&Finding]) -> String {
 /// summary table, then a table per target with findings.
 pub fn trivy_table(report: &Report) -> String {
     let mut out = String::from("\nReport Summary\n\n");
-    let mut summary = Table::new(&["Target", "Type", "Vulnerabilities"]).align(&[Align::Left, Align::Center, Align::Center]);
+    let mut summary =
+        Table::new(&["Target", "Type", "Vulnerabilities"]).align(&[Align::Left, Align::Center, Align::Center]);
     for t in &report.targets {
         let aggregated = matches!(t.kind.as_str(), "python-pkg" | "node-pkg" | "jar" | "gemspec");
         if !aggregated {
-            summary.row(vec![t.name.clone(), t.kind.clone(), target_findings(report, t).count().to_string()]);
+            summary.row(vec![
+                t.name.clone(),
+                t.kind.clone(),
+                target_findings(report, t).count().to_string(),
+            ]);
             continue;
         }
         // Aggregated targets are listed per package file, as Trivy does.
         let mut files: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
         for p in report.packages.iter().filter(|p| p.target == t.name) {
-            let path = p.package.locations.first().map(|l| super::root_file(l)).unwrap_or_default();
+            let path = p
+                .package
+                .locations
+                .first()
+                .map(|l| super::root_file(l))
+                .unwrap_or_default();
             files.entry(path).or_default();
         }
         for f in target_findings(report, t) {
@@ -227,7 +245,11 @@ pub fn trivy_table(report: &Report) -> String {
             *files.entry(path).or_default() += 1;
         }
         for (path, n) in files {
-            summary.row(vec![if path.is_empty() { t.name.clone() } else { path }, t.kind.clone(), n.to_string()]);
+            summary.row(vec![
+                if path.is_empty() { t.name.clone() } else { path },
+                t.kind.clone(),
+                n.to_string(),
+            ]);
         }
     }
     if report.targets.is_empty() {

@@ -178,7 +178,9 @@ fn cmp(scheme: Scheme, a: &str, b: &str) -> Option<std::cmp::Ordering> {
 fn in_range(events: &[Value], version: &str, scheme: Scheme) -> bool {
     use std::cmp::Ordering::*;
     let mut start: Option<&str> = None;
-    let mut intervals: Vec<(Option<&str>, Option<(&str, bool)>)> = Vec::new();
+    // (start, end and whether the end is included)
+    type Interval<'a> = (Option<&'a str>, Option<(&'a str, bool)>);
+    let mut intervals: Vec<Interval<'_>> = Vec::new();
     let mut open = false;
     for e in events {
         if let Some(i) = e["introduced"].as_str() {
@@ -319,19 +321,54 @@ pub fn sample_report() -> (tempfile::TempDir, strata_scan::Report) {
         r
     };
     let records = vec![
-        rec("DEBIAN-CVE-2024-0001", "Debian:12", "openssl", Some("3.0.13-1~deb12u1"),
-            json!({ "database_specific": { "severity": "high" } })),
+        rec(
+            "DEBIAN-CVE-2024-0001",
+            "Debian:12",
+            "openssl",
+            Some("3.0.13-1~deb12u1"),
+            json!({ "database_specific": { "severity": "high" } }),
+        ),
         rec("DEBIAN-CVE-2024-0006", "Debian:12", "systemd", None, json!({})),
-        rec("GHSA-aaaa-bbbb-cccc", "PyPI", "Jinja2", Some("2.11"), json!({
+        rec(
+            "GHSA-aaaa-bbbb-cccc",
+            "PyPI",
+            "Jinja2",
+            Some("2.11"),
+            json!({
             "aliases": ["CVE-2024-1111"],
-            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }] })),
-        rec("PYSEC-2024-1", "PyPI", "jinja2", Some("2.11"), json!({ "aliases": ["CVE-2024-1111", "GHSA-aaaa-bbbb-cccc"] })),
-        rec("GHSA-dddd-eeee-ffff", "npm", "lodash", Some("4.17.21"), json!({
-            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L" }] })),
-        rec("GO-2024-0001", "Go", "stdlib", Some("1.21.9"), json!({ "database_specific": { "severity": "LOW" } })),
-        rec("RUSTSEC-2024-0001", "crates.io", "smallvec", Some("1.6.1"), json!({
+            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H" }] }),
+        ),
+        rec(
+            "PYSEC-2024-1",
+            "PyPI",
+            "jinja2",
+            Some("2.11"),
+            json!({ "aliases": ["CVE-2024-1111", "GHSA-aaaa-bbbb-cccc"] }),
+        ),
+        rec(
+            "GHSA-dddd-eeee-ffff",
+            "npm",
+            "lodash",
+            Some("4.17.21"),
+            json!({
+            "severity": [{ "type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:L" }] }),
+        ),
+        rec(
+            "GO-2024-0001",
+            "Go",
+            "stdlib",
+            Some("1.21.9"),
+            json!({ "database_specific": { "severity": "LOW" } }),
+        ),
+        rec(
+            "RUSTSEC-2024-0001",
+            "crates.io",
+            "smallvec",
+            Some("1.6.1"),
+            json!({
             "aliases": ["CVE-2024-2222"],
-            "severity": [{ "type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N" }] })),
+            "severity": [{ "type": "CVSS_V4", "score": "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N" }] }),
+        ),
     ];
     let (tmp, db) = records_db(&records);
     let mut lock = pkg(PackageType::Cargo, "smallvec", "1.6.0", "/app/Cargo.lock", 1);
@@ -341,9 +378,27 @@ pub fn sample_report() -> (tempfile::TempDir, strata_scan::Report) {
         deb("openssl", "3.0.11-1~deb12u2", "openssl", "3.0.11-1~deb12u2", 0),
         deb("libsystemd0", "252.22-1~deb12u1", "systemd", "252.22-1~deb12u1", 0),
         deb("bash", "5.2.15-2+b2", "bash", "5.2.15-2", 0),
-        pkg(PackageType::Python, "Jinja2", "2.10", "/usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA", 1),
-        pkg(PackageType::Python, "requests", "2.32.3", "/usr/lib/python3/dist-packages/requests-2.32.3.dist-info/METADATA", 1),
-        pkg(PackageType::Npm, "lodash", "4.17.11", "/app/node_modules/lodash/package.json", 2),
+        pkg(
+            PackageType::Python,
+            "Jinja2",
+            "2.10",
+            "/usr/lib/python3/dist-packages/Jinja2-2.10.dist-info/METADATA",
+            1,
+        ),
+        pkg(
+            PackageType::Python,
+            "requests",
+            "2.32.3",
+            "/usr/lib/python3/dist-packages/requests-2.32.3.dist-info/METADATA",
+            1,
+        ),
+        pkg(
+            PackageType::Npm,
+            "lodash",
+            "4.17.11",
+            "/app/node_modules/lodash/package.json",
+            2,
+        ),
         pkg(PackageType::GoModule, "stdlib", "1.21.0", "/usr/local/bin/app", 2),
         lock,
     ];
