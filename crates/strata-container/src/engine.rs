@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::error::{Ctx, Error, Result, RunFailed};
-use strata_oci::{ContainerConfig, Digest, ImageConfig, media};
+use strata_oci::{ContainerConfig, Digest, ImageConfig, Platform, media};
 use strata_runtime::{BindMount, ExecSpec, Network, RunSpec, State};
 use strata_snapshot::{Driver, Snapshotter};
 use strata_store::Store;
@@ -38,6 +38,31 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     pub labels: Vec<String>,
     pub security: crate::SecurityOptions,
+    /// `--platform`: the image must be for it (`os/arch[/variant]`).
+    pub platform: Option<String>,
+}
+
+/// The image is for the `--platform` asked (Docker's words when not), and
+/// this host runs its platform: natively or through a registered emulator
+/// (the kernel's binfmt_misc handler then runs it; nothing is added to
+/// the container). Checked before anything is made.
+fn check_platform(image: &str, cfg: &ImageConfig, wanted: Option<&Platform>) -> Result<()> {
+    let found = cfg.platform();
+    if let Some(w) = wanted
+        && !w.matches(&found)
+    {
+        return Err(Error::PlatformMismatch {
+            reference: image.to_string(),
+            found: found.to_string(),
+            wanted: w.to_string(),
+        });
+    }
+    // An image that does not say (an old or hand-made config) is tried.
+    if found.os.is_empty() || found.architecture.is_empty() {
+        return Ok(());
+    }
+    strata_emulation::can_run(&found)?;
+    Ok(())
 }
 
 /// A container's state as `ps` shows it.
@@ -152,8 +177,17 @@ impl Containers {
     }
 
     pub fn create(&mut self, image: &str, opts: &CreateOptions) -> Result<ContainerRecord> {
+        let wanted = match &opts.platform {
+            Some(p) => {
+                let p = Platform::parse(p).map_err(|e| Error::InvalidPlatform(e.to_string()))?;
+                strata_emulation::known_platform(&p)?;
+                Some(p)
+            }
+            None => None,
+        };
         let resolved = strata_image::resolve(&self.store, image)?;
         let image_cfg = self.image_config(&resolved.image.id)?;
+        check_platform(image, &image_cfg, wanted.as_ref())?;
         let mut config = image_cfg.config.clone().unwrap_or_default();
         // Process: Docker's ENTRYPOINT/CMD rules.
         let entrypoint: Vec<String> = match &opts.entrypoint {

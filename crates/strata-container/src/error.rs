@@ -46,6 +46,20 @@ pub enum Error {
     RelativeVolumeDestination(String),
     #[error("Duplicate mount point: {0}")]
     DuplicateMountPoint(String),
+    #[error("{0}")]
+    InvalidPlatform(String),
+    /// `--platform` names another platform than the image's.
+    #[error(
+        "image with reference {reference} was found but its platform ({found}) does not match the specified platform ({wanted})"
+    )]
+    PlatformMismatch {
+        reference: String,
+        found: String,
+        wanted: String,
+    },
+    /// The image's platform is not one this host runs (no emulator).
+    #[error(transparent)]
+    Emulation(#[from] strata_emulation::EmulationError),
     /// The user to run as is not in the container's root.
     #[error("unable to find user {user}")]
     UnknownUser {

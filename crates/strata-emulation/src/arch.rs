@@ -166,9 +166,7 @@ pub fn find_arch(name: &str) -> Option<&'static Arch> {
         "loongarch64" => "loong64",
         other => other,
     };
-    ARCHES
-        .iter()
-        .find(|a| a.name == arch || a.qemu == arch)
+    ARCHES.iter().find(|a| a.name == arch || a.qemu == arch)
 }
 
 /// The architecture a platform is for, when strata knows it: Linux only,
@@ -193,7 +191,13 @@ impl Arch {
         h[4] = if self.class64 { 2 } else { 1 };
         h[5] = if self.big_endian { 2 } else { 1 };
         h[6] = 1;
-        let u16b = |v: u16| if self.big_endian { v.to_be_bytes() } else { v.to_le_bytes() };
+        let u16b = |v: u16| {
+            if self.big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
         h[16..18].copy_from_slice(&u16b(e_type));
         h[18..20].copy_from_slice(&u16b(self.machine));
         h[20..24].copy_from_slice(&if self.big_endian {
@@ -254,11 +258,21 @@ mod tests {
             let m = a.matcher();
             for b in ARCHES {
                 for e_type in [2, 3] {
-                    assert_eq!(m.matches(&b.elf_header(e_type)), a == b, "{} magic on {} type {e_type}", a.name, b.name);
+                    assert_eq!(
+                        m.matches(&b.elf_header(e_type)),
+                        a == b,
+                        "{} magic on {} type {e_type}",
+                        a.name,
+                        b.name
+                    );
                 }
             }
             // Core dumps and relocatables are not programs.
-            assert!(!m.matches(&a.elf_header(1)) && !m.matches(&a.elf_header(4)), "{}", a.name);
+            assert!(
+                !m.matches(&a.elf_header(1)) && !m.matches(&a.elf_header(4)),
+                "{}",
+                a.name
+            );
         }
     }
 }

@@ -123,7 +123,7 @@ pub struct ParseError {
 
 fn hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -183,9 +183,7 @@ impl Handler {
                     match key {
                         "interpreter" => interpreter = Some(PathBuf::from(value)),
                         "flags:" => flags = Flags::parse(value.trim()),
-                        "offset" => {
-                            offset = value.trim().parse().map_err(|_| err("offset is not a number"))?
-                        }
+                        "offset" => offset = value.trim().parse().map_err(|_| err("offset is not a number"))?,
                         "magic" => magic = Some(hex(value).ok_or_else(|| err("magic is not hex"))?),
                         "mask" => mask = Some(hex(value).ok_or_else(|| err("mask is not hex"))?),
                         "extension" => extension = Some(value.trim().trim_start_matches('.').to_string()),
@@ -353,10 +351,7 @@ impl Binfmt {
 
 /// The registration line for a handler.
 pub(crate) fn registration(name: &str, magic: &str, mask: &str, interpreter: &Path, flags: Flags) -> String {
-    format!(
-        ":{name}:M:0:{magic}:{mask}:{}:{flags}",
-        interpreter.display()
-    )
+    format!(":{name}:M:0:{magic}:{mask}:{}:{flags}", interpreter.display())
 }
 
 #[cfg(test)]
@@ -422,7 +417,10 @@ mod tests {
             ("enabled\ninterpreter /x\nflags: F\n", "neither"),
             ("enabled\ninterpreter /x\nflags: F\noffset x\nmagic 7f\n", "offset"),
             ("enabled\ninterpreter /x\nflags: F\noffset 0\nmagic 7g\n", "hex"),
-            ("enabled\ninterpreter /x\nflags: F\noffset 0\nmagic 7f45\nmask ff\n", "length"),
+            (
+                "enabled\ninterpreter /x\nflags: F\noffset 0\nmagic 7f45\nmask ff\n",
+                "length",
+            ),
         ] {
             let e = Handler::parse("h", text).unwrap_err();
             assert!(e.to_string().contains(why), "{e} for {text:?}");
@@ -453,7 +451,13 @@ mod tests {
     fn registration_line() {
         let flags = Flags::parse("FCOP");
         assert_eq!(
-            registration("qemu-arm", r"\x7f", r"\xff", Path::new("/usr/bin/qemu-arm-static"), flags),
+            registration(
+                "qemu-arm",
+                r"\x7f",
+                r"\xff",
+                Path::new("/usr/bin/qemu-arm-static"),
+                flags
+            ),
             r":qemu-arm:M:0:\x7f:\xff:/usr/bin/qemu-arm-static:POCF"
         );
     }

@@ -4,7 +4,20 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::arch::ARCHES;
 use crate::binfmt::ParseError;
+
+fn known_platforms() -> String {
+    ARCHES
+        .iter()
+        .flat_map(|a| a.platforms.iter().copied())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn known_arches() -> String {
+    ARCHES.iter().map(|a| a.name).collect::<Vec<_>>().join(", ")
+}
 
 /// The command that registers an emulator for `arch`.
 pub(crate) fn fix(arch: &str) -> String {
@@ -15,11 +28,11 @@ pub(crate) fn fix(arch: &str) -> String {
 pub enum EmulationError {
     /// A platform strata does not know (not Linux, an unknown architecture
     /// or variant).
-    #[error("unknown platform {platform}: strata knows {known}")]
-    UnknownPlatform { platform: String, known: String },
+    #[error("unknown platform {platform}: strata knows {}", known_platforms())]
+    UnknownPlatform { platform: String },
     /// An architecture name `install-emulators` does not know.
-    #[error("unknown architecture {name:?}: strata knows {known}")]
-    UnknownArch { name: String, known: String },
+    #[error("unknown architecture {name:?}: strata knows {}", known_arches())]
+    UnknownArch { name: String },
     /// No handler for the platform.
     #[error(
         "platform {platform} cannot run on this host ({host}): no emulator is registered for it \
@@ -28,8 +41,8 @@ pub enum EmulationError {
     )]
     NoEmulator {
         platform: String,
-        host: String,
-        arch: String,
+        host: &'static str,
+        arch: &'static str,
         /// Why none could be seen, when binfmt_misc is not readable.
         note: String,
     },
@@ -41,8 +54,8 @@ pub enum EmulationError {
     )]
     Disabled {
         platform: String,
-        host: String,
-        arch: String,
+        host: &'static str,
+        arch: &'static str,
         handler: String,
     },
     /// binfmt_misc is switched off as a whole.
@@ -50,7 +63,7 @@ pub enum EmulationError {
         "platform {platform} cannot run on this host ({host}): binfmt_misc is disabled \
          (`echo 1 > /proc/sys/fs/binfmt_misc/status` turns it on)"
     )]
-    BinfmtDisabled { platform: String, host: String },
+    BinfmtDisabled { platform: String, host: &'static str },
     /// The handler lacks the F flag, so its interpreter would be looked up
     /// inside the container, where it is not.
     #[error(
@@ -61,7 +74,7 @@ pub enum EmulationError {
     )]
     NotFixed {
         platform: String,
-        arch: String,
+        arch: &'static str,
         handler: String,
         interpreter: PathBuf,
     },
@@ -71,7 +84,7 @@ pub enum EmulationError {
          (apt-get install qemu-user-static)",
         path.display()
     )]
-    NoInterpreter { arch: String, path: PathBuf },
+    NoInterpreter { arch: &'static str, path: PathBuf },
     /// binfmt_misc could not be mounted.
     #[error("mounting binfmt_misc at {} (needs root)", dir.display())]
     Mount {
@@ -102,12 +115,21 @@ pub enum EmulationError {
 
 impl EmulationError {
     /// The architecture whose emulator would fix this, if any.
-    pub fn arch(&self) -> Option<&str> {
+    pub fn arch(&self) -> Option<&'static str> {
         match self {
             EmulationError::NoEmulator { arch, .. }
             | EmulationError::Disabled { arch, .. }
-            | EmulationError::NotFixed { arch, .. } => Some(arch),
+            | EmulationError::NotFixed { arch, .. } => Some(*arch),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Small enough to carry inline in the callers' error enums.
+    #[test]
+    fn size() {
+        assert!(std::mem::size_of::<super::EmulationError>() <= 96);
     }
 }

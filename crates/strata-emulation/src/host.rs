@@ -51,11 +51,6 @@ pub fn can_run(p: &Platform) -> Result<How, EmulationError> {
 pub fn known_platform(p: &Platform) -> Result<&'static Arch, EmulationError> {
     arch_for_platform(p).ok_or_else(|| EmulationError::UnknownPlatform {
         platform: p.to_string(),
-        known: ARCHES
-            .iter()
-            .flat_map(|a| a.platforms.iter().copied())
-            .collect::<Vec<_>>()
-            .join(", "),
     })
 }
 
@@ -108,10 +103,13 @@ impl Host {
             && !binfmt.is_mounted()
             && rustix::process::geteuid().is_root()
             && binfmt.dir.is_dir()
+            && let Err(e) = binfmt.ensure_mounted()
         {
-            if let Err(e) = binfmt.ensure_mounted() {
-                note = Some(format!(" (binfmt_misc is not mounted at {}: {})", binfmt.dir.display(), chain(&e)));
-            }
+            note = Some(format!(
+                " (binfmt_misc is not mounted at {}: {})",
+                binfmt.dir.display(),
+                chain(&e)
+            ));
         }
         let (handlers, skipped) = match binfmt.handlers() {
             Ok(h) => h,
@@ -175,16 +173,13 @@ impl Host {
             });
         }
         let platform = p.to_string();
-        let host = self.platform().to_string();
+        let host = self.primary.platforms[0];
         // An enabled handler without F takes the program before the
         // kernel's own ELF loader would, and fails in a container.
-        if let Some(h) = self
-            .handlers_for(arch)
-            .find(|h| h.enabled && self.binfmt_enabled)
-        {
+        if let Some(h) = self.handlers_for(arch).find(|h| h.enabled && self.binfmt_enabled) {
             return Err(EmulationError::NotFixed {
                 platform,
-                arch: arch.name.into(),
+                arch: arch.name,
                 handler: h.name.clone(),
                 interpreter: h.interpreter.clone(),
             });
@@ -199,14 +194,14 @@ impl Host {
             return Err(EmulationError::Disabled {
                 platform,
                 host,
-                arch: arch.name.into(),
+                arch: arch.name,
                 handler: h.name.clone(),
             });
         }
         Err(EmulationError::NoEmulator {
             platform,
             host,
-            arch: arch.name.into(),
+            arch: arch.name,
             note: self.binfmt_note.clone().unwrap_or_default(),
         })
     }
@@ -355,7 +350,10 @@ mod tests {
         // No AArch32 CPU here to try it on; QEMU's is the next best judge.
         let qemu = std::path::Path::new("/usr/bin/qemu-arm-static");
         if !qemu.exists() {
-            eprintln!("skipped: {} not installed (scripts/deps.d/emulation.sh)", qemu.display());
+            eprintln!(
+                "skipped: {} not installed (scripts/deps.d/emulation.sh)",
+                qemu.display()
+            );
             return;
         }
         let dir = tempfile::tempdir().unwrap();

@@ -84,10 +84,17 @@ pub enum Outcome {
         interpreter: PathBuf,
     },
     /// The host runs it without an emulator: nothing registered.
-    Native { arch: &'static str },
-    Removed { arch: &'static str, handler: String },
+    Native {
+        arch: &'static str,
+    },
+    Removed {
+        arch: &'static str,
+        handler: String,
+    },
     /// Uninstall found nothing for it.
-    NotInstalled { arch: &'static str },
+    NotInstalled {
+        arch: &'static str,
+    },
 }
 
 impl fmt::Display for Outcome {
@@ -131,10 +138,7 @@ pub fn parse_arches(names: &[String]) -> Result<Vec<&'static Arch>, EmulationErr
         let found: Vec<&'static Arch> = if n == "all" {
             ARCHES.iter().collect()
         } else {
-            vec![find_arch(n).ok_or_else(|| EmulationError::UnknownArch {
-                name: n.clone(),
-                known: ARCHES.iter().map(|a| a.name).collect::<Vec<_>>().join(", "),
-            })?]
+            vec![find_arch(n).ok_or_else(|| EmulationError::UnknownArch { name: n.clone() })?]
         };
         for a in found {
             if !out.contains(&a) {
@@ -146,16 +150,14 @@ pub fn parse_arches(names: &[String]) -> Result<Vec<&'static Arch>, EmulationErr
 }
 
 /// Registers an emulator for each architecture (the default set when
-/// `arches` is empty). Stops at the first failure; what was done before it
-/// stays done and is returned with it.
+/// `arches` is empty), telling `report` what happened to each. Stops at
+/// the first failure; what was done before it stays done.
 pub fn install(
     arches: &[&'static Arch],
     opts: &InstallOptions,
-) -> Result<Vec<Outcome>, (Vec<Outcome>, EmulationError)> {
-    let mut done = Vec::new();
-    if let Err(e) = opts.binfmt.ensure_mounted() {
-        return Err((done, e));
-    }
+    mut report: impl FnMut(Outcome),
+) -> Result<(), EmulationError> {
+    opts.binfmt.ensure_mounted()?;
     let host = Host::probe_with(&opts.binfmt);
     let arches: Vec<&'static Arch> = if arches.is_empty() {
         opts.default_arches(&host)
@@ -165,22 +167,19 @@ pub fn install(
     let native = host.native();
     for arch in arches {
         if native.contains(&arch) {
-            done.push(Outcome::Native { arch: arch.name });
+            report(Outcome::Native { arch: arch.name });
             continue;
         }
-        match install_one(arch, opts) {
-            Ok(o) => done.push(o),
-            Err(e) => return Err((done, e)),
-        }
+        report(install_one(arch, opts)?);
     }
-    Ok(done)
+    Ok(())
 }
 
 fn install_one(arch: &'static Arch, opts: &InstallOptions) -> Result<Outcome, EmulationError> {
     let interpreter = opts.interpreter(arch);
     if !interpreter.is_file() {
         return Err(EmulationError::NoInterpreter {
-            arch: arch.name.into(),
+            arch: arch.name,
             path: interpreter,
         });
     }
@@ -298,7 +297,10 @@ mod tests {
         assert_eq!(a.iter().map(|a| a.name).collect::<Vec<_>>(), ["arm64", "arm"]);
         assert_eq!(parse_arches(&["all".into()]).unwrap().len(), ARCHES.len());
         let e = parse_arches(&["sparc".into()]).unwrap_err().to_string();
-        assert!(e.contains("unknown architecture \"sparc\"") && e.contains("arm64"), "{e}");
+        assert!(
+            e.contains("unknown architecture \"sparc\"") && e.contains("arm64"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -21,8 +21,8 @@ mod error;
 mod host;
 mod install;
 
-pub use arch::{Arch, ARCHES, DEFAULT_INSTALL, arch_for_platform, find_arch};
-pub use binfmt::{Binfmt, Flags, Handler, Matcher, ParseError, BINFMT_MISC};
+pub use arch::{ARCHES, Arch, DEFAULT_INSTALL, arch_for_platform, find_arch};
+pub use binfmt::{BINFMT_MISC, Binfmt, Flags, Handler, Matcher, ParseError};
 pub use error::EmulationError;
 pub use host::{Host, How, can_run, host_platform, known_platform};
 pub use install::{InstallOptions, Outcome, install, parse_arches, uninstall};

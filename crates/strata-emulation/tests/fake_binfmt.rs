@@ -6,9 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use strata_emulation::{
-    Binfmt, EmulationError, Host, How, InstallOptions, Outcome, find_arch, install, uninstall,
-};
+use strata_emulation::{Binfmt, EmulationError, Host, How, InstallOptions, Outcome, find_arch, install, uninstall};
 use strata_oci::Platform;
 
 const AARCH64_F: &str = "enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: POCF\noffset 0\n\
@@ -70,8 +68,13 @@ fn handlers_map_to_platforms_by_magic() {
             interpreter: "/usr/bin/qemu-aarch64-static".into()
         }
     );
-    assert_eq!(host.can_run(&p("linux/arm64/v8")).unwrap(), host.can_run(&p("linux/arm64")).unwrap());
-    assert!(matches!(host.can_run(&p("linux/s390x")), Ok(How::Emulated { handler, .. }) if handler == "zz-some-emulator"));
+    assert_eq!(
+        host.can_run(&p("linux/arm64/v8")).unwrap(),
+        host.can_run(&p("linux/arm64")).unwrap()
+    );
+    assert!(
+        matches!(host.can_run(&p("linux/s390x")), Ok(How::Emulated { handler, .. }) if handler == "zz-some-emulator")
+    );
 
     let e = host.can_run(&p("linux/arm/v7")).unwrap_err();
     assert!(matches!(e, EmulationError::NotFixed { .. }), "{e:?}");
@@ -81,7 +84,10 @@ fn handlers_map_to_platforms_by_magic() {
         "{m}"
     );
     let m = host.can_run(&p("linux/riscv64")).unwrap_err().to_string();
-    assert!(m.contains("linux/riscv64") && m.contains("qemu-riscv64 is disabled"), "{m}");
+    assert!(
+        m.contains("linux/riscv64") && m.contains("qemu-riscv64 is disabled"),
+        "{m}"
+    );
     assert!(m.contains("strata buildx install-emulators riscv64"), "{m}");
     let m = host.can_run(&p("linux/ppc64le")).unwrap_err().to_string();
     assert_eq!(
@@ -91,13 +97,19 @@ fn handlers_map_to_platforms_by_magic() {
     );
     for bad in ["linux/foo", "linux/arm/v9", "windows/amd64", "linux/arm64/v7"] {
         let m = host.can_run(&p(bad)).unwrap_err().to_string();
-        assert!(m.starts_with(&format!("unknown platform {bad}: strata knows linux/amd64, ")), "{m}");
+        assert!(
+            m.starts_with(&format!("unknown platform {bad}: strata knows linux/amd64, ")),
+            "{m}"
+        );
     }
 
     // Native first, then each emulated platform (F and enabled only).
     let plats = host.platforms();
     assert_eq!(plats[0], "linux/amd64");
-    let emulated: Vec<&String> = plats.iter().filter(|p| !["linux/amd64", "linux/386"].contains(&p.as_str())).collect();
+    let emulated: Vec<&String> = plats
+        .iter()
+        .filter(|p| !["linux/amd64", "linux/386"].contains(&p.as_str()))
+        .collect();
     assert_eq!(emulated, ["linux/arm64", "linux/s390x"]);
 }
 
@@ -125,6 +137,16 @@ fn unreadable_binfmt_says_why() {
     assert!(m.contains("no emulator is registered") && m.contains("none"), "{m}");
 }
 
+/// What `install` reports, and how it ended.
+fn install_all(
+    arches: &[&'static strata_emulation::Arch],
+    o: &InstallOptions,
+) -> (Vec<Outcome>, Result<(), EmulationError>) {
+    let mut done = Vec::new();
+    let r = install(arches, o, |x| done.push(x));
+    (done, r)
+}
+
 fn opts(d: &Path, qemu: &Path) -> InstallOptions {
     InstallOptions {
         binfmt: Binfmt::at(d),
@@ -142,14 +164,18 @@ fn install_writes_qemus_registration_and_uninstall_removes_by_magic() {
     let qemu = tempfile::tempdir().unwrap();
     let arm64 = find_arch("arm64").unwrap();
     // No interpreter: the error says which package has it.
-    let (done, e) = install(&[arm64], &opts(d.path(), qemu.path())).unwrap_err();
+    let (done, r) = install_all(&[arm64], &opts(d.path(), qemu.path()));
     assert!(done.is_empty());
+    let e = r.unwrap_err();
     let m = e.to_string();
-    assert!(m.contains("qemu-aarch64-static not found") && m.contains("apt-get install qemu-user-static"), "{m}");
+    assert!(
+        m.contains("qemu-aarch64-static not found") && m.contains("apt-get install qemu-user-static"),
+        "{m}"
+    );
 
     fs::write(qemu.path().join("qemu-aarch64-static"), "").unwrap();
     // A plain directory is no kernel: the line is written, no entry appears.
-    let (_, e) = install(&[arm64], &opts(d.path(), qemu.path())).unwrap_err();
+    let e = install_all(&[arm64], &opts(d.path(), qemu.path())).1.unwrap_err();
     assert!(matches!(e, EmulationError::NotRegistered { .. }), "{e:?}");
     let line = fs::read_to_string(d.path().join("register")).unwrap();
     assert_eq!(
@@ -168,12 +194,17 @@ fn install_writes_qemus_registration_and_uninstall_removes_by_magic() {
     );
     fs::write(d.path().join("qemu-aarch64"), &entry).unwrap();
     fs::write(d.path().join("register"), "").unwrap();
-    let out = install(&[arm64], &opts(d.path(), qemu.path())).unwrap();
-    assert!(matches!(&out[..], [Outcome::AlreadyInstalled { arch: "arm64", .. }]), "{out:?}");
+    let (out, r) = install_all(&[arm64], &opts(d.path(), qemu.path()));
+    r.unwrap();
+    assert!(
+        matches!(&out[..], [Outcome::AlreadyInstalled { arch: "arm64", .. }]),
+        "{out:?}"
+    );
     assert_eq!(fs::read_to_string(d.path().join("register")).unwrap(), "");
 
     // The host's own architecture needs none.
-    let out = install(&[find_arch("amd64").unwrap()], &opts(d.path(), qemu.path())).unwrap();
+    let (out, r) = install_all(&[find_arch("amd64").unwrap()], &opts(d.path(), qemu.path()));
+    r.unwrap();
     assert_eq!(out, [Outcome::Native { arch: "amd64" }]);
 
     // Uninstall finds handlers by what they take, whatever their name.
@@ -190,7 +221,11 @@ fn install_writes_qemus_registration_and_uninstall_removes_by_magic() {
     removed.sort();
     assert_eq!(removed, ["other-name", "qemu-aarch64"]);
     // (A regular file keeps what follows the write; the kernel's removes.)
-    assert!(fs::read_to_string(d.path().join("qemu-aarch64")).unwrap().starts_with("-1abled"));
+    assert!(
+        fs::read_to_string(d.path().join("qemu-aarch64"))
+            .unwrap()
+            .starts_with("-1abled")
+    );
     assert_eq!(fs::read_to_string(d.path().join("wine")).unwrap(), WINE);
     let out = uninstall(&[find_arch("s390x").unwrap()], &Binfmt::at(d.path())).unwrap();
     assert_eq!(out, [Outcome::NotInstalled { arch: "s390x" }]);

@@ -19,6 +19,12 @@ pub enum BuildxCommand {
     /// Commands to work on images in registry
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Imagetools(ImagetoolsCommand),
+    /// Register QEMU emulators for foreign platforms with binfmt_misc (or --uninstall them)
+    #[command(name = "install-emulators", help_template = HELP_TEMPLATE)]
+    InstallEmulators(super::emulators::InstallEmulatorsArgs),
+    /// List builders and the platforms they can run
+    #[command(help_template = HELP_TEMPLATE)]
+    Ls(super::emulators::LsArgs),
 }
 
 #[derive(Subcommand)]
@@ -36,5 +42,7 @@ pub fn buildx(root: &Path, c: BuildxCommand) -> Result<ExitCode> {
             super::distribution::manifest(root, super::distribution::ManifestCommand::Inspect(a))
         }
         BuildxCommand::Imagetools(ImagetoolsCommand::Create(a)) => super::imagetools::create(*a),
+        BuildxCommand::InstallEmulators(a) => super::emulators::install_emulators(a),
+        BuildxCommand::Ls(a) => super::emulators::ls(a),
     }
 }

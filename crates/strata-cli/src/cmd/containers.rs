@@ -85,6 +85,9 @@ pub struct CreateArgs {
     /// Add a host device to the container
     #[arg(long = "device", value_name = "list")]
     device: Vec<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
     image: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -115,6 +118,7 @@ impl CreateArgs {
                 security_opt: self.security_opt.clone(),
                 devices: self.device.clone(),
             },
+            platform: self.platform.clone(),
         }
     }
 }
@@ -127,6 +131,31 @@ pub struct RunArgs {
     detach: bool,
     #[command(flatten)]
     create: CreateArgs,
+}
+
+/// Docker's warning for an image of another platform run without
+/// `--platform` (it runs through an emulator: create checked that one exists).
+fn warn_foreign(c: &Containers, rec: &ContainerRecord, a: &CreateArgs) {
+    let Some(found) = rec
+        .image_id
+        .parse()
+        .ok()
+        .and_then(|id| c.image_config(&id).ok())
+        .map(|cfg| cfg.platform())
+    else {
+        return;
+    };
+    if a.platform.is_none()
+        && matches!(
+            strata_emulation::can_run(&found),
+            Ok(strata_emulation::How::Emulated { .. })
+        )
+    {
+        let host = strata_emulation::host_platform();
+        eprintln!(
+            "WARNING: The requested image's platform ({found}) does not match the detected host platform ({host}) and no specific platform was requested"
+        );
+    }
 }
 
 /// Errors of `run`/`create`/`start` exit with Docker's codes (125, 126, 127).
@@ -146,6 +175,7 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
         Ok(r) => r,
         Err(e) => return Ok(run_error(e)),
     };
+    warn_foreign(&c, &rec, &a.create);
     if a.detach {
         if let Err(e) = c.start(&rec) {
             return Ok(run_error(e));
@@ -252,6 +282,7 @@ pub fn create(root: &Path, a: CreateCmd) -> Result<ExitCode> {
     let mut c = open(root)?;
     match c.create(&a.create.image, &a.create.options()) {
         Ok(rec) => {
+            warn_foreign(&c, &rec, &a.create);
             println!("{}", rec.id);
             Ok(ExitCode::SUCCESS)
         }

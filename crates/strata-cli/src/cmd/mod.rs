@@ -4,10 +4,13 @@ pub mod buildx;
 pub mod containers;
 pub mod copy;
 pub mod distribution;
+pub mod emulators;
 pub mod images;
 pub mod imagetools;
 pub mod manifest_lists;
 pub mod sbom;
+pub mod scan_cmd;
+pub mod scan_db;
 pub mod system;
 
 use std::io::{IsTerminal, Write};
