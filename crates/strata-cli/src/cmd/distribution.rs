@@ -536,7 +536,8 @@ pub fn manifest(root: &Path, c: ManifestCommand) -> Result<ExitCode> {
         ManifestCommand::Inspect(a) => {
             // A draft list of that name first, as docker does (not for imagetools).
             if (a.manifest.is_some() || !invoked_as_imagetools())
-                && let Some(code) = super::manifest_lists::inspect_local(root, &a.reference, a.manifest.as_deref())?
+                && let Some(code) =
+                    super::manifest_lists::inspect_local(root, &a.reference, a.manifest.as_deref(), a.raw)?
             {
                 return Ok(code);
             }

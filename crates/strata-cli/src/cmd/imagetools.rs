@@ -92,7 +92,7 @@ pub fn create(a: CreateArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let mut platforms = Vec::new();
     for p in a.platform.iter().flat_map(|p| p.split(',')) {
-        platforms.push(Platform::parse(p.trim()).with_context(|| format!("invalid platform {p:?}"))?);
+        platforms.push(Platform::parse(p.trim())?);
     }
     let annotations = index::parse_annotations(&a.annotation).context("failed to parse annotations")?;
     let opts = CreateOptions {

@@ -302,9 +302,9 @@ pub fn annotate(root: &Path, a: AnnotateArgs) -> Result<ExitCode> {
 
 /// `manifest inspect` of a draft list: `LIST MANIFEST` shows the manifest
 /// as kept (tab-indented, as Docker); `LIST` alone, when there is such a
-/// draft, the Docker manifest list `push` would put. None: not a draft
-/// (the registry is asked).
-pub fn inspect_local(root: &Path, first: &str, second: Option<&str>) -> Result<Option<ExitCode>> {
+/// draft, the manifest list `push` would put. `raw`: the bytes alone,
+/// without a newline. None: not a draft (the registry is asked).
+pub fn inspect_local(root: &Path, first: &str, second: Option<&str>, raw: bool) -> Result<Option<ExitCode>> {
     let mut out = std::io::stdout().lock();
     if let Some(m) = second {
         let list = normalize(first)?;
@@ -313,8 +313,12 @@ pub fn inspect_local(root: &Path, first: &str, second: Option<&str>) -> Result<O
         let Some(e) = entries.iter().find(|e| e.reference == image) else {
             bail!("No such manifest: {image}");
         };
-        let v: Value = serde_json::from_slice(&e.raw)?;
-        writeln!(out, "{}", tab_indented(&v)?)?;
+        if raw {
+            out.write_all(&e.raw)?;
+        } else {
+            let v: Value = serde_json::from_slice(&e.raw)?;
+            writeln!(out, "{}", tab_indented(&v)?)?;
+        }
         return Ok(Some(ExitCode::SUCCESS));
     }
     let list = normalize(first)?;
@@ -324,7 +328,9 @@ pub fn inspect_local(root: &Path, first: &str, second: Option<&str>) -> Result<O
     let descs = list_descriptors(&list, &entries).context("failed to assemble ManifestDescriptor")?;
     let (_, bytes) = docker_manifest_list(&descs)?;
     out.write_all(&bytes)?;
-    writeln!(out)?;
+    if !raw {
+        writeln!(out)?;
+    }
     Ok(Some(ExitCode::SUCCESS))
 }
 
