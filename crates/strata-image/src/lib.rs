@@ -24,5 +24,5 @@ pub use ops::{
     DiskUsage, HistoryRow, ImageUsage, PruneReport, RemoveEvent, disk_usage, history, inspect, prune, remove_image,
 };
 pub use register::register;
-pub use resolve::{Resolved, resolve};
+pub use resolve::{Resolved, image_platform, resolve, resolve_platform};
 pub use time::{format_rfc3339, human_since, now_rfc3339, parse_rfc3339};

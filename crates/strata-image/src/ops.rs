@@ -21,7 +21,40 @@ fn familiar_tag(repo: &str, tag: &str) -> String {
 
 /// `rmi NAME|ID`: untags, and deletes the image when its last name goes.
 pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<RemoveEvent>> {
-    let Resolved { image, reference, .. } = resolve(store, name)?;
+    let Resolved {
+        image,
+        reference,
+        index,
+        ..
+    } = resolve(store, name)?;
+    // The other platforms of a multi-platform image go with its last name.
+    let platforms: Vec<Digest> = match &index {
+        Some(ix) => store
+            .index_members(ix)?
+            .into_iter()
+            .filter_map(|m| m.image)
+            .filter(|id| *id != image.id)
+            .collect(),
+        None => Vec::new(),
+    };
+    let mut events = remove_one(store, name, image, reference, force)?;
+    for id in platforms {
+        let Some(img) = store.image(&id)? else { continue };
+        if img.is_dangling() && store.containers_using(&id)?.is_empty() {
+            store.delete_image(&id)?;
+            events.push(RemoveEvent::Deleted(id));
+        }
+    }
+    Ok(events)
+}
+
+fn remove_one(
+    store: &mut Store,
+    name: &str,
+    image: ImageRecord,
+    reference: Option<Reference>,
+    force: bool,
+) -> Result<Vec<RemoveEvent>> {
     let containers = store.containers_using(&image.id)?;
     let mut events = Vec::new();
     let by_name = reference.is_some() && !name.starts_with("sha256:") && !is_id_prefix(&image.id, name);

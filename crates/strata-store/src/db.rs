@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS images (
@@ -67,6 +67,18 @@ CREATE TABLE IF NOT EXISTS containers (
     config      TEXT NOT NULL          -- JSON owned by the container layer above
 );
 CREATE INDEX IF NOT EXISTS containers_image ON containers(image_id);
+-- The platforms of a stored index (a multi-platform image): each entry's
+-- manifest, present in the store (a manifests row) or not.
+CREATE TABLE IF NOT EXISTS index_members (
+    index_digest TEXT NOT NULL REFERENCES manifests(digest) ON DELETE CASCADE,
+    position     INTEGER NOT NULL,
+    manifest     TEXT NOT NULL,
+    media_type   TEXT NOT NULL,
+    size         INTEGER NOT NULL,
+    platform     TEXT NOT NULL,         -- os/arch[/variant]
+    PRIMARY KEY (index_digest, position)
+);
+CREATE INDEX IF NOT EXISTS index_members_manifest ON index_members(manifest);
 "#;
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

@@ -62,11 +62,15 @@ pub struct ImageRecord {
     pub manifests: Vec<(Digest, String, u64)>,
     pub diff_ids: Vec<Digest>,
     pub containers: u64,
+    /// Named multi-platform indexes that hold this image as a platform
+    /// (the index's tags are its representative image's, in `tags`).
+    pub named_indexes: Vec<Digest>,
 }
 
 impl ImageRecord {
+    /// No name leads to it: no tag, and no named index holds it.
     pub fn is_dangling(&self) -> bool {
-        self.tags.is_empty()
+        self.tags.is_empty() && self.named_indexes.is_empty()
     }
 
     /// The manifest a tag of this image points to, or the first one known.
@@ -365,6 +369,7 @@ impl Store {
                         manifests: vec![],
                         diff_ids: vec![],
                         containers: containers as u64,
+                        named_indexes: vec![],
                     },
                 );
             }
@@ -426,6 +431,19 @@ impl Store {
             let (id, d) = row?;
             if let Some(img) = out.get_mut(&id) {
                 img.diff_ids.push(digest(d)?);
+            }
+        }
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT m.image_id, i.index_digest FROM index_members i
+             JOIN manifests m ON m.digest = i.manifest
+             WHERE (?1 IS NULL OR m.image_id = ?1)
+               AND EXISTS (SELECT 1 FROM tags t WHERE t.manifest = i.index_digest)
+             ORDER BY i.index_digest",
+        )?;
+        for row in st.query_map([&filter], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+            let (id, ix) = row?;
+            if let Some(img) = out.get_mut(&id) {
+                img.named_indexes.push(digest(ix)?);
             }
         }
         // An image must have a manifest to be usable; a row without one is

@@ -117,6 +117,10 @@ impl Sink for AnyLocation {
         each!(self, l => l.mount_blob(desc, from).await)
     }
 
+    fn keeps_partial_indexes(&self) -> bool {
+        each!(self, l => l.keeps_partial_indexes())
+    }
+
     async fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> Result<()> {
         each!(self, l => l.put_document(desc, bytes).await)
     }

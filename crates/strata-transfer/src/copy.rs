@@ -213,7 +213,17 @@ pub async fn copy<S: Source, D: Sink>(
         .map_err(|e| TransferError::Invalid(format!("document {}: {e}", root.digest)))?
     {
         Document::Manifest(m) => (root.clone(), None, vec![(root, root_bytes, m)]),
-        Document::Index(ix) => choose(src, root, root_bytes, ix, &options.platforms).await?,
+        Document::Index(ix) => {
+            choose(
+                src,
+                root,
+                root_bytes,
+                ix,
+                &options.platforms,
+                dst.keeps_partial_indexes(),
+            )
+            .await?
+        }
     };
     let mut loaded = Vec::new();
     for (desc, bytes, manifest) in images {
@@ -432,6 +442,7 @@ async fn choose<S: Source>(
     root_bytes: Vec<u8>,
     index: Index,
     choice: &PlatformChoice,
+    partial: bool,
 ) -> Result<Chosen> {
     let wanted: Vec<Platform> = match choice {
         PlatformChoice::Host => vec![Platform::host()],
@@ -443,6 +454,10 @@ async fn choose<S: Source>(
             .manifests
             .iter()
             .filter(|d| media::is_manifest(&d.media_type))
+            // A sink that keeps an index without all of it (the store)
+            // takes the images, not what is attached to them (BuildKit's
+            // attestation manifests, platform unknown/unknown).
+            .filter(|d| !partial || d.platform.as_ref().is_none_or(|p| p.os != "unknown"))
             .cloned()
             .collect()
     } else {
@@ -472,6 +487,9 @@ async fn choose<S: Source>(
             let only = images[0].0.clone();
             Ok((only, None, images))
         }
+        // The store keeps the index as it is and records which of its
+        // platforms it holds.
+        _ if partial => Ok((root.clone(), Some((root, root_bytes)), images)),
         _ => {
             // An index of just the chosen images.
             let mut sub = index.clone();

@@ -61,6 +61,9 @@ struct Finished {
 struct Reader {
     unpacked: Unpacked,
     images: Vec<Archived>,
+    /// Multi-platform images (Docker 27+ saves them in `index.json`): the
+    /// index, its images' configs, its names.
+    indexes: Vec<(Descriptor, Vec<Digest>, Vec<String>)>,
     /// Manifests made from `manifest.json`, by digest.
     documents: HashMap<Digest, Vec<u8>>,
     /// Every regular file of the archive, by the digest of its bytes.
@@ -163,17 +166,27 @@ impl DockerArchive {
     }
 
     /// The images of the archive (one per `manifest.json` entry), each with its tags.
+    /// Each multi-platform index (whole), then each image of
+    /// `manifest.json` that is not one of their platforms.
     pub fn images(&self) -> Result<Vec<ArchivedImage>> {
-        Ok(self
-            .reader()?
-            .images
+        let r = self.reader()?;
+        let mut out: Vec<ArchivedImage> = r
+            .indexes
             .iter()
-            .enumerate()
-            .map(|(i, img)| ArchivedImage {
-                reference: format!("@{i}"),
-                names: img.tags.clone(),
+            .map(|(d, _, names)| ArchivedImage {
+                reference: d.digest.to_string(),
+                names: names.clone(),
             })
-            .collect())
+            .collect();
+        for (i, img) in r.images.iter().enumerate() {
+            if !r.indexes.iter().any(|(_, configs, _)| configs.contains(&img.config)) {
+                out.push(ArchivedImage {
+                    reference: format!("@{i}"),
+                    names: img.tags.clone(),
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub fn path(&self) -> &Path {
@@ -239,6 +252,7 @@ impl Reader {
         let oci = OciManifests::read(&unpacked)?;
         let mut reader = Reader {
             images: Vec::new(),
+            indexes: oci.indexes.clone(),
             documents: HashMap::new(),
             blobs,
             unpacked,
@@ -343,6 +357,9 @@ impl Reader {
 #[derive(Default)]
 struct OciManifests {
     by_config: HashMap<Digest, Descriptor>,
+    /// Entries that are multi-platform indexes held whole enough to load
+    /// (at least one image), with the configs of their images and names.
+    indexes: Vec<(Descriptor, Vec<Digest>, Vec<String>)>,
 }
 
 impl OciManifests {
@@ -370,6 +387,7 @@ impl OciManifests {
                 .map(Some)
                 .map_err(|e| TransferError::Invalid(format!("{shown}: {name}: {e}")))
         };
+        let mut indexes = Vec::new();
         let mut add = |d: &Descriptor, m: &Manifest| {
             let mut d = d.clone();
             d.annotations = None;
@@ -380,15 +398,24 @@ impl OciManifests {
             match doc(d)? {
                 Some(Document::Manifest(m)) => add(d, &m),
                 Some(Document::Index(ix)) => {
+                    let mut configs = Vec::new();
                     for c in &ix.manifests {
                         if let Some(Document::Manifest(m)) = doc(c)? {
+                            configs.push(m.config.digest.clone());
                             add(c, &m);
                         }
+                    }
+                    if !configs.is_empty() {
+                        let names = crate::oci_archive::full_name(d).into_iter().collect();
+                        let mut d = d.clone();
+                        d.annotations = None;
+                        indexes.push((d, configs, names));
                     }
                 }
                 None => {}
             }
         }
+        out.indexes = indexes;
         Ok(out)
     }
 }
@@ -415,6 +442,9 @@ impl Source for DockerArchive {
                 )));
             }
             Some(s) if s.starts_with('@') => s[1..].parse::<usize>().ok().and_then(|i| r.images.get(i)),
+            Some(s) if let Some((d, _, _)) = r.indexes.iter().find(|(d, _, _)| d.digest.to_string() == s) => {
+                return Ok(d.clone());
+            }
             Some(s) if Digest::parse(s).is_ok() => r
                 .images
                 .iter()

@@ -153,6 +153,15 @@ pub trait Sink: Sync {
         async { Ok(false) }
     }
 
+    /// Whether the sink keeps an index of which it holds only some images
+    /// (the store, which records the platforms it holds): a copy of chosen
+    /// platforms then writes the source's index unchanged rather than an
+    /// index of just those (a new digest), and leaves out what is attached
+    /// to images (attestation manifests).
+    fn keeps_partial_indexes(&self) -> bool {
+        false
+    }
+
     /// Stores a manifest or index (verified already), after every blob it refers to.
     fn put_document(&self, desc: &Descriptor, bytes: &[u8]) -> impl Future<Output = Result<()>> + Send;
 

@@ -262,7 +262,7 @@ pub(crate) fn index_entries(root: &Descriptor, names: &[Reference]) -> Vec<Descr
 /// The full name an index entry gives its image, as `docker load` takes
 /// it: containerd's name, else a `ref.name` that is a whole reference (not
 /// just a tag), in Docker's familiar form (`busybox:latest`).
-fn full_name(d: &Descriptor) -> Option<String> {
+pub(crate) fn full_name(d: &Descriptor) -> Option<String> {
     let a = d.annotations.as_ref()?;
     [CONTAINERD_NAME, REF_NAME].iter().find_map(|k| {
         let v = a.get(*k)?;

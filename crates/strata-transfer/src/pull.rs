@@ -73,6 +73,68 @@ pub fn pull_target(reference: &Reference) -> Reference {
     }
 }
 
+/// Pulls several platforms of a multi-platform image (`pull --platform
+/// a,b`, `--all-platforms`): the index and the chosen platforms' images
+/// go into the store in one copy, and the name goes to the index (the
+/// store records which platforms it holds). Layers are unpacked as they
+/// arrive when `opts.unpack`.
+pub fn pull_platforms(
+    store: &mut Store,
+    reference: &Reference,
+    platforms: &PlatformChoice,
+    opts: &PullOptions,
+    progress: &Progress,
+) -> Result<PullReport> {
+    let target = pull_target(reference);
+    let shown = format!("pulling {}", target.familiar());
+    strata_registry::block_on(async {
+        let src = RegistryLocation::new(&target, opts.client.clone())?;
+        progress(Event::PullingFrom {
+            what: strata_registry::manifest_reference(&target),
+            repository: target.path().to_string(),
+        });
+        let before = match target.tag() {
+            Some(_) => store.tag_target(&target).map_err(store_err)?.map(|(_, id)| id),
+            None => None,
+        };
+        let mut dst = StoreLocation::open(store.root())?;
+        dst.set_unpack(opts.unpack);
+        let options = CopyOptions {
+            platforms: platforms.clone(),
+            concurrency: opts.client.max_concurrent_transfers.max(1),
+        };
+        let names: Vec<String> = match target.tag() {
+            Some(_) => vec![target.to_string()],
+            None => Vec::new(),
+        };
+        let report = copy(&src, &dst, None, &names, &options, crate::no_progress()).await?;
+        drop(dst);
+        let (manifest, image_id) = report
+            .images
+            .iter()
+            .find(|(_, id)| {
+                store
+                    .image(id)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|i| Platform::host().matches(&image_platform(&i)))
+            })
+            .or(report.images.first())
+            .map(|(d, id)| (d.digest.clone(), id.clone()))
+            .ok_or_else(|| TransferError::Invalid(format!("{}: no image was copied", target.familiar())))?;
+        Ok(PullReport {
+            reference: target.clone(),
+            digest: report.root.digest.clone(),
+            manifest,
+            up_to_date: report.blobs_copied == 0 && before.is_some(),
+            image_id,
+            downloaded: report.blobs_copied,
+        })
+    })
+    .map_err(TransferError::location)?
+    .map_err(|e: TransferError| e.context(shown))
+}
+
 /// Pulls `reference` into `store` (see the module documentation).
 pub fn pull(store: &mut Store, reference: &Reference, opts: &PullOptions, progress: &Progress) -> Result<PullReport> {
     strata_registry::block_on(pull_async(store, reference, opts, progress)).map_err(TransferError::location)?

@@ -138,8 +138,9 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
     src.set_progress(events.clone());
     let mut dst = RegistryLocation::new(&target, opts.client.clone())?;
     dst.set_progress(events.clone());
+    // A multi-platform image: every platform the store holds, then the index.
     let options = CopyOptions {
-        platforms: PlatformChoice::Host,
+        platforms: PlatformChoice::All,
         concurrency: opts.client.max_concurrent_transfers.max(1),
     };
     let report = copy(
@@ -154,9 +155,17 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
     .map_err(|e| e.context(format!("pushing {}", target.familiar())))?;
     drop(src);
 
-    store
-        .add_repo_digest(&target.repository(), &report.root.digest)
-        .map_err(store_err)?;
+    // The repository now serves this manifest (or index). An index made
+    // for the push (of the platforms held here) is no name of the store's.
+    if store
+        .image_of_manifest(&report.root.digest, None)
+        .map_err(store_err)?
+        .is_some()
+    {
+        store
+            .add_repo_digest(&target.repository(), &report.root.digest)
+            .map_err(store_err)?;
+    }
     Ok(PushReport {
         reference: target,
         digest: report.root.digest.clone(),

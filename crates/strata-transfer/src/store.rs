@@ -31,7 +31,7 @@ use std::sync::{Mutex, MutexGuard};
 use crate::ingest::{Blob, ByteCallback, LayerIngest, Staged, adopt_file, staging_file};
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Manifest, Platform, Reference, media};
 use strata_snapshot::{Driver, Snapshotter};
-use strata_store::{LayerRecord, NewImage, Store, StoreLock};
+use strata_store::{ImageRecord, LayerRecord, NewImage, Store, StoreLock};
 use tokio::io::AsyncReadExt;
 
 use crate::copy::ByteCounter;
@@ -369,28 +369,39 @@ impl StoreLocation {
         for (img, _) in &new_images {
             store.add_image(img).map_err(store_err)?;
         }
-        // The name goes to the host's image (the first one when none is);
-        // the index is recorded as a name of that image, as pull does.
+        // A multi-platform copy names the index (its platforms are recorded,
+        // present or not); the index itself is a manifest of the host's
+        // image (the first one when none is), which a name resolves to by
+        // default.
         let host = Platform::host();
         let named = new_images
             .iter()
             .find(|(_, p)| host.matches(p))
             .unwrap_or(&new_images[0]);
-        let (id, manifest) = (named.0.config_digest.clone(), named.0.manifest.digest.clone());
+        let (id, mut manifest) = (named.0.config_digest.clone(), named.0.manifest.digest.clone());
         let mut repo_digest = manifest.clone();
         if is_index {
             store
                 .put_blob_verified(&root.digest, Some(root_bytes.len() as u64), &root_bytes[..])
                 .map_err(store_err)?;
-            store.add_index(root, &id, true).map_err(store_err)?;
-            if store.image_of_manifest(&root.digest, None).map_err(store_err)? == Some(id.clone()) {
-                repo_digest = root.digest.clone();
-            }
+            let Document::Index(ix) = parse(root, &root_bytes)? else {
+                unreachable!("checked above")
+            };
+            let members: Vec<(Descriptor, Platform)> = ix
+                .manifests
+                .iter()
+                .filter(|d| media::is_manifest(&d.media_type))
+                .filter_map(|d| d.platform.clone().map(|p| (d.clone(), p)))
+                .filter(|(_, p)| p.os != "unknown")
+                .collect();
+            store.add_index_image(root, &id, &members).map_err(store_err)?;
+            repo_digest = root.digest.clone();
+            manifest = root.digest.clone();
         }
         for name in names {
             let r = Reference::parse(name).map_err(|e| TransferError::Invalid(format!("{name:?}: {e}")))?;
             if let Some(d) = r.digest() {
-                if *d != root.digest && *d != manifest {
+                if *d != root.digest && *d != named.0.manifest.digest {
                     return Err(TransferError::Invalid(format!(
                         "{name}: the image copied is {}, not {d}",
                         root.digest
@@ -589,6 +600,11 @@ impl Sink for StoreLocation {
         Ok(())
     }
 
+    /// The store records which platforms of an index it holds.
+    fn keeps_partial_indexes(&self) -> bool {
+        true
+    }
+
     async fn finish(&self, root: &Descriptor, names: &[String]) -> Result<()> {
         self.locked().await?;
         let mut st = guard(&self.state);
@@ -611,40 +627,94 @@ impl StoreLocation {
             e => store_err(e),
         })?;
         *guard(&self.mounts) = crate::distributable::mount_candidates(&resolved.image);
+        if let Some(index) = &resolved.index {
+            return self.index_desc(&mut store, index);
+        }
+        self.image_manifest_desc(&mut store, &resolved.image, &resolved.manifest)
+    }
+
+    /// A multi-platform image as the store serves it: the stored index when
+    /// it holds every platform and serves each manifest unchanged; else an
+    /// index of the platforms it holds, each as served (see
+    /// [`StoreLocation::image_manifest_desc`]), in the index's order.
+    fn index_desc(&self, store: &mut Store, index: &Digest) -> Result<Descriptor> {
+        let bytes = store.read_blob(index, MAX_DOCUMENT_SIZE).map_err(store_err)?;
+        let (mt, mut ix) = match Document::parse(&bytes, None) {
+            Ok(Document::Index(ix)) => (
+                ix.media_type.clone().unwrap_or_else(|| media::OCI_INDEX.to_string()),
+                ix,
+            ),
+            _ => return Err(TransferError::Invalid(format!("stored index {index} is not an index"))),
+        };
+        let members = store.index_members(index).map_err(store_err)?;
+        let mut changed = false;
+        let mut kept = Vec::new();
+        for d in &ix.manifests {
+            let member = members.iter().find(|m| m.manifest.digest == d.digest);
+            let Some(image) = member.and_then(|m| m.image.as_ref()) else {
+                // Not held here (another platform, or an attestation).
+                changed = true;
+                continue;
+            };
+            let record = store
+                .image(image)
+                .map_err(store_err)?
+                .ok_or_else(|| TransferError::Invalid(format!("image {image} of index {index} is gone")))?;
+            let served = self.image_manifest_desc(store, &record, &d.digest)?;
+            if served.digest != d.digest {
+                changed = true;
+            }
+            let mut entry = d.clone();
+            entry.digest = served.digest;
+            entry.size = served.size;
+            entry.media_type = served.media_type;
+            kept.push(entry);
+        }
+        if kept.is_empty() {
+            return Err(TransferError::NotFound {
+                what: format!("any platform of index {index} in the store {}", self.root.display()),
+            });
+        }
+        if !changed {
+            return Ok(Descriptor::new(&mt, index.clone(), bytes.len() as u64));
+        }
+        ix.manifests = kept;
+        let bytes = serde_json::to_vec(&ix).map_err(|e| TransferError::Invalid(e.to_string()))?;
+        let d = Digest::sha256_of(&bytes);
+        guard(&self.rewritten).insert(d.clone(), bytes.clone());
+        Ok(Descriptor::new(&mt, d, bytes.len() as u64))
+    }
+
+    /// One image's manifest as the store serves it: as stored, with the
+    /// layer forms the store holds, or (for a registry) compressed.
+    fn image_manifest_desc(&self, store: &mut Store, image: &ImageRecord, manifest: &Digest) -> Result<Descriptor> {
         if let Some(level) = self.distributable {
-            let (d, mt, bytes, _) =
-                crate::distributable::manifest(&mut store, &resolved.image, &resolved.manifest, level, &self.progress)?;
+            let (d, mt, bytes, _) = crate::distributable::manifest(store, image, manifest, level, &self.progress)?;
             let desc = Descriptor::new(&mt, d.clone(), bytes.len() as u64);
             guard(&self.rewritten).insert(d, bytes);
             return Ok(desc);
         }
-        let bytes = store
-            .read_blob(&resolved.manifest, MAX_DOCUMENT_SIZE)
-            .map_err(store_err)?;
-        let mt = resolved
-            .image
+        let bytes = store.read_blob(manifest, MAX_DOCUMENT_SIZE).map_err(store_err)?;
+        let mt = image
             .manifests
             .iter()
-            .find(|m| m.0 == resolved.manifest)
+            .find(|m| m.0 == *manifest)
             .map(|m| m.1.clone())
             .unwrap_or_else(|| media::OCI_MANIFEST.to_string());
-        let manifest = match Document::parse(&bytes, Some(&mt)) {
+        let parsed = match Document::parse(&bytes, Some(&mt)) {
             Ok(Document::Manifest(m)) => m,
             Ok(Document::Index(_)) => {
                 return Err(TransferError::Invalid(format!(
                     "stored manifest {} is an index",
-                    resolved.manifest
+                    manifest
                 )));
             }
             Err(e) => {
-                return Err(TransferError::Invalid(format!(
-                    "stored manifest {}: {e}",
-                    resolved.manifest
-                )));
+                return Err(TransferError::Invalid(format!("stored manifest {}: {e}", manifest)));
             }
         };
-        match strata_image::held_forms(&store, &resolved.image.diff_ids, &manifest).map_err(store_err)? {
-            None => Ok(Descriptor::new(&mt, resolved.manifest, bytes.len() as u64)),
+        match strata_image::held_forms(store, &image.diff_ids, &parsed).map_err(store_err)? {
+            None => Ok(Descriptor::new(&mt, manifest.clone(), bytes.len() as u64)),
             Some(rewritten) => {
                 let bytes = serde_json::to_vec(&rewritten).map_err(|e| TransferError::Invalid(e.to_string()))?;
                 let d = Digest::sha256_of(&bytes);

@@ -10,6 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::{ArgAction, Args, Subcommand};
 use strata_oci::{Platform, Reference};
 use strata_registry::{ClientOptions, block_on};
+use strata_transfer::PlatformChoice;
 use strata_transfer::pin::{FromLine, PinAction, PinOptions};
 use strata_transfer::progress::{Event, LayerStatus, Progress, no_progress};
 use strata_transfer::pull::PullOptions;
@@ -23,9 +24,12 @@ pub struct PullArgs {
     /// Download all tagged images in the repository
     #[arg(short = 'a', long = "all-tags")]
     pub all_tags: bool,
-    /// Set platform if server is multi-platform capable (os/arch[/variant])
+    /// Set platform if server is multi-platform capable (os/arch[/variant]; several, comma-separated, keep a multi-platform image)
     #[arg(long)]
     pub platform: Option<String>,
+    /// Pull every platform of a multi-platform image
+    #[arg(long, conflicts_with = "platform")]
+    pub all_platforms: bool,
     /// Suppress verbose output
     #[arg(short, long)]
     pub quiet: bool,
@@ -361,8 +365,26 @@ fn printer() -> Progress {
 
 pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     let reference = Reference::parse(&a.reference)?;
+    // Several platforms (or all): one multi-platform image under the name.
+    let platforms: Vec<Platform> = a
+        .platform
+        .as_deref()
+        .map(|p| {
+            p.split(',')
+                .map(|p| Platform::parse(p.trim()))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()?
+        .unwrap_or_default();
+    let multi = if a.all_platforms {
+        Some(PlatformChoice::All)
+    } else if platforms.len() > 1 {
+        Some(PlatformChoice::Platforms(platforms.clone()))
+    } else {
+        None
+    };
     let opts = PullOptions {
-        platform: a.platform.as_deref().map(Platform::parse).transpose()?,
+        platform: platforms.first().cloned(),
         client: ClientOptions {
             max_concurrent_transfers: usize::from(a.max_concurrent_downloads),
             ..client_options(a.tls_verify)?
@@ -385,7 +407,10 @@ pub fn pull(root: &Path, a: PullArgs) -> Result<ExitCode> {
     };
     for r in targets {
         let progress = progress_for(a.quiet);
-        let report = strata_transfer::pull::pull(&mut store, &r, &opts, &progress)?;
+        let report = match &multi {
+            Some(choice) => strata_transfer::pull::pull_platforms(&mut store, &r, choice, &opts, &progress)?,
+            None => strata_transfer::pull::pull(&mut store, &r, &opts, &progress)?,
+        };
         drop(progress);
         if a.quiet {
             println!("{}", report.reference);

@@ -12,7 +12,7 @@ use strata_image::{ImportOptions, ImportSource, RemoveEvent};
 use strata_oci::{Platform, Reference};
 use strata_transfer::archive::{ArchiveFormat, ArchiveInput, ArchiveSink, ImageArchive};
 use strata_transfer::store::StoreLocation;
-use strata_transfer::{CopyOptions, no_progress};
+use strata_transfer::{CopyOptions, PlatformChoice, no_progress};
 
 use super::open_store;
 use crate::format::{ellipsis, human_size, print_formatted, render, template};
@@ -150,6 +150,9 @@ pub struct ImagesArgs {
     /// Only show image IDs
     #[arg(short, long)]
     quiet: bool,
+    /// List multi-platform images as a tree of their platforms (Docker 27's layout)
+    #[arg(long, conflicts_with_all = ["quiet", "format", "digests"])]
+    tree: bool,
     /// Repository (and optionally tag) to list
     reference: Option<String>,
 }
@@ -179,11 +182,19 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
     }
     let mut list = store.list_images()?;
     list.sort_by(|x, y| y.created.cmp(&x.created).then(y.added_at.cmp(&x.added_at)));
+    if a.tree {
+        return images_tree(&store, &list, &patterns, dangling, a.no_trunc);
+    }
     let mut rows: Vec<Value> = Vec::new();
     for img in &list {
         if let Some(d) = dangling
             && d != img.is_dangling()
         {
+            continue;
+        }
+        // A platform of a multi-platform image is listed under its name
+        // (`images --tree`), not as an image of its own.
+        if img.tags.is_empty() && !img.named_indexes.is_empty() {
             continue;
         }
         let id = if a.no_trunc {
@@ -281,6 +292,114 @@ pub fn images(root: &Path, a: ImagesArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `images --tree`: each name, and beneath a multi-platform image its
+/// platforms (absent ones, not pulled or built here, marked so).
+fn images_tree(
+    store: &strata_store::Store,
+    list: &[strata_store::ImageRecord],
+    patterns: &[String],
+    dangling: Option<bool>,
+    no_trunc: bool,
+) -> Result<ExitCode> {
+    let id = |d: &strata_oci::Digest| if no_trunc { d.to_string() } else { d.short().to_string() };
+    // Bytes of the blobs a manifest names (config and layers), when held.
+    let content = |m: &strata_oci::Digest| -> Option<u64> {
+        let bytes = store.read_blob(m, strata_oci::media::MAX_DOCUMENT_SIZE).ok()?;
+        match strata_oci::Document::parse(&bytes, None).ok()? {
+            strata_oci::Document::Manifest(m) => Some(m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>()),
+            _ => None,
+        }
+    };
+    let mut lines: Vec<[String; 4]> = vec![["IMAGE".into(), "ID".into(), "DISK USAGE".into(), "CONTENT SIZE".into()]];
+    let mut extra: Vec<String> = vec!["EXTRA".into()];
+    for img in list {
+        if dangling.is_some_and(|d| d != img.is_dangling()) || (img.tags.is_empty() && !img.named_indexes.is_empty()) {
+            continue;
+        }
+        let names: Vec<(String, strata_oci::Digest)> = if img.tags.is_empty() {
+            vec![("<none>:<none>".into(), img.primary_manifest().clone())]
+        } else {
+            img.tags
+                .iter()
+                .map(|t| {
+                    (
+                        format!("{}:{}", strata_oci::reference::familiar_repository(&t.repo), t.tag),
+                        t.manifest.clone(),
+                    )
+                })
+                .collect()
+        };
+        for (name, target) in names {
+            if !patterns.is_empty() {
+                let repo = name.rsplit_once(':').map(|(r, _)| r).unwrap_or(&name);
+                let hit = patterns.iter().any(|p| {
+                    let against = if p.contains(':') { name.as_str() } else { repo };
+                    strata_builder::glob_match(p, against).unwrap_or(false)
+                });
+                if !hit {
+                    continue;
+                }
+            }
+            let members = store.index_members(&target)?;
+            if members.is_empty() {
+                lines.push([
+                    name,
+                    id(&img.id),
+                    human_size(img.size),
+                    content(img.primary_manifest()).map(human_size).unwrap_or_default(),
+                ]);
+                extra.push(if img.containers > 0 { "U".into() } else { String::new() });
+                continue;
+            }
+            let held: Vec<strata_store::ImageRecord> = members
+                .iter()
+                .filter_map(|m| m.image.as_ref())
+                .filter_map(|i| store.image(i).ok().flatten())
+                .collect();
+            let disk: u64 = held.iter().map(|i| i.size).sum();
+            let total: u64 = members.iter().filter_map(|m| content(&m.manifest.digest)).sum();
+            lines.push([name, id(&target), human_size(disk), human_size(total)]);
+            extra.push(String::new());
+            for (i, m) in members.iter().enumerate() {
+                let branch = if i + 1 == members.len() { "└─" } else { "├─" };
+                match &m.image {
+                    Some(image) => {
+                        let rec = held.iter().find(|r| r.id == *image);
+                        lines.push([
+                            format!("{branch} {}", m.platform),
+                            id(image),
+                            rec.map(|r| human_size(r.size)).unwrap_or_default(),
+                            content(&m.manifest.digest).map(human_size).unwrap_or_default(),
+                        ]);
+                        extra.push(if rec.is_some_and(|r| r.containers > 0) {
+                            "U".into()
+                        } else {
+                            String::new()
+                        });
+                    }
+                    None => {
+                        lines.push([
+                            format!("{branch} {}", m.platform),
+                            id(&m.manifest.digest),
+                            "0B".into(),
+                            "-".into(),
+                        ]);
+                        extra.push("absent (not pulled)".into());
+                    }
+                }
+            }
+        }
+    }
+    let width = |c: usize| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0);
+    let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
+    let mut out = std::io::stdout().lock();
+    for (l, e) in lines.iter().zip(&extra) {
+        let row = format!("{:<w0$}   {:<w1$}   {:>w2$}   {:>w3$}   {e}", l[0], l[1], l[2], l[3]);
+        writeln!(out, "{}", row.trim_end())?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[derive(Args)]
 #[command(override_usage = "strata tag SOURCE_IMAGE[:TAG] TARGET_IMAGE[:TAG]")]
 pub struct TagArgs {
@@ -295,7 +414,9 @@ pub fn tag(root: &Path, a: TagArgs) -> Result<ExitCode> {
         bail!("refusing to create a tag with a digest reference");
     }
     let src = strata_image::resolve(&store, &a.source)?;
-    store.set_tag(&target.with_default_tag(), &src.manifest)?;
+    // A multi-platform image: the new name is the index's too.
+    let manifest = src.index.as_ref().unwrap_or(&src.manifest);
+    store.set_tag(&target.with_default_tag(), manifest)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -345,6 +466,9 @@ pub struct InspectArgs {
     /// Only "image" is supported
     #[arg(long = "type", value_name = "string")]
     kind: Option<String>,
+    /// Inspect this platform of a multi-platform image (os/arch[/variant])
+    #[arg(long, value_name = "string")]
+    platform: Option<String>,
     #[arg(required = true)]
     names: Vec<String>,
 }
@@ -358,8 +482,24 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
     let mut out = Vec::new();
     let mut failed = false;
+    let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     for n in &a.names {
-        match strata_image::resolve(&store, n).and_then(|r| strata_image::inspect(&store, &r.image)) {
+        let one = || -> strata_image::Result<Value> {
+            let named = strata_image::resolve(&store, n)?;
+            let Some(p) = &platform else {
+                return strata_image::inspect(&store, &named.image);
+            };
+            let r = strata_image::resolve_platform(&store, n, p)?;
+            let mut v = strata_image::inspect(&store, &r.image)?;
+            if r.image.id != named.image.id {
+                // A platform of a multi-platform image: its names are the index's.
+                let names = strata_image::inspect(&store, &named.image)?;
+                v["RepoTags"] = names["RepoTags"].clone();
+                v["RepoDigests"] = names["RepoDigests"].clone();
+            }
+            Ok(v)
+        };
+        match one() {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -502,7 +642,12 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
     let sink = ArchiveSink::create(format, a.output.as_deref(), || Box::new(std::io::stdout()), &tmp)?;
     strata_registry::block_on(async {
         for (_, name, refs) in &wanted {
-            strata_transfer::copy(&source, &sink, Some(name), refs, &CopyOptions::default(), no_progress()).await?;
+            // A multi-platform image: every platform the store holds.
+            let all = CopyOptions {
+                platforms: PlatformChoice::All,
+                ..CopyOptions::default()
+            };
+            strata_transfer::copy(&source, &sink, Some(name), refs, &all, no_progress()).await?;
         }
         sink.commit().await
     })??;
@@ -555,7 +700,11 @@ pub fn load(root: &Path, a: LoadArgs) -> Result<ExitCode> {
                 &sink,
                 Some(&image.reference),
                 &image.names,
-                &CopyOptions::default(),
+                // An index keeps all its platforms (as Docker's containerd store loads it).
+                &CopyOptions {
+                    platforms: PlatformChoice::All,
+                    ..CopyOptions::default()
+                },
                 no_progress(),
             )
             .await?;

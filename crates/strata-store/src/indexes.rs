@@ -1,0 +1,99 @@
+//! Multi-platform images: a stored index and its platforms. The index is a
+//! manifests row of one of its images (the host's when present: what a
+//! name resolves to by default); `index_members` lists every platform the
+//! index names, whether or not the store holds it, so that an image pulled
+//! or built for some platforms shows the others as absent.
+
+use rusqlite::params;
+use strata_oci::{Descriptor, Digest, Platform};
+
+use crate::Store;
+use crate::error::{Error, Result};
+
+/// One platform of a stored index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexMember {
+    /// The platform's manifest, as the index names it.
+    pub manifest: Descriptor,
+    pub platform: Platform,
+    /// The image, when the store holds this platform.
+    pub image: Option<Digest>,
+}
+
+impl Store {
+    /// Records `index` (its blob stored) as a multi-platform image: the
+    /// index names image `representative` (one of its platforms held
+    /// here), and `members` are its platforms in index order. Replaces what
+    /// was recorded for the same index.
+    pub fn add_index_image(
+        &mut self,
+        index: &Descriptor,
+        representative: &Digest,
+        members: &[(Descriptor, Platform)],
+    ) -> Result<()> {
+        self.add_index(index, representative, true)?;
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM index_members WHERE index_digest=?1",
+            [index.digest.to_string()],
+        )?;
+        for (i, (m, p)) in members.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO index_members (index_digest, position, manifest, media_type, size, platform) VALUES (?1,?2,?3,?4,?5,?6)",
+                params![index.digest.to_string(), i as i64, m.digest.to_string(), m.media_type, m.size as i64, p.to_string()],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The platforms of a stored index, in index order (empty when
+    /// `index` is not recorded as a multi-platform image).
+    pub fn index_members(&self, index: &Digest) -> Result<Vec<IndexMember>> {
+        let mut st = self.conn.prepare(
+            "SELECT i.manifest, i.media_type, i.size, i.platform, m.image_id
+             FROM index_members i LEFT JOIN manifests m ON m.digest = i.manifest
+             WHERE i.index_digest=?1 ORDER BY i.position",
+        )?;
+        let rows = st.query_map([index.to_string()], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<String>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (manifest, media_type, size, platform, image) = row?;
+            let bad = |e: String| Error::Invalid(format!("corrupt metadata: {e}"));
+            out.push(IndexMember {
+                manifest: Descriptor::new(
+                    &media_type,
+                    Digest::parse(&manifest).map_err(|e| bad(e.to_string()))?,
+                    size as u64,
+                ),
+                platform: Platform::parse(&platform).map_err(|e| bad(e.to_string()))?,
+                image: image
+                    .map(|i| Digest::parse(&i).map_err(|e| bad(e.to_string())))
+                    .transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The stored multi-platform indexes that hold image `id` as one of
+    /// their platforms and have a name (a tag), so the image is not dangling.
+    pub fn named_indexes_of(&self, id: &Digest) -> Result<Vec<Digest>> {
+        let mut st = self.conn.prepare(
+            "SELECT DISTINCT i.index_digest FROM index_members i
+             JOIN manifests m ON m.digest = i.manifest
+             WHERE m.image_id=?1 AND EXISTS (SELECT 1 FROM tags t WHERE t.manifest = i.index_digest)
+             ORDER BY i.index_digest",
+        )?;
+        let rows = st.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
+        rows.map(|r| Digest::parse(&r?).map_err(|e| Error::Invalid(format!("corrupt metadata: {e}"))))
+            .collect()
+    }
+}
