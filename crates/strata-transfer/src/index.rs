@@ -724,7 +724,7 @@ pub enum CreateEvent {
     Copied {
         digest: Digest,
         to: String,
-        report: CopyReport,
+        report: Box<CopyReport>,
     },
     /// The index is being put under a tag.
     Pushing { digest: Digest, to: String },
@@ -768,7 +768,7 @@ pub async fn push(plan: &Plan, progress: &(dyn Fn(CreateEvent) + Sync)) -> Resul
                 Some(report) => progress(CreateEvent::Copied {
                     digest: e.desc.digest.clone(),
                     to: repo.clone(),
-                    report,
+                    report: Box::new(report),
                 }),
             }
         }
