@@ -88,6 +88,9 @@ enum Command {
     /// View the packaged-based Software Bill Of Materials (SBOM) for an image
     #[command(help_template = HELP_TEMPLATE)]
     Sbom(cmd::sbom::SbomArgs),
+    /// Scan images for vulnerabilities; manage the offline vulnerability database
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Scan(cmd::scan_cmd::ScanCommand),
     /// Docker Buildx: build (multi-platform), imagetools, builders and emulators
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Buildx(cmd::buildx::BuildxCommand),
@@ -199,6 +202,7 @@ fn main() -> ExitCode {
         Command::Pin(a) => cmd::distribution::pin(a),
         Command::Copy(a) => cmd::copy::copy(&root, a),
         Command::Sbom(a) => cmd::sbom::sbom(&root, a),
+        Command::Scan(c) => cmd::scan_cmd::scan(&root, c),
         Command::Buildx(c) => cmd::buildx::buildx(&root, c),
         Command::Imagetools(c) => cmd::buildx::buildx(&root, cmd::buildx::BuildxCommand::Imagetools(c)),
         Command::Image(c) => cmd::images::image(&root, c),

@@ -9,6 +9,8 @@ pub mod images;
 pub mod imagetools;
 pub mod manifest_lists;
 pub mod sbom;
+pub mod scan_cmd;
+pub mod scan_db;
 pub mod system;
 
 use std::io::{IsTerminal, Write};
