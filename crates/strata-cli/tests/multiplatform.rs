@@ -128,6 +128,8 @@ fn a_multi_platform_image_is_one_name_with_its_platforms() {
     assert!(tree.contains("└─ linux/arm/v7") && tree.contains("absent"), "{tree}");
     assert_eq!(arch_of(&store, &["--platform", "linux/arm64", &name]), "linux/arm64");
     assert_eq!(arch_of(&store, &["--platform", "linux/amd64", &name]), "linux/amd64");
+    let described = store.ok(&["inspect", "-f", "{{.Descriptor.digest}}", &name]);
+    assert_eq!(described.trim(), index);
     let err = store.fails(&["inspect", "--platform", "linux/arm/v7", &name]);
     assert!(
         err.contains("linux/arm/v7") && err.contains("not in the store"),

@@ -487,7 +487,15 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
         let one = || -> strata_image::Result<Value> {
             let named = strata_image::resolve(&store, n)?;
             let Some(p) = &platform else {
-                return strata_image::inspect(&store, &named.image);
+                let mut v = strata_image::inspect(&store, &named.image)?;
+                // A multi-platform image: the host's platform (or the first
+                // held), and the index it is one of (Docker 28's field).
+                if let Some(ix) = &named.index
+                    && let Some((d, mt, size)) = named.image.manifests.iter().find(|(d, _, _)| d == ix)
+                {
+                    v["Descriptor"] = json!({"mediaType": mt, "digest": d.to_string(), "size": size});
+                }
+                return Ok(v);
             };
             let r = strata_image::resolve_platform(&store, n, p)?;
             let mut v = strata_image::inspect(&store, &r.image)?;
