@@ -92,9 +92,26 @@ pub enum Error {
     NoCacheFilterStage(String),
     #[error(transparent)]
     Platform(#[from] strata_oci::platform::PlatformError),
-    /// `--platform` (or `FROM --platform`) names another platform than the host's.
-    #[error("cannot build for {platform}: strata builds only for the host platform {host} (no emulation)")]
-    ForeignPlatform { platform: String, host: String },
+    /// `--platform` (or `FROM --platform`) names a platform this host cannot
+    /// run (natively or through a registered emulator); the source names the
+    /// fix (`strata buildx install-emulators ARCH`).
+    #[error("cannot build for {platform}")]
+    CannotRunPlatform {
+        platform: String,
+        #[source]
+        source: strata_emulation::EmulationError,
+    },
+    /// `--platform` with no platform in it (`--platform ,`).
+    #[error("--platform {0:?} names no platform (give os/arch[/variant], comma-separated)")]
+    NoPlatform(String),
+    /// A base that the store (after any pull) holds, but not for the stage's platform.
+    #[error("base image {name} for platform {platform}")]
+    BasePlatform {
+        name: String,
+        platform: String,
+        #[source]
+        source: Box<strata_image::Error>,
+    },
     #[error("invalid tag {tag:?}")]
     InvalidTag {
         tag: String,

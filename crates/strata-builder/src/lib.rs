@@ -11,6 +11,15 @@
 //! layer (strata-layer) → the target's config and layers registered as an
 //! image (strata-image) and tagged.
 //!
+//! `--platform` picks the platform built for (TARGETPLATFORM; BUILDPLATFORM
+//! is the host's): it must run here, natively or through a binfmt_misc
+//! emulator (strata-emulation), so RUN just runs. Bases are resolved (and
+//! pulled) for a stage's platform (`FROM --platform=…`, else the target's),
+//! which is part of every cache key. Several platforms build one after the
+//! other (not in parallel yet) and make a multi-platform image: an OCI index
+//! of their images, tagged; a stage for the build platform is a cache hit
+//! for every platform after the first.
+//!
 //! The build context is read in place (never copied or tarred), filtered
 //! by `.dockerignore`; file hashes are kept in an index per context and
 //! recomputed only for files whose stat changed. Every path taken from the
@@ -95,7 +104,9 @@ pub struct BuildOptions {
     pub no_cache: bool,
     /// `--label K=V` for the image.
     pub labels: Vec<String>,
-    /// `--platform` (only the host's).
+    /// `--platform`: the platform to build for (default: the host's), or
+    /// several, comma-separated (a multi-platform image). Each must run on
+    /// this host, natively or through a registered emulator.
     pub platform: Option<String>,
     /// Clamp times in the config and the layers (reproducible builds).
     pub source_date_epoch: Option<i64>,
@@ -118,8 +129,9 @@ pub struct BuildOptions {
 #[derive(Clone)]
 pub struct Puller(pub Arc<PullFn>);
 
-/// What a [`Puller`] calls: pull this reference.
-pub type PullFn = dyn Fn(&str) -> std::result::Result<(), PullError> + Send + Sync;
+/// What a [`Puller`] calls: pull this reference, for this platform when
+/// given (else the host's).
+pub type PullFn = dyn Fn(&str, Option<&Platform>) -> std::result::Result<(), PullError> + Send + Sync;
 
 impl std::fmt::Debug for Puller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -152,9 +164,23 @@ impl Default for BuildOptions {
 /// What was built.
 #[derive(Debug, Clone)]
 pub struct BuildOutput {
+    /// The image's ID; of a multi-platform build, the index's digest.
+    pub image_id: Digest,
+    /// The image's manifest; of a multi-platform build, the index's digest.
+    pub manifest: Digest,
+    /// The OCI index of a multi-platform build (several `--platform`s).
+    pub index: Option<Digest>,
+    /// The image built for each platform.
+    pub platforms: Vec<PlatformImage>,
+    pub tags: Vec<Reference>,
+}
+
+/// One platform's image of a build.
+#[derive(Debug, Clone)]
+pub struct PlatformImage {
+    pub platform: Platform,
     pub image_id: Digest,
     pub manifest: Digest,
-    pub tags: Vec<Reference>,
 }
 
 /// What the stage threads share.
@@ -170,10 +196,18 @@ pub(crate) struct Shared {
     context: OnceLock<std::result::Result<Arc<ContextTree>, String>>,
     ignore: IgnoreRules,
     index_path: PathBuf,
-    pub progress: Progress,
+    pub progress: Arc<Progress>,
     pub build_args: BTreeMap<String, String>,
     pub used_args: Mutex<BTreeSet<String>>,
+    /// The platform built for (TARGETPLATFORM).
     pub platform: Platform,
+    /// The platform building (BUILDPLATFORM): the host's.
+    pub build_platform: Platform,
+    /// Whether a platform was asked for (`--platform`): bases are then
+    /// resolved for it, and must have it.
+    pub explicit_platform: bool,
+    /// Shown in the steps' labels in a multi-platform build (`[linux/arm64 stage 1/2]`).
+    pub platform_label: Option<String>,
     pub epoch: Option<i64>,
     pub no_cache: bool,
     /// Stages built without the cache (`--no-cache-filter`).
@@ -305,14 +339,12 @@ pub(crate) fn human_bytes(n: u64) -> String {
     }
 }
 
-fn platform_args(p: &Platform) -> BTreeMap<String, String> {
+/// The predefined platform arguments: `TARGET*` for the platform built
+/// for, `BUILD*` for the one building (the host).
+fn platform_args(target: &Platform, build: &Platform) -> BTreeMap<String, String> {
     let mut m = BTreeMap::new();
-    let full = match &p.variant {
-        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
-        None => format!("{}/{}", p.os, p.architecture),
-    };
-    for prefix in ["TARGET", "BUILD"] {
-        m.insert(format!("{prefix}PLATFORM"), full.clone());
+    for (prefix, p) in [("TARGET", target), ("BUILD", build)] {
+        m.insert(format!("{prefix}PLATFORM"), platform_string(p));
         m.insert(format!("{prefix}OS"), p.os.clone());
         m.insert(format!("{prefix}ARCH"), p.architecture.clone());
         m.insert(format!("{prefix}VARIANT"), p.variant.clone().unwrap_or_default());
@@ -320,16 +352,42 @@ fn platform_args(p: &Platform) -> BTreeMap<String, String> {
     m
 }
 
-/// Checks a `--platform` value against the host: only native builds.
-pub(crate) fn check_platform(s: &str, host: &Platform) -> Result<()> {
-    let p = Platform::parse(s)?;
-    if p.os != host.os || p.architecture != host.architecture {
-        return Err(Error::ForeignPlatform {
-            platform: s.to_string(),
-            host: format!("{}/{}", host.os, host.architecture),
-        });
+/// `os/arch[/variant]`.
+pub(crate) fn platform_string(p: &Platform) -> String {
+    match &p.variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
     }
-    Ok(())
+}
+
+/// `--platform P1,P2,…`: each parsed, duplicates dropped, in order.
+pub(crate) fn parse_platforms(s: &str) -> Result<Vec<Platform>> {
+    let mut out: Vec<Platform> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let p = Platform::parse(part)?;
+        if !out.iter().any(|q| platform_string(q) == platform_string(&p)) {
+            out.push(p);
+        }
+    }
+    if out.is_empty() {
+        return Err(Error::NoPlatform(s.to_string()));
+    }
+    Ok(out)
+}
+
+/// Checks that this host runs `p` (natively, or through a binfmt_misc
+/// emulator with the F flag, which makes RUN just work); the error names
+/// the platform and the fix.
+pub(crate) fn check_runnable(p: &Platform, host: &Platform) -> Result<()> {
+    if p.os == host.os && p.architecture == host.architecture {
+        return Ok(());
+    }
+    strata_emulation::can_run(p)
+        .map(|_| ())
+        .map_err(|source| Error::CannotRunPlatform {
+            platform: platform_string(p),
+            source,
+        })
 }
 
 fn read_dockerfile(opts: &BuildOptions) -> Result<(Vec<u8>, String, Option<PathBuf>)> {
@@ -551,8 +609,11 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
 }
 
 /// Runs a build against the store at `root`, reporting to `progress`
-/// (plain lines or a tty display).
+/// (plain lines or a tty display). With several platforms (`--platform
+/// P1,P2`) the build runs once per platform, one after the other, and the
+/// result is a multi-platform image: an OCI index of their manifests.
 pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress) -> Result<BuildOutput> {
+    let progress = Arc::new(progress);
     let context_dir = std::fs::canonicalize(&opts.context).map_err(|source| Error::ContextNotFound {
         path: opts.context.clone(),
         source,
@@ -561,9 +622,192 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         return Err(Error::ContextNotADirectory(opts.context.clone()));
     }
     let host = Platform::host();
-    if let Some(p) = &opts.platform {
-        check_platform(p, &host)?;
+    let targets: Vec<Option<Platform>> = match &opts.platform {
+        None => vec![None],
+        Some(s) => parse_platforms(s)?.into_iter().map(Some).collect(),
+    };
+    // Every platform must run here before anything does.
+    for t in targets.iter().flatten() {
+        check_runnable(t, &host)?;
     }
+    let mut refs = Vec::new();
+    for t in &opts.tags {
+        let r = Reference::parse(t)
+            .map_err(|source| Error::InvalidTag { tag: t.clone(), source })?
+            .with_default_tag();
+        refs.push(r);
+    }
+    let loaded = load(opts, &progress, context_dir)?;
+
+    let wanted = opts
+        .storage_driver
+        .clone()
+        .or_else(|| std::env::var("STRATA_STORAGE_DRIVER").ok())
+        .filter(|d| !d.is_empty());
+    let driver_wanted = wanted.as_deref().map(strata_snapshot::Driver::parse).transpose()?;
+    // Listing and removing snapshots needs no driver probe (which mounts, and costs more
+    // than a whole cached build).
+    let stale_driver = driver_wanted.unwrap_or(strata_snapshot::Driver::Overlay);
+    if let Some(n) = &opts.network
+        && !matches!(n.as_str(), "default" | "host" | "none")
+    {
+        return Err(Error::Unsupported(format!(
+            "--network={n} is not supported (use default, host or none)"
+        )));
+    }
+    let mut store = Store::open(root).map_err(|source| Error::OpenStore {
+        root: root.to_path_buf(),
+        source,
+    })?;
+    cache::init(&store)?;
+    let _lock = StoreLock::shared(store.root())?;
+    stage::remove_stale_snapshots(&strata_snapshot::Snapshotter::new(root, stale_driver));
+
+    // One plan per platform, each checked before anything runs: nothing is written
+    // when one of them is wrong.
+    let multi = targets.len() > 1;
+    let mut plans = Vec::new();
+    for t in &targets {
+        let (shared, target) = plan(
+            root,
+            opts,
+            &loaded,
+            progress.clone(),
+            &host,
+            t.clone(),
+            multi,
+            driver_wanted,
+        )?;
+        preflight(&shared, &store)?;
+        plans.push((shared, target));
+    }
+
+    // The builds, one platform after the other (a stage built for the build
+    // platform, as `FROM --platform=$BUILDPLATFORM`, is a cache hit for the
+    // next target).
+    let mut built = Vec::new();
+    for (shared, target) in &plans {
+        built.push(execute(shared, *target, opts, &store)?);
+    }
+
+    // The image.
+    let v = progress.start("exporting to image");
+    v.log("exporting layers done");
+    let out = if !multi {
+        let b = built.pop().expect("one build");
+        let imported = strata_image::register(&mut store, &b.config, b.layers, refs.first())?;
+        v.log(&format!("writing image {} done", imported.id));
+        for r in refs.iter().skip(1) {
+            store.set_tag(r, &imported.manifest)?;
+        }
+        BuildOutput {
+            platforms: vec![PlatformImage {
+                platform: b.platform,
+                image_id: imported.id.clone(),
+                manifest: imported.manifest.clone(),
+            }],
+            image_id: imported.id,
+            manifest: imported.manifest,
+            index: None,
+            tags: refs.clone(),
+        }
+    } else {
+        let mut platforms = Vec::new();
+        let mut members = Vec::new();
+        for b in built {
+            let imported = strata_image::register(&mut store, &b.config, b.layers, None)?;
+            v.log(&format!(
+                "exporting manifest {} for {} done",
+                imported.manifest,
+                platform_string(&b.platform)
+            ));
+            let size = store
+                .blob_size(&imported.manifest)
+                .ok_or_else(|| Error::Internal(format!("manifest {} is not in the store", imported.manifest)))?;
+            let mut desc =
+                strata_oci::Descriptor::new(strata_oci::media::OCI_MANIFEST, imported.manifest.clone(), size);
+            desc.platform = Some(b.platform.clone());
+            members.push((desc, b.platform.clone()));
+            platforms.push(PlatformImage {
+                platform: b.platform,
+                image_id: imported.id,
+                manifest: imported.manifest,
+            });
+        }
+        let index = strata_oci::Index {
+            schema_version: 2,
+            media_type: Some(strata_oci::media::OCI_INDEX.into()),
+            artifact_type: None,
+            manifests: members.iter().map(|(d, _)| d.clone()).collect(),
+            subject: None,
+            annotations: None,
+        };
+        let bytes = serde_json::to_vec(&index).map_err(|e| Error::Internal(format!("writing the index: {e}")))?;
+        let digest = Digest::sha256_of(&bytes);
+        store.put_blob_verified(&digest, Some(bytes.len() as u64), &bytes[..])?;
+        let desc = strata_oci::Descriptor::new(strata_oci::media::OCI_INDEX, digest.clone(), bytes.len() as u64);
+        // The name resolves to the host's platform by default, else the first.
+        let representative = platforms
+            .iter()
+            .find(|p| p.platform.os == host.os && p.platform.architecture == host.architecture)
+            .unwrap_or(&platforms[0])
+            .image_id
+            .clone();
+        store.add_index_image(&desc, &representative, &members)?;
+        v.log(&format!("exporting manifest list {digest} done"));
+        for r in &refs {
+            store.set_tag(r, &digest)?;
+        }
+        BuildOutput {
+            image_id: digest.clone(),
+            manifest: digest.clone(),
+            index: Some(digest),
+            platforms,
+            tags: refs.clone(),
+        }
+    };
+    for r in &refs {
+        v.log(&format!("naming to {r} done"));
+    }
+    v.done();
+    let mut used = BTreeSet::new();
+    for (shared, _) in &plans {
+        used.extend(
+            shared
+                .used_args
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned(),
+        );
+    }
+    let predefined = &plans[0].0.predefined;
+    let unused: Vec<&String> = loaded
+        .build_args
+        .keys()
+        .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !predefined.contains_key(*k))
+        .collect();
+    if !unused.is_empty() {
+        progress.line(format!(
+            "[Warning] One or more build-args [{}] were not consumed",
+            unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+        ));
+    }
+    drop(plans);
+    Ok(out)
+}
+
+/// What every platform's build shares: the Dockerfile, `.dockerignore`, the build args.
+struct Loaded {
+    context_dir: PathBuf,
+    bytes: Vec<u8>,
+    df: Dockerfile,
+    dockerfile_name: String,
+    ignore: IgnoreRules,
+    build_args: BTreeMap<String, String>,
+}
+
+fn load(opts: &BuildOptions, progress: &Progress, context_dir: PathBuf) -> Result<Loaded> {
     // The Dockerfile.
     let v = progress.start("[internal] load build definition from Dockerfile");
     let (bytes, dockerfile_name, dockerfile_path) = read_dockerfile(opts)?;
@@ -606,12 +850,37 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             }
         }
     }
+    Ok(Loaded {
+        context_dir,
+        bytes,
+        df,
+        dockerfile_name,
+        ignore,
+        build_args,
+    })
+}
+
+/// The build for one platform (`None`: the host's, not asked for), ready to run.
+#[allow(clippy::too_many_arguments)]
+fn plan(
+    root: &Path,
+    opts: &BuildOptions,
+    loaded: &Loaded,
+    progress: Arc<Progress>,
+    host: &Platform,
+    platform: Option<Platform>,
+    multi: bool,
+    driver_wanted: Option<strata_snapshot::Driver>,
+) -> Result<(Shared, usize)> {
+    let df = loaded.df.clone();
     let lex = Lex::new(df.escape);
-    let predefined = platform_args(&host);
+    let explicit_platform = platform.is_some();
+    let target_platform = platform.unwrap_or_else(|| host.clone());
+    let predefined = platform_args(&target_platform, host);
     let mut global_scope = predefined.clone();
     let mut used = BTreeSet::new();
     for (name, default) in &df.global_args {
-        let value = match build_args.get(name) {
+        let value = match loaded.build_args.get(name) {
             Some(v) => {
                 used.insert(name.clone());
                 Some(v.clone())
@@ -641,24 +910,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             .ok_or_else(|| Error::NoSuchTarget(t.clone()))?,
         None => df.stages.len() - 1,
     };
-    let needed = needed_stages(&df, target, &global_scope, &lex, &dockerfile_name)?;
-
-    let wanted = opts
-        .storage_driver
-        .clone()
-        .or_else(|| std::env::var("STRATA_STORAGE_DRIVER").ok())
-        .filter(|d| !d.is_empty());
-    let driver_wanted = wanted.as_deref().map(strata_snapshot::Driver::parse).transpose()?;
-    // Listing and removing snapshots needs no driver probe (which mounts, and costs more
-    // than a whole cached build).
-    let stale_driver = driver_wanted.unwrap_or(strata_snapshot::Driver::Overlay);
-    if let Some(n) = &opts.network
-        && !matches!(n.as_str(), "default" | "host" | "none")
-    {
-        return Err(Error::Unsupported(format!(
-            "--network={n} is not supported (use default, host or none)"
-        )));
-    }
+    let needed = needed_stages(&df, target, &global_scope, &lex, &loaded.dockerfile_name)?;
     let mut no_cache_stages = BTreeSet::new();
     for f in opts.no_cache_filter.iter().flat_map(|f| f.split(',')) {
         let f = f.trim();
@@ -668,33 +920,31 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         let i = stage_named(&df, f).ok_or_else(|| Error::NoCacheFilterStage(f.to_string()))?;
         no_cache_stages.insert(i);
     }
-    let mut store = Store::open(root).map_err(|source| Error::OpenStore {
-        root: root.to_path_buf(),
-        source,
-    })?;
-    cache::init(&store)?;
-    let _lock = StoreLock::shared(store.root())?;
-    stage::remove_stale_snapshots(&strata_snapshot::Snapshotter::new(root, stale_driver));
     let index_path = root.join("build-index").join(format!(
         "{}.idx",
-        Digest::sha256_of(context_dir.as_os_str().as_encoded_bytes()).hex()
+        Digest::sha256_of(loaded.context_dir.as_os_str().as_encoded_bytes()).hex()
     ));
-
     let shared = Shared {
         root: root.to_path_buf(),
         driver_wanted,
         driver: OnceLock::new(),
-        dockerfile_lines: String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect(),
+        dockerfile_lines: String::from_utf8_lossy(&loaded.bytes)
+            .lines()
+            .map(str::to_string)
+            .collect(),
         df,
-        dockerfile_name,
-        context_dir,
+        dockerfile_name: loaded.dockerfile_name.clone(),
+        context_dir: loaded.context_dir.clone(),
         context: OnceLock::new(),
-        ignore,
+        ignore: loaded.ignore.clone(),
         index_path,
         progress,
-        build_args,
+        build_args: loaded.build_args.clone(),
         used_args: Mutex::new(used),
-        platform: host,
+        platform_label: multi.then(|| platform_string(&target_platform)),
+        platform: target_platform,
+        build_platform: host.clone(),
+        explicit_platform,
         epoch: opts.source_date_epoch,
         no_cache: opts.no_cache,
         no_cache_stages,
@@ -705,20 +955,27 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         pulled: Mutex::new(BTreeSet::new()),
         global_scope,
         predefined,
-        needed: needed.clone(),
+        needed,
         results: Mutex::new(HashMap::new()),
         cond: Condvar::new(),
         failed: std::sync::atomic::AtomicBool::new(false),
     };
+    Ok((shared, target))
+}
 
-    // What can be known wrong before anything runs fails here: nothing is written.
-    preflight(&shared, &store)?;
+/// One platform's result: its config and layers, not yet an image.
+struct Built {
+    platform: Platform,
+    config: strata_oci::ImageConfig,
+    layers: Vec<strata_store::LayerRecord>,
+}
 
-    // One thread per needed stage; each waits for the stages it uses.
+/// Runs one platform's build: one thread per needed stage, each waiting for
+/// the stages it uses.
+fn execute(shared: &Shared, target: usize, opts: &BuildOptions, store: &Store) -> Result<Built> {
     let first_error: Mutex<Option<(bool, Error)>> = Mutex::new(None);
     std::thread::scope(|s| {
-        for &i in &needed {
-            let shared = &shared;
+        for &i in &shared.needed {
             let first_error = &first_error;
             s.spawn(move || {
                 let r = stage::run_stage(shared, i);
@@ -750,9 +1007,17 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     }
     let result = shared.wait_for(target)?;
 
-    // The image.
-    let v = shared.progress.start("exporting to image");
     let mut config = result.config.clone();
+    // The image is for the platform its stage was built for (a base's
+    // variant kept when the platform names none).
+    if result.explicit_platform {
+        let p = &result.platform;
+        if config.architecture != p.architecture || p.variant.is_some() {
+            config.variant = p.variant.clone();
+        }
+        config.os = p.os.clone();
+        config.architecture = p.architecture.clone();
+    }
     for l in &opts.labels {
         let (k, val) = l.split_once('=').unwrap_or((l.as_str(), ""));
         config
@@ -776,39 +1041,10 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         let layer = store.held_layer(diff_id)?;
         layers.push(layer.ok_or_else(|| Error::NoLayerBlob(diff_id.clone()))?);
     }
-    v.log("exporting layers done");
-    let mut refs = Vec::new();
-    for t in &opts.tags {
-        let r = Reference::parse(t)
-            .map_err(|source| Error::InvalidTag { tag: t.clone(), source })?
-            .with_default_tag();
-        refs.push(r);
-    }
-    let imported = strata_image::register(&mut store, &config, layers, refs.first())?;
-    v.log(&format!("writing image {} done", imported.id));
-    for r in refs.iter().skip(1) {
-        store.set_tag(r, &imported.manifest)?;
-    }
-    for r in &refs {
-        v.log(&format!("naming to {r} done"));
-    }
-    v.done();
-    let used = shared.used_args.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let unused: Vec<&String> = shared
-        .build_args
-        .keys()
-        .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !shared.predefined.contains_key(*k))
-        .collect();
-    if !unused.is_empty() {
-        shared.progress.line(format!(
-            "[Warning] One or more build-args [{}] were not consumed",
-            unused.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-        ));
-    }
-    Ok(BuildOutput {
-        image_id: imported.id,
-        manifest: imported.manifest,
-        tags: refs,
+    Ok(Built {
+        platform: shared.platform.clone(),
+        config,
+        layers,
     })
 }
 
@@ -828,6 +1064,7 @@ fn preflight(sh: &Shared, store: &Store) -> Result<()> {
         }
     };
     for &i in &sh.needed {
+        preflight_from(sh, store, i)?;
         for step in &sh.df.stages[i].instructions {
             let (c, add) = match &step.instruction {
                 Instruction::Copy(c) => (c, false),
@@ -865,6 +1102,47 @@ fn preflight(sh: &Shared, store: &Store) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Checks stage `i`'s `FROM` before any step runs: its `--platform` runs
+/// here, and a base image the store holds has the stage's platform (when
+/// one was asked for). A base missing altogether is left to its step (it
+/// may be pulled).
+fn preflight_from(sh: &Shared, store: &Store, i: usize) -> Result<()> {
+    let stage = &sh.df.stages[i];
+    let fail = |e: Error| {
+        let mut lines = vec![String::new()];
+        lines.extend(sh.snippet(stage.start_line, stage.start_line));
+        sh.progress.lines(&lines);
+        Error::InvalidFrom {
+            line: stage.start_line,
+            source: Box::new(e),
+        }
+    };
+    let from_platform = match &stage.platform {
+        Some(w) => Some(stage::from_platform(sh, w).map_err(fail)?),
+        None => None,
+    };
+    let lookup = |n: &str| sh.global_scope.get(n).cloned();
+    let Ok(name) = sh.lex().process_word(&stage.base, &lookup) else {
+        return Ok(());
+    };
+    let lower = name.to_lowercase();
+    let is_stage = sh.df.stages[..i]
+        .iter()
+        .any(|s| s.name.as_deref() == Some(lower.as_str()));
+    if name.is_empty() || is_stage || lower == "scratch" || !(sh.explicit_platform || from_platform.is_some()) {
+        return Ok(());
+    }
+    let platform = from_platform.unwrap_or_else(|| sh.platform.clone());
+    match strata_image::resolve_platform(store, &name, &platform) {
+        Ok(_) | Err(strata_image::Error::NoSuchImage(_)) => Ok(()),
+        Err(source) => Err(fail(Error::BasePlatform {
+            name,
+            platform: platform_string(&platform),
+            source: Box::new(source),
+        })),
+    }
 }
 
 pub(crate) fn is_proxy_arg(name: &str) -> bool {

@@ -3,7 +3,9 @@
 
 use crate::error::{Error, Result, chain_of};
 use strata_build::Step;
-use strata_oci::{ContainerConfig, ImageConfig, media};
+use strata_oci::{ContainerConfig, ImageConfig, Platform, media};
+
+use crate::Shared;
 
 use super::{StageRun, sha};
 
@@ -25,13 +27,10 @@ impl<'a> StageRun<'a> {
                 base: stage.base.clone(),
             });
         }
-        if let Some(p) = &stage.platform {
-            let p = sh
-                .lex()
-                .process_word(p, &lookup)
-                .map_err(|e| invalid_from(stage.start_line, e.into()))?;
-            crate::check_platform(&p, &sh.platform).map_err(|e| invalid_from(stage.start_line, e))?;
-        }
+        let from_platform = match &stage.platform {
+            Some(p) => Some(from_platform(sh, p).map_err(|e| invalid_from(stage.start_line, e))?),
+            None => None,
+        };
         let lower = name.to_lowercase();
         let stage_base = sh.df.stages[..self.index]
             .iter()
@@ -40,20 +39,34 @@ impl<'a> StageRun<'a> {
             let r = self.wait_for_stage(j)?;
             self.config = r.config.clone();
             self.key = r.key.clone();
-        } else if lower == "scratch" {
-            self.config = ImageConfig {
-                architecture: sh.platform.architecture.clone(),
-                os: sh.platform.os.clone(),
-                variant: sh.platform.variant.clone(),
-                config: Some(ContainerConfig::default()),
-                ..Default::default()
-            };
-            self.key = sha(&["scratch", &sh.platform.architecture, &sh.platform.os]);
+            self.explicit_platform = from_platform.is_some() || r.explicit_platform;
+            self.platform = from_platform.unwrap_or_else(|| r.platform.clone());
         } else {
-            let resolved = self.resolve_base(&name)?;
-            let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
-            self.config = ImageConfig::parse(&bytes)?;
-            self.key = sha(&["image", &resolved.image.id.to_string()]);
+            if let Some(p) = from_platform {
+                self.platform = p;
+                self.explicit_platform = true;
+            }
+            let p = self.platform.clone();
+            if lower == "scratch" {
+                self.config = ImageConfig {
+                    architecture: p.architecture.clone(),
+                    os: p.os.clone(),
+                    variant: p.variant.clone(),
+                    config: Some(ContainerConfig::default()),
+                    ..Default::default()
+                };
+                self.key = match &p.variant {
+                    Some(v) => sha(&["scratch", &p.architecture, &p.os, v]),
+                    None => sha(&["scratch", &p.architecture, &p.os]),
+                };
+            } else {
+                let resolved = self.resolve_base(&name)?;
+                let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
+                self.config = ImageConfig::parse(&bytes)?;
+                // The stage's platform is part of every key: steps for two platforms never
+                // share an entry, and a stage for the build platform hits across targets.
+                self.key = sha(&["image", &resolved.image.id.to_string(), &crate::platform_string(&p)]);
+            }
         }
         // Every stage has a PATH.
         let cc = self.cc();
@@ -87,21 +100,31 @@ impl<'a> StageRun<'a> {
     /// (once per build), or when missing and a puller is there.
     fn resolve_base(&mut self, name: &str) -> Result<strata_image::Resolved> {
         let sh = self.sh;
+        // With a platform asked for, the base is resolved (and pulled) for it.
+        let platform = self.explicit_platform.then(|| self.platform.clone());
+        let pulled_key = match &platform {
+            Some(p) => format!("{name} {}", crate::platform_string(p)),
+            None => name.to_string(),
+        };
+        let for_platform = match &platform {
+            Some(p) => format!(" for {}", crate::platform_string(p)),
+            None => String::new(),
+        };
         let pull = |why: &str| -> Result<()> {
             let Some(p) = &sh.puller else {
                 return Ok(());
             };
             let mut pulled = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
-            if pulled.contains(name) {
+            if pulled.contains(&pulled_key) {
                 return Ok(());
             }
             let v = sh
                 .progress
-                .start(&format!("[internal] load metadata for {name} ({why})"));
-            match (p.0)(name) {
+                .start(&format!("[internal] load metadata for {name}{for_platform} ({why})"));
+            match (p.0)(name, platform.as_ref()) {
                 Ok(()) => {
                     v.done();
-                    pulled.insert(name.to_string());
+                    pulled.insert(pulled_key.clone());
                     Ok(())
                 }
                 Err(e) => {
@@ -124,20 +147,29 @@ impl<'a> StageRun<'a> {
                 pull("--pull")?;
             }
         }
-        match strata_image::resolve(&self.store, name) {
+        let resolve = |store: &strata_store::Store| match &platform {
+            Some(p) => strata_image::resolve_platform(store, name, p),
+            None => strata_image::resolve(store, name),
+        };
+        let failed = |source: strata_image::Error| match &platform {
+            Some(p) => Error::BasePlatform {
+                name: name.to_string(),
+                platform: crate::platform_string(p),
+                source: Box::new(source),
+            },
+            None => Error::ResolveBase {
+                name: name.to_string(),
+                source: Box::new(source),
+            },
+        };
+        match resolve(&self.store) {
             Ok(r) => Ok(r),
             Err(strata_image::Error::NoSuchImage(_)) if sh.puller.is_some() && !sh.pull => {
                 pull("not in the local store")?;
-                strata_image::resolve(&self.store, name).map_err(|source| Error::ResolveBase {
-                    name: name.to_string(),
-                    source: Box::new(source),
-                })
+                resolve(&self.store).map_err(failed)
             }
             Err(strata_image::Error::NoSuchImage(_)) => Err(Error::BaseNotFound(name.to_string())),
-            Err(source) => Err(Error::ResolveBase {
-                name: name.to_string(),
-                source: Box::new(source),
-            }),
+            Err(source) => Err(failed(source)),
         }
     }
 
@@ -154,6 +186,16 @@ impl<'a> StageRun<'a> {
         self.sh.progress.start(&format!("{p} FROM {shown}")).done();
         Ok(())
     }
+}
+
+/// `FROM --platform=WORD`: expanded with the global scope (the platform
+/// ARGs), parsed, and checked to run here.
+pub(crate) fn from_platform(sh: &Shared, word: &str) -> Result<Platform> {
+    let lookup = |n: &str| sh.global_scope.get(n).cloned();
+    let p = sh.lex().process_word(word, &lookup)?;
+    let p = Platform::parse(&p)?;
+    crate::check_runnable(&p, &sh.build_platform)?;
+    Ok(p)
 }
 
 /// `FROM` line `line`'s base name or platform failed to expand or check.

@@ -23,7 +23,7 @@ use std::sync::atomic::Ordering;
 use crate::error::{Ctx, Error, Result};
 use strata_build::{Instruction, Lex, Step};
 use strata_layer::{Compression, WriteOptions};
-use strata_oci::{ContainerConfig, Digest, History, ImageConfig};
+use strata_oci::{ContainerConfig, Digest, History, ImageConfig, Platform};
 use strata_snapshot::Snapshotter;
 use strata_store::Store;
 
@@ -32,6 +32,7 @@ use crate::cache::{self, StepInputs};
 use crate::fetch;
 use crate::progress::Vertex;
 
+pub(crate) use base::from_platform;
 pub(crate) use sources::resolve_from_image;
 use step_root::LayerMade;
 pub use step_root::remove_stale_snapshots;
@@ -41,6 +42,10 @@ pub use step_root::remove_stale_snapshots;
 pub struct StageResult {
     pub config: ImageConfig,
     pub key: String,
+    /// The platform the stage was built for (`FROM --platform`, else the target's).
+    pub platform: Platform,
+    /// Whether that platform was asked for (bases are resolved for it).
+    pub explicit_platform: bool,
 }
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -66,6 +71,10 @@ struct StageRun<'a> {
     pending_reason: Option<String>,
     /// The base as named (after expansion).
     base_name: String,
+    /// The stage's platform: `FROM --platform`, the base stage's, else the target's.
+    platform: Platform,
+    /// Whether that platform was asked for (`--platform` or `FROM --platform`).
+    explicit_platform: bool,
 }
 
 pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
@@ -76,6 +85,12 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
         Some(stage.name.clone().unwrap_or_else(|| format!("stage-{index}")))
     } else {
         None
+    };
+    // A multi-platform build names the platform in every step (as BuildKit).
+    let label = match (&sh.platform_label, label) {
+        (Some(p), Some(l)) => Some(format!("{p} {l}")),
+        (Some(p), None) => Some(p.clone()),
+        (None, l) => l,
     };
     let mut run = StageRun {
         sh,
@@ -92,6 +107,8 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
         missed: false,
         pending_reason: None,
         base_name: String::new(),
+        platform: sh.platform.clone(),
+        explicit_platform: sh.explicit_platform,
     };
     let mut steps = run.base()?;
     steps.extend(stage.instructions.iter().cloned());
@@ -106,6 +123,8 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
     Ok(StageResult {
         config: run.config,
         key: run.key,
+        platform: run.platform,
+        explicit_platform: run.explicit_platform,
     })
 }
 

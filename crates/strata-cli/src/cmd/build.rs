@@ -40,7 +40,7 @@ pub struct BuildArgs {
     /// Set type of progress output ("auto", "plain", "tty", "quiet")
     #[arg(long, value_name = "string", default_value = "auto")]
     progress: String,
-    /// Set target platform for build (only the host's platform)
+    /// Set target platform for build; several, comma-separated, make a multi-platform image (each must run here: natively or through an emulator, see `strata buildx install-emulators`)
     #[arg(long, value_name = "string")]
     platform: Option<String>,
     /// Clamp timestamps in the image config and layers to this Unix time (default: $SOURCE_DATE_EPOCH)
@@ -101,19 +101,23 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>, _>>()?;
     // Bases missing from the store (or all, with --pull) come from their registry.
     let pull_root = root.to_path_buf();
-    let puller = strata_builder::Puller(Arc::new(move |name: &str| -> Result<(), strata_builder::PullError> {
-        let pull = || -> Result<()> {
-            let reference = Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
-            let mut store = super::open_store(&pull_root)?;
-            let opts = strata_transfer::pull::PullOptions {
-                client: super::distribution::client_options(true)?,
-                ..Default::default()
+    let puller = strata_builder::Puller(Arc::new(
+        move |name: &str, platform: Option<&strata_oci::Platform>| -> Result<(), strata_builder::PullError> {
+            let pull = || -> Result<()> {
+                let reference =
+                    Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
+                let mut store = super::open_store(&pull_root)?;
+                let opts = strata_transfer::pull::PullOptions {
+                    client: super::distribution::client_options(true)?,
+                    platform: platform.cloned(),
+                    ..Default::default()
+                };
+                strata_transfer::pull::pull(&mut store, &reference, &opts, &strata_transfer::progress::no_progress())?;
+                Ok(())
             };
-            strata_transfer::pull::pull(&mut store, &reference, &opts, &strata_transfer::progress::no_progress())?;
-            Ok(())
-        };
-        pull().map_err(Into::into)
-    }));
+            pull().map_err(Into::into)
+        },
+    ));
     let opts = BuildOptions {
         context: a.context,
         dockerfile,
@@ -155,7 +159,14 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     if quiet {
         println!("{}", out.image_id);
     } else {
-        println!("Successfully built {}", out.image_id.short());
+        if out.index.is_some() {
+            for p in &out.platforms {
+                println!("Successfully built {} for {}", p.image_id.short(), p.platform);
+            }
+            println!("Successfully built multi-platform image {}", out.image_id);
+        } else {
+            println!("Successfully built {}", out.image_id.short());
+        }
         for t in &out.tags {
             println!("Successfully tagged {}", t.familiar());
         }
