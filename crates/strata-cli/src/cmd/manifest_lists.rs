@@ -192,11 +192,21 @@ fn save(root: &Path, list: &Reference, entries: &[Entry]) -> Result<()> {
             }))
         })
         .collect::<Result<Vec<_>>>()?;
+    let path = list_file(root, list);
+    // Two names may escape alike (`a/b:c-d`, `a/b-c:d`): never replace another list's draft.
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(v) = serde_json::from_slice::<Value>(&bytes)
+        && let Some(other) = v["ref"].as_str().filter(|r| *r != list.to_string())
+    {
+        bail!(
+            "the draft of manifest list {other} is kept in {} under the same escaped name; remove it first (strata manifest rm {other})",
+            path.display()
+        );
+    }
     let doc = json!({"ref": list.to_string(), "manifests": manifests});
     let mut tmp =
         tempfile::NamedTempFile::new_in(&dir).with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.write_all(&serde_json::to_vec_pretty(&doc)?)?;
-    let path = list_file(root, list);
     tmp.persist(&path)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
@@ -491,5 +501,8 @@ mod tests {
         assert_eq!(back[0].descriptor, e.descriptor);
         assert_eq!(back[0].raw, e.raw);
         assert!(load(dir.path(), &other).unwrap().is_none());
+        let e = save(dir.path(), &other, &[]).unwrap_err().to_string();
+        assert!(e.contains("under the same escaped name"), "{e}");
+        assert_eq!(load(dir.path(), &list).unwrap().unwrap().len(), 1);
     }
 }
