@@ -90,6 +90,62 @@ fn import(env: &Env, rootfs: &Path, platform: &str, name: &str) {
     ]);
 }
 
+/// Makes `name` an index of the store images `parts` (name, platform):
+/// each copied into an OCI layout, an index written there, the whole
+/// copied back into the store.
+fn multi_platform(env: &Env, parts: &[(&str, &str)], name: &str) {
+    let layout = env.path("layout");
+    for (i, (part, _)) in parts.iter().enumerate() {
+        env.ok(&[
+            "copy",
+            "-q",
+            &format!("strata:{part}"),
+            &format!("oci:{}:p{i}", layout.display()),
+        ]);
+    }
+    let top_path = layout.join("index.json");
+    let mut top: serde_json::Value = serde_json::from_slice(&fs::read(&top_path).unwrap()).unwrap();
+    let mut entries = Vec::new();
+    for (i, (_, platform)) in parts.iter().enumerate() {
+        let m = top["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == format!("p{i}"))
+            .unwrap();
+        let p: Vec<&str> = platform.split('/').collect();
+        let mut plat = serde_json::json!({"os": p[0], "architecture": p[1]});
+        if let Some(v) = p.get(2) {
+            plat["variant"] = serde_json::json!(v);
+        }
+        entries.push(serde_json::json!({
+            "mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"], "platform": plat,
+        }));
+    }
+    let index = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    }))
+    .unwrap();
+    let hex = common::sha256_hex(&index);
+    fs::write(layout.join("blobs/sha256").join(&hex), &index).unwrap();
+    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": format!("sha256:{hex}"),
+        "size": index.len(),
+        "annotations": {"org.opencontainers.image.ref.name": "multi"},
+    }));
+    fs::write(&top_path, serde_json::to_vec(&top).unwrap()).unwrap();
+    env.ok(&[
+        "copy",
+        "-q",
+        "--all",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("strata:{name}"),
+    ]);
+}
+
 /// Registers QEMU for arm64 and arm, or says why not.
 fn emulators(env: &Env) -> bool {
     if !is_root() {
@@ -179,6 +235,31 @@ fn arm64_and_armv7_images_run_under_qemu() {
         "{err}"
     );
     assert_eq!(env.ok(&["ps", "-a", "-q"]), "");
+
+    // One name for three platforms (an index in the store): --platform
+    // picks the image, and none runs the host's, without a warning.
+    let Some(native) = env.busybox_rootfs() else { return };
+    import(&env, &native, "linux/amd64", "bb:amd64");
+    multi_platform(
+        &env,
+        &[
+            ("bb:amd64", "linux/amd64"),
+            ("bb:arm64", "linux/arm64"),
+            ("bb:armv7", "linux/arm/v7"),
+        ],
+        "multi:1",
+    );
+    for (platform, machine) in [
+        ("linux/arm64", "aarch64"),
+        ("linux/arm/v7", "armv7l"),
+        ("linux/amd64", "x86_64"),
+    ] {
+        let out = env.ok(&["run", "--rm", "--platform", platform, "multi:1", "uname", "-m"]);
+        assert_eq!(out.trim(), machine, "{platform}");
+    }
+    let o = env.run(&["run", "--rm", "multi:1", "uname", "-m"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "x86_64\n");
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("WARNING"));
 
     // buildx ls: the builder and what it runs, native first.
     let out = env.ok(&["buildx", "ls"]);

@@ -185,7 +185,11 @@ impl Containers {
             }
             None => None,
         };
-        let resolved = strata_image::resolve(&self.store, image)?;
+        // Of a multi-platform image, the platform asked for.
+        let resolved = match &wanted {
+            Some(p) => strata_image::resolve_platform(&self.store, image, p)?,
+            None => strata_image::resolve(&self.store, image)?,
+        };
         let image_cfg = self.image_config(&resolved.image.id)?;
         check_platform(image, &image_cfg, wanted.as_ref())?;
         let mut config = image_cfg.config.clone().unwrap_or_default();
