@@ -58,6 +58,15 @@ pub struct BuildArgs {
     /// Always attempt to pull all referenced images
     #[arg(long)]
     pull: bool,
+    /// Output destination (format: "type=local,dest=path"; types image, registry, docker, oci, local, tar)
+    #[arg(short, long = "output", value_name = "stringArray")]
+    output: Vec<String>,
+    /// Shorthand for "--output=type=registry": push every -t name
+    #[arg(long)]
+    push: bool,
+    /// Shorthand for "--output=type=docker" (strata: the image stays in the store, as it does by default)
+    #[arg(long)]
+    load: bool,
     /// Build context (a directory)
     #[arg(value_name = "PATH")]
     context: PathBuf,
@@ -118,6 +127,9 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
             pull().map_err(Into::into)
         },
     ));
+    // Where the result goes, checked before anything is built.
+    let outputs = super::build_output::parse(&a.output, a.push, a.load)?;
+    super::build_output::check(&outputs, &a.tag)?;
     let opts = BuildOptions {
         context: a.context,
         dockerfile,
@@ -153,6 +165,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         false => strata_builder::Progress::new(log),
     };
     let out = strata_builder::build_with_progress(root, &opts, progress)?;
+    super::build_output::deliver(root, &out, &outputs)?;
     if let Some(f) = &a.iidfile {
         std::fs::write(f, out.image_id.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }
