@@ -91,6 +91,9 @@ enum Command {
     /// Scan images for vulnerabilities; manage the offline vulnerability database
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Scan(cmd::scan_cmd::ScanCommand),
+    /// Docker Scout: quickview and cves of an image, on the offline vulnerability database
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Scout(cmd::scout::ScoutCommand),
     /// Docker Buildx: build (multi-platform), imagetools, builders and emulators
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Buildx(cmd::buildx::BuildxCommand),
@@ -203,6 +206,7 @@ fn main() -> ExitCode {
         Command::Copy(a) => cmd::copy::copy(&root, a),
         Command::Sbom(a) => cmd::sbom::sbom(&root, a),
         Command::Scan(c) => cmd::scan_cmd::scan(&root, c),
+        Command::Scout(c) => cmd::scout::scout(&root, c),
         Command::Buildx(c) => cmd::buildx::buildx(&root, c),
         Command::Imagetools(c) => cmd::buildx::buildx(&root, cmd::buildx::BuildxCommand::Imagetools(c)),
         Command::Image(c) => cmd::images::image(&root, c),

@@ -10,8 +10,10 @@ pub mod images;
 pub mod imagetools;
 pub mod manifest_lists;
 pub mod sbom;
+pub mod scan;
 pub mod scan_cmd;
 pub mod scan_db;
+pub mod scout;
 pub mod system;
 
 use std::io::{IsTerminal, Write};
