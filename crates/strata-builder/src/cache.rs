@@ -361,3 +361,80 @@ impl strata_image::LayerUsers for CacheLayerUsers<'_> {
         Ok(used)
     }
 }
+
+/// One build cache entry, for `buildx du`.
+#[derive(Debug, Clone)]
+pub struct CacheEntry {
+    pub key: String,
+    /// The layer the step made (none: a metadata-only step).
+    pub diff_id: Option<Digest>,
+    pub size: u64,
+    /// No image uses its layer: pruning frees it.
+    pub reclaimable: bool,
+    pub last_used: String,
+}
+
+/// Every entry of the build cache, most recently used first.
+pub fn entries(store: &Store) -> Result<Vec<CacheEntry>> {
+    if !exists(store)? {
+        return Ok(Vec::new());
+    }
+    let mut st = store
+        .conn()
+        .prepare("SELECT key, diff_id, last_used FROM build_cache ORDER BY last_used DESC, key")?;
+    let rows = st
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let uses = store.layer_use_counts()?;
+    let mut out = Vec::new();
+    for (key, diff_id, last_used) in rows {
+        let diff_id = diff_id.and_then(|d| Digest::parse(&d).ok());
+        let (size, reclaimable) = match &diff_id {
+            Some(d) => (
+                store.layer_size(d)?.unwrap_or(0),
+                uses.get(d).copied().unwrap_or(0) == 0,
+            ),
+            None => (0, true),
+        };
+        out.push(CacheEntry {
+            key,
+            diff_id,
+            size,
+            reclaimable,
+            last_used,
+        });
+    }
+    Ok(out)
+}
+
+/// What [`prune`] removed.
+#[derive(Debug, Clone, Default)]
+pub struct PruneReport {
+    pub entries: u64,
+    pub layers: usize,
+    pub bytes_reclaimed: u64,
+}
+
+/// Empties the build cache (`buildx prune`, `builder prune`): every entry,
+/// the inputs kept to explain misses, the memoized source hashes, and the
+/// layers only the cache kept (records, blobs, unpacked directories).
+/// Layers an image uses stay.
+pub fn prune(store: &mut Store) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    if exists(store)? {
+        let n = store.conn().execute("DELETE FROM build_cache", [])?;
+        store.conn().execute("DELETE FROM build_cache_inputs", [])?;
+        store.conn().execute("DELETE FROM build_from_hashes", [])?;
+        report.entries = n as u64;
+    }
+    let removed = store.remove_unused_layers(&Default::default())?;
+    report.layers = removed.layers;
+    report.bytes_reclaimed = removed.bytes_reclaimed;
+    Ok(report)
+}

@@ -51,7 +51,7 @@ use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{Store, StoreLock};
 
-pub use cache::{CacheLayerUsers, CacheUsage, usage as cache_usage};
+pub use cache::{CacheEntry, CacheLayerUsers, CacheUsage, PruneReport as CachePruneReport, entries as cache_entries, prune as cache_prune, usage as cache_usage};
 pub use error::{Error, PullError, Result};
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};

@@ -187,6 +187,8 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("STRATA_STORAGE_DRIVER", d) };
     }
     let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
+    // Absolute, as container roots and mounts under it must be.
+    let root = std::path::absolute(&root).unwrap_or(root);
     let result = match cli.command {
         Command::Build(a) => cmd::build::build(&root, a),
         Command::Import(a) => cmd::images::import(&root, a),

@@ -676,3 +676,79 @@ fn dir_size(dir: &std::path::Path) -> u64 {
     }
     total
 }
+
+/// What [`Store::remove_unused_layers`] removed.
+#[derive(Debug, Default, Clone)]
+pub struct RemovedLayers {
+    pub layers: usize,
+    pub blobs: usize,
+    pub bytes_reclaimed: u64,
+}
+
+impl Store {
+    /// Removes every layer no image uses and `keep` does not name (the
+    /// build cache's, once its entries are gone): its records, blobs and
+    /// unpacked directories. `keep` holds diff IDs (records and blobs) and
+    /// chain IDs (unpacked directories). Takes the store's exclusive lock.
+    pub fn remove_unused_layers(&mut self, keep: &BTreeSet<Digest>) -> Result<RemovedLayers> {
+        let _lock = StoreLock::exclusive(&self.root)?;
+        let mut removed = RemovedLayers::default();
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let unused: Vec<String> = {
+            let mut st =
+                tx.prepare("SELECT diff_id FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)")?;
+            st.query_map([], |r| r.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?
+        };
+        let mut doomed: Vec<Digest> = Vec::new();
+        for d in unused {
+            let diff_id = digest(d.clone())?;
+            if keep.contains(&diff_id) {
+                continue;
+            }
+            let blobs: Vec<String> = {
+                let mut st = tx.prepare("SELECT digest FROM layer_blobs WHERE diff_id=?1")?;
+                st.query_map([&d], |r| r.get::<_, String>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?
+            };
+            for b in blobs {
+                doomed.push(digest(b)?);
+            }
+            tx.execute("DELETE FROM layer_blobs WHERE diff_id=?1", [&d])?;
+            tx.execute("DELETE FROM layers WHERE diff_id=?1", [&d])?;
+            removed.layers += 1;
+        }
+        tx.commit()?;
+        for b in &doomed {
+            // A blob an image names as a manifest or config stays.
+            let named: bool = self.conn.query_row(
+                "SELECT EXISTS(SELECT 1 FROM images WHERE id=?1) OR EXISTS(SELECT 1 FROM manifests WHERE digest=?1)",
+                [b.to_string()],
+                |r| r.get(0),
+            )?;
+            if named || !self.has_blob(b) {
+                continue;
+            }
+            removed.bytes_reclaimed += self.blob_size(b).unwrap_or(0);
+            removed.blobs += 1;
+            self.remove_blob_file(b);
+        }
+        // Unpacked layers no image stands on (a build cache step's, kept
+        // as the next step's lower) go too, unless `keep` holds their layer.
+        let used = self.image_chain_ids()?;
+        if let Ok(rd) = std::fs::read_dir(self.layers_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let Ok(chain) = Digest::parse(&format!("sha256:{name}")) else {
+                    continue;
+                };
+                if used.contains(&chain) || keep.contains(&chain) {
+                    continue;
+                }
+                removed.bytes_reclaimed += dir_size(&e.path());
+                let _ = crate::leftovers::remove_layer_dir(&e.path(), &chain);
+            }
+        }
+        Ok(removed)
+    }
+}

@@ -19,7 +19,7 @@ mod lock;
 pub use blobs::BlobWriter;
 pub use containers::ContainerRow;
 pub use error::{Error, Result};
-pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, TagRef};
+pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, RemovedLayers, TagRef};
 pub use indexes::IndexMember;
 pub use integrity::BlobReference;
 pub use leftovers::{LeftoverArea, WorkEntry, is_work_name, mounts_under, remove_layer_dir, remove_work_entry};

@@ -25,6 +25,12 @@ pub enum BuildxCommand {
     /// List builders and the platforms they can run
     #[command(help_template = HELP_TEMPLATE)]
     Ls(super::emulators::LsArgs),
+    /// Disk usage of the build cache
+    #[command(help_template = HELP_TEMPLATE)]
+    Du(super::build_cache::DuArgs),
+    /// Remove build cache
+    #[command(help_template = HELP_TEMPLATE)]
+    Prune(super::build_cache::PruneArgs),
 }
 
 #[derive(Subcommand)]
@@ -44,5 +50,7 @@ pub fn buildx(root: &Path, c: BuildxCommand) -> Result<ExitCode> {
         BuildxCommand::Imagetools(ImagetoolsCommand::Create(a)) => super::imagetools::create(*a),
         BuildxCommand::InstallEmulators(a) => super::emulators::install_emulators(a),
         BuildxCommand::Ls(a) => super::emulators::ls(a),
+        BuildxCommand::Du(a) => super::build_cache::du(root, a),
+        BuildxCommand::Prune(a) => super::build_cache::prune(root, a),
     }
 }

@@ -1,5 +1,6 @@
 pub mod analyze;
 pub mod build;
+pub mod build_cache;
 pub mod build_output;
 pub mod buildx;
 pub mod containers;
