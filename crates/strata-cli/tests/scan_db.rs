@@ -43,11 +43,24 @@ fn import_then_status_lists_sources_ecosystems_and_age() {
 
     let zip = fixture.join("PyPI.zip");
     let npm = fixture.join("npm.zip");
-    let out = env.ok(&["scan", "db", "import", zip.to_str().unwrap(), npm.to_str().unwrap(), dir.to_str().unwrap()]);
-    assert!(out.contains("PyPI.zip: 2667 records (10 withdrawn), 0 skipped"), "{out}");
+    let out = env.ok(&[
+        "scan",
+        "db",
+        "import",
+        zip.to_str().unwrap(),
+        npm.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    assert!(
+        out.contains("PyPI.zip: 2667 records (10 withdrawn), 0 skipped"),
+        "{out}"
+    );
     assert!(out.contains("npm.zip: 18 records (0 withdrawn), 0 skipped"), "{out}");
     assert!(out.contains("osv: 1 records (0 withdrawn), 2 skipped"), "{out}");
-    assert!(out.contains("Imported 2686 records (10 withdrawn) from 3 sources, skipped 2"), "{out}");
+    assert!(
+        out.contains("Imported 2686 records (10 withdrawn) from 3 sources, skipped 2"),
+        "{out}"
+    );
     assert!(out.contains("Skipped records:\n"), "{out}");
     assert!(out.contains("BAD-1.json: "), "{out}");
     assert!(out.contains("BAD-2.json: "), "{out}");
@@ -56,10 +69,14 @@ fn import_then_status_lists_sources_ecosystems_and_age() {
     let text = String::from_utf8_lossy(&st.stdout);
     assert!(st.status.success());
     assert!(text.contains("Records: 2686 (10 withdrawn)"), "{text}");
-    assert!(text.contains("Updated: 0 seconds ago") || text.contains("Updated: 1 second ago"), "{text}");
+    assert!(
+        text.contains("Updated: 0 seconds ago") || text.contains("Updated: 1 second ago"),
+        "{text}"
+    );
     for (eco, n) in [("PyPI", 2668), ("npm", 18)] {
         assert!(
-            text.lines().any(|l| l.split_whitespace().collect::<Vec<_>>() == [eco, &n.to_string()]),
+            text.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == [eco, &n.to_string()]),
             "{eco} {n} in\n{text}"
         );
     }
@@ -132,7 +149,10 @@ fn serve(files: Vec<(String, Vec<u8>)>) -> Server {
                 }
             }
             let mut parts = line.split_whitespace();
-            let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+            let (method, path) = (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            );
             let found = files.iter().find(|(p, _)| *p == path);
             let (status, body, etag) = match found {
                 Some((p, b)) => {
@@ -146,7 +166,10 @@ fn serve(files: Vec<(String, Vec<u8>)>) -> Server {
                 None => ("404 Not Found", b"not found".to_vec(), None),
             };
             log2.lock().unwrap().push(format!("{method} {path} {}", &status[..3]));
-            let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+            let mut head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                body.len()
+            );
             if let Some(e) = etag {
                 head.push_str(&format!("ETag: {e}\r\n"));
             }
@@ -181,17 +204,33 @@ fn update_downloads_the_ecosystems_of_the_stores_images() {
     env.ok(&["build", "-q", "-t", "app:1", ctx.to_str().unwrap()]);
 
     let server = serve(vec![
-        ("/osv/PyPI/all.zip".into(), std::fs::read(fixture.join("PyPI.zip")).unwrap()),
-        ("/osv/npm/all.zip".into(), std::fs::read(fixture.join("npm.zip")).unwrap()),
+        (
+            "/osv/PyPI/all.zip".into(),
+            std::fs::read(fixture.join("PyPI.zip")).unwrap(),
+        ),
+        (
+            "/osv/npm/all.zip".into(),
+            std::fs::read(fixture.join("npm.zip")).unwrap(),
+        ),
     ]);
     let base = format!("http://{}/osv", server.addr);
     let o = env.run(&["scan", "db", "update", "--source", &base]);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{out}\n{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("Updating PyPI, npm"), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(out.contains(&format!("{base}/PyPI/all.zip: 2667 records (10 withdrawn), 0 skipped")), "{out}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Updating PyPI, npm"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        out.contains(&format!("{base}/PyPI/all.zip: 2667 records (10 withdrawn), 0 skipped")),
+        "{out}"
+    );
     assert!(out.contains(&format!("{base}/npm/all.zip: 18 records")), "{out}");
-    assert!(out.contains("Updated 2685 records (10 withdrawn) from 2 sources"), "{out}");
+    assert!(
+        out.contains("Updated 2685 records (10 withdrawn) from 2 sources"),
+        "{out}"
+    );
     {
         let mut log = server.log.lock().unwrap().clone();
         log.sort();
@@ -203,11 +242,33 @@ fn update_downloads_the_ecosystems_of_the_stores_images() {
 
     // Again: the server says nothing changed (ETag), nothing is downloaded.
     let out = env.ok(&["scan", "db", "update", "--source", &base]);
-    assert!(out.contains(&format!("{base}/PyPI/all.zip: unchanged since the last download")), "{out}");
-    assert_eq!(server.log.lock().unwrap().iter().filter(|l| l.ends_with(" 304")).count(), 2);
+    assert!(
+        out.contains(&format!("{base}/PyPI/all.zip: unchanged since the last download")),
+        "{out}"
+    );
+    assert_eq!(
+        server
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.ends_with(" 304"))
+            .count(),
+        2
+    );
 
     // An ecosystem the server lacks: reported, the others kept, exit 1.
-    let o = env.run(&["scan", "db", "update", "--source", &base, "--ecosystem", "Go", "--ecosystem", "npm"]);
+    let o = env.run(&[
+        "scan",
+        "db",
+        "update",
+        "--source",
+        &base,
+        "--ecosystem",
+        "Go",
+        "--ecosystem",
+        "npm",
+    ]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&format!("{base}/Go/all.zip: HTTP status 404")), "{err}");

@@ -194,7 +194,12 @@ fn status(root: &Path, a: StatusArgs) -> Result<ExitCode> {
             writeln!(out, "Newest record: modified {m}")?;
         }
         if let (Some(t), Some(age)) = (st.imported_at, st.age) {
-            writeln!(out, "Updated: {} ago ({}, its oldest source)", human_age(age), rfc3339(t))?;
+            writeln!(
+                out,
+                "Updated: {} ago ({}, its oldest source)",
+                human_age(age),
+                rfc3339(t)
+            )?;
         }
         writeln!(out, "Ecosystems:")?;
         let mut tw = tabwriter::TabWriter::new(Vec::new()).padding(2);
@@ -271,10 +276,7 @@ fn update(root: &Path, a: UpdateArgs) -> Result<ExitCode> {
                 "nothing to update: no image of the store has packages of an OSV ecosystem and the database is empty (name some with --ecosystem)"
             );
         }
-        eprintln!(
-            "Updating {}",
-            all.iter().cloned().collect::<Vec<_>>().join(", ")
-        );
+        eprintln!("Updating {}", all.iter().cloned().collect::<Vec<_>>().join(", "));
         all.into_iter().collect()
     } else {
         a.ecosystems.clone()
