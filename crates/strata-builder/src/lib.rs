@@ -51,7 +51,10 @@ use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{Store, StoreLock};
 
-pub use cache::{CacheEntry, CacheLayerUsers, CacheUsage, PruneReport as CachePruneReport, entries as cache_entries, prune as cache_prune, usage as cache_usage};
+pub use cache::{
+    CacheEntry, CacheLayerUsers, CacheUsage, PruneReport as CachePruneReport, entries as cache_entries,
+    prune as cache_prune, usage as cache_usage,
+};
 pub use error::{Error, PullError, Result};
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
@@ -129,9 +132,21 @@ pub struct BuildOptions {
 #[derive(Clone)]
 pub struct Puller(pub Arc<PullFn>);
 
-/// What a [`Puller`] calls: pull this reference, for this platform when
-/// given (else the host's).
-pub type PullFn = dyn Fn(&str, Option<&Platform>) -> std::result::Result<(), PullError> + Send + Sync;
+/// What a [`Puller`] calls: pull this reference for these platforms (none:
+/// the host's, as `pull`; one: as `pull --platform P`; several: as `pull
+/// --platform P1,P2`, keeping the index).
+pub type PullFn = dyn Fn(&str, &[Platform]) -> std::result::Result<(), PullError> + Send + Sync;
+
+/// Pulls shared by every platform of a build: each base is pulled once,
+/// for every platform the build needs it for.
+#[derive(Default)]
+pub(crate) struct Pulls {
+    /// Bases pulled by this build already (and `""` once `--pull` warned).
+    pub done: Mutex<BTreeSet<String>>,
+    /// The platforms each base (as named, expanded) is needed for; a base
+    /// not listed is needed for the host's platform, unasked.
+    pub platforms: Mutex<BTreeMap<String, Vec<Platform>>>,
+}
 
 impl std::fmt::Debug for Puller {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -216,8 +231,8 @@ pub(crate) struct Shared {
     pub secrets: BTreeMap<String, SecretSpec>,
     pub pull: bool,
     pub puller: Option<Puller>,
-    /// Bases pulled by this build already.
-    pub pulled: Mutex<BTreeSet<String>>,
+    /// Bases pulled, and the platforms each is pulled for (every platform's build shares them).
+    pub pulls: Arc<Pulls>,
     /// Global ARGs (and the predefined platform ones) with their values.
     pub global_scope: BTreeMap<String, String>,
     /// The predefined platform args.
@@ -666,6 +681,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     // One plan per platform, each checked before anything runs: nothing is written
     // when one of them is wrong.
     let multi = targets.len() > 1;
+    let pulls = Arc::new(Pulls::default());
     let mut plans = Vec::new();
     for t in &targets {
         let (shared, target) = plan(
@@ -677,6 +693,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             t.clone(),
             multi,
             driver_wanted,
+            pulls.clone(),
         )?;
         preflight(&shared, &store)?;
         plans.push((shared, target));
@@ -871,6 +888,7 @@ fn plan(
     platform: Option<Platform>,
     multi: bool,
     driver_wanted: Option<strata_snapshot::Driver>,
+    pulls: Arc<Pulls>,
 ) -> Result<(Shared, usize)> {
     let df = loaded.df.clone();
     let lex = Lex::new(df.escape);
@@ -952,7 +970,7 @@ fn plan(
         secrets: mounts::secrets_by_id(&opts.secrets),
         pull: opts.pull,
         puller: opts.puller.clone(),
-        pulled: Mutex::new(BTreeSet::new()),
+        pulls,
         global_scope,
         predefined,
         needed,
@@ -1106,8 +1124,10 @@ fn preflight(sh: &Shared, store: &Store) -> Result<()> {
 
 /// Checks stage `i`'s `FROM` before any step runs: its `--platform` runs
 /// here, and a base image the store holds has the stage's platform (when
-/// one was asked for). A base missing altogether is left to its step (it
-/// may be pulled).
+/// one was asked for). A base missing altogether, or a multi-platform base
+/// whose index names the platform without the store holding it, is left to
+/// its step (it may be pulled); the platforms each base is needed for are
+/// noted, to pull them at once.
 fn preflight_from(sh: &Shared, store: &Store, i: usize) -> Result<()> {
     let stage = &sh.df.stages[i];
     let fail = |e: Error| {
@@ -1135,8 +1155,16 @@ fn preflight_from(sh: &Shared, store: &Store, i: usize) -> Result<()> {
         return Ok(());
     }
     let platform = from_platform.unwrap_or_else(|| sh.platform.clone());
+    {
+        let mut wanted = sh.pulls.platforms.lock().unwrap_or_else(|e| e.into_inner());
+        let list = wanted.entry(name.clone()).or_default();
+        if !list.iter().any(|p| platform_string(p) == platform_string(&platform)) {
+            list.push(platform.clone());
+        }
+    }
     match strata_image::resolve_platform(store, &name, &platform) {
         Ok(_) | Err(strata_image::Error::NoSuchImage(_)) => Ok(()),
+        Err(_) if sh.puller.is_some() && stage::platform_absent(store, &name, &platform) => Ok(()),
         Err(source) => Err(fail(Error::BasePlatform {
             name,
             platform: platform_string(&platform),

@@ -97,34 +97,49 @@ impl<'a> StageRun<'a> {
     }
 
     /// Resolves a registry base in the store: pulled first with `--pull`
-    /// (once per build), or when missing and a puller is there.
+    /// (once per build), or when missing (or, for a platform asked for, when
+    /// the store's index of it names the platform without holding it) and
+    /// a puller is there. A pull fetches every platform the build needs the
+    /// base for at once.
     fn resolve_base(&mut self, name: &str) -> Result<strata_image::Resolved> {
         let sh = self.sh;
         // With a platform asked for, the base is resolved (and pulled) for it.
         let platform = self.explicit_platform.then(|| self.platform.clone());
-        let pulled_key = match &platform {
-            Some(p) => format!("{name} {}", crate::platform_string(p)),
-            None => name.to_string(),
+        let wanted: Vec<Platform> = match &platform {
+            Some(p) => {
+                let noted = sh.pulls.platforms.lock().unwrap_or_else(|e| e.into_inner());
+                let mut list = noted.get(name).cloned().unwrap_or_default();
+                if !list
+                    .iter()
+                    .any(|q| crate::platform_string(q) == crate::platform_string(p))
+                {
+                    list.push(p.clone());
+                }
+                list
+            }
+            None => Vec::new(),
         };
-        let for_platform = match &platform {
-            Some(p) => format!(" for {}", crate::platform_string(p)),
-            None => String::new(),
+        let shown = wanted.iter().map(crate::platform_string).collect::<Vec<_>>().join(",");
+        let pulled_key = format!("{name} {shown}");
+        let for_platforms = match shown.as_str() {
+            "" => String::new(),
+            s => format!(" for {s}"),
         };
         let pull = |why: &str| -> Result<()> {
             let Some(p) = &sh.puller else {
                 return Ok(());
             };
-            let mut pulled = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
-            if pulled.contains(&pulled_key) {
+            let mut done = sh.pulls.done.lock().unwrap_or_else(|e| e.into_inner());
+            if done.contains(&pulled_key) {
                 return Ok(());
             }
             let v = sh
                 .progress
-                .start(&format!("[internal] load metadata for {name}{for_platform} ({why})"));
-            match (p.0)(name, platform.as_ref()) {
+                .start(&format!("[internal] load metadata for {name}{for_platforms} ({why})"));
+            match (p.0)(name, &wanted) {
                 Ok(()) => {
                     v.done();
-                    pulled.insert(pulled_key.clone());
+                    done.insert(pulled_key.clone());
                     Ok(())
                 }
                 Err(e) => {
@@ -138,7 +153,7 @@ impl<'a> StageRun<'a> {
         };
         if sh.pull {
             if sh.puller.is_none() {
-                let mut warned = sh.pulled.lock().unwrap_or_else(|e| e.into_inner());
+                let mut warned = sh.pulls.done.lock().unwrap_or_else(|e| e.into_inner());
                 if warned.insert(String::new()) {
                     sh.progress
                         .line("[Warning] --pull: no registry client is available; using the local images");
@@ -169,6 +184,14 @@ impl<'a> StageRun<'a> {
                 resolve(&self.store).map_err(failed)
             }
             Err(strata_image::Error::NoSuchImage(_)) => Err(Error::BaseNotFound(name.to_string())),
+            Err(_)
+                if sh.puller.is_some()
+                    && !sh.pull
+                    && platform.as_ref().is_some_and(|p| platform_absent(&self.store, name, p)) =>
+            {
+                pull("platform not in the local store")?;
+                resolve(&self.store).map_err(failed)
+            }
             Err(source) => Err(failed(source)),
         }
     }
@@ -196,6 +219,29 @@ pub(crate) fn from_platform(sh: &Shared, word: &str) -> Result<Platform> {
     let p = Platform::parse(&p)?;
     crate::check_runnable(&p, &sh.build_platform)?;
     Ok(p)
+}
+
+/// Whether `name` is a multi-platform image in the store whose index names
+/// `platform` without the store holding it (a pull for it can fetch it).
+pub(crate) fn platform_absent(store: &strata_store::Store, name: &str, platform: &Platform) -> bool {
+    let Ok(r) = strata_image::resolve(store, name) else {
+        return false;
+    };
+    let Some(index) = &r.index else {
+        return false;
+    };
+    let Ok(members) = store.index_members(index) else {
+        return false;
+    };
+    let named = members.iter().filter(|m| platform.matches(&m.platform));
+    let mut any = false;
+    for m in named {
+        if m.image.is_some() {
+            return false;
+        }
+        any = true;
+    }
+    any
 }
 
 /// `FROM` line `line`'s base name or platform failed to expand or check.

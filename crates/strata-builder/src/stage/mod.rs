@@ -32,7 +32,7 @@ use crate::cache::{self, StepInputs};
 use crate::fetch;
 use crate::progress::Vertex;
 
-pub(crate) use base::from_platform;
+pub(crate) use base::{from_platform, platform_absent};
 pub(crate) use sources::resolve_from_image;
 use step_root::LayerMade;
 pub use step_root::remove_stale_snapshots;

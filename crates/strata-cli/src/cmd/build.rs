@@ -111,17 +111,24 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     // Bases missing from the store (or all, with --pull) come from their registry.
     let pull_root = root.to_path_buf();
     let puller = strata_builder::Puller(Arc::new(
-        move |name: &str, platform: Option<&strata_oci::Platform>| -> Result<(), strata_builder::PullError> {
+        move |name: &str, platforms: &[strata_oci::Platform]| -> Result<(), strata_builder::PullError> {
             let pull = || -> Result<()> {
                 let reference =
                     Reference::parse(name).map_err(|e| anyhow::anyhow!("invalid reference {name:?}: {e}"))?;
                 let mut store = super::open_store(&pull_root)?;
                 let opts = strata_transfer::pull::PullOptions {
                     client: super::distribution::client_options(true)?,
-                    platform: platform.cloned(),
+                    platform: platforms.first().cloned(),
                     ..Default::default()
                 };
-                strata_transfer::pull::pull(&mut store, &reference, &opts, &strata_transfer::progress::no_progress())?;
+                let progress = strata_transfer::progress::no_progress();
+                if platforms.len() > 1 {
+                    // Every platform the build needs, as `pull --platform P1,P2`: the index is kept.
+                    let choice = strata_transfer::PlatformChoice::Platforms(platforms.to_vec());
+                    strata_transfer::pull::pull_platforms(&mut store, &reference, &choice, &opts, &progress)?;
+                } else {
+                    strata_transfer::pull::pull(&mut store, &reference, &opts, &progress)?;
+                }
                 Ok(())
             };
             pull().map_err(Into::into)
