@@ -399,30 +399,36 @@ fn bad_platforms_are_refused_before_any_step() {
     let err = build_fails_early(&env, &["--platform", ",", c]);
     assert!(err.contains("names no platform"), "{err}");
 
-    // A platform no emulator runs: the error names the fix.
-    let (foreign, arch) = [
-        ("linux/s390x", "s390x"),
-        ("linux/ppc64le", "ppc64le"),
-        ("linux/riscv64", "riscv64"),
+    // A platform no emulator runs: the error names the fix (platform, QEMU's name, strata's).
+    let unrunnable = [
+        ("linux/s390x", "s390x", "s390x"),
+        ("linux/ppc64le", "ppc64le", "ppc64le"),
+        ("linux/riscv64", "riscv64", "riscv64"),
+        ("linux/mips64le", "mips64el", "mips64le"),
+        ("linux/loong64", "loongarch64", "loong64"),
     ]
     .into_iter()
-    .find(|(_, a)| !emulated(a))
-    .expect("a platform without an emulator");
-    let err = build_fails_early(&env, &["--platform", &format!("{host},{foreign}"), c]);
-    assert!(
-        err.contains(&format!("cannot build for {foreign}"))
-            && err.contains(&format!("strata buildx install-emulators {arch}")),
-        "{err}"
-    );
-    // The same from FROM --platform.
-    dockerfile(&format!(
-        "FROM scratch AS a\nCOPY Dockerfile /\nFROM --platform={foreign} two\nCOPY --from=a /Dockerfile /\n"
-    ));
-    let err = build_fails_early(&env, &[c]);
-    assert!(
-        err.contains("Dockerfile:3") && err.contains(&format!("cannot build for {foreign}")),
-        "{err}"
-    );
+    .find(|(_, qemu, _)| !emulated(qemu));
+    match unrunnable {
+        None => eprintln!("skipped: the no-emulator error (every platform tried has an emulator here)"),
+        Some((foreign, _, arch)) => {
+            let err = build_fails_early(&env, &["--platform", &format!("{host},{foreign}"), c]);
+            assert!(
+                err.contains(&format!("cannot build for {foreign}"))
+                    && err.contains(&format!("strata buildx install-emulators {arch}")),
+                "{err}"
+            );
+            // The same from FROM --platform.
+            dockerfile(&format!(
+                "FROM scratch AS a\nCOPY Dockerfile /\nFROM --platform={foreign} two\nCOPY --from=a /Dockerfile /\n"
+            ));
+            let err = build_fails_early(&env, &[c]);
+            assert!(
+                err.contains("Dockerfile:3") && err.contains(&format!("cannot build for {foreign}")),
+                "{err}"
+            );
+        }
+    }
 
     // A platform the base lacks: the error lists those it has.
     dockerfile("FROM scratch AS a\nCOPY Dockerfile /\nFROM two\nCOPY --from=a /Dockerfile /\nRUN echo hi\n");
