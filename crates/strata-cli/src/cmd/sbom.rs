@@ -111,7 +111,7 @@ impl ImageMeta {
 /// A layer's plain tar stream, from the store or a registry.
 pub(crate) enum LayerReader<'a> {
     Local(LocalLayer),
-    Remote(RemoteLayer<'a>),
+    Remote(Box<RemoteLayer<'a>>),
 }
 
 impl Read for LayerReader<'_> {
@@ -267,7 +267,7 @@ fn base_label(config: &ImageConfig, manifest: Option<&Manifest>) -> Option<Strin
 /// move to the thread that catalogues it.
 pub(crate) enum Plain<R: BufRead> {
     Raw(R),
-    Gzip(flate2::bufread::MultiGzDecoder<R>),
+    Gzip(Box<flate2::bufread::MultiGzDecoder<R>>),
     Zstd(zstd::Decoder<'static, R>),
 }
 
@@ -276,7 +276,7 @@ impl<R: BufRead> Plain<R> {
         let head = reader.fill_buf()?;
         Ok(match Compression::sniff(head) {
             Compression::None => Plain::Raw(reader),
-            Compression::Gzip => Plain::Gzip(flate2::bufread::MultiGzDecoder::new(reader)),
+            Compression::Gzip => Plain::Gzip(Box::new(flate2::bufread::MultiGzDecoder::new(reader))),
             Compression::Zstd => Plain::Zstd(zstd::Decoder::with_buffer(reader)?),
         })
     }
@@ -543,7 +543,7 @@ fn with_remote_layers<T>(
         .enumerate()
         .zip(steps)
         .map(|((index, desc), step)| LayerInput {
-            reader: LayerReader::Remote(RemoteLayer {
+            reader: LayerReader::Remote(Box::new(RemoteLayer {
                 location: &location,
                 handle: handle.clone(),
                 desc: desc.clone(),
@@ -551,7 +551,7 @@ fn with_remote_layers<T>(
                 plain: None,
                 failed: false,
                 failures: failures.clone(),
-            }),
+            })),
             digest: Some(diff_ids[index].to_string()),
             created_by: step,
         })
