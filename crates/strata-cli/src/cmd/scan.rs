@@ -547,10 +547,10 @@ fn parse_cyclonedx(doc: &Value) -> Result<Sbom> {
         for l in c.get("licenses").and_then(Value::as_array).unwrap_or(&empty) {
             if let Some(e) = str_of(l, "expression") {
                 p.licenses.push(e.to_string());
-            } else if let Some(lic) = l.get("license") {
-                if let Some(s) = str_of(lic, "id").or_else(|| str_of(lic, "name")) {
-                    p.licenses.push(s.to_string());
-                }
+            } else if let Some(lic) = l.get("license")
+                && let Some(s) = str_of(lic, "id").or_else(|| str_of(lic, "name"))
+            {
+                p.licenses.push(s.to_string());
             }
         }
         packages.push(p);
@@ -800,9 +800,8 @@ mod tests {
         )
     }
 
-    fn key(
-        s: &Sbom,
-    ) -> Vec<(
+    /// Name, version, kind, layer, step, first location, source.
+    type Key = (
         String,
         String,
         PackageType,
@@ -810,7 +809,9 @@ mod tests {
         Option<String>,
         Option<String>,
         Option<(String, String)>,
-    )> {
+    );
+
+    fn key(s: &Sbom) -> Vec<Key> {
         s.packages
             .iter()
             .map(|p| {

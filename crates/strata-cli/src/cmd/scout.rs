@@ -87,7 +87,7 @@ pub fn scout(root: &Path, c: ScoutCommand) -> Result<ExitCode> {
 /// The scan, with Scout's progress lines.
 fn analyze(root: &Path, image: &str, platform: Option<&str>) -> Result<Report> {
     let db = open_db(root, false)?;
-    eprintln!("    ✓ Analyzing image {image}");
+    eprintln!("Analyzing image {image}");
     let report = scan_image(root, &db, image, platform, None)?;
     eprintln!(
         "    ✓ SBOM of image obtained, {} packages indexed",
