@@ -519,6 +519,7 @@ fn image_findings_are_exactly_the_records_that_affect_its_packages() {
             4
         };
         assert_eq!(v["Layer"]["DiffID"], layers[layer].as_str(), "{name}: {v}");
+        assert!(v["Layer"]["Digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{v}");
     }
     // …and Scout's JSON the Dockerfile step.
     let scout = json_of(&env.ok(&["scout", "cves", "--format", "json", "app:1"]));

@@ -212,9 +212,30 @@ pub(crate) fn scan_image(
     let opts = ScanOptions {
         base_layers: img.base.as_ref().map(|b| b.layers),
         base_image: img.base.map(|b| b.name),
-        blob_digests: Vec::new(),
+        blob_digests: local_blob_digests(root, image, &img.id, &sbom).unwrap_or_default(),
     };
     Ok(strata_scan::scan(db, &sbom, &opts)?)
+}
+
+/// Each layer's compressed blob digest (Trivy's `Layer.Digest`) when the
+/// scanned image is the store's: from the manifest its name resolved to.
+/// `None` for a registry image (the SBOM's diff IDs are reported alone).
+fn local_blob_digests(root: &Path, image: &str, id: &str, sbom: &Sbom) -> Option<Vec<Option<String>>> {
+    let store = super::open_store(root).ok()?;
+    let r = strata_image::resolve(&store, image).ok()?;
+    if r.image.id.to_string() != id {
+        return None;
+    }
+    let bytes = store
+        .read_blob(&r.manifest, strata_oci::media::MAX_DOCUMENT_SIZE)
+        .ok()?;
+    let strata_oci::Document::Manifest(m) = strata_oci::Document::parse(&bytes, None).ok()? else {
+        return None;
+    };
+    if m.layers.len() != sbom.layers.len() {
+        return None;
+    }
+    Some(m.layers.iter().map(|l| Some(l.digest.to_string())).collect())
 }
 
 pub fn image(root: &Path, a: ImageArgs) -> Result<ExitCode> {
