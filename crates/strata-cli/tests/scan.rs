@@ -519,7 +519,10 @@ fn image_findings_are_exactly_the_records_that_affect_its_packages() {
             4
         };
         assert_eq!(v["Layer"]["DiffID"], layers[layer].as_str(), "{name}: {v}");
-        assert!(v["Layer"]["Digest"].as_str().is_some_and(|d| d.starts_with("sha256:")), "{v}");
+        assert!(
+            v["Layer"]["Digest"].as_str().is_some_and(|d| d.starts_with("sha256:")),
+            "{v}"
+        );
     }
     // …and Scout's JSON the Dockerfile step.
     let scout = json_of(&env.ok(&["scout", "cves", "--format", "json", "app:1"]));
@@ -704,6 +707,30 @@ fn exit_codes_severity_ignore_files_and_unfixed() {
     for v in vulns(&unfixed) {
         assert_eq!(v["Status"], "fixed");
     }
+
+    // A stale database still scans, with a warning (`-q` silences it).
+    if !have("python3") {
+        return;
+    }
+    let db = env.root().join("vulndb/osv.sqlite");
+    sh_ok(&format!(
+        "python3 -c 'import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE sources SET imported_at = imported_at - 864000\"); c.commit()' {}",
+        shell_quote(db.to_str().unwrap())
+    ));
+    let o = env.run(&["scan", "image", "--format", "json", "app:1"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("WARNING: the vulnerability database was last updated 10 days ago"),
+        "{err}"
+    );
+    assert_eq!(findings(&json_of(&stdout(&o))), ids);
+    let o = env.run(&["scan", "image", "-q", "--format", "json", "app:1"]);
+    assert!(
+        o.status.success() && o.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
