@@ -908,6 +908,53 @@ mod tests {
             assert_eq!(back.layers[1].digest.as_deref(), Some("sha256:bb"), "{what}");
         }
         assert!(parse_sbom(b"{\"x\":1}").is_err());
+    }
+
+    /// Documents of other tools: the purls give the packages, the OS
+    /// component or the purls' `distro` qualifier the distro.
+    #[test]
+    fn other_tools_documents_read_by_purl() {
+        let cdx = br#"{"bomFormat":"CycloneDX","specVersion":"1.5",
+            "metadata":{"timestamp":"2024-01-01T00:00:00Z","component":{"type":"container","name":"debian:12"}},
+            "components":[
+              {"type":"library","name":"libc6","version":"2.36-9+deb12u4","purl":"pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64&upstream=glibc&distro=debian-12",
+               "properties":[{"name":"aquasecurity:trivy:LayerDiffID","value":"sha256:x"}]},
+              {"type":"library","group":"@babel","name":"core","version":"7.0.0","purl":"pkg:npm/%40babel/core@7.0.0"},
+              {"type":"library","name":"no-purl","version":"1"},
+              {"type":"operating-system","name":"debian","version":"12"}]}"#;
+        let s = parse_sbom(cdx).unwrap();
+        assert_eq!(s.image.name, "debian:12");
+        assert_eq!(s.created, 1_704_067_200);
+        assert_eq!(s.distro.as_ref().unwrap().qualifier(), "debian-12");
+        let names: Vec<(&str, PackageType)> = s.packages.iter().map(|p| (p.name.as_str(), p.kind)).collect();
+        assert_eq!(
+            names,
+            vec![("@babel/core", PackageType::Npm), ("libc6", PackageType::Deb)]
+        );
+        let libc = &s.packages[1];
+        assert_eq!(libc.source.as_ref().unwrap().name, "glibc");
+        assert_eq!(libc.source.as_ref().unwrap().version, "2.36-9+deb12u4");
+
+        let spdx = br#"{"spdxVersion":"SPDX-2.3","name":"alpine:3.19",
+            "creationInfo":{"created":"2024-01-01T00:00:00Z"},
+            "packages":[
+              {"SPDXID":"SPDXRef-root","name":"alpine:3.19","versionInfo":"sha256:abc"},
+              {"SPDXID":"SPDXRef-p1","name":"musl","versionInfo":"1.2.4-r2",
+               "externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64&distro=alpine-3.19.1"}]},
+              {"SPDXID":"SPDXRef-p2","name":"requests","versionInfo":"2.19.0",
+               "externalRefs":[{"referenceCategory":"PACKAGE-MANAGER","referenceType":"purl","referenceLocator":"pkg:pypi/requests@2.19.0"}]}],
+            "relationships":[{"spdxElementId":"SPDXRef-DOCUMENT","relationshipType":"DESCRIBES","relatedSpdxElement":"SPDXRef-root"}]}"#;
+        let s = parse_sbom(spdx).unwrap();
+        assert_eq!(s.image.name, "alpine:3.19");
+        assert_eq!(s.image.id.as_deref(), Some("sha256:abc"));
+        let d = s.distro.unwrap();
+        assert_eq!((d.id.as_str(), d.version_id.as_deref()), ("alpine", Some("3.19.1")));
+        let names: Vec<(&str, PackageType)> = s.packages.iter().map(|p| (p.name.as_str(), p.kind)).collect();
+        assert_eq!(
+            names,
+            vec![("musl", PackageType::Apk), ("requests", PackageType::Python)]
+        );
+        assert_eq!(s.layers.len(), 1);
         assert!(parse_sbom(b"not json").is_err());
     }
 }
