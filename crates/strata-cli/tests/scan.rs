@@ -904,3 +904,39 @@ fn the_test_evaluator_compares_versions() {
     assert!(!in_range(&r, "2.0.1"));
     assert!(!in_range(&r, "0.9"));
 }
+
+/// A registry image is scanned without pulling it (layers streamed, nothing
+/// stored): the same findings, each on the same layer.
+#[test]
+fn a_registry_image_is_scanned_remotely() {
+    let Some(fixture) = vulndb() else { return };
+    let env = Env::new();
+    let Some(()) = build(&env) else { return };
+    import_db(&env, &fixture);
+    let key = |doc: &Value| -> BTreeSet<(String, String, String, String)> {
+        vulns(doc)
+            .iter()
+            .map(|v| {
+                (
+                    v["PkgName"].as_str().unwrap().to_string(),
+                    v["InstalledVersion"].as_str().unwrap().to_string(),
+                    v["VulnerabilityID"].as_str().unwrap().to_string(),
+                    v["Layer"]["DiffID"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    let local = key(&json_of(&env.ok(&["scan", "image", "--format", "json", "app:1"])));
+    let registry = TestRegistry::strata();
+    let remote_ref = format!("{}/scan/app:1", registry.host);
+    env.ok(&["tag", "app:1", &remote_ref]);
+    env.ok(&["push", "-q", &remote_ref]);
+
+    let fresh = Env::new();
+    import_db(&fresh, &fixture);
+    let doc = json_of(&fresh.ok(&["scan", "image", "--format", "json", &remote_ref]));
+    assert_eq!(key(&doc), local);
+    assert_eq!(fresh.ok(&["images", "-q"]).trim(), "");
+    let o = fresh.run(&["scout", "cves", "-e", "--only-severity", "critical", &remote_ref]);
+    assert_eq!(code(&o), 2, "{}", String::from_utf8_lossy(&o.stderr));
+}
