@@ -15,10 +15,10 @@
 //! is the host's): it must run here, natively or through a binfmt_misc
 //! emulator (strata-emulation), so RUN just runs. Bases are resolved (and
 //! pulled) for a stage's platform (`FROM --platform=…`, else the target's),
-//! which is part of every cache key. Several platforms build one after the
-//! other (not in parallel yet) and make a multi-platform image: an OCI index
-//! of their images, tagged; a stage for the build platform is a cache hit
-//! for every platform after the first.
+//! which is part of every cache key. Several platforms build the first alone,
+//! then the others in parallel, and make a multi-platform image: an OCI
+//! index of their images, tagged; a stage for the build platform is a cache
+//! hit for every platform after the first.
 //!
 //! The build context is read in place (never copied or tarred), filtered
 //! by `.dockerignore`; file hashes are kept in an index per context and
@@ -625,8 +625,9 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
 
 /// Runs a build against the store at `root`, reporting to `progress`
 /// (plain lines or a tty display). With several platforms (`--platform
-/// P1,P2`) the build runs once per platform, one after the other, and the
-/// result is a multi-platform image: an OCI index of their manifests.
+/// P1,P2`) the build runs once per platform (the first alone, then the
+/// others in parallel), and the result is a multi-platform image: an OCI
+/// index of their manifests.
 pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress) -> Result<BuildOutput> {
     let progress = Arc::new(progress);
     let context_dir = std::fs::canonicalize(&opts.context).map_err(|source| Error::ContextNotFound {
@@ -699,12 +700,37 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         plans.push((shared, target));
     }
 
-    // The builds, one platform after the other (a stage built for the build
-    // platform, as `FROM --platform=$BUILDPLATFORM`, is a cache hit for the
-    // next target).
+    // The first platform alone, then the others side by side: a stage built
+    // for the build platform (`FROM --platform=$BUILDPLATFORM`) by the first
+    // is a cache hit for the rest, which run at once (emulated RUN steps are
+    // CPU-bound; each platform's stages already run in parallel).
     let mut built = Vec::new();
-    for (shared, target) in &plans {
+    let mut rest = plans.iter();
+    if let Some((shared, target)) = rest.next() {
         built.push(execute(shared, *target, opts, &store)?);
+    }
+    let others: Vec<Result<Built>> = std::thread::scope(|s| {
+        let running: Vec<_> = rest
+            .map(|(shared, target)| {
+                s.spawn(move || {
+                    let store = Store::open(root).map_err(|source| Error::OpenStore {
+                        root: root.to_path_buf(),
+                        source,
+                    })?;
+                    execute(shared, *target, opts, &store)
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Internal("a platform's build panicked".into())))
+            })
+            .collect()
+    });
+    for b in others {
+        built.push(b?);
     }
 
     // The image.
