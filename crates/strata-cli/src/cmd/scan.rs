@@ -128,8 +128,8 @@ impl TrivyFlags {
     }
 
     /// Filters, renders, writes; the exit code.
-    fn finish(&self, mut report: Report) -> Result<ExitCode> {
-        report.apply(&self.filter()?);
+    fn finish(&self, mut report: Report, filter: &Filter) -> Result<ExitCode> {
+        report.apply(filter);
         if !self.quiet {
             print_notes(&report);
         }
@@ -241,22 +241,22 @@ fn local_blob_digests(root: &Path, image: &str, id: &str, sbom: &Sbom) -> Option
 pub fn image(root: &Path, a: ImageArgs) -> Result<ExitCode> {
     a.flags.check_format()?;
     let types = PkgTypes::parse(&a.flags.pkg_types)?;
-    a.flags.filter()?;
+    let filter = a.flags.filter()?;
     let db = open_db(root, a.flags.quiet)?;
     let report = scan_image(root, &db, &a.image, a.platform.as_deref(), Some(types))?;
-    a.flags.finish(report)
+    a.flags.finish(report, &filter)
 }
 
 pub fn sbom(root: &Path, a: SbomArgs) -> Result<ExitCode> {
     a.flags.check_format()?;
     let types = PkgTypes::parse(&a.flags.pkg_types)?;
-    a.flags.filter()?;
+    let filter = a.flags.filter()?;
     let text = std::fs::read(&a.file).with_context(|| format!("reading {}", a.file.display()))?;
     let mut sbom = parse_sbom(&text).with_context(|| format!("reading the SBOM {}", a.file.display()))?;
     sbom.packages.retain(|p| types.keep(p));
     let db = open_db(root, a.flags.quiet)?;
     let report = strata_scan::scan(&db, &sbom, &ScanOptions::default())?;
-    a.flags.finish(report)
+    a.flags.finish(report, &filter)
 }
 
 // ---------------------------------------------------------------------------
