@@ -327,6 +327,9 @@ pub enum Error {
     NoLayerBlob(Digest),
     #[error("writing the step's layer")]
     StepLayer(#[source] strata_snapshot::Error),
+    /// An attestation (`--sbom`, `--provenance`) could not be made.
+    #[error("attaching attestations: {0}")]
+    Attestation(String),
     /// Something that cannot happen did.
     #[error("internal error: {0}")]
     Internal(String),

@@ -31,6 +31,7 @@
 //! a step's root, leave a snapshot mounted or a half-registered image
 //! behind, or print to stdout (the caller decides what goes there).
 
+mod attest;
 mod cache;
 mod copy;
 mod dest;
@@ -51,6 +52,7 @@ use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{Store, StoreLock};
 
+pub use attest::{Attestations, ProvenanceMode, SbomFn, SbomGenerator};
 pub use cache::{
     CacheEntry, CacheLayerUsers, CacheUsage, PruneReport as CachePruneReport, entries as cache_entries,
     prune as cache_prune, usage as cache_usage,
@@ -126,6 +128,9 @@ pub struct BuildOptions {
     pub puller: Option<Puller>,
     /// The storage driver (`overlay` or `vfs`); default: `$STRATA_STORAGE_DRIVER`, else detected.
     pub storage_driver: Option<String>,
+    /// `--sbom`, `--provenance`: attestations attached to the result, which
+    /// is then an index (even of one platform), as BuildKit makes it.
+    pub attestations: Attestations,
 }
 
 /// Pulls a reference into the store at the build's root.
@@ -172,6 +177,7 @@ impl Default for BuildOptions {
             pull: false,
             puller: None,
             storage_driver: None,
+            attestations: Attestations::default(),
         }
     }
 }
@@ -233,6 +239,8 @@ pub(crate) struct Shared {
     pub puller: Option<Puller>,
     /// Bases pulled, and the platforms each is pulled for (every platform's build shares them).
     pub pulls: Arc<Pulls>,
+    /// The registry bases this platform's build used (provenance materials).
+    pub(crate) materials: Mutex<Vec<attest::Material>>,
     /// Global ARGs (and the predefined platform ones) with their values.
     pub global_scope: BTreeMap<String, String>,
     /// The predefined platform args.
@@ -630,6 +638,7 @@ pub fn build(root: &Path, opts: &BuildOptions, log: Box<dyn Write + Send>) -> Re
 /// index of their manifests.
 pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress) -> Result<BuildOutput> {
     let progress = Arc::new(progress);
+    let started = strata_image::now_rfc3339();
     let context_dir = std::fs::canonicalize(&opts.context).map_err(|source| Error::ContextNotFound {
         path: opts.context.clone(),
         source,
@@ -736,7 +745,9 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     // The image.
     let v = progress.start("exporting to image");
     v.log("exporting layers done");
-    let out = if !multi {
+    // Attestations make the result an index even of one platform (as BuildKit).
+    let attesting = opts.attestations.any();
+    let out = if !multi && !attesting {
         let b = built.pop().expect("one build");
         let imported = strata_image::register(&mut store, &b.config, b.layers, refs.first())?;
         v.log(&format!("writing image {} done", imported.id));
@@ -757,6 +768,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     } else {
         let mut platforms = Vec::new();
         let mut members = Vec::new();
+        let mut attested = Vec::new();
         for b in built {
             let imported = strata_image::register(&mut store, &b.config, b.layers, None)?;
             v.log(&format!(
@@ -770,12 +782,45 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             let mut desc =
                 strata_oci::Descriptor::new(strata_oci::media::OCI_MANIFEST, imported.manifest.clone(), size);
             desc.platform = Some(b.platform.clone());
+            attested.push((desc.clone(), b.materials));
             members.push((desc, b.platform.clone()));
             platforms.push(PlatformImage {
                 platform: b.platform,
                 image_id: imported.id,
                 manifest: imported.manifest,
             });
+        }
+        if attesting {
+            let invocation = format!("{started} {} {:?}", std::process::id(), std::time::SystemTime::now());
+            let facts = attest::BuildFacts {
+                dockerfile_name: &loaded.dockerfile_name,
+                dockerfile: &loaded.bytes,
+                build_args: &loaded.build_args,
+                labels: &opts.labels,
+                target: opts.target.as_deref(),
+                secrets: opts.secrets.iter().map(|s| s.id.clone()).collect(),
+                invocation_id: Digest::sha256_of(invocation.as_bytes()).hex()[..25].to_string(),
+                started: started.clone(),
+                finished: strata_image::now_rfc3339(),
+                build_platform: &host,
+            };
+            // After every image's manifest, one attestation manifest each.
+            for (p, (desc, materials)) in platforms.iter().zip(&attested) {
+                let a = attest::write(
+                    &store,
+                    &opts.attestations,
+                    &facts,
+                    &refs,
+                    &attest::Attested {
+                        platform: &p.platform,
+                        image_id: &p.image_id,
+                        manifest: desc,
+                        materials,
+                    },
+                )?;
+                v.log(&format!("exporting attestation manifest {} done", a.digest));
+                members.push((a, attest::unknown_platform()));
+            }
         }
         let index = strata_oci::Index {
             schema_version: 2,
@@ -798,11 +843,15 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             .clone();
         store.add_index_image(&desc, &representative, &members)?;
         v.log(&format!("exporting manifest list {digest} done"));
+        let image_id = match multi {
+            true => digest.clone(),
+            false => platforms[0].image_id.clone(),
+        };
         for r in &refs {
             store.set_tag(r, &digest)?;
         }
         BuildOutput {
-            image_id: digest.clone(),
+            image_id,
             manifest: digest.clone(),
             index: Some(digest),
             platforms,
@@ -997,6 +1046,7 @@ fn plan(
         pull: opts.pull,
         puller: opts.puller.clone(),
         pulls,
+        materials: Mutex::new(Vec::new()),
         global_scope,
         predefined,
         needed,
@@ -1010,6 +1060,8 @@ fn plan(
 /// One platform's result: its config and layers, not yet an image.
 struct Built {
     platform: Platform,
+    /// The registry bases it used (provenance materials).
+    materials: Vec<attest::Material>,
     config: strata_oci::ImageConfig,
     layers: Vec<strata_store::LayerRecord>,
 }
@@ -1087,6 +1139,7 @@ fn execute(shared: &Shared, target: usize, opts: &BuildOptions, store: &Store) -
     }
     Ok(Built {
         platform: shared.platform.clone(),
+        materials: shared.materials.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         config,
         layers,
     })

@@ -61,6 +61,16 @@ impl<'a> StageRun<'a> {
                 };
             } else {
                 let resolved = self.resolve_base(&name)?;
+                let material = crate::attest::Material {
+                    name: name.clone(),
+                    platform: p.clone(),
+                    digest: resolved.index.clone().unwrap_or_else(|| resolved.manifest.clone()),
+                };
+                let mut materials = sh.materials.lock().unwrap_or_else(|e| e.into_inner());
+                if !materials.contains(&material) {
+                    materials.push(material);
+                }
+                drop(materials);
                 let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
                 self.config = ImageConfig::parse(&bytes)?;
                 // The stage's platform is part of every key: steps for two platforms never
