@@ -3,7 +3,6 @@
 //! never carry `Authorization` to another origin, and error bodies turned
 //! into [`RegistryError`]s.
 
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,7 +14,7 @@ use reqwest::{Method, Response, StatusCode, Url};
 use tokio::sync::{Mutex, OnceCell, OwnedSemaphorePermit, Semaphore};
 
 use crate::auth::{Challenge, Scope, Token, TokenResponse, parse_challenges, pick_challenge};
-use crate::credentials::{Credential, CredentialStore, is_docker_hub};
+use crate::credentials::{Credential, CredentialStore};
 use crate::error::{ApiErrorEntry, RegistryError, Result, Site, chain};
 
 /// Docker Hub's API host.
@@ -180,112 +179,6 @@ impl Req {
         self.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
         self.body = ReqBody::Stream(Some(body));
         self
-    }
-}
-
-/// Is `host[:port]` a loopback address or `localhost`?
-pub fn is_loopback(host: &str) -> bool {
-    let (h, _) = split_port(host);
-    h.eq_ignore_ascii_case("localhost") || h.parse::<IpAddr>().is_ok_and(|a| a.is_loopback())
-}
-
-/// Whether `registry` (as given) or `host` (`host[:port]` spoken to) is in
-/// an insecure-registries list: an entry names it with or without its port,
-/// or is a CIDR holding its IP address.
-pub fn is_listed_insecure(list: &[String], registry: &str, host: &str) -> bool {
-    let (name, _) = split_port(host);
-    let ip: Option<IpAddr> = name.parse().ok();
-    list.iter().map(|e| e.trim()).filter(|e| !e.is_empty()).any(|entry| {
-        if entry.eq_ignore_ascii_case(registry) || entry.eq_ignore_ascii_case(host) || entry.eq_ignore_ascii_case(name)
-        {
-            return true;
-        }
-        match (entry.split_once('/'), ip) {
-            (Some((net, bits)), Some(ip)) => cidr_contains(net, bits, ip),
-            _ => false,
-        }
-    })
-}
-
-/// `host` without a `:port`; brackets of an IPv6 literal removed.
-fn split_port(host: &str) -> (&str, Option<&str>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        return match rest.split_once(']') {
-            Some((ip, tail)) => (ip, tail.strip_prefix(':')),
-            None => (host, None),
-        };
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
-        _ => (host, None),
-    }
-}
-
-fn cidr_contains(net: &str, bits: &str, ip: IpAddr) -> bool {
-    let Ok(bits) = bits.parse::<u32>() else { return false };
-    match (net.parse::<IpAddr>(), ip) {
-        (Ok(IpAddr::V4(n)), IpAddr::V4(a)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        (Ok(IpAddr::V6(n)), IpAddr::V6(a)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(n) & mask == u128::from(a) & mask
-        }
-        _ => false,
-    }
-}
-
-/// The insecure registries this machine names: `STRATA_INSECURE_REGISTRIES`
-/// (comma-separated) and `insecure-registries` of Docker's
-/// `/etc/docker/daemon.json` (or the file `STRATA_DOCKER_DAEMON_JSON`
-/// names), so that a registry Docker is set up to reach without TLS
-/// verification works the same with strata. An unreadable daemon.json is
-/// an error naming it; a missing one is no list.
-pub fn system_insecure_registries() -> Result<Vec<String>> {
-    let mut out: Vec<String> = std::env::var("STRATA_INSECURE_REGISTRIES")
-        .unwrap_or_default()
-        .split(',')
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let path = std::env::var_os("STRATA_DOCKER_DAEMON_JSON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/etc/docker/daemon.json"));
-    match std::fs::read(&path) {
-        Ok(bytes) => out.extend(
-            insecure_registries_of_daemon_json(&bytes)
-                .map_err(|e| RegistryError::Invalid(format!("{}: {e}", path.display())))?,
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(RegistryError::Invalid(format!("reading {}: {e}", path.display()))),
-    }
-    Ok(out)
-}
-
-/// The `insecure-registries` list of a Docker daemon.json.
-pub fn insecure_registries_of_daemon_json(bytes: &[u8]) -> std::result::Result<Vec<String>, String> {
-    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("not valid JSON: {e}"))?;
-    match v.get("insecure-registries") {
-        None | Some(serde_json::Value::Null) => Ok(Vec::new()),
-        Some(serde_json::Value::Array(a)) => a
-            .iter()
-            .map(|e| {
-                e.as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| "insecure-registries must be a list of strings".to_string())
-            })
-            .collect(),
-        Some(_) => Err("insecure-registries must be a list of strings".into()),
-    }
-}
-
-/// The `host[:port]` a registry name is reached at (Docker Hub → `registry-1.docker.io`).
-pub fn api_host(registry: &str) -> String {
-    if is_docker_hub(registry) {
-        DOCKER_HUB_API_HOST.to_string()
-    } else {
-        registry.to_string()
     }
 }
 
@@ -1020,99 +913,9 @@ async fn api_message(resp: Response) -> String {
     }
 }
 
+pub use crate::insecure::{
+    api_host, insecure_registries_of_daemon_json, is_listed_insecure, is_loopback, system_insecure_registries,
+};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn insecure_registry_lists() {
-        let l = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(is_listed_insecure(
-            &l(&["reg.example:5000"]),
-            "reg.example:5000",
-            "reg.example:5000"
-        ));
-        assert!(is_listed_insecure(
-            &l(&["reg.example"]),
-            "reg.example:5000",
-            "reg.example:5000"
-        ));
-        assert!(!is_listed_insecure(
-            &l(&["reg.example:5001"]),
-            "reg.example:5000",
-            "reg.example:5000"
-        ));
-        assert!(is_listed_insecure(
-            &l(&["10.0.0.0/8"]),
-            "10.1.2.3:5000",
-            "10.1.2.3:5000"
-        ));
-        assert!(!is_listed_insecure(
-            &l(&["10.0.0.0/8"]),
-            "11.1.2.3:5000",
-            "11.1.2.3:5000"
-        ));
-        assert!(is_listed_insecure(&l(&["192.0.2.0/24"]), "192.0.2.2", "192.0.2.2"));
-        assert!(is_listed_insecure(
-            &l(&["fd00::/8"]),
-            "[fd00::2]:5000",
-            "[fd00::2]:5000"
-        ));
-        assert!(!is_listed_insecure(
-            &l(&["fd00::/8"]),
-            "[fe80::2]:5000",
-            "[fe80::2]:5000"
-        ));
-        assert!(is_listed_insecure(&l(&["0.0.0.0/0"]), "1.2.3.4", "1.2.3.4"));
-        // Names are not matched as networks, and garbage matches nothing.
-        assert!(!is_listed_insecure(&l(&["10.0.0.0/8"]), "ten.example", "ten.example"));
-        assert!(!is_listed_insecure(
-            &l(&["10.0.0.0/99", "", " "]),
-            "10.1.2.3",
-            "10.1.2.3"
-        ));
-        // Docker Hub is spoken to at registry-1.docker.io: either name counts.
-        assert!(is_listed_insecure(&l(&["docker.io"]), "docker.io", DOCKER_HUB_API_HOST));
-    }
-
-    #[test]
-    fn daemon_json_insecure_registries() {
-        let got =
-            insecure_registries_of_daemon_json(br#"{"insecure-registries":["a:5000","10.0.0.0/8"],"debug":true}"#);
-        assert_eq!(got.unwrap(), vec!["a:5000".to_string(), "10.0.0.0/8".to_string()]);
-        assert_eq!(insecure_registries_of_daemon_json(b"{}").unwrap(), Vec::<String>::new());
-        assert!(insecure_registries_of_daemon_json(br#"{"insecure-registries":"a"}"#).is_err());
-        assert!(insecure_registries_of_daemon_json(br#"{"insecure-registries":[1]}"#).is_err());
-        assert!(
-            insecure_registries_of_daemon_json(b"{not json")
-                .unwrap_err()
-                .contains("not valid JSON")
-        );
-    }
-
-    #[test]
-    fn loopback_rule() {
-        for h in [
-            "localhost",
-            "localhost:5000",
-            "127.0.0.1",
-            "127.0.0.1:5000",
-            "127.1.2.3:80",
-            "[::1]",
-            "[::1]:5000",
-        ] {
-            assert!(is_loopback(h), "{h}");
-        }
-        for h in [
-            "example.com",
-            "10.0.0.1:5000",
-            "[::2]:5000",
-            "localhost.example:5000",
-            "128.0.0.1",
-        ] {
-            assert!(!is_loopback(h), "{h}");
-        }
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
-        assert_eq!(api_host("quay.io"), "quay.io");
-    }
-}
+mod tests;

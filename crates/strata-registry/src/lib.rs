@@ -20,6 +20,7 @@ mod blobs;
 mod client;
 pub mod credentials;
 mod error;
+mod insecure;
 mod manifests;
 mod tls;
 
