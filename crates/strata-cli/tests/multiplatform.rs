@@ -202,6 +202,19 @@ fn a_multi_platform_image_is_one_name_with_its_platforms() {
             continue;
         }
         if format == "oci-archive" {
+            // skopeo copies the whole index, and strata loads its copy whole.
+            let copied = all.path("skopeo-copy.tar");
+            sh_ok(&format!(
+                "skopeo copy -q --all oci-archive:{} oci-archive:{}:{}",
+                shell_quote(path.to_str().unwrap()),
+                shell_quote(copied.to_str().unwrap()),
+                shell_quote(&name)
+            ));
+            let again = Env::new();
+            again.ok(&["load", "-q", "-i", copied.to_str().unwrap()]);
+            let tree = again.ok(&["images", "--tree"]);
+            assert_eq!(tree.matches("─ linux/").count(), 3, "{tree}");
+            assert!(!tree.contains("absent"), "{tree}");
             // The archive's image is the index, every platform in it.
             let listed = sh_ok(&format!(
                 "skopeo inspect --raw oci-archive:{} | python3 -c 'import json,sys; print(len(json.load(sys.stdin)[\"manifests\"]))'",
