@@ -13,6 +13,7 @@ mod guard;
 pub mod pgzip;
 mod sparse;
 mod unpack;
+pub mod walk;
 mod write;
 
 pub use check::{EntryName, Whiteout, clean_entry_name};
@@ -23,6 +24,7 @@ pub use strata_oci::media::Compression;
 pub use unpack::{
     DEFAULT_MAX_UNPACKED_SIZE, UnpackOptions, UnpackReport, WhiteoutMode, check_lowers, unpack, unpack_at,
 };
+pub use walk::{MAX_OPEN_DIRS, TreeVisitor, walk_tree};
 pub use write::{Selected, write_dir_layer, write_entry_at, write_overlay_upper_layer, write_selected};
 
 use std::io::{Read, Write};

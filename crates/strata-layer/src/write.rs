@@ -14,11 +14,12 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Stat};
 use strata_oci::{Algorithm, HashingWriter};
 
 use crate::compress::Encoder;
 use crate::unpack::{open_beneath, open_dir_at};
+use crate::walk::{TreeVisitor, walk_tree};
 use crate::{LayerDigests, LayerError, Result, WriteOptions};
 
 /// Writes the tree under `dir` as a layer (every file as it is).
@@ -47,7 +48,10 @@ pub fn write_entry_at<W: Write>(
         let cname = CString::new(name.as_bytes()).map_err(|_| w.err(as_name, std::io::Error::other("NUL in name")))?;
         let st =
             rustix::fs::statat(parent, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW).map_err(|e| w.err(as_name, e))?;
-        w.entry(parent, &cname, as_name, &st)
+        match w.entry(parent, &cname, as_name, &st)? {
+            Some(dir) => w.walk(&dir, as_name),
+            None => Ok(()),
+        }
     })
 }
 
@@ -150,46 +154,39 @@ impl<W: Write> TreeWriter<W> {
         LayerError::io(format!("reading {}", self.top.join(rel).display()), e.into())
     }
 
-    fn walk(&mut self, dirfd: &OwnedFd, rel: &Path) -> Result<()> {
-        let mut names: Vec<CString> = Vec::new();
-        let dir = Dir::read_from(dirfd).map_err(|e| self.err(rel, e))?;
-        for ent in dir {
-            let ent = ent.map_err(|e| self.err(rel, e))?;
-            let n = ent.file_name();
-            if n.to_bytes() != b"." && n.to_bytes() != b".." {
-                names.push(n.to_owned());
-            }
-        }
-        names.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
-        for name in names {
-            let path = rel.join(OsStr::from_bytes(name.as_bytes()));
-            let st = rustix::fs::statat(dirfd, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| self.err(&path, e))?;
-            self.entry(dirfd, &name, &path, &st)?;
-        }
-        Ok(())
+    /// Everything below the open directory `dir` (at `rel`), in byte order,
+    /// parents first: iterative, so any depth is fine.
+    fn walk(&mut self, dir: &OwnedFd, rel: &Path) -> Result<()> {
+        walk_tree(dir, rel, true, self)
     }
 
-    fn entry(&mut self, dirfd: &OwnedFd, name: &CStr, path: &Path, st: &Stat) -> Result<()> {
+    /// Writes one entry; returns a directory opened to walk next (when
+    /// children come along), for [`TreeWriter::walk`].
+    fn entry(&mut self, dirfd: &OwnedFd, name: &CStr, path: &Path, st: &Stat) -> Result<Option<OwnedFd>> {
         let kind = FileType::from_raw_mode(st.st_mode);
-        match kind {
-            FileType::Directory => {
-                let fd = open_dir_at(dirfd, name).map_err(|e| self.err(path, e))?;
-                let xattrs = read_xattrs(&fd);
-                let opaque = self.overlay && is_opaque(&fd);
-                let mut h = self.header(st, tar::EntryType::Directory);
-                let mut dname = path.as_os_str().as_bytes().to_vec();
-                dname.push(b'/');
-                self.append(&mut h, &dname, None, &xattrs, std::io::empty())?;
-                if opaque {
-                    // As Docker writes it: the directory's permission bits.
-                    let mut h = self.header(st, tar::EntryType::Regular);
-                    h.set_mode(st.st_mode & 0o777);
-                    let marker = path.join(".wh..wh..opq");
-                    self.append(&mut h, marker.as_os_str().as_bytes(), None, &[], std::io::empty())?;
-                }
-                if self.recurse { self.walk(&fd, path) } else { Ok(()) }
+        if kind == FileType::Directory {
+            let fd = open_dir_at(dirfd, name).map_err(|e| self.err(path, e))?;
+            let xattrs = read_xattrs(&fd);
+            let opaque = self.overlay && is_opaque(&fd);
+            let mut h = self.header(st, tar::EntryType::Directory);
+            let mut dname = path.as_os_str().as_bytes().to_vec();
+            dname.push(b'/');
+            self.append(&mut h, &dname, None, &xattrs, std::io::empty())?;
+            if opaque {
+                // As Docker writes it: the directory's permission bits.
+                let mut h = self.header(st, tar::EntryType::Regular);
+                h.set_mode(st.st_mode & 0o777);
+                let marker = path.join(".wh..wh..opq");
+                self.append(&mut h, marker.as_os_str().as_bytes(), None, &[], std::io::empty())?;
             }
+            return Ok(self.recurse.then_some(fd));
+        }
+        self.leaf(dirfd, name, path, st, kind).map(|()| None)
+    }
+
+    /// Writes an entry that is not a directory.
+    fn leaf(&mut self, dirfd: &OwnedFd, name: &CStr, path: &Path, st: &Stat, kind: FileType) -> Result<()> {
+        match kind {
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
                     let key = (st.st_dev, st.st_ino);
@@ -334,6 +331,19 @@ fn set_ustar_name(h: &mut tar::Header, name: &[u8]) -> bool {
     }
     u.name.copy_from_slice(&name[..100]);
     false
+}
+
+impl<W: Write> TreeVisitor for TreeWriter<W> {
+    type Error = LayerError;
+
+    fn fail(&self, path: &Path, e: std::io::Error) -> LayerError {
+        self.err(path, e)
+    }
+
+    fn entry(&mut self, parent: &OwnedFd, name: &CStr, path: &Path) -> Result<Option<OwnedFd>> {
+        let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err(path, e))?;
+        TreeWriter::entry(self, parent, name, path, &st)
+    }
 }
 
 struct CountingReader<R> {
