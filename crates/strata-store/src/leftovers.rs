@@ -101,7 +101,7 @@ fn creator_pid(area: LeftoverArea, name: &str) -> Option<u32> {
 
 /// Whether the process `pid` runs and could have made something last
 /// modified at `mtime` (it started before then).
-fn process_made(pid: u32, mtime: SystemTime) -> bool {
+pub(crate) fn process_made(pid: u32, mtime: SystemTime) -> bool {
     if pid == 0 {
         return false;
     }
@@ -207,34 +207,144 @@ pub fn remove_work_entry(path: &Path) -> std::io::Result<()> {
             m.display()
         )));
     }
-    make_writable(path);
-    match std::fs::remove_dir_all(path) {
+    match remove_tree(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         r => r,
     }
 }
 
-/// Directories without write permission (layer content may have them)
-/// cannot be emptied: as root this does not matter; otherwise fix modes.
-fn make_writable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if rustix::process::geteuid().is_root() {
-        return;
+/// How many directories [`remove_tree`] holds open at most.
+const MAX_OPEN_DIRS: usize = 64;
+
+/// Removes the directory `path` and everything below it, at any depth:
+/// iterative (an explicit stack, not the call stack), holding at most
+/// [`MAX_OPEN_DIRS`] directories open (a closed one is opened again
+/// through its child's `..` and checked to be the same directory), every
+/// entry removed relative to its open parent (`unlinkat`), never following
+/// a symlink. Directories without write permission (layer content may have
+/// them) are made writable first when not root.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
+    use std::ffi::CString;
+    use std::os::fd::OwnedFd;
+
+    let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fix_modes = !rustix::process::geteuid().is_root();
+    let fix_mode = |parent: &OwnedFd, name: &std::ffi::CStr, mode: u32| -> std::io::Result<()> {
+        if fix_modes && mode & 0o700 != 0o700 {
+            rustix::fs::chmodat(
+                parent,
+                name,
+                Mode::from_raw_mode((mode | 0o700) & 0o7777),
+                AtFlags::empty(),
+            )?;
+        }
+        Ok(())
+    };
+    let names_of = |fd: &OwnedFd| -> std::io::Result<Vec<CString>> {
+        let mut names = Vec::new();
+        for ent in Dir::read_from(fd)? {
+            let ent = ent?;
+            let n = ent.file_name();
+            if n.to_bytes() != b"." && n.to_bytes() != b".." {
+                names.push(n.to_owned());
+            }
+        }
+        Ok(names)
+    };
+    let id_of = |fd: &OwnedFd| -> std::io::Result<(u64, u64)> {
+        let st = rustix::fs::fstat(fd)?;
+        Ok((st.st_dev, st.st_ino))
+    };
+    struct Frame {
+        fd: Option<OwnedFd>,
+        id: (u64, u64),
+        name: CString,
+        names: Vec<CString>,
     }
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(m) = std::fs::symlink_metadata(&d) else { continue };
-        if !m.is_dir() {
+
+    let st = rustix::fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return std::fs::remove_file(path);
+    }
+    if fix_modes && st.st_mode & 0o700 != 0o700 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode((st.st_mode | 0o700) & 0o7777))?;
+    }
+    let top = rustix::fs::openat(CWD, path, dir_flags, Mode::empty())?;
+    let dev = st.st_dev;
+    let mut frames = vec![Frame {
+        id: id_of(&top)?,
+        names: names_of(&top)?,
+        fd: Some(top),
+        name: CString::default(),
+    }];
+    // frames[..lowest] are all closed; frames[0] never is.
+    let mut lowest = 1;
+    let mut open = 1;
+    while let Some(f) = frames.last_mut() {
+        let parent = f.fd.as_ref().expect("the deepest directory is open");
+        if let Some(name) = f.names.pop() {
+            let st = match rustix::fs::statat(parent, &name, AtFlags::SYMLINK_NOFOLLOW) {
+                Ok(st) => st,
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                match rustix::fs::unlinkat(parent, &name, AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                continue;
+            }
+            if st.st_dev != dev {
+                return Err(std::io::Error::other(format!(
+                    "{} holds a mount point; unmount it first",
+                    path.display()
+                )));
+            }
+            fix_mode(parent, &name, st.st_mode)?;
+            let fd = rustix::fs::openat(parent, &name, dir_flags, Mode::empty())?;
+            frames.push(Frame {
+                id: id_of(&fd)?,
+                names: names_of(&fd)?,
+                fd: Some(fd),
+                name,
+            });
+            open += 1;
+            if open > MAX_OPEN_DIRS {
+                while frames[lowest].fd.is_none() {
+                    lowest += 1;
+                }
+                frames[lowest].fd = None;
+                open -= 1;
+                lowest += 1;
+            }
             continue;
         }
-        let mode = m.permissions().mode();
-        if mode & 0o700 != 0o700 {
-            let _ = std::fs::set_permissions(&d, std::fs::Permissions::from_mode(mode | 0o700));
+        // Emptied: remove it from its parent (opened again when closed).
+        let done = frames.pop().expect("a frame");
+        let Some(p) = frames.last_mut() else { break };
+        let dir = done.fd.expect("the deepest directory is open");
+        if p.fd.is_none() {
+            let fd = rustix::fs::openat(&dir, c"..", dir_flags, Mode::empty())?;
+            if id_of(&fd)? != p.id {
+                return Err(std::io::Error::other(format!(
+                    "a directory under {} was moved while it was being removed",
+                    path.display()
+                )));
+            }
+            p.fd = Some(fd);
+            open += 1;
+            lowest = frames.len() - 1;
         }
-        if let Ok(rd) = std::fs::read_dir(&d) {
-            stack.extend(rd.flatten().map(|e| e.path()));
-        }
+        drop(dir);
+        open -= 1;
+        lowest = lowest.min(frames.len()).max(1);
+        let parent = frames.last().and_then(|f| f.fd.as_ref()).expect("open");
+        rustix::fs::unlinkat(parent, &done.name, AtFlags::REMOVEDIR)?;
     }
+    std::fs::remove_dir(path)
 }
 
 impl Store {
@@ -288,6 +398,38 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removes_a_tree_deeper_than_the_fd_bound_and_path_max() {
+        use rustix::fs::{CWD, Mode, OFlags};
+        let t = tempfile::tempdir().unwrap();
+        let top = t.path().join("w");
+        std::fs::create_dir(&top).unwrap();
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut fd = rustix::fs::openat(CWD, &top, flags, Mode::empty()).unwrap();
+        let name = "n".repeat(200);
+        for i in 0..(MAX_OPEN_DIRS * 3) {
+            rustix::fs::mkdirat(&fd, name.as_str(), Mode::RWXU).unwrap();
+            drop(rustix::fs::openat(&fd, "f", OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::RUSR).unwrap());
+            rustix::fs::symlinkat("/", &fd, "up").unwrap();
+            let next = rustix::fs::openat(&fd, name.as_str(), flags, Mode::empty()).unwrap();
+            if i % 7 == 0 {
+                // Read-only directories too.
+                rustix::fs::chmodat(
+                    &fd,
+                    name.as_str(),
+                    Mode::from_raw_mode(0o500),
+                    rustix::fs::AtFlags::empty(),
+                )
+                .unwrap();
+            }
+            fd = next;
+        }
+        drop(fd);
+        remove_work_entry(&top).unwrap();
+        assert!(!top.exists());
+        remove_work_entry(&top).unwrap();
+    }
 
     #[test]
     fn pids_in_names() {
