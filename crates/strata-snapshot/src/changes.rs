@@ -11,13 +11,16 @@
 //! layer's entries.
 
 use std::collections::BTreeMap;
-use std::ffi::OsString;
+use std::ffi::CStr;
 use std::io::Write;
 use std::ops::Bound;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use strata_layer::{LayerDigests, Selected, WriteOptions};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+use strata_layer::{LayerDigests, Selected, TreeVisitor, WriteOptions, walk_tree};
 
 use crate::error::{Ctx, Error, Result};
 use crate::{Driver, Kind, Snapshot, Snapshotter};
@@ -99,19 +102,27 @@ struct Entry {
 }
 
 impl Entry {
-    fn of(path: &Path, m: &std::fs::Metadata) -> Entry {
-        let is_dir = m.is_dir();
+    /// The entry `name` of the directory `parent`, of status `st`.
+    fn at(parent: &OwnedFd, name: &CStr, st: &rustix::fs::Stat) -> Entry {
+        let ft = FileType::from_raw_mode(st.st_mode);
+        let is_dir = ft == FileType::Directory;
         Entry {
             is_dir,
-            mode: m.mode(),
-            uid: m.uid(),
-            gid: m.gid(),
-            size: if is_dir { 0 } else { m.size() },
-            mtime: if is_dir { (0, 0) } else { (m.mtime(), m.mtime_nsec()) },
-            ino: if is_dir { 0 } else { m.ino() },
-            rdev: m.rdev(),
-            link: if m.file_type().is_symlink() {
-                std::fs::read_link(path).ok()
+            mode: st.st_mode,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            size: if is_dir { 0 } else { st.st_size as u64 },
+            mtime: if is_dir {
+                (0, 0)
+            } else {
+                (st.st_mtime, st.st_mtime_nsec as i64)
+            },
+            ino: if is_dir { 0 } else { st.st_ino },
+            rdev: st.st_rdev,
+            link: if ft == FileType::Symlink {
+                rustix::fs::readlinkat(parent, name, Vec::new())
+                    .ok()
+                    .map(|t| PathBuf::from(std::ffi::OsStr::from_bytes(t.as_bytes())))
             } else {
                 None
             },
@@ -185,29 +196,62 @@ fn scan_layers(lowers_bottom_first: &[PathBuf]) -> Result<Scan> {
 }
 
 /// Adds the entries under `top` to `tree`. With `layer`, `top` is a layer
-/// in overlay form laid over what `tree` holds.
+/// in overlay form laid over what `tree` holds. Iterative, so a tree of any
+/// depth is fine.
 fn scan_into(top: &Path, rel: &Path, tree: &mut Scan, layer: bool) -> Result<()> {
-    let dir = top.join(rel);
-    for e in std::fs::read_dir(&dir).ctx(|| format!("reading {}", dir.display()))? {
-        let r = rel.join(e.ctx(|| format!("reading {}", dir.display()))?.file_name());
-        let full = top.join(&r);
-        let m = std::fs::symlink_metadata(&full).ctx(|| format!("stat {}", full.display()))?;
-        if layer {
-            if is_whiteout(&m) {
-                tree.remove(&r);
-                remove_below(tree, &r);
-                continue;
-            }
-            if !m.is_dir() || is_opaque(&full) {
-                remove_below(tree, &r);
-            }
+    struct Scanner<'a> {
+        top: &'a Path,
+        tree: &'a mut Scan,
+        layer: bool,
+    }
+    impl TreeVisitor for Scanner<'_> {
+        type Error = Error;
+
+        fn fail(&self, path: &Path, e: std::io::Error) -> Error {
+            Error::io(format!("reading {}", self.top.join(path).display()), e)
         }
-        tree.insert(r.clone(), Entry::of(&full, &m));
-        if m.is_dir() {
-            scan_into(top, &r, tree, layer)?;
+
+        fn entry(&mut self, parent: &OwnedFd, name: &CStr, r: &Path) -> Result<Option<OwnedFd>> {
+            let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io(format!("stat {}", self.top.join(r).display()), e))?;
+            let ft = FileType::from_raw_mode(st.st_mode);
+            let is_dir = ft == FileType::Directory;
+            let fd = if is_dir {
+                Some(open_dir(parent, name).map_err(|e| self.fail(r, e.into()))?)
+            } else {
+                None
+            };
+            if self.layer {
+                if ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                    self.tree.remove(r);
+                    remove_below(self.tree, r);
+                    return Ok(None);
+                }
+                if !is_dir || fd.as_ref().is_some_and(fd_is_opaque) {
+                    remove_below(self.tree, r);
+                }
+            }
+            self.tree.insert(r.to_path_buf(), Entry::at(parent, name, &st));
+            Ok(fd)
         }
     }
-    Ok(())
+    let dir = top.join(rel);
+    let fd = open_dir(CWD, &dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    walk_tree(&fd, rel, false, &mut Scanner { top, tree, layer })
+}
+
+fn open_dir<P: rustix::path::Arg>(parent: impl std::os::fd::AsFd, name: P) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        parent,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+}
+
+fn fd_is_opaque(fd: &OwnedFd) -> bool {
+    let mut buf = [0u8; 2];
+    matches!(rustix::fs::fgetxattr(fd, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
 }
 
 /// The changes from `before` to `after`, in path order (parents first):
@@ -275,35 +319,77 @@ fn root_changes(lowers_bottom_first: &[PathBuf], root: &Path) -> Result<Vec<(Pat
     Ok(changes(&lower, &now, CompareOptions::default()))
 }
 
-fn walk(upper: &Path, rel: &Path, lowers: &[PathBuf], all_added: bool, out: &mut Vec<Change>) -> Result<()> {
-    let dir = upper.join(rel);
-    let mut names: Vec<OsString> = std::fs::read_dir(&dir)
-        .and_then(|d| d.map(|e| e.map(|e| e.file_name())).collect::<Result<_, _>>())
-        .ctx(|| format!("reading {}", dir.display()))?;
-    names.sort();
-    for n in names {
-        let r = rel.join(&n);
-        let m = std::fs::symlink_metadata(upper.join(&r)).ctx(|| format!("stat {}", upper.join(&r).display()))?;
-        let shown = format!("/{}", r.display());
-        if is_whiteout(&m) {
-            out.push(Change {
-                kind: ChangeKind::Deleted,
-                path: shown,
-            });
-            continue;
+/// The changes an overlay upper directory holds, in path order (parents
+/// first): iterative, so a tree of any depth is fine.
+fn walk(upper: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<()> {
+    struct Differ<'a> {
+        upper: &'a Path,
+        lowers: &'a [PathBuf],
+        out: &'a mut Vec<Change>,
+        /// For each directory being walked: whether it is new (so is
+        /// everything below it).
+        all_added: Vec<bool>,
+    }
+    impl TreeVisitor for Differ<'_> {
+        type Error = Error;
+
+        fn fail(&self, path: &Path, e: std::io::Error) -> Error {
+            Error::io(format!("reading {}", self.upper.join(path).display()), e)
         }
-        let existed = !all_added && in_lowers(lowers, &r);
-        let kind = if existed {
-            ChangeKind::Changed
-        } else {
-            ChangeKind::Added
-        };
-        out.push(Change { kind, path: shown });
-        if m.is_dir() {
-            walk(upper, &r, lowers, !existed, out)?;
+
+        fn entry(&mut self, parent: &OwnedFd, name: &CStr, r: &Path) -> Result<Option<OwnedFd>> {
+            let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io(format!("stat {}", self.upper.join(r).display()), e))?;
+            let ft = FileType::from_raw_mode(st.st_mode);
+            let shown = format!("/{}", r.display());
+            if ft == FileType::CharacterDevice && st.st_rdev == 0 {
+                self.out.push(Change {
+                    kind: ChangeKind::Deleted,
+                    path: shown,
+                });
+                return Ok(None);
+            }
+            let all_added = self.all_added.last().copied().unwrap_or(false);
+            let existed = !all_added && in_lowers(self.lowers, r);
+            let kind = if existed {
+                ChangeKind::Changed
+            } else {
+                ChangeKind::Added
+            };
+            self.out.push(Change { kind, path: shown });
+            if ft != FileType::Directory {
+                return Ok(None);
+            }
+            let fd = rustix::fs::openat(
+                parent,
+                name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| self.fail(r, e.into()))?;
+            self.all_added.push(!existed);
+            Ok(Some(fd))
+        }
+
+        fn leave(&mut self, _: &OwnedFd, _: &CStr, _: &OwnedFd, _: &Path) -> Result<()> {
+            self.all_added.pop();
+            Ok(())
         }
     }
-    Ok(())
+    let top = rustix::fs::openat(
+        CWD,
+        upper,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| Error::io(format!("reading {}", upper.display()), e))?;
+    let mut d = Differ {
+        upper,
+        lowers,
+        out,
+        all_added: Vec::new(),
+    };
+    walk_tree(&top, Path::new(""), true, &mut d)
 }
 
 /// What [`Snapshotter::commit`] compares a snapshot's root with.
@@ -358,7 +444,7 @@ impl Snapshotter {
                     return Ok(out);
                 }
                 lowers.reverse();
-                walk(&self.upper_dir(snap), Path::new(""), &lowers, false, &mut out)?;
+                walk(&self.upper_dir(snap), &lowers, &mut out)?;
             }
             Driver::Copy => {
                 out = root_changes(&lowers, &self.upper_dir(snap))?

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Ctx, Error, Result};
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
+use strata_layer::{TreeVisitor, walk_tree};
 
 const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
 
@@ -249,24 +250,39 @@ fn remove_entry(dir: &OwnedFd, name: &CStr, st: &Stat) -> Result<()> {
     Ok(())
 }
 
-/// Empties a directory, never crossing into another filesystem.
+/// Empties a directory, never crossing into another filesystem: at any
+/// depth (iterative, a bounded number of open directories), every entry
+/// removed relative to its open parent.
 fn clear_dir(dir: &OwnedFd, dev: u64) -> Result<()> {
-    let mut names = Vec::new();
-    for entry in Dir::read_from(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name != c"." && name != c".." {
-            names.push(name.to_owned());
+    struct Remover {
+        dev: u64,
+    }
+    impl TreeVisitor for Remover {
+        type Error = Error;
+
+        fn fail(&self, path: &Path, e: io::Error) -> Error {
+            Error::io(format!("removing {}", path.display()), e)
+        }
+
+        fn entry(&mut self, parent: &OwnedFd, name: &CStr, path: &Path) -> Result<Option<OwnedFd>> {
+            let Some(st) = lstat_at(parent, name).map_err(|e| self.fail(path, e))? else {
+                return Ok(None);
+            };
+            if file_type(&st) != FileType::Directory {
+                rustix::fs::unlinkat(parent, name, AtFlags::empty()).map_err(|e| self.fail(path, e.into()))?;
+                return Ok(None);
+            }
+            if st.st_dev != self.dev {
+                return Err(Error::MountPointInTree(path.display().to_string()));
+            }
+            Ok(Some(open_dir(parent, name).map_err(|e| self.fail(path, e))?))
+        }
+
+        fn leave(&mut self, parent: &OwnedFd, name: &CStr, _: &OwnedFd, path: &Path) -> Result<()> {
+            rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(|e| self.fail(path, e.into()))
         }
     }
-    for name in names {
-        let Some(st) = lstat_at(dir, &name)? else { continue };
-        if file_type(&st) == FileType::Directory && st.st_dev != dev {
-            return Err(Error::MountPointInTree(name.to_string_lossy().into_owned()));
-        }
-        remove_entry(dir, &name, &st).ctx(|| format!("removing {}", name.to_string_lossy()))?;
-    }
-    Ok(())
+    walk_tree(dir, Path::new(""), false, &mut Remover { dev })
 }
 
 /// Removes a whole tree at `path` (a file or directory); fails rather than
