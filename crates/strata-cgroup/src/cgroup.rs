@@ -11,6 +11,7 @@ use std::time::Duration;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
+use crate::limits::{self, Controller, Limits};
 use crate::{CgroupError, DeviceBackend, DeviceRule, Options, PARENT, bpf, v1};
 
 /// Which hierarchy a leaf of a [`Cgroup`] is in.
@@ -20,6 +21,22 @@ pub enum LeafKind {
     DevicesV1,
     /// The cgroup2 tree (unified or hybrid).
     Unified,
+    /// The cgroup v1 memory controller (resource limits).
+    MemoryV1,
+    /// The cgroup v1 cpu controller (resource limits).
+    CpuV1,
+    /// The cgroup v1 pids controller (resource limits).
+    PidsV1,
+}
+
+impl LeafKind {
+    fn of_v1(controller: Controller) -> LeafKind {
+        match controller {
+            Controller::Memory => LeafKind::MemoryV1,
+            Controller::Cpu => LeafKind::CpuV1,
+            Controller::Pids => LeafKind::PidsV1,
+        }
+    }
 }
 
 /// How one leaf enforces the device rules.
@@ -41,8 +58,9 @@ struct Leaf {
     procs: OwnedFd,
 }
 
-/// Most leaves a cgroup has: one per hierarchy.
-const MAX_LEAVES: usize = 2;
+/// Most leaves a cgroup has: one per hierarchy (devices, cgroup2, memory,
+/// cpu, pids).
+const MAX_LEAVES: usize = 5;
 
 /// A container's cgroup: `strata/<name>` in one or two hierarchies, with the
 /// `cgroup.procs` of each held open so a forked child can join without
@@ -146,6 +164,26 @@ fn plan(opts: &Options) -> Result<Vec<(LeafKind, &Path, Enforce)>, CgroupError> 
         (DeviceBackend::V1, None, _) => return unsupported("the host has no cgroup v1 devices controller"),
         (_, _, None) => return unsupported("the host has no cgroup2 file system for a BPF device filter"),
     })
+}
+
+/// Every hierarchy a cgroup of strata's can have a leaf in, each mount point once.
+fn roots(opts: &Options) -> Vec<(LeafKind, &Path)> {
+    let mut out: Vec<(LeafKind, &Path)> = Vec::new();
+    let all = [
+        (LeafKind::DevicesV1, opts.hierarchy.devices_v1()),
+        (LeafKind::Unified, opts.hierarchy.unified()),
+        (LeafKind::MemoryV1, opts.v1.get(Controller::Memory)),
+        (LeafKind::CpuV1, opts.v1.get(Controller::Cpu)),
+        (LeafKind::PidsV1, opts.v1.get(Controller::Pids)),
+    ];
+    for (kind, root) in all {
+        if let Some(root) = root
+            && !out.iter().any(|(_, r)| *r == root)
+        {
+            out.push((kind, root));
+        }
+    }
+    out
 }
 
 fn is_errno(e: &io::Error, errno: Errno) -> bool {
@@ -259,17 +297,89 @@ impl Cgroup {
     /// `--privileged`). Fails with [`CgroupError::Exists`] if the cgroup is
     /// there already; on any failure, leaves made by this call are removed.
     pub fn create_with(opts: &Options, name: &str, rules: &[DeviceRule]) -> Result<Cgroup, CgroupError> {
+        Cgroup::create_with_limits(opts, name, rules, &Limits::default())
+    }
+
+    /// [`Cgroup::create_with`] plus resource `limits`: each controller they
+    /// need gets a leaf in its v1 hierarchy when the host mounts one, else
+    /// the limits go into the cgroup2 leaf (the controllers enabled for
+    /// `strata`'s children first). A controller the host has in neither
+    /// gives [`CgroupError::Unsupported`]. Limits are written before any
+    /// process joins.
+    pub fn create_with_limits(
+        opts: &Options,
+        name: &str,
+        rules: &[DeviceRule],
+        limits: &Limits,
+    ) -> Result<Cgroup, CgroupError> {
         validate_name(name)?;
+        let mut plan = plan(opts)?;
+        // (controller, index in plan, v2?)
+        let mut apply: Vec<(Controller, usize, bool)> = Vec::new();
+        let mut v2_controllers = Vec::new();
+        for c in limits.controllers() {
+            if let Some(root) = opts.v1.get(c) {
+                let i = match plan.iter().position(|(_, r, _)| *r == root) {
+                    Some(i) => i,
+                    None => {
+                        plan.push((LeafKind::of_v1(c), root, Enforce::Nothing));
+                        plan.len() - 1
+                    }
+                };
+                apply.push((c, i, false));
+            } else if let Some(u) = opts.hierarchy.unified()
+                && limits::v2_has(u, c)
+            {
+                let i = match plan.iter().position(|(k, _, _)| *k == LeafKind::Unified) {
+                    Some(i) => i,
+                    None => {
+                        plan.push((LeafKind::Unified, u, Enforce::Nothing));
+                        plan.len() - 1
+                    }
+                };
+                v2_controllers.push(c);
+                apply.push((c, i, true));
+            } else {
+                return Err(CgroupError::Unsupported(format!(
+                    "the host has no {} cgroup controller (cgroup v1 or v2) for the limits asked",
+                    c.name()
+                )));
+            }
+        }
+        if let (false, Some(u)) = (v2_controllers.is_empty(), opts.hierarchy.unified()) {
+            let parent = u.join(PARENT);
+            match DirBuilder::new().create(&parent) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(CgroupError::io("mkdir", parent, e)),
+            }
+            limits::enable_v2(u, &v2_controllers)?;
+        }
         let mut leaves: Vec<Leaf> = Vec::new();
-        for (kind, root, enforce) in plan(opts)? {
+        let cleanup = |leaves: Vec<Leaf>| {
+            for leaf in leaves {
+                let _ = std::fs::remove_dir(&leaf.path);
+            }
+        };
+        for (kind, root, enforce) in plan {
             match create_leaf(kind, root, name, enforce, rules) {
                 Ok(leaf) => leaves.push(leaf),
                 Err(e) => {
-                    for leaf in leaves {
-                        let _ = std::fs::remove_dir(&leaf.path);
-                    }
+                    cleanup(leaves);
                     return Err(e);
                 }
+            }
+        }
+        for (c, i, v2) in apply {
+            let dir = &leaves[i].path;
+            let r = if v2 {
+                limits.apply_v2(c, dir)
+            } else {
+                limits.apply_v1(c, dir)
+            };
+            if let Err(e) = r {
+                cleanup(leaves);
+                return Err(e);
             }
         }
         Ok(Cgroup {
@@ -289,15 +399,10 @@ impl Cgroup {
     /// [`CgroupError::NotFound`] when none has.
     pub fn open_with(opts: &Options, name: &str) -> Result<Cgroup, CgroupError> {
         validate_name(name)?;
-        let roots = [
-            (LeafKind::DevicesV1, opts.hierarchy.devices_v1()),
-            (LeafKind::Unified, opts.hierarchy.unified()),
-        ];
-        let mut leaves = Vec::new();
-        for (kind, root) in roots {
-            let Some(root) = root else { continue };
+        let mut leaves: Vec<Leaf> = Vec::new();
+        for (kind, root) in roots(opts) {
             let path = root.join(PARENT).join(name);
-            if !path.is_dir() {
+            if !path.is_dir() || leaves.iter().any(|l| l.root == root) {
                 continue;
             }
             let procs = open_procs(&path)?;
@@ -333,8 +438,10 @@ impl Cgroup {
     pub fn add_process(&self, pid: i32) -> Result<(), CgroupError> {
         let handle = self.join_handle();
         for (leaf, &fd) in self.leaves.iter().zip(handle.fds()) {
+            let mut fds = [-1; MAX_LEAVES];
+            fds[0] = fd;
             let one = JoinHandle {
-                fds: [fd, -1],
+                fds,
                 len: 1,
                 _cgroup: PhantomData,
             };
@@ -358,6 +465,17 @@ impl Cgroup {
             len: self.leaves.len(),
             _cgroup: PhantomData,
         }
+    }
+
+    /// How many processes of the cgroup the kernel's OOM killer killed (its
+    /// memory leaf: v1 `memory.oom_control`, v2 `memory.events`); `None`
+    /// when the cgroup has no memory controller.
+    pub fn oom_kills(&self) -> Option<u64> {
+        self.leaves
+            .iter()
+            .filter(|l| matches!(l.kind, LeafKind::MemoryV1 | LeafKind::Unified))
+            .filter_map(|l| limits::oom_kills(&l.path))
+            .reduce(|a, b| a + b)
     }
 
     /// The processes in the cgroup (of its first hierarchy, v1 devices when
@@ -407,10 +525,7 @@ impl Cgroup {
     pub fn remove_stale_with(opts: &Options, is_alive: impl Fn(&str) -> bool) -> Result<Vec<String>, CgroupError> {
         let mut verdicts: BTreeMap<String, bool> = BTreeMap::new();
         let mut removed = Vec::new();
-        for root in [opts.hierarchy.devices_v1(), opts.hierarchy.unified()]
-            .into_iter()
-            .flatten()
-        {
+        for (_, root) in roots(opts) {
             let parent = root.join(PARENT);
             let entries = match std::fs::read_dir(&parent) {
                 Ok(entries) => entries,

@@ -3,8 +3,10 @@
 //! (the v1 devices controller and/or the cgroup2 tree); its processes are
 //! moved in there, and Docker's device allow-list is enforced there: through
 //! v1 `devices.allow`/`devices.deny`, or on cgroup v2 through a
-//! BPF_PROG_TYPE_CGROUP_DEVICE program generated from the rules. Later:
-//! memory, CPU and pids limits on the same handle.
+//! BPF_PROG_TYPE_CGROUP_DEVICE program generated from the rules. Resource
+//! [`Limits`] (memory, swap, CFS quota, shares, pids) go into more leaves of
+//! the same name in the v1 memory/cpu/pids hierarchies, or into the cgroup2
+//! leaf when the host's cgroup2 root has those controllers.
 //!
 //! Owns `<hierarchy>/strata/` and nothing else. Must never: write to a
 //! cgroup outside `strata/` (other than moving the caller itself out to the
@@ -26,12 +28,14 @@ mod cgroup;
 mod detect;
 mod device;
 mod error;
+mod limits;
 pub mod v1;
 
 pub use cgroup::{Cgroup, JoinHandle, LeafKind, validate_name};
 pub use detect::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, Hierarchy};
 pub use device::{DeviceKind, DeviceRule, default_device_rules, parse_permissions};
 pub use error::CgroupError;
+pub use limits::{Controller, Limits, V1Mounts, shares_to_weight};
 
 /// Where the cgroup file systems are mounted on a usual host.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";
@@ -56,14 +60,20 @@ pub enum DeviceBackend {
 pub struct Options {
     pub hierarchy: Hierarchy,
     pub devices: DeviceBackend,
+    /// The v1 memory, cpu and pids mounts (resource limits go there when
+    /// present, else into the cgroup2 tree).
+    pub v1: V1Mounts,
 }
 
 impl Options {
     /// The host's layout, [`DeviceBackend::Auto`].
     pub fn detect() -> Result<Options, CgroupError> {
+        let path = "/proc/self/mountinfo";
+        let text = std::fs::read_to_string(path).map_err(|e| CgroupError::io("read", path, e))?;
         Ok(Options {
             hierarchy: Hierarchy::detect()?,
             devices: DeviceBackend::Auto,
+            v1: V1Mounts::from_mountinfo(&text),
         })
     }
 
