@@ -8,7 +8,7 @@ use crate::error::{Ctx, Error, Result, RunFailed};
 use strata_oci::{ContainerConfig, Digest, ImageConfig, Platform, media};
 use strata_runtime::{BindMount, ExecSpec, Network, RunSpec, State};
 use strata_snapshot::{Driver, Snapshotter};
-use strata_store::Store;
+use strata_store::{Store, StoreLock};
 
 use crate::names;
 use crate::record::{ContainerRecord, MountRecord};
@@ -185,11 +185,21 @@ impl Containers {
             }
             None => None,
         };
+        // The image is leased from resolving it until the container's row
+        // holds it: `image prune` and `rmi` (which decide under the store's
+        // exclusive lock) then keep it, its blobs and unpacked layers, while
+        // the root is unpacked and prepared. The shared lock only covers
+        // resolve → lease, so containers are made concurrently; a prune
+        // that ran first leaves Docker's "No such image". See
+        // strata_store::Lease.
+        let lock = StoreLock::shared(self.store.root())?;
         // Of a multi-platform image, the platform asked for.
         let resolved = match &wanted {
             Some(p) => strata_image::resolve_platform(&self.store, image, p)?,
             None => strata_image::resolve(&self.store, image)?,
         };
+        let lease = self.store.lease_image(&resolved.image.id)?;
+        drop(lock);
         let image_cfg = self.image_config(&resolved.image.id)?;
         check_platform(image, &image_cfg, wanted.as_ref())?;
         let mut config = image_cfg.config.clone().unwrap_or_default();
@@ -323,6 +333,9 @@ impl Containers {
             let _ = self.snap.remove(&id);
             return Err(e);
         }
+        // The row holds the image now. A lease not released (an error here)
+        // goes with this process.
+        let _ = lease.release();
         Ok(rec)
     }
 

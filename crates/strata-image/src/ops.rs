@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Value, json};
 use strata_oci::{Digest, ImageConfig, Reference, media, reference::familiar_repository};
-use strata_store::{ImageRecord, Store};
+use strata_store::{ImageRecord, Store, StoreLock};
 
 use crate::error::{Error, Result};
 use crate::resolve::{Resolved, resolve};
@@ -19,8 +19,44 @@ fn familiar_tag(repo: &str, tag: &str) -> String {
     format!("{}:{tag}", familiar_repository(repo))
 }
 
+/// What keeps an image from being deleted, besides names: containers (a
+/// row) and containers being made from it (a live lease, see
+/// [`strata_store::Lease`]).
+struct Users {
+    containers: Vec<strata_store::ContainerRef>,
+    /// A process making a container from the image.
+    creating: Option<u32>,
+}
+
+impl Users {
+    fn of(store: &Store, leased: &BTreeMap<Digest, u32>, id: &Digest) -> Result<Users> {
+        Ok(Users {
+            containers: store.containers_using(id)?,
+            creating: leased.get(id).copied(),
+        })
+    }
+
+    fn none(&self) -> bool {
+        self.containers.is_empty() && self.creating.is_none()
+    }
+
+    /// The first user, as Docker names it after "being used by".
+    fn first(&self) -> Option<String> {
+        match (self.containers.first(), self.creating) {
+            (Some(c), _) => Some(format!("container {}", short(&c.id))),
+            (None, Some(pid)) => Some(format!("a container being created (process {pid})")),
+            (None, None) => None,
+        }
+    }
+}
+
 /// `rmi NAME|ID`: untags, and deletes the image when its last name goes.
+///
+/// Decided and done under the store's exclusive lock: no name moves and no
+/// container starts being made from the image meanwhile.
 pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<RemoveEvent>> {
+    let lock = StoreLock::exclusive(store.root())?;
+    let leased = store.leased_images()?;
     let Resolved {
         image,
         reference,
@@ -37,11 +73,12 @@ pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<Re
             .collect(),
         None => Vec::new(),
     };
-    let mut events = remove_one(store, name, image, reference, force)?;
+    let users = Users::of(store, &leased, &image.id)?;
+    let mut events = remove_one(store, &lock, name, image, reference, force, &users)?;
     for id in platforms {
         let Some(img) = store.image(&id)? else { continue };
-        if img.is_dangling() && store.containers_using(&id)?.is_empty() {
-            store.delete_image(&id)?;
+        if img.is_dangling() && Users::of(store, &leased, &id)?.none() {
+            store.delete_image_locked(&id, &lock)?;
             events.push(RemoveEvent::Deleted(id));
         }
     }
@@ -50,12 +87,13 @@ pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<Re
 
 fn remove_one(
     store: &mut Store,
+    lock: &StoreLock,
     name: &str,
     image: ImageRecord,
     reference: Option<Reference>,
     force: bool,
+    users: &Users,
 ) -> Result<Vec<RemoveEvent>> {
-    let containers = store.containers_using(&image.id)?;
     let mut events = Vec::new();
     let by_name = reference.is_some() && !name.starts_with("sha256:") && !is_id_prefix(&image.id, name);
     if let (true, Some(r)) = (by_name, reference.as_ref()) {
@@ -63,12 +101,11 @@ fn remove_one(
             let last = image.tags.len() <= 1;
             if last
                 && !force
-                && let Some(c) = containers.first()
+                && let Some(user) = users.first()
             {
                 return Err(Error::Conflict(format!(
-                    "unable to remove repository reference {:?} (must force) - container {} is using its referenced image {}",
+                    "unable to remove repository reference {:?} (must force) - {user} is using its referenced image {}",
                     r.familiar(),
-                    short(&c.id),
                     image.id.short()
                 )));
             }
@@ -93,13 +130,12 @@ fn remove_one(
                 image.id.short()
             )));
         }
-        if let Some(c) = containers.first()
+        if let Some(user) = users.first()
             && !force
         {
             return Err(Error::Conflict(format!(
-                "unable to delete {} (must be forced) - image is being used by container {}",
+                "unable to delete {} (must be forced) - image is being used by {user}",
                 image.id.short(),
-                short(&c.id)
             )));
         }
         for t in &image.tags {
@@ -109,8 +145,8 @@ fn remove_one(
         }
     }
     // With -f and a container using it, the image stays (dangling), as in Docker.
-    if containers.is_empty() {
-        let removed = store.delete_image(&image.id)?;
+    if users.none() {
+        let removed = store.delete_image_locked(&image.id, lock)?;
         for u in removed.untagged {
             events.push(RemoveEvent::Untagged(familiar_of_full(&u)));
         }
@@ -141,13 +177,19 @@ pub struct PruneReport {
 }
 
 /// `image prune`: dangling images; with `all`, every image no container uses.
+///
+/// Decided and done under the store's exclusive lock, so what is deleted is
+/// what is unused (no tag set, no container recorded meanwhile); images a
+/// container is being made from (a live lease) are kept, as in use.
 pub fn prune(store: &mut Store, all: bool) -> Result<PruneReport> {
     let mut report = PruneReport::default();
+    let lock = StoreLock::exclusive(store.root())?;
+    let leased = store.leased_images()?;
     for img in store.list_images()? {
-        if img.containers > 0 || (!all && !img.is_dangling()) {
+        if img.containers > 0 || leased.contains_key(&img.id) || (!all && !img.is_dangling()) {
             continue;
         }
-        let removed = store.delete_image(&img.id)?;
+        let removed = store.delete_image_locked(&img.id, &lock)?;
         for u in removed.untagged {
             report.events.push(RemoveEvent::Untagged(familiar_of_full(&u)));
         }

@@ -40,3 +40,34 @@ fn rmi_refuses_then_untags_with_force() {
     assert!(report.events.is_empty());
     assert_eq!(store.list_images().unwrap().len(), 1);
 }
+
+/// An image a container is being made from (a lease, taken before the
+/// container's row exists) is in use too: rmi refuses without -f, untags
+/// with -f and keeps it; prune -a keeps it; once released, prune removes it.
+#[test]
+fn a_leased_image_is_in_use() {
+    let (_d, mut store, imported) = common::store_with_image("app:2");
+    let id = imported.id.clone();
+    // `Lease` borrows the store: a second handle holds it, as another process would.
+    let other = Store::open(store.root()).unwrap();
+    let lease = other.lease_image(&id).unwrap();
+    let err = strata_image::remove_image(&mut store, "app:2", false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("must force") && err.contains("being created"), "{err}");
+    let err = strata_image::remove_image(&mut store, &id.hex()[..12], false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("being used by a container being created"), "{err}");
+    let err = store.delete_image(&id).unwrap_err().to_string();
+    assert!(err.contains("being created"), "{err}");
+    let events = strata_image::remove_image(&mut store, "app:2", true).unwrap();
+    assert_eq!(events, vec![RemoveEvent::Untagged("app:2".into())]);
+    let report = strata_image::prune(&mut store, true).unwrap();
+    assert!(report.events.is_empty(), "{:?}", report.events);
+    assert_eq!(store.list_images().unwrap().len(), 1);
+    lease.release().unwrap();
+    let report = strata_image::prune(&mut store, false).unwrap();
+    assert_eq!(report.events, vec![RemoveEvent::Deleted(id)]);
+    assert!(store.list_images().unwrap().is_empty());
+}

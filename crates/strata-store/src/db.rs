@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS images (
@@ -79,6 +79,15 @@ CREATE TABLE IF NOT EXISTS index_members (
     PRIMARY KEY (index_digest, position)
 );
 CREATE INDEX IF NOT EXISTS index_members_manifest ON index_members(manifest);
+-- Images a process is making a container from (resolved, not yet recorded
+-- in `containers`): deleters skip them while the process lives.
+CREATE TABLE IF NOT EXISTS leases (
+    id          TEXT PRIMARY KEY,
+    image_id    TEXT NOT NULL,
+    pid         INTEGER NOT NULL,
+    created_ms  INTEGER NOT NULL       -- unix milliseconds
+);
+CREATE INDEX IF NOT EXISTS leases_image ON leases(image_id);
 "#;
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

@@ -547,14 +547,32 @@ impl Store {
 
     /// Deletes an image with its tags, and every blob and unpacked layer that
     /// no other image uses. Takes the store's exclusive lock. Refuses while a
-    /// container uses the image.
+    /// container uses the image or a container is being made from it (a
+    /// live lease, see [`crate::Lease`]).
     pub fn delete_image(&mut self, id: &Digest) -> Result<RemovedImage> {
-        let _lock = StoreLock::exclusive(&self.root)?;
+        let lock = StoreLock::exclusive(&self.root)?;
+        self.delete_image_locked(id, &lock)
+    }
+
+    /// [`Store::delete_image`] under the store's exclusive lock, which the
+    /// caller holds (`prune` and `rmi` hold it from their decision on).
+    pub fn delete_image_locked(&mut self, id: &Digest, lock: &StoreLock) -> Result<RemovedImage> {
+        if !lock.is_exclusive() {
+            return Err(Error::Invalid(
+                "deleting an image needs the store lock exclusive (a bug in strata)".into(),
+            ));
+        }
         if let Some(c) = self.containers_using(id)?.first() {
             return Err(Error::Conflict(format!(
                 "unable to delete {} - image is being used by container {}",
                 id.short(),
                 &c.id[..12.min(c.id.len())]
+            )));
+        }
+        if let Some(pid) = self.leased_images()?.get(id) {
+            return Err(Error::Conflict(format!(
+                "unable to delete {} - image is being used by a container being created (process {pid})",
+                id.short()
             )));
         }
         let Some(img) = self.image(id)? else {

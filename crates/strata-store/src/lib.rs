@@ -1,6 +1,6 @@
 //! strata-store: the local image store — blobs by digest, the SQLite
-//! metadata database (tags, images, layers, containers), the store lock and
-//! the integrity check.
+//! metadata database (tags, images, layers, containers), the store lock,
+//! leases on images a container is being made from, and the integrity check.
 //!
 //! It owns the invariants "a name under `blobs/` holds exactly its digest's
 //! bytes" and "every change to names and relations is one transaction". It
@@ -13,6 +13,7 @@ mod error;
 mod images;
 mod indexes;
 mod integrity;
+mod leases;
 mod leftovers;
 mod lock;
 
@@ -22,6 +23,7 @@ pub use error::{Error, Result};
 pub use images::{ContainerRef, ImageRecord, LayerRecord, NewImage, RemovedImage, RemovedLayers, TagRef};
 pub use indexes::IndexMember;
 pub use integrity::BlobReference;
+pub use leases::Lease;
 pub use leftovers::{LeftoverArea, WorkEntry, is_work_name, mounts_under, remove_layer_dir, remove_work_entry};
 pub use lock::StoreLock;
 

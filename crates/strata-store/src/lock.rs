@@ -1,7 +1,12 @@
 //! A store-wide advisory lock. Writers that add references to blobs hold it
 //! shared from the first blob written to the metadata commit; deleters and
 //! garbage collection hold it exclusive, so a blob that an import is about to
-//! reference is never swept underneath it.
+//! reference is never swept underneath it. A new container holds it shared
+//! from resolving its image to taking a lease on it (see [`crate::Lease`]).
+//!
+//! `flock` locks belong to an open file: a process holding the lock must not
+//! take it again exclusive (it would wait for itself); code that already
+//! holds it exclusive passes it along (e.g. [`crate::Store::delete_image_locked`]).
 
 use std::fs::File;
 use std::path::Path;
@@ -12,6 +17,7 @@ use crate::error::{Error, Result};
 
 pub struct StoreLock {
     _file: File,
+    exclusive: bool,
 }
 
 impl StoreLock {
@@ -24,7 +30,10 @@ impl StoreLock {
             .open(&path)
             .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
         flock(&file, op).map_err(|e| Error::io(format!("locking {}", path.display()), e.into()))?;
-        Ok(StoreLock { _file: file })
+        Ok(StoreLock {
+            _file: file,
+            exclusive: matches!(op, FlockOperation::LockExclusive),
+        })
     }
 
     pub fn shared(root: &Path) -> Result<StoreLock> {
@@ -33,5 +42,9 @@ impl StoreLock {
 
     pub fn exclusive(root: &Path) -> Result<StoreLock> {
         Self::take(root, FlockOperation::LockExclusive)
+    }
+
+    pub fn is_exclusive(&self) -> bool {
+        self.exclusive
     }
 }
