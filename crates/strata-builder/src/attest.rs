@@ -39,6 +39,11 @@ pub struct Attestations {
     pub sbom: Option<SbomGenerator>,
     /// `--provenance=mode=min|max`.
     pub provenance: Option<ProvenanceMode>,
+    /// The manifest each image is named by in the index (and the statements'
+    /// subject): the caller's form of the image as a registry takes it
+    /// (compressed layers), so that a push serves the index unchanged; the
+    /// stored manifest when `None`.
+    pub distributable: Option<Distributable>,
 }
 
 impl Attestations {
@@ -68,6 +73,20 @@ pub type SbomFn = dyn Fn(&Digest) -> std::result::Result<Value, String> + Send +
 impl std::fmt::Debug for SbomGenerator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("SbomGenerator")
+    }
+}
+
+/// Gives, for a stored image (ID, manifest), the manifest a registry takes,
+/// recorded as one of the image's.
+#[derive(Clone)]
+pub struct Distributable(pub Arc<DistributableFn>);
+
+/// What a [`Distributable`] calls.
+pub type DistributableFn = dyn Fn(&Digest, &Digest) -> std::result::Result<Descriptor, String> + Send + Sync;
+
+impl std::fmt::Debug for Distributable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Distributable")
     }
 }
 

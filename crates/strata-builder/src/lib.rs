@@ -52,7 +52,7 @@ use strata_build::{Dockerfile, Instruction, Lex};
 use strata_oci::{Digest, Platform, Reference};
 use strata_store::{Store, StoreLock};
 
-pub use attest::{Attestations, ProvenanceMode, SbomFn, SbomGenerator};
+pub use attest::{Attestations, Distributable, DistributableFn, ProvenanceMode, SbomFn, SbomGenerator};
 pub use cache::{
     CacheEntry, CacheLayerUsers, CacheUsage, PruneReport as CachePruneReport, entries as cache_entries,
     prune as cache_prune, usage as cache_usage,
@@ -781,13 +781,18 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
                 .ok_or_else(|| Error::Internal(format!("manifest {} is not in the store", imported.manifest)))?;
             let mut desc =
                 strata_oci::Descriptor::new(strata_oci::media::OCI_MANIFEST, imported.manifest.clone(), size);
+            if let Some(d) = attesting.then_some(()).and(opts.attestations.distributable.as_ref()) {
+                desc = (d.0)(&imported.id, &imported.manifest).map_err(Error::Attestation)?;
+                v.log(&format!("exporting manifest {} (compressed layers) done", desc.digest));
+            }
             desc.platform = Some(b.platform.clone());
+            let manifest = desc.digest.clone();
             attested.push((desc.clone(), b.materials));
             members.push((desc, b.platform.clone()));
             platforms.push(PlatformImage {
                 platform: b.platform,
                 image_id: imported.id,
-                manifest: imported.manifest,
+                manifest,
             });
         }
         if attesting {

@@ -3,9 +3,17 @@
 //! name resolves to by default); `index_members` lists every platform the
 //! index names, whether or not the store holds it, so that an image pulled
 //! or built for some platforms shows the others as absent.
+//!
+//! Attestations (BuildKit's in-toto attestation manifests) are members with
+//! platform `unknown/unknown` and no image: their manifest, config and
+//! statement blobs are plain blobs, held while an index names them
+//! ([`Store::attestation_blobs`]) and removed with it
+//! ([`Store::remove_attestation_blobs`]).
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::params;
-use strata_oci::{Descriptor, Digest, Platform};
+use strata_oci::{Descriptor, Digest, Manifest, Platform};
 
 use crate::Store;
 use crate::error::{Error, Result};
@@ -95,5 +103,54 @@ impl Store {
         let rows = st.query_map([id.to_string()], |r| r.get::<_, String>(0))?;
         rows.map(|r| Digest::parse(&r?).map_err(|e| Error::Invalid(format!("corrupt metadata: {e}"))))
             .collect()
+    }
+
+    /// The blobs of every attestation manifest a stored index names and
+    /// the store holds (the manifest, its config and its statements), each
+    /// with the index naming it.
+    pub fn attestation_blobs(&self) -> Result<BTreeMap<Digest, Digest>> {
+        let mut st = self.conn.prepare(
+            "SELECT index_digest, manifest FROM index_members WHERE platform='unknown/unknown' ORDER BY index_digest, position",
+        )?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let mut out = BTreeMap::new();
+        for (index, manifest) in rows {
+            let bad = |e: String| Error::Invalid(format!("corrupt metadata: {e}"));
+            let index = Digest::parse(&index).map_err(|e| bad(e.to_string()))?;
+            let manifest = Digest::parse(&manifest).map_err(|e| bad(e.to_string()))?;
+            if !self.has_blob(&manifest) {
+                continue;
+            }
+            let bytes = self.read_blob(&manifest, strata_oci::media::MAX_DOCUMENT_SIZE)?;
+            if let Ok(m) = serde_json::from_slice::<Manifest>(&bytes) {
+                for d in std::iter::once(&m.config).chain(&m.layers) {
+                    out.entry(d.digest.clone()).or_insert_with(|| index.clone());
+                }
+            }
+            out.entry(manifest).or_insert(index);
+        }
+        Ok(out)
+    }
+
+    /// Removes the blobs of `before` (attestation blobs, as
+    /// [`Store::attestation_blobs`] gave them before images were deleted)
+    /// that no stored index's attestation and no image uses any more.
+    /// Returns how many blob files went and their bytes.
+    pub fn remove_attestation_blobs(&self, before: &BTreeSet<Digest>) -> Result<(usize, u64)> {
+        if before.is_empty() {
+            return Ok((0, 0));
+        }
+        let now = self.attestation_blobs()?;
+        let (mut n, mut bytes) = (0, 0);
+        for d in before.iter().filter(|d| !now.contains_key(*d)) {
+            let size = self.blob_size(d).unwrap_or(0);
+            if self.remove_unreferenced_blob(d).is_ok() {
+                n += 1;
+                bytes += size;
+            }
+        }
+        Ok((n, bytes))
     }
 }

@@ -59,6 +59,13 @@ impl Store {
             let (d, diff, size) = row?;
             push(d, format!("blob of layer {diff}"), Some(size));
         }
+        for (d, index) in self.attestation_blobs()? {
+            refs.push(BlobReference {
+                digest: d,
+                what: format!("attestation of index {index}"),
+                size: None,
+            });
+        }
         Ok((refs, bad))
     }
 
@@ -137,7 +144,7 @@ impl Store {
             [d.to_string()],
             |r| r.get(0),
         )?;
-        if referenced {
+        if referenced || self.attestation_blobs()?.contains_key(d) {
             return Err(Error::Conflict(format!("blob {d} is referenced; not removing it")));
         }
         std::fs::remove_file(self.blob_path(d)).map_err(|e| Error::io(format!("removing blob {d}"), e))

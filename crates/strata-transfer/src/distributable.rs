@@ -164,6 +164,19 @@ pub(crate) fn manifest(
     Ok((new_digest, media::OCI_MANIFEST.to_string(), new_bytes, new))
 }
 
+/// The manifest of image `id` a registry takes (gzip layers, made and
+/// recorded now when there are none), recorded as one of the image's:
+/// what a build with attestations names in its index, so that a push
+/// serves that index (and the statements about the manifest) unchanged.
+pub fn distributable_manifest(store: &mut Store, id: &Digest, manifest: &Digest) -> Result<Descriptor> {
+    let image = store
+        .image(id)
+        .map_err(store_err)?
+        .ok_or_else(|| TransferError::Invalid(format!("image {id} is not in the store")))?;
+    let (digest, mt, bytes, _) = self::manifest(store, &image, manifest, None, &crate::no_progress())?;
+    Ok(Descriptor::new(&mt, digest, bytes.len() as u64))
+}
+
 /// Makes and records a gzip form of layers `which` of `m`, one thread each
 /// (each compressing on all cores), into `layers`.
 fn compress(

@@ -617,6 +617,18 @@ impl Sink for StoreLocation {
     }
 }
 
+/// The annotation naming the manifest an attestation manifest describes.
+const ATTESTATION_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
+/// An index entry that is an attestation manifest (BuildKit's
+/// `vnd.docker.reference.type: attestation-manifest`, platform unknown/unknown).
+fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations
+        .as_ref()
+        .and_then(|a| a.get("vnd.docker.reference.type"))
+        .is_some_and(|t| t == "attestation-manifest")
+}
+
 impl StoreLocation {
     fn read_manifest_desc(&self, reference: &str) -> Result<Descriptor> {
         let mut store = guard(&self.store);
@@ -649,8 +661,14 @@ impl StoreLocation {
         let members = store.index_members(index).map_err(store_err)?;
         let mut changed = false;
         let mut kept = Vec::new();
+        let mut attestations = Vec::new();
         for d in &ix.manifests {
             let member = members.iter().find(|m| m.manifest.digest == d.digest);
+            if member.is_some_and(|m| m.image.is_none() && is_attestation(d)) && store.has_blob(&d.digest) {
+                // Served as stored, when the manifest it describes is.
+                attestations.push(d.clone());
+                continue;
+            }
             let Some(image) = member.and_then(|m| m.image.as_ref()) else {
                 // Not held here (another platform, or an attestation).
                 changed = true;
@@ -675,9 +693,17 @@ impl StoreLocation {
                 what: format!("any platform of index {index} in the store {}", self.root.display()),
             });
         }
-        if !changed {
+        let before = ix.manifests.len();
+        let described = |a: &Descriptor| {
+            let of = a.annotations.as_ref().and_then(|x| x.get(ATTESTATION_REFERENCE_DIGEST));
+            kept.iter().any(|k| of.is_some_and(|of| *of == k.digest.to_string()))
+        };
+        let attestations: Vec<Descriptor> = attestations.into_iter().filter(|a| described(a)).collect();
+        if !changed && kept.len() + attestations.len() == before {
             return Ok(Descriptor::new(&mt, index.clone(), bytes.len() as u64));
         }
+        // Each attestation after the manifests, as BuildKit orders them.
+        kept.extend(attestations);
         ix.manifests = kept;
         let bytes = serde_json::to_vec(&ix).map_err(|e| TransferError::Invalid(e.to_string()))?;
         let d = Digest::sha256_of(&bytes);

@@ -67,6 +67,15 @@ pub struct BuildArgs {
     /// Shorthand for "--output=type=docker" (strata: the image stays in the store, as it does by default)
     #[arg(long)]
     load: bool,
+    /// Shorthand for "--attest=type=sbom": attach an SPDX SBOM attestation ("true" or "false")
+    #[arg(long, value_name = "string", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    sbom: Option<String>,
+    /// Shorthand for "--attest=type=provenance": "true" (mode=min), "false", "mode=min" or "mode=max"
+    #[arg(long, value_name = "string", num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    provenance: Option<String>,
+    /// Attestation parameters (format: "type=sbom", "type=provenance,mode=max")
+    #[arg(long, value_name = "stringArray")]
+    attest: Vec<String>,
     /// Build context (a directory)
     #[arg(value_name = "PATH")]
     context: PathBuf,
@@ -137,6 +146,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     // Where the result goes, checked before anything is built.
     let outputs = super::build_output::parse(&a.output, a.push, a.load)?;
     super::build_output::check(&outputs, &a.tag)?;
+    let attestations = super::attestations::build_options(root, a.sbom.as_deref(), a.provenance.as_deref(), &a.attest)?;
     let opts = BuildOptions {
         context: a.context,
         dockerfile,
@@ -153,6 +163,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         pull: a.pull,
         puller: Some(puller),
         storage_driver: None,
+        attestations,
     };
     let log: Box<dyn Write + Send> = if quiet {
         Box::new(std::io::sink())
@@ -179,7 +190,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     if quiet {
         println!("{}", out.image_id);
     } else {
-        if out.index.is_some() {
+        if out.index.is_some() && out.platforms.len() > 1 {
             for p in &out.platforms {
                 println!("Successfully built {} for {}", p.image_id.short(), p.platform);
             }

@@ -116,6 +116,9 @@ pub struct ManifestInspectArgs {
     /// Require HTTPS and verify certificates (false: accept any certificate, fall back to HTTP)
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
+    /// imagetools: Go template of the result (`{{json .SBOM}}`, `{{json .Provenance}}`, `{{json .Manifest}}`)
+    #[arg(long, value_name = "string")]
+    pub format: Option<String>,
     pub reference: String,
     /// With MANIFEST_LIST first: that draft list's manifest (`manifest create`)
     #[arg(hide = true)]
@@ -575,6 +578,8 @@ pub fn manifest(root: &Path, c: ManifestCommand) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             if a.raw {
                 out.write_all(&m.bytes)?;
+            } else if let Some(f) = &a.format {
+                out.write_all(super::attestations::imagetools_format(&client, &r, &m, f)?.as_bytes())?;
             } else if invoked_as_imagetools() {
                 out.write_all(imagetools_text(&r, &m)?.as_bytes())?;
             } else {

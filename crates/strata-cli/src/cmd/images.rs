@@ -444,6 +444,8 @@ fn print_events(events: &[RemoveEvent], lower: bool) {
 
 pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
     let mut store = open_store(root)?;
+    // Attestation manifests (build --sbom/--provenance) go with their index.
+    let attestations = store.attestation_blobs()?.into_keys().collect();
     let mut failed = false;
     for name in &a.images {
         match strata_image::remove_image(&mut store, name, a.force) {
@@ -454,6 +456,7 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
             }
         }
     }
+    store.remove_attestation_blobs(&attestations)?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -771,7 +774,9 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
         }
     }
     let mut store = open_store(root)?;
-    let report = strata_image::prune(&mut store, a.all)?;
+    let attestations = store.attestation_blobs()?.into_keys().collect();
+    let mut report = strata_image::prune(&mut store, a.all)?;
+    report.reclaimed += store.remove_attestation_blobs(&attestations)?.1;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         print_events(&report.events, true);

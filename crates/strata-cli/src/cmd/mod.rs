@@ -1,4 +1,5 @@
 pub mod analyze;
+pub mod attestations;
 pub mod build;
 pub mod build_cache;
 pub mod build_output;
