@@ -7,7 +7,7 @@
 //! refused rather than followed, so no entry can reach outside the root.
 
 use std::collections::HashSet;
-use std::ffi::OsStr;
+use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -183,15 +183,41 @@ pub(crate) fn open_beneath(root: &OwnedFd, rel: &Path) -> rustix::io::Result<Own
         Mode::empty(),
         ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
     ) {
-        Err(Errno::NOSYS) => {
-            let mut fd = open_path_at(root, c".")?;
-            for c in rel.components() {
-                fd = open_path_at(&fd, c.as_os_str())?;
-            }
-            Ok(fd)
-        }
+        // No openat2, or a path longer than PATH_MAX (a deep tree): one
+        // component at a time, none followed if a symlink (names are
+        // cleaned: no `..`).
+        Err(Errno::NOSYS | Errno::NAMETOOLONG) => descend(root, rel),
         r => r,
     }
+}
+
+/// Whether two cleaned relative paths (no `.`, no `//`, no trailing `/`)
+/// are the same: compared as bytes, which for a deep tree's long paths
+/// is much cheaper than component by component.
+fn same_path(a: &Path, b: &Path) -> bool {
+    a.as_os_str().as_bytes() == b.as_os_str().as_bytes()
+}
+
+/// What is left of the cleaned path `rel` below its ancestor `dir`.
+fn below<'a>(rel: &'a Path, dir: &Path) -> Option<&'a Path> {
+    let (r, d) = (rel.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
+    match r.strip_prefix(d)? {
+        [b'/', rest @ ..] if !rest.is_empty() => Some(Path::new(OsStr::from_bytes(rest))),
+        _ => None,
+    }
+}
+
+/// Opens `rel` under `dir` one component at a time as `O_PATH`
+/// directories, following no symlink.
+fn descend(dir: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+    let mut fd = open_path_at(dir, c".")?;
+    for c in rel.components() {
+        if !matches!(c, std::path::Component::Normal(_)) {
+            return Err(Errno::INVAL);
+        }
+        fd = open_path_at(&fd, c.as_os_str())?;
+    }
+    Ok(fd)
 }
 
 fn file_type_at<Fd: AsFd>(dirfd: Fd, name: &OsStr) -> rustix::io::Result<Option<FileType>> {
@@ -208,10 +234,37 @@ fn remove_all<Fd: AsFd>(dirfd: Fd, name: &OsStr) -> rustix::io::Result<()> {
         None => Ok(()),
         Some(FileType::Directory) => {
             let fd = open_dir_at(&dirfd, name).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
-            empty_dir(&fd, |_| false)?;
+            crate::walk::walk_tree(&fd, Path::new(""), false, &mut Remover)?;
+            drop(fd);
             rustix::fs::unlinkat(dirfd, name, AtFlags::REMOVEDIR)
         }
         Some(_) => rustix::fs::unlinkat(dirfd, name, AtFlags::empty()),
+    }
+}
+
+/// Removes what a walk visits: at any depth, with a bounded number of open
+/// directories.
+struct Remover;
+
+impl crate::walk::TreeVisitor for Remover {
+    type Error = Errno;
+
+    fn fail(&self, _: &Path, e: std::io::Error) -> Errno {
+        Errno::from_io_error(&e).unwrap_or(Errno::IO)
+    }
+
+    fn entry(&mut self, parent: &OwnedFd, name: &CStr, _: &Path) -> rustix::io::Result<Option<OwnedFd>> {
+        match file_type_at(parent, OsStr::from_bytes(name.to_bytes()))? {
+            None => Ok(None),
+            Some(FileType::Directory) => Ok(Some(
+                open_dir_at(parent, name).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?,
+            )),
+            Some(_) => rustix::fs::unlinkat(parent, name, AtFlags::empty()).map(|()| None),
+        }
+    }
+
+    fn leave(&mut self, parent: &OwnedFd, name: &CStr, _: &OwnedFd, _: &Path) -> rustix::io::Result<()> {
+        rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)
     }
 }
 
@@ -261,7 +314,9 @@ struct Unpacker<'o> {
     /// Paths this layer wrote: an opaque marker keeps them.
     written: HashSet<PathBuf>,
     /// Directory times are set last: writing children changes them.
-    dir_times: Vec<(PathBuf, u64)>,
+    /// Directories written (with their device and inode) and the times to
+    /// set on them at the end.
+    dir_times: Vec<(PathBuf, u64, (u64, u64))>,
     entries: u64,
     skipped_devices: u64,
     implicit_dirs: Vec<PathBuf>,
@@ -319,10 +374,21 @@ impl Unpacker<'_> {
         if rel.as_os_str().is_empty() {
             return Ok(Some(self.root.as_fd()));
         }
-        if self.cache.as_ref().is_some_and(|(p, _, _)| p == rel) {
+        if self.cache.as_ref().is_some_and(|(p, _, _)| same_path(p, rel)) {
             return Ok(self.cache.as_ref().map(|(_, fd, _)| fd.as_fd()));
         }
-        let fd = match open_beneath(&self.root, rel) {
+        // A deep tree comes parents first: its next directory is most often
+        // below the last one, opened from there (not from the root, whose
+        // path may pass PATH_MAX and costs the whole depth each time).
+        let below_cache = match &self.cache {
+            Some((p, fd, _)) => below(rel, p).map(|rest| descend(fd, rest)),
+            None => None,
+        };
+        let opened = match below_cache {
+            Some(Ok(fd)) => Ok(fd),
+            _ => open_beneath(&self.root, rel),
+        };
+        let fd = match opened {
             Ok(fd) => fd,
             Err(Errno::NOENT) if create => self.create_dirs(rel)?,
             Err(Errno::NOENT) => return Ok(None),
@@ -399,7 +465,7 @@ impl Unpacker<'_> {
         if rel.as_os_str().is_empty() {
             return self.root_setgid;
         }
-        self.cache.as_ref().is_some_and(|(p, _, sg)| p == rel && *sg)
+        self.cache.as_ref().is_some_and(|(p, _, sg)| same_path(p, rel) && *sg)
     }
 
     fn check_lowers(&self, path: &Path) -> Result<()> {
@@ -463,7 +529,8 @@ impl Unpacker<'_> {
                 let pfd = self.dir(parent, true)?.expect("created");
                 let fd = open_dir_at(pfd, name).map_err(|e| self.fail(path, "opening the directory", e))?;
                 self.set_meta(&fd, path, ids, Some(mode), &c.xattrs)?;
-                self.dir_times.push((path.clone(), mtime));
+                let st = rustix::fs::fstat(&fd).map_err(|e| self.fail(path, "inspecting", e))?;
+                self.dir_times.push((path.clone(), mtime, (st.st_dev, st.st_ino)));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 // The size the tar reader will yield: a sparse file's apparent size.
@@ -741,7 +808,26 @@ impl Unpacker<'_> {
 
     fn finish(&mut self) -> Result<()> {
         let times = std::mem::take(&mut self.dir_times);
-        for (path, mtime) in times.into_iter().rev() {
+        // The last directory done, open: a deep tree's directories come
+        // here deepest first, each the parent of the last, reached through
+        // its `..` (checked to be the directory written) rather than from
+        // the root (whose path may pass PATH_MAX and costs the whole depth).
+        let mut last: Option<(PathBuf, OwnedFd)> = None;
+        for (path, mtime, id) in times.into_iter().rev() {
+            if let Some((p, fd)) = &last
+                && p.parent().is_some_and(|q| same_path(q, &path))
+                && let Ok(up) = rustix::fs::openat(
+                    fd,
+                    c"..",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                && rustix::fs::fstat(&up).is_ok_and(|st| (st.st_dev, st.st_ino) == id)
+            {
+                rustix::fs::futimens(&up, &ts(mtime)).map_err(|e| self.fail(&path, "setting times", e))?;
+                last = Some((path, up));
+                continue;
+            }
             let (parent, name) = (
                 path.parent().unwrap_or(Path::new("")),
                 path.file_name().unwrap_or_default(),
@@ -751,6 +837,10 @@ impl Unpacker<'_> {
                 Ok(()) | Err(Errno::NOENT) => {}
                 Err(e) => return Err(self.fail(&path, "setting times", e)),
             }
+            last = open_dir_at(pfd, name)
+                .ok()
+                .filter(|fd| rustix::fs::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == id))
+                .map(|fd| (path, fd));
         }
         Ok(())
     }
