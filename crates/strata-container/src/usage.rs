@@ -28,23 +28,61 @@ pub struct VolumeUsage {
     pub size: u64,
 }
 
-/// Bytes of regular files under `dir` (each inode once), without following symlinks.
+/// Bytes of regular files under `dir` (each inode once), without following
+/// symlinks: iterative, so a tree of any depth is counted whole.
 pub fn tree_size(dir: &Path) -> u64 {
-    fn walk(dir: &Path, seen: &mut std::collections::HashSet<(u64, u64)>) -> u64 {
-        use std::os::unix::fs::MetadataExt;
-        let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
-        let mut n = 0;
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                n += walk(&e.path(), seen);
-            } else if m.is_file() && seen.insert((m.dev(), m.ino())) {
-                n += m.len();
+    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+    use std::ffi::CStr;
+    use std::os::fd::OwnedFd;
+
+    struct Sizer {
+        seen: std::collections::HashSet<(u64, u64)>,
+        total: u64,
+    }
+    impl strata_layer::TreeVisitor for Sizer {
+        type Error = std::io::Error;
+
+        fn fail(&self, _: &Path, e: std::io::Error) -> std::io::Error {
+            e
+        }
+
+        fn entry(&mut self, parent: &OwnedFd, name: &CStr, _: &Path) -> std::io::Result<Option<OwnedFd>> {
+            let Ok(st) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
+                return Ok(None);
+            };
+            match FileType::from_raw_mode(st.st_mode) {
+                FileType::Directory => Ok(rustix::fs::openat(
+                    parent,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .ok()),
+                FileType::RegularFile => {
+                    if self.seen.insert((st.st_dev, st.st_ino)) {
+                        self.total += st.st_size as u64;
+                    }
+                    Ok(None)
+                }
+                _ => Ok(None),
             }
         }
-        n
     }
-    walk(dir, &mut Default::default())
+    let Ok(top) = rustix::fs::openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return 0;
+    };
+    let mut s = Sizer {
+        seen: Default::default(),
+        total: 0,
+    };
+    // A directory that cannot be read counts as empty, as before.
+    let _ = strata_layer::walk_tree(&top, Path::new(""), false, &mut s);
+    s.total
 }
 
 impl Containers {
