@@ -679,19 +679,28 @@ impl Store {
 }
 
 fn dir_size(dir: &std::path::Path) -> u64 {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let Ok(top) = rustix::fs::openat(
+        rustix::fs::CWD,
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return 0;
+    };
     let mut total = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
-        for e in rd.flatten() {
-            let Ok(m) = e.metadata() else { continue };
-            if m.is_dir() {
-                stack.push(e.path());
-            } else {
-                total += m.len();
+    // Iterative and relative to open directories: any depth is counted.
+    let _ = crate::leftovers::walk_below(
+        top,
+        |_, _, st| {
+            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
+                return Ok(true);
             }
-        }
-    }
+            total += st.st_size as u64;
+            Ok(false)
+        },
+        |_, _| Ok(()),
+    );
     total
 }
 

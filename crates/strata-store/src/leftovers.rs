@@ -213,34 +213,27 @@ pub fn remove_work_entry(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// How many directories [`remove_tree`] holds open at most.
+/// How many directories [`walk_below`] holds open at most.
 const MAX_OPEN_DIRS: usize = 64;
 
-/// Removes the directory `path` and everything below it, at any depth:
+/// Walks everything below the open directory `top`, at any depth:
 /// iterative (an explicit stack, not the call stack), holding at most
 /// [`MAX_OPEN_DIRS`] directories open (a closed one is opened again
 /// through its child's `..` and checked to be the same directory), every
-/// entry removed relative to its open parent (`unlinkat`), never following
-/// a symlink. Directories without write permission (layer content may have
-/// them) are made writable first when not root.
-fn remove_tree(path: &Path) -> std::io::Result<()> {
-    use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags};
+/// entry reached relative to its open parent, never following a symlink.
+/// `entry(parent, name, status)` says whether to descend into a directory
+/// (`parent` is open at `name` for it then); `leave(parent, name)` follows
+/// the children of each directory descended into.
+pub(crate) fn walk_below(
+    top: rustix::fd::OwnedFd,
+    mut entry: impl FnMut(&rustix::fd::OwnedFd, &std::ffi::CStr, &rustix::fs::Stat) -> std::io::Result<bool>,
+    mut leave: impl FnMut(&rustix::fd::OwnedFd, &std::ffi::CStr) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, Dir, Mode, OFlags};
     use std::ffi::CString;
     use std::os::fd::OwnedFd;
 
     let dir_flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fix_modes = !rustix::process::geteuid().is_root();
-    let fix_mode = |parent: &OwnedFd, name: &std::ffi::CStr, mode: u32| -> std::io::Result<()> {
-        if fix_modes && mode & 0o700 != 0o700 {
-            rustix::fs::chmodat(
-                parent,
-                name,
-                Mode::from_raw_mode((mode | 0o700) & 0o7777),
-                AtFlags::empty(),
-            )?;
-        }
-        Ok(())
-    };
     let names_of = |fd: &OwnedFd| -> std::io::Result<Vec<CString>> {
         let mut names = Vec::new();
         for ent in Dir::read_from(fd)? {
@@ -263,16 +256,6 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
         names: Vec<CString>,
     }
 
-    let st = rustix::fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW)?;
-    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-        return std::fs::remove_file(path);
-    }
-    if fix_modes && st.st_mode & 0o700 != 0o700 {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode((st.st_mode | 0o700) & 0o7777))?;
-    }
-    let top = rustix::fs::openat(CWD, path, dir_flags, Mode::empty())?;
-    let dev = st.st_dev;
     let mut frames = vec![Frame {
         id: id_of(&top)?,
         names: names_of(&top)?,
@@ -290,20 +273,9 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
                 Err(rustix::io::Errno::NOENT) => continue,
                 Err(e) => return Err(e.into()),
             };
-            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
-                match rustix::fs::unlinkat(parent, &name, AtFlags::empty()) {
-                    Ok(()) | Err(rustix::io::Errno::NOENT) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            if !entry(parent, &name, &st)? {
                 continue;
             }
-            if st.st_dev != dev {
-                return Err(std::io::Error::other(format!(
-                    "{} holds a mount point; unmount it first",
-                    path.display()
-                )));
-            }
-            fix_mode(parent, &name, st.st_mode)?;
             let fd = rustix::fs::openat(parent, &name, dir_flags, Mode::empty())?;
             frames.push(Frame {
                 id: id_of(&fd)?,
@@ -322,17 +294,15 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
             }
             continue;
         }
-        // Emptied: remove it from its parent (opened again when closed).
         let done = frames.pop().expect("a frame");
         let Some(p) = frames.last_mut() else { break };
         let dir = done.fd.expect("the deepest directory is open");
         if p.fd.is_none() {
             let fd = rustix::fs::openat(&dir, c"..", dir_flags, Mode::empty())?;
             if id_of(&fd)? != p.id {
-                return Err(std::io::Error::other(format!(
-                    "a directory under {} was moved while it was being removed",
-                    path.display()
-                )));
+                return Err(std::io::Error::other(
+                    "a directory was moved while the tree was being walked",
+                ));
             }
             p.fd = Some(fd);
             open += 1;
@@ -342,8 +312,61 @@ fn remove_tree(path: &Path) -> std::io::Result<()> {
         open -= 1;
         lowest = lowest.min(frames.len()).max(1);
         let parent = frames.last().and_then(|f| f.fd.as_ref()).expect("open");
-        rustix::fs::unlinkat(parent, &done.name, AtFlags::REMOVEDIR)?;
+        leave(parent, &done.name)?;
     }
+    Ok(())
+}
+
+/// Removes the directory `path` and everything below it, at any depth
+/// ([`walk_below`]), each entry with `unlinkat` relative to its parent.
+/// Directories without write permission (layer content may have them) are
+/// made writable first when not root.
+fn remove_tree(path: &Path) -> std::io::Result<()> {
+    use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+
+    let fix_modes = !rustix::process::geteuid().is_root();
+    let st = rustix::fs::statat(CWD, path, AtFlags::SYMLINK_NOFOLLOW)?;
+    if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+        return std::fs::remove_file(path);
+    }
+    if fix_modes && st.st_mode & 0o700 != 0o700 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode((st.st_mode | 0o700) & 0o7777))?;
+    }
+    let top = rustix::fs::openat(
+        CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let dev = st.st_dev;
+    walk_below(
+        top,
+        |parent, name, st| {
+            if FileType::from_raw_mode(st.st_mode) != FileType::Directory {
+                return match rustix::fs::unlinkat(parent, name, AtFlags::empty()) {
+                    Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(false),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            if st.st_dev != dev {
+                return Err(std::io::Error::other(format!(
+                    "{} holds a mount point; unmount it first",
+                    path.display()
+                )));
+            }
+            if fix_modes && st.st_mode & 0o700 != 0o700 {
+                rustix::fs::chmodat(
+                    parent,
+                    name,
+                    Mode::from_raw_mode((st.st_mode | 0o700) & 0o7777),
+                    AtFlags::empty(),
+                )?;
+            }
+            Ok(true)
+        },
+        |parent, name| Ok(rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)?),
+    )?;
     std::fs::remove_dir(path)
 }
 
