@@ -282,3 +282,62 @@ fn attestations_stay_off_unless_asked_and_bad_values_are_refused() {
     );
     env.ok(&["system", "check"]);
 }
+
+#[test]
+fn scan_reads_the_attached_sbom() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        eprintln!("skipped: busybox-static is not installed");
+        return;
+    }
+    let ctx = context(&env);
+    let ctx = ctx.to_str().unwrap();
+    env.ok(&["build", "-q", "--sbom=true", "-t", "att:1", ctx]);
+    // six before 1.17.0 is affected.
+    let osv = env.path("osv");
+    std::fs::create_dir_all(&osv).unwrap();
+    std::fs::write(
+        osv.join("PYSEC-2099-1.json"),
+        r#"{"id":"PYSEC-2099-1","modified":"2024-05-01T00:00:00Z","published":"2024-04-01T00:00:00Z","summary":"test","affected":[{"package":{"ecosystem":"PyPI","name":"six"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"1.17.0"}]}]}]}"#,
+    )
+    .unwrap();
+    env.ok(&["scan", "db", "import", osv.to_str().unwrap()]);
+    let ids = |image: &str| -> Vec<String> {
+        let doc = json(&env.ok(&["scan", "image", "-q", "--format", "json", image]));
+        doc["Results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|r| r["Vulnerabilities"].as_array().cloned().unwrap_or_default())
+            .map(|v| {
+                format!(
+                    "{} {}",
+                    v["VulnerabilityID"].as_str().unwrap(),
+                    v["InstalledVersion"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    assert_eq!(ids("att:1"), ["PYSEC-2099-1 1.16.0"]);
+
+    // The attached SBOM is what scan reads: with every layer blob gone (as
+    // only a test may do), the image cannot be catalogued, yet scans the same.
+    let blobs = env.root().join("blobs/sha256");
+    let inspect = json(&env.ok(&["inspect", "att:1"]));
+    let mut gone = 0;
+    for d in inspect[0]["RootFS"]["Layers"].as_array().unwrap() {
+        gone += std::fs::remove_file(blobs.join(&d.as_str().unwrap()[7..])).is_ok() as usize;
+    }
+    for e in std::fs::read_dir(&blobs).unwrap() {
+        let path = e.unwrap().path();
+        let head = std::fs::read(&path).unwrap_or_default();
+        // gzip forms (made for the index's manifest).
+        if head.starts_with(&[0x1f, 0x8b]) {
+            std::fs::remove_file(&path).unwrap();
+            gone += 1;
+        }
+    }
+    assert!(gone >= 2, "{gone}");
+    env.fails(&["sbom", "att:1"]);
+    assert_eq!(ids("att:1"), ["PYSEC-2099-1 1.16.0"]);
+}

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Result, bail};
 use serde_json::Value;
 use strata_builder::{Attestations, Distributable, ProvenanceMode, SbomGenerator};
-use strata_oci::{Descriptor, Digest, Document, Manifest};
+use strata_oci::{Descriptor, Digest, Document, Manifest, media};
 
 /// `in-toto.io/predicate-type` of an SPDX SBOM statement.
 pub const SPDX_PREDICATE: &str = "https://spdx.dev/Document";
@@ -127,6 +127,82 @@ pub fn statements_of<'a>(m: &'a Manifest, predicate_type: &'a str) -> impl Itera
             .and_then(|a| a.get("in-toto.io/predicate-type"))
             .is_some_and(|t| t == predicate_type)
     })
+}
+
+/// The SBOM attached to a stored image (by a build with `--sbom`): the
+/// SPDX predicate of its attestation, read back as strata-sbom's model.
+/// `None` when the image has none (not in an index, or no SBOM statement).
+/// With `platform` (`scan --platform`), none is looked for: the catalogue
+/// of that platform's image is made instead.
+pub(crate) fn attached_image_sbom(root: &Path, image: &str, platform: Option<&str>) -> Option<super::sbom::ImageSbom> {
+    if platform.is_some() {
+        return None;
+    }
+    let doc = attached_predicate(root, image, SPDX_PREDICATE).ok().flatten()?;
+    let bytes = serde_json::to_vec(&doc).ok()?;
+    let mut sbom = super::scan::parse_sbom(&bytes).ok()?;
+    let store = super::open_store(root).ok()?;
+    let r = strata_image::resolve(&store, image).ok()?;
+    let config = super::sbom::load_config(&store, &r.image.id).ok()?;
+    // What the catalogue would say of the image itself and its layers.
+    sbom.image.name = image.to_string();
+    sbom.image.id = Some(r.image.id.to_string());
+    if sbom.layers.is_empty() {
+        let mut steps = config.history.iter().filter(|h| !h.empty_layer);
+        sbom.layers = r
+            .image
+            .diff_ids
+            .iter()
+            .enumerate()
+            .map(|(index, d)| strata_sbom::LayerInfo {
+                index,
+                digest: Some(d.to_string()),
+                created_by: steps.next().and_then(|h| h.created_by.clone()),
+                entries: 0,
+                size: 0,
+            })
+            .collect();
+    }
+    let label = config
+        .config
+        .as_ref()
+        .and_then(|c| c.labels.as_ref())
+        .and_then(|l| l.get(super::sbom::BASE_NAME_LABEL))
+        .cloned();
+    let base = super::sbom::find_base(&store, &r.image.id, &r.image.diff_ids, label.as_deref()).ok()?;
+    Some(super::sbom::ImageSbom {
+        sbom,
+        name: image.to_string(),
+        id: r.image.id.to_string(),
+        base,
+    })
+}
+
+/// The predicate of type `predicate_type` attached to stored image `image`.
+pub(crate) fn attached_predicate(root: &Path, image: &str, predicate_type: &str) -> Result<Option<Value>> {
+    let store = super::open_store(root)?;
+    let r = strata_image::resolve(&store, image)?;
+    let Some(index) = &r.index else { return Ok(None) };
+    let bytes = store.read_blob(index, media::MAX_DOCUMENT_SIZE)?;
+    let Ok(Document::Index(ix)) = Document::parse(&bytes, None) else {
+        return Ok(None);
+    };
+    // The index names the image by one of its manifests (its registry form).
+    let of_image =
+        |d: &Descriptor| described(d).is_some_and(|m| r.image.manifests.iter().any(|(x, ..)| x.to_string() == m));
+    for d in ix.manifests.iter().filter(|d| is_attestation(d)) {
+        if !of_image(d) || !store.has_blob(&d.digest) {
+            continue;
+        }
+        let m: Manifest = serde_json::from_slice(&store.read_blob(&d.digest, media::MAX_DOCUMENT_SIZE)?)?;
+        for l in statements_of(&m, predicate_type) {
+            let st: Value = serde_json::from_slice(&store.read_blob(&l.digest, 64 << 20)?)?;
+            if let Some(p) = st.get("predicate") {
+                return Ok(Some(p.clone()));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// `imagetools inspect --format TEMPLATE` of a registry image: buildx's

@@ -231,7 +231,12 @@ fn is_proper_prefix(ids: &[Digest], of: &[Digest]) -> bool {
 }
 
 /// The base image by the rule in the module's documentation.
-fn find_base(store: &Store, id: &Digest, diff_ids: &[Digest], label: Option<&str>) -> Result<Option<BaseImage>> {
+pub(crate) fn find_base(
+    store: &Store,
+    id: &Digest,
+    diff_ids: &[Digest],
+    label: Option<&str>,
+) -> Result<Option<BaseImage>> {
     if let Some(b) = longest_base(diff_ids, other_images(store, id)?) {
         return Ok(Some(b));
     }

@@ -204,7 +204,11 @@ pub(crate) fn scan_image(
     platform: Option<&str>,
     types: Option<PkgTypes>,
 ) -> Result<Report> {
-    let img = super::sbom::image_sbom(root, image, platform)?;
+    // The SBOM a build attached (`build --sbom`), else the image's catalogue.
+    let img = match super::attestations::attached_image_sbom(root, image, platform) {
+        Some(img) => img,
+        None => super::sbom::image_sbom(root, image, platform)?,
+    };
     let mut sbom = img.sbom;
     if let Some(t) = types {
         sbom.packages.retain(|p| t.keep(p));
