@@ -565,14 +565,38 @@ impl Containers {
     }
 
     /// Removes exited containers that were started with `--rm` (a detached
-    /// one ends while no strata process watches it).
+    /// one ends while no strata process watches it). A foreground run's
+    /// container is its own process's to remove while that process lives
+    /// (removing it here would pull it from under that `run --rm`, which
+    /// then fails and loses the exit code).
     pub fn reap(&self) -> Result<()> {
         for rec in self.list()? {
-            if rec.auto_remove && matches!(self.status(&rec), Status::Exited { .. }) {
+            if rec.auto_remove && matches!(self.status(&rec), Status::Exited { .. }) && !self.supervised(&rec) {
                 let _ = self.remove(&rec, false, true);
             }
         }
         Ok(())
+    }
+
+    /// Whether a live `run` supervises the container (runs it in the
+    /// foreground, or follows it and removes it itself: [`Containers::follow_by_me`]).
+    fn supervised(&self, rec: &ContainerRecord) -> bool {
+        let dir = self.state_dir(&rec.id);
+        let alive = |pid: i32, start_time: u64| strata_runtime::process_start_time(pid) == Some(start_time);
+        read_json::<Foreground>(&dir.join(FOREGROUND)).is_some_and(|fg| alive(fg.pid, fg.start_time))
+            || read_json::<Follower>(&dir.join(FOLLOWER)).is_some_and(|f| alive(f.pid, f.start_time))
+    }
+
+    /// Says that this process follows the container to its end and then
+    /// removes it (`run --rm` without `-d`): other processes' [`Containers::reap`]
+    /// leave it alone while this process lives.
+    pub fn follow_by_me(&self, rec: &ContainerRecord) -> Result<()> {
+        let me = std::process::id() as i32;
+        let f = Follower {
+            pid: me,
+            start_time: strata_runtime::process_start_time(me).unwrap_or(0),
+        };
+        write_json(&self.state_dir(&rec.id).join(FOLLOWER), &f)
     }
 
     pub fn wait(&self, rec: &ContainerRecord) -> Result<i32> {
@@ -831,6 +855,14 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 /// A container run in the foreground with the caller's terminal (`-i`/`-t`):
 /// the strata process itself is its supervisor.
 const FOREGROUND: &str = "foreground.json";
+const FOLLOWER: &str = "follower.json";
+
+/// The `run` process that follows a container and removes it itself.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Follower {
+    pid: i32,
+    start_time: u64,
+}
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Foreground {

@@ -183,6 +183,10 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
     }
+    if rec.auto_remove {
+        // This process removes it: others' reaping must not.
+        c.follow_by_me(&rec)?;
+    }
     let code = if rec.tty || rec.stdin {
         c.run_attached(&rec).map_err(anyhow::Error::from)
     } else {
