@@ -466,6 +466,14 @@ impl Containers {
             .map(|r| r.started_at)
     }
 
+    /// Whether the kernel's OOM killer killed a process of the container's last run.
+    pub fn oom_killed(&self, rec: &ContainerRecord) -> bool {
+        if let Some(fg) = read_json::<Foreground>(&self.state_dir(&rec.id).join(FOREGROUND)) {
+            return fg.oom_killed;
+        }
+        strata_runtime::read_state_record(&self.state_dir(&rec.id)).is_ok_and(|r| r.oom_killed)
+    }
+
     fn ensure_mounted(&self, rec: &ContainerRecord) -> Result<PathBuf> {
         let merged = self.merged_dir(&rec.id);
         if !self.snap.is_mounted(&merged)? {
@@ -551,13 +559,16 @@ impl Containers {
             started_at: strata_image::now_rfc3339(),
             exit_code: None,
             finished_at: None,
+            oom_killed: false,
         };
         write_json(&dir.join(FOREGROUND), &fg)?;
-        let r = strata_runtime::run(&spec);
+        let r = strata_runtime::run_outcome(&spec, strata_runtime::Stdio::inherit());
         fg.exit_code = Some(match &r {
-            Ok(code) => *code,
+            Ok(o) => o.code,
             Err(e) => e.code,
         });
+        fg.oom_killed = r.as_ref().is_ok_and(|o| o.oom_killed);
+        let r = r.map(|o| o.code);
         fg.finished_at = Some(strata_image::now_rfc3339());
         write_json(&dir.join(FOREGROUND), &fg)?;
         let _ = self.snap.unmount(&root);
@@ -871,6 +882,8 @@ struct Foreground {
     started_at: String,
     exit_code: Option<i32>,
     finished_at: Option<String>,
+    #[serde(default)]
+    oom_killed: bool,
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {

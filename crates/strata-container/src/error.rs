@@ -33,6 +33,9 @@ pub enum Error {
     NoCommand,
     #[error("invalid environment variable: {0}")]
     InvalidEnv(String),
+    /// A resource limit Docker refuses (its message).
+    #[error("{0}")]
+    InvalidResources(String),
     #[error("the working directory '{0}' is invalid, it needs to be an absolute path")]
     RelativeWorkdir(String),
     #[error("Invalid container name ({0}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]

@@ -15,6 +15,7 @@ mod engine;
 mod error;
 mod names;
 mod record;
+pub mod resources;
 mod rootfs;
 mod security;
 mod usage;

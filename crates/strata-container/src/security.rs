@@ -16,6 +16,9 @@ pub struct SecurityOptions {
     pub security_opt: Vec<String>,
     /// `HOST[:CONTAINER][:PERMISSIONS]`.
     pub devices: Vec<String>,
+    /// `--memory`, `--cpus`, ... as parsed (see [`crate::resources`]);
+    /// checked and completed by [`SecurityOptions::resolve`].
+    pub resources: strata_runtime::Resources,
 }
 
 impl SecurityOptions {
@@ -24,6 +27,7 @@ impl SecurityOptions {
     pub fn resolve(&self) -> Result<(u64, Security)> {
         let mut security = Security {
             privileged: self.privileged,
+            resources: crate::resources::resolve(&self.resources)?,
             ..Security::default()
         };
         let base = if self.privileged {

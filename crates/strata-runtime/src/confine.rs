@@ -61,7 +61,10 @@ pub(crate) fn create_cgroup(security: &Security) -> Result<Cgroup, RunError> {
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let name = format!("{me}-{}", crate::sys::process_start_time(me).unwrap_or(0));
     let rules = device_rules(security)?;
-    Cgroup::create(&name, &rules).map_err(|e| RunError::runtime(format!("creating the container's device cgroup: {e}")))
+    let opts = strata_cgroup::Options::detect()
+        .map_err(|e| RunError::runtime(format!("creating the container's cgroup: {e}")))?;
+    Cgroup::create_with_limits(&opts, &name, &rules, &security.resources.limits())
+        .map_err(|e| RunError::runtime(format!("creating the container's cgroup: {e}")))
 }
 
 fn supervisor_is_alive(name: &str) -> bool {
@@ -72,6 +75,11 @@ fn supervisor_is_alive(name: &str) -> bool {
         (Ok(pid), Ok(start)) => crate::sys::process_start_time(pid) == Some(start),
         _ => true, // not one of ours: leave it
     }
+}
+
+/// Whether the kernel's OOM killer killed a process of the container.
+pub(crate) fn oom_killed(cgroup: &Cgroup) -> bool {
+    cgroup.oom_kills().is_some_and(|n| n > 0)
 }
 
 /// Removes a container's cgroup once its processes are gone (they may take

@@ -49,6 +49,9 @@ pub struct StateRecord {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// The kernel's OOM killer killed a process of the container.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oom_killed: bool,
 }
 
 /// One line of `ctr.log`.
@@ -397,6 +400,7 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         started_at: sys::now_rfc3339(),
         exit_code: None,
         finished_at: None,
+        oom_killed: false,
     };
     if let Err(e) = write_record(state_dir, &rec) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -416,6 +420,7 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
     }
     pump_logs(streams, log.as_fd());
     let code = sys::wait_exit_code(pid).unwrap_or(EXIT_RUNTIME_ERROR);
+    rec.oom_killed = crate::confine::oom_killed(&cgroup);
     crate::confine::remove_cgroup(cgroup);
     rec.exit_code = Some(code);
     rec.finished_at = Some(sys::now_rfc3339());

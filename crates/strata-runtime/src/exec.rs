@@ -95,6 +95,7 @@ pub fn exec_with_stdio(state_dir: &Path, spec: &ExecSpec, io: Stdio) -> Result<i
     launch(spec.tty, io, spec.stdin, |fds, caller| {
         middle_join(spec, &joined, fds, caller)
     })
+    .map(|o| o.code)
 }
 
 /// What the joining process enters: the container's namespaces, root and

@@ -42,9 +42,26 @@ pub fn run(spec: &RunSpec) -> Result<i32, RunError> {
 
 /// [`run`] with the container's stdio redirected (tests, `start -a`, logs).
 pub fn run_with_stdio(spec: &RunSpec, io: Stdio) -> Result<i32, RunError> {
+    run_outcome(spec, io).map(|o| o.code)
+}
+
+/// How a foreground container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The exit code (128 + N when killed by signal N).
+    pub code: i32,
+    /// The kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+}
+
+/// [`run_with_stdio`], telling also whether the container was OOM-killed.
+pub fn run_outcome(spec: &RunSpec, io: Stdio) -> Result<Outcome, RunError> {
     spec.validate()?;
     launch(spec.tty, io, spec.stdin, |fds, caller| middle_create(spec, fds, caller))
 }
+
+/// The report line the supervisor writes when the container was OOM-killed.
+const OOM_LINE: &[u8] = b"O\n";
 
 /// The supervisor of a new container: unshares the PID namespace, forks PID 1, forwards signals.
 fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
@@ -79,8 +96,16 @@ fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
     match sys::fork() {
         Ok(0) => child::container_init(spec, &proc_, fds, 0),
         Ok(pid) => {
+            // The report stays open here to tell the caller about an OOM kill.
+            let outcome = fds.report.try_clone();
             drop(fds);
             let code = sys::forward_signals_until_exit(pid);
+            if let Ok(fd) = &outcome
+                && confine::oom_killed(&cgroup)
+            {
+                let _ = sys::write_all(fd.as_fd(), OOM_LINE);
+            }
+            drop(outcome);
             confine::remove_cgroup(cgroup);
             sys::exit_now(code)
         }
@@ -112,7 +137,7 @@ pub(crate) fn launch(
     io: Stdio,
     keep_stdin: bool,
     middle: impl FnOnce(ChildFds, i32) -> std::convert::Infallible,
-) -> Result<i32, RunError> {
+) -> Result<Outcome, RunError> {
     let (rep_r, rep_w) = sys::pipe()?;
     let sockets = if tty { Some(sys::socketpair()?) } else { None };
     let devnull = || -> Result<OwnedFd, RunError> {
@@ -177,10 +202,14 @@ pub(crate) fn launch(
         r.finish();
     }
     let code = code?;
-    if let Some(err) = parse_report(&report?) {
+    let report = report?;
+    if let Some(err) = parse_report(&report) {
         return Err(err);
     }
-    Ok(code)
+    Ok(Outcome {
+        code,
+        oom_killed: report.split(|&b| b == b'\n').any(|l| l == &OOM_LINE[..1]),
+    })
 }
 
 /// The first error line (`E<code> <message>`) of a report, if any.

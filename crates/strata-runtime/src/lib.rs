@@ -49,11 +49,12 @@ pub use detached::{
 };
 pub use error::{Error, Result};
 pub use exec::{ExecSpec, exec, exec_with_stdio};
-pub use launch::{Stdio, run, run_with_stdio};
+pub use launch::{Outcome, Stdio, run, run_outcome, run_with_stdio};
 pub use sealed::{reexec_sealed, running_sealed};
 pub use spec::{
-    BindMount, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, RunSpec, SeccompPolicy, SecretFile,
-    Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec, write_bundle,
+    BindMount, CPU_PERIOD_US, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, Resources, RunSpec,
+    SeccompPolicy, SecretFile, Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec,
+    write_bundle,
 };
 pub use sys::process_start_time;
 pub use user::{ResolvedUser, resolve_user};

@@ -229,6 +229,43 @@ pub struct Security {
     pub privileged: bool,
     /// `--device`: host devices bound in and allowed in the device cgroup.
     pub devices: Vec<DeviceMapping>,
+    /// `--memory`, `--cpus`, `--pids-limit`...: limits on the container's cgroup.
+    pub resources: Resources,
+}
+
+/// Docker's resource limits, in the units and with the meaning of its
+/// `HostConfig` (as `inspect` shows them): 0 (or `None`) is unlimited.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Resources {
+    /// `--memory`, bytes.
+    pub memory: i64,
+    /// `--memory-swap`: memory plus swap, bytes; -1 unlimited swap.
+    pub memory_swap: i64,
+    /// `--cpus` × 10⁹.
+    pub nano_cpus: i64,
+    /// `--cpu-shares` (relative weight; 1024 is a full share).
+    pub cpu_shares: i64,
+    /// `--pids-limit` (`None` or ≤ 0: unlimited).
+    pub pids_limit: Option<i64>,
+}
+
+/// The CFS period `--cpus` is applied with (Docker's and runc's), microseconds.
+pub const CPU_PERIOD_US: u64 = 100_000;
+
+impl Resources {
+    /// The cgroup limits these mean (runc's conversions: `--cpus` is a
+    /// quota per 100 ms period, at least 1 ms; shares within 2..262144).
+    pub fn limits(&self) -> strata_cgroup::Limits {
+        let pos = |v: i64| u64::try_from(v).ok().filter(|&v| v > 0);
+        strata_cgroup::Limits {
+            memory: pos(self.memory),
+            memory_swap: pos(self.memory_swap),
+            cpu_quota: pos(self.nano_cpus).map(|n| ((n * CPU_PERIOD_US / 1_000_000_000).max(1000), CPU_PERIOD_US)),
+            cpu_shares: pos(self.cpu_shares).map(|s| s.clamp(2, 262_144)),
+            pids: self.pids_limit.and_then(pos),
+        }
+    }
 }
 
 /// One container process: what `run` needs, close to an OCI [`oci::Spec`]

@@ -85,6 +85,21 @@ pub struct CreateArgs {
     /// Add a host device to the container
     #[arg(long = "device", value_name = "list")]
     device: Vec<String>,
+    /// Memory limit
+    #[arg(short, long, value_name = "bytes", value_parser = strata_container::resources::parse_size)]
+    memory: Option<i64>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", value_name = "bytes", allow_hyphen_values = true, value_parser = strata_container::resources::parse_memory_swap)]
+    memory_swap: Option<i64>,
+    /// Number of CPUs
+    #[arg(long, value_name = "decimal", value_parser = strata_container::resources::parse_cpus)]
+    cpus: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
+    cpu_shares: Option<i64>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
+    pids_limit: Option<i64>,
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     platform: Option<String>,
@@ -117,6 +132,13 @@ impl CreateArgs {
                 privileged: self.privileged,
                 security_opt: self.security_opt.clone(),
                 devices: self.device.clone(),
+                resources: strata_runtime::Resources {
+                    memory: self.memory.unwrap_or(0),
+                    memory_swap: self.memory_swap.unwrap_or(0),
+                    nano_cpus: self.cpus.unwrap_or(0),
+                    cpu_shares: self.cpu_shares.unwrap_or(0),
+                    pids_limit: self.pids_limit,
+                },
             },
             platform: self.platform.clone(),
         }
@@ -727,17 +749,21 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
         Status::Exited { code, finished_at } => (false, 0, *code, finished_at.clone()),
         Status::Created => (false, 0, 0, String::new()),
     };
+    let res = &rec.security.resources;
     json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.args.first(),
         "Args": rec.args.iter().skip(1).collect::<Vec<_>>(),
         "State": {"Status": status.word(), "Running": running, "Pid": pid, "ExitCode": code,
+                  "OOMKilled": c.oom_killed(rec),
                   "StartedAt": c.started_at(rec).unwrap_or_default(), "FinishedAt": finished},
         "Image": rec.image_id,
         "Name": format!("/{}", rec.name),
         "Config": serde_json::to_value(&rec.config).unwrap_or_default(),
-        "HostConfig": {"NetworkMode": rec.network, "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove},
+        "HostConfig": {"NetworkMode": rec.network, "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove,
+                       "Memory": res.memory, "MemorySwap": res.memory_swap, "NanoCpus": res.nano_cpus,
+                       "CpuShares": res.cpu_shares, "PidsLimit": res.pids_limit},
         "Mounts": rec.mounts.iter().map(|m| json!({"Type": if m.kind == "bind" {"bind"} else {"volume"}, "Name": if m.kind == "bind" {""} else {&m.source}, "Source": m.source, "Destination": m.destination, "RW": !m.readonly})).collect::<Vec<_>>(),
         "GraphDriver": {"Name": c.snap.driver().name()},
     })
