@@ -4,15 +4,14 @@
 //! a lower layer cannot redirect a copy out of the root.
 
 use std::collections::HashMap;
-use std::ffi::{CStr, OsStr};
+use std::ffi::CStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Ctx, Error, Result};
-use rustix::fs::{AtFlags, CWD, Dir, FileType, Mode, OFlags, Stat, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Stat, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 use strata_layer::{TreeVisitor, walk_tree};
 
@@ -37,7 +36,7 @@ pub fn apply_layer_dir(layer: &Path, root: &Path) -> Result<()> {
     let src = open_dir(CWD, layer).ctx(|| format!("opening layer dir {}", layer.display()))?;
     let dst = open_dir(CWD, root).ctx(|| format!("opening root {}", root.display()))?;
     let mut links = HashMap::new();
-    apply_dir(&src, &dst, Path::new(""), &dst, &mut links)?;
+    apply_dir(&src, &dst, &mut links)?;
     let st = rustix::fs::fstat(&src)?;
     copy_meta_fd(&src, &dst, &st).ctx(|| format!("setting the attributes of {}", root.display()))
 }
@@ -54,25 +53,90 @@ fn file_type(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
 }
 
-fn apply_dir(
-    src: &OwnedFd,
-    dst: &OwnedFd,
-    rel: &Path,
-    root: &OwnedFd,
-    links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<()> {
-    for entry in Dir::read_from(src).ctx(|| format!("reading layer dir /{}", rel.display()))? {
-        let entry = entry?;
-        let name = entry.file_name();
-        if name == c"." || name == c".." {
-            continue;
-        }
-        let child_rel = rel.join(OsStr::from_bytes(name.to_bytes()));
-        apply_entry(src, dst, name, &child_rel, root, links).ctx(|| format!("/{}", child_rel.display()))?;
+/// Applies everything below the layer directory `src` to the root `root`:
+/// iterative (the layer is walked with [`walk_tree`]; the root's matching
+/// directories are a stack of their own, as bounded: closed ones are opened
+/// again through `..`, checked), so a layer of any depth is fine.
+fn apply_dir(src: &OwnedFd, root: &OwnedFd, links: &mut HashMap<(u64, u64), PathBuf>) -> Result<()> {
+    struct Applier<'a> {
+        root: &'a OwnedFd,
+        links: &'a mut HashMap<(u64, u64), PathBuf>,
+        /// The root's directories matching the layer's being walked (below
+        /// the root): open or closed, device and inode, the layer's status.
+        dst: Vec<(Option<OwnedFd>, (u64, u64), Stat)>,
+        open: usize,
+        /// `dst[..lowest]` are all closed.
+        lowest: usize,
     }
-    Ok(())
+    impl TreeVisitor for Applier<'_> {
+        type Error = Error;
+
+        fn fail(&self, path: &Path, e: io::Error) -> Error {
+            Error::io(format!("reading layer dir /{}", path.display()), e)
+        }
+
+        fn entry(&mut self, src: &OwnedFd, name: &CStr, rel: &Path) -> Result<Option<OwnedFd>> {
+            let dst = match self.dst.last() {
+                Some((fd, _, _)) => fd.as_ref().expect("the deepest directory is open"),
+                None => self.root,
+            };
+            let Some((s, d, st)) =
+                apply_entry(src, dst, name, rel, self.root, self.links).ctx(|| format!("/{}", rel.display()))?
+            else {
+                return Ok(None);
+            };
+            let id = {
+                let dst = rustix::fs::fstat(&d)?;
+                (dst.st_dev, dst.st_ino)
+            };
+            self.dst.push((Some(d), id, st));
+            self.open += 1;
+            if self.open > strata_layer::MAX_OPEN_DIRS {
+                while self.dst[self.lowest].0.is_none() {
+                    self.lowest += 1;
+                }
+                self.dst[self.lowest].0 = None;
+                self.lowest += 1;
+                self.open -= 1;
+            }
+            Ok(Some(s))
+        }
+
+        fn leave(&mut self, _: &OwnedFd, _: &CStr, s: &OwnedFd, rel: &Path) -> Result<()> {
+            let (d, _, st) = self.dst.pop().expect("entered");
+            let d = d.expect("the deepest directory is open");
+            copy_meta_fd(s, &d, &st).ctx(|| format!("/{}", rel.display()))?;
+            if let Some((parent @ None, id, _)) = self.dst.last_mut() {
+                let up = open_dir(&d, c"..").ctx(|| format!("/{}", rel.display()))?;
+                let st = rustix::fs::fstat(&up)?;
+                if (st.st_dev, st.st_ino) != *id {
+                    return Err(Error::io(
+                        format!("/{}", rel.display()),
+                        io::Error::other("the root changed while the layer was being applied"),
+                    ));
+                }
+                *parent = Some(up);
+                self.open += 1;
+                self.lowest = self.dst.len() - 1;
+            }
+            self.lowest = self.lowest.min(self.dst.len());
+            self.open -= 1;
+            Ok(())
+        }
+    }
+    let mut a = Applier {
+        root,
+        links,
+        dst: Vec::new(),
+        open: 0,
+        lowest: 0,
+    };
+    walk_tree(src, Path::new(""), false, &mut a)
 }
 
+/// Applies the entry `name` of the layer directory `src` to the root's
+/// directory `dst`; for a directory, returns it opened in both (and its
+/// status) to apply its children and then its attributes.
 fn apply_entry(
     src: &OwnedFd,
     dst: &OwnedFd,
@@ -80,7 +144,7 @@ fn apply_entry(
     rel: &Path,
     root: &OwnedFd,
     links: &mut HashMap<(u64, u64), PathBuf>,
-) -> Result<()> {
+) -> Result<Option<(OwnedFd, OwnedFd, Stat)>> {
     let st = rustix::fs::statat(src, name, AtFlags::SYMLINK_NOFOLLOW)?;
     let ft = file_type(&st);
     let existing = lstat_at(dst, name)?;
@@ -89,7 +153,7 @@ fn apply_entry(
         if let Some(e) = existing {
             remove_entry(dst, name, &e)?;
         }
-        return Ok(());
+        return Ok(None);
     }
     if ft == FileType::Directory {
         let s = open_dir(src, name)?;
@@ -107,9 +171,7 @@ fn apply_entry(
             None => rustix::fs::mkdirat(dst, name, Mode::from_raw_mode(0o700))?,
         }
         let d = open_dir(dst, name)?;
-        apply_dir(&s, &d, rel, root, links)?;
-        copy_meta_fd(&s, &d, &st)?;
-        return Ok(());
+        return Ok(Some((s, d, st)));
     }
     if let Some(e) = existing {
         remove_entry(dst, name, &e)?;
@@ -120,7 +182,7 @@ fn apply_entry(
     {
         rustix::fs::linkat(root, first.as_path(), dst, name, AtFlags::empty())
             .ctx(|| format!("hard-linking to /{}", first.display()))?;
-        return Ok(());
+        return Ok(None);
     }
     let mode = Mode::from_raw_mode(st.st_mode & 0o7777);
     match ft {
@@ -171,7 +233,7 @@ fn apply_entry(
     if st.st_nlink > 1 {
         links.insert(key, rel.to_path_buf());
     }
-    Ok(())
+    Ok(None)
 }
 
 fn timestamps(st: &Stat) -> Timestamps {
@@ -302,4 +364,52 @@ pub(crate) fn remove_tree_at(path: &Path) -> Result<()> {
     drop(d);
     std::fs::remove_dir(path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `levels` of `d` below `top`, each holding a file `f`; the deepest
+    /// directory gets `mode`.
+    fn deep(top: &Path, levels: usize, mode: u32) {
+        std::fs::create_dir_all(top).unwrap();
+        let mut fd = open_dir(CWD, top).unwrap();
+        for _ in 0..levels {
+            rustix::fs::mkdirat(&fd, c"d", Mode::from_raw_mode(0o755)).unwrap();
+            drop(rustix::fs::openat(&fd, c"f", OFlags::CREATE | OFlags::WRONLY | OFlags::CLOEXEC, Mode::RUSR).unwrap());
+            fd = open_dir(&fd, c"d").unwrap();
+        }
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode)).unwrap();
+    }
+
+    fn depth(top: &Path) -> (usize, u32) {
+        let mut fd = open_dir(CWD, top).unwrap();
+        let mut n = 0;
+        while let Ok(next) = open_dir(&fd, c"d") {
+            assert!(lstat_at(&fd, c"f").unwrap().is_some());
+            fd = next;
+            n += 1;
+        }
+        (n, rustix::fs::fstat(&fd).unwrap().st_mode & 0o7777)
+    }
+
+    #[test]
+    fn deep_layers_apply_and_are_removed() {
+        let t = tempfile::tempdir().unwrap();
+        let levels = strata_layer::MAX_OPEN_DIRS * 4;
+        deep(&t.path().join("layer"), levels, 0o711);
+        let root = t.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        apply_layer_dir(&t.path().join("layer"), &root).unwrap();
+        assert_eq!(depth(&root), (levels, 0o711));
+        // Over a tree already there: merged, attributes set again.
+        deep(&t.path().join("layer2"), levels, 0o700);
+        apply_layer_dir(&t.path().join("layer2"), &root).unwrap();
+        assert_eq!(depth(&root), (levels, 0o700));
+        for d in ["layer", "layer2", "root"] {
+            remove_tree_at(&t.path().join(d)).unwrap();
+            assert!(!t.path().join(d).exists());
+        }
+    }
 }
