@@ -341,3 +341,88 @@ fn scan_reads_the_attached_sbom() {
     env.fails(&["sbom", "att:1"]);
     assert_eq!(ids("att:1"), ["PYSEC-2099-1 1.16.0"]);
 }
+
+#[test]
+fn a_multi_platform_build_attests_each_platform() {
+    if std::env::consts::ARCH != "x86_64" {
+        eprintln!("skipped: written for an x86_64 host (linux/386 beside linux/amd64)");
+        return;
+    }
+    let env = Env::new();
+    let ctx = env.path("scratch-ctx");
+    let info = ctx.join("six-1.16.0.dist-info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("METADATA"),
+        "Metadata-Version: 2.1\nName: six\nVersion: 1.16.0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!("FROM scratch\nARG FLAVOUR=plain\nCOPY six-1.16.0.dist-info {SITE}/six-1.16.0.dist-info\n"),
+    )
+    .unwrap();
+    let ctx = ctx.to_str().unwrap();
+    let reg = TestRegistry::strata();
+    let name = format!("{}/att/multi:1", reg.host);
+    let o = env.run(&[
+        "build",
+        "-q",
+        "--platform",
+        "linux/amd64,linux/386",
+        "--attest",
+        "type=sbom",
+        "--provenance=true",
+        "--build-arg",
+        "FLAVOUR=mint",
+        "--push",
+        "-t",
+        &name,
+        ctx,
+    ]);
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("linux/386"), "{err}");
+        eprintln!("skipped: this kernel does not run linux/386 programs");
+        return;
+    }
+    let index = json(&env.ok(&["buildx", "imagetools", "inspect", "--raw", &name]));
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{index}");
+    for i in 0..2 {
+        let att = &entries[2 + i];
+        assert_eq!(
+            att["annotations"]["vnd.docker.reference.digest"], entries[i]["digest"],
+            "{index}"
+        );
+        assert_eq!(att["platform"]["os"], "unknown", "{index}");
+    }
+    // By platform, as buildx prints a multi-platform image's.
+    let sbom = json(&env.ok(&["buildx", "imagetools", "inspect", "--format", "{{json .SBOM}}", &name]));
+    let keys: Vec<&String> = sbom.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["linux/386", "linux/amd64"], "{sbom}");
+    for k in keys {
+        let pkgs = sbom[k]["SPDX"]["packages"].as_array().unwrap();
+        assert!(pkgs.iter().any(|p| p["name"] == "six"), "{sbom}");
+    }
+    // mode=min: no build args, materials complete for nothing (FROM scratch has none).
+    let prov = json(&env.ok(&[
+        "buildx",
+        "imagetools",
+        "inspect",
+        "--format",
+        "{{json .Provenance}}",
+        &name,
+    ]));
+    let slsa = &prov["linux/386"]["SLSA"];
+    assert_eq!(slsa["materials"], serde_json::json!([]), "{prov}");
+    assert!(
+        slsa["invocation"]["parameters"]["args"]
+            .get("build-arg:FLAVOUR")
+            .is_none(),
+        "{prov}"
+    );
+    assert_eq!(slsa["metadata"]["completeness"]["parameters"], false, "{prov}");
+    assert!(slsa.get("buildConfig").is_none(), "{prov}");
+    env.ok(&["system", "check"]);
+}

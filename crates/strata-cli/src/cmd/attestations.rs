@@ -256,7 +256,8 @@ fn by_platform(
         return Ok(Value::Object(Default::default()));
     };
     let images: Vec<&Descriptor> = ix.manifests.iter().filter(|d| !is_attestation(d)).collect();
-    let mut out = serde_json::Map::new();
+    // Sorted by platform, as Go prints buildx's map.
+    let mut out = std::collections::BTreeMap::new();
     for img in &images {
         let digest = img.digest.to_string();
         let Some(att) = ix
@@ -284,7 +285,7 @@ fn by_platform(
         let platform = img.platform.as_ref().map(|p| p.to_string()).unwrap_or_default();
         out.insert(platform, entry);
     }
-    Ok(Value::Object(out))
+    Ok(Value::Object(out.into_iter().collect()))
 }
 
 #[cfg(test)]
