@@ -118,7 +118,8 @@ impl Volumes {
         let d = self.dir.join(name);
         let gone = self.dir.join(format!(".rm-{name}-{}", std::process::id()));
         std::fs::rename(&d, &gone)?;
-        std::fs::remove_dir_all(&gone)?;
+        // Iterative, with few open fds: a volume may hold a tree of any depth.
+        strata_store::remove_work_entry(&gone)?;
         Ok(())
     }
 }
