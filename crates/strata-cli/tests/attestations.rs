@@ -264,6 +264,8 @@ fn attestations_stay_off_unless_asked_and_bad_values_are_refused() {
         .nth(1),
         Some("Name: six")
     );
+    let tree = env.ok(&["images", "--tree", "att"]);
+    assert!(tree.contains("└─ linux/") && !tree.contains("unknown"), "{tree}");
     let oci = env.path("att.tar");
     env.ok(&["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "att:1"]);
     let listing = sh_ok(&format!("tar -xOf {} index.json", shell_quote(oci.to_str().unwrap())));

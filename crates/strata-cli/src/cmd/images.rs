@@ -340,7 +340,9 @@ fn images_tree(
                     continue;
                 }
             }
-            let members = store.index_members(&target)?;
+            let mut members = store.index_members(&target)?;
+            // Attestation manifests (unknown/unknown) are not platforms: Docker leaves them out.
+            members.retain(|m| !(m.platform.os == "unknown" && m.platform.architecture == "unknown"));
             if members.is_empty() {
                 lines.push([
                     name,
