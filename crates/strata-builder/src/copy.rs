@@ -4,9 +4,10 @@
 //! contents; a destination ending in `/` (or several sources) is a
 //! directory; a file copied onto an existing directory lands inside it;
 //! owners are root (or `--chown`), modes are kept (or `--chmod`), times are
-//! kept; ADD unpacks local tar archives (plain, gzip, zstd).
+//! kept, hard links within a copied directory stay links; ADD unpacks local
+//! tar archives (plain, gzip, zstd).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read};
 
 use crate::error::{Error, Result};
@@ -164,8 +165,18 @@ pub fn content_digest(
     for sel in selected {
         h.update(format!("source\0{}\0{}\n", sel.name, sel.rel).as_bytes());
         let t = view(tree, &sel.rel, exclude);
+        // Which files are hard links of an earlier one (they are copied as links).
+        let mut links: HashMap<(u64, u64), String> = HashMap::new();
         for (sub, meta) in walk(t.as_ref(), &sel.rel)? {
             let full = join(&sel.rel, &sub);
+            if meta.kind == Kind::File && meta.nlink > 1 && meta.ino != 0 {
+                match links.get(&(meta.dev, meta.ino)) {
+                    Some(first) => h.update(format!("{sub}\0link\0{first}\n").as_bytes()),
+                    None => {
+                        links.insert((meta.dev, meta.ino), sub.clone());
+                    }
+                }
+            }
             let (kind, content) = match &meta.kind {
                 Kind::Dir => ("dir", String::new()),
                 Kind::File => ("file", file_hash(&full)?),
@@ -288,8 +299,18 @@ pub fn copy_into(
                     root.write_dir(dest, &attrs(&sel.meta), &parents)?;
                     dirs.push((dest.to_string(), sel.meta.mtime));
                 }
+                // Files linked to one inode stay links of each other (BuildKit's
+                // copy keeps hard links within each source it copies).
+                let mut links: HashMap<(u64, u64), String> = HashMap::new();
                 for (sub, meta) in walk(tree, &sel.rel)?.into_iter().skip(1) {
                     let target = join(dest, &sub);
+                    let key =
+                        (meta.kind == Kind::File && meta.nlink > 1 && meta.ino != 0).then_some((meta.dev, meta.ino));
+                    if let Some(first) = key.and_then(|k| links.get(&k))
+                        && root.write_hardlink(&target, first, &parents)?
+                    {
+                        continue;
+                    }
                     copy_entry(
                         tree,
                         &join(&sel.rel, &sub),
@@ -299,7 +320,9 @@ pub fn copy_into(
                         &attrs(&meta),
                         &parents,
                     )?;
-                    if meta.kind == Kind::Dir {
+                    if let Some(k) = key {
+                        links.entry(k).or_insert(target);
+                    } else if meta.kind == Kind::Dir {
                         dirs.push((target, meta.mtime));
                     }
                 }

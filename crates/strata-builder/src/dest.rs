@@ -164,6 +164,24 @@ impl DestRoot {
         Ok(())
     }
 
+    /// Makes `rel` a hard link of the file `existing` (written earlier by
+    /// the same copy), replacing a non-directory; false when the file has
+    /// as many links as its filesystem allows (the caller copies it then).
+    pub fn write_hardlink(&self, rel: &str, existing: &str, parents: &Attrs) -> Result<bool> {
+        let (parent, name) = split_parent(rel);
+        let (old_parent, old_name) = split_parent(existing);
+        let pfd = self.ensure_dir(parent, parents)?;
+        let ofd = self
+            .open_in_root(old_parent, OFlags::PATH | OFlags::DIRECTORY)
+            .ctx(|| format!("opening /{old_parent}"))?;
+        self.clear_for(&pfd, name, rel)?;
+        match rustix::fs::linkat(&ofd, old_name, &pfd, name, AtFlags::empty()) {
+            Ok(()) => Ok(true),
+            Err(rustix::io::Errno::MLINK) => Ok(false),
+            Err(e) => Err(e).ctx(|| format!("linking /{rel} to /{existing}")),
+        }
+    }
+
     /// Creates (or takes over) a directory copied from a source: owner and mode set.
     pub fn write_dir(&self, rel: &str, attrs: &Attrs, parents: &Attrs) -> Result<()> {
         let fd = self.ensure_dir(rel, parents)?;

@@ -42,6 +42,12 @@ pub struct Meta {
     /// Owner (uid, gid): as on disk for a stage's or image's root; 0:0 in
     /// the build context (BuildKit resets the context's owners).
     pub owner: (u32, u32),
+    /// Device and inode, and the number of links to the inode: files linked
+    /// to one inode are copied as hard links of each other (as BuildKit's
+    /// copy does). 0 when unknown.
+    pub dev: u64,
+    pub ino: u64,
+    pub nlink: u64,
 }
 
 /// A tree COPY can read from.
@@ -195,6 +201,8 @@ fn open_beneath(root: &OwnedFd, rel: &str, flags: OFlags) -> std::io::Result<Own
     )?)
 }
 
+// st_dev, st_ino and st_nlink are not u64 on every architecture.
+#[allow(clippy::unnecessary_cast)]
 fn meta_of(st: &rustix::fs::Stat, target: Option<String>) -> Meta {
     let kind = match FileType::from_raw_mode(st.st_mode) {
         FileType::Directory => Kind::Dir,
@@ -208,6 +216,9 @@ fn meta_of(st: &rustix::fs::Stat, target: Option<String>) -> Meta {
         size: st.st_size as u64,
         mtime: (st.st_mtime, st.st_mtime_nsec as i64),
         owner: (st.st_uid, st.st_gid),
+        dev: st.st_dev as u64,
+        ino: st.st_ino as u64,
+        nlink: st.st_nlink as u64,
     }
 }
 
@@ -681,6 +692,9 @@ impl SourceTree for ContextTree {
                 size: 0,
                 mtime: (0, 0),
                 owner: (0, 0),
+                dev: 0,
+                ino: 0,
+                nlink: 1,
             }));
         }
         Ok(None)
