@@ -11,7 +11,7 @@ use std::time::Duration;
 use rustix::fs::{Mode, OFlags};
 use rustix::io::Errno;
 
-use crate::limits::{self, Controller, Limits};
+use crate::limits::{self, Controller, Limits, Usage};
 use crate::{CgroupError, DeviceBackend, DeviceRule, Options, PARENT, bpf, v1};
 
 /// Which hierarchy a leaf of a [`Cgroup`] is in.
@@ -27,6 +27,10 @@ pub enum LeafKind {
     CpuV1,
     /// The cgroup v1 pids controller (resource limits).
     PidsV1,
+    /// The cgroup v1 cpuacct controller (usage statistics).
+    CpuacctV1,
+    /// The cgroup v1 blkio controller (usage statistics).
+    BlkioV1,
 }
 
 impl LeafKind {
@@ -35,6 +39,19 @@ impl LeafKind {
             Controller::Memory => LeafKind::MemoryV1,
             Controller::Cpu => LeafKind::CpuV1,
             Controller::Pids => LeafKind::PidsV1,
+            Controller::Cpuacct => LeafKind::CpuacctV1,
+            Controller::Blkio => LeafKind::BlkioV1,
+        }
+    }
+
+    fn v1_controller(self) -> Option<Controller> {
+        match self {
+            LeafKind::MemoryV1 => Some(Controller::Memory),
+            LeafKind::CpuV1 => Some(Controller::Cpu),
+            LeafKind::PidsV1 => Some(Controller::Pids),
+            LeafKind::CpuacctV1 => Some(Controller::Cpuacct),
+            LeafKind::BlkioV1 => Some(Controller::Blkio),
+            LeafKind::DevicesV1 | LeafKind::Unified => None,
         }
     }
 }
@@ -59,8 +76,8 @@ struct Leaf {
 }
 
 /// Most leaves a cgroup has: one per hierarchy (devices, cgroup2, memory,
-/// cpu, pids).
-const MAX_LEAVES: usize = 5;
+/// cpu, pids, cpuacct, blkio).
+const MAX_LEAVES: usize = 7;
 
 /// A container's cgroup: `strata/<name>` in one or two hierarchies, with the
 /// `cgroup.procs` of each held open so a forked child can join without
@@ -175,6 +192,8 @@ fn roots(opts: &Options) -> Vec<(LeafKind, &Path)> {
         (LeafKind::MemoryV1, opts.v1.get(Controller::Memory)),
         (LeafKind::CpuV1, opts.v1.get(Controller::Cpu)),
         (LeafKind::PidsV1, opts.v1.get(Controller::Pids)),
+        (LeafKind::CpuacctV1, opts.v1.get(Controller::Cpuacct)),
+        (LeafKind::BlkioV1, opts.v1.get(Controller::Blkio)),
     ];
     for (kind, root) in all {
         if let Some(root) = root
@@ -317,15 +336,27 @@ impl Cgroup {
         // (controller, index in plan, v2?)
         let mut apply: Vec<(Controller, usize, bool)> = Vec::new();
         let mut v2_controllers = Vec::new();
-        for c in limits.controllers() {
+        let needed = limits.controllers();
+        // A leaf only accounting wants may fail to be made: it is skipped.
+        let mut required = vec![true; plan.len()];
+        for c in Controller::ALL {
+            // Accounting leaves no v1 memory or cpu cgroup: that would take
+            // the process out of the caller's (and its memory limit) for
+            // nothing but numbers.
+            let v1_moves = matches!(c, Controller::Memory | Controller::Cpu) && opts.v1.get(c).is_some();
+            if !needed.contains(&c) && (!limits.accounting || v1_moves) {
+                continue;
+            }
             if let Some(root) = opts.v1.get(c) {
                 let i = match plan.iter().position(|(_, r, _)| *r == root) {
                     Some(i) => i,
                     None => {
                         plan.push((LeafKind::of_v1(c), root, Enforce::Nothing));
+                        required.push(false);
                         plan.len() - 1
                     }
                 };
+                required[i] |= needed.contains(&c);
                 apply.push((c, i, false));
             } else if let Some(u) = opts.hierarchy.unified()
                 && limits::v2_has(u, c)
@@ -334,12 +365,14 @@ impl Cgroup {
                     Some(i) => i,
                     None => {
                         plan.push((LeafKind::Unified, u, Enforce::Nothing));
+                        required.push(false);
                         plan.len() - 1
                     }
                 };
+                required[i] |= needed.contains(&c);
                 v2_controllers.push(c);
                 apply.push((c, i, true));
-            } else {
+            } else if needed.contains(&c) {
                 return Err(CgroupError::Unsupported(format!(
                     "the host has no {} cgroup controller (cgroup v1 or v2) for the limits asked",
                     c.name()
@@ -353,17 +386,24 @@ impl Cgroup {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(CgroupError::io("mkdir", parent, e)),
             }
-            limits::enable_v2(u, &v2_controllers)?;
+            // Those only accounting wants are best effort.
+            let (strict, extra): (Vec<Controller>, Vec<Controller>) =
+                v2_controllers.iter().partition(|c| needed.contains(c));
+            limits::enable_v2(u, &strict)?;
+            for c in extra {
+                let _ = limits::enable_v2(u, &[c]);
+            }
         }
-        let mut leaves: Vec<Leaf> = Vec::new();
-        let cleanup = |leaves: Vec<Leaf>| {
-            for leaf in leaves {
+        let mut leaves: Vec<Option<Leaf>> = Vec::new();
+        let cleanup = |leaves: Vec<Option<Leaf>>| {
+            for leaf in leaves.into_iter().flatten() {
                 let _ = std::fs::remove_dir(&leaf.path);
             }
         };
-        for (kind, root, enforce) in plan {
+        for (i, (kind, root, enforce)) in plan.into_iter().enumerate() {
             match create_leaf(kind, root, name, enforce, rules) {
-                Ok(leaf) => leaves.push(leaf),
+                Ok(leaf) => leaves.push(Some(leaf)),
+                Err(_) if !required[i] => leaves.push(None),
                 Err(e) => {
                     cleanup(leaves);
                     return Err(e);
@@ -371,7 +411,8 @@ impl Cgroup {
             }
         }
         for (c, i, v2) in apply {
-            let dir = &leaves[i].path;
+            let Some(leaf) = &leaves[i] else { continue };
+            let dir = &leaf.path;
             let r = if v2 {
                 limits.apply_v2(c, dir)
             } else {
@@ -384,7 +425,7 @@ impl Cgroup {
         }
         Ok(Cgroup {
             name: name.to_string(),
-            leaves,
+            leaves: leaves.into_iter().flatten().collect(),
         })
     }
 
@@ -476,6 +517,21 @@ impl Cgroup {
             .filter(|l| matches!(l.kind, LeafKind::MemoryV1 | LeafKind::Unified))
             .filter_map(|l| limits::oom_kills(&l.path))
             .reduce(|a, b| a + b)
+    }
+
+    /// What the cgroup's processes have used so far, from every leaf (v1
+    /// controllers first, the cgroup2 leaf for the rest).
+    pub fn usage(&self) -> Usage {
+        let mut usage = Usage::default();
+        for leaf in &self.leaves {
+            if let Some(c) = leaf.kind.v1_controller() {
+                usage.read_v1(c, &leaf.path);
+            }
+        }
+        if let Some(leaf) = self.leaves.iter().find(|l| l.kind == LeafKind::Unified) {
+            usage.read_v2(&leaf.path);
+        }
+        usage
     }
 
     /// The processes in the cgroup (of its first hierarchy, v1 devices when

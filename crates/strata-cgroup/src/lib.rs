@@ -35,7 +35,7 @@ pub use cgroup::{Cgroup, JoinHandle, LeafKind, validate_name};
 pub use detect::{CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, Hierarchy};
 pub use device::{DeviceKind, DeviceRule, default_device_rules, parse_permissions};
 pub use error::CgroupError;
-pub use limits::{Controller, Limits, V1Mounts, shares_to_weight};
+pub use limits::{Controller, Limits, Usage, V1Mounts, shares_to_weight};
 
 /// Where the cgroup file systems are mounted on a usual host.
 pub const CGROUP_ROOT: &str = "/sys/fs/cgroup";

@@ -26,25 +26,52 @@ pub struct Limits {
     pub cpu_shares: Option<u64>,
     /// Most tasks (v1 and v2 `pids.max`).
     pub pids: Option<u64>,
+    /// Also put the cgroup in the accounting controllers the host has
+    /// (v1 cpuacct, pids, blkio; on cgroup v2 memory, cpu, pids, io) without
+    /// a limit, for [`crate::Cgroup::usage`]; one the host lacks, or that
+    /// cannot be made, is skipped. A v1 memory or cpu cgroup is only made
+    /// for a limit.
+    pub accounting: bool,
 }
 
-/// A controller a limit needs.
+/// A controller a limit or the usage statistics need.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Controller {
     Memory,
     Cpu,
     Pids,
+    /// v1 CPU time accounting (cgroup v2 has `cpu.stat` in every cgroup).
+    Cpuacct,
+    /// v1 block I/O (`io` on cgroup v2).
+    Blkio,
 }
 
 impl Controller {
-    pub const ALL: [Controller; 3] = [Controller::Memory, Controller::Cpu, Controller::Pids];
+    pub const ALL: [Controller; 5] = [
+        Controller::Memory,
+        Controller::Cpu,
+        Controller::Pids,
+        Controller::Cpuacct,
+        Controller::Blkio,
+    ];
 
-    /// The kernel's name of the controller.
+    /// The kernel's name of the controller (cgroup v1).
     pub fn name(self) -> &'static str {
         match self {
             Controller::Memory => "memory",
             Controller::Cpu => "cpu",
             Controller::Pids => "pids",
+            Controller::Cpuacct => "cpuacct",
+            Controller::Blkio => "blkio",
+        }
+    }
+
+    /// Its name on cgroup v2, if it is a controller there.
+    pub fn v2_name(self) -> Option<&'static str> {
+        match self {
+            Controller::Memory | Controller::Cpu | Controller::Pids => Some(self.name()),
+            Controller::Cpuacct => None,
+            Controller::Blkio => Some("io"),
         }
     }
 }
@@ -55,7 +82,7 @@ impl Limits {
         self.controllers().is_empty()
     }
 
-    /// The controllers these limits need.
+    /// The controllers these limits need (not those only accounting wants).
     pub fn controllers(&self) -> Vec<Controller> {
         let mut out = Vec::new();
         if self.memory.is_some() {
@@ -97,6 +124,7 @@ impl Limits {
                     write(dir, "pids.max", &n.to_string())?;
                 }
             }
+            Controller::Cpuacct | Controller::Blkio => {}
         }
         Ok(())
     }
@@ -127,6 +155,7 @@ impl Limits {
                     write(dir, "pids.max", &n.to_string())?;
                 }
             }
+            Controller::Cpuacct | Controller::Blkio => {}
         }
         Ok(())
     }
@@ -155,6 +184,8 @@ pub struct V1Mounts {
     pub memory: Option<PathBuf>,
     pub cpu: Option<PathBuf>,
     pub pids: Option<PathBuf>,
+    pub cpuacct: Option<PathBuf>,
+    pub blkio: Option<PathBuf>,
 }
 
 impl V1Mounts {
@@ -183,6 +214,8 @@ impl V1Mounts {
             memory: find("memory"),
             cpu: find("cpu"),
             pids: find("pids"),
+            cpuacct: find("cpuacct"),
+            blkio: find("blkio"),
         }
     }
 
@@ -192,14 +225,18 @@ impl V1Mounts {
             Controller::Memory => self.memory.as_deref(),
             Controller::Cpu => self.cpu.as_deref(),
             Controller::Pids => self.pids.as_deref(),
+            Controller::Cpuacct => self.cpuacct.as_deref(),
+            Controller::Blkio => self.blkio.as_deref(),
         }
     }
 }
 
 /// Whether the cgroup2 tree at `root` offers `controller` (its `cgroup.controllers`).
 pub(crate) fn v2_has(root: &Path, controller: Controller) -> bool {
-    std::fs::read_to_string(root.join("cgroup.controllers"))
-        .is_ok_and(|t| t.split_whitespace().any(|c| c == controller.name()))
+    let Some(name) = controller.v2_name() else {
+        return false;
+    };
+    std::fs::read_to_string(root.join("cgroup.controllers")).is_ok_and(|t| t.split_whitespace().any(|c| c == name))
 }
 
 /// Enables `controllers` for the children of `<root>/strata` (and of the
@@ -207,9 +244,9 @@ pub(crate) fn v2_has(root: &Path, controller: Controller) -> bool {
 pub(crate) fn enable_v2(root: &Path, controllers: &[Controller]) -> Result<(), CgroupError> {
     for dir in [root.to_path_buf(), root.join(crate::PARENT)] {
         let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-        for c in controllers {
-            if !enabled.split_whitespace().any(|e| e == c.name()) {
-                write(&dir, "cgroup.subtree_control", &format!("+{}", c.name()))?;
+        for name in controllers.iter().filter_map(|c| c.v2_name()) {
+            if !enabled.split_whitespace().any(|e| e == name) {
+                write(&dir, "cgroup.subtree_control", &format!("+{name}"))?;
             }
         }
     }
@@ -224,6 +261,114 @@ pub(crate) fn oom_kills(dir: &Path) -> Option<u64> {
         .ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix("oom_kill ")?.trim().parse().ok())
+}
+
+/// What a container's cgroup has used (see [`crate::Cgroup::usage`]);
+/// `None` where the cgroup is not in the controller that counts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// CPU time, nanoseconds (v1 `cpuacct.usage`, v2 `cpu.stat` `usage_usec`).
+    pub cpu_ns: Option<u64>,
+    /// Memory in use minus inactive file pages, as Docker's `stats` counts it.
+    pub memory: Option<u64>,
+    /// The memory limit; `None` when unlimited.
+    pub memory_limit: Option<u64>,
+    /// Tasks (`pids.current`).
+    pub pids: Option<u64>,
+    /// Bytes read from and written to block devices.
+    pub io_read: Option<u64>,
+    pub io_write: Option<u64>,
+}
+
+fn read_u64(dir: &Path, file: &str) -> Option<u64> {
+    std::fs::read_to_string(dir.join(file)).ok()?.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file (`memory.stat`, `cpu.stat`).
+fn read_key(dir: &Path, file: &str, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(dir.join(file)).ok()?;
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+/// Memory in use minus `inactive` (Docker's `stats`), or the plain usage.
+fn memory_used(usage: u64, inactive: Option<u64>) -> u64 {
+    match inactive {
+        Some(i) if i < usage => usage - i,
+        _ => usage,
+    }
+}
+
+/// A v1 memory limit at or above this is "unlimited" (the kernel reports
+/// `PAGE_COUNTER_MAX` pages as bytes).
+const V1_UNLIMITED: u64 = 1 << 62;
+
+impl Usage {
+    /// Adds what the v1 leaf `dir` of `controller` counts.
+    pub(crate) fn read_v1(&mut self, controller: Controller, dir: &Path) {
+        match controller {
+            Controller::Memory => {
+                if let Some(u) = read_u64(dir, "memory.usage_in_bytes") {
+                    self.memory = Some(memory_used(u, read_key(dir, "memory.stat", "total_inactive_file")));
+                }
+                self.memory_limit = read_u64(dir, "memory.limit_in_bytes").filter(|&l| l < V1_UNLIMITED);
+            }
+            Controller::Cpuacct => self.cpu_ns = read_u64(dir, "cpuacct.usage").or(self.cpu_ns),
+            Controller::Pids => self.pids = read_u64(dir, "pids.current").or(self.pids),
+            Controller::Blkio => {
+                let text = std::fs::read_to_string(dir.join("blkio.throttle.io_service_bytes_recursive"))
+                    .or_else(|_| std::fs::read_to_string(dir.join("blkio.io_service_bytes_recursive")))
+                    .unwrap_or_default();
+                let (mut r, mut w) = (0u64, 0u64);
+                for line in text.lines() {
+                    let f: Vec<&str> = line.split_whitespace().collect();
+                    if let [_, op, n] = f[..] {
+                        let n: u64 = n.parse().unwrap_or(0);
+                        match op {
+                            "Read" => r += n,
+                            "Write" => w += n,
+                            _ => {}
+                        }
+                    }
+                }
+                self.io_read = Some(r);
+                self.io_write = Some(w);
+            }
+            Controller::Cpu => {}
+        }
+    }
+
+    /// Fills what is still unknown from the cgroup2 leaf `dir`.
+    pub(crate) fn read_v2(&mut self, dir: &Path) {
+        if self.cpu_ns.is_none() {
+            self.cpu_ns = read_key(dir, "cpu.stat", "usage_usec").map(|u| u * 1000);
+        }
+        if self.memory.is_none()
+            && let Some(u) = read_u64(dir, "memory.current")
+        {
+            self.memory = Some(memory_used(u, read_key(dir, "memory.stat", "inactive_file")));
+            self.memory_limit = read_u64(dir, "memory.max");
+        }
+        if self.pids.is_none() {
+            self.pids = read_u64(dir, "pids.current");
+        }
+        if self.io_read.is_none()
+            && let Ok(text) = std::fs::read_to_string(dir.join("io.stat"))
+        {
+            let (mut r, mut w) = (0u64, 0u64);
+            for field in text.split_whitespace() {
+                if let Some(n) = field.strip_prefix("rbytes=") {
+                    r += n.parse().unwrap_or(0);
+                } else if let Some(n) = field.strip_prefix("wbytes=") {
+                    w += n.parse().unwrap_or(0);
+                }
+            }
+            self.io_read = Some(r);
+            self.io_write = Some(w);
+        }
+    }
 }
 
 #[cfg(test)]

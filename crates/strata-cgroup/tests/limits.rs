@@ -14,6 +14,7 @@ fn limits_are_written_and_removed() {
         cpu_quota: Some((50_000, 100_000)),
         cpu_shares: Some(512),
         pids: Some(10),
+        accounting: true,
     };
     let n = name("limits");
     let cg = match Cgroup::create_with_limits(&opts, &n, &default_device_rules(), &limits) {
@@ -39,6 +40,13 @@ fn limits_are_written_and_removed() {
         assert_eq!(read(LeafKind::Unified, "pids.max").unwrap(), "10");
     }
     assert_eq!(cg.oom_kills(), Some(0));
+    let usage = cg.usage();
+    assert_eq!(usage.memory_limit, Some(32 << 20));
+    if opts.v1.blkio.is_some() {
+        assert_eq!((usage.io_read, usage.io_write), (Some(0), Some(0)));
+    }
+    assert_eq!(usage.pids, Some(0));
+    assert!(usage.cpu_ns.is_some() && usage.memory.is_some(), "{usage:?}");
     let dirs: Vec<_> = cg.paths().iter().map(|(_, p)| p.to_path_buf()).collect();
     let reopened = Cgroup::open_with(&opts, &n).unwrap();
     assert_eq!(reopened.paths().len(), dirs.len());

@@ -51,6 +51,19 @@ pub fn human_size_with_precision(bytes: u64, prec: usize) -> String {
     format!("{}{}", go_g(size, prec), UNITS[i])
 }
 
+/// docker/go-units `BytesSize`: binary units, 4 significant digits
+/// (`548KiB`, `7.667GiB`).
+pub fn bytes_size(bytes: u64) -> String {
+    const UNITS: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut size = bytes as f64;
+    let mut i = 0;
+    while size >= 1024.0 && i < UNITS.len() - 1 {
+        size /= 1024.0;
+        i += 1;
+    }
+    format!("{}{}", go_g(size, 4), UNITS[i])
+}
+
 /// Docker's `stringutils.Ellipsis`.
 pub fn ellipsis(s: &str, max: usize) -> String {
     let chars: Vec<char> = s.chars().collect();

@@ -133,6 +133,9 @@ enum Command {
     /// Execute a command in a running container
     #[command(help_template = HELP_TEMPLATE)]
     Exec(cmd::containers::ExecArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    #[command(help_template = HELP_TEMPLATE)]
+    Stats(cmd::stats::StatsArgs),
     /// Block until one or more containers stop, then print their exit codes
     #[command(help_template = HELP_TEMPLATE)]
     Wait(cmd::containers::WaitArgs),
@@ -224,6 +227,7 @@ fn main() -> ExitCode {
         Command::Logs(a) => cmd::containers::logs(&root, a),
         Command::Exec(a) => cmd::containers::exec(&root, a),
         Command::Wait(a) => cmd::containers::wait(&root, a),
+        Command::Stats(a) => cmd::stats::stats(&root, a),
         Command::Cp(a) => cmd::containers::cp(&root, a),
         Command::Export(a) => cmd::containers::export(&root, a),
         Command::Diff(a) => cmd::containers::diff(&root, a),

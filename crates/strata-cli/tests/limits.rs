@@ -300,3 +300,46 @@ fn inspect_matches_docker_and_refusals() {
         assert!(err.contains(msg), "{flags:?}: {err}");
     }
 }
+
+#[test]
+fn stats_no_stream_shows_dockers_columns() {
+    let Some(env) = setup() else { return };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "spin",
+        "--memory",
+        "64m",
+        "busybox",
+        "sh",
+        "-c",
+        "while :; do :; done",
+    ]);
+    env.ok(&["create", "--name", "made", "busybox", "true"]);
+    let out = env.ok(&["stats", "--no-stream"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0],
+        "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     NET I/O   BLOCK I/O   PIDS"
+    );
+    assert_eq!(lines.len(), 2, "{out}");
+    let cols: Vec<&str> = lines[1].split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(cols[1], "spin", "{out}");
+    let cpu: f64 = cols[2].trim_end_matches('%').parse().unwrap();
+    assert!(cpu > 10.0, "a spinning shell uses a CPU: {out}");
+    assert!(cols[3].ends_with(" / 64MiB"), "{out}");
+    assert_eq!(cols[5..], ["0B / 0B", "0B / 0B", "1"], "{out}");
+    // -a adds the created container, with nothing used.
+    let all = env.ok(&["stats", "--no-stream", "-a"]);
+    let made = all.lines().find(|l| l.contains(" made ")).expect("made listed");
+    assert!(
+        made.ends_with("0.00%     0B / 0B             0.00%     0B / 0B   0B / 0B     0"),
+        "{all}"
+    );
+    assert!(
+        env.fails(&["stats", "--no-stream", "nosuch"])
+            .contains("No such container: nosuch")
+    );
+    env.ok(&["rm", "-f", "spin", "made"]);
+}

@@ -63,7 +63,11 @@ pub(crate) fn create_cgroup(security: &Security) -> Result<Cgroup, RunError> {
     let rules = device_rules(security)?;
     let opts = strata_cgroup::Options::detect()
         .map_err(|e| RunError::runtime(format!("creating the container's cgroup: {e}")))?;
-    Cgroup::create_with_limits(&opts, &name, &rules, &security.resources.limits())
+    let limits = strata_cgroup::Limits {
+        accounting: true,
+        ..security.resources.limits()
+    };
+    Cgroup::create_with_limits(&opts, &name, &rules, &limits)
         .map_err(|e| RunError::runtime(format!("creating the container's cgroup: {e}")))
 }
 
@@ -75,6 +79,12 @@ fn supervisor_is_alive(name: &str) -> bool {
         (Ok(pid), Ok(start)) => crate::sys::process_start_time(pid) == Some(start),
         _ => true, // not one of ours: leave it
     }
+}
+
+/// What the running container whose PID 1 is `pid` has used (`stats`);
+/// `None` when it has no cgroup of strata's.
+pub fn usage_of(pid: i32) -> Result<Option<strata_cgroup::Usage>, RunError> {
+    Ok(cgroup_of(pid)?.map(|c| c.usage()))
 }
 
 /// Whether the kernel's OOM killer killed a process of the container.

@@ -42,7 +42,7 @@ mod spec;
 mod sys;
 mod user;
 
-pub use confine::check_seccomp_profile;
+pub use confine::{check_seccomp_profile, usage_of};
 pub use detached::{
     EXIT_UNKNOWN, LogEntry, State, StateRecord, kill, log_path, read_log, read_log_from, read_state_record,
     spawn_detached, state, wait,
@@ -56,6 +56,7 @@ pub use spec::{
     SeccompPolicy, SecretFile, Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec,
     write_bundle,
 };
+pub use strata_cgroup::Usage;
 pub use sys::process_start_time;
 pub use user::{ResolvedUser, resolve_user};
 

@@ -264,6 +264,7 @@ impl Resources {
             cpu_quota: pos(self.nano_cpus).map(|n| ((n * CPU_PERIOD_US / 1_000_000_000).max(1000), CPU_PERIOD_US)),
             cpu_shares: pos(self.cpu_shares).map(|s| s.clamp(2, 262_144)),
             pids: self.pids_limit.and_then(pos),
+            accounting: false,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::format::{ellipsis, print_formatted, print_table};
 
 use super::HELP_TEMPLATE;
 
-fn open(root: &Path) -> Result<Containers> {
+pub(crate) fn open(root: &Path) -> Result<Containers> {
     let c = Containers::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
     if let Some(note) = &c.driver_note {
         eprintln!("strata: overlay is not available ({note}); using the vfs (copy) storage driver");

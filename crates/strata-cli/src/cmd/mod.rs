@@ -16,6 +16,7 @@ pub mod scan;
 pub mod scan_cmd;
 pub mod scan_db;
 pub mod scout;
+pub mod stats;
 pub mod system;
 
 use std::io::{IsTerminal, Write};
