@@ -4,8 +4,9 @@
 //! contents; a destination ending in `/` (or several sources) is a
 //! directory; a file copied onto an existing directory lands inside it;
 //! owners are root (or `--chown`), modes are kept (or `--chmod`), times are
-//! kept, hard links within a copied directory stay links; ADD unpacks local
-//! tar archives (plain, gzip, zstd).
+//! kept, hard links within a copied directory stay links; a directory's
+//! contents go to a destination made as root (or `--chown`) 0755; ADD
+//! unpacks local tar archives (plain, gzip, zstd).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, Read};
@@ -275,7 +276,8 @@ pub fn copy_into(
     let attrs = |m: &Meta| Attrs {
         uid: if a.keep_owner { m.owner.0 } else { a.uid },
         gid: if a.keep_owner { m.owner.1 } else { a.gid },
-        mode: a.chmod.unwrap_or(m.mode),
+        // --chmod sets the permission bits; set-id and sticky bits stay the source's (BuildKit).
+        mode: a.chmod.map_or(m.mode, |c| m.mode & 0o7000 | c),
         mtime: m.mtime,
     };
     for sel in selected {
@@ -295,8 +297,11 @@ pub fn copy_into(
         match &sel.meta.kind {
             Kind::Dir => {
                 let mut dirs: Vec<(String, (i64, i64))> = Vec::new();
+                // The destination a directory's contents go to is made as
+                // BuildKit makes it: the --chown owner (else root), 0755, not
+                // the source directory's owner and mode, whatever --chmod says.
                 if !root.is_dir(dest) {
-                    root.write_dir(dest, &attrs(&sel.meta), &parents)?;
+                    root.write_dir(dest, &parents, &parents)?;
                     dirs.push((dest.to_string(), sel.meta.mtime));
                 }
                 // Files linked to one inode stay links of each other (BuildKit's
@@ -446,10 +451,12 @@ fn is_archive(tree: &dyn SourceTree, rel: &str) -> Result<bool> {
     Ok(stored == Some(sum) && block[0] != 0)
 }
 
-/// Parses `--chmod` (octal).
+/// Parses `--chmod` (octal): its permission bits. BuildKit takes the number
+/// as a Go `os.FileMode`, whose set-id and sticky bits are elsewhere, so
+/// `4755` sets 0755 (a copied entry keeps its own set-id and sticky bits).
 pub fn parse_chmod(s: &str) -> Result<u32> {
     match u32::from_str_radix(s, 8) {
-        Ok(m) if m <= 0o7777 => Ok(m),
+        Ok(m) if m <= 0o7777 => Ok(m & 0o777),
         _ => Err(Error::InvalidChmod(s.to_string())),
     }
 }

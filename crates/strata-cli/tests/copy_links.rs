@@ -365,8 +365,11 @@ FROM @BASE@\n\
 COPY --from=stage /hl /bin2\n\
 COPY --from=stage /tree /from-tree/\n\
 COPY --from=stage --chown=5:6 /tree /owned/\n\
+COPY --from=stage --chmod=640 /tree /moded/\n\
 COPY ctx /ctx/\n\
-ADD ctx /added/\n";
+ADD ctx /added/\n\
+COPY ctx/a ctx/b /pair/\n\
+COPY --from=stage /tree/d/f /tree/g /pair2/\n";
 
 /// A stage's /hl holds a hard link to busybox per applet; the context holds
 /// a file linked twice. Every copied group stays a group (one file body).
@@ -399,7 +402,7 @@ fn hard_links_survive_copy_add_and_copy_from() {
         .filter(|(k, _)| k.starts_with("bin2/") && !group.contains(k))
         .collect();
     assert!(outside.is_empty(), "not linked to /bin2/sh: {outside:?}");
-    for top in ["from-tree", "owned"] {
+    for top in ["from-tree", "owned", "moded"] {
         assert_eq!(
             group_of(&s, &format!("{top}/d/f")),
             [format!("{top}/d/f"), format!("{top}/d/h"), format!("{top}/g")],
@@ -425,6 +428,9 @@ fn hard_links_survive_copy_add_and_copy_from() {
         );
         assert!(s.entries[&format!("{top}/b")].starts_with("file 644 0:0 "));
     }
+    // Separate sources are copied separately (BuildKit copies each on its own).
+    assert_eq!(group_of(&s, "pair/a"), ["pair/a"]);
+    assert_eq!(group_of(&s, "pair2/g"), ["pair2/g"]);
     // The image holds busybox twice (the base's and /bin2's), not once per applet.
     let bb = std::fs::metadata(env.busybox_rootfs().unwrap().join("bin/busybox"))
         .unwrap()
@@ -477,4 +483,71 @@ fn hard_links_survive_commit() {
     };
     assert!(is_pair("h/a", "h/b"), "{kinds:?}");
     assert!(is_pair("bin/busybox", "h/bb"), "{kinds:?}");
+}
+
+const DIR_META: &str = "FROM @BASE@ AS stage\n\
+RUN mkdir -p /src/sub && echo x > /src/sub/f && echo y > /src/top && chown -R 7:8 /src \
+ && chmod 700 /src && chmod 750 /src/sub && chmod 4755 /src/top && mkdir -m 711 /src2 && chown 3:4 /src2\n\
+FROM @BASE@\n\
+COPY --from=stage /src /plain\n\
+COPY --from=stage /src/ /slash/\n\
+COPY --from=stage --chown=5:6 /src /owned\n\
+COPY --from=stage --chmod=640 /src /moded\n\
+COPY --from=stage --chmod=4755 /src /setid\n\
+COPY --from=stage /src2 /src2\n\
+COPY ctxdir /ctx\n\
+COPY --chmod=2755 ctxdir /ctx-setid/\n\
+COPY --chmod=4755 single.txt /single-setuid\n\
+RUN mkdir -m 711 /exists && chown 3:4 /exists\n\
+COPY --from=stage /src /exists\n\
+COPY . /whole\n";
+
+/// `COPY dir /dst`: the destination is made fresh (root, or the --chown
+/// owner, 0755) whatever the source directory's owner and mode and
+/// whatever --chmod says; only the contents keep theirs (or take --chmod,
+/// without set-id bits); an existing destination keeps its own.
+#[test]
+fn copied_directory_metadata_matches_docker() {
+    let env = Env::new();
+    let Some(both) = Both::new(&env, "dirmeta") else { return };
+    let dir = both.context("dirmeta", DIR_META);
+    std::fs::create_dir_all(dir.join("ctxdir/sub")).unwrap();
+    std::fs::write(dir.join("ctxdir/sub/f"), "f\n").unwrap();
+    std::fs::write(dir.join("single.txt"), "s\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for (p, m) in [("ctxdir", 0o700), ("ctxdir/sub", 0o750)] {
+        std::fs::set_permissions(dir.join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    }
+    let tag = unique("dirmeta");
+    let (s, _) = both.build(&dir, &tag);
+    let want = [
+        ("plain", "dir 755 0:0"),
+        ("plain/sub", "dir 750 7:8"),
+        ("plain/top", "file 4755 7:8 "),
+        ("slash", "dir 755 0:0"),
+        ("owned", "dir 755 5:6"),
+        ("owned/sub", "dir 750 5:6"),
+        ("moded", "dir 755 0:0"),
+        ("moded/sub", "dir 640 7:8"),
+        ("moded/top", "file 4640 7:8 "),
+        ("setid/sub", "dir 755 7:8"),
+        ("setid/top", "file 4755 7:8 "),
+        ("src2", "dir 755 0:0"),
+        ("ctx", "dir 755 0:0"),
+        ("ctx/sub", "dir 750 0:0"),
+        ("ctx-setid", "dir 755 0:0"),
+        ("ctx-setid/sub", "dir 755 0:0"),
+        ("ctx-setid/sub/f", "file 755 0:0 "),
+        ("single-setuid", "file 755 0:0 "),
+        ("exists", "dir 711 3:4"),
+        ("exists/sub", "dir 750 7:8"),
+        ("whole", "dir 755 0:0"),
+    ];
+    for (p, w) in want {
+        let got = s.entries.get(p).map(String::as_str).unwrap_or("(none)");
+        assert!(
+            got == w || w.ends_with(' ') && got.starts_with(w),
+            "/{p}: {got}, want {w}"
+        );
+    }
 }
