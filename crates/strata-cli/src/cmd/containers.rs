@@ -703,6 +703,9 @@ pub enum ContainerCommand {
     /// Remove all stopped containers
     #[command(help_template = HELP_TEMPLATE)]
     Prune(PruneArgs),
+    /// Display a live stream of container(s) resource usage statistics
+    #[command(help_template = HELP_TEMPLATE)]
+    Stats(super::stats::StatsArgs),
     /// Create and run a new container from an image
     #[command(help_template = HELP_TEMPLATE)]
     Run(RunArgs),
@@ -778,6 +781,7 @@ pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {
         ContainerCommand::Stop(a) => stop(root, a),
         ContainerCommand::Rm(a) => rm(root, a),
         ContainerCommand::Logs(a) => logs(root, a),
+        ContainerCommand::Stats(a) => super::stats::stats(root, a),
         ContainerCommand::Inspect(a) => {
             let c = open(root)?;
             let mut vals = Vec::new();
