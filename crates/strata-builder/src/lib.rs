@@ -747,6 +747,11 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     v.log("exporting layers done");
     // Attestations make the result an index even of one platform (as BuildKit).
     let attesting = opts.attestations.any();
+    // What the names led to before: an attested index they leave is forgotten.
+    let previous: Vec<Digest> = refs
+        .iter()
+        .filter_map(|r| store.tag_target(r).ok().flatten().map(|(m, _)| m))
+        .collect();
     let out = if !multi && !attesting {
         let b = built.pop().expect("one build");
         let imported = strata_image::register(&mut store, &b.config, b.layers, refs.first())?;
@@ -865,6 +870,9 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     };
     for r in &refs {
         v.log(&format!("naming to {r} done"));
+    }
+    for p in previous.iter().filter(|p| **p != out.manifest) {
+        store.forget_untagged_attested_index(p)?;
     }
     v.done();
     let mut used = BTreeSet::new();

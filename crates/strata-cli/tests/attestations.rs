@@ -428,3 +428,43 @@ fn a_multi_platform_build_attests_each_platform() {
     assert!(slsa.get("buildConfig").is_none(), "{prov}");
     env.ok(&["system", "check"]);
 }
+
+#[test]
+fn a_rebuild_leaves_no_attestation_behind() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        eprintln!("skipped: busybox-static is not installed");
+        return;
+    }
+    let ctx = context(&env);
+    let ctx = ctx.to_str().unwrap();
+    let blobs = || std::fs::read_dir(env.root().join("blobs/sha256")).unwrap().count();
+    env.ok(&[
+        "build",
+        "-q",
+        "--sbom=true",
+        "--provenance=mode=max",
+        "-t",
+        "again:1",
+        ctx,
+    ]);
+    let first = blobs();
+    // The provenance's times differ: a new index and attestation, the old ones forgotten.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    env.ok(&[
+        "build",
+        "-q",
+        "--sbom=true",
+        "--provenance=mode=max",
+        "-t",
+        "again:1",
+        ctx,
+    ]);
+    assert_eq!(blobs(), first);
+    env.ok(&["system", "check"]);
+    // A plain build under the name leaves the attested index too.
+    env.ok(&["build", "-q", "-t", "again:1", ctx]);
+    env.ok(&["system", "check"]);
+    env.ok(&["rmi", "again:1"]);
+    env.ok(&["system", "check"]);
+}

@@ -153,4 +153,35 @@ impl Store {
         }
         Ok((n, bytes))
     }
+
+    /// Forgets an attested index (one with attestation members) that no tag
+    /// names any more, as a build leaves the previous one when it moves its
+    /// tags to a new index: its record (with its members and the repo
+    /// digests naming it), its blob, and the attestation blobs only it
+    /// named. Its images stay (they are the images' own). Returns whether
+    /// it was forgotten (not when a tag still names it, or it has no
+    /// attestations).
+    pub fn forget_untagged_attested_index(&mut self, index: &Digest) -> Result<bool> {
+        let before: BTreeSet<Digest> = self.attestation_blobs()?.into_keys().collect();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let d = index.to_string();
+        let keep: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM tags WHERE manifest=?1)
+                 OR NOT EXISTS(SELECT 1 FROM index_members WHERE index_digest=?1 AND platform='unknown/unknown')",
+            [&d],
+            |r| r.get(0),
+        )?;
+        if keep {
+            return Ok(false);
+        }
+        tx.execute("DELETE FROM index_members WHERE index_digest=?1", [&d])?;
+        tx.execute("DELETE FROM repo_digests WHERE manifest=?1", [&d])?;
+        tx.execute("DELETE FROM manifests WHERE digest=?1", [&d])?;
+        tx.commit()?;
+        let _ = self.remove_unreferenced_blob(index);
+        self.remove_attestation_blobs(&before)?;
+        Ok(true)
+    }
 }
