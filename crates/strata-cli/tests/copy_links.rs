@@ -369,7 +369,8 @@ COPY --from=stage --chmod=640 /tree /moded/\n\
 COPY ctx /ctx/\n\
 ADD ctx /added/\n\
 COPY ctx/a ctx/b /pair/\n\
-COPY --from=stage /tree/d/f /tree/g /pair2/\n";
+COPY --from=stage /tree/d/f /tree/g /pair2/\n\
+ADD arch.tar /untarred/\n";
 
 /// A stage's /hl holds a hard link to busybox per applet; the context holds
 /// a file linked twice. Every copied group stays a group (one file body).
@@ -383,6 +384,13 @@ fn hard_links_survive_copy_add_and_copy_from() {
     std::fs::hard_link(dir.join("ctx/a"), dir.join("ctx/b")).unwrap();
     std::fs::hard_link(dir.join("ctx/a"), dir.join("ctx/sub/c")).unwrap();
     std::fs::write(dir.join("ctx/single"), "single\n").unwrap();
+    // A local archive whose tar holds hard-link entries.
+    let st = Command::new("tar")
+        .args(["--numeric-owner", "-cf", "arch.tar", "-C", "ctx", "."])
+        .current_dir(&dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
     let tag = unique("links");
     let (s, size) = both.build(&dir, &tag);
 
@@ -420,7 +428,7 @@ fn hard_links_survive_copy_add_and_copy_from() {
         "{}",
         s.entries["owned/g"]
     );
-    for top in ["ctx", "added"] {
+    for top in ["ctx", "added", "untarred"] {
         assert_eq!(
             group_of(&s, &format!("{top}/a")),
             [format!("{top}/a"), format!("{top}/b"), format!("{top}/sub/c")],
@@ -550,4 +558,47 @@ fn copied_directory_metadata_matches_docker() {
             "/{p}: {got}, want {w}"
         );
     }
+}
+
+/// The same with the vfs storage driver (layers written from a change set,
+/// not an overlay upper directory): links made by RUN and copied by
+/// `COPY --from` are tar hard links in the layers.
+#[test]
+fn hard_links_survive_a_vfs_build() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let dir = env.path("vfs");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox AS stage\n\
+         RUN mkdir /hl && for a in $(busybox --list); do ln /bin/busybox /hl/$a; done\n\
+         FROM busybox\n\
+         COPY --from=stage /hl /bin2\n\
+         RUN mkdir /r && echo x > /r/a && ln /r/a /r/b\n",
+    )
+    .unwrap();
+    let tag = unique("vfs");
+    env.ok(&[
+        "--storage-driver",
+        "vfs",
+        "build",
+        "--network",
+        "none",
+        "-t",
+        &tag,
+        dir.to_str().unwrap(),
+    ]);
+    let layers = layers(&env, &tag);
+    let count = |l: &[(String, tar::EntryType, String)], t: tar::EntryType| {
+        l.iter().filter(|(p, k, _)| p.starts_with("bin2/") && *k == t).count()
+    };
+    assert_eq!(count(&layers[1], tar::EntryType::Regular), 1);
+    assert!(count(&layers[1], tar::EntryType::Link) > 100);
+    let run = &layers[2];
+    let kind = |p: &str| run.iter().find(|(q, _, _)| q == p).map(|(_, t, l)| (*t, l.clone()));
+    assert_eq!(kind("r/a"), Some((tar::EntryType::Regular, String::new())), "{run:?}");
+    assert_eq!(kind("r/b"), Some((tar::EntryType::Link, "r/a".to_string())), "{run:?}");
 }
