@@ -283,6 +283,15 @@ fn attestations_stay_off_unless_asked_and_bad_values_are_refused() {
         "attestation-manifest"
     );
     env.ok(&["system", "check"]);
+    // image prune -a takes every image, and the attestations with them.
+    env.ok(&["image", "prune", "-a", "-f"]);
+    let left: Vec<_> = std::fs::read_dir(env.root().join("blobs/sha256"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    env.ok(&["system", "check"]);
 }
 
 #[test]

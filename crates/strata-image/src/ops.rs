@@ -57,6 +57,8 @@ impl Users {
 pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<RemoveEvent>> {
     let lock = StoreLock::exclusive(store.root())?;
     let leased = store.leased_images()?;
+    // Attestation manifests (build --sbom/--provenance) go with their index.
+    let attestations: BTreeSet<Digest> = store.attestation_blobs()?.into_keys().collect();
     let Resolved {
         image,
         reference,
@@ -82,6 +84,7 @@ pub fn remove_image(store: &mut Store, name: &str, force: bool) -> Result<Vec<Re
             events.push(RemoveEvent::Deleted(id));
         }
     }
+    store.remove_attestation_blobs(&attestations)?;
     Ok(events)
 }
 
@@ -185,6 +188,7 @@ pub fn prune(store: &mut Store, all: bool) -> Result<PruneReport> {
     let mut report = PruneReport::default();
     let lock = StoreLock::exclusive(store.root())?;
     let leased = store.leased_images()?;
+    let attestations: BTreeSet<Digest> = store.attestation_blobs()?.into_keys().collect();
     for img in store.list_images()? {
         if img.containers > 0 || leased.contains_key(&img.id) || (!all && !img.is_dangling()) {
             continue;
@@ -196,6 +200,7 @@ pub fn prune(store: &mut Store, all: bool) -> Result<PruneReport> {
         report.events.push(RemoveEvent::Deleted(img.id.clone()));
         report.reclaimed += removed.bytes_reclaimed;
     }
+    report.reclaimed += store.remove_attestation_blobs(&attestations)?.1;
     Ok(report)
 }
 

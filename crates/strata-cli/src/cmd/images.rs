@@ -446,8 +446,6 @@ fn print_events(events: &[RemoveEvent], lower: bool) {
 
 pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
     let mut store = open_store(root)?;
-    // Attestation manifests (build --sbom/--provenance) go with their index.
-    let attestations = store.attestation_blobs()?.into_keys().collect();
     let mut failed = false;
     for name in &a.images {
         match strata_image::remove_image(&mut store, name, a.force) {
@@ -458,7 +456,6 @@ pub fn rmi(root: &Path, a: RmiArgs) -> Result<ExitCode> {
             }
         }
     }
-    store.remove_attestation_blobs(&attestations)?;
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
@@ -776,9 +773,7 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
         }
     }
     let mut store = open_store(root)?;
-    let attestations = store.attestation_blobs()?.into_keys().collect();
-    let mut report = strata_image::prune(&mut store, a.all)?;
-    report.reclaimed += store.remove_attestation_blobs(&attestations)?.1;
+    let report = strata_image::prune(&mut store, a.all)?;
     if !report.events.is_empty() {
         println!("Deleted Images:");
         print_events(&report.events, true);
