@@ -188,6 +188,8 @@ fn provenance(
         .map(|m| json!({"uri": purl(&m.name, &m.platform), "digest": digest_map(&m.digest)}))
         .collect();
     let mut bk = serde_json::Map::new();
+    // mode=max: the Dockerfile's steps (BuildKit gives its LLB here; strata has none).
+    let mut build_config = None;
     if max {
         bk.insert(
             "source".into(),
@@ -217,7 +219,7 @@ fn provenance(
             }
         }
         bk.insert("layers".into(), Value::Object(layers));
-        bk.insert("strata.steps".into(), json!(steps));
+        build_config = Some(json!({ "steps": steps }));
     }
     let mut predicate = json!({
         "builder": {"id": ""},
@@ -237,8 +239,8 @@ fn provenance(
             "https://mobyproject.org/buildkit@v1#metadata": bk,
         },
     });
-    if max {
-        predicate["buildConfig"] = json!({"digestMapping": {}});
+    if let Some(c) = build_config {
+        predicate["buildConfig"] = c;
     }
     predicate
 }

@@ -145,6 +145,18 @@ fn sbom_and_provenance_are_attached_pushed_inspected_and_removed() {
     assert_eq!(slsa["invocation"]["configSource"]["entryPoint"], "Dockerfile", "{prov}");
     let source = &slsa["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["source"]["infos"][0];
     assert_eq!(source["filename"], "Dockerfile", "{prov}");
+    let steps = slsa["buildConfig"]["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().any(|s| s["created_by"]
+            .as_str()
+            .unwrap()
+            .starts_with("COPY six-1.16.0.dist-info")),
+        "{prov}"
+    );
+    let layers = slsa["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["layers"]
+        .as_object()
+        .unwrap();
+    assert!(!layers.is_empty(), "{prov}");
 
     // Each statement is about the image manifest.
     let st = json(&env.ok(&[
