@@ -6,7 +6,7 @@
 //! through a symlink, whether planted by this layer or an earlier one, is
 //! refused rather than followed, so no entry can reach outside the root.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{CStr, OsStr};
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -127,8 +127,10 @@ fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         opts,
         lowers,
         cache: None,
+        keys: PathKeys::new(),
         written: HashSet::new(),
         dir_times: Vec::new(),
+        dir_index: HashMap::new(),
         entries: 0,
         skipped_devices: 0,
         implicit_dirs: Vec::new(),
@@ -311,17 +313,47 @@ struct Unpacker<'o> {
     /// Who owns the files this process creates, and its umask.
     creator: (Uid, Gid),
     umask: u32,
-    /// Paths this layer wrote: an opaque marker keeps them.
-    written: HashSet<PathBuf>,
+    keys: PathKeys,
+    /// Paths this layer wrote (their keys): an opaque marker keeps them.
+    written: HashSet<u128>,
     /// Directory times are set last: writing children changes them.
-    /// Directories written (with their device and inode) and the times to
-    /// set on them at the end.
-    dir_times: Vec<(PathBuf, u64, (u64, u64))>,
+    /// Directories written (each named relative to an earlier one, so a
+    /// deep tree's paths do not take the square of its depth in memory).
+    dir_times: Vec<DirTime>,
+    /// The index in `dir_times` of each directory's key.
+    dir_index: HashMap<u128, u32>,
     entries: u64,
     skipped_devices: u64,
     implicit_dirs: Vec<PathBuf>,
     /// Apparent bytes of the files written so far (see `max_unpacked_size`).
     unpacked: u64,
+}
+
+/// Paths as keys: 128 bits of two hashes with random keys (a set of whole
+/// paths of a deep tree would hold the square of its depth in memory).
+struct PathKeys(std::hash::RandomState, std::hash::RandomState);
+
+impl PathKeys {
+    fn new() -> PathKeys {
+        PathKeys(std::hash::RandomState::new(), std::hash::RandomState::new())
+    }
+
+    fn key(&self, p: &Path) -> u128 {
+        use std::hash::BuildHasher;
+        let b = p.as_os_str().as_bytes();
+        (u128::from(self.0.hash_one(b)) << 64) | u128::from(self.1.hash_one(b))
+    }
+}
+
+/// A directory whose time is set at the end.
+struct DirTime {
+    /// The earlier directory holding it, with its name; else `name` is its
+    /// whole path.
+    parent: Option<u32>,
+    name: Box<[u8]>,
+    mtime: u64,
+    /// Device and inode, to recognize it when reached through `..`.
+    id: (u64, u64),
 }
 
 /// Refuses directories a layer created implicitly where one of `lowers`
@@ -447,7 +479,7 @@ impl Unpacker<'_> {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(self.fail(&cur, "creating the directory", e)),
                     }
-                    self.written.insert(cur.clone());
+                    self.written.insert(self.keys.key(&cur));
                     self.implicit_dirs.push(cur.clone());
                     fd = open_path_at(&fd, name).map_err(|e| self.fail(&cur, "opening the directory", e))?;
                 }
@@ -507,7 +539,7 @@ impl Unpacker<'_> {
         } else {
             None
         };
-        self.written.insert(path.clone());
+        self.written.insert(self.keys.key(path));
         match kind {
             tar::EntryType::Directory => {
                 let existing = {
@@ -530,7 +562,7 @@ impl Unpacker<'_> {
                 let fd = open_dir_at(pfd, name).map_err(|e| self.fail(path, "opening the directory", e))?;
                 self.set_meta(&fd, path, ids, Some(mode), &c.xattrs)?;
                 let st = rustix::fs::fstat(&fd).map_err(|e| self.fail(path, "inspecting", e))?;
-                self.dir_times.push((path.clone(), mtime, (st.st_dev, st.st_ino)));
+                self.push_dir_time(path, mtime, (st.st_dev, st.st_ino));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 // The size the tar reader will yield: a sparse file's apparent size.
@@ -711,7 +743,7 @@ impl Unpacker<'_> {
                 if self.dir(parent, false)?.is_some() {
                     self.remove(parent, name)?;
                 }
-                self.written.remove(target);
+                self.written.remove(&self.keys.key(target));
             }
             WhiteoutMode::Overlay => {
                 self.replace(parent, name)?;
@@ -748,7 +780,7 @@ impl Unpacker<'_> {
                 Ok(None) if create => {
                     rustix::fs::mkdirat(pfd, name, Mode::from_raw_mode(0o755))
                         .map_err(|e| self.fail(dir, "creating the directory", e))?;
-                    self.written.insert(dir.to_path_buf());
+                    self.written.insert(self.keys.key(dir));
                 }
                 Ok(None) => return Ok(()),
                 Ok(Some(FileType::Symlink)) => {
@@ -774,8 +806,8 @@ impl Unpacker<'_> {
                 }),
             WhiteoutMode::Plain => Err(self.fail(dir, "opaque marker", "whiteouts are plain names here")),
             WhiteoutMode::Apply => {
-                let written = &self.written;
-                let r = empty_dir(&fd, |n| written.contains(&dir.join(n)));
+                let (written, keys) = (&self.written, &self.keys);
+                let r = empty_dir(&fd, |n| written.contains(&keys.key(&dir.join(n))));
                 self.cache = None;
                 r.map_err(|e| self.fail(dir, "emptying the opaque directory", e))
             }
@@ -806,16 +838,49 @@ impl Unpacker<'_> {
         Ok(())
     }
 
+    fn push_dir_time(&mut self, path: &Path, mtime: u64, id: (u64, u64)) {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        let (parent, name) = match parent.and_then(|p| self.dir_index.get(&self.keys.key(p))) {
+            Some(&i) => (Some(i), path.file_name().unwrap_or_default().as_bytes()),
+            None => (None, path.as_os_str().as_bytes()),
+        };
+        let i = self.dir_times.len() as u32;
+        self.dir_times.push(DirTime {
+            parent,
+            name: name.into(),
+            mtime,
+            id,
+        });
+        self.dir_index.insert(self.keys.key(path), i);
+    }
+
+    /// The path of `dir_times[i]`.
+    fn dir_time_path(&self, mut i: u32) -> PathBuf {
+        let mut names = Vec::new();
+        loop {
+            let d = &self.dir_times[i as usize];
+            names.push(OsStr::from_bytes(&d.name));
+            match d.parent {
+                Some(p) => i = p,
+                None => break,
+            }
+        }
+        names.iter().rev().collect()
+    }
+
     fn finish(&mut self) -> Result<()> {
-        let times = std::mem::take(&mut self.dir_times);
         // The last directory done, open: a deep tree's directories come
         // here deepest first, each the parent of the last, reached through
         // its `..` (checked to be the directory written) rather than from
         // the root (whose path may pass PATH_MAX and costs the whole depth).
-        let mut last: Option<(PathBuf, OwnedFd)> = None;
-        for (path, mtime, id) in times.into_iter().rev() {
-            if let Some((p, fd)) = &last
-                && p.parent().is_some_and(|q| same_path(q, &path))
+        let mut last: Option<(u32, OwnedFd)> = None;
+        for i in (0..self.dir_times.len() as u32).rev() {
+            let (mtime, id) = {
+                let d = &self.dir_times[i as usize];
+                (d.mtime, d.id)
+            };
+            if let Some((j, fd)) = &last
+                && self.dir_times[*j as usize].parent == Some(i)
                 && let Ok(up) = rustix::fs::openat(
                     fd,
                     c"..",
@@ -824,10 +889,12 @@ impl Unpacker<'_> {
                 )
                 && rustix::fs::fstat(&up).is_ok_and(|st| (st.st_dev, st.st_ino) == id)
             {
-                rustix::fs::futimens(&up, &ts(mtime)).map_err(|e| self.fail(&path, "setting times", e))?;
-                last = Some((path, up));
+                rustix::fs::futimens(&up, &ts(mtime))
+                    .map_err(|e| self.fail(&self.dir_time_path(i), "setting times", e))?;
+                last = Some((i, up));
                 continue;
             }
+            let path = self.dir_time_path(i);
             let (parent, name) = (
                 path.parent().unwrap_or(Path::new("")),
                 path.file_name().unwrap_or_default(),
@@ -840,8 +907,10 @@ impl Unpacker<'_> {
             last = open_dir_at(pfd, name)
                 .ok()
                 .filter(|fd| rustix::fs::fstat(fd).is_ok_and(|st| (st.st_dev, st.st_ino) == id))
-                .map(|fd| (path, fd));
+                .map(|fd| (i, fd));
         }
+        self.dir_times.clear();
+        self.dir_index.clear();
         Ok(())
     }
 }

@@ -32,6 +32,8 @@ fn depth_of(top: &std::path::Path) -> usize {
     ) {
         fd = next;
         n += 1;
+        // Every directory's time as the layer has it (set last, deepest first).
+        assert_eq!(rustix::fs::fstat(&fd).unwrap().st_mtime, 0, "level {n}");
     }
     assert!(rustix::fs::statat(&fd, "f", rustix::fs::AtFlags::SYMLINK_NOFOLLOW).is_ok());
     n
