@@ -343,3 +343,99 @@ fn stats_no_stream_shows_dockers_columns() {
     );
     env.ok(&["rm", "-f", "spin", "made"]);
 }
+
+/// Polls `inspect -f format` until it prints `want` (10 s at most).
+fn wait_for(env: &Env, name: &str, format: &str, want: &str) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let got = inspect(env, name, format);
+        if got == want || std::time::Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn restart_policies() {
+    let Some(env) = setup() else { return };
+    // on-failure:2: two restarts, then it stays exited with its code.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "onf",
+        "--restart",
+        "on-failure:2",
+        "busybox",
+        "sh",
+        "-c",
+        "echo run; exit 3",
+    ]);
+    assert_eq!(
+        wait_for(&env, "onf", "{{.RestartCount}} {{.State.ExitCode}}", "2 3"),
+        "2 3"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert_eq!(inspect(&env, "onf", "{{.RestartCount}} {{.State.Status}}"), "2 exited");
+    assert_eq!(env.ok(&["logs", "onf"]), "run\nrun\nrun\n");
+    assert_eq!(
+        inspect(&env, "onf", "{{json .HostConfig.RestartPolicy}}"),
+        r#"{"MaximumRetryCount":2,"Name":"on-failure"}"#
+    );
+    // on-failure does not restart a success.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "ok",
+        "--restart",
+        "on-failure",
+        "busybox",
+        "true",
+    ]);
+    assert_eq!(wait_for(&env, "ok", "{{.State.Status}}", "exited"), "exited");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(inspect(&env, "ok", "{{.RestartCount}}"), "0");
+
+    // always: restarted whatever the code, until stopped; start brings it back.
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "alw",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.1",
+    ]);
+    assert_eq!(wait_for(&env, "alw", "{{.RestartCount}}", "2"), "2");
+    env.ok(&["stop", "alw"]);
+    let stopped = inspect(&env, "alw", "{{.RestartCount}} {{.State.Status}}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(inspect(&env, "alw", "{{.RestartCount}} {{.State.Status}}"), stopped);
+    env.ok(&["start", "alw"]);
+    assert_eq!(wait_for(&env, "alw", "{{.RestartCount}}", "1"), "1");
+    // rm -f ends it for good: no process, no cgroup left.
+    env.ok(&["rm", "-f", "alw", "onf", "ok"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let root = env.root();
+    let ps = sh(&format!("ps -eo args | grep -F -- '{}' | grep -v grep", root.display()));
+    assert!(String::from_utf8_lossy(&ps.stdout).trim().is_empty(), "{ps:?}");
+
+    for (policy, msg) in [
+        ("foo", "invalid restart policy 'foo'"),
+        (
+            "always:3",
+            "maximum retry count cannot be used with restart policy 'always'",
+        ),
+        ("on-failure:x", "maximum retry count must be an integer"),
+    ] {
+        let err = env.fails(&["create", "--restart", policy, "busybox", "true"]);
+        assert!(err.contains(msg), "{policy}: {err}");
+    }
+    let err = env.fails(&["create", "--rm", "--restart", "always", "busybox", "true"]);
+    assert!(err.contains("cannot specify both --restart and --rm"), "{err}");
+}

@@ -38,6 +38,8 @@ pub struct CreateOptions {
     pub auto_remove: bool,
     pub labels: Vec<String>,
     pub security: crate::SecurityOptions,
+    /// `--restart no|always|unless-stopped|on-failure[:N]`.
+    pub restart: Option<String>,
     /// `--platform`: the image must be for it (`os/arch[/variant]`).
     pub platform: Option<String>,
 }
@@ -279,6 +281,15 @@ impl Containers {
         let network = opts.network.clone().unwrap_or_else(|| "host".into());
         Network::parse(&network)?;
         let (capabilities, security) = opts.security.resolve()?;
+        let restart = match &opts.restart {
+            Some(r) => strata_runtime::RestartPolicy::parse(r).map_err(Error::InvalidRestart)?,
+            None => strata_runtime::RestartPolicy::No,
+        };
+        if restart != strata_runtime::RestartPolicy::No && opts.auto_remove {
+            return Err(Error::InvalidRestart(
+                "conflicting options: cannot specify both --restart and --rm".into(),
+            ));
+        }
         let id = names::random_id();
         let name = match &opts.name {
             Some(n) => {
@@ -327,6 +338,7 @@ impl Containers {
             chain: chain.iter().map(|c| c.to_string()).collect(),
             capabilities,
             security,
+            restart,
         };
         self.snap.prepare(&id, &chain)?;
         if let Err(e) = self.insert(&rec) {
@@ -466,6 +478,11 @@ impl Containers {
             .map(|r| r.started_at)
     }
 
+    /// How many times the restart policy has restarted the container.
+    pub fn restart_count(&self, rec: &ContainerRecord) -> u32 {
+        strata_runtime::read_state_record(&self.state_dir(&rec.id)).map_or(0, |r| r.restart_count)
+    }
+
     /// Whether the kernel's OOM killer killed a process of the container's last run.
     pub fn oom_killed(&self, rec: &ContainerRecord) -> bool {
         if let Some(fg) = read_json::<Foreground>(&self.state_dir(&rec.id).join(FOREGROUND)) {
@@ -518,6 +535,7 @@ impl Containers {
         spec.stdin = rec.stdin;
         spec.capabilities = rec.capabilities;
         spec.security = rec.security.clone();
+        spec.restart = rec.restart;
         let vols = self.volumes();
         for m in &rec.mounts {
             let source = match m.kind.as_str() {
@@ -535,12 +553,20 @@ impl Containers {
 
     /// Starts the container in the background (its monitor outlives us).
     pub fn start(&self, rec: &ContainerRecord) -> Result<i32> {
+        self.start_counted(rec, 0)
+    }
+
+    /// [`Containers::start`] as the `restart_count`-th restart.
+    fn start_counted(&self, rec: &ContainerRecord, restart_count: u32) -> Result<i32> {
         if self.status(rec).is_running() {
             return Ok(0);
         }
         let _ = std::fs::remove_file(self.state_dir(&rec.id).join(FOREGROUND));
+        // An explicit start brings the restart policy back.
+        strata_runtime::clear_stopped(&self.state_dir(&rec.id));
         let root = self.ensure_mounted(rec)?;
-        let spec = self.run_spec(rec, &root)?;
+        let mut spec = self.run_spec(rec, &root)?;
+        spec.restart_count = restart_count;
         strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| RunFailed(e).into())
     }
 
@@ -552,6 +578,7 @@ impl Containers {
         // This process supervises the container: `ps` checks it is alive.
         let dir = self.state_dir(&rec.id);
         let _ = std::fs::remove_file(dir.join("state.json"));
+        strata_runtime::clear_stopped(&dir);
         let me = std::process::id() as i32;
         let mut fg = Foreground {
             pid: me,
@@ -571,6 +598,16 @@ impl Containers {
         let r = r.map(|o| o.code);
         fg.finished_at = Some(strata_image::now_rfc3339());
         write_json(&dir.join(FOREGROUND), &fg)?;
+        // The restart policy: later runs are detached (as Docker's, whose
+        // daemon restarts the container once the attached client is gone).
+        if let Ok(code) = r
+            && rec.restart.should_restart(code, 0)
+            && !strata_runtime::stopped_by_user(&dir)
+        {
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = self.start_counted(rec, 1);
+            return Ok(code);
+        }
         let _ = self.snap.unmount(&root);
         r.map_err(|e| RunFailed(e).into())
     }
@@ -632,6 +669,8 @@ impl Containers {
     /// SIGTERM (or the image's StopSignal), then SIGKILL after `timeout`.
     pub fn stop(&self, rec: &ContainerRecord, timeout: Duration) -> Result<()> {
         let dir = self.state_dir(&rec.id);
+        // Not restarted by its policy (also one waiting out its back-off).
+        let _ = strata_runtime::mark_stopped(&dir);
         if self.status(rec).is_running() {
             let sig = rec
                 .config
@@ -664,6 +703,8 @@ impl Containers {
             let _ = strata_runtime::kill(&dir, libc::SIGKILL);
             let _ = strata_runtime::wait(&dir);
         }
+        // No restart after this (a keeper waiting out its back-off sees it).
+        let _ = strata_runtime::mark_stopped(&self.state_dir(&rec.id));
         if self.snap.exists(&rec.id) {
             self.snap.remove(&rec.id)?;
         }

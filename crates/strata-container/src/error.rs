@@ -33,6 +33,9 @@ pub enum Error {
     NoCommand,
     #[error("invalid environment variable: {0}")]
     InvalidEnv(String),
+    /// A `--restart` Docker refuses (its message).
+    #[error("{0}")]
+    InvalidRestart(String),
     /// A resource limit Docker refuses (its message).
     #[error("{0}")]
     InvalidResources(String),

@@ -49,6 +49,9 @@ pub struct ContainerRecord {
     /// Seccomp, devices, no-new-privileges, privileged.
     #[serde(default)]
     pub security: strata_runtime::Security,
+    /// `--restart`.
+    #[serde(default)]
+    pub restart: strata_runtime::RestartPolicy,
 }
 
 fn default_capabilities() -> u64 {

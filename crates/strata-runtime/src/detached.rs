@@ -10,13 +10,14 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use rustix::fs::{Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::child::{self, ChildFds, Proc};
 use crate::launch::{parse_report, winsize_of};
-use crate::spec::RunSpec;
+use crate::spec::{RestartPolicy, RunSpec};
 use crate::sys;
 use crate::{EXIT_RUNTIME_ERROR, RunError};
 
@@ -52,6 +53,32 @@ pub struct StateRecord {
     /// The kernel's OOM killer killed a process of the container.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub oom_killed: bool,
+    /// Restarts by the restart policy before this run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_count: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The file that says the user stopped the container (`kill`, `stop`, `rm`):
+/// its restart policy no longer applies until it is started again.
+const STOPPED: &str = "stopped-by-user";
+
+/// Says that the user stopped the container: it is not restarted.
+pub fn mark_stopped(state_dir: &Path) -> std::io::Result<()> {
+    fs::write(state_dir.join(STOPPED), b"")
+}
+
+/// Undoes [`mark_stopped`] (an explicit `start`).
+pub fn clear_stopped(state_dir: &Path) {
+    let _ = fs::remove_file(state_dir.join(STOPPED));
+}
+
+/// Whether the user stopped (or removed) the container since it was last started.
+pub fn stopped_by_user(state_dir: &Path) -> bool {
+    !state_dir.is_dir() || state_dir.join(STOPPED).exists()
 }
 
 /// One line of `ctr.log`.
@@ -210,6 +237,8 @@ fn wait_for_exit_of(pid: i32, start_time: u64) {
 /// the pid is still the container's). Errors when it is not running.
 pub fn kill(state_dir: &Path, signal: i32) -> Result<(), RunError> {
     let rec = read_record(state_dir)?;
+    // Docker: a container killed or stopped by the user is not restarted.
+    let _ = mark_stopped(state_dir);
     let State::Running { pid } = state(state_dir)? else {
         return Err(RunError::runtime("container is not running"));
     };
@@ -287,7 +316,8 @@ pub fn spawn_detached(spec: &RunSpec, state_dir: &Path) -> Result<i32, RunError>
             drop(rep_r);
             let _ = rustix::process::setsid();
             match sys::fork() {
-                Ok(0) => monitor(spec, &state_dir, rep_w, devnull, log),
+                Ok(0) if spec.restart == RestartPolicy::No => monitor(spec, &state_dir, rep_w, devnull, log),
+                Ok(0) => keeper(spec, &state_dir, rep_w, devnull, log),
                 _ => sys::exit_now(0),
             }
         }
@@ -304,6 +334,10 @@ pub fn spawn_detached(spec: &RunSpec, state_dir: &Path) -> Result<i32, RunError>
     sys::wait_exit_code(first)?;
     let report = sys::read_to_end(rep_r.as_fd())?;
     if let Some(err) = parse_report(&report) {
+        // A container that could not start is not restarted (Docker's rule).
+        if spec.restart != RestartPolicy::No {
+            let _ = mark_stopped(&state_dir);
+        }
         return Err(err);
     }
     let text = String::from_utf8_lossy(&report);
@@ -401,6 +435,7 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         exit_code: None,
         finished_at: None,
         oom_killed: false,
+        restart_count: spec.restart_count,
     };
     if let Err(e) = write_record(state_dir, &rec) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -426,6 +461,63 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
     rec.finished_at = Some(sys::now_rfc3339());
     let _ = write_record(state_dir, &rec);
     sys::exit_now(0)
+}
+
+/// The restart policy's keeper: runs a monitor (a process of its own: a
+/// monitor's PID namespace dies with its container, so it cannot start
+/// another), and when it has recorded the exit, starts the next one as the
+/// policy says, after Docker's back-off (100 ms doubling up to a minute,
+/// back to 100 ms after a run of 10 s or more). It stops when the user
+/// stopped or removed the container.
+fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, log: OwnedFd) -> ! {
+    // Like the monitor: hold none of the caller's stdio or directories.
+    let _ = rustix::process::chdir("/");
+    for i in 0..3 {
+        let _ = sys::dup2(devnull.as_fd(), i);
+    }
+    let mut spec = spec.clone();
+    let mut report = Some(report);
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let started = Instant::now();
+        // Only the first run reports to `spawn_detached`.
+        let rep = match report.take() {
+            Some(r) => r,
+            None => match devnull.try_clone() {
+                Ok(f) => f,
+                Err(_) => sys::exit_now(0),
+            },
+        };
+        let (Ok(dn), Ok(lg)) = (devnull.try_clone(), log.try_clone()) else {
+            sys::exit_now(0)
+        };
+        match sys::fork() {
+            Ok(0) => monitor(&spec, state_dir, rep, dn, lg),
+            Ok(pid) => {
+                drop((rep, dn, lg));
+                let _ = sys::wait_exit_code(pid);
+            }
+            Err(_) => sys::exit_now(0),
+        }
+        let Ok(rec) = read_record(state_dir) else {
+            sys::exit_now(0)
+        };
+        let Some(code) = rec.exit_code else { sys::exit_now(0) };
+        if stopped_by_user(state_dir) || !spec.restart.should_restart(code, spec.restart_count) {
+            sys::exit_now(0)
+        }
+        if started.elapsed() >= Duration::from_secs(10) {
+            delay = Duration::from_millis(100);
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_secs(60));
+        // Stopped, removed, or started by someone else meanwhile: not ours to restart.
+        let again = read_record(state_dir).ok();
+        if stopped_by_user(state_dir) || again.is_none_or(|r| r.monitor_pid != rec.monitor_pid) {
+            sys::exit_now(0)
+        }
+        spec.restart_count += 1;
+    }
 }
 
 const MAX_LINE: usize = 16 * 1024;

@@ -44,16 +44,16 @@ mod user;
 
 pub use confine::{check_seccomp_profile, usage_of};
 pub use detached::{
-    EXIT_UNKNOWN, LogEntry, State, StateRecord, kill, log_path, read_log, read_log_from, read_state_record,
-    spawn_detached, state, wait,
+    EXIT_UNKNOWN, LogEntry, State, StateRecord, clear_stopped, kill, log_path, mark_stopped, read_log, read_log_from,
+    read_state_record, spawn_detached, state, stopped_by_user, wait,
 };
 pub use error::{Error, Result};
 pub use exec::{ExecSpec, exec, exec_with_stdio};
 pub use launch::{Outcome, Stdio, run, run_outcome, run_with_stdio};
 pub use sealed::{reexec_sealed, running_sealed};
 pub use spec::{
-    BindMount, CPU_PERIOD_US, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, Resources, RunSpec,
-    SeccompPolicy, SecretFile, Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec,
+    BindMount, CPU_PERIOD_US, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, Resources, RestartPolicy,
+    RunSpec, SeccompPolicy, SecretFile, Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec,
     write_bundle,
 };
 pub use strata_cgroup::Usage;

@@ -269,6 +269,79 @@ impl Resources {
     }
 }
 
+/// `--restart`: what the detached monitor does when the container ends.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    /// `no` (the default): never restart.
+    #[default]
+    No,
+    /// `always`: restart whatever the exit code, unless stopped by the user.
+    Always,
+    /// `unless-stopped`: as `always` (there is no daemon restart to tell them apart).
+    UnlessStopped,
+    /// `on-failure[:N]`: restart on a non-zero exit code, at most N times (0: no limit).
+    OnFailure(u32),
+}
+
+impl RestartPolicy {
+    /// Docker's `--restart` syntax and refusals.
+    pub fn parse(text: &str) -> std::result::Result<RestartPolicy, String> {
+        let (name, count) = match text.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (text, None),
+        };
+        let policy = match name {
+            "" | "no" => RestartPolicy::No,
+            "always" => RestartPolicy::Always,
+            "unless-stopped" => RestartPolicy::UnlessStopped,
+            "on-failure" => {
+                let n = match count {
+                    None => 0,
+                    Some(c) => c.parse::<u32>().map_err(|_| {
+                        "invalid restart policy format: maximum retry count must be an integer".to_string()
+                    })?,
+                };
+                return Ok(RestartPolicy::OnFailure(n));
+            }
+            _ => return Err(format!("invalid restart policy '{name}'")),
+        };
+        if count.is_some() {
+            return Err(format!(
+                "maximum retry count cannot be used with restart policy '{name}'"
+            ));
+        }
+        Ok(policy)
+    }
+
+    /// Docker's `HostConfig.RestartPolicy.Name`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RestartPolicy::No => "no",
+            RestartPolicy::Always => "always",
+            RestartPolicy::UnlessStopped => "unless-stopped",
+            RestartPolicy::OnFailure(_) => "on-failure",
+        }
+    }
+
+    /// `HostConfig.RestartPolicy.MaximumRetryCount`.
+    pub fn max_retries(&self) -> u32 {
+        match self {
+            RestartPolicy::OnFailure(n) => *n,
+            _ => 0,
+        }
+    }
+
+    /// Whether a container that exited with `code` after `restarts` restarts
+    /// is started again (a container stopped by the user never is).
+    pub fn should_restart(&self, code: i32, restarts: u32) -> bool {
+        match self {
+            RestartPolicy::No => false,
+            RestartPolicy::Always | RestartPolicy::UnlessStopped => true,
+            RestartPolicy::OnFailure(max) => code != 0 && (*max == 0 || restarts < *max),
+        }
+    }
+}
+
 /// One container process: what `run` needs, close to an OCI [`oci::Spec`]
 /// (see [`to_oci_spec`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -298,6 +371,12 @@ pub struct RunSpec {
     /// Files placed in the container through a private tmpfs (build secrets).
     #[serde(default)]
     pub secrets: Vec<SecretFile>,
+    /// `--restart` (detached containers: [`crate::spawn_detached`]).
+    #[serde(default)]
+    pub restart: RestartPolicy,
+    /// How many times the container has been restarted before this run.
+    #[serde(default)]
+    pub restart_count: u32,
     #[serde(default)]
     pub security: Security,
 }
@@ -319,6 +398,8 @@ impl RunSpec {
             stdin: false,
             capabilities: DEFAULT_CAPABILITIES,
             secrets: Vec::new(),
+            restart: RestartPolicy::No,
+            restart_count: 0,
             security: Security::default(),
         }
     }

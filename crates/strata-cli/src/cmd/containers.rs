@@ -97,6 +97,9 @@ pub struct CreateArgs {
     /// CPU shares (relative weight)
     #[arg(short = 'c', long = "cpu-shares", value_name = "int")]
     cpu_shares: Option<i64>,
+    /// Restart policy to apply when a container exits (no, always, unless-stopped, on-failure[:N])
+    #[arg(long, value_name = "string")]
+    restart: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit", value_name = "int", allow_hyphen_values = true)]
     pids_limit: Option<i64>,
@@ -141,6 +144,7 @@ impl CreateArgs {
                 },
             },
             platform: self.platform.clone(),
+            restart: self.restart.clone(),
         }
     }
 }
@@ -227,7 +231,8 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     };
     if rec.auto_remove {
         c.remove(&rec, true, true)?;
-    } else {
+    } else if rec.restart == strata_runtime::RestartPolicy::No {
+        // (One with a restart policy may be running again: its root stays.)
         c.release(&rec).ok();
     }
     Ok(ExitCode::from(code.clamp(0, 255) as u8))
@@ -766,7 +771,9 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
         "Config": serde_json::to_value(&rec.config).unwrap_or_default(),
         "HostConfig": {"NetworkMode": rec.network, "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove,
                        "Memory": res.memory, "MemorySwap": res.memory_swap, "NanoCpus": res.nano_cpus,
-                       "CpuShares": res.cpu_shares, "PidsLimit": res.pids_limit},
+                       "CpuShares": res.cpu_shares, "PidsLimit": res.pids_limit,
+                       "RestartPolicy": {"Name": rec.restart.name(), "MaximumRetryCount": rec.restart.max_retries()}},
+        "RestartCount": c.restart_count(rec),
         "Mounts": rec.mounts.iter().map(|m| json!({"Type": if m.kind == "bind" {"bind"} else {"volume"}, "Name": if m.kind == "bind" {""} else {&m.source}, "Source": m.source, "Destination": m.destination, "RW": !m.readonly})).collect::<Vec<_>>(),
         "GraphDriver": {"Name": c.snap.driver().name()},
     })
