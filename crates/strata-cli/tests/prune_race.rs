@@ -69,7 +69,7 @@ fn prune_racing_run_and_load_never_starts_a_partial_root() {
                     failures.push(format!("prune: {}", text(&o)));
                 }
                 // The same image back, by import and by load in turn.
-                let o = if cycles % 2 == 0 {
+                let o = if cycles.is_multiple_of(2) {
                     strata(
                         &env,
                         &[
