@@ -298,11 +298,11 @@ pub fn copy_into(
             Kind::Dir => {
                 let mut dirs: Vec<(String, (i64, i64))> = Vec::new();
                 // The destination a directory's contents go to is made as
-                // BuildKit makes it: the --chown owner (else root), 0755, not
-                // the source directory's owner and mode, whatever --chmod says.
+                // BuildKit makes it: the --chown owner (else root), 0755, its
+                // time the copy's, not the source directory's owner, mode and
+                // time, whatever --chmod says.
                 if !root.is_dir(dest) {
                     root.write_dir(dest, &parents, &parents)?;
-                    dirs.push((dest.to_string(), sel.meta.mtime));
                 }
                 // Files linked to one inode stay links of each other (BuildKit's
                 // copy keeps hard links within each source it copies).
