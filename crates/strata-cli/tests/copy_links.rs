@@ -331,6 +331,24 @@ impl<'a> Both<'a> {
             !sizes || s_size * 10 <= d_size * 11 && d_size * 10 <= s_size * 11,
             "{tag}: image sizes differ: strata {s_size}, docker {d_size}"
         );
+        // strata's layers (with their hard-link entries) as docker loads them.
+        let saved = format!("{tag}-saved");
+        let archive = self.env.path(&format!("{tag}-saved.tar"));
+        self.env.ok(&["tag", tag, &saved]);
+        self.env.ok(&["save", "-o", archive.to_str().unwrap(), &saved]);
+        docker_ok(docker, &["load", "-i", archive.to_str().unwrap()]);
+        self.made.borrow_mut().push(saved.clone());
+        let l_tar = self.env.path(&format!("{tag}-loaded.tar"));
+        let cid = docker_ok(docker, &["create", &saved, "true"]).trim().to_string();
+        docker_ok(docker, &["export", "-o", l_tar.to_str().unwrap(), &cid]);
+        docker_ok(docker, &["rm", &cid]);
+        diff(
+            &format!("{tag} (saved by strata, loaded by docker)"),
+            &listing(&l_tar),
+            &d,
+        );
+        let _ = std::fs::remove_file(archive);
+        let _ = std::fs::remove_file(l_tar);
         let _ = std::fs::remove_file(s_tar);
         let _ = std::fs::remove_file(d_tar);
         (s, s_size)
