@@ -420,7 +420,9 @@ COPY ctx/a ctx/b /pair/\n\
 COPY --from=stage /tree/d/f /tree/g /pair2/\n\
 ADD arch.tar /untarred/\n\
 COPY --from=stage /hl/s* /wild/\n\
-COPY ctx/* /ctxwild/\n";
+COPY ctx/* /ctxwild/\n\
+RUN mkdir /real2 && ln -s real2 /via2\n\
+COPY --from=stage /tree /via2\n";
 
 /// A stage's /hl holds a hard link to busybox per applet; the context holds
 /// a file linked twice. Every copied group stays a group (one file body).
@@ -460,7 +462,7 @@ fn hard_links_survive_copy_add_and_copy_from() {
         .filter(|(k, _)| k.starts_with("bin2/") && !group.contains(k))
         .collect();
     assert!(outside.is_empty(), "not linked to /bin2/sh: {outside:?}");
-    for top in ["from-tree", "owned", "moded"] {
+    for top in ["from-tree", "owned", "moded", "real2"] {
         assert_eq!(
             group_of(&s, &format!("{top}/d/f")),
             [format!("{top}/d/f"), format!("{top}/d/h"), format!("{top}/g")],
