@@ -106,16 +106,26 @@ pub struct CreateArgs {
     /// Set platform if server is multi-platform capable
     #[arg(long, value_name = "string")]
     platform: Option<String>,
-    image: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    command: Vec<String>,
+    /// The image, then the command and its arguments: one positional, so
+    /// that everything after the image is the command's (`IMAGE -c …` is not
+    /// `--cpu-shares`), as Docker parses it.
+    #[arg(value_name = "IMAGE", required = true, num_args = 1.., trailing_var_arg = true, allow_hyphen_values = true)]
+    image_and_command: Vec<String>,
 }
 
 impl CreateArgs {
+    fn image(&self) -> &str {
+        &self.image_and_command[0]
+    }
+
+    fn command(&self) -> Vec<String> {
+        self.image_and_command[1..].to_vec()
+    }
+
     fn options(&self) -> CreateOptions {
         CreateOptions {
             name: self.name.clone(),
-            cmd: self.command.clone(),
+            cmd: self.command(),
             entrypoint: self.entrypoint.clone(),
             env: self.env.clone(),
             env_files: self.env_file.clone(),
@@ -197,7 +207,7 @@ fn run_error(e: impl Into<anyhow::Error>) -> ExitCode {
 
 pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     let mut c = open(root)?;
-    let rec = match c.create(&a.create.image, &a.create.options()) {
+    let rec = match c.create(a.create.image(), &a.create.options()) {
         Ok(r) => r,
         Err(e) => return Ok(run_error(e)),
     };
@@ -311,7 +321,7 @@ pub struct CreateCmd {
 
 pub fn create(root: &Path, a: CreateCmd) -> Result<ExitCode> {
     let mut c = open(root)?;
-    match c.create(&a.create.image, &a.create.options()) {
+    match c.create(a.create.image(), &a.create.options()) {
         Ok(rec) => {
             warn_foreign(&c, &rec, &a.create);
             println!("{}", rec.id);
