@@ -196,12 +196,12 @@ pub(crate) fn open_beneath(root: &OwnedFd, rel: &Path) -> rustix::io::Result<Own
 /// Whether two cleaned relative paths (no `.`, no `//`, no trailing `/`)
 /// are the same: compared as bytes, which for a deep tree's long paths
 /// is much cheaper than component by component.
-fn same_path(a: &Path, b: &Path) -> bool {
+pub(crate) fn same_path(a: &Path, b: &Path) -> bool {
     a.as_os_str().as_bytes() == b.as_os_str().as_bytes()
 }
 
 /// What is left of the cleaned path `rel` below its ancestor `dir`.
-fn below<'a>(rel: &'a Path, dir: &Path) -> Option<&'a Path> {
+pub(crate) fn below<'a>(rel: &'a Path, dir: &Path) -> Option<&'a Path> {
     let (r, d) = (rel.as_os_str().as_bytes(), dir.as_os_str().as_bytes());
     match r.strip_prefix(d)? {
         [b'/', rest @ ..] if !rest.is_empty() => Some(Path::new(OsStr::from_bytes(rest))),
@@ -211,7 +211,7 @@ fn below<'a>(rel: &'a Path, dir: &Path) -> Option<&'a Path> {
 
 /// Opens `rel` under `dir` one component at a time as `O_PATH`
 /// directories, following no symlink.
-fn descend(dir: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
+pub(crate) fn descend(dir: &OwnedFd, rel: &Path) -> rustix::io::Result<OwnedFd> {
     let mut fd = open_path_at(dir, c".")?;
     for c in rel.components() {
         if !matches!(c, std::path::Component::Normal(_)) {

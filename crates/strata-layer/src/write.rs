@@ -18,7 +18,7 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Stat};
 use strata_oci::{Algorithm, HashingWriter};
 
 use crate::compress::Encoder;
-use crate::unpack::{open_beneath, open_dir_at};
+use crate::unpack::{below, descend, open_beneath, open_dir_at, same_path};
 use crate::walk::{TreeVisitor, walk_tree};
 use crate::{LayerDigests, LayerError, Result, WriteOptions};
 
@@ -75,6 +75,10 @@ pub fn write_selected<W: Write>(
     let rootfd = open_dir_at(CWD, root).map_err(|e| LayerError::io(format!("opening {}", root.display()), e))?;
     finish_tree(opts, out, false, root, |w| {
         w.recurse = false;
+        // The previous entry's directory: a deep tree's next entry is most
+        // often below it, reached from there (from the root, a path past
+        // PATH_MAX is opened a component at a time: the whole depth).
+        let mut last: Option<(PathBuf, OwnedFd)> = None;
         for sel in entries {
             match sel {
                 Selected::Entry(p) => {
@@ -82,7 +86,16 @@ pub fn write_selected<W: Write>(
                     let name = p
                         .file_name()
                         .ok_or_else(|| w.err(p, std::io::Error::other("empty path")))?;
-                    let pfd = open_beneath(&rootfd, parent).map_err(|e| w.err(p, e))?;
+                    let near = match &last {
+                        Some((lp, fd)) if same_path(lp, parent) => Some(rustix::io::dup(fd)),
+                        Some((lp, fd)) => below(parent, lp).map(|rest| descend(fd, rest)),
+                        None => None,
+                    };
+                    let pfd = match near {
+                        Some(Ok(fd)) => fd,
+                        _ => open_beneath(&rootfd, parent).map_err(|e| w.err(p, e))?,
+                    };
+                    last = rustix::io::dup(&pfd).ok().map(|fd| (parent.to_path_buf(), fd));
                     let cname = CString::new(name.as_bytes()).map_err(|_| w.err(p, std::io::Error::other("NUL")))?;
                     let st = rustix::fs::statat(&pfd, cname.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)
                         .map_err(|e| w.err(p, e))?;

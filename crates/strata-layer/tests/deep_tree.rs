@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 
 use rustix::fs::{CWD, Mode, OFlags};
-use strata_layer::{Compression, UnpackOptions, WriteOptions, unpack, write_dir_layer};
+use strata_layer::{Compression, Selected, UnpackOptions, WriteOptions, unpack, write_dir_layer, write_selected};
 
 const DEPTH: usize = 3000;
 
@@ -64,6 +64,18 @@ fn a_tree_deeper_than_path_max_round_trips() {
         names += 1;
     }
     assert_eq!(names, DEPTH + 1);
+    // The same entries listed one by one (a copy-driver commit) make the
+    // same layer.
+    let mut listed = Vec::new();
+    let mut p = std::path::PathBuf::new();
+    for _ in 0..DEPTH {
+        p.push("d");
+        listed.push(Selected::Entry(p.clone()));
+    }
+    listed.push(Selected::Entry(p.join("f")));
+    let mut selected = Vec::new();
+    write_selected(&src, &listed, &opts, &mut selected).unwrap();
+    assert!(selected == tar, "write_selected differs from write_dir_layer");
     let dst = t.path().join("dst");
     std::fs::create_dir(&dst).unwrap();
     unpack(&tar[..], &dst, &UnpackOptions::default()).unwrap();
