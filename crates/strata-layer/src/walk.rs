@@ -16,7 +16,7 @@ use std::ffi::{CStr, CString};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rustix::fs::{Dir, Mode, OFlags};
 
@@ -48,7 +48,6 @@ struct Frame {
     /// Device and inode, to recognize the directory when it is opened again.
     id: (u64, u64),
     name: CString,
-    path: PathBuf,
     /// Names still to visit, the next last.
     names: Vec<CString>,
 }
@@ -100,17 +99,20 @@ pub(crate) fn walk_tree_bounded<V: TreeVisitor>(
     // frames[..lowest] are all closed.
     let mut lowest = 0usize;
     let mut open = 0usize;
+    // The path of the deepest directory (one buffer: a path per level
+    // would hold the square of the depth in memory).
+    let mut cur = top_path.to_path_buf();
     loop {
         let next = match frames.last_mut() {
             Some(f) => f.names.pop(),
             None => top_names.pop(),
         };
         if let Some(name) = next {
-            let (parent, path) = match frames.last() {
-                Some(f) => (f.fd.as_ref().expect("the deepest directory is open"), f.path.as_path()),
-                None => (top, top_path),
+            let parent = match frames.last() {
+                Some(f) => f.fd.as_ref().expect("the deepest directory is open"),
+                None => top,
             };
-            let path = path.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
+            let path = cur.join(std::ffi::OsStr::from_bytes(name.as_bytes()));
             let Some(child) = v.entry(parent, &name, &path)? else {
                 continue;
             };
@@ -120,9 +122,9 @@ pub(crate) fn walk_tree_bounded<V: TreeVisitor>(
                 fd: Some(child),
                 id,
                 name,
-                path,
                 names,
             });
+            cur = path;
             open += 1;
             if open > max_open {
                 while frames[lowest].fd.is_none() {
@@ -136,6 +138,8 @@ pub(crate) fn walk_tree_bounded<V: TreeVisitor>(
         }
         let Some(done) = frames.pop() else { return Ok(()) };
         let dir = done.fd.expect("the deepest directory is open");
+        let path = cur.clone();
+        cur.pop();
         if let Some(parent) = frames.last_mut()
             && parent.fd.is_none()
         {
@@ -146,10 +150,10 @@ pub(crate) fn walk_tree_bounded<V: TreeVisitor>(
                 Mode::empty(),
             )
             .map_err(io::Error::from)
-            .map_err(|e| v.fail(&parent.path, e))?;
-            if id_of(&fd).map_err(|e| v.fail(&parent.path, e))? != parent.id {
+            .map_err(|e| v.fail(&cur, e))?;
+            if id_of(&fd).map_err(|e| v.fail(&cur, e))? != parent.id {
                 let e = io::Error::other("the directory was moved while it was being read");
-                return Err(v.fail(&parent.path, e));
+                return Err(v.fail(&cur, e));
             }
             parent.fd = Some(fd);
             open += 1;
@@ -160,7 +164,7 @@ pub(crate) fn walk_tree_bounded<V: TreeVisitor>(
             Some(f) => f.fd.as_ref().expect("opened again above"),
             None => top,
         };
-        v.leave(parent, &done.name, &dir, &done.path)?;
+        v.leave(parent, &done.name, &dir, &path)?;
         drop(dir);
         open -= 1;
     }
@@ -170,6 +174,7 @@ pub(crate) fn walk_tree_bounded<V: TreeVisitor>(
 mod tests {
     use super::*;
     use rustix::fs::{AtFlags, CWD};
+    use std::path::PathBuf;
 
     struct Record {
         seen: Vec<String>,
