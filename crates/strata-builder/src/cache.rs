@@ -433,7 +433,7 @@ pub fn prune(store: &mut Store) -> Result<PruneReport> {
         store.conn().execute("DELETE FROM build_from_hashes", [])?;
         report.entries = n as u64;
     }
-    let removed = store.remove_unused_layers(&Default::default())?;
+    let removed = store.remove_unused_layers()?;
     report.layers = removed.layers;
     report.bytes_reclaimed = removed.bytes_reclaimed;
     Ok(report)

@@ -78,7 +78,6 @@ fn arm64_rootfs(env: &Env, host_rootfs: &Path) -> Option<PathBuf> {
 /// with `copy --all`.
 fn multi_platform_base(env: &Env, name: &str, parts: &[(&str, &Path)]) -> PathBuf {
     let layout = env.path(&format!("layout-{}", name.replace([':', '/'], "-")));
-    let mut entries = Vec::new();
     for (i, (platform, rootfs)) in parts.iter().enumerate() {
         let dir = env.path(&format!("rootfs-{name}-{i}").replace([':', '/'], "-"));
         sh_ok(&format!(
@@ -95,41 +94,14 @@ fn multi_platform_base(env: &Env, name: &str, parts: &[(&str, &Path)]) -> PathBu
             &format!("strata:{part}"),
             &format!("oci:{}:p{i}", layout.display()),
         ]);
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-        let m = index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == format!("p{i}"))
-            .unwrap()
-            .clone();
-        let p: Vec<&str> = platform.split('/').collect();
-        let mut pj = serde_json::json!({"os": p[0], "architecture": p[1]});
-        if let Some(v) = p.get(2) {
-            pj["variant"] = serde_json::json!(v);
-        }
-        entries.push(serde_json::json!({
-            "mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"], "platform": pj,
-        }));
     }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": entries,
-    });
-    let bytes = serde_json::to_vec(&index).unwrap();
-    let hex = sha256_hex(&bytes);
-    std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes).unwrap();
-    let mut top: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "digest": format!("sha256:{hex}"),
-        "size": bytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": "multi"},
-    }));
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let refs: Vec<String> = (0..parts.len()).map(|i| format!("p{i}")).collect();
+    let entries: Vec<(&str, &str)> = refs
+        .iter()
+        .map(String::as_str)
+        .zip(parts.iter().map(|(p, _)| *p))
+        .collect();
+    write_layout_index(&layout, &entries, "multi");
     env.ok(&[
         "copy",
         "-q",

@@ -45,42 +45,9 @@ fn registry_with_index(env: &Env) -> (TestRegistry, String) {
             &format!("oci:{}:p{i}", layout.display()),
         ]);
     }
-    // The index, from the layout's manifests.
-    let index_json: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let mut entries = Vec::new();
-    for (i, p) in platforms.iter().enumerate() {
-        let m = index_json["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == format!("p{i}"))
-            .unwrap();
-        let parts: Vec<&str> = p.split('/').collect();
-        let mut platform = serde_json::json!({"os": parts[0], "architecture": parts[1]});
-        if let Some(v) = parts.get(2) {
-            platform["variant"] = serde_json::json!(v);
-        }
-        entries.push(serde_json::json!({
-            "mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"], "platform": platform,
-        }));
-    }
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": entries,
-    });
-    let bytes = serde_json::to_vec(&index).unwrap();
-    let hex = sha256_hex(&bytes);
-    std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes).unwrap();
-    let mut top = index_json.clone();
-    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "digest": format!("sha256:{hex}"),
-        "size": bytes.len(),
-        "annotations": {"org.opencontainers.image.ref.name": "multi"},
-    }));
-    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let refs: Vec<String> = (0..platforms.len()).map(|i| format!("p{i}")).collect();
+    let parts: Vec<(&str, &str)> = refs.iter().map(String::as_str).zip(platforms).collect();
+    let index = write_layout_index(&layout, &parts, "multi");
     env.ok(&[
         "copy",
         "-q",
@@ -88,7 +55,7 @@ fn registry_with_index(env: &Env) -> (TestRegistry, String) {
         &format!("oci:{}:multi", layout.display()),
         &format!("docker://{}/multi/app:1", reg.host),
     ]);
-    (reg, format!("sha256:{hex}"))
+    (reg, index)
 }
 
 fn arch_of(env: &Env, args: &[&str]) -> String {

@@ -713,11 +713,10 @@ pub struct RemovedLayers {
 }
 
 impl Store {
-    /// Removes every layer no image uses and `keep` does not name (the
-    /// build cache's, once its entries are gone): its records, blobs and
-    /// unpacked directories. `keep` holds diff IDs (records and blobs) and
-    /// chain IDs (unpacked directories). Takes the store's exclusive lock.
-    pub fn remove_unused_layers(&mut self, keep: &BTreeSet<Digest>) -> Result<RemovedLayers> {
+    /// Removes every layer no image uses (the build cache's, once its
+    /// entries are gone): its records, blobs and unpacked directories.
+    /// Takes the store's exclusive lock.
+    pub fn remove_unused_layers(&mut self) -> Result<RemovedLayers> {
         let _lock = StoreLock::exclusive(&self.root)?;
         let mut removed = RemovedLayers::default();
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -729,10 +728,6 @@ impl Store {
         };
         let mut doomed: Vec<Digest> = Vec::new();
         for d in unused {
-            let diff_id = digest(d.clone())?;
-            if keep.contains(&diff_id) {
-                continue;
-            }
             let blobs: Vec<String> = {
                 let mut st = tx.prepare("SELECT digest FROM layer_blobs WHERE diff_id=?1")?;
                 st.query_map([&d], |r| r.get::<_, String>(0))?
@@ -761,7 +756,7 @@ impl Store {
             self.remove_blob_file(b);
         }
         // Unpacked layers no image stands on (a build cache step's, kept
-        // as the next step's lower) go too, unless `keep` holds their layer.
+        // as the next step's lower) go too.
         let used = self.image_chain_ids()?;
         if let Ok(rd) = std::fs::read_dir(self.layers_dir()) {
             for e in rd.flatten() {
@@ -769,7 +764,7 @@ impl Store {
                 let Ok(chain) = Digest::parse(&format!("sha256:{name}")) else {
                     continue;
                 };
-                if used.contains(&chain) || keep.contains(&chain) {
+                if used.contains(&chain) {
                     continue;
                 }
                 removed.bytes_reclaimed += dir_size(&e.path());

@@ -244,11 +244,25 @@ impl TarOut {
             .await
             .map_err(|e| TransferError::Invalid(format!("writing {what} stopped: {e}")))?
             .map_err(wr);
-        let result = match (fed, written) {
+        self.settle(&mut spool, desc, start, fed, written)
+    }
+
+    /// Ends a blob's entry started at `start`: whole (both the stream read
+    /// and the bytes written are the descriptor's size), or cut off the tar
+    /// again, so nothing of a blob that failed stays in it.
+    fn settle(
+        &self,
+        spool: &mut Spool,
+        desc: &Descriptor,
+        start: u64,
+        read: Result<u64>,
+        written: Result<u64>,
+    ) -> Result<()> {
+        let result = match (read, written) {
             (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-            (Ok(fed), Ok(n)) if fed != n || n != desc.size => Err(TransferError::Invalid(format!(
-                "{what}: wrote {n} of {} bytes",
-                desc.size
+            (Ok(read), Ok(n)) if read != n || n != desc.size => Err(TransferError::Invalid(format!(
+                "blob {}: wrote {n} of {} bytes",
+                desc.digest, desc.size
             ))),
             (Ok(_), Ok(n)) => Ok(n),
         };
@@ -259,7 +273,7 @@ impl TarOut {
                 Ok(())
             }
             Err(e) => {
-                // Nothing of a blob that failed stays in the tar.
+                let wr = |e: std::io::Error| TransferError::io(format!("writing {}", self.shown.display()), e);
                 let _ = spool.file(&self.shown).and_then(|f| f.set_len(start).map_err(wr));
                 Err(e)
             }
@@ -329,25 +343,7 @@ impl TarOut {
             .await
             .map_err(|e| TransferError::Invalid(format!("writing {what} stopped: {e}")))?
             .map_err(wr);
-        let result = match (drained, written) {
-            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
-            (Ok(read), Ok(n)) if read != n || n != desc.size => Err(TransferError::Invalid(format!(
-                "{what}: wrote {n} of {} bytes",
-                desc.size
-            ))),
-            (Ok(_), Ok(n)) => Ok(n),
-        };
-        match result {
-            Ok(n) => {
-                spool.len = start + BLOCK + padded(n);
-                guard(&self.blobs).insert(desc.digest.clone());
-                Ok(())
-            }
-            Err(e) => {
-                let _ = spool.file(&self.shown).and_then(|f| f.set_len(start).map_err(wr));
-                Err(e)
-            }
-        }
+        self.settle(&mut spool, desc, start, drained, written)
     }
 
     /// Writes a (verified) manifest or index as its blob entry.

@@ -239,3 +239,44 @@ pub fn sh_ok(script: &str) -> String {
     );
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// Adds to the OCI layout at `layout` a multi-platform index of images it
+/// holds: `parts` are (the image's `ref.name` in the layout, its platform
+/// `os/arch[/variant]`); the index is named `name`. Returns its digest.
+pub fn write_layout_index(layout: &Path, parts: &[(&str, &str)], name: &str) -> String {
+    let top_path = layout.join("index.json");
+    let mut top: serde_json::Value = serde_json::from_slice(&std::fs::read(&top_path).unwrap()).unwrap();
+    let entries: Vec<serde_json::Value> = parts
+        .iter()
+        .map(|(ref_name, platform)| {
+            let m = top["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == *ref_name)
+                .unwrap_or_else(|| panic!("no {ref_name} in {}", top_path.display()));
+            let p: Vec<&str> = platform.split('/').collect();
+            let mut pj = serde_json::json!({"os": p[0], "architecture": p[1]});
+            if let Some(v) = p.get(2) {
+                pj["variant"] = serde_json::json!(v);
+            }
+            serde_json::json!({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"], "platform": pj})
+        })
+        .collect();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": entries,
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let hex = sha256_hex(&bytes);
+    std::fs::write(layout.join("blobs/sha256").join(&hex), &bytes).unwrap();
+    top["manifests"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": format!("sha256:{hex}"),
+        "size": bytes.len(),
+        "annotations": {"org.opencontainers.image.ref.name": name},
+    }));
+    std::fs::write(&top_path, serde_json::to_vec(&top).unwrap()).unwrap();
+    format!("sha256:{hex}")
+}
