@@ -3,6 +3,7 @@
 
 mod cmd;
 mod format;
+mod pipe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -170,6 +171,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    pipe::install_panic_hook();
     // The registry has its own options (its --root is the storage directory,
     // not the image store): hand it the raw arguments.
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
@@ -238,6 +240,7 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(code) => code,
+        Err(e) if pipe::is_closed_output(&e) => pipe::die_of_sigpipe(),
         Err(e) => {
             eprintln!("Error: {}", error_chain(&e));
             ExitCode::from(1)
