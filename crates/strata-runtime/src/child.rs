@@ -242,9 +242,12 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
         ("stdin", "/proc/self/fd/0"),
         ("stdout", "/proc/self/fd/1"),
         ("stderr", "/proc/self/fd/2"),
-        ("core", "/proc/kcore"),
     ] {
         rustix::fs::symlinkat(target, &dev, link).with_context(|| format!("creating /dev/{link}"))?;
+    }
+    // As runc: /dev/core only where the kernel has /proc/kcore (CONFIG_PROC_KCORE).
+    if std::path::Path::new("/proc/kcore").exists() {
+        rustix::fs::symlinkat("/proc/kcore", &dev, "core").context("creating /dev/core")?;
     }
 
     if privileged {
@@ -491,16 +494,17 @@ fn set_caps(mask: u64) -> io::Result<()> {
     };
     let lo = mask as u32;
     let hi = (mask >> 32) as u32;
+    // No inheritable capabilities, as Docker and BuildKit since CVE-2022-24769.
     let data = [
         CapData {
             effective: lo,
             permitted: lo,
-            inheritable: lo,
+            inheritable: 0,
         },
         CapData {
             effective: hi,
             permitted: hi,
-            inheritable: hi,
+            inheritable: 0,
         },
     ];
     let r = unsafe { libc::syscall(libc::SYS_capset, &mut hdr as *mut CapHeader, data.as_ptr()) };

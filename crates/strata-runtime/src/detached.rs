@@ -396,7 +396,7 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         user: &spec.user,
         tty: spec.tty,
         capabilities: spec.capabilities,
-        hostname: Some(&spec.hostname),
+        hostname: spec.hostname_env.then_some(spec.hostname.as_str()),
         winsize: winsize_of(None).or(Some(rustix::termios::Winsize {
             ws_row: 24,
             ws_col: 80,

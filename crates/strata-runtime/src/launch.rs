@@ -76,7 +76,7 @@ fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
         user: &spec.user,
         tty: spec.tty,
         capabilities: spec.capabilities,
-        hostname: Some(&spec.hostname),
+        hostname: spec.hostname_env.then_some(spec.hostname.as_str()),
         winsize: winsize_of(fds.stdio[1].as_ref().map(|f| f.as_fd())),
         no_new_privileges: spec.security.no_new_privileges,
         seccomp: filter.as_ref(),

@@ -357,6 +357,10 @@ pub struct RunSpec {
     pub cwd: String,
     pub user: UserSpec,
     pub hostname: String,
+    /// Whether the process gets `HOSTNAME=<hostname>` in its environment
+    /// (as `docker run`); a build's RUN does not (as BuildKit).
+    #[serde(default = "yes")]
+    pub hostname_env: bool,
     pub network: Network,
     pub mounts: Vec<BindMount>,
     /// `--read-only`: the root mount is read-only (volumes, /dev, /proc keep theirs).
@@ -365,7 +369,7 @@ pub struct RunSpec {
     pub tty: bool,
     /// `-i`: stdin is passed through; otherwise the process reads /dev/null.
     pub stdin: bool,
-    /// Capability bits (effective, permitted, inheritable and bounding set);
+    /// Capability bits (effective, permitted and bounding set; none inheritable);
     /// [`DEFAULT_CAPABILITIES`] unless told otherwise.
     pub capabilities: u64,
     /// Files placed in the container through a private tmpfs (build secrets).
@@ -381,6 +385,10 @@ pub struct RunSpec {
     pub security: Security,
 }
 
+fn yes() -> bool {
+    true
+}
+
 impl RunSpec {
     /// `args` in `root`, with Docker's defaults: root user, cwd `/`, host network.
     pub fn new(root: impl Into<PathBuf>, args: Vec<String>) -> RunSpec {
@@ -391,6 +399,7 @@ impl RunSpec {
             cwd: "/".to_string(),
             user: UserSpec::default(),
             hostname: "strata".to_string(),
+            hostname_env: true,
             network: Network::Host,
             mounts: Vec::new(),
             readonly_root: false,
@@ -482,7 +491,7 @@ pub fn to_oci_spec(spec: &RunSpec) -> Result<oci::Spec> {
             oci::LinuxCapabilitiesBuilder::default()
                 .bounding(caps.clone())
                 .effective(caps.clone())
-                .inheritable(caps.clone())
+                .inheritable(std::collections::HashSet::new())
                 .permitted(caps)
                 .build()?,
         )

@@ -95,7 +95,8 @@ fn is_numeric(s: &str) -> bool {
 /// with `openat2(RESOLVE_IN_ROOT)` from `root`. As runc: an unknown numeric
 /// uid runs with gid 0 and home `/`; an unknown name is an error;
 /// supplementary groups are the groups of /etc/group listing the user's
-/// name. IDs outside 0..=2147483647 are refused.
+/// name, unless a group is given (`name:group`: that group only). IDs
+/// outside 0..=2147483647 are refused.
 pub fn resolve_user(root: &Path, spec: &str) -> Result<ResolvedUser> {
     let dir = std::fs::File::open(root).with_context(|| format!("opening the container root {}", root.display()))?;
     resolve_user_at(dir.as_fd(), spec)
@@ -157,8 +158,10 @@ pub(crate) fn resolve_user_at(root: BorrowedFd<'_>, spec: &str) -> Result<Resolv
             }
         }
     }
+    // As runc: the groups of /etc/group listing the user are added only when
+    // no group is named (`USER name:group` runs with that group alone).
     let mut additional = Vec::new();
-    if let (Some(name), Some(db)) = (&name, &group) {
+    if let (Some(name), Some(db), None) = (&name, &group, group_part) {
         for f in db.lines().map(|l| l.split(':').collect::<Vec<_>>()) {
             if f.len() >= 4 && f[3].split(',').any(|m| m == name) {
                 let id = parse_id(f[2], "gid").with_context(|| format!("/etc/group entry of {:?}", f[0]))?;

@@ -141,6 +141,26 @@ fn hostname_pid1_caps_and_no_leaked_fds() {
     assert_eq!(lines[3].trim(), "0 1 2 3", "{out}");
     assert_eq!(lines[4], "CapBnd:\t00000000a80425fb");
     assert_eq!(lines[5], "HOSTNAME=ctr-host");
+    // No inheritable capabilities (as Docker), /dev/core only as runc makes
+    // it (when the kernel has /proc/kcore), and a RUN-like process without
+    // HOSTNAME in its environment.
+    let mut s = spec(
+        &t,
+        sh("grep CapInh /proc/self/status; test -e /dev/core && echo core; env | grep -c ^HOSTNAME=; hostname"),
+    );
+    s.hostname = "buildkitsandbox".into();
+    s.hostname_env = false;
+    let (r, cap) = run_capture(&t, &s, "ident2");
+    assert_eq!(r.unwrap(), 0, "{}", cap.err());
+    let core = if std::path::Path::new("/proc/kcore").exists() {
+        "core\n"
+    } else {
+        ""
+    };
+    assert_eq!(
+        cap.out(),
+        format!("CapInh:\t0000000000000000\n{core}0\nbuildkitsandbox\n")
+    );
 }
 
 #[test]
@@ -374,6 +394,9 @@ fn user_resolution_follows_the_images_files() {
     assert_eq!(app.home, "/home/app");
     assert_eq!(r("1000").unwrap(), app);
     assert_eq!(r("app:extra").unwrap().user.gid, 2000);
+    // A named group is the only one (as runc): no supplementary groups.
+    assert_eq!(r("app:extra").unwrap().user.additional_gids, Vec::<u32>::new());
+    assert_eq!(r("1000:5").unwrap().user.additional_gids, Vec::<u32>::new());
     assert_eq!(r("app:5").unwrap().user.gid, 5);
     let anon = r("4242").unwrap();
     assert_eq!((anon.user.uid, anon.user.gid, anon.home.as_str()), (4242, 0, "/"));
