@@ -230,11 +230,24 @@ impl Registry {
         self.append(id, size, body).await
     }
 
-    /// Appends a last chunk (if any) and completes the upload as `d`.
-    pub async fn upload_finish(&self, repo: &str, id: &str, d: &Digest, body: Option<ByteStream>) -> ApiResult<u64> {
+    /// Appends a last chunk (if any; `start` from its Content-Range) and
+    /// completes the upload as `d`.
+    pub async fn upload_finish(
+        &self,
+        repo: &str,
+        id: &str,
+        d: &Digest,
+        start: Option<u64>,
+        body: Option<ByteStream>,
+    ) -> ApiResult<u64> {
         let lock = self.upload_lock(id);
         let _g = lock.lock().await;
         let mut size = self.upload_size(repo, id).await?;
+        if let Some(s) = start
+            && s != size
+        {
+            return Err(ApiError::range_invalid(size));
+        }
         if let Some(body) = body {
             size = self.append(id, size, body).await?;
         }

@@ -459,7 +459,14 @@ async fn manifest(
     reference: String,
     req: Request,
 ) -> ApiResult<Response> {
-    let r = ManifestRef::parse(&reference)?;
+    let r = match ManifestRef::parse(&reference) {
+        // No manifest can have a name that is not a tag: fetching one finds
+        // nothing (404, as distribution-spec's conformance suite expects).
+        Err(_) if matches!(method, Method::GET | Method::HEAD) && !reference.contains(':') => {
+            return Err(ApiError::manifest_unknown(&reference));
+        }
+        r => r?,
+    };
     match method {
         Method::GET | Method::HEAD => {
             let fetched = match &st.proxy {
@@ -658,29 +665,7 @@ async fn upload(
             Ok(upload_response(StatusCode::NO_CONTENT, &name, &uid, size))
         }
         (Method::PATCH, Some(uid)) => {
-            let start = match header_str(req.headers(), header::CONTENT_RANGE) {
-                Some(h) => {
-                    let (a, b) = parse_content_range(h).ok_or_else(|| {
-                        ApiError::new(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            "BLOB_UPLOAD_INVALID",
-                            format!("invalid Content-Range {h:?}"),
-                        )
-                    })?;
-                    if let Some(n) =
-                        header_str(req.headers(), header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
-                        && n != b - a + 1
-                    {
-                        return Err(ApiError::new(
-                            StatusCode::RANGE_NOT_SATISFIABLE,
-                            "BLOB_UPLOAD_INVALID",
-                            format!("Content-Range {h:?} does not match Content-Length {n}"),
-                        ));
-                    }
-                    Some(a)
-                }
-                None => None,
-            };
+            let start = chunk_start(req.headers())?;
             let body = body_stream(st, req.into_body());
             let size = reg.upload_patch(&name, &uid, start, body).await?;
             Ok(upload_response(StatusCode::ACCEPTED, &name, &uid, size))
@@ -688,8 +673,10 @@ async fn upload(
         (Method::PUT, Some(uid)) => {
             let ds = param(&q, "digest").ok_or_else(|| ApiError::digest_invalid("PUT needs ?digest="))?;
             let d = parse_digest(ds)?;
+            // A closing chunk's Content-Range must continue the upload (416 if not).
+            let start = chunk_start(req.headers())?;
             let body = has_body(req.headers()).then(|| body_stream(st, req.into_body()));
-            reg.upload_finish(&name, &uid, &d, body).await?;
+            reg.upload_finish(&name, &uid, &d, start, body).await?;
             st.metrics.upload_completed();
             Ok(created(&name, &d))
         }
@@ -704,6 +691,31 @@ async fn upload(
         (_, None) => Err(ApiError::unsupported("start an upload with POST")),
         _ => Err(ApiError::unsupported("uploads take POST, PATCH, PUT, GET or DELETE")),
     }
+}
+
+/// A chunk's first byte from its `Content-Range` (PATCH, and the closing
+/// PUT), checked against its `Content-Length`; 416 when either is wrong.
+fn chunk_start(headers: &HeaderMap) -> ApiResult<Option<u64>> {
+    let Some(h) = header_str(headers, header::CONTENT_RANGE) else {
+        return Ok(None);
+    };
+    let (a, b) = parse_content_range(h).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("invalid Content-Range {h:?}"),
+        )
+    })?;
+    if let Some(n) = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
+        && n != b - a + 1
+    {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "BLOB_UPLOAD_INVALID",
+            format!("Content-Range {h:?} does not match Content-Length {n}"),
+        ));
+    }
+    Ok(Some(a))
 }
 
 #[cfg(test)]

@@ -378,7 +378,6 @@ async fn invalid_names_and_digests(e: &Env) {
         ("/v2/a/blobs/sha256:..%2f..%2fetc", "DIGEST_INVALID"),
         ("/v2/a/blobs/md5:d41d8cd98f00b204e9800998ecf8427e", "DIGEST_INVALID"),
         ("/v2/a/manifests/bad:tag:x", "DIGEST_INVALID"),
-        ("/v2/a/manifests/-tag", "TAG_INVALID"),
     ] {
         let r = e.req(Method::GET, path).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
@@ -399,6 +398,112 @@ async fn invalid_names_and_digests(e: &Env) {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let r = e.req(Method::GET, "/v2/nothing/here").send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+/// A manifest fetched by a name that cannot be a tag is not there (404
+/// MANIFEST_UNKNOWN, as the OCI conformance suite expects); pushing one is a
+/// bad request.
+async fn invalid_tag_is_unknown(e: &Env) {
+    let (_, m) = e.push_image("badtag", "good", "badtag").await;
+    for repo in ["badtag", "nosuchrepo"] {
+        for tag in ["-tag", ".INVALID_MANIFEST_NAME", &"x".repeat(129)] {
+            let path = format!("/v2/{repo}/manifests/{tag}");
+            let r = e.req(Method::HEAD, &path).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "HEAD {path}");
+            let r = e.req(Method::GET, &path).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::NOT_FOUND, "GET {path}");
+            assert_eq!(error_code(r).await, "MANIFEST_UNKNOWN", "GET {path}");
+        }
+    }
+    let r = e.put_manifest("badtag", "-tag", media::OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(r).await, "TAG_INVALID");
+}
+
+/// A closing PUT whose Content-Range does not continue the upload is 416
+/// (the upload stays, and a right one completes it).
+async fn closing_put_range(e: &Env) {
+    let data: Vec<u8> = (0..300u32).map(|i| (i % 251) as u8).collect();
+    let d = Digest::sha256_of(&data);
+    let r = e.req(Method::POST, "/v2/closing/blobs/uploads/").send().await.unwrap();
+    let loc = e.loc(&r);
+    let r = e
+        .req(Method::PATCH, &loc)
+        .header("content-type", "application/octet-stream")
+        .header("content-range", "0-99")
+        .header("content-length", "100")
+        .body(data[..100].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let loc = e.loc(&r);
+    // Past the end, overlapping, and a range that is not the body's length.
+    for (range, len) in [("200-399", 200), ("50-249", 200), ("100-199", 200)] {
+        let r = e
+            .req(Method::PUT, &format!("{loc}?digest={d}"))
+            .header("content-type", "application/octet-stream")
+            .header("content-range", range)
+            .header("content-length", len.to_string())
+            .body(data[100..].to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "closing PUT with {range}"
+        );
+        if range != "100-199" {
+            assert_eq!(r.headers()["range"], "0-99", "closing PUT with {range}");
+        }
+    }
+    let r = e
+        .req(Method::PUT, &format!("{loc}?digest={d}"))
+        .header("content-type", "application/octet-stream")
+        .header("content-range", "100-299")
+        .header("content-length", "200")
+        .body(data[100..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    let r = e
+        .req(Method::GET, &format!("/v2/closing/blobs/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), data.as_slice());
+}
+
+/// Deleting a repository's last tag leaves an empty tag list (on S3 the
+/// directory marker the store keeps is no tag).
+async fn tags_after_last_delete(e: &Env) {
+    let tags = |v: Value| v["tags"].clone();
+    let (d, m) = e.push_image("lasttag", "only", "lasttag").await;
+    let r = e
+        .req(Method::DELETE, "/v2/lasttag/manifests/only")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = e.req(Method::GET, "/v2/lasttag/tags/list").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(tags(r.json_value().await), json!([]));
+    // Tagged again, then deleted by digest (with its tags).
+    let r = e.put_manifest("lasttag", "again", media::OCI_MANIFEST, &m).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let r = e.req(Method::GET, "/v2/lasttag/tags/list").send().await.unwrap();
+    assert_eq!(tags(r.json_value().await), json!(["again"]));
+    let r = e
+        .req(Method::DELETE, &format!("/v2/lasttag/manifests/{d}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let r = e.req(Method::GET, "/v2/lasttag/tags/list").send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(tags(r.json_value().await), json!([]));
 }
 
 async fn tags_and_pagination(e: &Env) {
@@ -810,6 +915,9 @@ conformance!(
     manifests,
     invalid_names_and_digests,
     tags_and_pagination,
+    invalid_tag_is_unknown,
+    closing_put_range,
+    tags_after_last_delete,
     catalog,
     deletes,
     referrers,

@@ -279,19 +279,21 @@ impl Driver for S3Driver {
     }
 
     async fn list_dir(&self, prefix: &str) -> io::Result<Vec<String>> {
-        let r = self
-            .store
-            .list_with_delimiter(Some(&self.path(prefix)))
-            .await
-            .map_err(to_io)?;
+        let dir = self.path(prefix);
+        let r = self.store.list_with_delimiter(Some(&dir)).await.map_err(to_io)?;
+        // A directory marker (`…/tags/`, which SeaweedFS and others keep
+        // once a directory's last object is deleted) lists as the directory
+        // itself: it is no entry of it.
         let mut out: Vec<String> = r
             .common_prefixes
             .iter()
+            .filter(|p| **p != dir)
             .filter_map(|p| p.filename().map(str::to_string))
             .collect();
         out.extend(
             r.objects
                 .iter()
+                .filter(|o| o.location != dir)
                 .filter_map(|o| o.location.filename().map(str::to_string)),
         );
         Ok(out)
