@@ -5,12 +5,16 @@
 //! they are absolute or contain `..`; on disk every operation is relative to
 //! an open directory and never follows a symlink, so nothing outside the
 //! root can be reached whatever the layer (or an earlier one) contains.
+//! An archive a build step unpacks into its own root
+//! ([`UnpackOptions::follow_symlinks`]) follows symlinks on the way as a
+//! chrooted process would, resolved inside the root ([`resolve_in_root`]).
 
 mod check;
 mod compress;
 mod error;
 mod guard;
 pub mod pgzip;
+mod resolve;
 mod sparse;
 mod unpack;
 pub mod walk;
@@ -20,6 +24,7 @@ pub use check::{EntryName, Whiteout, clean_entry_name};
 pub use compress::{Encoder, decompressor};
 pub use error::LayerError;
 pub use guard::{MAX_PAX_RECORDS, MAX_SPARSE_ENTRIES, MAX_TAR_METADATA_SIZE, MetadataLimit, TarGuard};
+pub use resolve::{MAX_SYMLINK_HOPS, resolve_in_root};
 pub use strata_oci::media::Compression;
 pub use unpack::{
     DEFAULT_MAX_UNPACKED_SIZE, UnpackOptions, UnpackReport, WhiteoutMode, check_lowers, unpack, unpack_at,

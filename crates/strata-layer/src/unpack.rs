@@ -57,6 +57,14 @@ pub struct UnpackOptions {
     /// sparse file counts in full, though its holes take no disk); more is
     /// [`LayerError::UnpackedTooLarge`]. Default [`DEFAULT_MAX_UNPACKED_SIZE`].
     pub max_unpacked_size: u64,
+    /// Symlinks already in the root (or written earlier by this archive)
+    /// on an entry's way are followed, resolved inside the root as by a
+    /// process chrooted there ([`crate::resolve_in_root`]: an absolute
+    /// target starts at the root, `..` stops there), instead of refused.
+    /// For an archive a build step unpacks into its own root (`ADD`, as
+    /// BuildKit's chrooted untar); never for a layer. An entry's own name
+    /// is not followed: a symlink there is replaced. Default false.
+    pub follow_symlinks: bool,
 }
 
 impl Default for UnpackOptions {
@@ -68,6 +76,7 @@ impl Default for UnpackOptions {
             devices: root,
             lowers: Vec::new(),
             max_unpacked_size: DEFAULT_MAX_UNPACKED_SIZE,
+            follow_symlinks: false,
         }
     }
 }
@@ -418,18 +427,42 @@ impl Unpacker<'_> {
         };
         let opened = match below_cache {
             Some(Ok(fd)) => Ok(fd),
+            _ if self.opts.follow_symlinks => self.open_following(rel),
             _ => open_beneath(&self.root, rel),
         };
         let fd = match opened {
             Ok(fd) => fd,
+            Err(Errno::NOENT) if create && self.opts.follow_symlinks => {
+                let resolved = crate::resolve_in_root(&self.root, rel)
+                    .map_err(|e| self.fail(rel, "resolving symlinks on the way", e))?;
+                self.create_dirs(&resolved)?
+            }
             Err(Errno::NOENT) if create => self.create_dirs(rel)?,
             Err(Errno::NOENT) => return Ok(None),
-            Err(Errno::LOOP | Errno::NOTDIR | Errno::XDEV) => return Err(self.explain_walk(rel)),
+            Err(Errno::LOOP | Errno::NOTDIR | Errno::XDEV) if !self.opts.follow_symlinks => {
+                return Err(self.explain_walk(rel));
+            }
             Err(e) => return Err(self.fail(rel, "opening the directory", e)),
         };
         let setgid = rustix::fs::fstat(&fd).is_ok_and(|st| st.st_mode & 0o2000 != 0);
         self.cache = Some((rel.to_path_buf(), fd, setgid));
         Ok(self.cache.as_ref().map(|(_, fd, _)| fd.as_fd()))
+    }
+
+    /// Follow mode: the directory `rel` with symlinks on the way followed
+    /// inside the root.
+    fn open_following(&self, rel: &Path) -> rustix::io::Result<OwnedFd> {
+        match rustix::fs::openat2(
+            &self.root,
+            rel,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        ) {
+            // No openat2, or past PATH_MAX: resolved here, then walked without following.
+            Err(Errno::NOSYS | Errno::NAMETOOLONG) => descend(&self.root, &crate::resolve_in_root(&self.root, rel)?),
+            r => r,
+        }
     }
 
     /// Says which component of `rel` stopped the walk.
@@ -722,11 +755,13 @@ impl Unpacker<'_> {
             Some(pfd) => remove_all(pfd, name),
             None => Ok(()),
         };
-        // The cached directory may be the one just removed.
-        if self
-            .cache
-            .as_ref()
-            .is_some_and(|(p, _, _)| p.starts_with(parent.join(name)))
+        // The cached directory may be the one just removed (or, following
+        // symlinks, one reached through it).
+        if self.opts.follow_symlinks
+            || self
+                .cache
+                .as_ref()
+                .is_some_and(|(p, _, _)| p.starts_with(parent.join(name)))
         {
             self.cache = None;
         }
