@@ -1,0 +1,176 @@
+//! The nftables table `inet strata`, rendered whole from the state and
+//! applied atomically with `nft -f -` (the previous table replaced in the
+//! same transaction); removed when no container uses it. Nothing outside
+//! this table is touched.
+//!
+//! Published ports are DNAT rules in the `prerouting` chain (traffic from
+//! outside) and the `output` chain (connections the host itself makes,
+//! to its own addresses and to 127.0.0.1). A connection from 127.0.0.1
+//! DNATed onto a bridge needs two things, both here rather than in a
+//! userland forwarder process: `route_localnet` on strata's bridge (set
+//! when the bridge is made, on that bridge only) so the kernel routes a
+//! 127.0.0.1 source off `lo`, and a masquerade of 127.0.0.0/8 leaving the
+//! bridge so the container answers the bridge's address. This keeps
+//! `run -d -p` free of any per-container process (daemonless) and costs
+//! the same per packet as Docker's `userland-proxy: false`.
+
+use std::fmt::Write;
+
+use crate::error::Result;
+use crate::link::{find_binary, run};
+use crate::state::State;
+
+pub const TABLE: &str = "strata";
+
+/// The table for the state, or `None` when no container needs one.
+pub fn render(state: &State) -> Option<String> {
+    let mut nets: Vec<(&str, &str)> = Vec::new();
+    let mut dnat = String::new();
+    for c in state.containers.values() {
+        let Some(live) = &c.live else { continue };
+        if !is_bridge_mode(state, &c.mode) {
+            continue;
+        }
+        for a in &c.attachments {
+            if a.ip.is_some()
+                && let Some(n) = state.networks.get(&a.network)
+                && !nets.iter().any(|(b, _)| *b == n.bridge)
+            {
+                nets.push((&n.bridge, &n.subnet));
+            }
+        }
+        // Published ports go to the address on the container's first network.
+        let Some(ip) = c.attachments.iter().find_map(|a| a.ip) else {
+            continue;
+        };
+        for p in &live.ports {
+            let dst = if p.host_ip.is_unspecified() {
+                "fib daddr type local".to_string()
+            } else {
+                format!("ip daddr {}", p.host_ip)
+            };
+            let _ = writeln!(
+                dnat,
+                "\t\tmeta nfproto ipv4 {dst} {proto} dport {hp} dnat ip to {ip}:{cp}",
+                proto = p.proto.as_str(),
+                hp = p.host_port,
+                cp = p.container_port
+            );
+        }
+    }
+    if nets.is_empty() {
+        return None;
+    }
+    let mut post = String::new();
+    for (bridge, subnet) in &nets {
+        let _ = writeln!(post, "\t\tip saddr {subnet} oifname != \"{bridge}\" masquerade");
+        let _ = writeln!(post, "\t\tip saddr 127.0.0.0/8 oifname \"{bridge}\" masquerade");
+        let _ = writeln!(
+            post,
+            "\t\tct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade"
+        );
+    }
+    Some(format!(
+        "table inet {TABLE} {{\n\
+         \tchain publish {{\n{dnat}\t}}\n\
+         \tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tjump publish\n\t}}\n\
+         \tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump publish\n\t}}\n\
+         \tchain postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n{post}\t}}\n\
+         }}\n"
+    ))
+}
+
+/// Whether containers of this mode sit on a strata bridge.
+pub fn is_bridge_mode(state: &State, mode: &str) -> bool {
+    mode == "bridge" || (state.networks.get(mode).is_some_and(|n| n.user))
+}
+
+pub fn nft_binary() -> Option<std::path::PathBuf> {
+    find_binary("nft")
+}
+
+/// Replaces the table with the one the state needs (or deletes it).
+pub fn apply(state: &State) -> Result<()> {
+    let table = render(state);
+    let Some(nft) = nft_binary() else {
+        if table.is_none() {
+            return Ok(());
+        }
+        return Err(crate::error::Error::Unsupported {
+            mode: "bridge".into(),
+            why: "the nft binary is missing (apt-get install nftables)".into(),
+        });
+    };
+    let mut script = format!("table inet {TABLE}\ndelete table inet {TABLE}\n");
+    if let Some(t) = &table {
+        script.push_str(t);
+    }
+    run(&nft, &["-f", "-"], Some(&script), "apt-get install nftables").map(drop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::{Proto, Published};
+    use crate::state::{Attach, Ctr, Live, NetDef};
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn the_table_has_dnat_for_published_ports_and_goes_when_unused() {
+        let mut s = State::default();
+        assert!(render(&s).is_none());
+        s.networks.insert(
+            "bridge".into(),
+            NetDef {
+                id: "i".into(),
+                name: "bridge".into(),
+                bridge: "strata0".into(),
+                subnet: "10.88.0.0/16".into(),
+                gateway: Ipv4Addr::new(10, 88, 0, 1),
+                created: String::new(),
+                labels: Default::default(),
+                user: false,
+            },
+        );
+        s.containers.insert(
+            "c".into(),
+            Ctr {
+                name: "web".into(),
+                hostname: "web".into(),
+                mode: "bridge".into(),
+                attachments: vec![Attach {
+                    network: "bridge".into(),
+                    aliases: vec![],
+                    ip: Some(Ipv4Addr::new(10, 88, 0, 2)),
+                    veth: Some("svx".into()),
+                    ifname: Some("eth0".into()),
+                }],
+                live: Some(Live {
+                    netns: "/run/netns/strata-c".into(),
+                    owner_pid: 1,
+                    owner_start: 0,
+                    ports: vec![Published {
+                        container_port: 80,
+                        proto: Proto::Tcp,
+                        host_ip: Ipv4Addr::UNSPECIFIED,
+                        host_port: 8080,
+                    }],
+                    helper_pid: None,
+                    helper_start: 0,
+                }),
+            },
+        );
+        let t = render(&s).unwrap();
+        assert!(
+            t.contains("fib daddr type local tcp dport 8080 dnat ip to 10.88.0.2:80"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ip saddr 10.88.0.0/16 oifname != \"strata0\" masquerade"),
+            "{t}"
+        );
+        assert!(t.contains("ip saddr 127.0.0.0/8 oifname \"strata0\" masquerade"), "{t}");
+        s.containers.get_mut("c").unwrap().live = None;
+        assert!(render(&s).is_none());
+    }
+}
