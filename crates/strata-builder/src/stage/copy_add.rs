@@ -263,9 +263,12 @@ impl<'a> StageRun<'a> {
             epoch: self.sh.epoch,
             from: from_desc,
         };
+        // As BuildKit writes it: --parents, --chown and --chmod, never --from.
         let created_by = format!(
-            "{kw}{} {} {dest} # buildkit",
-            from.as_ref().map(|f| format!(" --from={f}")).unwrap_or_default(),
+            "{kw}{}{}{} {} {dest} # buildkit",
+            if c.flags.parents { " --parents" } else { "" },
+            chown.as_ref().map(|o| format!(" --chown={o}")).unwrap_or_default(),
+            chmod.as_ref().map(|m| format!(" --chmod={m}")).unwrap_or_default(),
             names.join(" ")
         );
         let title = format!(
