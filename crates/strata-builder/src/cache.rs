@@ -438,3 +438,25 @@ pub fn prune(store: &mut Store) -> Result<PruneReport> {
     report.bytes_reclaimed = removed.bytes_reclaimed;
     Ok(report)
 }
+
+/// Removes the entries last used before `cutoff` (RFC 3339 in UTC, as
+/// `last_used` is written: `builder prune --filter until=…`), the inputs
+/// kept to explain misses of the steps they made, and the layers only they
+/// kept.
+pub fn prune_until(store: &mut Store, cutoff: &str) -> Result<PruneReport> {
+    let mut report = PruneReport::default();
+    if exists(store)? {
+        let n = store
+            .conn()
+            .execute("DELETE FROM build_cache WHERE last_used < ?1", [cutoff])?;
+        store.conn().execute(
+            "DELETE FROM build_cache_inputs WHERE key NOT IN (SELECT key FROM build_cache)",
+            [],
+        )?;
+        report.entries = n as u64;
+    }
+    let removed = store.remove_unused_layers()?;
+    report.layers = removed.layers;
+    report.bytes_reclaimed = removed.bytes_reclaimed;
+    Ok(report)
+}

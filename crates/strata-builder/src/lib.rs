@@ -56,7 +56,7 @@ use strata_store::{Store, StoreLock};
 pub use attest::{Attestations, Distributable, DistributableFn, ProvenanceMode, SbomFn, SbomGenerator};
 pub use cache::{
     CacheEntry, CacheLayerUsers, CacheUsage, PruneReport as CachePruneReport, entries as cache_entries,
-    prune as cache_prune, usage as cache_usage,
+    prune as cache_prune, prune_until as cache_prune_until, usage as cache_usage,
 };
 pub use error::{Error, PullError, Result};
 pub use mounts::{SecretSource, SecretSpec, parse_secret};

@@ -111,7 +111,10 @@ pub fn json_to_value(v: &serde_json::Value) -> Value {
     }
 }
 
-fn value_to_json(v: &Value) -> serde_json::Value {
+pub fn value_to_json(v: &Value) -> serde_json::Value {
+    if let Some(j) = crate::typed::to_json(v) {
+        return j;
+    }
     match v {
         Value::Nil => serde_json::Value::Null,
         Value::Bool(b) => (*b).into(),
@@ -121,8 +124,6 @@ fn value_to_json(v: &Value) -> serde_json::Value {
             .map(serde_json::Value::Number)
             .unwrap_or_default(),
         Value::String(s) => serde_json::Value::String(s.to_string()),
-        Value::List(l) => serde_json::Value::Array(l.iter().map(value_to_json).collect()),
-        Value::Map(m) => serde_json::Value::Object(m.iter().map(|(k, v)| (k.to_string(), value_to_json(v))).collect()),
         _ => serde_json::Value::Null,
     }
 }
@@ -137,7 +138,13 @@ fn str_arg(args: &[Value], i: usize) -> String {
 
 /// Parses a `--format` template with the functions Docker's CLI adds.
 pub fn template(src: &str) -> Result<Template> {
+    template_with(src, gotmpl::MissingKey::Invalid)
+}
+
+/// [`template`], with a missing key's behaviour (an error on Go structs).
+pub fn template_with(src: &str, missing: gotmpl::MissingKey) -> Result<Template> {
     Template::new("format")
+        .missing_key(missing)
         .func("json", |args: &[Value]| {
             let v = args.first().map(value_to_json).unwrap_or_default();
             Ok(Value::String(Arc::from(

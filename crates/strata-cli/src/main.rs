@@ -4,6 +4,7 @@
 mod cmd;
 mod format;
 mod pipe;
+mod typed;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -103,7 +104,10 @@ enum Command {
     Imagetools(cmd::buildx::ImagetoolsCommand),
     /// Manage images
     #[command(subcommand, help_template = HELP_TEMPLATE)]
-    Image(cmd::images::ImageCommand),
+    Image(cmd::groups::ImageGroup),
+    /// Manage builds (build, du, prune)
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Builder(cmd::groups::BuilderCommand),
     /// Create and run a new container from an image
     #[command(help_template = HELP_TEMPLATE)]
     Run(cmd::containers::RunArgs),
@@ -154,13 +158,22 @@ enum Command {
     Commit(cmd::containers::CommitArgs),
     /// Manage containers
     #[command(subcommand, help_template = HELP_TEMPLATE)]
-    Container(cmd::containers::ContainerCommand),
+    Container(cmd::groups::ContainerGroup),
     /// Manage volumes
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Volume(cmd::containers::VolumeCommand),
     /// Manage strata
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     System(cmd::system::SystemCommand),
+    /// Display system-wide information
+    #[command(help_template = HELP_TEMPLATE)]
+    Info(cmd::version::InfoArgs),
+    /// Show the strata version information
+    #[command(help_template = HELP_TEMPLATE)]
+    Version(cmd::version::VersionArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    #[command(help_template = HELP_TEMPLATE)]
+    Completion(cmd::completion::CompletionArgs),
     /// Run an OCI registry (serve) or collect its garbage (gc)
     #[command(disable_help_flag = true)]
     Registry {
@@ -180,8 +193,10 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Exec(_))
-        && let Err(e) = strata_runtime::reexec_sealed()
+    if matches!(
+        cli.command,
+        Command::Exec(_) | Command::Container(cmd::groups::ContainerGroup::Exec(_))
+    ) && let Err(e) = strata_runtime::reexec_sealed()
     {
         // CVE-2019-5736: exec must not run the host binary inside a container.
         eprintln!("strata: re-executing from a sealed copy of the binary: {e}");
@@ -216,7 +231,11 @@ fn main() -> ExitCode {
         Command::Scout(c) => cmd::scout::scout(&root, c),
         Command::Buildx(c) => cmd::buildx::buildx(&root, c),
         Command::Imagetools(c) => cmd::buildx::buildx(&root, cmd::buildx::BuildxCommand::Imagetools(c)),
-        Command::Image(c) => cmd::images::image(&root, c),
+        Command::Image(c) => cmd::groups::image(&root, c),
+        Command::Builder(c) => cmd::groups::builder(&root, c),
+        Command::Info(a) => cmd::version::info(&root, a),
+        Command::Version(a) => cmd::version::version(&root, a),
+        Command::Completion(a) => cmd::completion::completion::<Cli>(a),
         Command::System(c) => cmd::system::system(&root, c),
         Command::Run(a) => cmd::containers::run(&root, a),
         Command::Create(a) => cmd::containers::create(&root, a),
@@ -234,7 +253,7 @@ fn main() -> ExitCode {
         Command::Export(a) => cmd::containers::export(&root, a),
         Command::Diff(a) => cmd::containers::diff(&root, a),
         Command::Commit(a) => cmd::containers::commit(&root, a),
-        Command::Container(c) => cmd::containers::container(&root, c),
+        Command::Container(c) => cmd::groups::container(&root, c),
         Command::Volume(c) => cmd::containers::volume(&root, c),
         Command::Registry { args } => return ExitCode::from(strata_registry_server::cli_main(args).clamp(0, 255) as u8),
     };

@@ -42,8 +42,9 @@ pub fn is_closed_output(e: &anyhow::Error) -> bool {
     }) && output_closed()
 }
 
-/// `println!`'s panic on a closed STDOUT ends the process quietly; every
-/// other panic is reported as before.
+/// A panic over a write to a closed STDOUT or STDERR (`println!`'s, or a
+/// library's `expect`) ends the process quietly; every other panic is
+/// reported as before.
 pub fn install_panic_hook() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -53,7 +54,7 @@ pub fn install_panic_hook() {
             .map(String::as_str)
             .or_else(|| info.payload().downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") && output_closed() {
+        if msg.contains("Broken pipe") && output_closed() {
             die_of_sigpipe();
         }
         previous(info)

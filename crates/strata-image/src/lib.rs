@@ -7,6 +7,7 @@
 
 mod changes;
 mod check;
+pub mod docker_inspect;
 mod error;
 mod held;
 mod import;

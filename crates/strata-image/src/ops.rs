@@ -266,8 +266,12 @@ pub fn history(store: &Store, image: &ImageRecord) -> Result<Vec<HistoryRow>> {
     Ok(rows)
 }
 
-/// `docker image inspect`'s object for one image.
+/// `docker image inspect`'s object for one image: Docker 20.10's
+/// `types.ImageInspect`, every field in its order (see
+/// [`crate::docker_inspect`]), then strata's `Manifest` (the manifest the
+/// image was stored from).
 pub fn inspect(store: &Store, image: &ImageRecord) -> Result<Value> {
+    use crate::docker_inspect::{CONFIG_FIELDS, ROOTFS_FIELDS, docker_config, docker_struct};
     let config = load_config(store, image)?;
     let repo_tags: Vec<String> = image.tags.iter().map(|t| familiar_tag(&t.repo, &t.tag)).collect();
     let repo_digests: Vec<String> = image
@@ -275,26 +279,68 @@ pub fn inspect(store: &Store, image: &ImageRecord) -> Result<Value> {
         .iter()
         .map(|(repo, d)| format!("{}@{d}", familiar_repository(repo)))
         .collect();
-    let container_config = serde_json::to_value(config.config.clone().unwrap_or_default()).expect("json");
-    Ok(json!({
-        "Id": image.id.to_string(),
-        "RepoTags": repo_tags,
-        "RepoDigests": repo_digests,
-        "Parent": "",
-        "Comment": config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
-        "Created": config.created.clone().unwrap_or_default(),
-        "DockerVersion": config.extra.get("docker_version").cloned().unwrap_or(json!("")),
-        "Author": config.author.clone().unwrap_or_default(),
-        "Config": container_config,
-        "Architecture": config.architecture,
-        "Variant": config.variant,
-        "Os": config.os,
-        "Size": image.size,
-        "GraphDriver": {"Name": "strata", "Data": {"Layers": strata_oci::chain_ids(&config.rootfs.diff_ids).iter().map(|c| c.to_string()).collect::<Vec<_>>()}},
-        "RootFS": {"Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()},
-        "Metadata": {"LastTagTime": crate::time::format_rfc3339(jiff::Timestamp::from_second(image.added_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH))},
-        "Manifest": {"Digest": image.primary_manifest().to_string(), "MediaType": image.manifests[0].1},
-    }))
+    let extra_str = |k: &str| {
+        config
+            .extra
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let raw_config = config.config.as_ref().map(|c| serde_json::to_value(c).expect("json"));
+    let rootfs = json!({"Type": config.rootfs.kind, "Layers": config.rootfs.diff_ids.iter().map(|d| d.to_string()).collect::<Vec<_>>()});
+    let mut v = serde_json::Map::new();
+    let mut put = |k: &str, val: Value| {
+        v.insert(k.to_string(), val);
+    };
+    put("Id", json!(image.id.to_string()));
+    put("RepoTags", json!(repo_tags));
+    put("RepoDigests", json!(repo_digests));
+    put("Parent", json!(""));
+    put(
+        "Comment",
+        json!(
+            config
+                .history
+                .last()
+                .and_then(|h| h.comment.clone())
+                .unwrap_or_default()
+        ),
+    );
+    put("Created", json!(config.created.clone().unwrap_or_default()));
+    put("Container", json!(extra_str("container")));
+    // Not a pointer in the stored image: a zero config when there is none.
+    put(
+        "ContainerConfig",
+        docker_struct(CONFIG_FIELDS, config.extra.get("container_config")),
+    );
+    put("DockerVersion", json!(extra_str("docker_version")));
+    put("Author", json!(config.author.clone().unwrap_or_default()));
+    put("Config", docker_config(raw_config.as_ref()));
+    put("Architecture", json!(config.architecture));
+    if let Some(variant) = config.variant.as_ref().filter(|s| !s.is_empty()) {
+        put("Variant", json!(variant));
+    }
+    put("Os", json!(config.os));
+    let os_version = extra_str("os.version");
+    if !os_version.is_empty() {
+        put("OsVersion", json!(os_version));
+    }
+    put("Size", json!(image.size));
+    put("VirtualSize", json!(image.size));
+    // Docker's graph driver mounts each image; strata's images are layers
+    // in the store, unpacked when a container needs them.
+    put("GraphDriver", json!({"Data": {}, "Name": "strata"}));
+    put("RootFS", docker_struct(ROOTFS_FIELDS, Some(&rootfs)));
+    put(
+        "Metadata",
+        json!({"LastTagTime": crate::time::format_rfc3339(jiff::Timestamp::from_second(image.added_at).unwrap_or(jiff::Timestamp::UNIX_EPOCH))}),
+    );
+    put(
+        "Manifest",
+        json!({"Digest": image.primary_manifest().to_string(), "MediaType": image.manifests[0].1}),
+    );
+    Ok(Value::Object(v))
 }
 
 #[derive(Debug)]

@@ -27,6 +27,9 @@ pub struct PruneArgs {
     /// Do not prompt for confirmation
     #[arg(short, long)]
     force: bool,
+    /// Provide filter values (until=DURATION: entries not used for that long, e.g. 24h, 30m)
+    #[arg(long, value_name = "filter")]
+    filter: Vec<String>,
 }
 
 /// Entries with their size and whether pruning frees them, then the totals.
@@ -65,9 +68,62 @@ pub fn du(root: &Path, a: DuArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Removes the build cache (after a confirmation unless `-f`).
+/// `until=` of `--filter` as the cut-off time (RFC 3339, UTC): a Go
+/// duration (`24h`, `90m`, `1h30m`, `10s`) before now, or a timestamp.
+fn until_cutoff(filters: &[String]) -> Result<Option<String>> {
+    let mut cutoff = None;
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            bail!("bad format of filter (expected name=value): {f}");
+        };
+        if k != "until" {
+            bail!("invalid filter '{k}': strata's build cache takes until=DURATION");
+        }
+        let t = match strata_image::parse_rfc3339(v) {
+            Some(t) => t,
+            None => {
+                let secs = go_duration_secs(v).ok_or_else(|| {
+                    anyhow::anyhow!("invalid until filter {v:?}: a duration (24h, 30m) or a timestamp")
+                })?;
+                jiff::Timestamp::now() - jiff::SignedDuration::from_secs(secs)
+            }
+        };
+        cutoff = Some(strata_image::format_rfc3339(t));
+    }
+    Ok(cutoff)
+}
+
+/// Seconds of a Go duration of whole units (`1h30m`, `45s`, `2h`).
+fn go_duration_secs(s: &str) -> Option<i64> {
+    let (mut total, mut num) = (0i64, String::new());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: i64 = num.parse().ok()?;
+        num.clear();
+        let unit = match (c, chars.peek()) {
+            ('m', Some('s')) => {
+                chars.next();
+                0
+            }
+            ('h', _) => 3600,
+            ('m', _) => 60,
+            ('s', _) => 1,
+            _ => return None,
+        };
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    num.is_empty().then_some(total)
+}
+
+/// Removes the build cache (after a confirmation unless `-f`): every entry,
+/// or with `--filter until=D` those not used for D.
 pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
     let _ = a.all;
+    let cutoff = until_cutoff(&a.filter)?;
     if !a.force {
         eprint!("WARNING! This will remove all dangling build cache. Are you sure you want to continue? [y/N] ");
         let mut answer = String::new();
@@ -77,7 +133,10 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
         }
     }
     let mut store = super::open_store(root)?;
-    let report = strata_builder::cache_prune(&mut store)?;
+    let report = match &cutoff {
+        Some(c) => strata_builder::cache_prune_until(&mut store, c)?,
+        None => strata_builder::cache_prune(&mut store)?,
+    };
     println!("Deleted build cache objects: {}", report.entries);
     println!("Total:\t{}", human_size(report.bytes_reclaimed));
     Ok(ExitCode::SUCCESS)

@@ -15,7 +15,7 @@ use strata_transfer::store::StoreLocation;
 use strata_transfer::{CopyOptions, PlatformChoice, no_progress};
 
 use super::open_store;
-use crate::format::{ellipsis, human_size, print_formatted, render, template};
+use crate::format::{ellipsis, human_size, print_formatted};
 
 use super::HELP_TEMPLATE;
 
@@ -519,10 +519,10 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
     }
     match a.format.as_deref() {
         None | Some("json") => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
+        // Docker's typed view of the image (`<nil>`, `map[]`, `omitempty` fields).
         Some(f) => {
-            let t = template(f)?;
-            for v in &out {
-                println!("{}", render(&t, v)?);
+            for line in crate::typed::render_each(f, &out, crate::typed::image)? {
+                println!("{line}");
             }
         }
     }

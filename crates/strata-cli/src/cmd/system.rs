@@ -1,4 +1,4 @@
-//! `system df`, `system check`.
+//! `system df`, `system check` (and `system prune`, `system info` from their modules).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -15,6 +15,10 @@ pub enum SystemCommand {
     /// Check the store: blobs match their digests, references resolve,
     /// nothing is orphaned or left over from a killed process
     Check(CheckArgs),
+    /// Remove unused data (stopped containers, dangling images, build cache; with --volumes anonymous volumes)
+    Prune(super::system_prune::SystemPruneArgs),
+    /// Display system-wide information
+    Info(super::version::InfoArgs),
 }
 
 #[derive(Args)]
@@ -38,6 +42,8 @@ pub fn system(root: &Path, c: SystemCommand) -> Result<ExitCode> {
     match c {
         SystemCommand::Df(a) => df(root, a),
         SystemCommand::Check(a) => check(root, a),
+        SystemCommand::Prune(a) => super::system_prune::prune(root, a),
+        SystemCommand::Info(a) => super::version::info(root, a),
     }
 }
 
