@@ -50,9 +50,16 @@ pub fn to_json(v: &Value) -> Option<Json> {
             let mut keys: Vec<&str> = m.keys().map(|k| &**k).collect();
             // A Go struct marshals its fields in their declared order.
             keys.sort_by_key(|k| order.iter().position(|o| o == k).unwrap_or(usize::MAX));
+            let health = order.first() == Some(&"Test");
             Json::Object(
                 keys.into_iter()
-                    .map(|k| (k.to_string(), crate::format::value_to_json(&m[k])))
+                    .map(|k| {
+                        let v = match (&m[k], health && DURATIONS.contains(&k)) {
+                            (Value::String(d), true) => parse_go_duration(d).map_or(Json::Null, Json::from),
+                            (v, _) => crate::format::value_to_json(v),
+                        };
+                        (k.to_string(), v)
+                    })
                     .filter(|(k, v)| !(omitted.contains(&k.as_str()) && strata_image::docker_inspect::is_empty(v)))
                     .collect(),
             )
@@ -120,13 +127,86 @@ fn field(kind: FieldKind, v: Option<&Json>) -> Value {
     }
 }
 
-/// A Go struct of `fields` from its JSON: every field, typed.
+/// A Go struct of `fields` from its JSON: every field, typed (a
+/// `time.Duration` of the health check as Go prints it, `5s`).
 fn structure(fields: &[Field], v: &Json) -> Value {
     let mut m: BTreeMap<Arc<str>, Value> = BTreeMap::new();
     for &(name, kind, _) in fields {
-        m.insert(Arc::from(name), field(kind, v.get(name)));
+        let mut typed = field(kind, v.get(name));
+        if std::ptr::eq(fields, HEALTH_FIELDS) && DURATIONS.contains(&name) {
+            let n = v.get(name).and_then(Json::as_i64).unwrap_or(0);
+            typed = Value::String(Arc::from(go_duration(n).as_str()));
+        }
+        m.insert(Arc::from(name), typed);
     }
     Value::Map(Arc::new(m))
+}
+
+/// `container.HealthConfig`'s `time.Duration` fields.
+const DURATIONS: &[&str] = &["Interval", "Timeout", "StartPeriod"];
+
+/// Go's `time.Duration.String()`: `0s`, `1.5s`, `1h0m0s`, `500ms`, `2µs`.
+fn go_duration(n: i64) -> String {
+    fn frac(v: u64, div: u64, digits: usize) -> String {
+        let (whole, f) = (v / div, v % div);
+        if f == 0 {
+            whole.to_string()
+        } else {
+            format!("{whole}.{f:0digits$}").trim_end_matches('0').to_string()
+        }
+    }
+    let u = n.unsigned_abs();
+    let out = match u {
+        0 => return "0s".into(),
+        1..1_000 => format!("{u}ns"),
+        1_000..1_000_000 => format!("{}µs", frac(u, 1_000, 3)),
+        1_000_000..1_000_000_000 => format!("{}ms", frac(u, 1_000_000, 6)),
+        _ => {
+            let (h, rem) = (u / 3_600_000_000_000, u % 3_600_000_000_000);
+            let (m, ns) = (rem / 60_000_000_000, rem % 60_000_000_000);
+            let mut s = String::new();
+            if h > 0 {
+                s += &format!("{h}h");
+            }
+            if h > 0 || m > 0 {
+                s += &format!("{m}m");
+            }
+            s + &format!("{}s", frac(ns, 1_000_000_000, 9))
+        }
+    };
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// Nanoseconds of a Go duration string (the inverse of [`go_duration`]).
+fn parse_go_duration(s: &str) -> Option<i64> {
+    let (neg, mut rest) = match s.strip_prefix('-') {
+        Some(r) => (true, r),
+        None => (false, s),
+    };
+    if rest == "0" {
+        return Some(0);
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let num: f64 = rest[..end].parse().ok()?;
+        rest = &rest[end..];
+        let unit = ["ns", "µs", "us", "ms", "h", "m", "s"]
+            .into_iter()
+            .find(|u| rest.starts_with(u))?;
+        rest = &rest[unit.len()..];
+        total += num
+            * match unit {
+                "ns" => 1.0,
+                "µs" | "us" => 1e3,
+                "ms" => 1e6,
+                "s" => 1e9,
+                "m" => 60e9,
+                _ => 3600e9,
+            };
+    }
+    let n = total.round() as i64;
+    Some(if neg { -n } else { n })
 }
 
 /// Go's `time.Time` as `fmt` prints it (`2006-01-02 15:04:05.999999999 +0000 UTC`).
@@ -191,4 +271,26 @@ pub fn render_each(src: &str, items: &[Json], typed: fn(&Json) -> Value) -> anyh
             Err(_) => crate::format::render(&strict, item),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_go_prints_them() {
+        for (n, s) in [
+            (0, "0s"),
+            (5_000_000_000, "5s"),
+            (1_500_000_000, "1.5s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (90_000_000_000, "1m30s"),
+            (500_000_000, "500ms"),
+            (2_000, "2µs"),
+            (7, "7ns"),
+        ] {
+            assert_eq!(go_duration(n), s);
+            assert_eq!(parse_go_duration(s), Some(n), "{s}");
+        }
+    }
 }

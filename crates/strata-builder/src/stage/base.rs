@@ -73,6 +73,12 @@ impl<'a> StageRun<'a> {
                 drop(materials);
                 let bytes = self.store.read_blob(&resolved.image.id, media::MAX_DOCUMENT_SIZE)?;
                 self.config = ImageConfig::parse(&bytes)?;
+                // What Docker's daemon writes about itself (`docker_version`,
+                // the committing `container` and its `container_config`) is
+                // the base's, not this build's: BuildKit drops it.
+                for k in ["docker_version", "container", "container_config"] {
+                    self.config.extra.remove(k);
+                }
                 // The stage's platform is part of every key: steps for two platforms never
                 // share an entry, and a stage for the build platform hits across targets.
                 self.key = sha(&["image", &resolved.image.id.to_string(), &crate::platform_string(&p)]);
