@@ -6,17 +6,21 @@
 //! owners are root (or `--chown`), modes are kept (or `--chmod`), times are
 //! kept, hard links within a copied directory stay links; a directory's
 //! contents go to a destination made as root (or `--chown`) 0755; ADD
-//! unpacks local tar archives (plain, gzip, zstd).
+//! unpacks local tar archives (plain, gzip, bzip2, xz, zstd: told by their
+//! first bytes, as BuildKit does, not by their names).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Read};
+use std::io::BufReader;
 
 use crate::error::{Error, Result};
 use sha2::{Digest as _, Sha256};
 
 use crate::dest::{Attrs, DestRoot};
+
+mod archive;
 use crate::pattern::{IgnoreRules, clean_rel, has_wildcard};
 use crate::tree::{Kind, Meta, SourceTree, join, resolve, walk};
+use archive::{archive_reader, is_archive};
 
 /// One selected source.
 #[derive(Debug, Clone)]
@@ -37,11 +41,14 @@ pub fn select(tree: &dyn SourceTree, sources: &[String]) -> Result<Vec<Selected>
         let pivot = s.split_once("/./").map(|(p, _)| clean_rel(p)).unwrap_or_default();
         let cleaned = clean_rel(s);
         let matched = if has_wildcard(s) {
-            let m = crate::tree::expand_wildcard(tree, &cleaned)?;
-            if m.is_empty() {
-                return Err(Error::NoSourceMatches(cleaned));
+            // The directory a wildcard is matched in must exist; a wildcard
+            // that matches nothing in it selects nothing, whether or not
+            // other sources are named (BuildKit's AllowEmptyWildcard).
+            let dir: Vec<&str> = cleaned.split('/').take_while(|c| !has_wildcard(c)).collect();
+            if !dir.is_empty() && resolve(tree, &dir.join("/"), true)?.is_none() {
+                return Err(Error::SourceNotFound(dir.join("/")));
             }
-            m
+            crate::tree::expand_wildcard(tree, &cleaned)?
         } else {
             vec![cleaned.clone()]
         };
@@ -257,7 +264,13 @@ pub fn dest_path(dest: &str, workdir: &str) -> (String, bool) {
     (clean_rel(&abs), is_dir)
 }
 
-/// Copies the selection into `root` at `dest`.
+/// Copies the selection into `root` at `dest`, each source in turn as
+/// BuildKit copies them (one copy per source, so several sources to a
+/// destination without `/` need no directory there: a file lands at the
+/// destination, the next replacing it, a directory's contents go into
+/// it). The destination is resolved inside the root first, symlinks
+/// followed (dangling ones too: `/link/` where `/link -> ../tmp/target`
+/// makes `/tmp/target`).
 pub fn copy_into(
     tree: &dyn SourceTree,
     selected: &[Selected],
@@ -268,11 +281,6 @@ pub fn copy_into(
     layout: Layout<'_>,
 ) -> Result<()> {
     let parents = a.parents();
-    let many = selected.len() > 1 || layout.parents;
-    if many && !dest_is_dir && !root.is_dir(dest) && !layout.parents {
-        return Err(Error::DestinationNotADirectory);
-    }
-    let into_dir = dest_is_dir || many;
     let attrs = |m: &Meta| Attrs {
         uid: if a.keep_owner { m.owner.0 } else { a.uid },
         gid: if a.keep_owner { m.owner.1 } else { a.gid },
@@ -288,20 +296,24 @@ pub fn copy_into(
         } else {
             dest.to_string()
         };
-        let dir_dest = if layout.parents {
-            join(&base_dest, &sel.name)
-        } else {
-            dest.to_string()
-        };
-        let dest = dir_dest.as_str();
         match &sel.meta.kind {
             Kind::Dir => {
+                let dir_dest = if layout.parents {
+                    join(&base_dest, &sel.name)
+                } else {
+                    base_dest
+                };
+                let dest = root.resolve(&dir_dest)?;
+                let dest = dest.as_str();
                 let mut dirs: Vec<(String, (i64, i64))> = Vec::new();
                 // The destination a directory's contents go to is made as
                 // BuildKit makes it: the --chown owner (else root), 0755, its
                 // time the copy's, not the source directory's owner, mode and
                 // time, whatever --chmod says.
                 if !root.is_dir(dest) {
+                    if root.non_dir_at(dest) {
+                        return Err(Error::CopyToNonDirectory(dest.to_string()));
+                    }
                     root.write_dir(dest, &parents, &parents)?;
                 }
                 // Files linked to one inode stay links of each other (BuildKit's
@@ -315,6 +327,11 @@ pub fn copy_into(
                         && root.write_hardlink(&target, first, &parents)?
                     {
                         continue;
+                    }
+                    // A directory of the tree is not written through a
+                    // symlink (or over a file) at the destination (BuildKit).
+                    if meta.kind == Kind::Dir && root.non_dir_at(&target) {
+                        return Err(Error::CopyToNonDirectory(target));
                     }
                     copy_entry(
                         tree,
@@ -336,16 +353,20 @@ pub fn copy_into(
                 }
             }
             Kind::File if a.unpack && is_archive(tree, &sel.rel)? => {
-                let dest = base_dest.as_str();
-                let fd = root.ensure_dir(dest, &parents)?;
+                let dest = root.resolve(&base_dest)?;
+                let fd = root.ensure_dir(&dest, &parents)?;
                 let f = tree.open_file(&sel.rel)?;
-                // A local archive is no image layer: `.wh.` names in it are plain files.
+                // A local archive is no image layer: `.wh.` names in it are
+                // plain files, and symlinks already in the root are followed
+                // inside the destination directory (BuildKit untars chrooted
+                // there).
                 let opts = strata_layer::UnpackOptions {
                     whiteouts: strata_layer::WhiteoutMode::Plain,
+                    follow_symlinks: true,
                     ..strata_layer::UnpackOptions::default()
                 };
                 strata_layer::unpack_at(
-                    BufReader::with_capacity(1 << 20, f),
+                    archive_reader(BufReader::with_capacity(1 << 20, f))?,
                     fd,
                     std::path::Path::new(&format!("/{dest}")),
                     &opts,
@@ -357,11 +378,11 @@ pub fn copy_into(
                 })?;
             }
             _ => {
-                let dest = base_dest.as_str();
-                let target = if into_dir || root.is_dir(dest) {
-                    join(dest, &sel.name)
+                let dest = root.resolve(&base_dest)?;
+                let target = if dest_is_dir || layout.parents || root.is_dir(&dest) {
+                    join(&dest, &sel.name)
                 } else {
-                    dest.to_string()
+                    dest
                 };
                 if target.is_empty() {
                     return Err(Error::CopyOntoRoot(sel.name.clone()));
@@ -403,10 +424,11 @@ pub fn write_inline(
     a: &CopyAttrs,
     mtime: i64,
 ) -> Result<()> {
-    let target = if dest_is_dir || root.is_dir(dest) {
-        join(dest, name)
+    let dest = root.resolve(dest)?;
+    let target = if dest_is_dir || root.is_dir(&dest) {
+        join(&dest, name)
     } else {
-        dest.to_string()
+        dest
     };
     let attrs = Attrs {
         uid: a.uid,
@@ -415,40 +437,6 @@ pub fn write_inline(
         mtime: (mtime, 0),
     };
     root.write_file(&target, &mut content.as_bytes(), &attrs, &a.parents())
-}
-
-/// Whether a file is a tar archive (plain, gzip or zstd): its first header checks out.
-fn is_archive(tree: &dyn SourceTree, rel: &str) -> Result<bool> {
-    let f = tree.open_file(rel)?;
-    let Ok(mut r) = strata_layer::decompressor(BufReader::new(f)) else {
-        return Ok(false);
-    };
-    let mut block = [0u8; 512];
-    let mut n = 0;
-    while n < 512 {
-        match r.read(&mut block[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(_) => return Ok(false),
-        }
-    }
-    if n < 512 {
-        return Ok(false);
-    }
-    if &block[257..262] == b"ustar" {
-        return Ok(true);
-    }
-    // Old (v7) tar: check the header checksum.
-    let stored = std::str::from_utf8(&block[148..156])
-        .ok()
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' '))
-        .and_then(|s| u32::from_str_radix(s, 8).ok());
-    let sum: u32 = block
-        .iter()
-        .enumerate()
-        .map(|(i, b)| if (148..156).contains(&i) { 32 } else { *b as u32 })
-        .sum();
-    Ok(stored == Some(sum) && block[0] != 0)
 }
 
 /// Parses `--chmod` (octal): its permission bits. BuildKit takes the number

@@ -1,9 +1,9 @@
 //! Writing into a build step's root (a mounted snapshot). Every path is
-//! resolved with `openat2(RESOLVE_IN_ROOT)`, so symlinks in the image are
-//! followed as they would be inside the container (an absolute link target
-//! starts at the root) and nothing outside the root can be reached; new
-//! entries are created relative to an open parent directory, never through
-//! a link.
+//! resolved with `openat2(RESOLVE_IN_ROOT)` (or [`DestRoot::resolve`]), so
+//! symlinks in the image are followed as they would be inside the container
+//! (an absolute link target starts at the root) and nothing outside the
+//! root can be reached; new entries are created relative to an open parent
+//! directory, never through a link.
 
 use std::fs::File;
 use std::io::Read;
@@ -68,6 +68,32 @@ impl DestRoot {
             Mode::empty(),
             ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
         )?)
+    }
+
+    /// `rel` with every symlink on the way followed inside the root, the
+    /// last component's too, dangling ones to where their target would be
+    /// (as BuildKit resolves a COPY destination: `/link/` where `/link ->
+    /// ../tmp/target` is `tmp/target`); the result has no symlink on its way.
+    pub fn resolve(&self, rel: &str) -> Result<String> {
+        match strata_layer::resolve_in_root(&self.fd, Path::new(rel)) {
+            Ok(p) => Ok(p.to_string_lossy().into_owned()),
+            Err(rustix::io::Errno::LOOP) => Err(Error::SymlinkLoop(format!("/{rel}"))),
+            Err(e) => Err(e).ctx(|| format!("resolving /{rel} in the build root")),
+        }
+    }
+
+    /// Whether something other than a directory is at `rel` (its last
+    /// component not followed): a directory copied there would not fit.
+    pub fn non_dir_at(&self, rel: &str) -> bool {
+        let (parent, name) = split_parent(rel);
+        if name.is_empty() {
+            return false;
+        }
+        let Ok(pfd) = self.open_in_root(parent, OFlags::PATH | OFlags::DIRECTORY) else {
+            return false;
+        };
+        rustix::fs::statat(&pfd, name, AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|st| FileType::from_raw_mode(st.st_mode) != FileType::Directory)
     }
 
     /// Whether `rel` is a directory (symlinks followed inside the root).

@@ -248,11 +248,12 @@ pub enum Error {
     /// A source that matches nothing.
     #[error("failed to compute cache key: \"/{0}\": not found")]
     SourceNotFound(String),
-    /// A wildcard source that matches nothing.
-    #[error("failed to compute cache key: \"/{0}\": not found (no source files match the pattern)")]
-    NoSourceMatches(String),
-    #[error("When using COPY with more than one source file, the destination must be a directory and end with a /")]
-    DestinationNotADirectory,
+    /// A directory copied where the destination (or an entry in it) is not a directory.
+    #[error("cannot copy to non-directory: /{0}")]
+    CopyToNonDirectory(String),
+    /// `COPY http://...` (only ADD fetches URLs).
+    #[error("source can't be a URL for COPY")]
+    CopyFromUrl,
     #[error("cannot copy {0} onto the root directory")]
     CopyOntoRoot(String),
     #[error("invalid --chmod value {0:?}: expected an octal mode such as 755")]
@@ -295,6 +296,9 @@ pub enum Error {
     BadPattern,
     #[error("invalid .dockerignore pattern {0:?}: syntax error")]
     BadIgnorePattern(String),
+    /// A `.dockerignore` (or `--exclude`) line that is `!` alone.
+    #[error("illegal exclusion pattern: \"!\"")]
+    IllegalExclusion,
     /// Writing into the step's root: a file where a directory is needed.
     #[error("mkdir /{0}: not a directory (a file is in the way)")]
     FileInTheWay(String),

@@ -219,6 +219,8 @@ impl IgnoreRules {
                 continue;
             }
             let (exclusion, pat) = match line.strip_prefix('!') {
+                // moby's patternmatcher refuses an exception of nothing.
+                Some(rest) if rest.trim().is_empty() => return Err(Error::IllegalExclusion),
                 Some(rest) => (true, rest.trim()),
                 None => (false, line),
             };
@@ -334,5 +336,14 @@ mod tests {
         assert!(!r.may_reinclude_under("build"));
         assert_eq!(clean_rel("../../a/./b/../c"), "a/c");
         assert_eq!(clean_rel("/"), "");
+    }
+
+    #[test]
+    fn a_lone_exclamation_mark_is_refused() {
+        for text in ["!\n", "a\n  !  \n", "!\t\n"] {
+            let e = IgnoreRules::parse(text).unwrap_err();
+            assert_eq!(e.to_string(), "illegal exclusion pattern: \"!\"", "{text:?}");
+        }
+        assert!(IgnoreRules::parse("!a\n# !\n").is_ok());
     }
 }

@@ -285,6 +285,10 @@ pub(crate) fn preflight(sh: &Shared, store: &Store) -> Result<()> {
                 _ => continue,
             };
             let kw = if add { "ADD" } else { "COPY" };
+            // BuildKit refuses a URL source of COPY whatever the context holds.
+            if !add && c.sources.iter().any(|s| fetch::is_url(s)) {
+                return Err(fail(step, Error::CopyFromUrl));
+            }
             match &c.flags.from {
                 Some(f) if f.contains('$') => {}
                 Some(f) => {

@@ -176,11 +176,15 @@ COPY [\"c.md\", \"/json form\"]
     // Owners are root by default.
     assert_eq!((f["many/a.txt"].1, f["many/a.txt"].2), (0, 0));
 
-    // Several sources need a directory destination.
-    let e = t.build("FROM scratch\nCOPY a.txt b.txt /notadir\n").unwrap_err();
-    assert!(e.to_string().contains("the destination must be a directory"), "{e}");
-    let e = t.build("FROM scratch\nCOPY nothing*.txt /x/\n").unwrap_err();
-    assert!(e.to_string().contains("not found"), "{e}");
+    // Several sources are copied in turn (BuildKit): to a destination
+    // without `/` that is no directory, the last file wins.
+    let (out, _) = t.build("FROM scratch\nCOPY a.txt b.txt /notadir\n").unwrap();
+    assert_eq!(t.files(&out)["notadir"].3, "b\n");
+    // A wildcard that matches nothing copies nothing; its directory must exist.
+    let (out, _) = t.build("FROM scratch\nCOPY a.txt nothing*.txt /x/\n").unwrap();
+    assert_eq!(t.files(&out)["x/a.txt"].3, "a\n");
+    let e = t.build("FROM scratch\nCOPY nodir/*.txt /x/\n").unwrap_err();
+    assert!(e.to_string().contains("\"/nodir\": not found"), "{e}");
 }
 
 #[test]

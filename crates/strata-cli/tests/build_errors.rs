@@ -183,9 +183,16 @@ fn unknown_copy_from_and_outside_sources_fail_before_any_step_runs() {
     fails_cleanly(
         &env,
         None,
-        "FROM busybox\nRUN echo step-one > /one\nCOPY nothing-*.txt /x/\n",
+        "FROM busybox\nRUN echo step-one > /one\nCOPY nodir/nothing-*.txt /x/\n",
         3,
-        &["nothing-*.txt"],
+        &["\"/nodir\": not found"],
+    );
+    fails_cleanly(
+        &env,
+        None,
+        "FROM busybox\nRUN echo step-one > /one\nCOPY https://example.com/x /x\n",
+        3,
+        &["source can't be a URL for COPY"],
     );
     // A stage not needed by the target is not checked (nor built).
     let dir = context(

@@ -68,7 +68,10 @@ impl<'a> StageRun<'a> {
         let mut urls = Vec::new();
         let mut locals = Vec::new();
         for s in &sources {
-            if add && is_git_source(s) {
+            if !add && fetch::is_url(s) {
+                // Even when the context has a path of that name (as BuildKit).
+                return Err(Error::CopyFromUrl);
+            } else if add && is_git_source(s) {
                 return Err(Error::Unsupported(format!(
                     "ADD from a git repository is not supported: {s}"
                 )));
@@ -320,7 +323,6 @@ impl<'a> StageRun<'a> {
                     parents,
                     exclude: exclude_rules.as_ref(),
                 };
-                let dest_is_dir = dest_is_dir || !url_names.is_empty() && sources.len() > 1;
                 if !url_names.is_empty() {
                     let fetched;
                     let dir = match &url_dir {
@@ -356,9 +358,10 @@ impl<'a> StageRun<'a> {
                     }
                 }
                 let mtime = epoch.unwrap_or_else(|| jiff::Timestamp::now().as_second());
-                let inline_dir = dest_is_dir || inline.len() + sources.len() > 1;
+                // Each source is its own copy (BuildKit): to a destination
+                // without `/` the last file wins.
                 for (name, content) in &inline {
-                    copy::write_inline(&droot, name, content, &dest_rel, inline_dir, &attrs, mtime)?;
+                    copy::write_inline(&droot, name, content, &dest_rel, dest_is_dir, &attrs, mtime)?;
                 }
                 Ok(((), Cleanup::default()))
             })?;
