@@ -20,6 +20,7 @@
 pub mod instructions;
 mod json;
 pub mod parser;
+mod ports;
 mod quote;
 pub mod shell;
 
@@ -28,5 +29,6 @@ pub use instructions::{
     RunFlags, RunInstruction, Stage, Step, dockerfile_from_ast, parse_dockerfile, parse_instruction,
 };
 pub use parser::{Ast, Directive, Heredoc, Node, ParseError, parse};
+pub use ports::expose_ports;
 pub use quote::{go_quote, go_quote_list};
 pub use shell::{Expansion, Lex, ShellError, env_from_list};

@@ -39,6 +39,8 @@ impl<'a> StageRun<'a> {
             let r = self.wait_for_stage(j)?;
             self.config = r.config.clone();
             self.key = r.key.clone();
+            // The parent's ARGs stay declared, their values in the environment (as BuildKit).
+            self.args = r.args.clone();
             self.explicit_platform = from_platform.is_some() || r.explicit_platform;
             self.platform = from_platform.unwrap_or_else(|| r.platform.clone());
         } else {
@@ -52,12 +54,17 @@ impl<'a> StageRun<'a> {
                     architecture: p.architecture.clone(),
                     os: p.os.clone(),
                     variant: p.variant.clone(),
-                    config: Some(ContainerConfig::default()),
+                    // BuildKit's empty image works in `/`.
+                    config: Some(ContainerConfig {
+                        working_dir: Some("/".into()),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 };
+                // (The working directory in the key: entries from before it was set are not reused.)
                 self.key = match &p.variant {
-                    Some(v) => sha(&["scratch", &p.architecture, &p.os, v]),
-                    None => sha(&["scratch", &p.architecture, &p.os]),
+                    Some(v) => sha(&["scratch", &p.architecture, &p.os, v, "WorkingDir=/"]),
+                    None => sha(&["scratch", &p.architecture, &p.os, "WorkingDir=/"]),
                 };
             } else {
                 let resolved = self.resolve_base(&name)?;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use strata_build::{CommandForm, Healthcheck, Instruction, Step};
 use strata_oci::ContainerConfig;
 
-use crate::cache::{self, StepInputs};
+use crate::cache::StepInputs;
 use crate::dest::DestRoot;
 use crate::mounts::Cleanup;
 use crate::pattern::clean_rel;
@@ -52,7 +52,8 @@ impl<'a> StageRun<'a> {
                 let opts = me.layer_options();
                 let diff_ids = me.config.rootfs.diff_ids.clone();
                 let snap = me.snap.get_or_init(|| me.sh.snapshotter());
-                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, true, |merged, _| {
+                // A layer even when the directory is there (as BuildKit's mkdir).
+                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, _| {
                     let (uid, gid) = match &user {
                         Some(u) => strata_runtime::resolve_user(merged, u)
                             .map(|r| (r.user.uid, r.user.gid))
@@ -93,6 +94,9 @@ impl<'a> StageRun<'a> {
         };
         let mut set_cmd = false;
         let mut new_author = None;
+        // ENV names set here: an ARG's value of the same name stops applying.
+        let mut env_set: Vec<String> = Vec::new();
+        let mut in_history = true;
         let created_by: String;
         let text: String;
         match &step.instruction {
@@ -103,6 +107,7 @@ impl<'a> StageRun<'a> {
                 }
                 for (k, v) in &vals {
                     next.set_env(k, v);
+                    env_set.push(k.clone());
                 }
                 created_by = format!(
                     "ENV {}",
@@ -133,6 +138,7 @@ impl<'a> StageRun<'a> {
                 text = created_by.clone();
             }
             Instruction::Arg(decls) => {
+                let mut shown = Vec::new();
                 for (name, default) in decls {
                     let value = if let Some(v) = self.sh.build_args.get(name) {
                         self.sh
@@ -151,11 +157,20 @@ impl<'a> StageRun<'a> {
                     } else {
                         None
                     };
-                    self.args.insert(name.clone(), value);
+                    // The value goes into the build's environment, over an ENV of the same name.
+                    if let Some(v) = &value {
+                        self.args.set_env(name, v);
+                    }
+                    shown.push(match &value {
+                        Some(v) => format!("{name}={v}"),
+                        None => name.clone(),
+                    });
+                    self.args.declared.push((name.clone(), value));
                 }
-                // The values are not part of the key (nor of the history): only the steps
-                // that use an argument depend on it, as in BuildKit.
-                created_by = format!(
+                // The values are not part of the key: only the steps that use an argument
+                // depend on it, as in BuildKit. The history names them (`ARG A=value`, as
+                // BuildKit writes it), set again after each cache hit.
+                text = format!(
                     "ARG {}",
                     decls
                         .iter()
@@ -166,8 +181,20 @@ impl<'a> StageRun<'a> {
                         .collect::<Vec<_>>()
                         .join(" ")
                 );
-                text = created_by.clone();
-                return self.finish_metadata(step, position, text, BTreeMap::new(), next, created_by, None);
+                created_by = format!("ARG {}", shown.join(" "));
+                self.finish_metadata(
+                    step,
+                    position,
+                    text,
+                    BTreeMap::new(),
+                    next,
+                    Some(created_by.clone()),
+                    None,
+                )?;
+                let i = self.config.history.len().saturating_sub(1);
+                self.args.history.push((i, created_by));
+                self.patch_arg_history();
+                return Ok(());
             }
             Instruction::User(u) => {
                 let u = ex(u)?;
@@ -179,21 +206,17 @@ impl<'a> StageRun<'a> {
                 let mut list = Vec::new();
                 for p in ports {
                     for word in ex(p)?.split_whitespace() {
-                        let port = if word.contains('/') {
-                            word.to_ascii_lowercase()
-                        } else {
-                            format!("{word}/tcp")
-                        };
-                        next.exposed_ports
-                            .get_or_insert_with(BTreeMap::new)
-                            .insert(port.clone(), json!({}));
-                        list.push(port);
+                        // `7000-7002/udp` is three ports.
+                        for port in strata_build::expose_ports(word).map_err(Error::Unsupported)? {
+                            next.exposed_ports
+                                .get_or_insert_with(BTreeMap::new)
+                                .insert(port.clone(), json!({}));
+                            list.push(port);
+                        }
                     }
                 }
-                created_by = format!(
-                    "EXPOSE map[{}]",
-                    list.iter().map(|p| format!("{p}:{{}}")).collect::<Vec<_>>().join(" ")
-                );
+                // As current BuildKit (`%v` of the list; 20.10 printed the map).
+                created_by = format!("EXPOSE [{}]", list.join(" "));
                 text = format!("EXPOSE {}", list.join(" "));
             }
             Instruction::Volume(vols) => {
@@ -237,10 +260,7 @@ impl<'a> StageRun<'a> {
             }
             Instruction::Healthcheck(h) => {
                 next.healthcheck = Some(healthcheck_json(h));
-                created_by = format!(
-                    "HEALTHCHECK {}",
-                    cache::one_line(step.original.split_once(' ').map_or("", |x| x.1), 1000)
-                );
+                created_by = format!("HEALTHCHECK {}", healthcheck_history(h));
                 text = format!("HEALTHCHECK {}", serde_json::to_string(&next.healthcheck)?);
             }
             Instruction::Stopsignal(s) => {
@@ -251,13 +271,16 @@ impl<'a> StageRun<'a> {
             }
             Instruction::Shell(v) => {
                 next.shell = Some(v.clone());
-                created_by = format!("SHELL {}", strata_build::go_quote_list(v));
+                // `%v` of the list: `SHELL [/bin/sh -c]`.
+                created_by = format!("SHELL [{}]", v.join(" "));
                 text = format!("SHELL {}", serde_json::to_string(v)?);
             }
             Instruction::Onbuild(t) => {
                 next.on_build.get_or_insert_with(Vec::new).push(t.clone());
-                created_by = format!("ONBUILD {t}");
-                text = created_by.clone();
+                // Only in the config: BuildKit writes no history entry for it.
+                in_history = false;
+                created_by = String::new();
+                text = format!("ONBUILD {t}");
             }
             Instruction::Maintainer(m) => {
                 let m = ex(m)?;
@@ -270,7 +293,9 @@ impl<'a> StageRun<'a> {
         if set_cmd {
             self.cmd_set = true;
         }
+        self.args.env.retain(|(k, _)| !env_set.contains(k));
         let args = self.arg_values(&used);
+        let created_by = in_history.then_some(created_by);
         self.finish_metadata(step, position, text, args, next, created_by, new_author)
     }
 
@@ -282,7 +307,7 @@ impl<'a> StageRun<'a> {
         text: String,
         args: BTreeMap<String, String>,
         next: ContainerConfig,
-        created_by: String,
+        created_by: Option<String>,
         author: Option<String>,
     ) -> Result<()> {
         let inputs = StepInputs {
@@ -296,7 +321,9 @@ impl<'a> StageRun<'a> {
             if let Some(a) = author {
                 me.config.author = Some(a);
             }
-            me.history(created_by, true);
+            if let Some(c) = created_by {
+                me.history(c, true);
+            }
             Ok(None)
         })
     }
@@ -304,6 +331,52 @@ impl<'a> StageRun<'a> {
 
 fn ns(d: Duration) -> u64 {
     d.as_nanos() as u64
+}
+
+/// Go's `time.Duration` text (`5s`, `1m30s`, `1h0m0s`, `500ms`, `0s`).
+pub(crate) fn go_duration(d: Duration) -> String {
+    fn fixed(n: u128, unit: u128) -> String {
+        let (i, f) = (n / unit, n % unit);
+        if f == 0 {
+            return i.to_string();
+        }
+        let width = unit.to_string().len() - 1;
+        let f = format!("{f:0width$}");
+        format!("{i}.{}", f.trim_end_matches('0'))
+    }
+    let ns = d.as_nanos();
+    match ns {
+        0 => "0s".into(),
+        1..1_000 => format!("{ns}ns"),
+        1_000..1_000_000 => format!("{}µs", fixed(ns, 1_000)),
+        1_000_000..1_000_000_000 => format!("{}ms", fixed(ns, 1_000_000)),
+        _ => {
+            let secs = ns / 1_000_000_000;
+            let (h, m) = (secs / 3600, secs / 60 % 60);
+            let s = fixed(ns % 60_000_000_000, 1_000_000_000);
+            match (h, m) {
+                (0, 0) => format!("{s}s"),
+                (0, m) => format!("{m}m{s}s"),
+                (h, m) => format!("{h}h{m}m{s}s"),
+            }
+        }
+    }
+}
+
+/// `HEALTHCHECK`'s history text as current BuildKit writes it (`%+v` of
+/// the config): `{Test:[CMD true] Interval:5s Timeout:0s StartPeriod:0s
+/// StartInterval:0s Retries:0}`.
+fn healthcheck_history(h: &Healthcheck) -> String {
+    let d = |d: Option<Duration>| go_duration(d.unwrap_or_default());
+    format!(
+        "{{Test:[{}] Interval:{} Timeout:{} StartPeriod:{} StartInterval:{} Retries:{}}}",
+        h.test.join(" "),
+        d(h.interval),
+        d(h.timeout),
+        d(h.start_period),
+        d(h.start_interval),
+        h.retries.unwrap_or(0)
+    )
 }
 
 fn healthcheck_json(h: &Healthcheck) -> Value {
@@ -325,4 +398,24 @@ fn healthcheck_json(h: &Healthcheck) -> Value {
         m.insert("Retries".into(), json!(r));
     }
     Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::go_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations_print_as_go_prints_them() {
+        let ms = Duration::from_millis;
+        assert_eq!(go_duration(Duration::ZERO), "0s");
+        assert_eq!(go_duration(ms(500)), "500ms");
+        assert_eq!(go_duration(ms(1500)), "1.5s");
+        assert_eq!(go_duration(Duration::from_secs(90)), "1m30s");
+        assert_eq!(go_duration(Duration::from_secs(3600)), "1h0m0s");
+        assert_eq!(go_duration(Duration::from_secs(3725)), "1h2m5s");
+        assert_eq!(go_duration(Duration::from_micros(1)), "1µs");
+        assert_eq!(go_duration(Duration::from_nanos(1_500)), "1.5µs");
+        assert_eq!(go_duration(Duration::from_nanos(7)), "7ns");
+    }
 }

@@ -46,6 +46,39 @@ pub struct StageResult {
     pub platform: Platform,
     /// Whether that platform was asked for (bases are resolved for it).
     pub explicit_platform: bool,
+    /// Its ARGs, which a stage built on it (`FROM it`) inherits.
+    pub args: ArgState,
+}
+
+/// The ARGs of a stage, as BuildKit keeps them in its dispatch state (and
+/// a child stage, `FROM parent`, inherits them).
+#[derive(Debug, Clone, Default)]
+pub struct ArgState {
+    /// Every ARG declared so far, in order (a child's start with its
+    /// parent's), with the value it got (None: declared without one).
+    pub declared: Vec<(String, Option<String>)>,
+    /// The values ARGs set in the build's environment, over the config's
+    /// Env: an ARG declared after an ENV of the same name wins, until the
+    /// next ENV of that name. Not in the image config.
+    pub env: Vec<(String, String)>,
+    /// The history entries of ARG steps (index, `created_by`). Their text
+    /// names the value, which is not part of the ARG step's cache key (only
+    /// the steps that use a value depend on it): set again after a hit.
+    pub history: Vec<(usize, String)>,
+}
+
+impl ArgState {
+    /// Sets `name`'s value in the environment (in place when already there).
+    fn set_env(&mut self, name: &str, value: &str) {
+        match self.env.iter_mut().find(|(k, _)| k == name) {
+            Some(e) => e.1 = value.to_string(),
+            None => self.env.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    fn env_value(&self, name: &str) -> Option<&str> {
+        self.env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
 }
 
 const HISTORY_COMMENT: &str = "buildkit.dockerfile.v0";
@@ -62,8 +95,8 @@ struct StageRun<'a> {
     shown: usize,
     config: ImageConfig,
     key: String,
-    /// ARGs declared in this stage, with their values (None: declared without one).
-    args: BTreeMap<String, Option<String>>,
+    /// ARGs declared in this stage (and its parent stages).
+    args: ArgState,
     cmd_set: bool,
     /// Some step of this stage was rebuilt (later misses follow from it).
     missed: bool,
@@ -102,7 +135,7 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
         shown: 0,
         config: ImageConfig::default(),
         key: String::new(),
-        args: BTreeMap::new(),
+        args: ArgState::default(),
         cmd_set: false,
         missed: false,
         pending_reason: None,
@@ -125,6 +158,7 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
         key: run.key,
         platform: run.platform,
         explicit_platform: run.explicit_platform,
+        args: run.args,
     })
 }
 
@@ -170,21 +204,68 @@ impl<'a> StageRun<'a> {
         self.config.config.get_or_insert_with(Default::default)
     }
 
-    /// Variables for expansion: the stage's ENV, then its ARGs.
+    /// Variables for expansion: the stage's ENV, with the values its ARGs
+    /// set over them (the build's environment, as BuildKit's).
     fn vars(&self) -> BTreeMap<String, String> {
         let mut m: BTreeMap<String, String> = BTreeMap::new();
-        for (k, v) in &self.args {
-            if let Some(v) = v {
-                m.insert(k.clone(), v.clone());
-            }
-        }
         if let Some(env) = self.config.config.as_ref().and_then(|c| c.env.as_ref()) {
             for e in env {
                 let (k, v) = e.split_once('=').unwrap_or((e.as_str(), ""));
                 m.insert(k.to_string(), v.to_string());
             }
         }
+        for (k, v) in &self.args.env {
+            m.insert(k.clone(), v.clone());
+        }
         m
+    }
+
+    /// The environment a RUN gets: the config's Env with the ARGs' values
+    /// set over it (in place, else appended).
+    fn run_env(&self) -> Vec<String> {
+        let mut env = self
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.env.clone())
+            .unwrap_or_default();
+        for (k, v) in &self.args.env {
+            let kv = format!("{k}={v}");
+            match env.iter_mut().find(|e| e.split('=').next() == Some(k.as_str())) {
+                Some(e) => *e = kv,
+                None => env.push(kv),
+            }
+        }
+        env
+    }
+
+    /// `|N A=… B=… ` before a RUN's command in its history, as BuildKit
+    /// writes it: every ARG declared so far, in order, each once, with its
+    /// value in the build's environment (empty when it has none).
+    fn run_args_prefix(&self) -> String {
+        let vars = self.vars();
+        let mut shown: Vec<(String, String)> = Vec::new();
+        for (k, own) in &self.args.declared {
+            let v = vars.get(k).cloned().or_else(|| own.clone()).unwrap_or_default();
+            match shown.iter_mut().find(|(n, _)| n == k) {
+                Some(e) => e.1 = v,
+                None => shown.push((k.clone(), v)),
+            }
+        }
+        if shown.is_empty() {
+            return String::new();
+        }
+        let list: Vec<String> = shown.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("|{} {} ", shown.len(), list.join(" "))
+    }
+
+    /// Sets the ARG steps' history text again (after a cache hit).
+    fn patch_arg_history(&mut self) {
+        for (i, text) in &self.args.history {
+            if let Some(h) = self.config.history.get_mut(*i) {
+                h.created_by = Some(text.clone());
+            }
+        }
     }
 
     /// Expands one word; returns it and the ARG names it used.
@@ -192,21 +273,11 @@ impl<'a> StageRun<'a> {
         let vars = self.vars();
         let lookup = |n: &str| vars.get(n).cloned();
         let ex = self.lex().process(word, &lookup)?;
-        let env_names: BTreeSet<String> = self
-            .config
-            .config
-            .as_ref()
-            .and_then(|c| c.env.as_ref())
-            .map(|env| {
-                env.iter()
-                    .map(|e| e.split('=').next().unwrap_or("").to_string())
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The names whose value an ARG set (not an ENV).
         let used = ex
             .matched
             .into_iter()
-            .filter(|n| self.args.contains_key(n) && !env_names.contains(n))
+            .filter(|n| self.args.env_value(n).is_some())
             .collect();
         Ok((ex.result, used))
     }
@@ -214,7 +285,7 @@ impl<'a> StageRun<'a> {
     fn arg_values(&self, names: &BTreeSet<String>) -> BTreeMap<String, String> {
         names
             .iter()
-            .filter_map(|n| self.args.get(n).cloned().flatten().map(|v| (n.clone(), v)))
+            .filter_map(|n| self.args.env_value(n).map(|v| (n.clone(), v.to_string())))
             .collect()
     }
 
@@ -280,6 +351,7 @@ impl<'a> StageRun<'a> {
         let no_cache = self.sh.no_cache || self.sh.no_cache_stages.contains(&self.index);
         if !no_cache && let Some(hit) = cache::lookup(&self.store, &key)? {
             self.config = hit.config;
+            self.patch_arg_history();
             self.key = key;
             if let Some(v) = vertex {
                 v.cached();

@@ -92,12 +92,9 @@ impl<'a> StageRun<'a> {
         if args.is_empty() {
             return Err(Error::EmptyRun);
         }
-        // Build arguments in scope become environment variables of the process.
-        let run_args: BTreeMap<String, String> = self
-            .args
-            .iter()
-            .filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v)))
-            .collect();
+        // Build arguments in scope are environment variables of the process
+        // (over an ENV of the same name declared before them): all in the key.
+        let run_args: BTreeMap<String, String> = self.args.env.iter().cloned().collect();
         // Proxy arguments reach the process without an ARG, but (unless
         // declared) stay out of the cache key and the history, as in
         // BuildKit: a proxy URL may carry credentials.
@@ -202,22 +199,9 @@ impl<'a> StageRun<'a> {
             },
             ..Default::default()
         };
-        let created_by = if run_args.is_empty() {
-            format!("RUN {} # buildkit", args.join(" "))
-        } else {
-            format!(
-                "RUN |{} {} {} # buildkit",
-                run_args.len(),
-                run_args
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                args.join(" ")
-            )
-        };
-        let mut env = cc.env.clone().unwrap_or_default();
-        for (k, v) in run_args.iter().chain(&proxy_env) {
+        let created_by = format!("RUN {}{} # buildkit", self.run_args_prefix(), args.join(" "));
+        let mut env = self.run_env();
+        for (k, v) in &proxy_env {
             if !env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
                 env.push(format!("{k}={v}"));
             }
@@ -252,6 +236,7 @@ impl<'a> StageRun<'a> {
                 let mut env = env.clone();
                 let mut cleanup = Cleanup::default();
                 let mut held = Held::default();
+                hosts_file(sh, merged, changes, &mut spec, &mut cleanup, &mut held)?;
                 for ((m, target, src), chain) in mounts.iter().zip(&from_chains) {
                     prepare_mount(
                         sh,
@@ -287,7 +272,9 @@ impl<'a> StageRun<'a> {
                 spec.env = env;
                 spec.cwd = cwd.clone();
                 spec.user = resolved.user;
-                spec.hostname = "buildkitsandbox".into();
+                spec.hostname = SANDBOX_HOSTNAME.into();
+                // BuildKit's RUN has no HOSTNAME variable.
+                spec.hostname_env = false;
                 spec.network = network;
                 let r = run_process(&spec, v);
                 drop(held);
@@ -309,6 +296,39 @@ impl<'a> StageRun<'a> {
             Ok(Some(layer.diff_id))
         })
     }
+}
+
+/// The hostname of a RUN, as BuildKit's.
+const SANDBOX_HOSTNAME: &str = "buildkitsandbox";
+
+/// Mounts BuildKit's `/etc/hosts` (read-only, never in the layer): the
+/// sandbox's name on 127.0.0.1 and the `::1` line. A root whose
+/// `/etc/hosts` cannot be a mount point (a dangling absolute symlink…)
+/// runs without it.
+fn hosts_file(
+    sh: &crate::Shared,
+    merged: &std::path::Path,
+    changes: &std::path::Path,
+    spec: &mut strata_runtime::RunSpec,
+    cleanup: &mut Cleanup,
+    held: &mut Held<'_>,
+) -> Result<()> {
+    let Ok(dest) = mounts::make_mount_point(merged, changes, "etc/hosts", true, cleanup) else {
+        return Ok(());
+    };
+    let t = scratch_dir(&sh.root, "hosts-")?;
+    chown_mode(t.path(), None, None, 0o755)?;
+    let f = t.path().join("hosts");
+    let text = format!("127.0.0.1\tlocalhost {SANDBOX_HOSTNAME}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    std::fs::write(&f, text).ctx(|| format!("writing {}", f.display()))?;
+    chown_mode(&f, None, None, 0o644)?;
+    spec.mounts.push(strata_runtime::BindMount {
+        source: f,
+        destination: format!("/{dest}"),
+        readonly: true,
+    });
+    held.dirs.push(t);
+    Ok(())
 }
 
 enum RunOutcome {
