@@ -256,6 +256,44 @@ pub fn image(v: &Json) -> Value {
     Value::Map(Arc::new(m))
 }
 
+/// The typed view of one `docker container inspect` object: its `Config`
+/// is a `container.Config`, `Args` a slice; the rest as the JSON has it.
+pub fn container(v: &Json) -> Value {
+    let Some(obj) = v.as_object() else {
+        return crate::format::json_to_value(v);
+    };
+    let m: BTreeMap<Arc<str>, Value> = obj
+        .iter()
+        .map(|(k, val)| {
+            let typed = match k.as_str() {
+                "Config" => field(FieldKind::ConfigPtr, Some(val)),
+                "Args" => field(FieldKind::StrList, Some(val)),
+                _ => crate::format::json_to_value(val),
+            };
+            (Arc::from(k.as_str()), typed)
+        })
+        .collect();
+    Value::Map(Arc::new(m))
+}
+
+/// A container's `Config` as Docker's daemon prints it: its
+/// `container.Config` with the host name, the image as named, the
+/// terminal and STDIN settings, and labels as a map (never null).
+pub fn container_config(rec: &strata_container::ContainerRecord) -> Json {
+    let mut raw = serde_json::to_value(&rec.config).unwrap_or_default();
+    if let Some(o) = raw.as_object_mut() {
+        o.insert("Hostname".into(), Json::from(rec.hostname.as_str()));
+        o.insert("Image".into(), Json::from(rec.image_ref.as_str()));
+        o.insert("Tty".into(), Json::from(rec.tty));
+        o.insert("OpenStdin".into(), Json::from(rec.stdin));
+        o.insert("AttachStdin".into(), Json::from(rec.stdin));
+        if o.get("Labels").is_none_or(Json::is_null) {
+            o.insert("Labels".into(), Json::Object(Default::default()));
+        }
+    }
+    strata_image::docker_inspect::docker_config(Some(&raw))
+}
+
 /// Renders `src` on each object as docker does: on the typed view, else on
 /// the raw JSON; a field neither has is an error.
 pub fn render_each(src: &str, items: &[Json], typed: fn(&Json) -> Value) -> anyhow::Result<Vec<String>> {

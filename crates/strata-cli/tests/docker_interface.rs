@@ -666,3 +666,54 @@ fn tag_takes_an_uppercase_registry_host() {
         }
     }
 }
+
+/// Item 11 (containers): `container inspect`'s `Config` is Docker's
+/// `container.Config` for the same image and command, typed in templates.
+#[test]
+fn container_inspect_config_matches_docker() {
+    if !docker_daemon() {
+        return;
+    }
+    let env = Env::new();
+    let Some(rootfs) = env.busybox_rootfs() else { return };
+    let mut names = DockerImages(vec![]);
+    let img = names.name("ctr");
+    let tar = env.path("rootfs.tar");
+    sh_ok(&format!("tar -C {} -cf {} .", rootfs.display(), tar.display()));
+    #[rustfmt::skip]
+    docker_ok(&["import", "-c", "ENV PATH=/usr/sbin:/usr/bin:/sbin:/bin", "-c", r#"CMD ["/bin/sh"]"#, "-c", "LABEL a=b",
+        "-c", "WORKDIR /w", "-c", "EXPOSE 80/tcp", tar.to_str().unwrap(), &img]);
+    let archive = env.path("img.tar");
+    docker_ok(&["save", "-o", archive.to_str().unwrap(), &img]);
+    env.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let theirs = docker_ok(&["create", "--network", "none", &img, "echo", "hi"])
+        .trim()
+        .to_string();
+    let ours = env
+        .ok(&["create", "--network", "none", &img, "echo", "hi"])
+        .trim()
+        .to_string();
+    let d: Value = serde_json::from_str(&docker_ok(&["inspect", "--type", "container", &theirs])).unwrap();
+    let s: Value = serde_json::from_str(&env.ok(&["container", "inspect", &ours])).unwrap();
+    let _ = docker(&["rm", "-f", &theirs]);
+    let keys = |v: &Value| v[0]["Config"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&s), keys(&d), "Config's fields");
+    let Some(client) = docker_20_10() else {
+        eprintln!("skipped the -f templates: no docker 20.10 client here");
+        return;
+    };
+    #[rustfmt::skip]
+    let f = concat!("{{json .Config.Env}}|{{json .Config.Cmd}}|{{json .Config.Labels}}|{{.Config.WorkingDir}}|",
+        "{{.Config.ExposedPorts}}|{{.Config.Healthcheck}}|{{.Config.StopSignal}}|{{.Config.Image}}|{{len .Config.Hostname}}|",
+        "{{.Config.Tty}}|{{.Config.OpenStdin}}|{{.Config.Entrypoint}}|{{.Config.User}}|{{.Config.Volumes}}|{{.Config.Shell}}|",
+        "{{.Path}} {{.Args}}");
+    let theirs = docker_ok(&["create", "--network", "none", &img, "echo", "hi"])
+        .trim()
+        .to_string();
+    let t = run(Command::new(client).args(["inspect", "-f", f, &theirs]));
+    let _ = docker(&["rm", "-f", &theirs]);
+    assert_eq!(
+        env.ok(&["container", "inspect", "-f", f, &ours]),
+        String::from_utf8_lossy(&t.stdout)
+    );
+}

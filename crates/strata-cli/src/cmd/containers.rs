@@ -778,7 +778,7 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
                   "StartedAt": c.started_at(rec).unwrap_or_default(), "FinishedAt": finished},
         "Image": rec.image_id,
         "Name": format!("/{}", rec.name),
-        "Config": serde_json::to_value(&rec.config).unwrap_or_default(),
+        "Config": crate::typed::container_config(rec),
         "HostConfig": {"NetworkMode": rec.network, "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove,
                        "Memory": res.memory, "MemorySwap": res.memory_swap, "NanoCpus": res.nano_cpus,
                        "CpuShares": res.cpu_shares, "PidsLimit": res.pids_limit,
@@ -806,10 +806,10 @@ pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {
                 vals.push(container_json(&c, &c.find(n)?));
             }
             match &a.format {
+                // Docker's typed view first (`Config` is `container.Config`).
                 Some(f) => {
-                    let t = crate::format::template(f)?;
-                    for v in &vals {
-                        println!("{}", crate::format::render(&t, v)?);
+                    for line in crate::typed::render_each(f, &vals, crate::typed::container)? {
+                        println!("{line}");
                     }
                 }
                 None => println!("{}", serde_json::to_string_pretty(&vals)?),
