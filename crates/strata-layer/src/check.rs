@@ -120,6 +120,9 @@ pub struct Checker {
     /// Whether `.wh.` names are whiteouts (image layers) or plain names
     /// (archives copied into a tree: `cp`, `ADD`).
     whiteouts: bool,
+    /// Paths through symlinks are followed inside the root by the unpack
+    /// ([`crate::UnpackOptions::follow_symlinks`]), not refused here.
+    follow_symlinks: bool,
 }
 
 impl Default for Checker {
@@ -134,11 +137,20 @@ impl Checker {
             symlinks: HashSet::new(),
             link_targets: HashSet::new(),
             whiteouts,
+            follow_symlinks: false,
         }
     }
 
+    /// A checker for an unpack that follows symlinks inside its root: an
+    /// entry or hard link target through a symlink an earlier entry
+    /// planted is let through (the unpack resolves it inside the root).
+    pub fn following_symlinks(mut self) -> Checker {
+        self.follow_symlinks = true;
+        self
+    }
+
     fn through_symlink(&self, path: &Path) -> Option<PathBuf> {
-        if self.symlinks.is_empty() {
+        if self.symlinks.is_empty() || self.follow_symlinks {
             return None;
         }
         path.ancestors()
@@ -318,12 +330,11 @@ pub(crate) fn truncated(path: &Path, size: u64, got: Option<u64>) -> LayerError 
 /// [`TarGuard`], so the tar reader never buffers oversized metadata.
 pub(crate) fn for_each_entry<R: Read>(
     reader: R,
-    whiteouts: bool,
+    mut checker: Checker,
     mut each: impl FnMut(&mut tar::Entry<'_, TarGuard<R>>, &Checked) -> Result<()>,
 ) -> Result<R> {
     let mut archive = tar::Archive::new(TarGuard::new(reader));
     {
-        let mut checker = Checker::new(whiteouts);
         let mut last = PathBuf::new();
         let entries = archive.entries().map_err(|e| tar_error(e, &last))?;
         for entry in entries {
@@ -346,7 +357,7 @@ pub(crate) fn drain<R: Read>(mut reader: R) -> Result<R> {
 /// Reads a whole tar stream, checking every entry, then drains what
 /// follows the end-of-archive marker; returns the reader.
 pub(crate) fn check_stream<R: Read>(reader: R) -> Result<R> {
-    let reader = for_each_entry(reader, true, |entry, checked| {
+    let reader = for_each_entry(reader, Checker::new(true), |entry, checked| {
         if entry.header().entry_type() == tar::EntryType::GNUSparse {
             // Read as a file, its holes are zeros (gigabytes from a few
             // bytes of layer): the tar reader skips its stored data instead,

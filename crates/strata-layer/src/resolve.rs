@@ -176,6 +176,27 @@ mod tests {
         assert_eq!(std::fs::read(r.join(host_path).join("x")).unwrap(), b"x");
         assert!(!t.path().join("outside/x").exists());
         assert_eq!(std::fs::read(r.join("y")).unwrap(), b"y");
+        // Symlinks the archive itself plants are followed too, inside the root.
+        let tar = {
+            let mut b = tar::Builder::new(Vec::new());
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "planted", "/srv").unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_mode(0o644);
+            h.set_size(2);
+            b.append_data(&mut h, "planted/p", &b"p\n"[..]).unwrap();
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_size(0);
+            b.append_link(&mut h, "hard", "planted/p").unwrap();
+            b.into_inner().unwrap()
+        };
+        crate::unpack(&tar[..], &r, &opts).unwrap();
+        assert_eq!(std::fs::read(r.join("srv/p")).unwrap(), b"p\n");
+        assert_eq!(std::fs::read(r.join("hard")).unwrap(), b"p\n");
+        assert!(crate::unpack(&tar[..], &r, &crate::UnpackOptions::default()).is_err());
         // An entry's own name is replaced, not followed.
         let tar = tar_of(&[("var/svc", b"now a file")]);
         crate::unpack(&tar[..], &r, &opts).unwrap();

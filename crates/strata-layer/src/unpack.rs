@@ -18,7 +18,7 @@ use rustix::fs::{AtFlags, CWD, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, T
 use rustix::io::Errno;
 use strata_oci::{Algorithm, Digest, HashingReader};
 
-use crate::check::{Checked, Whiteout, copy_content, drain, for_each_entry, tar_error};
+use crate::check::{Checked, Checker, Whiteout, copy_content, drain, for_each_entry, tar_error};
 use crate::compress::decompress_on_thread;
 use crate::sparse::write_sparse;
 use crate::{LayerError, Result};
@@ -145,8 +145,11 @@ fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         implicit_dirs: Vec::new(),
         unpacked: 0,
     };
-    let whiteouts = opts.whiteouts != WhiteoutMode::Plain;
-    let hashing = for_each_entry(hashing, whiteouts, |entry, checked| {
+    let mut checker = Checker::new(opts.whiteouts != WhiteoutMode::Plain);
+    if opts.follow_symlinks {
+        checker = checker.following_symlinks();
+    }
+    let hashing = for_each_entry(hashing, checker, |entry, checked| {
         u.apply(entry, checked)?;
         u.entries += 1;
         Ok(())
