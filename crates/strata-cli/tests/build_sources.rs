@@ -330,9 +330,10 @@ fn add_of_a_tar_follows_symlinks_already_in_the_image_inside_the_root() {
     let escape = format!("strata-escape-tar-{}", std::process::id());
     let host = Path::new("/").join(&escape);
     let df = format!(
-        "{}RUN mkdir -p /srv2 /opt/srv2 /{escape} && ln -s /srv2 /opt/abs\n\
+        "{}RUN mkdir -p /srv2 /opt/srv2 /{escape} /opt2/srv && ln -s /srv2 /opt/abs\n\
          ADD rootfs.tar /\n\
-         ADD opt.tar /opt/\n",
+         ADD opt.tar /opt/\n\
+         ADD planted.tar /opt2/\n",
         LINKS.replace("@ESCAPE@", &escape)
     );
     let dir = both.context(
@@ -352,6 +353,28 @@ fn add_of_a_tar_follows_symlinks_already_in_the_image_inside_the_root() {
         &["var/svc/conf", "var/svc/sub", "esc/x"],
     );
     tar_of(&dir.join("src/opt"), &dir.join("opt.tar"), &["abs/y"]);
+    // Symlinks the archive plants are followed as well (chrooted in /opt2):
+    // l -> /srv is /opt2/srv, up -> ../../.. is /opt2, and a hard link
+    // through l.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Symlink);
+    h.set_size(0);
+    b.append_link(&mut h, "l", "/srv").unwrap();
+    b.append_link(&mut h, "up", "../../..").unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_size(8);
+    b.append_data(&mut h, "l/x", &b"through\n"[..]).unwrap();
+    h.set_size(3);
+    b.append_data(&mut h, "up/top", &b"up\n"[..]).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Link);
+    h.set_size(0);
+    // (Docker sets a hard link entry's mode on the file: the same as it has.)
+    h.set_mode(0o644);
+    b.append_link(&mut h, "hl", "l/x").unwrap();
+    std::fs::write(dir.join("planted.tar"), b.into_inner().unwrap()).unwrap();
     let pair = both.build(&dir, "tarlinks", &[]);
     pair.strata.rootfs.assert_has(
         &pair.tag,
@@ -366,8 +389,14 @@ fn add_of_a_tar_follows_symlinks_already_in_the_image_inside_the_root() {
             ("opt/abs", "symlink 0:0 -> /srv2"),
             ("opt/srv2/y", "file 644 0:0 "),
             ("srv2/y", "(none)"),
+            ("opt2/l", "symlink 0:0 -> /srv"),
+            ("opt2/srv/x", "file 644 0:0 8b "),
+            ("opt2/top", "file 644 0:0 3b "),
+            ("srv/x", "(none)"),
+            ("top", "(none)"),
         ],
     );
+    assert_eq!(pair.strata.rootfs.group_of("opt2/hl"), ["opt2/hl", "opt2/srv/x"]);
     assert!(!host.exists(), "{} was created on the host", host.display());
     pair.assert_same();
 }
