@@ -162,6 +162,12 @@ enum Command {
     /// Manage volumes
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     Volume(cmd::containers::VolumeCommand),
+    /// Manage networks
+    #[command(subcommand, help_template = HELP_TEMPLATE)]
+    Network(cmd::network::NetworkCommand),
+    /// List port mappings or a specific mapping for the container
+    #[command(help_template = HELP_TEMPLATE)]
+    Port(cmd::network::PortArgs),
     /// Manage strata
     #[command(subcommand, help_template = HELP_TEMPLATE)]
     System(cmd::system::SystemCommand),
@@ -255,6 +261,8 @@ fn main() -> ExitCode {
         Command::Commit(a) => cmd::containers::commit(&root, a),
         Command::Container(c) => cmd::groups::container(&root, c),
         Command::Volume(c) => cmd::containers::volume(&root, c),
+        Command::Network(c) => cmd::network::network(&root, c),
+        Command::Port(a) => cmd::network::port(&root, a),
         Command::Registry { args } => return ExitCode::from(strata_registry_server::cli_main(args).clamp(0, 255) as u8),
     };
     match result {

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Ctx, Error, Result, RunFailed};
 use strata_oci::{ContainerConfig, Digest, ImageConfig, Platform, media};
-use strata_runtime::{BindMount, ExecSpec, Network, RunSpec, State};
+use strata_runtime::{BindMount, ExecSpec, RunSpec, State};
 use strata_snapshot::{Driver, Snapshotter};
 use strata_store::{Store, StoreLock};
 
@@ -31,6 +31,11 @@ pub struct CreateOptions {
     pub user: Option<String>,
     pub hostname: Option<String>,
     pub network: Option<String>,
+    /// `-p`, `-P`, `--expose`, `--network-alias`.
+    pub publish: Vec<String>,
+    pub publish_all: bool,
+    pub expose: Vec<String>,
+    pub aliases: Vec<String>,
     pub volumes: Vec<VolumeArg>,
     pub readonly_root: bool,
     pub tty: bool,
@@ -278,8 +283,7 @@ impl Containers {
                 .get_or_insert_with(BTreeMap::new)
                 .insert(k.to_string(), v.to_string());
         }
-        let network = opts.network.clone().unwrap_or_else(|| "host".into());
-        Network::parse(&network)?;
+        let net = self.choose_network(opts, &mut config)?;
         let (capabilities, security) = opts.security.resolve()?;
         let restart = match &opts.restart {
             Some(r) => strata_runtime::RestartPolicy::parse(r).map_err(Error::InvalidRestart)?,
@@ -329,7 +333,7 @@ impl Containers {
             created: strata_image::now_rfc3339(),
             config,
             args,
-            network,
+            network: net.mode,
             mounts,
             readonly_root: opts.readonly_root,
             tty: opts.tty,
@@ -339,6 +343,9 @@ impl Containers {
             capabilities,
             security,
             restart,
+            ports: net.ports,
+            publish_all: net.publish_all,
+            aliases: net.aliases,
         };
         self.snap.prepare(&id, &chain)?;
         if let Err(e) = self.insert(&rec) {
@@ -529,7 +536,7 @@ impl Containers {
             .unwrap_or_else(|| "/".into());
         spec.user = resolved.user;
         spec.hostname = rec.hostname.clone();
-        spec.network = Network::parse(&rec.network)?;
+        spec.network = crate::net::runtime_network(&rec.network);
         spec.readonly_root = rec.readonly_root;
         spec.tty = rec.tty;
         spec.stdin = rec.stdin;
@@ -567,14 +574,19 @@ impl Containers {
         let root = self.ensure_mounted(rec)?;
         let mut spec = self.run_spec(rec, &root)?;
         spec.restart_count = restart_count;
-        strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| RunFailed(e).into())
+        self.network_up(rec, &root, &mut spec)?;
+        strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| {
+            self.network_down(&spec);
+            RunFailed(e).into()
+        })
     }
 
     /// Runs the container attached to the caller's terminal (`-i`/`-t`):
     /// returns the exit code. State is kept in `state.json` like a detached run.
     pub fn run_attached(&self, rec: &ContainerRecord) -> Result<i32> {
         let root = self.ensure_mounted(rec)?;
-        let spec = self.run_spec(rec, &root)?;
+        let mut spec = self.run_spec(rec, &root)?;
+        self.network_up(rec, &root, &mut spec)?;
         // This process supervises the container: `ps` checks it is alive.
         let dir = self.state_dir(&rec.id);
         let _ = std::fs::remove_file(dir.join("state.json"));
@@ -590,6 +602,7 @@ impl Containers {
         };
         write_json(&dir.join(FOREGROUND), &fg)?;
         let r = strata_runtime::run_outcome(&spec, strata_runtime::Stdio::inherit());
+        self.network_down(&spec);
         fg.exit_code = Some(match &r {
             Ok(o) => o.code,
             Err(e) => e.code,
@@ -623,12 +636,14 @@ impl Containers {
                 let _ = self.remove(&rec, false, true);
             }
         }
+        // Best effort: a command is not refused for another container's leftovers.
+        let _ = self.sweep_networks();
         Ok(())
     }
 
     /// Whether a live `run` supervises the container (runs it in the
     /// foreground, or follows it and removes it itself: [`Containers::follow_by_me`]).
-    fn supervised(&self, rec: &ContainerRecord) -> bool {
+    pub(crate) fn supervised(&self, rec: &ContainerRecord) -> bool {
         let dir = self.state_dir(&rec.id);
         let alive = |pid: i32, start_time: u64| strata_runtime::process_start_time(pid) == Some(start_time);
         read_json::<Foreground>(&dir.join(FOREGROUND)).is_some_and(|fg| alive(fg.pid, fg.start_time))
@@ -705,6 +720,7 @@ impl Containers {
         }
         // No restart after this (a keeper waiting out its back-off sees it).
         let _ = strata_runtime::mark_stopped(&self.state_dir(&rec.id));
+        self.networks().forget(&rec.id)?;
         if self.snap.exists(&rec.id) {
             self.snap.remove(&rec.id)?;
         }

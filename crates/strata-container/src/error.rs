@@ -66,6 +66,9 @@ pub enum Error {
     /// The image's platform is not one this host runs (no emulator).
     #[error(transparent)]
     Emulation(#[from] strata_emulation::EmulationError),
+    /// Networking: a network that does not exist, a port in use...
+    #[error(transparent)]
+    Network(#[from] strata_network::Error),
     /// The user to run as is not in the container's root.
     #[error("unable to find user {user}")]
     UnknownUser {

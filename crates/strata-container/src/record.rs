@@ -52,6 +52,15 @@ pub struct ContainerRecord {
     /// `--restart`.
     #[serde(default)]
     pub restart: strata_runtime::RestartPolicy,
+    /// `-p`, as asked (host ports chosen at start when not given).
+    #[serde(default)]
+    pub ports: Vec<strata_network::PortSpec>,
+    /// `-P`: every exposed port is published on an ephemeral host port.
+    #[serde(default)]
+    pub publish_all: bool,
+    /// `--network-alias` on the container's (user) network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
 }
 
 fn default_capabilities() -> u64 {

@@ -119,6 +119,25 @@ pub enum Liveness {
 
 pub struct Networks {
     dir: Dir,
+    /// The store this handle acts for.
+    store: String,
+}
+
+/// Where the network state lives. As root it is host-wide
+/// (`/var/lib/strata/network`, whatever the store): bridges, subnets,
+/// addresses, host ports and the nft table are the host's, so every store
+/// of the host allocates them under one lock (and user networks are
+/// shared by the host's stores). `STRATA_NETWORK_DIR` chooses another;
+/// without root, the store's own `network` directory (user-mode only).
+fn state_dir(store_root: &Path) -> PathBuf {
+    if let Some(d) = std::env::var_os("STRATA_NETWORK_DIR") {
+        return PathBuf::from(d);
+    }
+    if rustix::process::geteuid().is_root() {
+        PathBuf::from("/var/lib/strata/network")
+    } else {
+        store_root.join("network")
+    }
 }
 
 fn random_hex64() -> String {
@@ -181,6 +200,7 @@ fn ensure_default(st: &mut State) -> Result<()> {
                 created: now_rfc3339(),
                 labels: BTreeMap::new(),
                 user: false,
+                store: String::new(),
             },
         );
     }
@@ -211,7 +231,7 @@ fn check_mode(st: &State, mode: &str, aliases: &[String]) -> Result<()> {
 }
 
 /// The Ctr of a registration, made when missing.
-fn ensure_ctr<'s>(st: &'s mut State, r: &Registration<'_>) -> Result<&'s mut Ctr> {
+fn ensure_ctr<'s>(st: &'s mut State, store: &str, r: &Registration<'_>) -> Result<&'s mut Ctr> {
     if !st.containers.contains_key(r.id) {
         if r.mode == "bridge" {
             ensure_default(st)?;
@@ -231,6 +251,7 @@ fn ensure_ctr<'s>(st: &'s mut State, r: &Registration<'_>) -> Result<&'s mut Ctr
         st.containers.insert(
             r.id.to_string(),
             Ctr {
+                store: store.to_string(),
                 name: r.name.to_string(),
                 hostname: r.hostname.to_string(),
                 mode: r.mode.to_string(),
@@ -248,8 +269,10 @@ fn ensure_ctr<'s>(st: &'s mut State, r: &Registration<'_>) -> Result<&'s mut Ctr
 impl Networks {
     /// The network state of the store at `store_root` (`STORE/network`).
     pub fn open(store_root: &Path) -> Networks {
+        let store = std::fs::canonicalize(store_root).unwrap_or_else(|_| store_root.to_path_buf());
         Networks {
-            dir: Dir::new(store_root.join("network")),
+            dir: Dir::new(state_dir(store_root)),
+            store: store.display().to_string(),
         }
     }
 
@@ -268,7 +291,7 @@ impl Networks {
             if st.containers.get(reg.id).is_some_and(|c| c.live.is_some()) {
                 down_locked(st, &dir, reg.id)?;
             }
-            ensure_ctr(st, reg)?;
+            ensure_ctr(st, &self.store, reg)?;
             let r = up_locked(st, &dir, reg.id, ports);
             if r.is_err() {
                 let _ = down_locked(st, &dir, reg.id);
@@ -313,7 +336,14 @@ impl Networks {
                     .live
                     .as_ref()
                     .is_some_and(|l| state::alive(l.owner_pid, l.owner_start));
-                match liveness(&id) {
+                let verdict = if c.store == self.store {
+                    liveness(&id)
+                } else if Path::new(&c.store).is_dir() {
+                    continue; // another store's to judge
+                } else {
+                    Liveness::Gone
+                };
+                match verdict {
                     Liveness::Running => {}
                     _ if owner_alive => {}
                     Liveness::Gone => {
@@ -341,6 +371,21 @@ impl Networks {
                     link::delete_netns(&ns)?;
                     cleaned.push(ns);
                 }
+            }
+            // User networks of stores that are gone (and unused).
+            let orphans: Vec<String> = st
+                .networks
+                .values()
+                .filter(|n| n.user && !n.store.is_empty() && !Path::new(&n.store).is_dir())
+                .filter(|n| {
+                    !st.containers
+                        .values()
+                        .any(|c| c.attachments.iter().any(|a| a.network == n.name))
+                })
+                .map(|n| n.name.clone())
+                .collect();
+            for n in orphans {
+                st.networks.remove(&n);
             }
             for b in link::list_bridges() {
                 if !bridge_needed(st, &b) {
@@ -464,6 +509,7 @@ impl Networks {
                 created: now_rfc3339(),
                 labels: req.labels.clone(),
                 user: true,
+                store: self.store.clone(),
             };
             st.networks.insert(name.to_string(), def.clone());
             Ok(def)
@@ -532,7 +578,7 @@ impl Networks {
                     why: "network-scoped aliases are supported only for user defined networks".into(),
                 });
             }
-            let c = ensure_ctr(st, reg)?;
+            let c = ensure_ctr(st, &self.store, reg)?;
             if !matches!(c.mode.as_str(), m if m == "bridge" || !is_builtin(m)) {
                 return Err(Error::Unsupported {
                     mode: c.mode.clone(),
@@ -777,6 +823,7 @@ fn down_locked(st: &mut State, dir: &Dir, id: &str) -> Result<()> {
         link::delete_link(v)?;
     }
     if let Some(ns) = Path::new(&live.netns).file_name().and_then(|n| n.to_str()) {
+        usermode::cleanup(ns);
         link::delete_netns(ns)?;
     }
     remove_unused_bridges(st)?;

@@ -166,6 +166,7 @@ mod tests {
                 created: String::new(),
                 labels: Default::default(),
                 user: false,
+                store: String::new(),
             },
         );
         s
@@ -193,6 +194,7 @@ mod tests {
         st.containers.insert(
             "a".into(),
             Ctr {
+                store: String::new(),
                 name: "a".into(),
                 hostname: "a".into(),
                 mode: "bridge".into(),

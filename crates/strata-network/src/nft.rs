@@ -130,11 +130,13 @@ mod tests {
                 created: String::new(),
                 labels: Default::default(),
                 user: false,
+                store: String::new(),
             },
         );
         s.containers.insert(
             "c".into(),
             Ctr {
+                store: String::new(),
                 name: "web".into(),
                 hostname: "web".into(),
                 mode: "bridge".into(),

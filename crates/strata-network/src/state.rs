@@ -28,6 +28,9 @@ pub struct NetDef {
     /// Containers of user networks find each other by name; the default
     /// bridge gives only the container's own name (Docker's rule).
     pub user: bool,
+    /// The store that made it (user networks of a store that is gone are swept).
+    #[serde(default)]
+    pub store: String,
 }
 
 /// One network a container is connected to.
@@ -66,6 +69,9 @@ pub struct Live {
 /// A container as the network layer knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ctr {
+    /// The store the container belongs to (each judges only its own).
+    #[serde(default)]
+    pub store: String,
     pub name: String,
     pub hostname: String,
     /// `bridge`, `host`, `none`, `pasta`, `slirp4netns` or a user network's name.
@@ -202,6 +208,7 @@ mod tests {
             s.containers.insert(
                 "abc".into(),
                 Ctr {
+                    store: String::new(),
                     name: "web".into(),
                     hostname: "web".into(),
                     mode: "bridge".into(),

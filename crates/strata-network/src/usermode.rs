@@ -66,6 +66,9 @@ fn start_pasta(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
     let mut args: Vec<String> = vec![
         "--config-net".into(),
         "--quiet".into(),
+        // As root pasta would become nobody, who cannot enter the namespace.
+        "--runas".into(),
+        rustix::process::geteuid().as_raw().to_string(),
         "--ipv4-only".into(),
         "--netns".into(),
         netns.display().to_string(),
@@ -94,16 +97,23 @@ fn start_pasta(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
 
 fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32> {
     let bin = binary(SLIRP)?;
-    let api = ctr_dir.join("slirp4netns.sock");
+    let ns = netns
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let api = api_socket(&ns);
     let _ = std::fs::remove_file(&api);
-    let child = Command::new(&bin)
+    let log_path = ctr_dir.join("slirp4netns.log");
+    let log = std::fs::File::create(&log_path).map_err(crate::error::io("creating", &log_path))?;
+    let mut child = Command::new(&bin)
         .args(["--configure", "--mtu=65520", "--netns-type=path", "--api-socket"])
         .arg(&api)
         .arg(netns)
         .arg("tap0")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .process_group(0)
         .spawn()
         .map_err(|source| Error::Spawn {
@@ -112,14 +122,6 @@ fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
             source,
         })?;
     let pid = child.id() as i32;
-    // Not waited for: it lives as long as the container, then is killed
-    // (a zombie of a short-lived strata process is reaped by init).
-    std::mem::forget(child);
-    let ns = netns
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default()
-        .to_string();
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let up = Command::new(crate::link::ip_binary())
@@ -130,6 +132,16 @@ fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
         if up && api.exists() {
             break;
         }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Error::Command {
+                program: bin.display().to_string(),
+                status: status.to_string(),
+                stderr: std::fs::read_to_string(&log_path)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            });
+        }
         if Instant::now() > deadline {
             stop(pid, 0);
             return Err(Error::Other(
@@ -138,6 +150,9 @@ fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+    // Not waited for: it lives as long as the container, then is killed
+    // (a zombie of a short-lived strata process is reaped by init).
+    drop(child);
     for p in ports {
         let req = format!(
             "{{\"execute\":\"add_hostfwd\",\"arguments\":{{\"proto\":\"{}\",\"host_addr\":\"{}\",\"host_port\":{},\"guest_port\":{}}}}}",
@@ -164,6 +179,21 @@ fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
         }
     }
     Ok(pid)
+}
+
+/// slirp4netns's API socket for the namespace `ns` (a socket path has at
+/// most 107 bytes: not under the store).
+fn api_socket(ns: &str) -> std::path::PathBuf {
+    let runtime = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(d) if !rustix::process::geteuid().is_root() => std::path::PathBuf::from(d),
+        _ => std::path::PathBuf::from("/run"),
+    };
+    runtime.join(format!("{ns}.slirp4netns.sock"))
+}
+
+/// Removes what a helper of the namespace `ns` left (its API socket).
+pub fn cleanup(ns: &str) {
+    let _ = std::fs::remove_file(api_socket(ns));
 }
 
 /// Ends the helper (when it still is the process started).

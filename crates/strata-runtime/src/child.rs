@@ -154,7 +154,13 @@ fn open_in_root(root: BorrowedFd<'_>, path: &str) -> io::Result<Option<OwnedFd>>
 fn setup_root(spec: &RunSpec) -> Result<()> {
     use rustix::thread::UnshareFlags as U;
     let mut ns = U::NEWNS | U::NEWUTS | U::NEWIPC;
-    if spec.network == Network::None {
+    if let Some(path) = &spec.netns {
+        // The network layer made the namespace (veths, addresses, routes) before this.
+        let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .with_context(|| format!("opening the network namespace {}", path.display()))?;
+        rustix::thread::move_into_link_name_space(fd.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
+            .with_context(|| format!("joining the network namespace {}", path.display()))?;
+    } else if spec.network == Network::None {
         ns |= U::NEWNET;
     }
     // SAFETY: this process is single-threaded (a fork child).
@@ -179,7 +185,7 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
         // (the nodes /dev needs are separate bind mounts of the host's).
         sys::mount_setattr(root, libc::MOUNT_ATTR_NODEV, true).context("mounting the root nodev")?;
     }
-    if spec.network == Network::None {
+    if spec.network == Network::None && spec.netns.is_none() {
         sys::loopback_up().context("bringing lo up in the new network namespace")?;
     }
 

@@ -316,7 +316,7 @@ pub fn spawn_detached(spec: &RunSpec, state_dir: &Path) -> Result<i32, RunError>
             drop(rep_r);
             let _ = rustix::process::setsid();
             match sys::fork() {
-                Ok(0) if spec.restart == RestartPolicy::No => monitor(spec, &state_dir, rep_w, devnull, log),
+                Ok(0) if spec.restart == RestartPolicy::No => monitor(spec, &state_dir, rep_w, devnull, log, true),
                 Ok(0) => keeper(spec, &state_dir, rep_w, devnull, log),
                 _ => sys::exit_now(0),
             }
@@ -346,7 +346,21 @@ pub fn spawn_detached(spec: &RunSpec, state_dir: &Path) -> Result<i32, RunError>
         .ok_or_else(|| RunError::runtime("the container monitor did not start"))
 }
 
-fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, log: OwnedFd) -> ! {
+/// Runs the spec's exit hook (the network's cleanup). A monitor's new
+/// children would be born in its container's PID namespace, dead now:
+/// the hook's (`ip`, `nft`) go back to the monitor's own.
+fn run_exit_hook(spec: &RunSpec) {
+    if let Some(h) = &spec.on_exit {
+        if let Ok(fd) = rustix::fs::open("/proc/self/ns/pid", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()) {
+            // SAFETY: a plain syscall on an fd we own.
+            unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&fd), libc::CLONE_NEWPID) };
+        }
+        (h.run)(&h.args);
+    }
+}
+
+/// `last`: no keeper follows this run (the exit hook is run here).
+fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, log: OwnedFd, last: bool) -> ! {
     let report_raw = std::os::fd::AsRawFd::as_raw_fd(&report);
     // SAFETY: `report` outlives every use (fail exits the process).
     let fail = |msg: &str| -> ! { child::fail(unsafe { BorrowedFd::borrow_raw(report_raw) }, EXIT_RUNTIME_ERROR, msg) };
@@ -460,6 +474,9 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
     rec.exit_code = Some(code);
     rec.finished_at = Some(sys::now_rfc3339());
     let _ = write_record(state_dir, &rec);
+    if last {
+        run_exit_hook(spec);
+    }
     sys::exit_now(0)
 }
 
@@ -492,7 +509,7 @@ fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, l
             sys::exit_now(0)
         };
         match sys::fork() {
-            Ok(0) => monitor(&spec, state_dir, rep, dn, lg),
+            Ok(0) => monitor(&spec, state_dir, rep, dn, lg, false),
             Ok(pid) => {
                 drop((rep, dn, lg));
                 let _ = sys::wait_exit_code(pid);
@@ -504,6 +521,7 @@ fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, l
         };
         let Some(code) = rec.exit_code else { sys::exit_now(0) };
         if stopped_by_user(state_dir) || !spec.restart.should_restart(code, spec.restart_count) {
+            run_exit_hook(&spec);
             sys::exit_now(0)
         }
         if started.elapsed() >= Duration::from_secs(10) {
@@ -513,7 +531,11 @@ fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, l
         delay = (delay * 2).min(Duration::from_secs(60));
         // Stopped, removed, or started by someone else meanwhile: not ours to restart.
         let again = read_record(state_dir).ok();
-        if stopped_by_user(state_dir) || again.is_none_or(|r| r.monitor_pid != rec.monitor_pid) {
+        if stopped_by_user(state_dir) || again.as_ref().is_none_or(|r| r.monitor_pid != rec.monitor_pid) {
+            // Started by someone else meanwhile: the network is that run's now.
+            if again.is_some_and(|r| r.monitor_pid == rec.monitor_pid) {
+                run_exit_hook(&spec);
+            }
             sys::exit_now(0)
         }
         spec.restart_count += 1;

@@ -52,9 +52,9 @@ pub use exec::{ExecSpec, exec, exec_with_stdio};
 pub use launch::{Outcome, Stdio, run, run_outcome, run_with_stdio};
 pub use sealed::{reexec_sealed, running_sealed};
 pub use spec::{
-    BindMount, CPU_PERIOD_US, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, Network, Resources, RestartPolicy,
-    RunSpec, SeccompPolicy, SecretFile, Security, UserSpec, all_capabilities, apply_capability_changes, to_oci_spec,
-    write_bundle,
+    BindMount, CPU_PERIOD_US, DEFAULT_CAPABILITIES, DEFAULT_PATH, DeviceMapping, ExitHook, Network, Resources,
+    RestartPolicy, RunSpec, SeccompPolicy, SecretFile, Security, UserSpec, all_capabilities, apply_capability_changes,
+    to_oci_spec, write_bundle,
 };
 pub use strata_cgroup::Usage;
 pub use sys::process_start_time;

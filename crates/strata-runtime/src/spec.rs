@@ -106,6 +106,22 @@ impl Network {
     }
 }
 
+/// A function a detached container's monitor calls with `args` when the
+/// container has ended for good (it survives the fork: no exec).
+#[derive(Debug, Clone)]
+pub struct ExitHook {
+    pub run: fn(&[String]),
+    pub args: Vec<String>,
+}
+
+impl PartialEq for ExitHook {
+    fn eq(&self, o: &ExitHook) -> bool {
+        std::ptr::fn_addr_eq(self.run, o.run) && self.args == o.args
+    }
+}
+
+impl Eq for ExitHook {}
+
 /// A bind mount `HOST:CTR[:ro|rw]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {
@@ -362,6 +378,15 @@ pub struct RunSpec {
     #[serde(default = "yes")]
     pub hostname_env: bool,
     pub network: Network,
+    /// A network namespace to join (a bind-mounted nsfs file made by the
+    /// network layer, e.g. `/run/netns/strata-<id>`); takes precedence over
+    /// `network`.
+    #[serde(default)]
+    pub netns: Option<PathBuf>,
+    /// Run by a detached container's monitor (or its restart keeper) once
+    /// the container has ended for good: the network layer's cleanup.
+    #[serde(skip)]
+    pub on_exit: Option<ExitHook>,
     pub mounts: Vec<BindMount>,
     /// `--read-only`: the root mount is read-only (volumes, /dev, /proc keep theirs).
     pub readonly_root: bool,
@@ -401,6 +426,8 @@ impl RunSpec {
             hostname: "strata".to_string(),
             hostname_env: true,
             network: Network::Host,
+            netns: None,
+            on_exit: None,
             mounts: Vec::new(),
             readonly_root: false,
             tty: false,
@@ -539,12 +566,18 @@ pub fn to_oci_spec(spec: &RunSpec) -> Result<oci::Spec> {
         oci::LinuxNamespaceType::Uts,
         oci::LinuxNamespaceType::Mount,
     ];
-    if spec.network == Network::None {
+    if spec.network == Network::None || spec.netns.is_some() {
         namespaces.push(oci::LinuxNamespaceType::Network);
     }
     let namespaces = namespaces
         .into_iter()
-        .map(|t| oci::LinuxNamespaceBuilder::default().typ(t).build())
+        .map(|t| {
+            let b = oci::LinuxNamespaceBuilder::default().typ(t);
+            match (t, &spec.netns) {
+                (oci::LinuxNamespaceType::Network, Some(p)) => b.path(p.clone()).build(),
+                _ => b.build(),
+            }
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let linux = oci::LinuxBuilder::default()
         .namespaces(namespaces)

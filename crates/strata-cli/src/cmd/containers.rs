@@ -58,9 +58,21 @@ pub struct CreateArgs {
     /// Container host name
     #[arg(long, value_name = "string")]
     hostname: Option<String>,
-    /// Connect a container to a network (host or none)
+    /// Connect a container to a network (bridge, host, none, pasta, slirp4netns or a user network)
     #[arg(long, value_name = "network")]
     network: Option<String>,
+    /// Add network-scoped alias for the container
+    #[arg(long = "network-alias", value_name = "list")]
+    network_alias: Vec<String>,
+    /// Publish a container's port(s) to the host ([IP:][HOST_PORT:]CONTAINER_PORT[/PROTO])
+    #[arg(short, long = "publish", value_name = "list")]
+    publish: Vec<String>,
+    /// Publish all exposed ports to random ports
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
+    /// Expose a port or a range of ports
+    #[arg(long, value_name = "list")]
+    expose: Vec<String>,
     /// Mount the container's root filesystem as read only
     #[arg(long = "read-only")]
     read_only: bool,
@@ -133,6 +145,10 @@ impl CreateArgs {
             user: self.user.clone(),
             hostname: self.hostname.clone(),
             network: self.network.clone(),
+            publish: self.publish.clone(),
+            publish_all: self.publish_all,
+            expose: self.expose.clone(),
+            aliases: self.network_alias.clone(),
             volumes: self.volume.iter().cloned().map(VolumeArg).collect(),
             readonly_root: self.read_only,
             tty: self.tty,
@@ -501,7 +517,7 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<ExitCode> {
             "RunningFor": strata_image::human_since(Some(&rec.created)),
             "Status": status_text(&status),
             "State": status.word(),
-            "Ports": "",
+            "Ports": super::network::ports_column(&c, &rec),
             "Names": rec.name,
             "Labels": rec.config.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
             "Mounts": rec.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
@@ -768,7 +784,7 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
         Status::Created => (false, 0, 0, String::new()),
     };
     let res = &rec.security.resources;
-    json!({
+    let mut v = json!({
         "Id": rec.id,
         "Created": rec.created,
         "Path": rec.args.first(),
@@ -786,7 +802,9 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
         "RestartCount": c.restart_count(rec),
         "Mounts": rec.mounts.iter().map(|m| json!({"Type": if m.kind == "bind" {"bind"} else {"volume"}, "Name": if m.kind == "bind" {""} else {&m.source}, "Source": m.source, "Destination": m.destination, "RW": !m.readonly})).collect::<Vec<_>>(),
         "GraphDriver": {"Name": c.snap.driver().name()},
-    })
+    });
+    super::network::add_inspect(c, rec, &mut v);
+    v
 }
 
 pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {

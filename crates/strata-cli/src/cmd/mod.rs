@@ -13,6 +13,7 @@ pub mod groups;
 pub mod images;
 pub mod imagetools;
 pub mod manifest_lists;
+pub mod network;
 pub mod sbom;
 pub mod scan;
 pub mod scan_cmd;
