@@ -27,38 +27,42 @@ pub const MAX_SYMLINK_HOPS: usize = 40;
 pub fn resolve_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<PathBuf> {
     // What is left to walk, last component first.
     let mut pending: Vec<OsString> = components(rel.as_os_str().as_bytes()).rev().collect();
-    // The resolved components, each with its directory opened (`O_PATH`)
-    // while everything so far exists.
+    // The resolved components; the first `existing` are directories, the
+    // last of them open as `cur` (None: the root). One descriptor at a
+    // time, whatever the depth: `..` of a resolved directory is its parent.
     let mut done: Vec<OsString> = Vec::new();
-    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut existing = 0;
+    let mut cur: Option<OwnedFd> = None;
     let mut hops = 0;
     while let Some(c) = pending.pop() {
         if c == "." {
             continue;
         }
         if c == ".." {
-            if fds.len() == done.len() {
-                fds.pop();
+            if done.is_empty() {
+                continue;
+            }
+            if existing == done.len() {
+                existing -= 1;
+                cur = match (existing, &cur) {
+                    (0, _) | (_, None) => None,
+                    (_, Some(fd)) => Some(open_dir_path(fd, OsStr::new(".."))?),
+                };
             }
             done.pop();
             continue;
         }
         // Below something missing: nothing more to look up.
-        if fds.len() < done.len() {
+        if existing < done.len() {
             done.push(c);
             continue;
         }
-        let dir = fds.last().unwrap_or(root);
+        let dir = cur.as_ref().unwrap_or(root);
         match rustix::fs::statat(dir, c.as_os_str(), AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => match FileType::from_raw_mode(st.st_mode) {
                 FileType::Directory => {
-                    let fd = rustix::fs::openat(
-                        dir,
-                        c.as_os_str(),
-                        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                        Mode::empty(),
-                    )?;
-                    fds.push(fd);
+                    cur = Some(open_dir_path(dir, &c)?);
+                    existing += 1;
                     done.push(c);
                 }
                 FileType::Symlink => {
@@ -70,7 +74,8 @@ pub fn resolve_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<PathBuf
                     let target = target.as_bytes();
                     if target.first() == Some(&b'/') {
                         done.clear();
-                        fds.clear();
+                        existing = 0;
+                        cur = None;
                     }
                     pending.extend(components(target).rev());
                 }
@@ -82,6 +87,15 @@ pub fn resolve_in_root(root: &OwnedFd, rel: &Path) -> rustix::io::Result<PathBuf
         }
     }
     Ok(done.iter().collect())
+}
+
+fn open_dir_path(dir: &OwnedFd, name: &OsStr) -> rustix::io::Result<OwnedFd> {
+    rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
 }
 
 fn components(p: &[u8]) -> impl DoubleEndedIterator<Item = OsString> + '_ {
@@ -123,6 +137,32 @@ mod tests {
         assert_eq!(res("file/x").unwrap(), "file/x");
         assert_eq!(res("").unwrap(), "");
         assert_eq!(res("loop1/x").unwrap_err(), Errno::LOOP);
+        // `..` after a followed link climbs from where the link led.
+        std::fs::create_dir_all(r.join("srv/sub/deeper")).unwrap();
+        symlink("/srv/sub/deeper", r.join("deep")).unwrap();
+        assert_eq!(res("deep/../../x").unwrap(), "srv/x");
+        assert_eq!(res("deep/../../../../../x").unwrap(), "x");
+        assert_eq!(res("link/../srv/sub").unwrap(), "tmp/srv/sub");
+    }
+
+    #[test]
+    fn a_path_past_path_max_resolves_with_one_descriptor_at_a_time() {
+        let t = tempfile::tempdir().unwrap();
+        let fd = open(t.path());
+        let mut d = rustix::fs::openat(&fd, ".", OFlags::PATH | OFlags::CLOEXEC, Mode::empty()).unwrap();
+        let depth = 3000;
+        for _ in 0..depth {
+            rustix::fs::mkdirat(&d, "ab", Mode::from_raw_mode(0o755)).unwrap();
+            d = open_dir_path(&d, OsStr::new("ab")).unwrap();
+        }
+        rustix::fs::symlinkat("/top", &d, "up").unwrap();
+        rustix::fs::mkdirat(&fd, "top", Mode::from_raw_mode(0o755)).unwrap();
+        let deep = vec!["ab"; depth].join("/");
+        assert!(deep.len() > 4096);
+        let got = resolve_in_root(&fd, Path::new(&format!("{deep}/x/../up/y"))).unwrap();
+        assert_eq!(got, Path::new("top/y"));
+        let got = resolve_in_root(&fd, Path::new(&format!("{deep}/new"))).unwrap();
+        assert_eq!(got, Path::new(&format!("{deep}/new")));
     }
 
     fn tar_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
