@@ -1,8 +1,11 @@
 //! COPY and ADD: choosing the sources (wildcards, symlinks resolved inside
 //! the source tree), hashing them for the cache key, and copying them into
-//! the step's root with Docker's rules: a directory source copies its
-//! contents; a destination ending in `/` (or several sources) is a
-//! directory; a file copied onto an existing directory lands inside it;
+//! the step's root with BuildKit's rules: each source is copied in turn
+//! (a wildcard that matches nothing copies nothing); a directory source
+//! copies its contents; a destination ending in `/` is a directory; a file
+//! copied onto an existing directory lands inside it, else at the
+//! destination (the last of several wins); the destination's symlinks are
+//! followed inside the root;
 //! owners are root (or `--chown`), modes are kept (or `--chmod`), times are
 //! kept, hard links within a copied directory stay links; a directory's
 //! contents go to a destination made as root (or `--chown`) 0755; ADD
