@@ -724,3 +724,42 @@ fn container_inspect_config_matches_docker() {
         String::from_utf8_lossy(&t.stdout)
     );
 }
+
+/// Item 11 (containers): `inspect` finds a container when no image has the
+/// name, as docker's does (`--type` chooses), and names neither as docker.
+#[test]
+fn inspect_finds_containers_as_docker_does() {
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let id = env
+        .ok(&["create", "--name", "c1", "busybox", "true"])
+        .trim()
+        .to_string();
+    assert_eq!(
+        env.ok(&["inspect", "-f", "{{.Name}} {{.Id}}", "c1"]).trim(),
+        format!("/c1 {id}")
+    );
+    assert_eq!(env.ok(&["inspect", "c1"]), env.ok(&["container", "inspect", "c1"]));
+    assert_eq!(
+        env.ok(&["inspect", "--type", "container", "c1"]),
+        env.ok(&["container", "inspect", "c1"])
+    );
+    let both = env.ok(&["inspect", "-f", "{{.Id}}", "busybox", "c1"]);
+    assert_eq!(both.lines().nth(1), Some(id.as_str()));
+    assert!(
+        env.fails(&["inspect", "--type", "image", "c1"])
+            .contains("No such image")
+    );
+    assert!(
+        env.fails(&["inspect", "--type", "container", "busybox"])
+            .contains("No such container")
+    );
+    let err = env.fails(&["inspect", "nosuch"]);
+    assert!(err.contains("No such object: nosuch"), "{err}");
+    if docker_daemon() {
+        let o = docker(&["inspect", "strata-di-nosuch"]);
+        assert!(text(&o).contains("No such object: strata-di-nosuch"), "{}", text(&o));
+    }
+}

@@ -61,8 +61,10 @@ fn import_list_inspect_history() {
     assert_eq!(env.ok(&["history", "-q", "busybox"]).trim(), &id[7..19]);
     let raw = env.ok(&["history", "-H=false", "--no-trunc", "busybox"]);
     assert!(raw.contains(&id) && raw.contains('T') && !raw.contains("MB"), "{raw}");
-    // unknown image
+    // unknown image (and no container of that name either: docker's words)
     let err = env.fails(&["inspect", "nosuch"]);
+    assert!(err.contains("No such object: nosuch"), "{err}");
+    let err = env.fails(&["image", "inspect", "nosuch"]);
     assert!(err.contains("No such image"), "{err}");
     let err = env.fails(&["inspect", "Busybox"]);
     assert!(err.contains("lowercase"), "{err}");

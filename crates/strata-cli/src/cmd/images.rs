@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::{Value, json};
 use strata_image::{ImportOptions, ImportSource, RemoveEvent};
@@ -57,7 +57,14 @@ pub fn image(root: &Path, c: ImageCommand) -> Result<ExitCode> {
     match c {
         ImageCommand::Ls(a) => images(root, a),
         ImageCommand::Import(a) => import(root, a),
-        ImageCommand::Inspect(a) => inspect(root, a),
+        // Images only (`inspect` also finds containers).
+        ImageCommand::Inspect(a) => inspect(
+            root,
+            InspectArgs {
+                kind: Some(a.kind.unwrap_or_else(|| "image".into())),
+                ..a
+            },
+        ),
         ImageCommand::History(a) => history(root, a),
         ImageCommand::Rm(a) => rmi(root, a),
         ImageCommand::Tag(a) => tag(root, a),
@@ -465,7 +472,7 @@ pub struct InspectArgs {
     /// Format output using a custom template: 'json' or a Go template
     #[arg(short, long, value_name = "string")]
     format: Option<String>,
-    /// Only "image" is supported
+    /// Return JSON for the specified type: image or container (default: an image, else a container)
     #[arg(long = "type", value_name = "string")]
     kind: Option<String>,
     /// Inspect this platform of a multi-platform image (os/arch[/variant])
@@ -478,10 +485,17 @@ pub struct InspectArgs {
 pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
     if let Some(k) = &a.kind
         && k != "image"
+        && k != "container"
     {
-        bail!("unsupported --type {k:?}: only images can be inspected so far");
+        bail!("unsupported --type {k:?}: strata inspects images and containers");
     }
+    let (images, containers) = match a.kind.as_deref() {
+        Some("image") => (true, false),
+        Some(_) => (false, true),
+        None => (true, true),
+    };
     let store = open_store(root)?;
+    let mut engine = None;
     let mut out = Vec::new();
     let mut failed = false;
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
@@ -509,7 +523,31 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
             }
             Ok(v)
         };
-        match one() {
+        // As docker's `inspect`: an image of that name, else a container.
+        let result = if images {
+            one().map_err(anyhow::Error::from)
+        } else {
+            Err(anyhow!("No such container: {n}"))
+        };
+        let result = match result {
+            Err(e) if containers => {
+                if engine.is_none() {
+                    engine = Some(strata_container::Containers::open(root)?);
+                }
+                let c = engine.as_ref().expect("opened");
+                match c.find(n) {
+                    Ok(rec) => Ok((super::containers::container_json(c, &rec), true)),
+                    // Neither: docker's words when it looked for both.
+                    Err(_) if images && e.to_string().starts_with("No such image") => {
+                        Err(anyhow!("No such object: {n}"))
+                    }
+                    Err(_) if images => Err(e),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            r => r.map(|v| (v, false)),
+        };
+        match result {
             Ok(v) => out.push(v),
             Err(e) => {
                 eprintln!("Error: {e}");
@@ -518,11 +556,21 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
         }
     }
     match a.format.as_deref() {
-        None | Some("json") => println!("{}", serde_json::to_string_pretty(&Value::Array(out))?),
-        // Docker's typed view of the image (`<nil>`, `map[]`, `omitempty` fields).
+        None | Some("json") => {
+            let all: Vec<Value> = out.into_iter().map(|(v, _)| v).collect();
+            println!("{}", serde_json::to_string_pretty(&Value::Array(all))?)
+        }
+        // Docker's typed view of the image or container (`<nil>`, `map[]`, `omitempty` fields).
         Some(f) => {
-            for line in crate::typed::render_each(f, &out, crate::typed::image)? {
-                println!("{line}");
+            for (v, container) in &out {
+                let typed = if *container {
+                    crate::typed::container
+                } else {
+                    crate::typed::image
+                };
+                for line in crate::typed::render_each(f, std::slice::from_ref(v), typed)? {
+                    println!("{line}");
+                }
             }
         }
     }
