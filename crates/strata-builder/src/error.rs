@@ -323,6 +323,9 @@ pub enum Error {
     // ---- metadata instructions ----
     #[error("VOLUME specified can not be an empty string")]
     EmptyVolume,
+    /// An `EXPOSE` word that is no port, range or protocol (BuildKit's message).
+    #[error("{0}")]
+    InvalidPort(String),
     #[error("{0} is not allowed here")]
     NotAllowedHere(String),
 

@@ -214,6 +214,13 @@ fn scratch_works_in_root_and_port_ranges_expand() {
         assert_eq!(d.history(0).len(), 2);
         assert_eq!(d.history(0)[0], entry("COPY f /f # buildkit", false));
     }
+    // A protocol BuildKit does not know is refused.
+    let bad = diff.context("bad-port", "FROM scratch\nEXPOSE 80/icmp\n", &[]);
+    let failed = diff.build_fails(&bad, "bad-port", &[]);
+    assert!(failed.strata.contains("invalid proto: icmp"), "{}", failed.strata);
+    if let Some(d) = failed.docker {
+        assert!(d.to_lowercase().contains("invalid proto: icmp"), "{d}");
+    }
 }
 
 // ---- item 10: history ----

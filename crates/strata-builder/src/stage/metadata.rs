@@ -207,7 +207,7 @@ impl<'a> StageRun<'a> {
                 for p in ports {
                     for word in ex(p)?.split_whitespace() {
                         // `7000-7002/udp` is three ports.
-                        for port in strata_build::expose_ports(word).map_err(Error::Unsupported)? {
+                        for port in strata_build::expose_ports(word).map_err(Error::InvalidPort)? {
                             next.exposed_ports
                                 .get_or_insert_with(BTreeMap::new)
                                 .insert(port.clone(), json!({}));
