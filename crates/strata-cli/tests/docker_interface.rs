@@ -384,8 +384,9 @@ fn output_to_a_closed_pipe_ends_quietly() {
     }
 }
 
-/// Item 13: `system prune` removes stopped containers, dangling images and
-/// the build cache (`-a`: every unused image; `--volumes`: anonymous
+/// Item 13: `system prune` removes stopped containers, unused networks (as
+/// `network prune`; none is made here: they are the host's), dangling
+/// images and the build cache (`-a`: every unused image; `--volumes`: anonymous
 /// volumes); without `-f` it asks, and `n` keeps everything.
 #[test]
 fn system_prune_removes_what_docker_does() {
@@ -402,15 +403,23 @@ fn system_prune_removes_what_docker_does() {
     std::fs::write(ctx.join("f"), "two").unwrap();
     env.ok(&["build", "-q", "-t", "app", ctx.to_str().unwrap()]);
     // `first` is now dangling; a created (never started) container is stopped.
-    let cid = env.ok(&["create", "busybox", "true"]).trim().to_string();
+    let cid = env
+        .ok(&["create", "--network", "none", "busybox", "true"])
+        .trim()
+        .to_string();
     let du = env.ok(&["builder", "du"]);
     assert!(!du.contains("Total:\t\t0B"), "{du}");
 
     let asked = env.ok_with(&["system", "prune"], Some("n\n"));
-    assert!(
-        asked.contains("WARNING! This will remove:") && asked.contains("all dangling images"),
-        "{asked}"
-    );
+    for line in [
+        "WARNING! This will remove:",
+        "  - all stopped containers",
+        "  - all networks not used by at least one container",
+        "  - all dangling images",
+        "  - all dangling build cache",
+    ] {
+        assert!(asked.contains(line), "{asked}");
+    }
     assert!(env.ok(&["images", "-a", "-q", "--no-trunc"]).contains(&first));
 
     let out = env.ok(&["system", "prune", "-f"]);

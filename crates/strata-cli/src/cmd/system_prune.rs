@@ -1,6 +1,7 @@
-//! `system prune [-a] [--volumes] [-f]`: `container prune`, `volume prune`
-//! (with `--volumes`), `image prune [-a]` and the build cache's prune, in
-//! that order, as Docker does, with Docker's prompt and report.
+//! `system prune [-a] [--volumes] [-f]`: `container prune`, `network
+//! prune`, `volume prune` (with `--volumes`), `image prune [-a]` and the
+//! build cache's prune, in that order, as Docker does, with Docker's prompt
+//! and report.
 
 use std::io::Write;
 use std::path::Path;
@@ -27,7 +28,10 @@ pub struct SystemPruneArgs {
 
 pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
     if !a.force {
-        let mut what = vec!["all stopped containers"];
+        let mut what = vec![
+            "all stopped containers",
+            "all networks not used by at least one container",
+        ];
         if a.volumes {
             what.push("all anonymous volumes not used by at least one container");
         }
@@ -36,7 +40,11 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
         } else {
             "all dangling images"
         });
-        what.push(if a.all { "all build cache" } else { "unused build cache" });
+        what.push(if a.all {
+            "all build cache"
+        } else {
+            "all dangling build cache"
+        });
         let mut out = std::io::stdout().lock();
         writeln!(out, "WARNING! This will remove:")?;
         for w in what {
@@ -64,6 +72,7 @@ pub fn prune(root: &Path, a: SystemPruneArgs) -> Result<ExitCode> {
     let engine =
         strata_container::Containers::open(root).with_context(|| format!("opening the store at {}", root.display()))?;
     section(&mut out, "Deleted Containers", &engine.prune()?)?;
+    section(&mut out, "Deleted Networks", &engine.networks().prune()?)?;
     if a.volumes {
         section(&mut out, "Deleted Volumes", &engine.prune_volumes(false)?)?;
     }
