@@ -21,7 +21,13 @@ use strata_image::docker_inspect::{CONFIG_FIELDS, Field, FieldKind, HEALTH_FIELD
 thread_local! {
     static NIL_LIST: Arc<[Value]> = Arc::from(Vec::new());
     static NIL_MAP: Arc<BTreeMap<Arc<str>, Value>> = Arc::new(BTreeMap::new());
+    // A nil `map[string]struct{}` (`Volumes`): `index` gives `{}`.
+    static NIL_SET: Arc<BTreeMap<Arc<str>, Value>> = Arc::new(BTreeMap::new());
     static EMPTY_STRUCT: Arc<str> = Arc::from("{}");
+    // `nat.PortSet` (`ExposedPorts`): its keys are `nat.Port`, which `index`
+    // with a string cannot take (Go: an error, then the raw JSON).
+    static NIL_PORTS: Arc<BTreeMap<Arc<str>, Value>> = Arc::new(BTreeMap::new());
+    static PORT_STRUCT: Arc<str> = Arc::from("{}");
 }
 
 fn nil_list() -> Value {
@@ -42,8 +48,16 @@ fn empty_struct() -> Value {
 pub fn to_json(v: &Value) -> Option<Json> {
     Some(match v {
         Value::List(l) if NIL_LIST.with(|n| Arc::ptr_eq(n, l)) => Json::Null,
-        Value::Map(m) if NIL_MAP.with(|n| Arc::ptr_eq(n, m)) => Json::Null,
-        Value::String(s) if EMPTY_STRUCT.with(|n| Arc::ptr_eq(n, s)) => Json::Object(Default::default()),
+        Value::Map(m)
+            if [&NIL_MAP, &NIL_SET, &NIL_PORTS]
+                .iter()
+                .any(|k| k.with(|n| Arc::ptr_eq(n, m))) =>
+        {
+            Json::Null
+        }
+        Value::String(s) if EMPTY_STRUCT.with(|n| Arc::ptr_eq(n, s)) || PORT_STRUCT.with(|n| Arc::ptr_eq(n, s)) => {
+            Json::Object(Default::default())
+        }
         Value::List(l) => Json::Array(l.iter().map(crate::format::value_to_json).collect()),
         Value::Map(m) => {
             let (order, omitted) = docker_struct_of(m);
@@ -119,7 +133,8 @@ fn field(kind: FieldKind, v: Option<&Json>) -> Value {
         (FieldKind::Set, Some(Json::Object(o))) => Value::Map(Arc::new(
             o.keys().map(|k| (Arc::from(k.as_str()), empty_struct())).collect(),
         )),
-        (FieldKind::StrMap | FieldKind::Set, _) => nil_map(),
+        (FieldKind::StrMap, _) => nil_map(),
+        (FieldKind::Set, _) => Value::Map(NIL_SET.with(Arc::clone)),
         (FieldKind::Health, Some(v)) => structure(HEALTH_FIELDS, v),
         (FieldKind::ConfigPtr, Some(v)) => structure(CONFIG_FIELDS, v),
         (_, Some(v)) => crate::format::json_to_value(v),
@@ -133,6 +148,17 @@ fn structure(fields: &[Field], v: &Json) -> Value {
     let mut m: BTreeMap<Arc<str>, Value> = BTreeMap::new();
     for &(name, kind, _) in fields {
         let mut typed = field(kind, v.get(name));
+        if name == "ExposedPorts" {
+            typed = match typed {
+                Value::Map(m) if NIL_SET.with(|n| Arc::ptr_eq(n, &m)) => Value::Map(NIL_PORTS.with(Arc::clone)),
+                Value::Map(m) => Value::Map(Arc::new(
+                    m.keys()
+                        .map(|k| (k.clone(), Value::String(PORT_STRUCT.with(Arc::clone))))
+                        .collect(),
+                )),
+                other => other,
+            };
+        }
         if std::ptr::eq(fields, HEALTH_FIELDS) && DURATIONS.contains(&name) {
             let n = v.get(name).and_then(Json::as_i64).unwrap_or(0);
             typed = Value::String(Arc::from(go_duration(n).as_str()));
@@ -294,12 +320,50 @@ pub fn container_config(rec: &strata_container::ContainerRecord) -> Json {
     strata_image::docker_inspect::docker_config(Some(&raw))
 }
 
+/// `index` on the typed view: a key a Go map does not have gives the zero
+/// value of its element type (`""` for `{{index .Config.Labels "x"}}`, `{}`
+/// for a port set), not a missing value.
+fn typed_index(args: &[Value]) -> gotmpl::Result<Value> {
+    let Some((first, keys)) = args.split_first().filter(|(_, k)| !k.is_empty()) else {
+        return Err(gotmpl::TemplateError::Exec(
+            "wrong number of args for index: want at least 2".into(),
+        ));
+    };
+    let mut val = first.clone();
+    for k in keys {
+        let ports = |m: &BTreeMap<Arc<str>, Value>| {
+            NIL_PORTS.with(|n| std::ptr::eq(&**n, m))
+                || m.values()
+                    .any(|v| matches!(v, Value::String(s) if PORT_STRUCT.with(|p| Arc::ptr_eq(p, s))))
+        };
+        val = match (&val, k) {
+            (Value::Map(m), Value::String(_)) if ports(m) => {
+                return Err(gotmpl::TemplateError::Exec(
+                    "error calling index: value has type string; should be nat.Port".into(),
+                ));
+            }
+            (Value::Map(m), Value::String(key)) if !m.contains_key(&**key) => {
+                let set = NIL_SET.with(|n| std::ptr::eq(&**n, &**m))
+                    || m.values()
+                        .any(|v| matches!(v, Value::String(s) if EMPTY_STRUCT.with(|e| Arc::ptr_eq(e, s))));
+                if set {
+                    empty_struct()
+                } else {
+                    Value::String(Arc::from(""))
+                }
+            }
+            _ => val.index(k)?,
+        };
+    }
+    Ok(val)
+}
+
 /// Renders `src` on each object as docker does: on the typed view, else on
 /// the raw JSON; a field neither has is an error.
 pub fn render_each(src: &str, items: &[Json], typed: fn(&Json) -> Value) -> anyhow::Result<Vec<String>> {
     // docker's raw fallback also has missingkey=error: a field neither has
     // is an error, not `<no value>`.
-    let strict = crate::format::template_with(src, gotmpl::MissingKey::Error)?;
+    let strict = crate::format::template_with(src, gotmpl::MissingKey::Error)?.func("index", typed_index);
     items
         .iter()
         .map(|item| match strict.execute_to_string(&typed(item)) {
