@@ -5,7 +5,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 PKGS=(busybox-static skopeo umoci oci-image-tool podman docker.io golang-github-opencontainers-image-spec-dev
       docker-registry hyperfine debootstrap uidmap fuse-overlayfs curl python3
-      openssl wrk python3-pip python3-venv buildah)
+      openssl wrk python3-pip python3-venv buildah zsh fish)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
