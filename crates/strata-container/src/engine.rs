@@ -41,6 +41,11 @@ pub struct CreateOptions {
     pub tty: bool,
     pub stdin: bool,
     pub auto_remove: bool,
+    /// The creating process runs the container in the foreground and
+    /// removes it (`run --rm` without `-d`): said before the row exists, so
+    /// a creator killed before it starts the container leaves no container
+    /// behind (the next [`Containers::reap`] removes it).
+    pub followed_by_creator: bool,
     pub labels: Vec<String>,
     pub security: crate::SecurityOptions,
     /// `--restart no|always|unless-stopped|on-failure[:N]`.
@@ -348,6 +353,9 @@ impl Containers {
             aliases: net.aliases,
         };
         self.snap.prepare(&id, &chain)?;
+        if opts.auto_remove && opts.followed_by_creator {
+            self.follow_by_me(&rec)?;
+        }
         if let Err(e) = self.insert(&rec) {
             let _ = self.snap.remove(&id);
             return Err(e);
@@ -632,7 +640,13 @@ impl Containers {
     /// then fails and loses the exit code).
     pub fn reap(&self) -> Result<()> {
         for rec in self.list()? {
-            if rec.auto_remove && matches!(self.status(&rec), Status::Exited { .. }) && !self.supervised(&rec) {
+            // A created one whose creator was to run it and is gone too.
+            let ended = match self.status(&rec) {
+                Status::Exited { .. } => true,
+                Status::Created => self.state_dir(&rec.id).join(FOLLOWER).exists(),
+                _ => false,
+            };
+            if rec.auto_remove && ended && !self.supervised(&rec) {
                 let _ = self.remove(&rec, false, true);
             }
         }

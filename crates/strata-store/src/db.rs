@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use crate::error::Result;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS images (
@@ -88,6 +88,13 @@ CREATE TABLE IF NOT EXISTS leases (
     created_ms  INTEGER NOT NULL       -- unix milliseconds
 );
 CREATE INDEX IF NOT EXISTS leases_image ON leases(image_id);
+-- Files a deletion dooms, written in its transaction and removed once the
+-- files are gone: what a killed deleter left, the next process finishes.
+CREATE TABLE IF NOT EXISTS pending_deletions (
+    kind        TEXT NOT NULL,         -- blob | layer
+    digest      TEXT NOT NULL,         -- blob digest or chain ID
+    PRIMARY KEY (kind, digest)
+);
 "#;
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {

@@ -636,6 +636,8 @@ impl Store {
                 removed.chains_removed.push(c.clone());
             }
         }
+        let doomed_list: Vec<Digest> = doomed.iter().cloned().collect();
+        crate::deletions::journal(&tx, &doomed_list, &removed.chains_removed)?;
         tx.commit()?;
         for b in &doomed {
             removed.bytes_reclaimed += self.blob_size(b).unwrap_or(0);
@@ -653,6 +655,7 @@ impl Store {
                 let _ = crate::leftovers::remove_layer_dir(&dir, c);
             }
         }
+        self.deletions_done(&doomed_list, &removed.chains_removed)?;
         Ok(removed)
     }
 

@@ -9,6 +9,7 @@
 mod blobs;
 mod containers;
 mod db;
+mod deletions;
 mod error;
 mod images;
 mod indexes;
@@ -59,6 +60,8 @@ impl Store {
         let store = Self::open_as_is(root)?;
         // What a killed process was writing is garbage once it is gone.
         store.remove_dead_work();
+        // A deletion a killed process left half done.
+        let _ = store.finish_deletions();
         Ok(store)
     }
 

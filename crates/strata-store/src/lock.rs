@@ -44,6 +44,15 @@ impl StoreLock {
         Self::take(root, FlockOperation::LockExclusive)
     }
 
+    /// The lock exclusive if no other process holds it now, else None.
+    pub fn try_exclusive(root: &Path) -> Result<Option<StoreLock>> {
+        match Self::take(root, FlockOperation::NonBlockingLockExclusive) {
+            Ok(l) => Ok(Some(l)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub fn is_exclusive(&self) -> bool {
         self.exclusive
     }

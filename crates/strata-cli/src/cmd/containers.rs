@@ -154,6 +154,7 @@ impl CreateArgs {
             tty: self.tty,
             stdin: self.interactive,
             auto_remove: self.rm,
+            followed_by_creator: false,
             labels: self.label.clone(),
             security: strata_container::SecurityOptions {
                 cap_add: self.cap_add.clone(),
@@ -223,7 +224,10 @@ fn run_error(e: impl Into<anyhow::Error>) -> ExitCode {
 
 pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
     let mut c = open(root)?;
-    let rec = match c.create(a.create.image(), &a.create.options()) {
+    let mut opts = a.create.options();
+    // This process removes it: others' reaping must not (while it lives).
+    opts.followed_by_creator = !a.detach;
+    let rec = match c.create(a.create.image(), &opts) {
         Ok(r) => r,
         Err(e) => return Ok(run_error(e)),
     };
@@ -234,10 +238,6 @@ pub fn run(root: &Path, a: RunArgs) -> Result<ExitCode> {
         }
         println!("{}", rec.id);
         return Ok(ExitCode::SUCCESS);
-    }
-    if rec.auto_remove {
-        // This process removes it: others' reaping must not.
-        c.follow_by_me(&rec)?;
     }
     let code = if rec.tty || rec.stdin {
         c.run_attached(&rec).map_err(anyhow::Error::from)
