@@ -224,7 +224,7 @@ fn hard_links_survive_commit() {
     ]);
     let tag = unique("committed");
     env.ok(&["commit", "linker", &tag]);
-    let layers = layers(&env, tag);
+    let layers = layers(&env, &tag);
     let top = layers.last().unwrap();
     let kinds: BTreeMap<&str, (tar::EntryType, &str)> =
         top.iter().map(|(p, t, l)| (p.as_str(), (*t, l.as_str()))).collect();
@@ -376,7 +376,7 @@ fn hard_links_survive_a_vfs_build() {
         &tag,
         dir.to_str().unwrap(),
     ]);
-    let layers = layers(&env, tag);
+    let layers = layers(&env, &tag);
     let count = |l: &[(String, tar::EntryType, String)], t: tar::EntryType| {
         l.iter().filter(|(p, k, _)| p.starts_with("bin2/") && *k == t).count()
     };

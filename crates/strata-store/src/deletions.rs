@@ -121,7 +121,10 @@ mod tests {
         journal(&tx, std::slice::from_ref(&doomed), &[]).unwrap();
         tx.commit().unwrap();
         // Busy store: nothing is done yet.
-        assert_eq!(Store::open(dir.path()).unwrap().pending_deletions().unwrap().0, [doomed.clone()]);
+        assert_eq!(
+            Store::open(dir.path()).unwrap().pending_deletions().unwrap().0,
+            std::slice::from_ref(&doomed)
+        );
         drop(lock);
         assert!(store.has_blob(&doomed));
         let store = Store::open(dir.path()).unwrap();

@@ -2,7 +2,7 @@
 //! `tmp/`, staging and removal directories in `layers/` and `containers/`.
 //!
 //! The rule: every such entry strata makes carries the id of the process
-//! that made it in its name (`tmp/blob-<pid>-…`, `tmp/.overlay-probe-<pid>-…`,
+//! that made it in its name (`tmp/blob-<pid>-…`, `tmp/.overlay-probe-<pid>-…`, `tmp/build-<pid>-…`,
 //! `layers/.staging-<chain>-<pid>`, `layers/.removing-<chain>-<pid>-…`,
 //! `layers/<chain>.removing-<pid>`, `containers/.staging-<key>-<pid>-…`,
 //! `containers/.removing-<key>-<pid>-…`). An entry whose maker is no longer
@@ -76,7 +76,8 @@ fn creator_pid(area: LeftoverArea, name: &str) -> Option<u32> {
         LeftoverArea::Tmp => {
             let rest = name
                 .strip_prefix("blob-")
-                .or_else(|| name.strip_prefix(".overlay-probe-"))?;
+                .or_else(|| name.strip_prefix(".overlay-probe-"))
+                .or_else(|| name.strip_prefix("build-"))?;
             digits(rest.split('-').next()?)
         }
         LeftoverArea::Layers => {

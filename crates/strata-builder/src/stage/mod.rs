@@ -429,8 +429,10 @@ impl<'a> StageRun<'a> {
 fn scratch_dir(root: &Path, prefix: &str) -> Result<tempfile::TempDir> {
     let tmp = root.join("tmp");
     std::fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+    // The pid in the name: a killed build's scratch is the next process's
+    // to remove (strata-store's leftovers rule).
     tempfile::Builder::new()
-        .prefix(prefix)
+        .prefix(&format!("build-{}-{prefix}", std::process::id()))
         .tempdir_in(&tmp)
         .ctx(|| format!("creating a directory in {}", tmp.display()))
 }
