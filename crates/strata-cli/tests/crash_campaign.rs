@@ -495,6 +495,7 @@ fn crash_rmi_and_prune() {
     for (name, cmd) in [
         ("rmi", args(&["rmi", "big:1"])),
         ("image prune -a", args(&["image", "prune", "-a", "-f"])),
+        ("system prune -a", args(&["system", "prune", "-a", "--volumes", "-f"])),
     ] {
         Op {
             name,
