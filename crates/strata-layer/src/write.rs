@@ -354,7 +354,14 @@ impl<W: Write> TreeVisitor for TreeWriter<W> {
     }
 
     fn entry(&mut self, parent: &OwnedFd, name: &CStr, path: &Path) -> Result<Option<OwnedFd>> {
-        let st = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|e| self.err(path, e))?;
+        let st = match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(st) => st,
+            // Listed but not there: an overlay whiteout in a directory that
+            // only one layer has (the kernel lists it and hides it from
+            // lookups), or an entry removed meanwhile. Not in the tree.
+            Err(rustix::io::Errno::NOENT) => return Ok(None),
+            Err(e) => return Err(self.err(path, std::io::Error::from(e))),
+        };
         TreeWriter::entry(self, parent, name, path, &st)
     }
 }
