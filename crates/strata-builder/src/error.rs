@@ -121,6 +121,9 @@ pub enum Error {
     /// A feature or flag strata build does not have; the message says which.
     #[error("{0}")]
     Unsupported(String),
+    /// `--cache-to` could not be written.
+    #[error("exporting the build cache to {name}: {message}")]
+    CacheExport { name: String, message: String },
     #[error("opening the store at {}", root.display())]
     OpenStore {
         root: PathBuf,

@@ -41,6 +41,7 @@ mod mounts;
 mod pattern;
 mod plan;
 mod progress;
+mod remote_cache;
 mod stage;
 mod tree;
 
@@ -62,11 +63,15 @@ pub use error::{Error, PullError, Result};
 pub use mounts::{SecretSource, SecretSpec, parse_secret};
 pub use pattern::{IgnoreRules, glob_match};
 pub use progress::Progress;
+pub use remote_cache::{CacheExport, CacheImport, parse_cache_from, parse_cache_to};
 
 use crate::error::Ctx;
 use crate::plan::{Built, execute, load, plan, preflight};
 use crate::stage::StageResult;
 use crate::tree::ContextTree;
+
+/// The build arg that asks for an inline cache (BuildKit's).
+const INLINE_CACHE_ARG: &str = "BUILDKIT_INLINE_CACHE";
 
 /// Dockerfiles larger than this are refused.
 pub const MAX_DOCKERFILE_SIZE: u64 = 4 << 20;
@@ -133,6 +138,12 @@ pub struct BuildOptions {
     /// `--sbom`, `--provenance`: attestations attached to the result, which
     /// is then an index (even of one platform), as BuildKit makes it.
     pub attestations: Attestations,
+    /// `--cache-from`: caches to read (BuildKit's format; see `remote_cache`).
+    pub cache_from: Vec<CacheImport>,
+    /// `--cache-to`: caches to write.
+    pub cache_to: Vec<CacheExport>,
+    /// How to reach the caches' registries.
+    pub cache_client: strata_registry::ClientOptions,
 }
 
 /// Pulls a reference into the store at the build's root.
@@ -180,6 +191,9 @@ impl Default for BuildOptions {
             puller: None,
             storage_driver: None,
             attestations: Attestations::default(),
+            cache_from: Vec::new(),
+            cache_to: Vec::new(),
+            cache_client: strata_registry::ClientOptions::default(),
         }
     }
 }
@@ -252,6 +266,8 @@ pub(crate) struct Shared {
     results: Mutex<HashMap<usize, std::result::Result<Arc<StageResult>, String>>>,
     cond: Condvar,
     pub failed: std::sync::atomic::AtomicBool,
+    /// The caches read and written (`--cache-from`, `--cache-to`), shared by every platform.
+    pub(crate) remote: Option<Arc<remote_cache::RemoteCache>>,
 }
 
 impl Shared {
@@ -694,9 +710,21 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     // when one of them is wrong.
     let multi = targets.len() > 1;
     let pulls = Arc::new(Pulls::default());
+    // `--build-arg BUILDKIT_INLINE_CACHE=1` asks for an inline cache, as BuildKit's frontend reads it.
+    let mut cache_to = opts.cache_to.clone();
+    if loaded
+        .build_args
+        .get(INLINE_CACHE_ARG)
+        .is_some_and(|v| matches!(v.to_lowercase().as_str(), "1" | "true"))
+        && !cache_to.iter().any(|c| c.name() == "the image (inline)")
+    {
+        cache_to.push(parse_cache_to("type=inline")?);
+    }
+    let remote = remote_cache::RemoteCache::open(&opts.cache_from, &cache_to, opts.cache_client.clone(), &progress)?
+        .map(Arc::new);
     let mut plans = Vec::new();
     for t in &targets {
-        let (shared, target) = plan(
+        let (mut shared, target) = plan(
             root,
             opts,
             &loaded,
@@ -707,6 +735,7 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
             driver_wanted,
             pulls.clone(),
         )?;
+        shared.remote = remote.clone();
         preflight(&shared, &store)?;
         plans.push((shared, target));
     }
@@ -742,6 +771,12 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     });
     for b in others {
         built.push(b?);
+    }
+    let finals: Vec<String> = built.iter().map(|b| b.key.clone()).collect();
+    if let Some(r) = remote.as_ref().filter(|r| r.wants_inline()) {
+        for b in &mut built {
+            r.inline_into(&mut b.config, &b.key)?;
+        }
     }
 
     // The image.
@@ -877,6 +912,9 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
         store.forget_untagged_attested_index(p)?;
     }
     v.done();
+    if let Some(r) = &remote {
+        r.export(&mut store, &finals, &progress)?;
+    }
     let mut used = BTreeSet::new();
     for (shared, _) in &plans {
         used.extend(
@@ -892,7 +930,12 @@ pub fn build_with_progress(root: &Path, opts: &BuildOptions, progress: Progress)
     let unused: Vec<&String> = loaded
         .build_args
         .keys()
-        .filter(|k| !used.contains(*k) && !PROXY_ARGS.contains(&k.as_str()) && !predefined.contains_key(*k))
+        .filter(|k| {
+            !used.contains(*k)
+                && !PROXY_ARGS.contains(&k.as_str())
+                && !predefined.contains_key(*k)
+                && k.as_str() != INLINE_CACHE_ARG
+        })
         .collect();
     if !unused.is_empty() {
         progress.line(format!(

@@ -169,6 +169,7 @@ pub(crate) fn plan(
         results: Mutex::new(HashMap::new()),
         cond: Condvar::new(),
         failed: std::sync::atomic::AtomicBool::new(false),
+        remote: None,
     };
     Ok((shared, target))
 }
@@ -180,6 +181,8 @@ pub(crate) struct Built {
     pub materials: Vec<attest::Material>,
     pub config: strata_oci::ImageConfig,
     pub layers: Vec<strata_store::LayerRecord>,
+    /// The cache key of the result (its last step's).
+    pub key: String,
 }
 
 /// Runs one platform's build: one thread per needed stage, each waiting for
@@ -258,6 +261,7 @@ pub(crate) fn execute(shared: &Shared, target: usize, opts: &BuildOptions, store
         materials: shared.materials.lock().unwrap_or_else(|e| e.into_inner()).clone(),
         config,
         layers,
+        key: result.key.clone(),
     })
 }
 

@@ -83,7 +83,13 @@ impl<'a> StageRun<'a> {
                 // What Docker's daemon writes about itself (`docker_version`,
                 // the committing `container` and its `container_config`) is
                 // the base's, not this build's: BuildKit drops it.
-                for k in ["docker_version", "container", "container_config"] {
+                // An inline cache is the base's own (BuildKit keeps no unknown keys).
+                for k in [
+                    "docker_version",
+                    "container",
+                    "container_config",
+                    crate::remote_cache::INLINE_KEY,
+                ] {
                     self.config.extra.remove(k);
                 }
                 // The stage's platform is part of every key: steps for two platforms never
@@ -114,6 +120,11 @@ impl<'a> StageRun<'a> {
                 s.original = format!("ONBUILD {}", s.original);
                 steps.push(s);
             }
+        }
+        if let Some(r) = &self.sh.remote
+            && stage_base.is_none()
+        {
+            r.note(&self.key, "", &self.config);
         }
         self.base_name = name;
         Ok(steps)

@@ -282,7 +282,12 @@ impl<'a> StageRun<'a> {
         let vertex = self.sh.progress.start(&title);
         let unpack = add && c.flags.unpack != Some(false);
         let parents = c.flags.parents;
-        self.cached(step, position, inputs, Some(vertex), move |me, _v| {
+        self.cached(step, position, inputs, Some(vertex), None, move |me, _v| {
+            if let Some(layer) = me.take_replay() {
+                me.add_layer(&layer);
+                me.history(created_by, false);
+                return Ok(Some(layer.diff_id));
+            }
             let opts = me.layer_options();
             let epoch = me.sh.epoch;
             let diff_ids = me.config.rootfs.diff_ids.clone();

@@ -45,41 +45,49 @@ impl<'a> StageRun<'a> {
             .filter(|u| !u.is_empty());
         let title = format!("{} WORKDIR {abs}", self.prefix());
         let vertex = self.sh.progress.start(&title);
-        self.cached(step, position, inputs, Some(vertex), move |me, _v| {
-            me.cc().working_dir = Some(abs.clone());
-            let mut made = None;
-            if !rel.is_empty() {
-                let opts = me.layer_options();
-                let diff_ids = me.config.rootfs.diff_ids.clone();
-                let snap = me.snap.get_or_init(|| me.sh.snapshotter());
-                // A layer even when the directory is there (as BuildKit's mkdir).
-                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, _| {
-                    let (uid, gid) = match &user {
-                        Some(u) => strata_runtime::resolve_user(merged, u)
-                            .map(|r| (r.user.uid, r.user.gid))
-                            .unwrap_or((0, 0)),
-                        None => (0, 0),
-                    };
-                    let droot = DestRoot::open(merged)?;
-                    droot.ensure_dir(
-                        &rel,
-                        &crate::dest::Attrs {
-                            uid,
-                            gid,
-                            mode: 0o755,
-                            mtime: (0, 0),
-                        },
-                    )?;
-                    Ok(((), Cleanup::default()))
-                })?;
-                made = layer;
-            }
-            if let Some(l) = &made {
-                me.add_layer(l);
-            }
-            me.history(format!("WORKDIR {abs}"), made.is_none());
-            Ok(made.map(|l| l.diff_id))
-        })
+        let history_text = format!("WORKDIR {abs}");
+        self.cached(
+            step,
+            position,
+            inputs,
+            Some(vertex),
+            Some(&history_text),
+            move |me, _v| {
+                me.cc().working_dir = Some(abs.clone());
+                let mut made = me.take_replay();
+                if made.is_none() && !rel.is_empty() {
+                    let opts = me.layer_options();
+                    let diff_ids = me.config.rootfs.diff_ids.clone();
+                    let snap = me.snap.get_or_init(|| me.sh.snapshotter());
+                    // A layer even when the directory is there (as BuildKit's mkdir).
+                    let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, _| {
+                        let (uid, gid) = match &user {
+                            Some(u) => strata_runtime::resolve_user(merged, u)
+                                .map(|r| (r.user.uid, r.user.gid))
+                                .unwrap_or((0, 0)),
+                            None => (0, 0),
+                        };
+                        let droot = DestRoot::open(merged)?;
+                        droot.ensure_dir(
+                            &rel,
+                            &crate::dest::Attrs {
+                                uid,
+                                gid,
+                                mode: 0o755,
+                                mtime: (0, 0),
+                            },
+                        )?;
+                        Ok(((), Cleanup::default()))
+                    })?;
+                    made = layer;
+                }
+                if let Some(l) = &made {
+                    me.add_layer(l);
+                }
+                me.history(format!("WORKDIR {abs}"), made.is_none());
+                Ok(made.map(|l| l.diff_id))
+            },
+        )
     }
 
     // ---- metadata-only instructions ----
@@ -316,7 +324,7 @@ impl<'a> StageRun<'a> {
             epoch: self.sh.epoch,
             ..Default::default()
         };
-        self.cached(step, position, inputs, None, move |me, _| {
+        self.cached(step, position, inputs, None, None, move |me, _| {
             me.config.config = Some(next);
             if let Some(a) = author {
                 me.config.author = Some(a);

@@ -108,6 +108,9 @@ struct StageRun<'a> {
     platform: Platform,
     /// Whether that platform was asked for (`--platform` or `FROM --platform`).
     explicit_platform: bool,
+    /// The layer an imported cache gave the step being run (`--cache-from`):
+    /// its exec records it instead of making one.
+    replay: Option<Digest>,
 }
 
 pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
@@ -142,6 +145,7 @@ pub fn run_stage(sh: &Shared, index: usize) -> Result<StageResult> {
         base_name: String::new(),
         platform: sh.platform.clone(),
         explicit_platform: sh.explicit_platform,
+        replay: None,
     };
     let mut steps = run.base()?;
     steps.extend(stage.instructions.iter().cloned());
@@ -337,13 +341,16 @@ impl<'a> StageRun<'a> {
 
     /// Runs a step through the cache: a hit takes the cached config; a miss
     /// says why, runs `exec` (which updates `self.config` and returns the new
-    /// layer, if any) and records the result.
+    /// layer, if any) and records the result. A step with a layer that an
+    /// imported cache has (by key, or by `created_by` for history matches)
+    /// runs `exec` with that layer to replay (see `remote_cache`).
     fn cached(
         &mut self,
         step: &Step,
         position: &str,
         inputs: StepInputs,
         vertex: Option<Vertex<'a>>,
+        created_by: Option<&str>,
         exec: impl FnOnce(&mut Self, Option<&Vertex<'a>>) -> Result<Option<Digest>>,
     ) -> Result<()> {
         let parent = self.key.clone();
@@ -353,10 +360,60 @@ impl<'a> StageRun<'a> {
             self.config = hit.config;
             self.patch_arg_history();
             self.key = key;
+            self.note_step(&parent);
             if let Some(v) = vertex {
                 v.cached();
             }
             return Ok(());
+        }
+        let remote = self.sh.remote.clone().filter(|r| r.has_imports());
+        let mut remote_why = None;
+        if !no_cache
+            && vertex.is_some()
+            && let Some(r) = &remote
+        {
+            match r.lookup(&key, &self.config, created_by) {
+                Ok(hit) => match r.fetch(&mut self.store, &hit) {
+                    Ok(()) => {
+                        self.replay = Some(hit.layer.diff_id.clone());
+                        let made = exec(self, vertex.as_ref());
+                        self.replay = None;
+                        let diff_id = match made {
+                            Ok(d) => d,
+                            Err(e) => {
+                                if let Some(v) = vertex {
+                                    v.error(&e.chain());
+                                }
+                                return Err(e);
+                            }
+                        };
+                        cache::record(&self.store, &key, diff_id.as_ref(), &self.config)?;
+                        cache::record_inputs(&self.store, &parent, position, &key, &inputs)?;
+                        self.key = key;
+                        self.note_step(&parent);
+                        if let Some(v) = vertex {
+                            v.log(&format!(
+                                "importing cache from {} (matched by {})",
+                                r.source_name(&hit),
+                                hit.how
+                            ));
+                            v.cached();
+                        }
+                        return Ok(());
+                    }
+                    Err(e) => {
+                        r.warn_once(
+                            &self.sh.progress,
+                            format!(
+                                "cache ignored for {}: {e}; the step runs",
+                                cache::one_line(&step.original, 60)
+                            ),
+                        );
+                        remote_why = Some(format!("its layer could not be used ({e})"));
+                    }
+                },
+                Err(why) => remote_why = Some(why),
+            }
         }
         if !no_cache {
             let prev = cache::previous_inputs(&self.store, &parent, position)?;
@@ -387,6 +444,9 @@ impl<'a> StageRun<'a> {
             }
             // Later misses follow from this one (a first build misses everywhere for its own reason).
             self.missed |= known_change;
+            if let (Some(v), Some(why)) = (&vertex, &remote_why) {
+                v.log(&format!("not in the imported cache: {why}"));
+            }
         }
         let diff_id = match exec(self, vertex.as_ref()) {
             Ok(d) => d,
@@ -400,10 +460,23 @@ impl<'a> StageRun<'a> {
         cache::record(&self.store, &key, diff_id.as_ref(), &self.config)?;
         cache::record_inputs(&self.store, &parent, position, &key, &inputs)?;
         self.key = key;
+        self.note_step(&parent);
         if let Some(v) = vertex {
             v.done();
         }
         Ok(())
+    }
+
+    /// Notes the step just done (key `self.key`, after `parent`) for `--cache-to`.
+    fn note_step(&self, parent: &str) {
+        if let Some(r) = &self.sh.remote {
+            r.note(&self.key, parent, &self.config);
+        }
+    }
+
+    /// The layer an imported cache gave the step being run, as made.
+    fn take_replay(&mut self) -> Option<LayerMade> {
+        self.replay.take().map(|diff_id| LayerMade { diff_id })
     }
 
     fn layer_options(&self) -> WriteOptions {

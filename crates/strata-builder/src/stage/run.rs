@@ -209,92 +209,105 @@ impl<'a> StageRun<'a> {
         let user_spec = cc.user.clone().filter(|u| !u.is_empty()).unwrap_or_else(|| "0".into());
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
-        self.cached(step, position, inputs, Some(vertex), move |me, v| {
-            let opts = me.layer_options();
-            let diff_ids = me.config.rootfs.diff_ids.clone();
-            // Roots to bind from are unpacked before the step's own root is made.
-            let mut from_chains = Vec::new();
-            for (_, _, src) in &mounts {
-                from_chains.push(match src {
-                    MountSrc::Root(d) => Some(strata_container::ensure_unpacked(
-                        &me.store,
-                        me.snap.get_or_init(|| me.sh.snapshotter()),
-                        d,
-                    )?),
-                    _ => None,
-                });
-            }
-            let sh = me.sh;
-            let snap = me.snap.get_or_init(|| sh.snapshotter());
-            let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, changes| {
-                let resolved =
-                    strata_runtime::resolve_user(merged, &user_spec).map_err(|source| Error::UnknownUser {
-                        user: user_spec.clone(),
-                        source,
-                    })?;
-                let mut spec = strata_runtime::RunSpec::new(merged, args.clone());
-                let mut env = env.clone();
-                let mut cleanup = Cleanup::default();
-                let mut held = Held::default();
-                hosts_file(sh, merged, changes, &mut spec, &mut cleanup, &mut held)?;
-                for ((m, target, src), chain) in mounts.iter().zip(&from_chains) {
-                    prepare_mount(
-                        sh,
-                        snap,
-                        (merged, changes),
-                        m,
-                        target.as_deref(),
-                        src,
-                        chain.as_deref(),
-                        &mut spec,
-                        &mut env,
-                        &mut cleanup,
-                        &mut held,
-                    )?;
+        let history_text = created_by.clone();
+        self.cached(
+            step,
+            position,
+            inputs,
+            Some(vertex),
+            Some(&history_text),
+            move |me, v| {
+                if let Some(layer) = me.take_replay() {
+                    me.add_layer(&layer);
+                    me.history(created_by, false);
+                    return Ok(Some(layer.diff_id));
                 }
-                if let Some((name, body)) = &script_file {
-                    // Mounted over the container's /dev (a tmpfs): never in the layer.
-                    let t = scratch_dir(&sh.root, "heredoc-")?;
-                    chown_mode(t.path(), None, None, 0o755)?;
-                    let f = t.path().join(name);
-                    std::fs::write(&f, body).ctx(|| format!("writing {}", f.display()))?;
-                    chown_mode(&f, None, None, 0o755)?;
-                    spec.mounts.push(strata_runtime::BindMount {
-                        source: t.path().to_path_buf(),
-                        destination: PIPES_DIR.into(),
-                        readonly: true,
+                let opts = me.layer_options();
+                let diff_ids = me.config.rootfs.diff_ids.clone();
+                // Roots to bind from are unpacked before the step's own root is made.
+                let mut from_chains = Vec::new();
+                for (_, _, src) in &mounts {
+                    from_chains.push(match src {
+                        MountSrc::Root(d) => Some(strata_container::ensure_unpacked(
+                            &me.store,
+                            me.snap.get_or_init(|| me.sh.snapshotter()),
+                            d,
+                        )?),
+                        _ => None,
                     });
-                    held.dirs.push(t);
                 }
-                if !env.iter().any(|e| e.starts_with("HOME=")) {
-                    env.push(format!("HOME={}", resolved.home));
-                }
-                spec.env = env;
-                spec.cwd = cwd.clone();
-                spec.user = resolved.user;
-                spec.hostname = SANDBOX_HOSTNAME.into();
-                // BuildKit's RUN has no HOSTNAME variable.
-                spec.hostname_env = false;
-                spec.network = network;
-                let r = run_process(&spec, v);
-                drop(held);
-                r.map_err(|e| match e {
-                    RunOutcome::Exit(code) => Error::RunExit {
-                        command: args.join(" "),
-                        code,
-                    },
-                    RunOutcome::Failed(source) => Error::RunFailed {
-                        command: args.join(" "),
-                        source,
-                    },
+                let sh = me.sh;
+                let snap = me.snap.get_or_init(|| sh.snapshotter());
+                let (_, layer) = with_root(&mut me.store, snap, &diff_ids, &opts, false, |merged, changes| {
+                    let resolved =
+                        strata_runtime::resolve_user(merged, &user_spec).map_err(|source| Error::UnknownUser {
+                            user: user_spec.clone(),
+                            source,
+                        })?;
+                    let mut spec = strata_runtime::RunSpec::new(merged, args.clone());
+                    let mut env = env.clone();
+                    let mut cleanup = Cleanup::default();
+                    let mut held = Held::default();
+                    hosts_file(sh, merged, changes, &mut spec, &mut cleanup, &mut held)?;
+                    for ((m, target, src), chain) in mounts.iter().zip(&from_chains) {
+                        prepare_mount(
+                            sh,
+                            snap,
+                            (merged, changes),
+                            m,
+                            target.as_deref(),
+                            src,
+                            chain.as_deref(),
+                            &mut spec,
+                            &mut env,
+                            &mut cleanup,
+                            &mut held,
+                        )?;
+                    }
+                    if let Some((name, body)) = &script_file {
+                        // Mounted over the container's /dev (a tmpfs): never in the layer.
+                        let t = scratch_dir(&sh.root, "heredoc-")?;
+                        chown_mode(t.path(), None, None, 0o755)?;
+                        let f = t.path().join(name);
+                        std::fs::write(&f, body).ctx(|| format!("writing {}", f.display()))?;
+                        chown_mode(&f, None, None, 0o755)?;
+                        spec.mounts.push(strata_runtime::BindMount {
+                            source: t.path().to_path_buf(),
+                            destination: PIPES_DIR.into(),
+                            readonly: true,
+                        });
+                        held.dirs.push(t);
+                    }
+                    if !env.iter().any(|e| e.starts_with("HOME=")) {
+                        env.push(format!("HOME={}", resolved.home));
+                    }
+                    spec.env = env;
+                    spec.cwd = cwd.clone();
+                    spec.user = resolved.user;
+                    spec.hostname = SANDBOX_HOSTNAME.into();
+                    // BuildKit's RUN has no HOSTNAME variable.
+                    spec.hostname_env = false;
+                    spec.network = network;
+                    let r = run_process(&spec, v);
+                    drop(held);
+                    r.map_err(|e| match e {
+                        RunOutcome::Exit(code) => Error::RunExit {
+                            command: args.join(" "),
+                            code,
+                        },
+                        RunOutcome::Failed(source) => Error::RunFailed {
+                            command: args.join(" "),
+                            source,
+                        },
+                    })?;
+                    Ok(((), cleanup))
                 })?;
-                Ok(((), cleanup))
-            })?;
-            let layer = layer.expect("RUN always makes a layer");
-            me.add_layer(&layer);
-            me.history(created_by, false);
-            Ok(Some(layer.diff_id))
-        })
+                let layer = layer.expect("RUN always makes a layer");
+                me.add_layer(&layer);
+                me.history(created_by, false);
+                Ok(Some(layer.diff_id))
+            },
+        )
     }
 }
 

@@ -76,6 +76,12 @@ pub struct BuildArgs {
     /// Attestation parameters (format: "type=sbom", "type=provenance,mode=max")
     #[arg(long, value_name = "stringArray")]
     attest: Vec<String>,
+    /// External cache sources (e.g., "user/app:cache", "type=registry,ref=user/app:cache", "type=local,src=path/to/dir")
+    #[arg(long = "cache-from", value_name = "stringArray")]
+    cache_from: Vec<String>,
+    /// Cache export destinations (e.g., "type=registry,ref=user/app:cache[,mode=max]", "type=local,dest=path/to/dir", "type=inline")
+    #[arg(long = "cache-to", value_name = "stringArray")]
+    cache_to: Vec<String>,
     /// Build context (a directory)
     #[arg(value_name = "PATH")]
     context: PathBuf,
@@ -147,6 +153,20 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     let outputs = super::build_output::parse(&a.output, a.push, a.load)?;
     super::build_output::check(&outputs, &a.tag)?;
     let attestations = super::attestations::build_options(root, a.sbom.as_deref(), a.provenance.as_deref(), &a.attest)?;
+    let cache_from = a
+        .cache_from
+        .iter()
+        .map(|s| strata_builder::parse_cache_from(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_to = a
+        .cache_to
+        .iter()
+        .map(|s| strata_builder::parse_cache_to(s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cache_client = match cache_from.is_empty() && cache_to.is_empty() {
+        true => Default::default(),
+        false => super::distribution::client_options(true)?,
+    };
     let opts = BuildOptions {
         context: a.context,
         dockerfile,
@@ -164,6 +184,9 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         puller: Some(puller),
         storage_driver: None,
         attestations,
+        cache_from,
+        cache_to,
+        cache_client,
     };
     let log: Box<dyn Write + Send> = if quiet {
         Box::new(std::io::sink())
