@@ -70,12 +70,24 @@ pub fn render(state: &State) -> Option<String> {
             "\t\tct status dnat ip saddr {subnet} oifname \"{bridge}\" masquerade"
         );
     }
+    // Networks are isolated from each other (Docker's isolation chains):
+    // the host routes between its bridges, this table does not let it.
+    // Published ports stay reachable from every network.
+    let mut forward = String::from("\t\tct status dnat accept\n");
+    for (a, _) in &nets {
+        for (b, _) in &nets {
+            if a != b {
+                let _ = writeln!(forward, "\t\tiifname \"{a}\" oifname \"{b}\" drop");
+            }
+        }
+    }
     Some(format!(
         "table inet {TABLE} {{\n\
          \tchain publish {{\n{dnat}\t}}\n\
          \tchain prerouting {{\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tjump publish\n\t}}\n\
          \tchain output {{\n\t\ttype nat hook output priority -100; policy accept;\n\t\tjump publish\n\t}}\n\
          \tchain postrouting {{\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n{post}\t}}\n\
+         \tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;\n{forward}\t}}\n\
          }}\n"
     ))
 }
@@ -172,6 +184,7 @@ mod tests {
             "{t}"
         );
         assert!(t.contains("ip saddr 127.0.0.0/8 oifname \"strata0\" masquerade"), "{t}");
+        assert!(!t.contains("drop"), "one network: nothing to isolate\n{t}");
         s.containers.get_mut("c").unwrap().live = None;
         assert!(render(&s).is_none());
     }

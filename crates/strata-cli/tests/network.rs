@@ -1,0 +1,427 @@
+//! Container networking (#18): the default bridge network, `-p`/`-P`,
+//! `port`, PORTS in `ps`, user networks with names and aliases, `none`,
+//! pasta and slirp4netns, and cleanup (no veth, netns or nft rule left by
+//! `rm`; leftovers of a killed monitor swept by the next command). Needs
+//! root and busybox (skips otherwise). All traffic stays on this machine:
+//! the host's loopback, strata's bridges and the tests' own namespaces.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Env, sh};
+
+fn setup() -> Option<Env> {
+    if !rustix::process::geteuid().is_root() {
+        println!("skipped: not root");
+        return None;
+    }
+    for tool in ["ip", "nft"] {
+        if !sh(&format!("command -v {tool}")).status.success() {
+            println!("skipped: {tool} is not installed");
+            return None;
+        }
+    }
+    let env = Env::new();
+    env.import_busybox()?;
+    std::fs::create_dir_all(env.path("www")).unwrap();
+    std::fs::write(env.path("www/index.html"), "hello from strata\n").unwrap();
+    Some(env)
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("0.0.0.0:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `GET /` on 127.0.0.1:port, retried while the server starts; the body.
+fn http_get(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s =
+                TcpStream::connect_timeout(&format!("127.0.0.1:{port}").parse().unwrap(), Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(3)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut r = String::new();
+            s.read_to_string(&mut r)?;
+            Ok(r)
+        })();
+        match attempt {
+            Ok(r) if r.contains("200 OK") => return r,
+            other if Instant::now() > deadline => panic!("no answer on 127.0.0.1:{port}: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// `run -d` of busybox httpd serving the test's www directory on port 80.
+fn httpd(env: &Env, name: &str, extra: &[&str]) -> String {
+    let www = format!("{}:/www:ro", env.path("www").display());
+    let mut args = vec!["run", "-d", "--name", name, "-v", &www];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["busybox", "httpd", "-f", "-p", "80", "-h", "/www"]);
+    env.ok(&args).trim().to_string()
+}
+
+fn inspect(env: &Env, name: &str, format: &str) -> String {
+    env.ok(&["container", "inspect", "-f", format, name]).trim().to_string()
+}
+
+fn full_inspect(env: &Env, name: &str) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["container", "inspect", name])).unwrap();
+    v[0].clone()
+}
+
+fn host_links() -> String {
+    String::from_utf8_lossy(&sh("ip -o link show").stdout).into_owned()
+}
+
+fn nft_table() -> String {
+    String::from_utf8_lossy(&sh("nft list table inet strata 2>/dev/null").stdout).into_owned()
+}
+
+/// What a container left on the host: its veths (`sv<id…>`), its
+/// namespace, rules naming its address.
+fn leftovers(id: &str, ip: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    let veth = format!("sv{}", &id[..10]);
+    if host_links().contains(&veth) {
+        v.push(format!("veth {veth}"));
+    }
+    let ns = format!("/run/netns/strata-{}", &id[..12]);
+    if Path::new(&ns).exists() {
+        v.push(ns);
+    }
+    if !ip.is_empty() && nft_table().contains(&format!("{ip}:")) {
+        v.push(format!("nft rule to {ip}"));
+    }
+    v
+}
+
+/// Code, stdout, stderr.
+fn code(env: &Env, args: &[&str]) -> (i32, String, String) {
+    let o = env.run(args);
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn two_published_httpds_answer_on_the_host_and_rm_leaves_nothing() {
+    let Some(env) = setup() else { return };
+    let (p1, p2) = (free_port(), free_port());
+    let a = httpd(&env, "web1", &["-p", &format!("{p1}:80")]);
+    let b = httpd(&env, "web2", &["-p", &format!("{p2}:80")]);
+    assert!(http_get(p1).contains("hello from strata"));
+    assert!(http_get(p2).contains("hello from strata"));
+
+    // Docker's PORTS column and `port`.
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ps.contains(&format!("web1 0.0.0.0:{p1}->80/tcp")), "{ps}");
+    assert!(ps.contains(&format!("web2 0.0.0.0:{p2}->80/tcp")), "{ps}");
+    assert!(env.ok(&["ps"]).lines().next().unwrap().contains("PORTS"));
+    assert_eq!(env.ok(&["port", "web1"]), format!("80/tcp -> 0.0.0.0:{p1}\n"));
+    assert_eq!(env.ok(&["port", "web2", "80"]), format!("0.0.0.0:{p2}\n"));
+    assert!(
+        env.fails(&["port", "web2", "81"])
+            .contains("No public port '81/tcp' published for web2")
+    );
+
+    // inspect as Docker's.
+    let v = full_inspect(&env, "web1");
+    assert_eq!(v["HostConfig"]["PortBindings"]["80/tcp"][0]["HostPort"], p1.to_string());
+    assert_eq!(v["HostConfig"]["PortBindings"]["80/tcp"][0]["HostIp"], "");
+    assert_eq!(v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostIp"], "0.0.0.0");
+    assert_eq!(v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"], p1.to_string());
+    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    let ip_a = v["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
+    assert!(ip_a.starts_with("10."), "{ip_a}");
+    assert_eq!(v["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], ip_a.as_str());
+    let ip_b = inspect(&env, "web2", "{{.NetworkSettings.IPAddress}}");
+    assert_ne!(ip_a, ip_b);
+    assert!(nft_table().contains(&format!("dnat ip to {ip_a}:80")));
+    assert!(
+        leftovers(&a, &ip_a).len() >= 2,
+        "the container's veth and namespace exist while it runs"
+    );
+
+    // stop takes the network down (the monitor's exit hook); rm leaves nothing.
+    env.ok(&["stop", "-t", "1", "web1"]);
+    assert_eq!(leftovers(&a, &ip_a), Vec::<String>::new());
+    assert_eq!(env.ok(&["port", "web1"]), "");
+    env.ok(&["rm", "web1"]);
+    env.ok(&["rm", "-f", "web2"]);
+    assert_eq!(leftovers(&b, &ip_b), Vec::<String>::new());
+    // The port is free again for another container.
+    let c = httpd(&env, "web3", &["-p", &format!("{p1}:80")]);
+    assert!(http_get(p1).contains("hello"));
+    env.ok(&["rm", "-f", "web3"]);
+    assert_eq!(leftovers(&c, ""), Vec::<String>::new());
+}
+
+#[test]
+fn a_port_in_use_is_refused_before_the_container_starts() {
+    let Some(env) = setup() else { return };
+    // Held by a process of the host.
+    let held = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let (rc, _, err) = code(
+        &env,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "held",
+            "-p",
+            &format!("{port}:80"),
+            "busybox",
+            "sleep",
+            "30",
+        ],
+    );
+    assert_eq!(rc, 125, "{err}");
+    assert!(
+        err.contains(&format!("0.0.0.0:{port}/tcp")) && err.contains("already in use"),
+        "{err}"
+    );
+    assert!(inspect(&env, "held", "{{.State.Status}}") == "created");
+    let id = inspect(&env, "held", "{{.Id}}");
+    assert_eq!(leftovers(&id, ""), Vec::<String>::new());
+    drop(held);
+
+    // Published by another container.
+    let port = free_port();
+    let a = httpd(&env, "pub1", &["-p", &format!("127.0.0.1:{port}:80")]);
+    let (rc, _, err) = code(&env, &["run", "--rm", "-p", &format!("{port}:80"), "busybox", "true"]);
+    assert_eq!(rc, 125, "{err}");
+    assert!(
+        err.contains(&format!("Bind for 0.0.0.0:{port} failed: port is already allocated")),
+        "{err}"
+    );
+    assert!(http_get(port).contains("hello"));
+    // Bad specs are refused at create.
+    let err = env.fails(&["create", "-p", "99999:80", "busybox"]);
+    assert!(err.contains("invalid publish spec"), "{err}");
+    env.ok(&["rm", "-f", "pub1", "held"]);
+    assert_eq!(leftovers(&a, ""), Vec::<String>::new());
+}
+
+#[test]
+fn publish_all_picks_ephemeral_ports_shown_by_port_and_ps() {
+    let Some(env) = setup() else { return };
+    let id = httpd(&env, "pall", &["-P", "--expose", "80", "--expose", "7000/udp"]);
+    let out = env.ok(&["port", "pall"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap();
+    let mut r = range.split_whitespace().map(|x| x.parse::<u16>().unwrap());
+    let (lo, hi) = (r.next().unwrap(), r.next().unwrap());
+    let mut tcp = 0;
+    for l in &lines {
+        let (ctr, host) = l.split_once(" -> 0.0.0.0:").expect(l);
+        let hp: u16 = host.parse().unwrap();
+        assert!((lo..=hi).contains(&hp), "{l}");
+        assert!(ctr == "80/tcp" || ctr == "7000/udp", "{l}");
+        if ctr == "80/tcp" {
+            tcp = hp;
+        }
+    }
+    assert!(http_get(tcp).contains("hello"));
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    assert!(ps.contains(&format!("0.0.0.0:{tcp}->80/tcp")), "{ps}");
+    assert!(ps.contains("->7000/udp"), "{ps}");
+    let v = full_inspect(&env, "pall");
+    assert_eq!(v["HostConfig"]["PublishAllPorts"], true);
+    assert!(v["Config"]["ExposedPorts"]["7000/udp"].is_object());
+    env.ok(&["rm", "-f", "pall"]);
+    assert_eq!(leftovers(&id, ""), Vec::<String>::new());
+}
+
+#[test]
+fn containers_of_a_user_network_reach_each_other_by_name_and_alias() {
+    let Some(env) = setup() else { return };
+    let net = format!("tnet{}", std::process::id());
+    let net_id = env.ok(&["network", "create", &net]).trim().to_string();
+    assert_eq!(net_id.len(), 64);
+    let ls = env.ok(&["network", "ls"]);
+    for n in ["bridge", "host", "none", net.as_str()] {
+        assert!(
+            ls.lines().any(|l| l.split_whitespace().nth(1) == Some(n)),
+            "{n} in\n{ls}"
+        );
+    }
+    assert!(ls.starts_with("NETWORK ID"));
+    let db = httpd(&env, "db", &["--network", &net, "--network-alias", "database"]);
+    let script = "ping -c1 -W2 db >/dev/null && ping -c1 -W2 database >/dev/null && echo both \
+                  && printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc database 80 | tail -1";
+    let out = env.ok(&["run", "--rm", "--network", &net, "busybox", "sh", "-c", script]);
+    assert_eq!(out, "both\nhello from strata\n");
+
+    // network inspect lists the container with its address; aliases in the container's inspect.
+    let v: serde_json::Value = serde_json::from_str(&env.ok(&["network", "inspect", &net])).unwrap();
+    let n = &v[0];
+    assert_eq!(n["Name"], net.as_str());
+    assert_eq!(n["Driver"], "bridge");
+    let subnet = n["IPAM"]["Config"][0]["Subnet"].as_str().unwrap().to_string();
+    let entry = &n["Containers"][&db];
+    assert_eq!(entry["Name"], "db");
+    let db_ip = entry["IPv4Address"]
+        .as_str()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let aliases = full_inspect(&env, "db")["NetworkSettings"]["Networks"][&net]["Aliases"].clone();
+    assert!(aliases.as_array().unwrap().iter().any(|a| a == "database"), "{aliases}");
+    // Each user network has its own bridge and subnet.
+    let bridge_subnet = full_inspect(&env, "db")["NetworkSettings"]["Networks"][&net]["Gateway"].clone();
+    assert!(!subnet.is_empty() && bridge_subnet.as_str().is_some_and(|g| !g.is_empty()));
+
+    // connect: a container on the default bridge joins and finds db by name; disconnect takes it off.
+    env.ok(&["run", "-d", "--name", "visitor", "busybox", "sleep", "60"]);
+    let miss = code(&env, &["exec", "visitor", "ping", "-c1", "-W1", &db_ip]);
+    assert_ne!(miss.0, 0, "the default bridge does not reach a user network");
+    env.ok(&["network", "connect", "--alias", "guest", &net, "visitor"]);
+    env.ok(&["exec", "visitor", "ping", "-c1", "-W2", "db"]);
+    env.ok(&["exec", "db", "ping", "-c1", "-W2", "guest"]);
+    let err = env.fails(&["network", "connect", &net, "visitor"]);
+    assert!(err.contains("already connected"), "{err}");
+    env.ok(&["network", "disconnect", &net, "visitor"]);
+    assert_ne!(code(&env, &["exec", "visitor", "ping", "-c1", "-W1", &db_ip]).0, 0);
+
+    // rm of the network is refused while a container is attached.
+    let err = env.fails(&["network", "rm", &net]);
+    assert!(err.contains("active endpoints"), "{err}");
+    assert!(env.fails(&["network", "rm", "bridge"]).contains("pre-defined"));
+    env.ok(&["rm", "-f", "db", "visitor"]);
+    assert_eq!(leftovers(&db, &db_ip), Vec::<String>::new());
+    assert_eq!(env.ok(&["network", "rm", &net]), format!("{net}\n"));
+    assert!(!env.ok(&["network", "ls"]).contains(&net));
+    // prune removes unused user networks only.
+    let other = format!("tprune{}", std::process::id());
+    env.ok(&["network", "create", &other]);
+    let out = env.ok(&["network", "prune", "-f"]);
+    assert!(out.contains(&other), "{out}");
+    assert!(env.ok(&["network", "ls"]).contains("bridge"));
+}
+
+#[test]
+fn a_default_network_container_reaches_another_by_ip_and_none_has_only_lo() {
+    let Some(env) = setup() else { return };
+    let id = httpd(&env, "srv", &[]);
+    let ip = inspect(&env, "srv", "{{.NetworkSettings.IPAddress}}");
+    let script = format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc {ip} 80 | tail -1");
+    let out = env.ok(&["run", "--rm", "busybox", "sh", "-c", &script]);
+    assert_eq!(out, "hello from strata\n");
+    // Its files: hostname, hosts with its own address, a resolv.conf without loopback servers.
+    let out = env.ok(&["exec", "srv", "sh", "-c", "cat /etc/hostname; grep -c \"^$(hostname -i 2>/dev/null || echo x)\" /etc/hosts; grep nameserver /etc/resolv.conf"]);
+    assert!(out.starts_with(&format!("{}\n", &id[..12])), "{out}");
+    assert!(out.contains("nameserver"), "{out}");
+    assert!(!out.contains("nameserver 127."), "{out}");
+    let hosts = env.ok(&["exec", "srv", "cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\t{}", &id[..12])), "{hosts}");
+
+    // --network none: only lo; host: the host's interfaces.
+    let links = env.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    assert_eq!(links.lines().count(), 1, "{links}");
+    assert!(links.contains("lo:"), "{links}");
+    let host = env.ok(&["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
+    assert!(host.lines().count() > 1, "{host}");
+    env.ok(&["rm", "-f", "srv"]);
+    assert_eq!(leftovers(&id, &ip), Vec::<String>::new());
+    // The diff of a stopped container does not show the files strata mounted.
+    env.ok(&["run", "--name", "quiet", "busybox", "true"]);
+    assert_eq!(
+        env.ok(&["diff", "quiet"])
+            .lines()
+            .filter(|l| l.contains("/etc/h") || l.contains("resolv"))
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn leftovers_of_a_killed_monitor_are_swept_by_the_next_command() {
+    let Some(env) = setup() else { return };
+    let port = free_port();
+    let id = httpd(&env, "victim", &["-p", &format!("{port}:80")]);
+    let ip = inspect(&env, "victim", "{{.NetworkSettings.IPAddress}}");
+    assert!(http_get(port).contains("hello"));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root().join("containers").join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    // SIGKILL: no exit hook runs; the container dies with its monitor.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while inspect(&env, "victim", "{{.State.Running}}") == "true" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    env.ok(&["ps", "-a"]);
+    assert_eq!(leftovers(&id, &ip), Vec::<String>::new());
+    // Its port is free again.
+    let again = httpd(&env, "again", &["-p", &format!("{port}:80")]);
+    assert!(http_get(port).contains("hello"));
+    env.ok(&["rm", "-f", "victim", "again"]);
+    assert_eq!(leftovers(&again, ""), Vec::<String>::new());
+}
+
+/// A one-shot HTTP-ish server on the host: answers every connection with `hello-host`.
+fn host_server() -> u16 {
+    let l = TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let _ = s.write_all(b"hello-host\n");
+        }
+    });
+    port
+}
+
+fn user_mode(mode: &str, tool: &str) {
+    let Some(env) = setup() else { return };
+    if !sh(&format!("command -v {tool}")).status.success() {
+        println!("skipped: {tool} is not installed");
+        return;
+    }
+    // The host, through the container's gateway.
+    let port = host_server();
+    let script = format!("gw=$(ip route | awk '/default/ {{print $3}}'); timeout 3 nc $gw {port} </dev/null; echo .");
+    let out = env.ok(&["run", "--rm", "--network", mode, "busybox", "sh", "-c", &script]);
+    assert!(out.contains("hello-host"), "{out}");
+    // A published port, bound by the helper on the host.
+    let hp = free_port();
+    let id = httpd(&env, "um", &["--network", mode, "-p", &format!("{hp}:80")]);
+    assert!(http_get(hp).contains("hello from strata"));
+    assert_eq!(env.ok(&["port", "um"]), format!("80/tcp -> 0.0.0.0:{hp}\n"));
+    assert_eq!(inspect(&env, "um", "{{.HostConfig.NetworkMode}}"), mode);
+    let helpers = || {
+        String::from_utf8_lossy(&sh(&format!("pgrep -af '^/usr/bin/{tool}.*strata-{}'", &id[..12])).stdout).into_owned()
+    };
+    assert!(!helpers().is_empty());
+    env.ok(&["rm", "-f", "um"]);
+    assert_eq!(leftovers(&id, ""), Vec::<String>::new());
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !helpers().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(helpers(), "", "the {tool} of a removed container is gone");
+}
+
+#[test]
+fn pasta_reaches_the_host_and_publishes() {
+    user_mode("pasta", "pasta");
+}
+
+#[test]
+fn slirp4netns_reaches_the_host_and_publishes() {
+    user_mode("slirp4netns", "slirp4netns");
+}
