@@ -72,6 +72,14 @@ fn check(root: &Path, a: CheckArgs) -> Result<ExitCode> {
             (false, None) => println!("{}", p.message),
         }
     }
+    // Network leftovers of killed processes (namespaces, veths, leases,
+    // nft rules) are the host's, not the store's: always cleaned.
+    if let Ok(c) = strata_container::Containers::open(root) {
+        match c.sweep_networks() {
+            Ok(gone) => gone.iter().for_each(|g| println!("repaired: network leftover {g}")),
+            Err(e) => println!("network leftovers could not be cleaned: {e}"),
+        }
+    }
     let remaining = report.remaining();
     let repaired = report.repaired();
     let plural = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
