@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use strata_oci::media;
 use strata_oci::{Descriptor, Digest, Document, ImageConfig, Platform, Reference};
 use strata_registry::ClientOptions;
-use strata_store::Store;
+use strata_store::{Store, StoreLock};
 
 use crate::progress::{Event, LayerStatus, Progress};
 use crate::registry::RegistryLocation;
@@ -181,6 +181,10 @@ async fn pull_target_async(
     let root = src.resolve(None).await?;
     // When it names a manifest (or an index, for the wanted platform's
     // image) the store already has for this repository, nothing needs fetching.
+    // The store lock, shared, from finding the image to naming it: an rmi
+    // or prune (exclusive) cannot delete it in between (found by the
+    // concurrency campaign: "FOREIGN KEY constraint failed").
+    let known = StoreLock::shared(store.root()).map_err(store_err)?;
     if let Some(id) = store
         .image_of_manifest(&root.digest, Some(&repo_full))
         .map_err(store_err)?
@@ -196,6 +200,7 @@ async fn pull_target_async(
         };
         return finish_known(store, target, (&d, &d), &manifest, &id, before);
     }
+    drop(known);
 
     let root_bytes = crate::read_document_verified(&root, src.read_document(&root).await?)?;
     let parse = |d: &Descriptor, b: &[u8]| {
@@ -242,7 +247,8 @@ async fn pull_target_async(
     // the host's platform wins over others pulled from the same index.
     let for_host = opts.platform.as_ref().is_none_or(|p| p.matches(&Platform::host()));
     // The store may already hold this very manifest (pulled before, or by
-    // another tag of the same image).
+    // another tag of the same image); locked as above.
+    let known = StoreLock::shared(store.root()).map_err(store_err)?;
     if let Some(id) = store
         .image_of_manifest(&manifest_desc.digest, None)
         .map_err(store_err)?
@@ -250,6 +256,7 @@ async fn pull_target_async(
         let named = record_index(store, index.as_ref(), &manifest_desc.digest, &id, for_host)?;
         return finish_known(store, target, (&top, &named), &manifest_desc.digest, &id, before);
     }
+    drop(known);
 
     // The config: small, read first (its diff IDs check the layers); the
     // copy reads it again from the location's cache.
@@ -326,6 +333,9 @@ async fn pull_target_async(
         })
     };
     src.set_progress(events.clone());
+    // Held until the image is named: the copy registers it unnamed and
+    // drops its own lock, and an image prune would take it for dangling.
+    let _named = StoreLock::shared(store.root()).map_err(store_err)?;
     let mut dst = StoreLocation::open(store.root())?;
     dst.set_progress(events.clone());
     dst.set_unpack(opts.unpack);
