@@ -759,6 +759,10 @@ impl Source for StoreLocation {
                 "the store holds many images: name one (strata:NAME or an image ID)".into(),
             ));
         };
+        // Shared from here until this location goes: no rmi or prune
+        // deletes a blob under the reads (found by the concurrency
+        // campaign: a save racing an rmi lost a blob midway).
+        self.locked().await?;
         self.read_manifest_desc(reference)
     }
 
