@@ -15,55 +15,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::campaign::{Rng, args, env_number, kill_group, mounts_under, strata_group};
 use common::{Env, TestRegistry, free_port, get_v2};
 
 fn trials() -> usize {
-    std::env::var("STRATA_CRASH_TRIALS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10)
+    env_number("STRATA_CRASH_TRIALS", 10)
 }
 
-/// A small PRNG (xorshift64*): kill moments that a seed repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn new(name: &str) -> (Rng, u64) {
-        let seed = std::env::var("STRATA_CRASH_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_nanos() as u64
-            });
-        // Each operation its own stream from one seed.
-        let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
-        for b in name.bytes() {
-            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-        (Rng(h | 1), seed)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) % n.max(1)
-    }
-}
-
-/// strata with the store of `env`, reproducible times, its own process group.
 fn strata(env: &Env, args: &[String]) -> Command {
-    let mut c = env.cmd();
-    c.args(args)
-        .env("SOURCE_DATE_EPOCH", "0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    std::os::unix::process::CommandExt::process_group(&mut c, 0);
-    c
+    strata_group(env, args)
 }
 
 fn ok(env: &Env, args: &[String]) -> String {
@@ -77,15 +37,11 @@ fn ok(env: &Env, args: &[String]) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
 /// Starts `cmd`, kills its process group after `delay`; whether it had
 /// finished by then.
 fn run_and_kill(mut cmd: Command, delay: Duration) -> bool {
     let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let pgid = child.id() as i32;
+    let pgid = child.id();
     let deadline = Instant::now() + delay;
     loop {
         if let Some(_st) = child.try_wait().unwrap() {
@@ -96,20 +52,9 @@ fn run_and_kill(mut cmd: Command, delay: Duration) -> bool {
         }
         std::thread::sleep(Duration::from_micros(200));
     }
-    let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]).status();
+    kill_group(pgid);
     let _ = child.wait();
     false
-}
-
-/// Mount points under `dir` (none may be left by a killed strata).
-fn mounts_under(dir: &Path) -> Vec<String> {
-    let d = dir.to_string_lossy().into_owned();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
-        .filter(|m| m.starts_with(&d))
-        .collect()
 }
 
 /// An operation of the campaign.
@@ -134,7 +79,7 @@ struct Op<'a> {
 
 impl Op<'_> {
     fn campaign(&self) {
-        let (mut rng, seed) = Rng::new(self.name);
+        let (mut rng, seed) = Rng::new("STRATA_CRASH_SEED", self.name);
         // The first run warms what later runs find ready (unpacked
         // layers); the second one's time spreads the kills.
         (self.prepare)();
@@ -638,9 +583,7 @@ impl Server {
     }
 
     fn kill(mut self) {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
+        kill_group(self.child.id());
         let _ = self.child.wait();
     }
 }
@@ -702,7 +645,7 @@ fn files(dir: &Path) -> Vec<String> {
 fn crash_registry_upload() {
     let env = Env::new();
     let Some(id) = import_big(&env) else { return };
-    let (mut rng, seed) = Rng::new("registry upload");
+    let (mut rng, seed) = Rng::new("STRATA_CRASH_SEED", "registry upload");
     let work = tempfile::tempdir().unwrap();
     let storage = work.path().join("storage");
     // One whole push, to spread the kills over it.
@@ -761,7 +704,7 @@ fn crash_registry_gc() {
     if import_big(&env).is_none() {
         return;
     }
-    let (mut rng, seed) = Rng::new("registry gc");
+    let (mut rng, seed) = Rng::new("STRATA_CRASH_SEED", "registry gc");
     let work = tempfile::tempdir().unwrap();
     let pristine = work.path().join("pristine");
     let server = Server::start_near(&pristine, free_port());

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod campaign;
 pub mod differential;
 mod registry;
 // Like dead code, a test binary that starts no registry does not use these.
