@@ -53,11 +53,42 @@ pub(crate) fn mount_candidates(image: &ImageRecord) -> Vec<MountFrom> {
 /// recompresses) and recorded as one of the image's. A layer being
 /// compressed is announced as [`Event::Compressing`], named by the digest
 /// the image's manifest gives it.
+/// How layers are compressed for a registry: gzip (the default) or zstd,
+/// at `level` (the encoder's fast default when None); `force`: layers held
+/// compressed the other way are made again (buildx's `force-compression`),
+/// else only plain layers are compressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LayerCompression {
+    pub kind: Compression,
+    pub level: Option<i32>,
+    pub force: bool,
+}
+
+impl Default for LayerCompression {
+    fn default() -> Self {
+        LayerCompression {
+            kind: Compression::Gzip,
+            level: None,
+            force: false,
+        }
+    }
+}
+
+impl LayerCompression {
+    /// The OCI media type of a layer compressed so.
+    fn media_type(&self) -> &'static str {
+        match self.kind {
+            Compression::Zstd => media::OCI_LAYER_ZSTD,
+            _ => media::OCI_LAYER_GZIP,
+        }
+    }
+}
+
 pub(crate) fn manifest(
     store: &mut Store,
     image: &ImageRecord,
     manifest_digest: &Digest,
-    level: Option<i32>,
+    want: &LayerCompression,
     progress: &Progress,
 ) -> Result<(Digest, String, Vec<u8>, Manifest)> {
     // Prefer a manifest whose blobs are all in the store (pushed as it is),
@@ -96,7 +127,8 @@ pub(crate) fn manifest(
         .iter()
         .enumerate()
         .filter(|(_, l)| {
-            Compression::of_layer_media_type(&l.media_type) == Some(Compression::None) || !store.has_blob(&l.digest)
+            let c = Compression::of_layer_media_type(&l.media_type);
+            c == Some(Compression::None) || !store.has_blob(&l.digest) || (want.force && c != Some(want.kind))
         })
         .map(|(i, _)| i)
         .collect();
@@ -116,18 +148,27 @@ pub(crate) fn manifest(
     let mut to_compress = Vec::new();
     for &i in &rewrite {
         let diff_id = &image.diff_ids[i];
-        let known = store
-            .held_layer_blobs(diff_id)
-            .map_err(store_err)?
-            .into_iter()
-            .find(|b| Compression::of_layer_media_type(&b.media_type) == Some(Compression::Gzip));
-        match known {
-            Some(b) => layers[i] = Descriptor::new(media::OCI_LAYER_GZIP, b.digest, b.size),
+        // (Without `force`, a form compressed the other way will do too, as
+        // buildx reuses the compressed blobs it has.)
+        let held = store.held_layer_blobs(diff_id).map_err(store_err)?;
+        let of = |b: &Descriptor| Compression::of_layer_media_type(&b.media_type);
+        let known = held.iter().find(|b| of(b) == Some(want.kind)).or_else(|| {
+            held.iter()
+                .find(|b| !want.force && matches!(of(b), Some(Compression::Gzip | Compression::Zstd)))
+        });
+        match known.cloned() {
+            Some(b) => {
+                let mt = match of(&b) {
+                    Some(Compression::Zstd) => media::OCI_LAYER_ZSTD,
+                    _ => media::OCI_LAYER_GZIP,
+                };
+                layers[i] = Descriptor::new(mt, b.digest, b.size)
+            }
             None => to_compress.push(i),
         }
     }
     if !to_compress.is_empty() {
-        compress(store, image, &m, &to_compress, &mut layers, level, progress)?;
+        compress(store, image, &m, &to_compress, &mut layers, want, progress)?;
     }
     // An OCI manifest: Docker media types of what it keeps become their
     // OCI equivalents (the bytes they name are the same).
@@ -173,7 +214,13 @@ pub fn distributable_manifest(store: &mut Store, id: &Digest, manifest: &Digest)
         .image(id)
         .map_err(store_err)?
         .ok_or_else(|| TransferError::Invalid(format!("image {id} is not in the store")))?;
-    let (digest, mt, bytes, _) = self::manifest(store, &image, manifest, None, &crate::no_progress())?;
+    let (digest, mt, bytes, _) = self::manifest(
+        store,
+        &image,
+        manifest,
+        &LayerCompression::default(),
+        &crate::no_progress(),
+    )?;
     Ok(Descriptor::new(&mt, digest, bytes.len() as u64))
 }
 
@@ -185,7 +232,7 @@ fn compress(
     m: &Manifest,
     which: &[usize],
     layers: &mut [Descriptor],
-    level: Option<i32>,
+    want: &LayerCompression,
     progress: &Progress,
 ) -> Result<()> {
     let mut jobs = Vec::new();
@@ -227,8 +274,7 @@ fn compress(
                     };
                     let r = (|| -> Result<(Digest, u64)> {
                         let mut src = std::io::BufReader::with_capacity(256 * 1024, src);
-                        let mut enc =
-                            strata_layer::Encoder::new(w, Compression::Gzip, level).map_err(|e| failed(&e))?;
+                        let mut enc = strata_layer::Encoder::new(w, want.kind, want.level).map_err(|e| failed(&e))?;
                         if check {
                             // A compressed form (gzip, zstd) is decompressed
                             // on the fly, its diff ID checked on the way.
@@ -274,7 +320,7 @@ fn compress(
             .layer_size(diff_id)
             .map_err(store_err)?
             .unwrap_or(m.layers[i].size);
-        let d = Descriptor::new(media::OCI_LAYER_GZIP, digest, size);
+        let d = Descriptor::new(want.media_type(), digest, size);
         store.add_layer_blob(diff_id, diff_size, &d).map_err(store_err)?;
         layers[i] = d;
     }

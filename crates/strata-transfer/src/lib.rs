@@ -42,7 +42,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 pub use copy::{BYTES_EVENT_STEP, CopyOptions, CopyReport, Event, Phase, PlatformChoice, Progress, copy, no_progress};
-pub use distributable::distributable_manifest;
+pub use distributable::{LayerCompression, distributable_manifest};
 pub use error::TransferError;
 pub use strata_oci::Descriptor;
 pub use strata_oci::media::MAX_DOCUMENT_SIZE;

@@ -29,8 +29,12 @@ use crate::{CopyOptions, Phase, PlatformChoice, Result, TransferError, copy};
 #[derive(Clone, Default)]
 pub struct PushOptions {
     pub client: ClientOptions,
-    /// gzip level for layers compressed for the push (a fast default when None).
+    /// Level for layers compressed for the push (the encoder's fast default when None).
     pub compression_level: Option<i32>,
+    /// gzip (None: the default) or zstd, for layers compressed for the push.
+    pub compression: Option<strata_oci::media::Compression>,
+    /// Layers held compressed the other way are compressed again as asked.
+    pub force_compression: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -134,7 +138,11 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
         })
     };
     let mut src = StoreLocation::open(store.root())?;
-    src.set_distributable(opts.compression_level);
+    src.set_distributable_as(crate::LayerCompression {
+        kind: opts.compression.unwrap_or(strata_oci::media::Compression::Gzip),
+        level: opts.compression_level,
+        force: opts.force_compression,
+    });
     src.set_progress(events.clone());
     let mut dst = RegistryLocation::new(&target, opts.client.clone())?;
     dst.set_progress(events.clone());

@@ -56,8 +56,8 @@ pub struct StoreLocation {
     rewritten: Mutex<HashMap<Digest, Vec<u8>>>,
     /// Where the image last resolved could be mounted from.
     mounts: Mutex<Vec<MountFrom>>,
-    /// Serve a registry's form (`Some(gzip level)`; see `set_distributable`).
-    distributable: Option<Option<i32>>,
+    /// Serve a registry's form (the compression and level; see `set_distributable`).
+    distributable: Option<crate::distributable::LayerCompression>,
     /// Hears what the unpacker consumed ([`Phase::Unpack`]) and which
     /// layers the source compresses ([`crate::Event::Compressing`]).
     progress: Progress,
@@ -131,7 +131,17 @@ impl StoreLocation {
     /// gzip-compressed (at `level`, a fast default when `None`) and recorded
     /// once (see [`crate::distributable`]).
     pub fn set_distributable(&mut self, level: Option<i32>) {
-        self.distributable = Some(level);
+        self.distributable = Some(crate::distributable::LayerCompression {
+            level,
+            ..Default::default()
+        });
+    }
+
+    /// [`StoreLocation::set_distributable`] with zstd or gzip, and with
+    /// `force`, layers held compressed otherwise made again as asked
+    /// (buildx's `compression`, `compression-level`, `force-compression`).
+    pub fn set_distributable_as(&mut self, compression: crate::distributable::LayerCompression) {
+        self.distributable = Some(compression);
     }
 
     /// Where the unpacker's byte counts (and the source's compressions) go.
@@ -714,8 +724,8 @@ impl StoreLocation {
     /// One image's manifest as the store serves it: as stored, with the
     /// layer forms the store holds, or (for a registry) compressed.
     fn image_manifest_desc(&self, store: &mut Store, image: &ImageRecord, manifest: &Digest) -> Result<Descriptor> {
-        if let Some(level) = self.distributable {
-            let (d, mt, bytes, _) = crate::distributable::manifest(store, image, manifest, level, &self.progress)?;
+        if let Some(want) = &self.distributable {
+            let (d, mt, bytes, _) = crate::distributable::manifest(store, image, manifest, want, &self.progress)?;
             let desc = Descriptor::new(&mt, d.clone(), bytes.len() as u64);
             guard(&self.rewritten).insert(d, bytes);
             return Ok(desc);

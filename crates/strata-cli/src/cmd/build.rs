@@ -151,6 +151,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
     ));
     // Where the result goes, checked before anything is built.
     let outputs = super::build_output::parse(&a.output, a.push, a.load)?;
+    let push_compression = super::build_output::compression(&a.output)?;
     super::build_output::check(&outputs, &a.tag)?;
     let attestations = super::attestations::build_options(root, a.sbom.as_deref(), a.provenance.as_deref(), &a.attest)?;
     let cache_from = a
@@ -206,7 +207,7 @@ pub fn build(root: &Path, a: BuildArgs) -> Result<ExitCode> {
         false => strata_builder::Progress::new(log),
     };
     let out = strata_builder::build_with_progress(root, &opts, progress)?;
-    super::build_output::deliver(root, &out, &outputs)?;
+    super::build_output::deliver(root, &out, &outputs, &push_compression)?;
     if let Some(f) = &a.iidfile {
         std::fs::write(f, out.image_id.to_string()).with_context(|| format!("writing {}", f.display()))?;
     }

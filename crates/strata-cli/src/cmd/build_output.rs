@@ -103,7 +103,46 @@ pub fn check(outputs: &[Output], tags: &[String]) -> Result<()> {
 }
 
 /// Sends the build's result where `outputs` say.
-pub fn deliver(root: &Path, built: &BuildOutput, outputs: &[Output]) -> Result<()> {
+/// The layers' compression a push of the result uses: buildx's
+/// `compression=gzip|zstd`, `compression-level=N`, `force-compression=true`
+/// in any `-o`.
+pub fn compression(outputs: &[String]) -> Result<strata_transfer::LayerCompression> {
+    let mut c = strata_transfer::LayerCompression::default();
+    for o in outputs {
+        for part in o.split(',') {
+            let Some((k, v)) = part.split_once('=') else { continue };
+            match k.trim() {
+                "compression" => {
+                    c.kind = match v.trim() {
+                        "gzip" => strata_oci::media::Compression::Gzip,
+                        "zstd" => strata_oci::media::Compression::Zstd,
+                        "uncompressed" => {
+                            bail!("invalid output {o:?}: compression=uncompressed is not supported (gzip or zstd)")
+                        }
+                        other => bail!("invalid output {o:?}: unknown compression {other:?} (gzip or zstd)"),
+                    }
+                }
+                "compression-level" => {
+                    c.level = Some(
+                        v.trim()
+                            .parse()
+                            .map_err(|_| anyhow::anyhow!("invalid output {o:?}: compression-level must be a number"))?,
+                    )
+                }
+                "force-compression" => c.force = v.trim() == "true",
+                _ => {}
+            }
+        }
+    }
+    Ok(c)
+}
+
+pub fn deliver(
+    root: &Path,
+    built: &BuildOutput,
+    outputs: &[Output],
+    compression: &strata_transfer::LayerCompression,
+) -> Result<()> {
     let names: Vec<String> = built.tags.iter().map(|t| t.to_string()).collect();
     // What names the result in the store: its first tag, else its digest.
     let handle = names.first().cloned().unwrap_or_else(|| built.manifest.to_string());
@@ -117,7 +156,9 @@ pub fn deliver(root: &Path, built: &BuildOutput, outputs: &[Output]) -> Result<(
                 let mut store = super::open_store(root)?;
                 let opts = strata_transfer::push::PushOptions {
                     client: super::distribution::client_options(true)?,
-                    compression_level: None,
+                    compression_level: compression.level,
+                    compression: Some(compression.kind),
+                    force_compression: compression.force,
                 };
                 for n in &names {
                     let r = strata_transfer::push::push(&mut store, n, &opts, &no_progress_push())?;

@@ -59,6 +59,15 @@ pub struct PushArgs {
     /// Require HTTPS and verify certificates (false: accept any certificate, fall back to HTTP)
     #[arg(long, default_value_t = true, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub tls_verify: bool,
+    /// How layers compressed for the push are compressed: gzip or zstd (strata; buildx's -o compression=)
+    #[arg(long, value_name = "gzip|zstd", default_value = "gzip")]
+    pub compression: String,
+    /// Compression level (gzip 0-9, zstd 1-22; default: gzip 1, zstd 3)
+    #[arg(long = "compression-level", value_name = "N")]
+    pub compression_level: Option<i32>,
+    /// Compress again layers held compressed otherwise (buildx's force-compression)
+    #[arg(long = "force-compression")]
+    pub force_compression: bool,
     pub reference: String,
 }
 
@@ -438,7 +447,13 @@ pub fn push(root: &Path, a: PushArgs) -> Result<ExitCode> {
             max_concurrent_transfers: usize::from(a.max_concurrent_uploads),
             ..client_options(a.tls_verify)?
         },
-        compression_level: None,
+        compression: Some(match a.compression.as_str() {
+            "gzip" => strata_oci::media::Compression::Gzip,
+            "zstd" => strata_oci::media::Compression::Zstd,
+            other => bail!("invalid --compression {other:?}: use gzip or zstd"),
+        }),
+        compression_level: a.compression_level,
+        force_compression: a.force_compression,
     };
     let names: Vec<String> = if a.all_tags {
         let r = Reference::parse(&a.reference)?;
