@@ -84,7 +84,7 @@ fn two_layers(seed: u64) -> Vec<Vec<u8>> {
 fn push_opts() -> PushOptions {
     PushOptions {
         client: options(Credentials::Anonymous),
-        compression_level: None,
+        ..Default::default()
     }
 }
 

@@ -12,7 +12,7 @@ use strata_transfer::{BlobRole, BlobStream, Sink, Source, TransferError};
 use super::spec::Target;
 
 pub(crate) enum Loc {
-    Registry(RegistryLocation),
+    Registry(Box<RegistryLocation>),
     Layout(Layout),
 }
 
@@ -31,7 +31,7 @@ impl Loc {
                     (None, Some(t)) => t.to_string(),
                     (None, None) => "latest".into(),
                 };
-                Ok((Loc::Registry(RegistryLocation::new(&r, client.clone())?), name))
+                Ok((Loc::Registry(Box::new(RegistryLocation::new(&r, client.clone())?)), name))
             }
             Target::Local { dir, tag } => Ok((Loc::Layout(Layout::open(dir)?), tag.clone())),
             Target::Inline => Err(TransferError::Invalid("an inline cache has no location".into())),
