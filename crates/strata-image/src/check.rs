@@ -113,7 +113,15 @@ impl CheckReport {
 /// `others` are the owners of unpacked layers besides images (see
 /// [`LayerUsers`]): a layer none of them uses is stray.
 pub fn check(store: &Store, opts: &CheckOptions, others: &[&dyn LayerUsers]) -> Result<CheckReport> {
-    let _lock = StoreLock::exclusive(store.root())?;
+    // A read-only store cannot change under the check: shared is enough
+    // (and exclusive cannot be taken there); repairing it cannot be done.
+    let _lock = match store.is_read_only() && !opts.repair {
+        true => StoreLock::shared(store.root())?,
+        false => {
+            store.check_writable("repair it")?;
+            StoreLock::exclusive(store.root())?
+        }
+    };
     let mut report = CheckReport::default();
     let root = store.root().to_path_buf();
     let rel = |p: &Path| p.strip_prefix(&root).unwrap_or(p).display().to_string();

@@ -101,6 +101,11 @@ impl Snapshot {
 /// Returns the driver to use and, when overlay is unavailable, the message
 /// saying why (for the CLI to print once, like Docker's fallback to vfs).
 pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
+    // A store on a read-only filesystem makes no container (the driver is
+    // for new ones): nothing to probe, nothing to warn of.
+    if rustix::fs::statvfs(store_root).is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)) {
+        return (Driver::Copy, None);
+    }
     match probe_overlay(store_root) {
         Ok(()) => (Driver::Overlay, None),
         Err(e) => (

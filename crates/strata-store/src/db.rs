@@ -3,9 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 const SCHEMA_VERSION: i64 = 4;
 
@@ -96,6 +96,47 @@ CREATE TABLE IF NOT EXISTS pending_deletions (
     PRIMARY KEY (kind, digest)
 );
 "#;
+
+/// Opens the database of a store on a read-only filesystem: nothing is
+/// written (no journal mode, no schema). SQLite reads a WAL database
+/// read-only when its `-shm` file exists; without it (the last writer
+/// closed cleanly) the file is opened `immutable`, as nothing can change it.
+pub(crate) fn open_read_only(path: &Path, root: &Path) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let read_only = || -> Result<Connection> {
+        let conn = Connection::open_with_flags(path, flags)?;
+        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+        Ok(conn)
+    };
+    let conn = match read_only() {
+        Ok(c) => c,
+        Err(_) => {
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(uri, flags)?
+        }
+    };
+    conn.busy_timeout(Duration::from_secs(60))?;
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version < SCHEMA_VERSION {
+        return Err(Error::ReadOnly {
+            root: root.to_path_buf(),
+            what: format!("its metadata database (schema {version}) needs an upgrade to schema {SCHEMA_VERSION}"),
+        });
+    }
+    Ok(conn)
+}
+
+/// `path` with the characters a URI gives a meaning to escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'?' | b'#' | b'%' => out.push_str(&format!("%{b:02X}")),
+            _ => out.push(*b as char),
+        }
+    }
+    out
+}
 
 pub(crate) fn open(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;

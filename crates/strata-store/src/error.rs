@@ -9,7 +9,10 @@ pub enum Error {
         source: std::io::Error,
     },
     #[error("metadata database: {0}")]
-    Db(#[from] rusqlite::Error),
+    Db(rusqlite::Error),
+    /// A write to a store on a read-only filesystem (see [`crate::Store::is_read_only`]).
+    #[error("the store at {} is read-only: {what}", root.display())]
+    ReadOnly { root: std::path::PathBuf, what: String },
     #[error("content does not match its digest: expected {expected}, got {actual}")]
     DigestMismatch { expected: Digest, actual: Digest },
     #[error("content of {digest} has {actual} bytes, expected {expected}")]
@@ -27,10 +30,44 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O error; on a read-only store's filesystem (EROFS), [`Error::ReadOnly`].
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io {
-            what: what.into(),
-            source,
+        let what = what.into();
+        if source.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error()) {
+            return Error::ReadOnly {
+                root: read_only_root(),
+                what: format!("{what}: {source}"),
+            };
+        }
+        Error::Io { what, source }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Error::ReadOnly { .. })
+    }
+}
+
+/// The root of the read-only store this process opened (a process opens
+/// one store): named by errors that have no path, such as SQLite's.
+static READ_ONLY_ROOT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+
+pub(crate) fn set_read_only_root(root: &std::path::Path) {
+    let _ = READ_ONLY_ROOT.set(root.to_path_buf());
+}
+
+fn read_only_root() -> std::path::PathBuf {
+    READ_ONLY_ROOT.get().cloned().unwrap_or_default()
+}
+
+impl From<rusqlite::Error> for Error {
+    /// A write refused by a read-only database is [`Error::ReadOnly`].
+    fn from(e: rusqlite::Error) -> Error {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::ReadOnly) => Error::ReadOnly {
+                root: read_only_root(),
+                what: format!("the metadata database cannot be changed ({e})"),
+            },
+            _ => Error::Db(e),
         }
     }
 }

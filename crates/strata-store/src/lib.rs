@@ -36,6 +36,7 @@ use rusqlite::Connection;
 pub struct Store {
     root: PathBuf,
     conn: Connection,
+    read_only: bool,
 }
 
 impl Store {
@@ -56,8 +57,14 @@ impl Store {
 
     /// Opens (creating when needed) the store at `root`, removing what
     /// killed processes left in it (see [`Store::remove_dead_work`]).
+    ///
+    /// A store on a read-only filesystem opens read-only (see
+    /// [`Store::is_read_only`]) and nothing is tidied.
     pub fn open(root: &Path) -> Result<Store> {
         let store = Self::open_as_is(root)?;
+        if store.read_only {
+            return Ok(store);
+        }
         // What a killed process was writing is garbage once it is gone.
         store.remove_dead_work();
         // A deletion a killed process left half done.
@@ -68,6 +75,15 @@ impl Store {
     /// Opens the store without tidying anything (for the store check, which
     /// reports leftovers before removing them).
     pub fn open_as_is(root: &Path) -> Result<Store> {
+        if on_read_only_fs(root) {
+            error::set_read_only_root(root);
+            let conn = db::open_read_only(&root.join("strata.db"), root)?;
+            return Ok(Store {
+                root: root.to_path_buf(),
+                conn,
+                read_only: true,
+            });
+        }
         for dir in ["blobs/sha256", "blobs/sha512", "tmp", "layers", "containers"] {
             let p = root.join(dir);
             std::fs::create_dir_all(&p).map_err(|e| Error::io(format!("creating {}", p.display()), e))?;
@@ -77,11 +93,31 @@ impl Store {
         Ok(Store {
             root: root.to_path_buf(),
             conn,
+            read_only: false,
         })
     }
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// Whether the store is on a read-only filesystem (mounted `ro`): it
+    /// was opened read-only, every read works and every write fails with
+    /// [`Error::ReadOnly`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// [`Error::ReadOnly`] for `what` on a read-only store, for writers
+    /// that would otherwise fail deeper down.
+    pub fn check_writable(&self, what: &str) -> Result<()> {
+        match self.read_only {
+            true => Err(Error::ReadOnly {
+                root: self.root.clone(),
+                what: format!("cannot {what}"),
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Directory for temporary files on the store's filesystem (so renames are atomic).
@@ -105,6 +141,13 @@ impl Store {
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Whether the store at `root` (an existing one) is on a filesystem
+/// mounted read-only.
+fn on_read_only_fs(root: &Path) -> bool {
+    root.join("strata.db").exists()
+        && rustix::fs::statvfs(root).is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY))
 }
 
 /// The store root is 0711 and what holds content is 0700, tightened on every

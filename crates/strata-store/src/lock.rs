@@ -23,12 +23,23 @@ pub struct StoreLock {
 impl StoreLock {
     fn take(root: &Path, op: FlockOperation) -> Result<StoreLock> {
         let path = root.join("lock");
-        let file = std::fs::OpenOptions::new()
+        let file = match std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        {
+            Ok(f) => f,
+            // A read-only store: readers (shared) lock the file as it is
+            // (no writer can come); a deleter says why it cannot.
+            Err(e)
+                if e.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error())
+                    && matches!(op, FlockOperation::LockShared) =>
+            {
+                std::fs::File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?
+            }
+            Err(e) => return Err(Error::io(format!("opening {}", path.display()), e)),
+        };
         flock(&file, op).map_err(|e| Error::io(format!("locking {}", path.display()), e.into()))?;
         Ok(StoreLock {
             _file: file,

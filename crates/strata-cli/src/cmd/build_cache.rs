@@ -133,6 +133,7 @@ pub fn prune(root: &Path, a: PruneArgs) -> Result<ExitCode> {
         }
     }
     let mut store = super::open_store(root)?;
+    store.check_writable("prune its build cache")?;
     let report = match &cutoff {
         Some(c) => strata_builder::cache_prune_until(&mut store, c)?,
         None => strata_builder::cache_prune(&mut store)?,
