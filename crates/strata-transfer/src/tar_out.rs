@@ -307,7 +307,20 @@ impl TarOut {
             let (mut from, mut at) = (0u64, start + BLOCK);
             while from < size {
                 let want = (size - from).min(CHUNK as u64 * 16) as usize;
-                let n = rustix::fs::copy_file_range(&src, Some(&mut from), &out, Some(&mut at), want)?;
+                let n = match rustix::fs::copy_file_range(&src, Some(&mut from), &out, Some(&mut at), want) {
+                    Ok(n) => n,
+                    // Another filesystem (a store on tmpfs, the archive on
+                    // ext4: EXDEV) or no support: through a buffer.
+                    Err(rustix::io::Errno::XDEV | rustix::io::Errno::NOSYS | rustix::io::Errno::OPNOTSUPP) => {
+                        let mut buf = vec![0u8; want.min(CHUNK)];
+                        let k = std::os::unix::fs::FileExt::read_at(&src, &mut buf, from)?;
+                        out.write_all_at(&buf[..k], at)?;
+                        from += k as u64;
+                        at += k as u64;
+                        k
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 if n == 0 {
                     // The file is shorter than the descriptor: the
                     // verifier says so too; stop here.
