@@ -24,4 +24,5 @@ pub mod util;
 
 pub use cli::cli_main;
 pub use config::Config;
-pub use server::{RunningServer, driver, registry, start};
+pub use routes::{parse_content_range, parse_range};
+pub use server::{RunningServer, app, driver, registry, start};

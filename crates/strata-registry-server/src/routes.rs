@@ -212,8 +212,9 @@ fn with_link(mut resp: Response, path: &str, n: Option<usize>, items: &[String],
     resp
 }
 
-/// Parses a blob `Range: bytes=a-b` against a blob of `size` bytes.
-fn parse_range(h: &str, size: u64) -> Option<std::ops::Range<u64>> {
+/// Parses a blob `Range: bytes=a-b` against a blob of `size` bytes: the
+/// non-empty byte range to send, inside `0..size`, or `None` (416).
+pub fn parse_range(h: &str, size: u64) -> Option<std::ops::Range<u64>> {
     let spec = h.trim().strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
@@ -237,8 +238,9 @@ fn parse_range(h: &str, size: u64) -> Option<std::ops::Range<u64>> {
     (start <= end && start < size).then_some(start..end + 1)
 }
 
-/// Parses an upload's `Content-Range: a-b` (also `bytes a-b/*`); returns (a, b).
-fn parse_content_range(h: &str) -> Option<(u64, u64)> {
+/// Parses an upload's `Content-Range: a-b` (also `bytes a-b/*`); returns
+/// (a, b), the first and last byte of the chunk, with `a <= b`.
+pub fn parse_content_range(h: &str) -> Option<(u64, u64)> {
     let s = h.trim();
     let s = s
         .strip_prefix("bytes")

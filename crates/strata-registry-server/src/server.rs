@@ -90,13 +90,18 @@ fn tls_acceptor(cfg: &crate::config::TlsConfig) -> Result<tokio_rustls::TlsAccep
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(sc)))
 }
 
-/// Starts a registry on `config.http.addr` (port 0 picks a free port).
-pub async fn start(config: Config) -> Result<RunningServer> {
+/// The registry's HTTP service for `config`, without a listener: what
+/// [`start`] serves, for driving with in-memory requests (the fuzzer does).
+/// Its handler reads the peer's address from the request's
+/// `axum::extract::ConnectInfo<SocketAddr>` extension.
+pub fn app(config: &Config) -> Result<Router> {
     config.check()?;
-    let nofile = crate::conn::raise_nofile();
-    let limits = crate::conn::ConnLimits::new(&config.limits, nofile);
-    let registry = Arc::new(registry(&config)?);
-    let auth = Auth::new(&config)?;
+    Ok(app_and_metrics(config)?.0)
+}
+
+fn app_and_metrics(config: &Config) -> Result<(Router, Arc<Metrics>)> {
+    let registry = Arc::new(registry(config)?);
+    let auth = Auth::new(config)?;
     let proxy = config.proxy.as_ref().map(Proxy::new).transpose()?;
     let anonymous_mount = config.limits.anonymousmount.unwrap_or(!auth.enabled());
     let metrics = Arc::new(Metrics::default());
@@ -111,7 +116,15 @@ pub async fn start(config: Config) -> Result<RunningServer> {
         anonymous_mount,
         body_timeout: Duration::from_secs(config.limits.bodytimeout.max(1)),
     });
-    let app = Router::new().fallback(handle).with_state(state);
+    Ok((Router::new().fallback(handle).with_state(state), metrics))
+}
+
+/// Starts a registry on `config.http.addr` (port 0 picks a free port).
+pub async fn start(config: Config) -> Result<RunningServer> {
+    config.check()?;
+    let nofile = crate::conn::raise_nofile();
+    let limits = crate::conn::ConnLimits::new(&config.limits, nofile);
+    let (app, metrics) = app_and_metrics(&config)?;
     let tls = config.http.tls.as_ref().map(tls_acceptor).transpose()?;
     let addr = if config.http.addr.starts_with(':') {
         format!("0.0.0.0{}", config.http.addr)
