@@ -72,6 +72,8 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Longest silence while reading a response.
     pub read_timeout: Duration,
+    /// How requests are tried again (see [`crate::RetryPolicy`]).
+    pub retry: crate::RetryPolicy,
 }
 
 impl Default for ClientOptions {
@@ -89,6 +91,7 @@ impl Default for ClientOptions {
             user_agent: concat!("strata/", env!("CARGO_PKG_VERSION")).into(),
             connect_timeout: Duration::from_secs(30),
             read_timeout: Duration::from_secs(300),
+            retry: crate::RetryPolicy::default(),
         }
     }
 }
@@ -312,7 +315,7 @@ impl Client {
         for scheme in schemes {
             let base = Url::parse(&format!("{scheme}://{host}/"))
                 .map_err(|e| RegistryError::Invalid(format!("invalid registry {host:?}: {e}")))?;
-            match self.probe(&base).await {
+            match self.probe_retried(&base).await {
                 Ok(challenge) => {
                     self.inner.auth.lock().await.challenge = challenge;
                     return Ok(base);
@@ -322,6 +325,21 @@ impl Client {
             }
         }
         Err(last.expect("at least one scheme was tried"))
+    }
+
+    /// [`Client::probe`], tried again as the retry policy says.
+    async fn probe_retried(&self, base: &Url) -> Result<Option<Challenge>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.probe(base).await {
+                Err(e) if e.is_transient() => match self.inner.options.retry.delay(attempt, e.retry_after()) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(e),
+                },
+                r => return r,
+            }
+        }
     }
 
     /// `GET /v2/` without credentials: Ok(None) when open, Ok(challenge) on 401.
@@ -592,16 +610,50 @@ impl Client {
         })
     }
 
+    /// The client's retry policy (the transfers above it follow it too).
+    pub fn retry_policy(&self) -> &crate::RetryPolicy {
+        &self.inner.options.retry
+    }
+
+    /// Sends a request with authentication (see [`Client::send_authed`]);
+    /// a request whose body can be sent again is tried again as the retry
+    /// policy says when the connection fails or the registry answers
+    /// "later" (429, 5xx), waiting its `Retry-After`. The last answer is
+    /// returned as it is (its error names the registry's message).
+    pub(crate) async fn send(&self, mut req: Req) -> Result<Response> {
+        let policy = &self.inner.options.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let replayable = !matches!(req.body, ReqBody::Stream(_));
+            let r = self.send_authed(&mut req).await;
+            let wait = match &r {
+                Ok(resp) if replayable && crate::retry::retryable_status(resp.status()) => {
+                    policy.delay(attempt, crate::retry::retry_after(resp.headers()))
+                }
+                Err(RegistryError::Connection { .. }) if replayable => policy.delay(attempt, None),
+                _ => None,
+            };
+            match wait {
+                Some(wait) => {
+                    drop(r);
+                    tokio::time::sleep(wait).await;
+                }
+                None => return r,
+            }
+        }
+    }
+
     /// Sends a request with authentication, retrying once on 401 with what
     /// the fresh challenge asks for; follows redirects.
-    pub(crate) async fn send(&self, mut req: Req) -> Result<Response> {
+    async fn send_authed(&self, req: &mut Req) -> Result<Response> {
         self.base_url().await?;
         let repo = req.repo.clone();
         let mut scope = req.scope.clone();
         let mut attempt = 0;
         loop {
             let auth = self.authorization(&scope, repo.as_deref()).await?;
-            let resp = self.send_once(&mut req, auth.as_ref()).await?;
+            let resp = self.send_once(req, auth.as_ref()).await?;
             if resp.status() != StatusCode::UNAUTHORIZED {
                 return Ok(resp);
             }
@@ -778,11 +830,7 @@ impl Client {
     /// The error a non-successful response describes.
     pub(crate) async fn error_for(&self, resp: Response, repo: Option<&str>) -> RegistryError {
         let status = resp.status();
-        let retry_after = resp
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = crate::retry::retry_after(resp.headers()).map(|d| d.as_secs());
         let errors = api_errors(resp).await;
         let site = self.site(repo);
         match status {
@@ -807,6 +855,7 @@ impl Client {
                 site,
                 status: status.as_u16(),
                 errors,
+                retry_after,
             },
         }
     }

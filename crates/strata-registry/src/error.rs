@@ -62,6 +62,8 @@ pub enum RegistryError {
         site: Box<Site>,
         status: u16,
         errors: Vec<ApiErrorEntry>,
+        /// Its `Retry-After`, in seconds (a 503 may say it).
+        retry_after: Option<u64>,
     },
     /// Authentication was required and what we had (or did not have) was refused.
     #[error("{site}: {message}")]
@@ -194,6 +196,16 @@ impl RegistryError {
     }
 
     /// Worth trying again later (connection trouble, 429, 5xx).
+    /// How long the registry asked to wait before trying again.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            RegistryError::TooManyRequests { retry_after, .. } | RegistryError::Api { retry_after, .. } => {
+                retry_after.map(std::time::Duration::from_secs)
+            }
+            _ => None,
+        }
+    }
+
     pub fn is_transient(&self) -> bool {
         match self {
             RegistryError::Connection { .. } | RegistryError::TooManyRequests { .. } => true,

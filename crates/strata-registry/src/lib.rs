@@ -22,6 +22,7 @@ pub mod credentials;
 mod error;
 mod insecure;
 mod manifests;
+mod retry;
 mod tls;
 
 pub use auth::{Challenge, Scope, parse_challenges};
@@ -36,6 +37,7 @@ pub use error::{ApiErrorEntry, RegistryError, Result, Site};
 pub use manifests::{
     MANIFEST_ACCEPT, ManifestHead, ManifestResponse, Resolved, index_platforms, manifest_reference, select_manifest,
 };
+pub use retry::{RetryPolicy, parse_retry_after, retryable_status};
 pub use tls::DEFAULT_CERTS_DIR;
 
 /// Runs a future to completion on a multi-threaded runtime (blob transfers

@@ -280,13 +280,85 @@ async fn oversized_schema1_and_wrong_digest_manifests() {
     );
 }
 
+/// 503, 429 and 500 are tried again, after the `Retry-After` the registry
+/// asked for (an HTTP date too) or the backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_honour_retry_after_and_back_off() {
+    let n = Arc::new(AtomicUsize::new(0));
+    let seen = n.clone();
+    let fake = Fake::start("127.0.0.1:0", move |req| {
+        if req.path == "/v2/" {
+            return reply(200, &[], b"");
+        }
+        match seen.fetch_add(1, Ordering::SeqCst) {
+            0 => reply(503, &[("Retry-After", "1")], b"down"),
+            1 => {
+                let soon = httpdate_in(1);
+                reply(429, &[("Retry-After", soon.as_str())], b"slow down")
+            }
+            2 => reply(500, &[], b"oops"),
+            _ => reply(
+                200,
+                &[("Content-Type", "application/json")],
+                br#"{"name":"lib/app","tags":["a","b"]}"#,
+            ),
+        }
+    })
+    .await;
+    let c = client(&fake.host(), Credentials::Anonymous);
+    let t = std::time::Instant::now();
+    let tags = c.list_tags("lib/app", None).await.unwrap();
+    assert_eq!(tags, ["a", "b"]);
+    assert_eq!(n.load(Ordering::SeqCst), 4);
+    // It waited what it was asked to (a lower bound, not a speed limit).
+    assert!(t.elapsed() >= std::time::Duration::from_secs(1), "{:?}", t.elapsed());
+
+    // A registry that keeps answering 503 is given up on after the
+    // policy's tries, with its message.
+    let fake = Fake::start("127.0.0.1:0", |req| match req.path.as_str() {
+        "/v2/" => reply(200, &[], b""),
+        _ => reply(
+            503,
+            &[("Content-Type", "application/json")],
+            br#"{"errors":[{"code":"UNAVAILABLE","message":"maintenance"}]}"#,
+        ),
+    })
+    .await;
+    let mut opts = options(Credentials::Anonymous);
+    opts.retry = strata_registry::RetryPolicy {
+        attempts: 3,
+        base: std::time::Duration::from_millis(10),
+        ..Default::default()
+    };
+    let c = Client::new(&fake.host(), opts).unwrap();
+    let err = c.list_tags("lib/app", None).await.unwrap_err();
+    assert_eq!(err.status(), Some(503));
+    assert!(err.to_string().contains("UNAVAILABLE: maintenance"), "{err}");
+    assert_eq!(
+        fake.recorded().iter().filter(|r| r.path != "/v2/").count(),
+        3,
+        "three tries in all"
+    );
+}
+
+/// An HTTP date `secs` from now.
+fn httpdate_in(secs: u64) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("+{secs} seconds"), "+%a, %d %b %Y %H:%M:%S GMT"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn error_bodies_429_and_connection_refused() {
     let fake = Fake::start("127.0.0.1:0", |req| match req.path.as_str() {
         "/v2/" => reply(200, &[], b""),
         p if p.starts_with("/v2/limited/") => reply(
             429,
-            &[("Retry-After", "30"), ("Content-Type", "application/json")],
+            // Longer than the client waits (RetryPolicy::max_retry_after):
+            // it fails at once, with the registry's message.
+            &[("Retry-After", "3600"), ("Content-Type", "application/json")],
             br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit"}]}"#,
         ),
         p if p.starts_with("/v2/denied/") => reply(
@@ -304,7 +376,7 @@ async fn error_bodies_429_and_connection_refused() {
         matches!(
             err,
             RegistryError::TooManyRequests {
-                retry_after: Some(30),
+                retry_after: Some(3600),
                 ..
             }
         ),

@@ -28,8 +28,16 @@ use crate::{
     no_progress,
 };
 
-async fn backoff(attempt: u32) {
-    tokio::time::sleep(std::time::Duration::from_millis(300 * u64::from(attempt))).await;
+/// The wait before another try after try `attempt` failed with `e`: the
+/// client's retry policy (exponential, bounded), or the registry's
+/// `Retry-After` when it said one (bounded by the policy too).
+async fn backoff(client: &Client, attempt: u32, e: &RegistryError) {
+    let policy = client.retry_policy();
+    let wait = policy
+        .delay(attempt, e.retry_after())
+        .unwrap_or(policy.max_delay)
+        .min(policy.max_retry_after.max(policy.max_delay));
+    tokio::time::sleep(wait).await;
 }
 
 /// One repository of a registry.
@@ -193,7 +201,7 @@ fn blob_stream(loc: BlobSource, reader: BlobReader) -> BlobStream {
                     });
                     let mut err = e;
                     loop {
-                        backoff(attempt).await;
+                        backoff(&loc.client, attempt, &err).await;
                         attempt += 1;
                         match loc
                             .client
@@ -355,7 +363,7 @@ impl Source for RegistryLocation {
         let bytes = loop {
             attempt += 1;
             match self.fetch_document(desc).await {
-                Err(Fetch::Transient(_)) if attempt < ATTEMPTS => backoff(attempt).await,
+                Err(Fetch::Transient(e)) if attempt < ATTEMPTS => backoff(&self.client, attempt, &e).await,
                 Err(Fetch::Transient(e)) => return Err(registry_error(e)),
                 Err(Fetch::Failed(e)) => return Err(e),
                 Ok(b) => break b,
@@ -388,7 +396,7 @@ impl Source for RegistryLocation {
                         attempt: attempt + 1,
                         error: e.to_string(),
                     });
-                    backoff(attempt).await;
+                    backoff(&self.client, attempt, &e).await;
                 }
                 Err(e) => return Err(self.error(e, || format!("blob {}", desc.digest))),
             }
@@ -431,7 +439,7 @@ impl Sink for RegistryLocation {
                         attempt: attempt + 1,
                         error: e.to_string(),
                     });
-                    backoff(attempt).await;
+                    backoff(&self.client, attempt, &e).await;
                 }
                 r => break r.map_err(registry_error)?,
             }
