@@ -8,11 +8,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "fault_campaign/proxy.rs"]
+mod proxy;
 
-use common::campaign::check_problems;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::campaign::{Rng, check_problems, kill_group, strata_group};
 use common::{Env, TestRegistry};
+use proxy::{Fault, FaultProxy};
 
 /// A tmpfs mounted at a path, unmounted (lazily if busy) when dropped.
 struct Tmpfs(PathBuf);
@@ -309,4 +314,183 @@ fn read_only_store() {
     assert_eq!(env.snapshot(), before, "the read-only store changed");
     assert_consistent(&env, "the store made writable again");
     drop(disk);
+}
+
+/// An image worth transferring (busybox and 4 MB of random bytes in a
+/// second layer) pushed straight to `reg` as `faults/img:1`; its ID.
+fn seed_image(reg: &TestRegistry) -> Option<String> {
+    let seed = Env::new();
+    seed.import_busybox()?;
+    let ctx = seed.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("data"), random_bytes(4 << 20, 0xfa17)).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), "FROM busybox:latest\nCOPY data /data\n").unwrap();
+    let name = format!("{}/faults/img:1", reg.host);
+    seed.ok(&["build", "-q", "--network", "none", "-t", &name, ctx.to_str().unwrap()]);
+    seed.ok(&["push", "-q", &name]);
+    Some(seed.ok(&["inspect", "-f", "{{.Id}}", &name]).trim().to_string())
+}
+
+/// A command through a failing proxy must end: a hang detector (not a
+/// limit on speed) kills it after this long.
+const HANG: Duration = Duration::from_secs(600);
+
+/// Runs strata, killed (and the test failed) if it hangs.
+fn run_bounded(env: &Env, a: &[&str]) -> (std::process::Output, Duration) {
+    let mut c = strata_group(env, &common::campaign::args(a));
+    c.stdin(Stdio::null());
+    let child = c.spawn().unwrap();
+    let pgid = child.id();
+    let t = Instant::now();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let dog = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while t.elapsed() < HANG {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            kill_group(pgid);
+            true
+        })
+    };
+    let o = child.wait_with_output().unwrap();
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(!dog.join().unwrap(), "strata {a:?} hung for {HANG:?} and was killed");
+    (o, t.elapsed())
+}
+
+/// A mix of every fault, each request its own draw.
+fn mixed_faults(_: &str, rng: &mut Rng) -> Fault {
+    match rng.below(100) {
+        0..=54 => Fault::Pass,
+        55..=64 => Fault::Drop,
+        65..=74 => Fault::Cut(100 + rng.below(64 << 10) as usize),
+        75..=79 => Fault::Stall(Duration::from_millis(500 + rng.below(1500))),
+        80..=85 => Fault::Status(503, (rng.below(2) == 0).then_some(1), "injected: unavailable"),
+        86..=91 => Fault::Status(500, None, "injected: internal error"),
+        _ => Fault::Status(429, Some(1), "injected: slow down"),
+    }
+}
+
+/// Pull and push through a proxy that drops, cuts off, stalls and answers
+/// 500/503/429: each retries and finishes with the right image.
+#[test]
+fn pull_and_push_through_a_failing_proxy() {
+    let reg = TestRegistry::strata();
+    let Some(id) = seed_image(&reg) else { return };
+    let (rng, seed) = Rng::new("STRATA_FAULT_SEED", "proxy");
+    let proxy = FaultProxy::start(&reg.host, rng, Box::new(mixed_faults));
+    let at = format!("(STRATA_FAULT_SEED={seed})");
+    for round in 0..3 {
+        let env = Env::new();
+        let name = format!("{}/faults/img:1", proxy.host);
+        let (o, took) = run_bounded(&env, &["pull", &name]);
+        assert!(
+            o.status.success(),
+            "round {round}: the pull through the proxy failed after {took:?} {at}: {}\n{}",
+            stderr_of(&o),
+            proxy.summary()
+        );
+        assert_eq!(
+            env.ok(&["inspect", "-f", "{{.Id}}", &name]).trim(),
+            id,
+            "round {round} {at}"
+        );
+        assert_consistent(&env, "a pull through the proxy");
+        // Pushed back under another name through the proxy, then pulled
+        // straight from the registry: the same image.
+        let pushed = format!("{}/faults/pushed{round}:1", proxy.host);
+        env.ok(&["tag", &name, &pushed]);
+        let (o, took) = run_bounded(&env, &["push", &pushed]);
+        assert!(
+            o.status.success(),
+            "round {round}: the push through the proxy failed after {took:?} {at}: {}\n{}",
+            stderr_of(&o),
+            proxy.summary()
+        );
+        let direct = format!("{}/faults/pushed{round}:1", reg.host);
+        let other = Env::new();
+        other.ok(&["pull", "-q", &direct]);
+        assert_eq!(
+            other.ok(&["inspect", "-f", "{{.Id}}", &direct]).trim(),
+            id,
+            "round {round} {at}"
+        );
+    }
+    eprintln!("through the failing proxy: {} {at}", proxy.summary());
+    assert!(
+        proxy.faults() > 10,
+        "the proxy injected too few faults: {}",
+        proxy.summary()
+    );
+}
+
+/// A registry that keeps failing: pull and push give up after their
+/// retries, with the registry's own message.
+#[test]
+fn a_registry_that_keeps_failing_fails_with_its_message() {
+    let reg = TestRegistry::strata();
+    let Some(_) = seed_image(&reg) else { return };
+    let env = Env::new();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    for (fault, says) in [
+        (
+            Fault::Status(503, None, "injected: down for maintenance"),
+            "down for maintenance",
+        ),
+        (
+            Fault::Status(503, Some(1), "injected: back in a second"),
+            "back in a second",
+        ),
+        // Longer than the client waits: it fails at once.
+        (
+            Fault::Status(429, Some(3600), "injected: come back in an hour"),
+            "come back in an hour",
+        ),
+    ] {
+        let proxy = FaultProxy::start(
+            &reg.host,
+            Rng::new("STRATA_FAULT_SEED", "x").0,
+            Box::new(move |_, _| fault),
+        );
+        let name = format!("{}/faults/img:1", proxy.host);
+        let (o, took) = run_bounded(&env, &["pull", "-q", &name]);
+        let err = stderr_of(&o);
+        assert!(!o.status.success(), "a pull from a failing registry succeeded");
+        assert!(
+            err.contains(says),
+            "the pull's error does not carry the registry's message: {err}"
+        );
+        eprintln!(
+            "pull, {fault:?}: failed after {took:?} and {} requests: {}",
+            proxy.log.lock().unwrap().len(),
+            err.trim()
+        );
+        assert!(
+            proxy.log.lock().unwrap().len() >= 5 || matches!(fault, Fault::Status(429, Some(3600), _)),
+            "no retry: {}",
+            proxy.summary()
+        );
+    }
+    // A push, the same.
+    let proxy = FaultProxy::start(
+        &reg.host,
+        Rng::new("STRATA_FAULT_SEED", "y").0,
+        Box::new(|_, _| Fault::Status(503, None, "injected: read-only maintenance")),
+    );
+    let name = format!("{}/faults/push:1", proxy.host);
+    env.ok(&["tag", "busybox:latest", &name]);
+    let (o, took) = run_bounded(&env, &["push", &name]);
+    let err = stderr_of(&o);
+    assert!(!o.status.success(), "a push to a failing registry succeeded");
+    assert!(
+        err.contains("read-only maintenance"),
+        "the push's error does not carry the registry's message: {err}"
+    );
+    eprintln!("push, 503: failed after {took:?}: {}", err.trim());
 }
