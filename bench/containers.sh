@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Container start-to-exit latency: `run --rm busybox true` and a run that
-# writes 1,000 files, strata beside docker and podman on the same busybox
+# Container start-to-exit latency: `run --rm busybox true`, a run that
+# writes 1,000 files, and `run -d -p` then `rm -f` (strata only, see below),
+# strata beside docker and podman on the same busybox
 # rootfs (from Debian's busybox-static). Prints a markdown table of medians.
 #
 #   bench/containers.sh          RUNS=20 by default
@@ -23,6 +24,12 @@ measure() { bench_measure "$1" "$2" -N --runs "$RUNS" --warmup 2 "$3"; }
 WRITE='sh -c "for i in \$(seq 1000); do echo \$i > /tmp/f\$i; done"'
 measure "run true" strata "$S run --rm bench/busybox true"
 measure "run, 1000 files" strata "$S run --rm bench/busybox $WRITE"
+# A published container's start (namespace, veth, address, nft DNAT) and
+# removal, beside the same on the host's network. The private dockerd
+# runs without a bridge (--bridge=none --iptables=false), so docker cannot
+# publish a port there: this line is strata's own comparison.
+measure "run -d -p 80, rm -f" strata "bash -c 'id=\$($S run -d -p 80 bench/busybox sleep 60) && $S rm -f \$id >/dev/null'"
+measure "run -d --network host, rm -f" strata "bash -c 'id=\$($S run -d --network host bench/busybox sleep 60) && $S rm -f \$id >/dev/null'"
 if [ -n "$DOCKER_OK" ]; then
   $D import "$W/rootfs.tar" bench/busybox >/dev/null
   measure "run true" docker "$D run --rm --network none bench/busybox true"
