@@ -73,8 +73,12 @@ fn check(root: &Path, a: CheckArgs) -> Result<ExitCode> {
         }
     }
     // Network leftovers of killed processes (namespaces, veths, leases,
-    // nft rules) are the host's, not the store's: always cleaned.
-    if let Ok(c) = strata_container::Containers::open(root) {
+    // nft rules): cleaned with --repair (opening the engine tidies the
+    // store's leftovers, which a plain check only reports). Any other
+    // command cleans them too.
+    if a.repair
+        && let Ok(c) = strata_container::Containers::open(root)
+    {
         match c.sweep_networks() {
             Ok(gone) => gone.iter().for_each(|g| println!("repaired: network leftover {g}")),
             Err(e) => println!("network leftovers could not be cleaned: {e}"),
