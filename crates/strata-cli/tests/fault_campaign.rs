@@ -10,6 +10,8 @@ mod common;
 
 #[path = "fault_campaign/proxy.rs"]
 mod proxy;
+#[path = "fault_campaign/seaweed.rs"]
+mod seaweed;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -493,4 +495,143 @@ fn a_registry_that_keeps_failing_fails_with_its_message() {
         "the push's error does not carry the registry's message: {err}"
     );
     eprintln!("push, 503: failed after {took:?}: {}", err.trim());
+}
+
+/// `strata registry serve` on SeaweedFS's S3, its own process group.
+fn s3_registry(weed: &seaweed::Weed, dir: &Path) -> (std::process::Child, String) {
+    for _ in 0..5 {
+        let port = common::free_port();
+        let config = dir.join("registry.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "http: {{ addr: \"127.0.0.1:{port}\" }}\nstorage:\n  s3: {{ bucket: registry, region: us-east-1, regionendpoint: \"{}\", accesskey: {}, secretkey: {}, rootdirectory: /faults, forcepathstyle: true }}\nlog: {{ accesslog: {{ disabled: true }} }}\n",
+                weed.s3_endpoint(),
+                seaweed::KEY,
+                seaweed::SECRET
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("registry.log")).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_strata"));
+        c.args(["registry", "serve", "-c"])
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        std::os::unix::process::CommandExt::process_group(&mut c, 0);
+        let mut child = c.spawn().unwrap();
+        let host = format!("127.0.0.1:{port}");
+        for _ in 0..300 {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if common::get_v2(&host).is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
+                return (child, host);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        kill_group(child.id());
+        let _ = child.wait();
+    }
+    panic!("the S3 registry did not start");
+}
+
+/// SeaweedFS killed and started again under a push to the S3-backed
+/// registry: the push completes after retries, and the image pulls back
+/// whole.
+#[test]
+fn seaweedfs_restarted_during_a_push() {
+    let env = Env::new();
+    let work = tempfile::tempdir().unwrap();
+    let Some(mut weed) = seaweed::Weed::start(&work.path().join("weed")) else {
+        return;
+    };
+    weed.wait_listening();
+    if env.import_busybox().is_none() {
+        return;
+    }
+    let (mut registry, host) = s3_registry(&weed, work.path());
+    // Ready when a small push goes through (the bucket made, the filer up).
+    let small = format!("{host}/faults/small:1");
+    env.ok(&["tag", "busybox:latest", &small]);
+    let t = Instant::now();
+    while !env.run(&["push", "-q", &small]).status.success() {
+        assert!(
+            t.elapsed() < Duration::from_secs(180),
+            "SeaweedFS never took a push: {}",
+            weed.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // Three layers of 8 MB random bytes: a push long enough to restart under.
+    let ctx = env.path("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    for i in 0..3 {
+        std::fs::write(ctx.join(format!("d{i}")), random_bytes(8 << 20, 0xd00d + i)).unwrap();
+    }
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM busybox:latest\nCOPY d0 /d0\nCOPY d1 /d1\nCOPY d2 /d2\n",
+    )
+    .unwrap();
+    let name = format!("{host}/faults/big:1");
+    env.ok(&["build", "-q", "--network", "none", "-t", &name, ctx.to_str().unwrap()]);
+    let id = env.ok(&["inspect", "-f", "{{.Id}}", &name]).trim().to_string();
+
+    let weed_dir = work.path().join("weed");
+    let stored = || -> u64 {
+        common::sh_ok(&format!("du -sb {} | cut -f1", weed_dir.display()))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = stored();
+    let mut push = strata_group(&env, &common::campaign::args(&["push", &name]))
+        .spawn()
+        .unwrap();
+    // Under way: SeaweedFS has taken the first megabytes of the layers.
+    while stored() < before + (2 << 20) {
+        assert!(
+            push.try_wait().unwrap().is_none(),
+            "the push ended before SeaweedFS could be restarted under it"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(push.try_wait().unwrap().is_none(), "the push ended before the restart");
+    let restart = Instant::now();
+    weed.restart();
+    weed.wait_listening();
+    let down = restart.elapsed();
+    let t = Instant::now();
+    let o = loop {
+        if push.try_wait().unwrap().is_some() {
+            break push.wait_with_output().unwrap();
+        }
+        if t.elapsed() > HANG {
+            kill_group(push.id());
+            panic!("the push hung for {HANG:?} after SeaweedFS's restart");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        o.status.success(),
+        "the push did not complete after SeaweedFS's restart (down {down:?}): {}\nSeaweedFS: {}",
+        stderr_of(&o),
+        weed.log()
+    );
+    eprintln!(
+        "push across a SeaweedFS restart (down {down:?}): {}",
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("Retrying") || l.contains("digest"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    let other = Env::new();
+    other.ok(&["pull", "-q", &name]);
+    assert_eq!(other.ok(&["inspect", "-f", "{{.Id}}", &name]).trim(), id);
+    assert_consistent(&other, "the image pulled back from the S3 registry");
+    kill_group(registry.id());
+    let _ = registry.wait();
 }
