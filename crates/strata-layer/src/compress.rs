@@ -47,16 +47,39 @@ impl<R: Read> Read for Labeled<R> {
     }
 }
 
+/// Whether igzip inflates gzip (ISA-L built in, and not `STRATA_INFLATE=zlib`).
+pub fn inflates_with_igzip() -> bool {
+    cfg!(strata_isal) && std::env::var("STRATA_INFLATE").map_or(true, |v| v != "zlib")
+}
+
+/// A gzip stream's decoder: igzip where built in (see [`inflates_with_igzip`]), else zlib-rs.
+fn gzip_decoder<'a, R: BufRead + 'a>(reader: R) -> Box<dyn Read + 'a> {
+    #[cfg(strata_isal)]
+    let reader = match inflates_with_igzip() {
+        true => match crate::igzip::IgzipDecoder::new(reader) {
+            Ok(d) => {
+                return Box::new(Labeled {
+                    inner: d,
+                    compression: "gzip",
+                });
+            }
+            Err(reader) => reader,
+        },
+        false => reader,
+    };
+    Box::new(Labeled {
+        inner: flate2::bufread::MultiGzDecoder::new(reader),
+        compression: "gzip",
+    })
+}
+
 /// Wraps a stream in the decompressor its first bytes call for (gzip,
 /// zstd, or none). Concatenated gzip members and zstd frames are read whole.
 pub fn decompressor<'a, R: BufRead + 'a>(mut reader: R) -> Result<Box<dyn Read + 'a>> {
     let head = reader.fill_buf().map_err(|e| LayerError::io("reading the layer", e))?;
     Ok(match Compression::sniff(head) {
         Compression::None => Box::new(reader),
-        Compression::Gzip => Box::new(Labeled {
-            inner: flate2::bufread::MultiGzDecoder::new(reader),
-            compression: "gzip",
-        }),
+        Compression::Gzip => gzip_decoder(reader),
         Compression::Zstd => {
             let d = zstd::Decoder::with_buffer(reader).map_err(|e| LayerError::io("starting zstd", e))?;
             Box::new(Labeled {
