@@ -13,7 +13,7 @@ use crate::error::Result;
 use crate::record::ContainerRecord;
 
 /// The files strata places in a container, as Docker does.
-const NET_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+pub(crate) const NET_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
 
 /// The runtime's view of a record's network mode (`bridge` and the others
 /// join the namespace the network layer makes: [`Containers::network_up`]).
