@@ -103,6 +103,8 @@ struct Worker<'a> {
     counter: u64,
     ops: u64,
     conflicts: u64,
+    /// A container it made and keeps for a while.
+    kept: Option<String>,
 }
 
 impl Worker<'_> {
@@ -220,7 +222,9 @@ impl Worker<'_> {
                 let mine = format!("{reg}/campaign/w{}:1", self.n);
                 if self.rng.below(2) == 0 {
                     let o = self.sh.run(self.n, &["rmi", &mine]);
-                    if !o.ok && !no_such_image(&o.stderr) && !documented_conflict(&o.stderr) {
+                    if documented_conflict(&o.stderr) {
+                        self.conflicts += 1;
+                    } else if !o.ok && !no_such_image(&o.stderr) {
                         return Err(self.fail(&format!("rmi {mine}"), &o));
                     }
                 }
@@ -258,21 +262,31 @@ impl Worker<'_> {
                 1 => drop(self.ok(&["builder", "prune", "-f"])?),
                 _ => drop(self.ok(&["image", "prune", "-f"])?),
             },
-            // A container of one of its images, run and removed.
+            // A container of one of its images (or of its own pulled
+            // image, which its rmi then meets), kept until the next time.
             6 => {
-                let Some(name) = self.pick_owned() else { return Ok(()) };
+                if let Some(c) = self.kept.take() {
+                    self.ok(&["rm", &c])?;
+                    return self.check_owned();
+                }
+                let mine = format!("{reg}/campaign/w{}:1", self.n);
+                let name = match self.pick_owned() {
+                    Some(n) if self.rng.below(2) == 0 => n,
+                    _ => mine.clone(),
+                };
                 let c = format!("w{}-c{}", self.n, self.counter);
                 self.counter += 1;
                 let o = self
                     .sh
                     .run(self.n, &["run", "--name", &c, "--network", "none", &name, "true"]);
                 if !o.ok {
-                    if no_such_image(&o.stderr) && self.pruned_away(&name) {
+                    // Its own image may not be pulled (yet, or again).
+                    if no_such_image(&o.stderr) && (name == mine || self.pruned_away(&name)) {
                         return self.check_owned();
                     }
                     return Err(self.fail(&format!("run {name}"), &o));
                 }
-                self.ok(&["rm", &c])?;
+                self.kept = Some(c);
             }
             // Saved, removed, loaded back under its name.
             7 => {
@@ -476,11 +490,15 @@ fn eight_workers_mixed_operations_on_one_store() {
                         counter: 0,
                         ops: 0,
                         conflicts: 0,
+                        kept: None,
                     };
                     let mut r = Ok(());
                     while Instant::now() < deadline && r.is_ok() {
                         r = w.step();
                         w.ops += 1;
+                    }
+                    if let (Ok(()), Some(c)) = (&r, w.kept.take()) {
+                        r = w.ok(&["rm", &c]).map(|_| ());
                     }
                     (r, w.owned, w.ops, w.conflicts)
                 })
