@@ -422,3 +422,38 @@ fn pasta_reaches_the_host_and_publishes() {
 fn slirp4netns_reaches_the_host_and_publishes() {
     user_mode("slirp4netns", "slirp4netns");
 }
+
+#[test]
+fn parallel_starts_get_distinct_addresses_and_ports() {
+    let Some(env) = setup() else { return };
+    let env = std::sync::Arc::new(env);
+    let handles: Vec<_> = (0..6)
+        .map(|i| {
+            let env = env.clone();
+            std::thread::spawn(move || {
+                let name = format!("par{i}");
+                env.ok(&["run", "-d", "--name", &name, "-p", "80", "busybox", "sleep", "60"]);
+                (
+                    inspect(&env, &name, "{{.NetworkSettings.IPAddress}}"),
+                    env.ok(&["port", &name]).trim().to_string(),
+                )
+            })
+        })
+        .collect();
+    let got: Vec<(String, String)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let mut ips: Vec<&String> = got.iter().map(|(ip, _)| ip).collect();
+    let mut ports: Vec<&String> = got.iter().map(|(_, p)| p).collect();
+    ips.sort();
+    ips.dedup();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ips.len(), 6, "{got:?}");
+    assert_eq!(ports.len(), 6, "{got:?}");
+    let names: Vec<String> = (0..6).map(|i| format!("par{i}")).collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(names.iter().map(String::as_str));
+    env.ok(&args);
+    for (ip, _) in &got {
+        assert!(!nft_table().contains(&format!("{ip}:")), "{ip}");
+    }
+}
