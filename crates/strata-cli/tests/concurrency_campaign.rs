@@ -30,6 +30,10 @@ use common::{Env, TestRegistry};
 
 const WORKERS: usize = 8;
 
+/// A worker's end: its first failure, the tags it owns, its steps and the
+/// documented conflicts it met.
+type Outcome = (Result<(), String>, BTreeSet<String>, u64, u64);
+
 const DOCKERFILE: &str = "FROM busybox:latest\nRUN echo built > /built && mkdir /d && for i in $(seq 1 50); do echo $i > /d/f$i; done\nCOPY ctx.txt /ctx.txt\n";
 
 /// The strata process each worker is running, for the watchdog.
@@ -471,7 +475,7 @@ fn eight_workers_mixed_operations_on_one_store() {
     });
     let (_, seed) = Rng::new("STRATA_CONCURRENCY_SEED", "");
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let results: Vec<(Result<(), String>, BTreeSet<String>, u64, u64)> = std::thread::scope(|s| {
+    let results: Vec<Outcome> = std::thread::scope(|s| {
         let dog = {
             let sh = &sh;
             s.spawn(move || watchdog(sh, hang))
