@@ -666,6 +666,9 @@ pub fn save(root: &Path, a: SaveArgs) -> Result<ExitCode> {
         other => bail!("unknown --format {other:?}: use docker-archive or oci-archive"),
     };
     let store = open_store(root)?;
+    // Shared from naming the images to the archive's end: no rmi or prune
+    // removes one in between (found by the concurrency campaign, #16).
+    let _lock = strata_store::StoreLock::shared(root)?;
     // One archive image per image asked for, with every name it was asked by
     // (an image asked for by ID has none).
     let mut wanted: Vec<(strata_image::Resolved, &str, Vec<String>)> = Vec::new();
