@@ -11,7 +11,7 @@ cargo nextest run -p strata-cli --test concurrency_campaign --no-run
 for i in $(seq 1 "$runs"); do
   echo "run $i of $runs (${STRATA_CONCURRENCY_SECS} s)"
   if ! cargo nextest run -p strata-cli --test concurrency_campaign --no-capture 2>&1 |
-    grep -E "concurrency campaign|panicked|worker [0-9]|lost|PASS|FAIL|Summary"; then
+    grep -E "concurrency campaign|panicked|worker [0-9]|stdout:|stderr:|Error|lost|PASS|FAIL|Summary"; then
     echo "run $i failed"
     exit 1
   fi
