@@ -14,6 +14,7 @@
 //! program from a container's image ever runs on the host side.
 
 mod api;
+mod endpoint;
 mod error;
 mod files;
 mod ipam;
