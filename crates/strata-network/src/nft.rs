@@ -185,6 +185,34 @@ mod tests {
         );
         assert!(t.contains("ip saddr 127.0.0.0/8 oifname \"strata0\" masquerade"), "{t}");
         assert!(!t.contains("drop"), "one network: nothing to isolate\n{t}");
+        // A second, user network: isolated from the first both ways.
+        let mut user = s.networks["bridge"].clone();
+        user.name = "app".into();
+        user.bridge = "strata-1234abcd".into();
+        user.subnet = "10.89.0.0/16".into();
+        user.user = true;
+        s.networks.insert("app".into(), user);
+        let mut c2 = s.containers["c"].clone();
+        c2.mode = "app".into();
+        c2.attachments[0].network = "app".into();
+        c2.attachments[0].ip = Some(Ipv4Addr::new(10, 89, 0, 2));
+        c2.live.as_mut().unwrap().ports.clear();
+        s.containers.insert("d".into(), c2);
+        let t = render(&s).unwrap();
+        assert!(
+            t.contains("iifname \"strata0\" oifname \"strata-1234abcd\" drop"),
+            "{t}"
+        );
+        assert!(
+            t.contains("iifname \"strata-1234abcd\" oifname \"strata0\" drop"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ip saddr 10.89.0.0/16 oifname != \"strata-1234abcd\" masquerade"),
+            "{t}"
+        );
+        assert_eq!(t.matches("dnat ip to").count(), 1, "{t}");
+        s.containers.remove("d");
         s.containers.get_mut("c").unwrap().live = None;
         assert!(render(&s).is_none());
     }
