@@ -332,7 +332,21 @@ fn a_default_network_container_reaches_another_by_ip_and_none_has_only_lo() {
     let links = env.ok(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:"), "{links}");
-    let host = env.ok(&["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
+    let o = env.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "-p",
+        "80",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("Published ports are discarded when using host network mode"));
+    let host = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(host.lines().count() > 1, "{host}");
     env.ok(&["rm", "-f", "srv"]);
     assert_eq!(leftovers(&id, &ip), Vec::<String>::new());

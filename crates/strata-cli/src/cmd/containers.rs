@@ -135,6 +135,9 @@ impl CreateArgs {
     }
 
     fn options(&self) -> CreateOptions {
+        if self.network.as_deref() == Some("host") && (!self.publish.is_empty() || self.publish_all) {
+            eprintln!("WARNING: Published ports are discarded when using host network mode");
+        }
         CreateOptions {
             name: self.name.clone(),
             cmd: self.command(),
