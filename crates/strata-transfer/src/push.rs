@@ -165,10 +165,12 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
 
     // The repository now serves this manifest (or index). An index made
     // for the push (of the platforms held here) is no name of the store's.
-    if store
-        .image_of_manifest(&report.root.digest, None)
-        .map_err(store_err)?
-        .is_some()
+    // A read-only store pushes without noting it (#16).
+    if !store.is_read_only()
+        && store
+            .image_of_manifest(&report.root.digest, None)
+            .map_err(store_err)?
+            .is_some()
     {
         store
             .add_repo_digest(&target.repository(), &report.root.digest)
