@@ -236,6 +236,24 @@ fn read_only_store() {
     ]);
     let archive = env.path("saved.tar");
     env.ok(&["save", "-o", archive.to_str().unwrap(), "built:1"]);
+    // A registry to pull from (a write) and push to: a read for an image
+    // whose compressed layers the store holds (pulled), a write for one
+    // strata made (its layers are compressed and recorded on the first push).
+    let reg = TestRegistry::strata();
+    let pulled = format!("{}/faults/ro:1", reg.host);
+    env.ok(&["tag", "busybox:latest", &pulled]);
+    env.ok(&["push", "-q", &pulled]);
+    env.ok(&["rmi", &pulled]);
+    let held = format!("{}/faults/held:1", reg.host);
+    env.ok(&["tag", "built:1", &held]);
+    env.ok(&["push", "-q", &held]);
+    let again = format!("{}/faults/again:1", reg.host);
+    env.ok(&["tag", &held, &again]);
+    let pushed = format!("{}/faults/from-ro:1", reg.host);
+    let ctx2 = env.path("ctx2");
+    std::fs::create_dir_all(&ctx2).unwrap();
+    std::fs::write(ctx2.join("f"), "never pushed").unwrap();
+    env.ok(&["import", ctx2.to_str().unwrap(), &pushed]);
     let before = env.snapshot();
     disk.remount("ro");
 
@@ -256,6 +274,7 @@ fn read_only_store() {
         vec!["volume", "inspect", "vol1"],
         vec!["builder", "du"],
         vec!["info"],
+        vec!["push", "-q", &again],
     ];
     for a in &reads {
         let o = env.run(a);
@@ -272,6 +291,8 @@ fn read_only_store() {
 
     let writes: Vec<Vec<&str>> = vec![
         vec!["tag", "busybox:latest", "other:1"],
+        vec!["pull", "-q", &pulled],
+        vec!["push", "-q", &pushed],
         vec!["rmi", "built:1"],
         vec!["rmi", "-f", "busybox:latest"],
         vec!["import", ctx.to_str().unwrap(), "imported:1"],
