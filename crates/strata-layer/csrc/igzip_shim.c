@@ -38,3 +38,44 @@ int strata_isal_inflate(void *p, const uint8_t *in, uint32_t in_len, uint32_t *c
 	*finished = s->block_state == ISAL_BLOCK_FINISH;
 	return r;
 }
+
+/* One block of a parallel gzip stream (see src/pgzip.rs) as raw deflate at
+ * igzip level 1-3: primed with `dict`, ended by a sync flush (byte aligned),
+ * or ending the stream when `last`. Returns 0 with *out_len set, 1 when
+ * out_cap was too small (the caller retries with more), or igzip's error. */
+int strata_isal_deflate_block(int level, const uint8_t *dict, uint32_t dict_len, const uint8_t *in,
+			      uint32_t in_len, int last, uint8_t *out, uint32_t out_cap, uint32_t *out_len) {
+	struct isal_zstream s;
+	isal_deflate_init(&s);
+	uint32_t lb_size = level == 1 ? ISAL_DEF_LVL1_DEFAULT : level == 2 ? ISAL_DEF_LVL2_DEFAULT : ISAL_DEF_LVL3_DEFAULT;
+	uint8_t *lb = malloc(lb_size);
+	if (!lb)
+		return -100;
+	s.level = level;
+	s.level_buf = lb;
+	s.level_buf_size = lb_size;
+	s.gzip_flag = IGZIP_DEFLATE;
+	if (dict_len) {
+		int r = isal_deflate_set_dict(&s, (uint8_t *)dict, dict_len);
+		if (r != COMP_OK) {
+			free(lb);
+			return r;
+		}
+	}
+	s.next_in = (uint8_t *)in;
+	s.avail_in = in_len;
+	s.end_of_stream = last ? 1 : 0;
+	s.flush = last ? NO_FLUSH : SYNC_FLUSH;
+	s.next_out = out;
+	s.avail_out = out_cap;
+	int r = isal_deflate(&s);
+	int state = s.internal_state.state;
+	free(lb);
+	if (r != COMP_OK)
+		return r;
+	/* Complete: all input taken and room left (a sync flush done), or the end written. */
+	if (s.avail_in != 0 || s.avail_out == 0 || (last && state != ZSTATE_END))
+		return 1;
+	*out_len = out_cap - s.avail_out;
+	return 0;
+}

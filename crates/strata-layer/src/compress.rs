@@ -52,6 +52,18 @@ pub fn inflates_with_igzip() -> bool {
     cfg!(strata_isal) && std::env::var("STRATA_INFLATE").map_or(true, |v| v != "zlib")
 }
 
+/// Whether gzip at `level` is deflated by igzip (built in, levels 1-3, and
+/// not `STRATA_DEFLATE=zlib`); else by zlib-rs.
+pub fn deflates_with_igzip(level: u32) -> bool {
+    #[cfg(strata_isal)]
+    return crate::igzip::deflates(level);
+    #[cfg(not(strata_isal))]
+    {
+        let _ = level;
+        false
+    }
+}
+
 /// A gzip stream's decoder: igzip where built in (see [`inflates_with_igzip`]), else zlib-rs.
 fn gzip_decoder<'a, R: BufRead + 'a>(reader: R) -> Box<dyn Read + 'a> {
     #[cfg(strata_isal)]

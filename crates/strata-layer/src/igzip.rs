@@ -10,6 +10,18 @@ use std::io::{self, BufRead, Read};
 use std::ptr::NonNull;
 
 unsafe extern "C" {
+    #[allow(clippy::too_many_arguments)]
+    fn strata_isal_deflate_block(
+        level: i32,
+        dict: *const u8,
+        dict_len: u32,
+        input: *const u8,
+        in_len: u32,
+        last: i32,
+        out: *mut u8,
+        out_cap: u32,
+        out_len: *mut u32,
+    ) -> i32;
     fn strata_isal_inflate_new() -> *mut c_void;
     fn strata_isal_inflate_reset(p: *mut c_void);
     fn strata_isal_inflate_free(p: *mut c_void);
@@ -134,6 +146,57 @@ impl<R: BufRead> Read for IgzipDecoder<R> {
     }
 }
 
+/// Whether gzip at `level` is deflated by igzip: levels 1 to 3 (igzip's
+/// own 1 to 3), unless `STRATA_DEFLATE=zlib`; 0 and 4-9 stay zlib-rs's.
+pub(crate) fn deflates(level: u32) -> bool {
+    (1..=3).contains(&level) && std::env::var("STRATA_DEFLATE").map_or(true, |v| v != "zlib")
+}
+
+/// One block of [`crate::pgzip`]'s stream by igzip: `input[dict_len..]` as
+/// raw deflate primed with `input[..dict_len]`, ended by a sync flush, or
+/// ending the stream when `last`, into `out`.
+pub(crate) fn deflate_block(
+    level: u32,
+    input: &[u8],
+    dict_len: usize,
+    last: bool,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let data = &input[dict_len..];
+    let too_big = || io::Error::other("a block too large for igzip");
+    let mut cap = data.len() + data.len() / 8 + 64 * 1024;
+    for _ in 0..4 {
+        out.clear();
+        out.reserve(cap);
+        let mut n = 0u32;
+        // SAFETY: igzip reads the dictionary and data slices and writes at
+        // most `cap` bytes into `out`'s spare capacity (reserved above).
+        let r = unsafe {
+            strata_isal_deflate_block(
+                level as i32,
+                input.as_ptr(),
+                dict_len.try_into().map_err(|_| too_big())?,
+                data.as_ptr(),
+                data.len().try_into().map_err(|_| too_big())?,
+                i32::from(last),
+                out.as_mut_ptr(),
+                cap.try_into().map_err(|_| too_big())?,
+                &mut n,
+            )
+        };
+        match r {
+            0 => {
+                // SAFETY: igzip wrote n <= cap bytes.
+                unsafe { out.set_len(n as usize) };
+                return Ok(());
+            }
+            1 => cap *= 2,
+            e => return Err(io::Error::other(format!("igzip deflate failed (error {e})"))),
+        }
+    }
+    Err(io::Error::other("igzip deflate: the output of a block does not fit"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +219,53 @@ mod tests {
 
     fn data(n: usize) -> Vec<u8> {
         (0..n).map(|i| ((i * 7919) % 251) as u8 ^ (i / 3000) as u8).collect()
+    }
+
+    #[test]
+    fn deflated_blocks_form_one_gzip_stream() {
+        // Through the parallel encoder: blocks of igzip deflate, read back by zlib-rs.
+        let a = data(3_000_000);
+        let mut e = crate::Encoder::new(Vec::new(), crate::Compression::Gzip, Some(1)).unwrap();
+        e.write_all(&a).unwrap();
+        let (gz, _, _) = e.finish().unwrap();
+        let mut back = Vec::new();
+        flate2::read::MultiGzDecoder::new(&gz[..])
+            .read_to_end(&mut back)
+            .unwrap();
+        assert_eq!(back, a);
+        assert!(gz.len() < a.len() / 2, "compressed: {}", gz.len());
+    }
+
+    #[test]
+    fn a_block_is_primed_with_its_dictionary() {
+        // Pseudo-random bytes: nothing to match but the dictionary.
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let unit: Vec<u8> = (0..2048)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut input: Vec<u8> = unit.iter().copied().cycle().take(32 * 1024).collect();
+        input.extend(&unit);
+        let (mut primed, mut cold) = (Vec::new(), Vec::new());
+        deflate_block(1, &input, 32 * 1024, true, &mut primed).unwrap();
+        deflate_block(1, &unit, 0, true, &mut cold).unwrap();
+        assert!(
+            primed.len() < 100 && cold.len() > 1000,
+            "{} {}",
+            primed.len(),
+            cold.len()
+        );
+        // And it inflates to the data, given the dictionary.
+        let mut d = flate2::Decompress::new(false);
+        d.set_dictionary(&input[..32 * 1024]).unwrap();
+        let mut out = Vec::with_capacity(4096);
+        d.decompress_vec(&primed, &mut out, flate2::FlushDecompress::Finish)
+            .unwrap();
+        assert_eq!(out, unit);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod walk;
 mod write;
 
 pub use check::{EntryName, Whiteout, clean_entry_name};
-pub use compress::{Encoder, decompressor, inflates_with_igzip};
+pub use compress::{Encoder, decompressor, deflates_with_igzip, inflates_with_igzip};
 pub use error::LayerError;
 pub use guard::{MAX_PAX_RECORDS, MAX_SPARSE_ENTRIES, MAX_TAR_METADATA_SIZE, MetadataLimit, TarGuard};
 pub use resolve::{MAX_SYMLINK_HOPS, resolve_in_root};

@@ -228,7 +228,11 @@ fn blocks_see_the_data_before_them() {
         one.len()
     );
     // Level 1 (zlib-rs's quick strategy) also uses the dictionary, if less
-    // well than one stream.
+    // well than one stream. (igzip's level 1, where built in, forgets matches
+    // 20 KiB back even inside a block: its own test checks its dictionary.)
+    if strata_layer::deflates_with_igzip(1) {
+        return;
+    }
     let gz = round_trip(&data, &[1 << 20], Some(1));
     assert!(
         gz.len() < blocks * unit.len(),
