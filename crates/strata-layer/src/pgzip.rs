@@ -16,7 +16,9 @@
 //! in input order. So the same input at the same level gives the same bytes
 //! whatever the number of threads (none on one core, or when thread start
 //! fails), their timing, or how the input was split into `write` calls
-//! (for a given version of flate2 and zlib-rs, as with one stream). `flush`
+//! (for a given version of flate2 and zlib-rs, as with one stream; where
+//! ISA-L is built in, levels 1-3 are igzip's, whose bytes are those of a
+//! given ISA-L version and the code path it picks for the CPU). `flush`
 //! writes out the blocks already compressed but never cuts a block. The
 //! bytes differ from flate2's `GzEncoder` (one stream) for inputs of more
 //! than one block.
