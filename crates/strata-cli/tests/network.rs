@@ -425,6 +425,8 @@ fn user_mode(mode: &str, tool: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(helpers(), "", "the {tool} of a removed container is gone");
+    let socket = format!("/run/strata-{}.slirp4netns.sock", &id[..12]);
+    assert!(!Path::new(&socket).exists(), "{socket} is left");
 }
 
 #[test]
