@@ -801,6 +801,11 @@ impl Client {
     }
 
     async fn finish_upload(&self, resp: Response, repo: &str, digest: &Digest) -> Result<()> {
+        // The closing PUT tried again after its answer was lost finds the
+        // session closed (404): the blob is there if the first one took.
+        if resp.status() == StatusCode::NOT_FOUND && matches!(self.head_blob(repo, digest).await, Ok(Some(_))) {
+            return Ok(());
+        }
         let resp = self
             .expect(
                 resp,

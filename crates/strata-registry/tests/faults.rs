@@ -341,6 +341,38 @@ async fn retries_honour_retry_after_and_back_off() {
     );
 }
 
+/// A closing PUT whose answer was lost is tried again and finds the
+/// session closed (404): the blob is there, so the upload is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_put_tried_again_after_its_answer_was_lost() {
+    let puts = Arc::new(AtomicUsize::new(0));
+    let seen = puts.clone();
+    let data = b"a blob whose upload took".to_vec();
+    let d = Digest::sha256_of(&data);
+    let blob_path = format!("/v2/lib/app/blobs/{d}");
+    let fake = Fake::start("127.0.0.1:0", move |req| {
+        match (req.method.as_str(), req.path.as_str()) {
+            (_, "/v2/") => reply(200, &[], b""),
+            ("POST", _) => reply(202, &[("Location", "/v2/lib/app/blobs/uploads/u1")], b""),
+            ("PUT", _) => match seen.fetch_add(1, Ordering::SeqCst) {
+                // Taken, but the answer is lost: the connection closes.
+                0 => Vec::new(),
+                _ => reply(
+                    404,
+                    &[("Content-Type", "application/json")],
+                    br#"{"errors":[{"code":"BLOB_UPLOAD_UNKNOWN","message":"blob upload unknown"}]}"#,
+                ),
+            },
+            ("HEAD", p) if p == blob_path => reply(200, &[("Content-Length", "24")], b""),
+            _ => reply(404, &[], b""),
+        }
+    })
+    .await;
+    let c = client(&fake.host(), Credentials::Anonymous);
+    assert_eq!(c.push_blob_bytes("lib/app", data).await.unwrap(), d);
+    assert_eq!(puts.load(Ordering::SeqCst), 2);
+}
+
 /// An HTTP date `secs` from now.
 fn httpdate_in(secs: u64) -> String {
     let out = std::process::Command::new("date")
