@@ -148,13 +148,14 @@ pub(crate) fn manifest(
     let mut to_compress = Vec::new();
     for &i in &rewrite {
         let diff_id = &image.diff_ids[i];
-        // (Without `force`, a form compressed the other way will do too, as
-        // buildx reuses the compressed blobs it has.)
+        // (Without `force`, zstd asked for takes a gzip form held, as buildx
+        // reuses the compressed blobs it has; gzip, the default, is made
+        // from a zstd form, which older clients cannot pull.)
         let held = store.held_layer_blobs(diff_id).map_err(store_err)?;
         let of = |b: &Descriptor| Compression::of_layer_media_type(&b.media_type);
         let known = held.iter().find(|b| of(b) == Some(want.kind)).or_else(|| {
             held.iter()
-                .find(|b| !want.force && matches!(of(b), Some(Compression::Gzip | Compression::Zstd)))
+                .find(|b| !want.force && want.kind == Compression::Zstd && of(b) == Some(Compression::Gzip))
         });
         match known.cloned() {
             Some(b) => {
