@@ -25,7 +25,11 @@ impl Containers {
 /// (they are in its init layer).
 fn hide_network_files(changes: &mut Vec<Change>) {
     let ours = |c: &Change| c.kind == ChangeKind::Added && crate::net::NET_FILES.contains(&c.path.as_str());
-    if !changes.iter().any(ours) && !changes.iter().any(|c| c.path == "/etc" && c.kind == ChangeKind::Changed) {
+    if !changes.iter().any(ours)
+        && !changes
+            .iter()
+            .any(|c| c.path == "/etc" && c.kind == ChangeKind::Changed)
+    {
         return;
     }
     changes.retain(|c| !ours(c));
