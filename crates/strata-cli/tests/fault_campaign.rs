@@ -399,7 +399,8 @@ fn mixed_faults(_: &str, rng: &mut Rng) -> Fault {
 }
 
 /// Pull and push through a proxy that drops, cuts off, stalls and answers
-/// 500/503/429: each retries and finishes with the right image.
+/// 500/503/429: each retries and finishes with the right image
+/// (`STRATA_FAULT_ROUNDS` rounds, 3 in CI; `scripts/campaign/faults.sh`).
 #[test]
 fn pull_and_push_through_a_failing_proxy() {
     let reg = TestRegistry::strata();
@@ -407,7 +408,8 @@ fn pull_and_push_through_a_failing_proxy() {
     let (rng, seed) = Rng::new("STRATA_FAULT_SEED", "proxy");
     let proxy = FaultProxy::start(&reg.host, rng, Box::new(mixed_faults));
     let at = format!("(STRATA_FAULT_SEED={seed})");
-    for round in 0..3 {
+    let rounds: usize = common::campaign::env_number("STRATA_FAULT_ROUNDS", 3);
+    for round in 0..rounds {
         let env = Env::new();
         let name = format!("{}/faults/img:1", proxy.host);
         let (o, took) = run_bounded(&env, &["pull", &name]);
