@@ -154,3 +154,38 @@ pub(crate) fn open(path: &Path) -> Result<Connection> {
     }
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store's database opened read-only (as on a read-only filesystem):
+    /// it reads, refuses writes with SQLITE_READONLY, and reads again when
+    /// the WAL's `-shm` is gone (immutable).
+    #[test]
+    fn read_only_database_reads_and_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("strata.db");
+        {
+            let conn = open(&path).unwrap();
+            conn.execute("INSERT INTO layers (diff_id, diff_size) VALUES ('sha256:00', 7)", [])
+                .unwrap();
+        }
+        let count = |c: &Connection| -> i64 { c.query_row("SELECT count(*) FROM layers", [], |r| r.get(0)).unwrap() };
+        let ro = open_read_only(&path, dir.path()).unwrap();
+        assert_eq!(count(&ro), 1);
+        let err = ro
+            .execute("INSERT INTO layers (diff_id, diff_size) VALUES ('sha256:01', 1)", [])
+            .unwrap_err();
+        assert_eq!(err.sqlite_error_code(), Some(rusqlite::ErrorCode::ReadOnly));
+        drop(ro);
+        let _ = std::fs::remove_file(dir.path().join("strata.db-shm"));
+        let ro = open_read_only(&path, dir.path()).unwrap();
+        assert_eq!(count(&ro), 1);
+    }
+
+    #[test]
+    fn uri_paths_escape_what_a_uri_means() {
+        assert_eq!(uri_path(Path::new("/a/b?c#d%e")), "/a/b%3Fc%23d%25e");
+    }
+}

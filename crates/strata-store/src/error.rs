@@ -33,9 +33,11 @@ impl Error {
     /// An I/O error; on a read-only store's filesystem (EROFS), [`Error::ReadOnly`].
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Error {
         let what = what.into();
-        if source.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error()) {
+        if let Some(root) = READ_ONLY_ROOT.get()
+            && source.raw_os_error() == Some(rustix::io::Errno::ROFS.raw_os_error())
+        {
             return Error::ReadOnly {
-                root: read_only_root(),
+                root: root.clone(),
                 what: format!("{what}: {source}"),
             };
         }
@@ -55,16 +57,12 @@ pub(crate) fn set_read_only_root(root: &std::path::Path) {
     let _ = READ_ONLY_ROOT.set(root.to_path_buf());
 }
 
-fn read_only_root() -> std::path::PathBuf {
-    READ_ONLY_ROOT.get().cloned().unwrap_or_default()
-}
-
 impl From<rusqlite::Error> for Error {
     /// A write refused by a read-only database is [`Error::ReadOnly`].
     fn from(e: rusqlite::Error) -> Error {
-        match e.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::ReadOnly) => Error::ReadOnly {
-                root: read_only_root(),
+        match (e.sqlite_error_code(), READ_ONLY_ROOT.get()) {
+            (Some(rusqlite::ErrorCode::ReadOnly), Some(root)) => Error::ReadOnly {
+                root: root.clone(),
                 what: format!("the metadata database cannot be changed ({e})"),
             },
             _ => Error::Db(e),
