@@ -97,9 +97,21 @@ fn assert_only_the_image(env: &Env, image: &str) {
 
 #[test]
 fn registry_cache_is_read_back_on_an_empty_store_every_step_cached() {
+    registry_round_trip(&TestRegistry::strata());
+}
+
+/// The same through Debian's docker-registry (CNCF distribution), which
+/// checks what a manifest names.
+#[test]
+fn registry_cache_through_distribution() {
+    if let Some(reg) = TestRegistry::distribution(false, "") {
+        registry_round_trip(&reg);
+    }
+}
+
+fn registry_round_trip(reg: &TestRegistry) {
     let env = Env::new();
-    let reg = TestRegistry::strata();
-    let Some(base) = push_base(&env, &reg) else { return };
+    let Some(base) = push_base(&env, reg) else { return };
     let ctx = context(&env, &base, true);
     let cache = format!("{}/app:cache", reg.host);
     let first = build(
