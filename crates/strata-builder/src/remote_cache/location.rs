@@ -31,7 +31,10 @@ impl Loc {
                     (None, Some(t)) => t.to_string(),
                     (None, None) => "latest".into(),
                 };
-                Ok((Loc::Registry(Box::new(RegistryLocation::new(&r, client.clone())?)), name))
+                Ok((
+                    Loc::Registry(Box::new(RegistryLocation::new(&r, client.clone())?)),
+                    name,
+                ))
             }
             Target::Local { dir, tag } => Ok((Loc::Layout(Layout::open(dir)?), tag.clone())),
             Target::Inline => Err(TransferError::Invalid("an inline cache has no location".into())),
