@@ -395,3 +395,54 @@ fn bad_cache_flags_are_refused_before_building() {
     let err = env.fails(&["build", "--cache-to", "type=inline,mode=max", d]);
     assert!(err.contains("mode=min"), "{err}");
 }
+
+#[test]
+fn mode_max_exports_the_intermediate_stages_too() {
+    let env = Env::new();
+    let reg = TestRegistry::strata();
+    let Some(base) = push_base(&env, &reg) else { return };
+    let ctx = env.path("ctx-multi");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        format!(
+            "FROM {base} AS builder\nRUN echo built > /out\nRUN echo more >> /out\n\nFROM {base}\nCOPY --from=builder /out /out\nRUN cat /out > /copy\n"
+        ),
+    )
+    .unwrap();
+    let (min, max) = (format!("{}/multi:min", reg.host), format!("{}/multi:max", reg.host));
+    build(&env, &["--cache-to", &format!("type=registry,ref={min}")], &ctx);
+    build(
+        &env,
+        &["--cache-to", &format!("type=registry,ref={max},mode=max")],
+        &ctx,
+    );
+
+    // mode=min: the builder stage's steps are not in the cache (they run),
+    // the final stage's are (its COPY --from key holds what was copied).
+    let log = build(&Env::new(), &["--cache-from", &min], &ctx);
+    let ran = ran_steps(&log);
+    assert_eq!(ran.len(), 2, "{log}");
+    assert!(ran.iter().all(|s| s.contains("builder")), "{ran:?}");
+    // mode=max: every step CACHED.
+    let log = build(&Env::new(), &["--cache-from", &max], &ctx);
+    assert!(ran_steps(&log).is_empty(), "{log}");
+}
+
+#[test]
+fn a_cache_export_that_fails_fails_the_build_unless_ignore_error() {
+    let env = Env::new();
+    let reg = TestRegistry::strata();
+    let Some(base) = push_base(&env, &reg) else { return };
+    let ctx = context(&env, &base, false);
+    // Nothing listens there.
+    let port = common::free_port();
+    let nowhere = format!("type=registry,ref=127.0.0.1:{port}/x:cache");
+    let mut a = vec!["build", "--network", "none", "--cache-to", &nowhere];
+    a.push(ctx.to_str().unwrap());
+    let err = env.fails(&a);
+    assert!(err.contains("exporting the build cache"), "{err}");
+    let ignored = format!("{nowhere},ignore-error=true");
+    let log = build(&env, &["--cache-to", &ignored], &ctx);
+    assert!(log.contains("ignore-error=true"), "{log}");
+}
