@@ -406,7 +406,7 @@ impl<'a> StageRun<'a> {
                             &self.sh.progress,
                             format!(
                                 "cache ignored for {}: {e}; the step runs",
-                                cache::one_line(&step.original, 60)
+                                cache::one_line(&fetch::redact_text(&step.original), 60)
                             ),
                         );
                         remote_why = Some(format!("its layer could not be used ({e})"));
