@@ -501,6 +501,9 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
     let platform = a.platform.as_deref().map(Platform::parse).transpose()?;
     for n in &a.names {
         let one = || -> strata_image::Result<Value> {
+            // Shared while it reads: an rmi or prune cannot delete the
+            // config under it (found by the concurrency campaign, #16).
+            let _lock = strata_store::StoreLock::shared(root)?;
             let named = strata_image::resolve(&store, n)?;
             let Some(p) = &platform else {
                 let mut v = strata_image::inspect(&store, &named.image)?;
@@ -597,6 +600,8 @@ pub struct HistoryArgs {
 
 pub fn history(root: &Path, a: HistoryArgs) -> Result<ExitCode> {
     let store = open_store(root)?;
+    // Shared while it reads (see inspect).
+    let _lock = strata_store::StoreLock::shared(root)?;
     let r = strata_image::resolve(&store, &a.image)?;
     let rows = strata_image::history(&store, &r.image)?;
     let mut items = Vec::new();
