@@ -225,7 +225,7 @@ pub fn parse_range(h: &str, size: u64) -> Option<std::ops::Range<u64>> {
         if suffix == 0 {
             return None;
         }
-        (size.saturating_sub(suffix), size - 1)
+        (size.saturating_sub(suffix), size.checked_sub(1)?)
     } else {
         let start: u64 = a.parse().ok()?;
         let end: u64 = if b.is_empty() {
@@ -708,8 +708,9 @@ fn chunk_start(headers: &HeaderMap) -> ApiResult<Option<u64>> {
             format!("invalid Content-Range {h:?}"),
         )
     })?;
+    // `0-18446744073709551615` is u64::MAX + 1 bytes: no Content-Length matches it.
     if let Some(n) = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok())
-        && n != b - a + 1
+        && Some(n) != (b - a).checked_add(1)
     {
         return Err(ApiError::new(
             StatusCode::RANGE_NOT_SATISFIABLE,
@@ -752,5 +753,34 @@ mod tests {
         assert_eq!(parse_content_range("0-99"), Some((0, 99)));
         assert_eq!(parse_content_range("bytes 10-19/*"), Some((10, 19)));
         assert_eq!(parse_content_range("9-1"), None);
+    }
+
+    /// A suffix range of an empty blob is unsatisfiable, not an overflow.
+    #[test]
+    fn suffix_range_of_an_empty_blob() {
+        assert_eq!(parse_range("bytes=-1", 0), None);
+        assert_eq!(parse_range("bytes=-18446744073709551615", 0), None);
+        assert_eq!(parse_range("bytes=0-", 0), None);
+        assert_eq!(parse_range("bytes=-1", 1), Some(0..1));
+    }
+
+    /// A chunk claiming every offset up to u64::MAX is refused (416), not an
+    /// overflow, whatever its Content-Length.
+    #[test]
+    fn content_range_to_u64_max() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("0-18446744073709551615"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        let e = chunk_start(&h).unwrap_err();
+        assert_eq!(e.into_response().status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        h.insert(
+            header::CONTENT_RANGE,
+            HeaderValue::from_static("1-18446744073709551615"),
+        );
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("18446744073709551615"));
+        assert_eq!(chunk_start(&h).unwrap(), Some(1));
     }
 }
