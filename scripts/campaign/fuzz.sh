@@ -25,14 +25,23 @@ fi
 jobs=${FUZZ_JOBS:-2}
 logs=${FUZZ_LOGS:-$(mktemp -d /tmp/strata-fuzz.XXXXXX)}
 flags=(-s none -a)
+# The harnesses make a store, a registry or a root per input: on tmpfs their
+# fsyncs cost nothing.
+if [ -z "${TMPDIR:-}" ] && [ -w /dev/shm ]; then
+    export TMPDIR=/dev/shm
+fi
 
 cargo +nightly fuzz build "${flags[@]}" || exit 1
 
 run_one() {
     local t=$1 start end
     mkdir -p "corpus/$t" "artifacts/$t"
+    local dict=()
+    if [ -f "dict/$t.dict" ]; then
+        dict=(-dict="dict/$t.dict")
+    fi
     start=$(date +%s)
-    nice -n 19 cargo +nightly fuzz run "${flags[@]}" "$t" "corpus/$t" -- \
+    nice -n 19 cargo +nightly fuzz run "${flags[@]}" "$t" "corpus/$t" -- "${dict[@]}" \
         -max_total_time="$secs" -fork=1 -ignore_crashes=1 -ignore_timeouts=1 -ignore_ooms=1 \
         -rss_limit_mb=2048 -timeout=20 -max_len=65536 -artifact_prefix="artifacts/$t/" \
         >"$logs/$t.log" 2>&1
