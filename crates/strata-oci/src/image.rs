@@ -363,4 +363,16 @@ mod tests {
         assert_eq!(v["docker_version"], "20.10");
         assert_eq!(v["config"]["Hostname"], "x");
     }
+
+    /// A number in an unknown field is written back as the same number: a
+    /// config read and written again (a commit, a build on it) must not
+    /// drift by one bit each time (found by fuzzing, #16 item 4).
+    #[test]
+    fn config_round_trip_keeps_unknown_numbers_exactly() {
+        let src = br#"{"architecture":"amd64","os":"linux","x":999999000004007528396413793278,"config":{"y":2.0000060000000003e+56,"z":7.1434400000000000000000000014347467612885206813e94}}"#;
+        let c = ImageConfig::parse(src).unwrap();
+        let again = ImageConfig::parse(&c.to_bytes()).unwrap();
+        assert_eq!(again, c);
+        assert_eq!(again.to_bytes(), c.to_bytes());
+    }
 }
