@@ -67,7 +67,8 @@ struct Op<'a> {
     command: Box<dyn Fn() -> Command + 'a>,
     /// What must be the same after the operation, killed and repeated or not.
     result: Box<dyn Fn() -> String + 'a>,
-    /// Checks besides the store's own, after a kill (e.g. a registry's).
+    /// What is waited for before the checks after a kill (what the killed
+    /// process legitimately left running).
     after_kill: Box<dyn Fn() + 'a>,
     /// A removal: repeated after it completed, it may say "No such …".
     removal: bool,
@@ -115,8 +116,8 @@ impl Op<'_> {
             if run_and_kill((self.command)(), delay) {
                 finished += 1;
             }
-            self.check_store(&at, true);
             (self.after_kill)();
+            self.check_store(&at, true);
             let o = (self.command)().output().unwrap();
             let gone = self.removal && String::from_utf8_lossy(&o.stderr).to_lowercase().contains("no such");
             assert!(
@@ -168,6 +169,16 @@ impl Op<'_> {
         );
         let m = mounts_under(&env.root());
         assert!(m.is_empty(), "{at}: mounts left: {m:?}");
+    }
+}
+
+/// Waits (a bounded while) until no container of `env` runs.
+fn no_running_container(env: &Env) {
+    for _ in 0..600 {
+        if ok(env, &args(&["ps", "-q"])).trim().is_empty() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -489,15 +500,10 @@ fn crash_run_rm_and_volume_rm() {
         // docker's and podman's (the container is not the client's); it is
         // removed once it ends. The result is taken when none runs.
         result: Box::new(|| {
-            for _ in 0..600 {
-                if ok(&env, &args(&["ps", "-q"])).trim().is_empty() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
+            no_running_container(&env);
             ok(&env, &args(&["ps", "-a", "-q"]))
         }),
-        after_kill: no_checks(),
+        after_kill: Box::new(|| no_running_container(&env)),
         removal: false,
         next: Some(args(&["ps", "-a", "-q"])),
     }

@@ -73,6 +73,9 @@ fn commit_staged(root: &std::path::Path, tmp: tempfile::NamedTempFile, digest: &
     if synced == Synced::No {
         tmp.as_file().sync_all().map_err(|e| Error::io("syncing blob", e))?;
     }
+    // Said before it is named: a process killed before it references the
+    // blob leaves it to the next one to remove (see `deletions`).
+    crate::deletions::journal_named(root, digest)?;
     tmp.persist(&dest)
         .map_err(|e| Error::io(format!("naming blob {}", dest.display()), e.error))?;
     Ok(())

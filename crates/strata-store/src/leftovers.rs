@@ -214,6 +214,20 @@ pub fn remove_work_entry(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// A killed process's overlay probe (`tmp/.overlay-probe-<pid>-…`) may
+/// still have its empty overlay mounted on `merged`: strata's own mount of
+/// nothing, detached so the entry can go.
+fn unmount_dead_probe(path: &Path) {
+    let is_probe = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with(".overlay-probe-"));
+    let merged = path.join("merged");
+    if is_probe && mounts_under(path).contains(&merged) {
+        let _ = rustix::mount::unmount(&merged, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
 /// How many directories [`walk_below`] holds open at most.
 const MAX_OPEN_DIRS: usize = 64;
 
@@ -405,12 +419,38 @@ impl Store {
         out
     }
 
+    /// The journals of named blobs, `named-blobs/<pid>` (see `deletions`),
+    /// with whether their process still runs.
+    pub(crate) fn named_journals(&self) -> Vec<WorkEntry> {
+        let Ok(rd) = std::fs::read_dir(self.root.join(crate::deletions::NAMED_DIR)) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+                let mtime = e
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .unwrap_or_else(|_| SystemTime::now());
+                Some(WorkEntry {
+                    path: e.path(),
+                    area: LeftoverArea::Tmp,
+                    pid: Some(pid),
+                    alive: process_made(pid, mtime),
+                })
+            })
+            .collect()
+    }
+
     /// Removes the work entries whose maker is gone (a process killed
     /// midway); returns what was removed. Errors are ignored: what cannot be
     /// removed now is tried again next time and reported by the check.
     pub fn remove_dead_work(&self) -> Vec<PathBuf> {
         let mut removed = Vec::new();
         for e in self.work_entries() {
+            if e.is_dead() && e.area == LeftoverArea::Tmp {
+                unmount_dead_probe(&e.path);
+            }
             if e.is_dead() && remove_work_entry(&e.path).is_ok() {
                 removed.push(e.path);
             }

@@ -69,6 +69,8 @@ impl Store {
         store.remove_dead_work();
         // A deletion a killed process left half done.
         let _ = store.finish_deletions();
+        // Blobs a killed process named and never referenced.
+        let _ = store.settle_named_blobs();
         Ok(store)
     }
 
