@@ -314,12 +314,24 @@ impl Reference {
     }
 }
 
-/// Turns `docker.io/library/x` into `x` and `docker.io/u/x` into `u/x`.
+/// Turns `docker.io/library/x` into `x` and `docker.io/u/x` into `u/x`;
+/// keeps `docker.io/` when the rest would read as another registry
+/// (`docker.io/localhost/a`, `docker.io/a.b/c`), so that the familiar form
+/// parses back to the same repository (found by fuzzing).
 pub fn familiar_repository(full: &str) -> String {
     match full.strip_prefix("docker.io/") {
         Some(rest) => match rest.strip_prefix(OFFICIAL_PREFIX) {
             Some(name) if !name.contains('/') => name.to_string(),
-            _ => rest.to_string(),
+            _ => match rest.split_once('/') {
+                Some((first, _))
+                    if first.contains(['.', ':'])
+                        || first == "localhost"
+                        || first.bytes().any(|b| b.is_ascii_uppercase()) =>
+                {
+                    full.to_string()
+                }
+                _ => rest.to_string(),
+            },
         },
         None => full.to_string(),
     }
@@ -429,5 +441,28 @@ mod tests {
         assert!(Reference::parse(&format!("a:{}", "t".repeat(128))).is_ok());
         let long_name = format!("x/{}", "a".repeat(260));
         assert!(Reference::parse(&long_name).unwrap_err().to_string().contains("255"));
+    }
+
+    /// A Docker Hub path whose first component looks like a registry keeps
+    /// its domain in the familiar form, which must parse back to the same
+    /// repository (found by fuzzing, #16 item 4).
+    #[test]
+    fn familiar_form_parses_back_to_the_same_repository() {
+        for s in [
+            "docker.io/localhost/a",
+            "docker.io/do.io/ta",
+            "index.docker.io/er.io/328.0",
+            "docker.io/a:b/c",
+        ] {
+            let Ok(r) = Reference::parse(s) else { continue };
+            let back = Reference::parse(&r.familiar()).unwrap();
+            assert_eq!(back.repository(), r.repository(), "{s}");
+        }
+        assert_eq!(
+            Reference::parse("docker.io/localhost/a").unwrap().familiar(),
+            "docker.io/localhost/a"
+        );
+        assert_eq!(Reference::parse("docker.io/u/x").unwrap().familiar(), "u/x");
+        assert_eq!(Reference::parse("busybox").unwrap().familiar(), "busybox");
     }
 }
