@@ -40,7 +40,11 @@ fn digest_references_work_in_run_tag_inspect_and_belong_to_their_repository() {
     ] {
         let err = fresh.fails(&args);
         // `inspect` looks for containers too: "No such object", as docker's.
-        let want = if args[0] == "inspect" { "no such object" } else { "no such image" };
+        let want = if args[0] == "inspect" {
+            "no such object"
+        } else {
+            "no such image"
+        };
         assert!(
             err.contains("other/busybox") && err.to_lowercase().contains(want),
             "{args:?}: {err}"
