@@ -578,7 +578,7 @@ impl Containers {
         }
         // Held until the monitor runs: the monitor, forked meanwhile,
         // inherits it and holds it while the container runs.
-        let _starting = self.lock_start(rec, true);
+        let _starting = crate::start_lock::lock(&self.state_dir(&rec.id), true);
         let _ = std::fs::remove_file(self.state_dir(&rec.id).join(FOREGROUND));
         // An explicit start brings the restart policy back.
         strata_runtime::clear_stopped(&self.state_dir(&rec.id));
@@ -656,7 +656,8 @@ impl Containers {
                 // (not while a start is under way: its creator may have
                 // been killed after the monitor was forked)
                 Status::Created => {
-                    self.state_dir(&rec.id).join(FOLLOWER).exists() && self.lock_start(&rec, false).is_some()
+                    self.state_dir(&rec.id).join(FOLLOWER).exists()
+                        && crate::start_lock::lock(&self.state_dir(&rec.id), false).is_some()
                 }
                 _ => false,
             };
@@ -667,24 +668,6 @@ impl Containers {
         // Best effort: a command is not refused for another container's leftovers.
         let _ = self.sweep_networks();
         Ok(())
-    }
-
-    /// The container's start lock (`start.lock` in its state directory),
-    /// waiting for it or not; None when it cannot be had now.
-    fn lock_start(&self, rec: &ContainerRecord, wait: bool) -> Option<std::fs::File> {
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(self.state_dir(&rec.id).join(START_LOCK))
-            .ok()?;
-        let op = if wait {
-            rustix::fs::FlockOperation::LockExclusive
-        } else {
-            rustix::fs::FlockOperation::NonBlockingLockExclusive
-        };
-        rustix::fs::flock(&f, op).ok()?;
-        Some(f)
     }
 
     /// Whether a live `run` supervises the container (runs it in the
@@ -970,7 +953,6 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 /// the strata process itself is its supervisor.
 const FOREGROUND: &str = "foreground.json";
 const FOLLOWER: &str = "follower.json";
-const START_LOCK: &str = "start.lock";
 
 /// The `run` process that follows a container and removes it itself.
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -19,6 +19,7 @@ mod record;
 pub mod resources;
 mod rootfs;
 mod security;
+mod start_lock;
 mod usage;
 mod volumes;
 

@@ -574,22 +574,9 @@ impl<'a> Differential<'a> {
     /// Runs `script` in a container of strata's `tag` (as root), and of
     /// docker's when there is one; returns (strata, docker) stdout.
     pub fn run_both(&self, pair: &Pair, script: &str) -> (String, Option<String>) {
-        let args = [
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            "0",
-            "--entrypoint",
-            "/bin/sh",
-            &pair.tag,
-            "-c",
-            script,
-        ];
-        let s = self.env.ok(&args);
+        let s = self.run(pair, script);
         let d = match (&self.docker, &pair.docker) {
-            (Some(docker), Some(_)) => Some(docker_ok(docker, &args)),
+            (Some(docker), Some(_)) => Some(docker_ok(docker, &run_args(&pair.tag, script))),
             _ => None,
         };
         (s, d)
@@ -597,19 +584,7 @@ impl<'a> Differential<'a> {
 
     /// Runs `script` in a container of strata's image (as root); stdout.
     pub fn run(&self, pair: &Pair, script: &str) -> String {
-        self.env.ok(&[
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--user",
-            "0",
-            "--entrypoint",
-            "/bin/sh",
-            &pair.tag,
-            "-c",
-            script,
-        ])
+        self.env.ok(&run_args(&pair.tag, script))
     }
 
     /// Records a docker image to remove at the end.
@@ -626,4 +601,22 @@ impl Drop for Differential<'_> {
             }
         }
     }
+}
+
+/// `run` arguments for `script` as root in `tag`, without network (the
+/// same for strata and docker).
+fn run_args<'a>(tag: &'a str, script: &'a str) -> [&'a str; 11] {
+    [
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "--user",
+        "0",
+        "--entrypoint",
+        "/bin/sh",
+        tag,
+        "-c",
+        script,
+    ]
 }
