@@ -199,6 +199,14 @@ fn main() -> ExitCode {
         return ExitCode::from(code.clamp(0, 255) as u8);
     }
     let cli = Cli::parse();
+    let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
+    // Absolute, as container roots and mounts under it must be.
+    let root = std::path::absolute(&root).unwrap_or(root);
+    if needs_privileges(&cli.command)
+        && let Err(code) = enter_user_namespace(&root)
+    {
+        return code;
+    }
     if matches!(
         cli.command,
         Command::Exec(_) | Command::Container(cmd::groups::ContainerGroup::Exec(_))
@@ -212,9 +220,6 @@ fn main() -> ExitCode {
         // SAFETY: still single-threaded; the container engine reads it when it opens the store.
         unsafe { std::env::set_var("STRATA_STORAGE_DRIVER", d) };
     }
-    let root = cli.root.clone().unwrap_or_else(strata_store::Store::default_root);
-    // Absolute, as container roots and mounts under it must be.
-    let root = std::path::absolute(&root).unwrap_or(root);
     let result = match cli.command {
         Command::Build(a) => cmd::build::build(&root, a),
         Command::Import(a) => cmd::images::import(&root, a),
@@ -271,6 +276,36 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("Error: {}", error_chain(&e));
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Everything but what only talks to the user's files or a registry runs
+/// inside the rootless user namespace when not root.
+fn needs_privileges(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Completion(_) | Command::Login(_) | Command::Logout(_) | Command::Registry { .. }
+    )
+}
+
+/// As an ordinary user, joins (or makes) the store's user namespace
+/// (strata-rootless); a no-op for root. Must run before any thread starts.
+fn enter_user_namespace(root: &std::path::Path) -> Result<(), ExitCode> {
+    let uid = rustix::process::getuid().as_raw();
+    match strata_rootless::enter(root) {
+        Ok(strata_rootless::Entered::Joined { single_id: true, .. }) => {
+            let name = strata_rootless::user_name(uid).unwrap_or_else(|| uid.to_string());
+            eprintln!(
+                "WARNING: no subordinate ids for {name} in /etc/subuid and /etc/subgid: running with a \
+                 single id; files owned by others are kept as yours (as --storage-opt ignore_chown_errors)"
+            );
+            Ok(())
+        }
+        Ok(_) => Ok(()),
+        Err(e) => {
+            eprintln!("Error: rootless: {e}");
+            Err(ExitCode::from(125))
         }
     }
 }

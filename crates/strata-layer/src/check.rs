@@ -241,7 +241,7 @@ pub(crate) fn check_entry<R: Read>(checker: &mut Checker, entry: &mut tar::Entry
         for ext in exts {
             let ext = ext.map_err(|e| tar_error(e, &path))?;
             if let Some(name) = ext.key_bytes().strip_prefix(b"SCHILY.xattr.") {
-                if name.starts_with(b"trusted.overlay.") {
+                if strata_rootless::is_overlay_xattr(name) {
                     return Err(LayerError::unsafe_entry(
                         path.display().to_string(),
                         format!(

@@ -69,11 +69,13 @@ pub struct UnpackOptions {
 
 impl Default for UnpackOptions {
     fn default() -> Self {
+        // In a rootless namespace owners are written (shifted by the id
+        // map) unless only one id is mapped; device nodes need real root.
         let root = rustix::process::geteuid().is_root();
         UnpackOptions {
             whiteouts: WhiteoutMode::Apply,
-            chown: root,
-            devices: root,
+            chown: root && !strata_rootless::single_id(),
+            devices: strata_rootless::privileged(),
             lowers: Vec::new(),
             max_unpacked_size: DEFAULT_MAX_UNPACKED_SIZE,
             follow_symlinks: false,
@@ -834,14 +836,13 @@ impl Unpacker<'_> {
             open_dir_at(pfd, name).map_err(|e| self.fail(dir, "opening", e))?
         };
         match self.opts.whiteouts {
-            WhiteoutMode::Overlay => rustix::fs::fsetxattr(&fd, c"trusted.overlay.opaque", b"y", XattrFlags::empty())
-                .map_err(|e| {
-                    self.fail(
-                        dir,
-                        "marking the directory opaque (trusted.overlay.opaque; needs root)",
-                        e,
-                    )
-                }),
+            WhiteoutMode::Overlay => {
+                let xattr = strata_rootless::overlay_opaque_xattr();
+                rustix::fs::fsetxattr(&fd, xattr, b"y", XattrFlags::empty()).map_err(|e| {
+                    let what = format!("marking the directory opaque ({})", xattr.to_string_lossy());
+                    self.fail(dir, &what, e)
+                })
+            }
             WhiteoutMode::Plain => Err(self.fail(dir, "opaque marker", "whiteouts are plain names here")),
             WhiteoutMode::Apply => {
                 let (written, keys) = (&self.written, &self.keys);

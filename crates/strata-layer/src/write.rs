@@ -381,7 +381,7 @@ impl<R: Read> Read for CountingReader<R> {
 
 fn is_opaque(fd: &OwnedFd) -> bool {
     let mut buf = [0u8; 4];
-    matches!(rustix::fs::fgetxattr(fd, c"trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+    matches!(rustix::fs::fgetxattr(fd, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y')
 }
 
 /// Extended attributes worth carrying: not overlay bookkeeping and not the
@@ -394,7 +394,7 @@ fn read_xattrs(fd: &OwnedFd) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();
     for raw in names[..n].split(|&b| b == 0).filter(|s| !s.is_empty()) {
         let Ok(name) = std::str::from_utf8(raw) else { continue };
-        if name.starts_with("trusted.overlay.") || name == "security.selinux" {
+        if strata_rootless::is_overlay_xattr(raw) || name == "security.selinux" {
             continue;
         }
         let mut value = vec![0u8; 65536];

@@ -29,8 +29,7 @@ pub fn is_builtin(name: &str) -> bool {
 /// present), else user-mode networking (pasta, then slirp4netns), as Podman
 /// chooses rootless; the host's network when none of these exist.
 pub fn default_mode() -> String {
-    let root = rustix::process::geteuid().is_root();
-    if root && link::find_binary("ip").is_some() && nft::nft_binary().is_some() {
+    if strata_rootless::privileged() && link::find_binary("ip").is_some() && nft::nft_binary().is_some() {
         "bridge".into()
     } else if usermode::available(usermode::PASTA) {
         usermode::PASTA.into()
@@ -136,7 +135,7 @@ fn state_dir(store_root: &Path) -> PathBuf {
     if let Some(d) = std::env::var_os("STRATA_NETWORK_DIR") {
         return PathBuf::from(d);
     }
-    if rustix::process::geteuid().is_root() {
+    if strata_rootless::privileged() {
         PathBuf::from("/var/lib/strata/network")
     } else {
         store_root.join("network")

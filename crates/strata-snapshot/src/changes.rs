@@ -81,7 +81,7 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 
 fn is_opaque(p: &Path) -> bool {
     let mut buf = [0u8; 2];
-    matches!(rustix::fs::lgetxattr(p, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+    matches!(rustix::fs::lgetxattr(p, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y')
 }
 
 /// What an entry of a scanned tree is, for change detection (Docker's
@@ -251,7 +251,7 @@ fn open_dir<P: rustix::path::Arg>(parent: impl std::os::fd::AsFd, name: P) -> ru
 
 fn fd_is_opaque(fd: &OwnedFd) -> bool {
     let mut buf = [0u8; 2];
-    matches!(rustix::fs::fgetxattr(fd, "trusted.overlay.opaque", &mut buf), Ok(1) if buf[0] == b'y')
+    matches!(rustix::fs::fgetxattr(fd, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y')
 }
 
 /// The changes from `before` to `after`, in path order (parents first):

@@ -15,8 +15,6 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Stat, Timespec, Timestamp
 use rustix::io::Errno;
 use strata_layer::{TreeVisitor, walk_tree};
 
-const OPAQUE_XATTR: &CStr = c"trusted.overlay.opaque";
-
 fn open_dir<Fd: AsFd, P: rustix::path::Arg>(dirfd: Fd, path: P) -> io::Result<OwnedFd> {
     Ok(rustix::fs::openat(
         dirfd,
@@ -251,7 +249,7 @@ fn timestamps(st: &Stat) -> Timestamps {
 
 fn is_opaque<Fd: AsFd>(fd: Fd) -> bool {
     let mut buf = [0u8; 8];
-    matches!(rustix::fs::fgetxattr(fd, OPAQUE_XATTR, &mut buf[..]), Ok(1) if buf[0] == b'y')
+    matches!(rustix::fs::fgetxattr(fd, strata_rootless::overlay_opaque_xattr(), &mut buf[..]), Ok(1) if buf[0] == b'y')
 }
 
 /// Owner, then xattrs (a chown clears `security.capability`), then mode
@@ -281,7 +279,7 @@ fn copy_xattrs<S: AsFd, D: AsFd>(src: S, dst: D) -> Result<()> {
     let mut names = vec![0u8; size];
     let n = rustix::fs::flistxattr(&src, &mut names[..]).ctx(|| "listing xattrs")?;
     for raw in names[..n].split(|b| *b == 0).filter(|n| !n.is_empty()) {
-        if raw.starts_with(b"trusted.overlay.") {
+        if strata_rootless::is_overlay_xattr(raw) {
             continue;
         }
         let name = std::ffi::CString::new(raw).expect("split on NUL");

@@ -11,7 +11,7 @@ use rustix::fs::{AtFlags, CWD, StatxAttributes, StatxFlags};
 use rustix::io::Errno;
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, OpenTreeFlags, UnmountFlags, fsconfig_create,
-    fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
+    fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount, open_tree,
 };
 
 /// How an overlay is mounted.
@@ -114,8 +114,19 @@ fn mount_overlay_new_api(spec: &OverlaySpec, target: &Path) -> Result<(), NewApi
     // Upper dirs become layers (tar, or adopted as lower dirs): no redirect
     // or metacopy xattrs in them, whatever the module's defaults (renaming
     // a lower directory then copies it, as in Docker's overlay2).
-    let _ = fsconfig_set_string(&fs, "redirect_dir", "off");
+    // With userxattr "off" (which still follows) is refused: "nofollow".
+    let redirect = if strata_rootless::is_rootless() {
+        "nofollow"
+    } else {
+        "off"
+    };
+    let _ = fsconfig_set_string(&fs, "redirect_dir", redirect);
     let _ = fsconfig_set_string(&fs, "metacopy", "off");
+    if strata_rootless::is_rootless() {
+        // Markers in user.overlay.* xattrs: trusted.* is the host root's.
+        fsconfig_set_flag(&fs, "userxattr")
+            .map_err(|e| NewApiError::Refused(with_log(fs.as_fd(), e, "fsconfig userxattr (kernel 5.11+)")))?;
+    }
     let _ = fs_context_log(fs.as_fd());
     fsconfig_create(&fs).map_err(|e| NewApiError::Failed(with_log(fs.as_fd(), e, "creating the overlay")))?;
     let attrs = if spec.readonly {
@@ -162,7 +173,11 @@ fn mount_overlay_legacy(spec: &OverlaySpec, target: &Path) -> Result<()> {
         }
         data.push_str(",upperdir=u,workdir=w");
     }
-    data.push_str(",index=off,redirect_dir=off");
+    if strata_rootless::is_rootless() {
+        data.push_str(",index=off,redirect_dir=nofollow,userxattr");
+    } else {
+        data.push_str(",index=off,redirect_dir=off");
+    }
     if data.len() >= 4096 {
         return Err(Error::Mount(format!(
             "{} layers do not fit in the 4 KiB overlay option string even with short paths",
