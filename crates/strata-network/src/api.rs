@@ -36,6 +36,12 @@ pub fn default_mode() -> String {
     } else if usermode::available(usermode::SLIRP) {
         usermode::SLIRP.into()
     } else {
+        if !strata_rootless::privileged() && !usermode::tun_usable() {
+            eprintln!(
+                "WARNING: /dev/net/tun cannot be opened by this user (Debian's udev makes it 0666), so there is \
+                 no user-mode networking: the container uses the host's network"
+            );
+        }
         "host".into()
     }
 }
@@ -462,6 +468,14 @@ impl Networks {
     /// `network create`: a bridge network with its own subnet.
     pub fn create(&self, req: &CreateNetwork) -> Result<NetworkInfo> {
         let name = req.name.as_str();
+        if !strata_rootless::privileged() {
+            return Err(Error::Unsupported {
+                mode: "bridge".into(),
+                why: "user networks are bridges on the host, which need root; rootless containers use \
+                      user-mode networking (pasta or slirp4netns, -p forwarded)"
+                    .into(),
+            });
+        }
         let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
         if !valid {

@@ -12,6 +12,18 @@ use crate::error::{Error, Result};
 pub const NETNS_DIR: &str = "/run/netns";
 pub const NETNS_PREFIX: &str = "strata-";
 
+/// Where strata's network namespaces are bind-mounted: `ip netns`'s
+/// directory as root; rootless, `netns` in the user's runtime directory
+/// (the bind mounts live in the rootless mount namespace, which every
+/// command joins), made by strata itself as `ip netns add` cannot.
+pub fn netns_dir() -> PathBuf {
+    if strata_rootless::privileged() {
+        PathBuf::from(NETNS_DIR)
+    } else {
+        strata_rootless::runtime_dir().join("netns")
+    }
+}
+
 /// The first of `/usr/sbin/NAME`, `/sbin/NAME`, `/usr/bin/NAME`, `/bin/NAME` that exists.
 pub fn find_binary(name: &str) -> Option<PathBuf> {
     let from_path = std::env::var_os("PATH")
@@ -30,7 +42,47 @@ pub fn ip_binary() -> PathBuf {
 
 /// Runs a program, returning its stdout; `input` is written to its stdin.
 pub fn run(program: &Path, args: &[&str], input: Option<&str>, hint: &'static str) -> Result<String> {
+    run_in(None, program, args, input, hint)
+}
+
+/// [`run`] inside the network namespace bind-mounted at `netns` (entered
+/// between fork and exec).
+pub fn run_in(
+    netns: Option<&Path>,
+    program: &Path,
+    args: &[&str],
+    input: Option<&str>,
+    hint: &'static str,
+) -> Result<String> {
     let mut cmd = Command::new(program);
+    if let Some(ns) = netns {
+        let fd = std::fs::File::open(ns).map_err(crate::error::io("opening", ns))?;
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let raw = fd.as_raw_fd();
+        // SAFETY: only setns between fork and exec; `fd` outlives the spawn.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setns(raw, libc::CLONE_NEWNET) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let out = run_command(cmd, program, args, input, hint);
+        drop(fd);
+        return out;
+    }
+    run_command(cmd, program, args, input, hint)
+}
+
+fn run_command(
+    mut cmd: Command,
+    program: &Path,
+    args: &[&str],
+    input: Option<&str>,
+    hint: &'static str,
+) -> Result<String> {
     cmd.args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
@@ -71,13 +123,19 @@ pub fn ip_batch(netns: Option<&str>, lines: &[String]) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }
-    let mut args = Vec::new();
-    if let Some(ns) = netns {
-        args.extend(["-n", ns]);
-    }
-    args.extend(["-batch", "-"]);
     let text = lines.join("\n") + "\n";
-    run(&ip_binary(), &args, Some(&text), IP_HINT).map(drop)
+    match netns {
+        Some(ns) if !strata_rootless::privileged() => run_in(
+            Some(&netns_path(ns)),
+            &ip_binary(),
+            &["-batch", "-"],
+            Some(&text),
+            IP_HINT,
+        )
+        .map(drop),
+        Some(ns) => run(&ip_binary(), &["-n", ns, "-batch", "-"], Some(&text), IP_HINT).map(drop),
+        None => run(&ip_binary(), &["-batch", "-"], Some(&text), IP_HINT).map(drop),
+    }
 }
 
 pub fn link_exists(name: &str) -> bool {
@@ -122,7 +180,7 @@ pub fn netns_name(container_id: &str) -> String {
 }
 
 pub fn netns_path(name: &str) -> PathBuf {
-    Path::new(NETNS_DIR).join(name)
+    netns_dir().join(name)
 }
 
 /// A new network namespace with `lo` up, bind-mounted at `/run/netns/NAME`.
@@ -130,22 +188,54 @@ pub fn add_netns(name: &str) -> Result<PathBuf> {
     if netns_path(name).exists() {
         delete_netns(name)?;
     }
-    ip(&["netns", "add", name])?;
+    if strata_rootless::privileged() {
+        ip(&["netns", "add", name])?;
+    } else {
+        add_netns_unprivileged(&netns_path(name))?;
+    }
     ip_batch(Some(name), &["link set lo up".to_string()])?;
     Ok(netns_path(name))
 }
 
 /// Deletes the namespace: its veths go with it (and their host ends).
 pub fn delete_netns(name: &str) -> Result<()> {
-    if netns_path(name).exists() {
-        ip(&["netns", "del", name])?;
+    let path = netns_path(name);
+    if path.exists() {
+        if strata_rootless::privileged() {
+            ip(&["netns", "del", name])?;
+        } else {
+            let _ = rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH);
+            std::fs::remove_file(&path).map_err(crate::error::io("removing", &path))?;
+        }
     }
     Ok(())
 }
 
+/// What `ip netns add` does, for a rootless namespace: a thread unshares
+/// a network namespace (unshare is per thread for it) and bind-mounts it
+/// on an empty file at `path`.
+fn add_netns_unprivileged(path: &Path) -> Result<()> {
+    let dir = path.parent().expect("netns path has a parent");
+    std::fs::create_dir_all(dir).map_err(crate::error::io("creating", dir))?;
+    std::fs::File::create(path).map_err(crate::error::io("creating", path))?;
+    let target = path.to_path_buf();
+    let made = std::thread::spawn(move || -> std::io::Result<()> {
+        // SAFETY: a network namespace is per thread; this thread ends here.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET)? };
+        rustix::mount::mount_bind("/proc/thread-self/ns/net", &target)?;
+        Ok(())
+    })
+    .join()
+    .unwrap_or_else(|_| Err(std::io::Error::other("the namespace thread panicked")));
+    made.map_err(|e| {
+        let _ = std::fs::remove_file(path);
+        crate::error::io("making the network namespace", path)(e)
+    })
+}
+
 /// strata's namespaces present on the host.
 pub fn list_netns() -> Vec<String> {
-    std::fs::read_dir(NETNS_DIR)
+    std::fs::read_dir(netns_dir())
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter_map(|e| e.file_name().into_string().ok())

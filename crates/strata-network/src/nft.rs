@@ -104,6 +104,10 @@ pub fn nft_binary() -> Option<std::path::PathBuf> {
 /// Replaces the table with the one the state needs (or deletes it).
 pub fn apply(state: &State) -> Result<()> {
     let table = render(state);
+    if table.is_none() && !strata_rootless::privileged() {
+        // Rootless: no table of ours can exist, and nft could not look.
+        return Ok(());
+    }
     let Some(nft) = nft_binary() else {
         if table.is_none() {
             return Ok(());

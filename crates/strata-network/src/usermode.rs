@@ -21,8 +21,18 @@ use crate::ports::{Proto, Published};
 pub const PASTA: &str = "pasta";
 pub const SLIRP: &str = "slirp4netns";
 
+/// Installed, and able to make its tap device: rootless, `/dev/net/tun`
+/// must be usable by the user (0666 as Debian's udev rules make it).
 pub fn available(mode: &str) -> bool {
-    find_binary(mode).is_some()
+    find_binary(mode).is_some() && (strata_rootless::privileged() || tun_usable())
+}
+
+pub fn tun_usable() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .is_ok()
 }
 
 fn binary(mode: &str) -> Result<std::path::PathBuf> {
@@ -124,11 +134,14 @@ fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
     let pid = child.id() as i32;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let up = Command::new(crate::link::ip_binary())
-            .args(["-n", &ns, "-4", "-o", "addr", "show", "dev", "tap0"])
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("inet "));
+        let up = crate::link::run_in(
+            Some(netns),
+            &crate::link::ip_binary(),
+            &["-4", "-o", "addr", "show", "dev", "tap0"],
+            None,
+            "apt-get install iproute2",
+        )
+        .is_ok_and(|o| o.contains("inet "));
         if up && api.exists() {
             break;
         }
@@ -184,9 +197,10 @@ fn start_slirp(netns: &Path, ctr_dir: &Path, ports: &[Published]) -> Result<i32>
 /// slirp4netns's API socket for the namespace `ns` (a socket path has at
 /// most 107 bytes: not under the store).
 fn api_socket(ns: &str) -> std::path::PathBuf {
-    let runtime = match std::env::var_os("XDG_RUNTIME_DIR") {
-        Some(d) if !rustix::process::geteuid().is_root() => std::path::PathBuf::from(d),
-        _ => std::path::PathBuf::from("/run"),
+    let runtime = if strata_rootless::privileged() {
+        std::path::PathBuf::from("/run")
+    } else {
+        strata_rootless::runtime_dir()
     };
     runtime.join(format!("{ns}.slirp4netns.sock"))
 }

@@ -116,6 +116,52 @@ pub fn single_id() -> bool {
     privilege() == Privilege::RootlessSingleId
 }
 
+/// The user's directory for sockets and namespace files, 0700:
+/// `$XDG_RUNTIME_DIR/strata`, else `/tmp/strata-<uid>` (the host uid, also
+/// inside the namespace). Created if missing; never another user's (a
+/// `/tmp` name someone else made first is passed over for
+/// `~/.cache/strata-runtime`).
+pub fn runtime_dir() -> std::path::PathBuf {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mine = |dir: &std::path::Path| {
+        if std::fs::create_dir(dir).is_ok() {
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        std::fs::symlink_metadata(dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == rustix::process::getuid().as_raw() && m.mode() & 0o077 == 0)
+    };
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        let dir = std::path::PathBuf::from(d).join("strata");
+        let _ = std::fs::create_dir_all(&dir);
+        return dir;
+    }
+    let tmp = std::path::PathBuf::from(format!("/tmp/strata-{}", host_uid()));
+    if mine(&tmp) {
+        return tmp;
+    }
+    let home = std::env::var_os("HOME")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    let dir = home.join(".cache/strata-runtime");
+    let _ = std::fs::create_dir_all(home.join(".cache"));
+    mine(&dir);
+    dir
+}
+
+/// The host uid of this process: the outside id that uid 0 maps to in a
+/// rootless namespace, else the real uid.
+pub fn host_uid() -> u32 {
+    let uid = rustix::process::getuid().as_raw();
+    let map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    map.lines()
+        .filter_map(|l| {
+            let f: Vec<u32> = l.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+            (f.len() == 3 && f[0] <= uid && uid - f[0] < f[2]).then(|| f[1] + (uid - f[0]))
+        })
+        .next()
+        .unwrap_or(uid)
+}
+
 /// The xattr overlayfs reads an opaque directory from: in the `trusted.`
 /// namespace as root, in `user.` inside a user namespace (where strata
 /// mounts overlays with `userxattr`, as Podman does).

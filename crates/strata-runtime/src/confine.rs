@@ -56,7 +56,25 @@ fn device_rules(security: &Security) -> Result<Vec<DeviceRule>, RunError> {
 /// made by the supervisor (which stays outside) and joined by the
 /// container's first process before it does anything else. Leftovers of
 /// killed supervisors are removed when the next container starts.
-pub(crate) fn create_cgroup(security: &Security) -> Result<Cgroup, RunError> {
+/// Rootless, the host's cgroups are not the user's: no cgroup (the device
+/// rules are moot without mknod), and limits are refused.
+pub(crate) fn create_cgroup(security: &Security) -> Result<Option<Cgroup>, RunError> {
+    if strata_rootless::is_rootless() {
+        let limits = security.resources.limits();
+        let asked = limits.memory.is_some()
+            || limits.memory_swap.is_some()
+            || limits.cpu_quota.is_some()
+            || limits.cpu_shares.is_some()
+            || limits.pids.is_some();
+        if asked {
+            return Err(RunError::runtime(
+                "resource limits (--memory, --cpus, --cpu-shares, --pids-limit) need cgroups, and rootless strata \
+                 has none delegated to it on this host: run without them, or as root"
+                    .to_string(),
+            ));
+        }
+        return Ok(None);
+    }
     let _ = Cgroup::remove_stale(supervisor_is_alive);
     let me = rustix::process::getpid().as_raw_nonzero().get();
     let name = format!("{me}-{}", crate::sys::process_start_time(me).unwrap_or(0));
@@ -68,6 +86,7 @@ pub(crate) fn create_cgroup(security: &Security) -> Result<Cgroup, RunError> {
         ..security.resources.limits()
     };
     Cgroup::create_with_limits(&opts, &name, &rules, &limits)
+        .map(Some)
         .map_err(|e| RunError::runtime(format!("creating the container's cgroup: {e}")))
 }
 
@@ -88,14 +107,15 @@ pub fn usage_of(pid: i32) -> Result<Option<strata_cgroup::Usage>, RunError> {
 }
 
 /// Whether the kernel's OOM killer killed a process of the container.
-pub(crate) fn oom_killed(cgroup: &Cgroup) -> bool {
-    cgroup.oom_kills().is_some_and(|n| n > 0)
+pub(crate) fn oom_killed(cgroup: &Option<Cgroup>) -> bool {
+    cgroup.as_ref().and_then(|c| c.oom_kills()).is_some_and(|n| n > 0)
 }
 
 /// Removes a container's cgroup once its processes are gone (they may take
 /// a moment to leave after PID 1 is reaped); what cannot be removed now is
 /// a leftover for [`create_cgroup`]'s sweep.
-pub(crate) fn remove_cgroup(cgroup: Cgroup) {
+pub(crate) fn remove_cgroup(cgroup: Option<Cgroup>) {
+    let Some(cgroup) = cgroup else { return };
     let name = cgroup.name().to_string();
     if cgroup.remove().is_ok() {
         return;

@@ -419,7 +419,7 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         })),
         no_new_privileges: spec.security.no_new_privileges,
         seccomp: filter.as_ref(),
-        cgroup: Some(cgroup.join_handle()),
+        cgroup: cgroup.as_ref().map(|c| c.join_handle()),
     };
     let pid = match sys::fork() {
         Ok(0) => {

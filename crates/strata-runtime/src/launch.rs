@@ -80,7 +80,7 @@ fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
         winsize: winsize_of(fds.stdio[1].as_ref().map(|f| f.as_fd())),
         no_new_privileges: spec.security.no_new_privileges,
         seccomp: filter.as_ref(),
-        cgroup: Some(cgroup.join_handle()),
+        cgroup: cgroup.as_ref().map(|c| c.join_handle()),
     };
     if let Err(e) = child::die_with_parent(caller) {
         child::fail(fds.report.as_fd(), EXIT_RUNTIME_ERROR, &format!("prctl: {e}"));
@@ -119,7 +119,7 @@ fn middle_create(spec: &RunSpec, fds: ChildFds, caller: i32) -> ! {
 /// The seccomp filter and the cgroup of a new container, made by its supervisor.
 pub(crate) fn prepare_confinement(
     spec: &RunSpec,
-) -> Result<(Option<strata_seccomp::Filter>, strata_cgroup::Cgroup), RunError> {
+) -> Result<(Option<strata_seccomp::Filter>, Option<strata_cgroup::Cgroup>), RunError> {
     let filter = confine::seccomp_filter(&spec.security.seccomp, spec.capabilities)?;
     let cgroup = confine::create_cgroup(&spec.security)?;
     Ok((filter, cgroup))

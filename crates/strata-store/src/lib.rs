@@ -41,9 +41,10 @@ pub struct Store {
 
 impl Store {
     /// `/var/lib/strata` for root, `$XDG_DATA_HOME/strata` (or
-    /// `~/.local/share/strata`) otherwise.
+    /// `~/.local/share/strata`) otherwise, also inside the rootless user
+    /// namespace (where the effective uid is 0).
     pub fn default_root() -> PathBuf {
-        if rustix::process::geteuid().is_root() {
+        if strata_rootless::privileged() {
             return PathBuf::from("/var/lib/strata");
         }
         if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
