@@ -128,8 +128,12 @@ impl DestRoot {
         )
         .ctx(|| format!("mkdir /{rel}: not a directory"))?;
         if created {
-            rustix::fs::fchown(&fd, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
-                .ctx(|| format!("chown /{rel}"))?;
+            strata_rootless::tolerate_chown(rustix::fs::fchown(
+                &fd,
+                Some(Uid::from_raw(attrs.uid)),
+                Some(Gid::from_raw(attrs.gid)),
+            ))
+            .ctx(|| format!("chown /{rel}"))?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).ctx(|| format!("chmod /{rel}"))?;
         }
         Ok(fd)
@@ -164,8 +168,12 @@ impl DestRoot {
         .ctx(|| format!("creating /{rel}"))?;
         let mut f = File::from(fd);
         std::io::copy(data, &mut f).ctx(|| format!("writing /{rel}"))?;
-        rustix::fs::fchown(&f, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
-            .ctx(|| format!("chown /{rel}"))?;
+        strata_rootless::tolerate_chown(rustix::fs::fchown(
+            &f,
+            Some(Uid::from_raw(attrs.uid)),
+            Some(Gid::from_raw(attrs.gid)),
+        ))
+        .ctx(|| format!("chown /{rel}"))?;
         rustix::fs::fchmod(&f, Mode::from_raw_mode(attrs.mode)).ctx(|| format!("chmod /{rel}"))?;
         rustix::fs::futimens(&f, &times(attrs.mtime)).ctx(|| format!("setting the time of /{rel}"))?;
         Ok(())
@@ -177,13 +185,13 @@ impl DestRoot {
         let pfd = self.ensure_dir(parent, parents)?;
         self.clear_for(&pfd, name, rel)?;
         rustix::fs::symlinkat(target, &pfd, name).ctx(|| format!("creating the symlink /{rel}"))?;
-        rustix::fs::chownat(
+        strata_rootless::tolerate_chown(rustix::fs::chownat(
             &pfd,
             name,
             Some(Uid::from_raw(attrs.uid)),
             Some(Gid::from_raw(attrs.gid)),
             AtFlags::SYMLINK_NOFOLLOW,
-        )
+        ))
         .ctx(|| format!("chown /{rel}"))?;
         rustix::fs::utimensat(&pfd, name, &times(attrs.mtime), AtFlags::SYMLINK_NOFOLLOW)
             .ctx(|| format!("setting the time of /{rel}"))?;
@@ -211,8 +219,12 @@ impl DestRoot {
     /// Creates (or takes over) a directory copied from a source: owner and mode set.
     pub fn write_dir(&self, rel: &str, attrs: &Attrs, parents: &Attrs) -> Result<()> {
         let fd = self.ensure_dir(rel, parents)?;
-        rustix::fs::fchown(&fd, Some(Uid::from_raw(attrs.uid)), Some(Gid::from_raw(attrs.gid)))
-            .ctx(|| format!("chown /{rel}"))?;
+        strata_rootless::tolerate_chown(rustix::fs::fchown(
+            &fd,
+            Some(Uid::from_raw(attrs.uid)),
+            Some(Gid::from_raw(attrs.gid)),
+        ))
+        .ctx(|| format!("chown /{rel}"))?;
         rustix::fs::fchmod(&fd, Mode::from_raw_mode(attrs.mode)).ctx(|| format!("chmod /{rel}"))?;
         Ok(())
     }

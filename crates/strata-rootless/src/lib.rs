@@ -162,6 +162,16 @@ pub fn host_uid() -> u32 {
         .unwrap_or(uid)
 }
 
+/// A chown's outcome, with EINVAL (the id is not mapped) taken as success
+/// in single-id mode: files keep the user's id, as containers-storage's
+/// `ignore_chown_errors`.
+pub fn tolerate_chown(r: rustix::io::Result<()>) -> rustix::io::Result<()> {
+    match r {
+        Err(rustix::io::Errno::INVAL) if single_id() => Ok(()),
+        other => other,
+    }
+}
+
 /// The xattr overlayfs reads an opaque directory from: in the `trusted.`
 /// namespace as root, in `user.` inside a user namespace (where strata
 /// mounts overlays with `userxattr`, as Podman does).

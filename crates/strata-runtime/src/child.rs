@@ -225,7 +225,12 @@ fn setup_root(spec: &RunSpec) -> Result<()> {
         (
             "pts",
             "devpts",
-            &[("ptmxmode", "0666"), ("mode", "0620"), ("gid", "5")][..],
+            // gid 5 (tty) is not mapped in a single-id namespace.
+            if strata_rootless::single_id() {
+                &[("ptmxmode", "0666"), ("mode", "0620")][..]
+            } else {
+                &[("ptmxmode", "0666"), ("mode", "0620"), ("gid", "5")][..]
+            },
             MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NOEXEC,
         ),
         (
@@ -539,8 +544,13 @@ fn drop_bounding(mask: u64) -> io::Result<()> {
 fn set_user(user: &UserSpec) -> io::Result<()> {
     let groups: Vec<libc::gid_t> = user.additional_gids.clone();
     unsafe {
+        // A single-id user namespace denies setgroups: no supplementary
+        // groups to set is then no error.
         if libc::setgroups(groups.len(), groups.as_ptr()) != 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            if !(groups.is_empty() && e.raw_os_error() == Some(libc::EPERM)) {
+                return Err(e);
+            }
         }
         if libc::setgid(user.gid) != 0 {
             return Err(io::Error::last_os_error());

@@ -293,6 +293,8 @@ pub fn wait(state_dir: &Path) -> Result<(i32, String), RunError> {
 /// 127...), and the state records that exit code.
 pub fn spawn_detached(spec: &RunSpec, state_dir: &Path) -> Result<i32, RunError> {
     spec.validate()?;
+    // Known before the fork: the forked children only read it.
+    let _ = strata_rootless::privilege();
     fs::create_dir_all(state_dir)
         .map_err(|e| RunError::runtime(format!("creating the state dir {}: {e}", state_dir.display())))?;
     let state_dir = fs::canonicalize(state_dir)?;

@@ -138,6 +138,8 @@ pub(crate) fn launch(
     keep_stdin: bool,
     middle: impl FnOnce(ChildFds, i32) -> std::convert::Infallible,
 ) -> Result<Outcome, RunError> {
+    // Known before the fork: the forked child only reads it.
+    let _ = strata_rootless::privilege();
     let (rep_r, rep_w) = sys::pipe()?;
     let sockets = if tty { Some(sys::socketpair()?) } else { None };
     let devnull = || -> Result<OwnedFd, RunError> {
