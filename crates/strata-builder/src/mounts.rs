@@ -436,8 +436,7 @@ fn remove_parent(root: &OwnedFd, p: &Parent) -> rustix::io::Result<bool> {
     )?;
     let st = rustix::fs::fstat(&dir)?;
     let same = ident(&st) == id && p.attrs == (st.st_mode & 0o7777, st.st_uid, st.st_gid);
-    let mut buf = [0u8; 2];
-    let opaque = matches!(rustix::fs::fgetxattr(&dir, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y');
+    let opaque = strata_rootless::is_opaque_dir(&dir);
     if !same || opaque {
         return Ok(false);
     }

@@ -199,6 +199,9 @@ impl<W: Write> TreeWriter<W> {
 
     /// Writes an entry that is not a directory.
     fn leaf(&mut self, dirfd: &OwnedFd, name: &CStr, path: &Path, st: &Stat, kind: FileType) -> Result<()> {
+        if self.overlay && strata_rootless::is_fuse_overlay_marker(dirfd, name.to_bytes()) {
+            return Ok(());
+        }
         match kind {
             FileType::RegularFile => {
                 if st.st_nlink > 1 {
@@ -380,8 +383,7 @@ impl<R: Read> Read for CountingReader<R> {
 }
 
 fn is_opaque(fd: &OwnedFd) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(rustix::fs::fgetxattr(fd, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y')
+    strata_rootless::is_opaque_dir(fd)
 }
 
 /// Extended attributes worth carrying: not overlay bookkeeping and not the

@@ -183,10 +183,34 @@ pub fn overlay_opaque_xattr() -> &'static std::ffi::CStr {
     }
 }
 
+/// Whether the directory `fd` is opaque in an upper or layer dir: the
+/// kernel's marker of this mode, or (rootless) fuse-overlayfs's own
+/// `user.fuseoverlayfs.opaque`.
+pub fn is_opaque_dir<Fd: std::os::fd::AsFd>(fd: Fd) -> bool {
+    let set = |name: &std::ffi::CStr| {
+        let mut buf = [0u8; 4];
+        matches!(rustix::fs::fgetxattr(&fd, name, &mut buf[..]), Ok(1) if buf[0] == b'y')
+    };
+    set(overlay_opaque_xattr()) || (is_rootless() && set(c"user.fuseoverlayfs.opaque"))
+}
+
+/// The entries fuse-overlayfs writes beside its opaque xattr in an upper
+/// directory (`.wh..wh..opq`, and a `.wh..opq` whiteout device): its
+/// bookkeeping, not the container's files. `parent` is their directory.
+pub fn is_fuse_overlay_marker<Fd: std::os::fd::AsFd>(parent: Fd, name: &[u8]) -> bool {
+    if !(is_rootless() && (name == b".wh..wh..opq" || name == b".wh..opq")) {
+        return false;
+    }
+    let mut buf = [0u8; 4];
+    matches!(rustix::fs::fgetxattr(&parent, c"user.fuseoverlayfs.opaque", &mut buf[..]), Ok(1) if buf[0] == b'y')
+}
+
 /// An overlayfs bookkeeping xattr (either namespace): never carried into a
 /// layer, never taken from one.
 pub fn is_overlay_xattr(name: &[u8]) -> bool {
-    name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+    name.starts_with(b"trusted.overlay.")
+        || name.starts_with(b"user.overlay.")
+        || name.starts_with(b"user.fuseoverlayfs.")
 }
 
 #[cfg(test)]

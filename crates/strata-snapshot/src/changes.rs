@@ -80,8 +80,7 @@ fn in_lowers(lowers: &[PathBuf], rel: &Path) -> bool {
 }
 
 fn is_opaque(p: &Path) -> bool {
-    let mut buf = [0u8; 2];
-    matches!(rustix::fs::lgetxattr(p, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y')
+    open_dir(CWD, p).is_ok_and(strata_rootless::is_opaque_dir)
 }
 
 /// What an entry of a scanned tree is, for change detection (Docker's
@@ -250,8 +249,7 @@ fn open_dir<P: rustix::path::Arg>(parent: impl std::os::fd::AsFd, name: P) -> ru
 }
 
 fn fd_is_opaque(fd: &OwnedFd) -> bool {
-    let mut buf = [0u8; 2];
-    matches!(rustix::fs::fgetxattr(fd, strata_rootless::overlay_opaque_xattr(), &mut buf), Ok(1) if buf[0] == b'y')
+    strata_rootless::is_opaque_dir(fd)
 }
 
 /// The changes from `before` to `after`, in path order (parents first):
@@ -342,6 +340,9 @@ fn walk(upper: &Path, lowers: &[PathBuf], out: &mut Vec<Change>) -> Result<()> {
                 .map_err(|e| Error::io(format!("stat {}", self.upper.join(r).display()), e))?;
             let ft = FileType::from_raw_mode(st.st_mode);
             let shown = format!("/{}", r.display());
+            if strata_rootless::is_fuse_overlay_marker(parent, name.to_bytes()) {
+                return Ok(None);
+            }
             if ft == FileType::CharacterDevice && st.st_rdev == 0 {
                 self.out.push(Change {
                     kind: ChangeKind::Deleted,
@@ -428,7 +429,7 @@ impl Snapshotter {
     /// metadata (by its inode number).
     pub fn baseline(&self, snap: &Snapshot) -> Result<Baseline> {
         match snap.driver {
-            Driver::Overlay => Ok(Baseline::layers()),
+            Driver::Overlay | Driver::FuseOverlay => Ok(Baseline::layers()),
             Driver::Copy => Ok(Baseline(BaselineKind::Scanned(scan(&self.upper_dir(snap))?))),
         }
     }
@@ -439,7 +440,7 @@ impl Snapshotter {
         let mut lowers = self.lower_dirs(&snap.chain);
         let mut out = Vec::new();
         match snap.driver {
-            Driver::Overlay => {
+            Driver::Overlay | Driver::FuseOverlay => {
                 if snap.kind == Kind::View {
                     return Ok(out);
                 }
@@ -477,7 +478,7 @@ impl Snapshotter {
     ) -> Result<Option<LayerDigests>> {
         let upper = self.upper_dir(snap);
         let written = match (snap.driver, &baseline.0) {
-            (Driver::Overlay, _) => {
+            (Driver::Overlay | Driver::FuseOverlay, _) => {
                 if opts.skip_if_empty && is_empty_dir(&upper)? {
                     return Ok(None);
                 }

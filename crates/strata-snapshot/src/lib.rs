@@ -43,6 +43,12 @@ pub enum Driver {
     /// time (whiteouts and opaque directories applied); the copy is the root.
     #[serde(rename = "vfs")]
     Copy,
+    /// The same layout as `Overlay`, mounted by the `fuse-overlayfs`
+    /// program: for rootless stores where the kernel refuses overlayfs in a
+    /// user namespace (as Podman). Views get an upper dir too (it has no
+    /// read-only mode) and are mounted read-only.
+    #[serde(rename = "fuse-overlayfs")]
+    FuseOverlay,
 }
 
 impl Driver {
@@ -51,7 +57,13 @@ impl Driver {
         match self {
             Driver::Overlay => "overlay",
             Driver::Copy => "vfs",
+            Driver::FuseOverlay => "fuse-overlayfs",
         }
+    }
+
+    /// Layers as lower dirs under an upper dir (overlay and fuse-overlayfs).
+    pub fn is_layered(self) -> bool {
+        matches!(self, Driver::Overlay | Driver::FuseOverlay)
     }
 
     /// Parses a `--storage-driver` value (`overlay`, `overlay2`, `vfs`, `copy`).
@@ -59,6 +71,7 @@ impl Driver {
         match s {
             "overlay" | "overlay2" | "overlayfs" => Ok(Driver::Overlay),
             "vfs" | "copy" => Ok(Driver::Copy),
+            "fuse-overlayfs" => Ok(Driver::FuseOverlay),
             other => Err(Error::UnknownDriver(other.to_string())),
         }
     }
@@ -106,20 +119,30 @@ pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
     if rustix::fs::statvfs(store_root).is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)) {
         return (Driver::Copy, None);
     }
-    match probe_overlay(store_root) {
-        Ok(()) => (Driver::Overlay, None),
-        Err(e) => (
-            Driver::Copy,
+    let native = match probe_overlay(store_root, Driver::Overlay) {
+        Ok(()) => return (Driver::Overlay, None),
+        Err(e) => error_chain(&e),
+    };
+    // Rootless, where the kernel refuses: the FUSE implementation.
+    if strata_rootless::is_rootless() && probe_overlay(store_root, Driver::FuseOverlay).is_ok() {
+        return (
+            Driver::FuseOverlay,
             Some(format!(
-                "overlayfs is not usable for the store at {}: {}; using the vfs (copy) storage driver, which copies every layer into each container",
-                store_root.display(),
-                error_chain(&e)
+                "overlayfs is not usable for the store at {}: {native}; using fuse-overlayfs",
+                store_root.display()
             )),
-        ),
+        );
     }
+    (
+        Driver::Copy,
+        Some(format!(
+            "overlayfs is not usable for the store at {}: {native}; using the vfs (copy) storage driver, which copies every layer into each container",
+            store_root.display(),
+        )),
+    )
 }
 
-fn probe_overlay(store_root: &Path) -> Result<()> {
+fn probe_overlay(store_root: &Path, driver: Driver) -> Result<()> {
     let tmp = store_root.join("tmp");
     fs::create_dir_all(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
     let probe = tmp.join(format!(".overlay-probe-{}-{}", std::process::id(), unique_suffix()));
@@ -137,7 +160,10 @@ fn probe_overlay(store_root: &Path) -> Result<()> {
             link_dir: probe.join("links"),
             readonly: false,
         };
-        mount::mount_overlay(&spec, &merged, MountApi::Auto)?;
+        match driver {
+            Driver::FuseOverlay => mount::mount_fuse_overlay(&spec, &merged)?,
+            _ => mount::mount_overlay(&spec, &merged, MountApi::Auto)?,
+        }
         let check = (|| -> Result<()> {
             if fs::read(merged.join("a")).ctx(|| "reading a lower file through the overlay")? != b"a" {
                 return Err(Error::Mount(
@@ -299,6 +325,7 @@ impl Snapshotter {
     /// special). Returns whether it was moved: not for the copy driver, a
     /// view, a layer already unpacked, or a rename the filesystem refuses.
     pub fn adopt_upper(&self, snap: &Snapshot, chain_id: &Digest) -> Result<bool> {
+        // Not fuse-overlayfs's: its markers are its own xattrs.
         if snap.driver != Driver::Overlay || snap.kind != Kind::Active {
             return Ok(false);
         }
@@ -357,7 +384,7 @@ impl Snapshotter {
     /// with the flattened chain).
     pub fn upper_dir(&self, snap: &Snapshot) -> PathBuf {
         match snap.driver {
-            Driver::Overlay => snap.dir.join("upper"),
+            Driver::Overlay | Driver::FuseOverlay => snap.dir.join("upper"),
             Driver::Copy => snap.dir.join("rootfs"),
         }
     }
@@ -412,8 +439,8 @@ impl Snapshotter {
             let mkdir = |p: PathBuf| fs::create_dir(&p).ctx(|| format!("creating {}", p.display()));
             mkdir(staging.join("merged"))?;
             match self.driver {
-                Driver::Overlay => {
-                    if kind == Kind::Active {
+                Driver::Overlay | Driver::FuseOverlay => {
+                    if kind == Kind::Active || self.driver == Driver::FuseOverlay {
                         mkdir(staging.join("upper"))?;
                         mkdir(staging.join("work"))?;
                     }
@@ -524,6 +551,20 @@ impl Snapshotter {
                     readonly,
                 };
                 mount::mount_overlay(&spec, target, self.mount_api).ctx(what)
+            }
+            Driver::FuseOverlay => {
+                let mut lowers = self.lower_dirs(&snap.chain);
+                if lowers.is_empty() {
+                    lowers.push(snap.dir.join("empty"));
+                }
+                lowers.reverse();
+                let spec = mount::OverlaySpec {
+                    lowers_top_first: lowers,
+                    upper: Some((snap.dir.join("upper"), snap.dir.join("work"))),
+                    link_dir: snap.dir.join("links"),
+                    readonly,
+                };
+                mount::mount_fuse_overlay(&spec, target).ctx(what)
             }
         }
     }

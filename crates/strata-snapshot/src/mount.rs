@@ -293,6 +293,52 @@ fn set_readonly(tree: &OwnedFd) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Mounts the overlay with the `fuse-overlayfs` program (which stays as
+/// the file system's server until the unmount). Lower dirs are passed
+/// through the numbered links of the legacy path, so long chains fit.
+pub(crate) fn mount_fuse_overlay(spec: &OverlaySpec, target: &Path) -> Result<()> {
+    let Some((upper, work)) = &spec.upper else {
+        return Err(Error::Mount("fuse-overlayfs needs an upper dir".into()));
+    };
+    let links = &spec.link_dir;
+    if links.exists() {
+        fs::remove_dir_all(links).ctx(|| format!("removing old {}", links.display()))?;
+    }
+    fs::create_dir_all(links).ctx(|| format!("creating {}", links.display()))?;
+    let mut names = Vec::with_capacity(spec.lowers_top_first.len());
+    for (i, lower) in spec.lowers_top_first.iter().enumerate() {
+        let abs = fs::canonicalize(lower).ctx(|| format!("resolving layer dir {}", lower.display()))?;
+        let link = links.join(format!("{i:x}"));
+        std::os::unix::fs::symlink(&abs, &link).ctx(|| format!("linking {}", link.display()))?;
+        names.push(link.display().to_string());
+    }
+    let mut opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        names.join(":"),
+        upper.display(),
+        work.display()
+    );
+    if spec.readonly {
+        opts.push_str(",ro");
+    }
+    let out = std::process::Command::new("fuse-overlayfs")
+        .arg("-o")
+        .arg(&opts)
+        .arg(target)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::Mount(format!("running fuse-overlayfs: {e} (apt-get install fuse-overlayfs)")))?;
+    if !out.status.success() {
+        return Err(Error::Mount(format!(
+            "fuse-overlayfs on {} failed ({}): {}",
+            target.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
 /// Unmounts `target`; lazily (MNT_DETACH) when it is busy.
 pub(crate) fn unmount(target: &Path) -> Result<()> {
     match rustix::mount::unmount(target, UnmountFlags::NOFOLLOW) {

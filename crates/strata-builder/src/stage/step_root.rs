@@ -119,7 +119,7 @@ pub(super) fn with_root<T>(
     let chain = strata_container::ensure_unpacked(store, snap, diff_ids)?;
     let key = snapshot_key("step");
     let mut root = StepRoot::new(snap, snap.prepare(&key, &chain)?);
-    let overlay = snap.driver() == strata_snapshot::Driver::Overlay;
+    let overlay = snap.driver().is_layered();
     let upper = snap.upper_dir(&root.snapshot);
     let baseline = snap.baseline(&root.snapshot)?;
     root.mount(false)?;
