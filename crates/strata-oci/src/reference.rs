@@ -317,11 +317,15 @@ impl Reference {
 /// Turns `docker.io/library/x` into `x` and `docker.io/u/x` into `u/x`;
 /// keeps `docker.io/` when the rest would read as another registry
 /// (`docker.io/localhost/a`, `docker.io/a.b/c`), so that the familiar form
-/// parses back to the same repository (found by fuzzing).
+/// parses back to the same repository (found by fuzzing); keeps `library/`
+/// before a 64-hex name, which alone reads as an image ID (Docker prints it
+/// bare, and then refuses what it printed).
 pub fn familiar_repository(full: &str) -> String {
+    let image_id_like = |n: &str| n.len() == 64 && n.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
     match full.strip_prefix("docker.io/") {
         Some(rest) => match rest.strip_prefix(OFFICIAL_PREFIX) {
-            Some(name) if !name.contains('/') => name.to_string(),
+            Some(name) if !name.contains('/') && !image_id_like(name) => name.to_string(),
+            Some(_) if !rest[OFFICIAL_PREFIX.len()..].contains('/') => rest.to_string(),
             _ => match rest.split_once('/') {
                 Some((first, _))
                     if first.contains(['.', ':'])
@@ -453,6 +457,7 @@ mod tests {
             "docker.io/do.io/ta",
             "index.docker.io/er.io/328.0",
             "docker.io/a:b/c",
+            "library/e3b0420000000000000000000000000000000000000000034495991b7852b855",
         ] {
             let Ok(r) = Reference::parse(s) else { continue };
             let back = Reference::parse(&r.familiar()).unwrap();
@@ -464,5 +469,11 @@ mod tests {
         );
         assert_eq!(Reference::parse("docker.io/u/x").unwrap().familiar(), "u/x");
         assert_eq!(Reference::parse("busybox").unwrap().familiar(), "busybox");
+        // A bare 64-hex name reads as an image ID: `library/` stays.
+        let hex = "e3b0420000000000000000000000000000000000000000034495991b7852b855";
+        assert_eq!(
+            Reference::parse(&format!("library/{hex}:t")).unwrap().familiar(),
+            format!("library/{hex}:t")
+        );
     }
 }
