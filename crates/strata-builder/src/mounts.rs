@@ -412,6 +412,20 @@ fn remove_made(root: &OwnedFd, m: &Made) -> rustix::io::Result<bool> {
         return Ok(false);
     }
     if m.dir && ft == FileType::Directory {
+        // fuse-overlayfs marks a directory it creates opaque, with marker
+        // entries inside: its bookkeeping, not content that keeps it.
+        if let Ok(dir) = rustix::fs::openat2(
+            &pfd,
+            name,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            NO_LINKS,
+        ) && strata_rootless::is_fuse_overlay_marker(&dir, b".wh..wh..opq")
+        {
+            for marker in [".wh..wh..opq", ".wh..opq"] {
+                let _ = rustix::fs::unlinkat(&dir, marker, AtFlags::empty());
+            }
+        }
         rustix::fs::unlinkat(&pfd, name, AtFlags::REMOVEDIR)?;
     } else if !m.dir && ft == FileType::RegularFile && st.st_size == 0 {
         rustix::fs::unlinkat(&pfd, name, AtFlags::empty())?;

@@ -32,7 +32,10 @@ pub use unpack::{
     DEFAULT_MAX_UNPACKED_SIZE, UnpackOptions, UnpackReport, WhiteoutMode, check_lowers, unpack, unpack_at,
 };
 pub use walk::{MAX_OPEN_DIRS, TreeVisitor, walk_tree};
-pub use write::{Selected, write_dir_layer, write_entry_at, write_overlay_upper_layer, write_selected};
+pub use write::{
+    Selected, write_dir_layer, write_entry_at, write_fuse_overlay_upper_layer, write_overlay_upper_layer,
+    write_selected,
+};
 
 use std::io::{Read, Write};
 

@@ -33,6 +33,41 @@ pub fn write_overlay_upper_layer<W: Write>(upper: &Path, opts: &WriteOptions, ou
     write_tree(upper, opts, out, true)
 }
 
+/// [`write_overlay_upper_layer`] for an upper dir of fuse-overlayfs, which
+/// marks every directory it creates opaque: a marker is written only for a
+/// directory some lower dir (`lowers`) has, the others hide nothing.
+pub fn write_fuse_overlay_upper_layer<W: Write>(
+    upper: &Path,
+    lowers: &[PathBuf],
+    opts: &WriteOptions,
+    out: W,
+) -> Result<LayerDigests> {
+    let root = open_dir_at(CWD, upper).map_err(|e| LayerError::io(format!("opening {}", upper.display()), e))?;
+    let mut lower_fds = Vec::with_capacity(lowers.len());
+    for l in lowers {
+        lower_fds.push(open_dir_at(CWD, l).map_err(|e| LayerError::io(format!("opening {}", l.display()), e))?);
+    }
+    finish_tree_with(opts, out, true, upper, Some(lower_fds), |w| {
+        w.walk(&root, Path::new(""))
+    })
+}
+
+/// Whether `rel` exists in one of `lowers`, looked up beneath each without
+/// following any symlink.
+fn in_any_lower(lowers: &[OwnedFd], rel: &Path) -> bool {
+    use rustix::fs::ResolveFlags;
+    lowers.iter().any(|l| {
+        rustix::fs::openat2(
+            l,
+            rel,
+            OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        )
+        .is_ok()
+    })
+}
+
 /// Writes one entry of the directory `parent` (and, for a directory,
 /// everything below it) named `as_name` in the tar: what `cp` copies out of
 /// a container root, opened without following symlinks.
@@ -132,6 +167,17 @@ fn finish_tree<W: Write>(
     top: &Path,
     body: impl FnOnce(&mut TreeWriter<HashingWriter<Encoder<W>>>) -> Result<()>,
 ) -> Result<LayerDigests> {
+    finish_tree_with(opts, out, overlay, top, None, body)
+}
+
+fn finish_tree_with<W: Write>(
+    opts: &WriteOptions,
+    out: W,
+    overlay: bool,
+    top: &Path,
+    opaque_only_over: Option<Vec<OwnedFd>>,
+    body: impl FnOnce(&mut TreeWriter<HashingWriter<Encoder<W>>>) -> Result<()>,
+) -> Result<LayerDigests> {
     let encoder = Encoder::new_unhashed_plain(out, opts.compression, opts.level)?;
     let hashing = HashingWriter::new(encoder, Algorithm::Sha256);
     let mut w = TreeWriter {
@@ -141,6 +187,7 @@ fn finish_tree<W: Write>(
         overlay,
         top: top.to_path_buf(),
         recurse: true,
+        opaque_only_over,
     };
     body(&mut w)?;
     let hashing = w
@@ -160,6 +207,9 @@ struct TreeWriter<W: Write> {
     top: PathBuf,
     /// Whether a directory entry brings its children along.
     recurse: bool,
+    /// fuse-overlayfs's upper: the lower dirs an opaque marker must hide
+    /// something of (see [`write_fuse_overlay_upper_layer`]).
+    opaque_only_over: Option<Vec<OwnedFd>>,
 }
 
 impl<W: Write> TreeWriter<W> {
@@ -180,7 +230,9 @@ impl<W: Write> TreeWriter<W> {
         if kind == FileType::Directory {
             let fd = open_dir_at(dirfd, name).map_err(|e| self.err(path, e))?;
             let xattrs = read_xattrs(&fd);
-            let opaque = self.overlay && is_opaque(&fd);
+            let opaque = self.overlay
+                && is_opaque(&fd)
+                && self.opaque_only_over.as_deref().is_none_or(|l| in_any_lower(l, path));
             let mut h = self.header(st, tar::EntryType::Directory);
             let mut dname = path.as_os_str().as_bytes().to_vec();
             dname.push(b'/');

@@ -478,11 +478,18 @@ impl Snapshotter {
     ) -> Result<Option<LayerDigests>> {
         let upper = self.upper_dir(snap);
         let written = match (snap.driver, &baseline.0) {
-            (Driver::Overlay | Driver::FuseOverlay, _) => {
+            (Driver::Overlay, _) => {
                 if opts.skip_if_empty && is_empty_dir(&upper)? {
                     return Ok(None);
                 }
                 strata_layer::write_overlay_upper_layer(&upper, &opts.layer, out)
+            }
+            (Driver::FuseOverlay, _) => {
+                if opts.skip_if_empty && is_empty_dir(&upper)? {
+                    return Ok(None);
+                }
+                let lowers = self.lower_dirs(&snap.chain);
+                strata_layer::write_fuse_overlay_upper_layer(&upper, &lowers, &opts.layer, out)
             }
             (Driver::Copy, kind) => {
                 let changes = match kind {
