@@ -9,6 +9,7 @@ use std::process::{Command, Output, Stdio};
 pub mod campaign;
 pub mod differential;
 mod registry;
+pub mod rootless;
 // Like dead code, a test binary that starts no registry does not use these.
 #[allow(unused_imports)]
 pub use registry::*;
