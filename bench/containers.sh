@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Container start-to-exit latency: `run --rm busybox true`, a run that
-# writes 1,000 files, and `run -d -p` then `rm -f` (strata only, see below),
+# writes 1,000 files, and `run -d -p` then `rm -f` (strata only, see below;
+# against docker: bench/publish.sh),
 # strata beside docker and podman on the same busybox
 # rootfs (from Debian's busybox-static). Prints a markdown table of medians.
 #
@@ -27,7 +28,8 @@ measure "run, 1000 files" strata "$S run --rm bench/busybox $WRITE"
 # A published container's start (namespace, veth, address, nft DNAT) and
 # removal, beside the same on the host's network. The private dockerd
 # runs without a bridge (--bridge=none --iptables=false), so docker cannot
-# publish a port there: this line is strata's own comparison.
+# publish a port there: this line is strata's own comparison; docker's
+# column is bench/publish.sh (a private dockerd with a bridge of its own).
 measure "run -d -p 80, rm -f" strata "bash -c 'id=\$($S run -d -p 80 bench/busybox sleep 60) && $S rm -f \$id >/dev/null'"
 measure "run -d --network host, rm -f" strata "bash -c 'id=\$($S run -d --network host bench/busybox sleep 60) && $S rm -f \$id >/dev/null'"
 if [ -n "$DOCKER_OK" ]; then
