@@ -139,7 +139,8 @@ fn two_published_httpds_answer_on_the_host_and_rm_leaves_nothing() {
     assert_eq!(v["HostConfig"]["PortBindings"]["80/tcp"][0]["HostIp"], "");
     assert_eq!(v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostIp"], "0.0.0.0");
     assert_eq!(v["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"], p1.to_string());
-    assert_eq!(v["HostConfig"]["NetworkMode"], "bridge");
+    // As Docker: no --network is the "default" mode, on the bridge network.
+    assert_eq!(v["HostConfig"]["NetworkMode"], "default");
     let ip_a = v["NetworkSettings"]["IPAddress"].as_str().unwrap().to_string();
     assert!(ip_a.starts_with("10."), "{ip_a}");
     assert_eq!(v["NetworkSettings"]["Networks"]["bridge"]["IPAddress"], ip_a.as_str());
@@ -240,6 +241,43 @@ fn publish_all_picks_ephemeral_ports_shown_by_port_and_ps() {
     assert_eq!(v["HostConfig"]["PublishAllPorts"], true);
     assert!(v["Config"]["ExposedPorts"]["7000/udp"].is_object());
     env.ok(&["rm", "-f", "pall"]);
+    assert_eq!(leftovers(&id, ""), Vec::<String>::new());
+}
+
+/// `-p A-B:C-D` pairs the ports up as Docker's nat.ParsePortSpec; ps
+/// collapses same-number runs as Docker's DisplayablePorts.
+#[test]
+fn port_ranges_publish_each_port_and_ps_groups_them_as_docker() {
+    let Some(env) = setup() else { return };
+    let base = loop {
+        let p = free_port();
+        if p < 60000 && (1..3).all(|i| std::net::TcpListener::bind(("0.0.0.0", p + i)).is_ok()) {
+            break p;
+        }
+    };
+    let pub_range = format!("{}-{}:79-81", base, base + 2);
+    let same = format!("{}-{}:{}-{}", base + 3, base + 4, base + 3, base + 4);
+    let id = httpd(&env, "rng", &["-p", &pub_range, "-p", &same]);
+    // httpd listens on 80: the middle port of the range.
+    assert!(http_get(base + 1).contains("hello"));
+    let port = env.ok(&["port", "rng", "80"]);
+    assert_eq!(port, format!("0.0.0.0:{}\n", base + 1));
+    let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);
+    let ps = ps.lines().find(|l| l.starts_with("rng ")).unwrap_or_default();
+    let want = format!(
+        "rng 0.0.0.0:{a}-{b}->{a}-{b}/tcp, 0.0.0.0:{}->79/tcp, 0.0.0.0:{}->80/tcp, 0.0.0.0:{}->81/tcp",
+        base,
+        base + 1,
+        base + 2,
+        a = base + 3,
+        b = base + 4
+    );
+    assert_eq!(ps, want);
+    assert_eq!(inspect(&env, "rng", "{{.HostConfig.NetworkMode}}"), "default");
+    let (c, _, err) = code(&env, &["run", "--rm", "-p", "9000-9002:80-81", "busybox", "true"]);
+    assert_ne!(c, 0);
+    assert!(err.contains("not as long"), "{err}");
+    env.ok(&["rm", "-f", "rng"]);
     assert_eq!(leftovers(&id, ""), Vec::<String>::new());
 }
 

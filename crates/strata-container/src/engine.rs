@@ -339,6 +339,7 @@ impl Containers {
             config,
             args,
             network: net.mode,
+            network_mode: Some(opts.network.clone().unwrap_or_else(|| "default".into())),
             mounts,
             readonly_root: opts.readonly_root,
             tty: opts.tty,

@@ -51,8 +51,11 @@ impl Containers {
         let ports = opts
             .publish
             .iter()
-            .map(|p| strata_network::parse_publish(p))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|p| strata_network::parse_publish_ranges(p))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>();
         if mode == "none" && (!ports.is_empty() || opts.publish_all) {
             return Err(strata_network::Error::Unsupported {
                 mode,

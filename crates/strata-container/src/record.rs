@@ -35,7 +35,12 @@ pub struct ContainerRecord {
     /// The process: entrypoint + cmd as resolved at create.
     pub args: Vec<String>,
     pub hostname: String,
+    /// The network the container is on (`bridge`, `pasta`, a user network…).
     pub network: String,
+    /// `--network` as given (`HostConfig.NetworkMode`: Docker says
+    /// `default` when none was); `None` in records made before it was kept.
+    #[serde(default)]
+    pub network_mode: Option<String>,
     pub mounts: Vec<MountRecord>,
     pub readonly_root: bool,
     pub tty: bool,

@@ -29,4 +29,4 @@ pub use api::{
     is_builtin,
 };
 pub use error::{Error, Result};
-pub use ports::{PortSpec, Proto, Published, format_ports, parse_expose, parse_publish};
+pub use ports::{PortSpec, Proto, Published, format_ports, parse_expose, parse_publish, parse_publish_ranges};

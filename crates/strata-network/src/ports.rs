@@ -69,7 +69,56 @@ fn port(spec: &str, s: &str) -> Result<u16> {
     }
 }
 
-/// Parses a `-p` value (single ports; IPv4 host addresses).
+/// Parses a `-p` value that may hold port ranges, as Docker's
+/// `nat.ParsePortSpec`: `8000-8002:80-82` pairs the ports up (the ranges
+/// must be as long), `80-82` publishes each on an ephemeral port. A host
+/// range for one container port (Docker picks a free one of it) is refused.
+pub fn parse_publish_ranges(spec: &str) -> Result<Vec<PortSpec>> {
+    let bad = |why: &str| Error::BadPublish {
+        spec: spec.to_string(),
+        why: why.to_string(),
+    };
+    let (rest, proto) = match spec.rsplit_once('/') {
+        Some((r, p)) => (r, format!("/{p}")),
+        None => (spec, String::new()),
+    };
+    if !rest.contains('-') {
+        return Ok(vec![parse_publish(spec)?]);
+    }
+    let (front, ctr) = rest.rsplit_once(':').unwrap_or(("", rest));
+    let (ip, host) = match front.rsplit_once(':') {
+        Some((i, h)) => (format!("{i}:"), h),
+        None if front.is_empty() => (String::new(), ""),
+        None => (String::new(), front),
+    };
+    let range = |s: &str| -> Result<(u16, u16)> {
+        let (a, b) = s.split_once('-').unwrap_or((s, s));
+        let (a, b) = (port(spec, a)?, port(spec, b)?);
+        if b < a {
+            return Err(bad("the range ends before it starts"));
+        }
+        Ok((a, b))
+    };
+    let (c0, c1) = range(ctr)?;
+    let hosts = if host.is_empty() { None } else { Some(range(host)?) };
+    if let Some((h0, h1)) = hosts
+        && h1 - h0 != c1 - c0
+    {
+        return Err(bad(if c0 == c1 {
+            "a host port range for one container port is not supported; give one host port"
+        } else {
+            "the host and container port ranges are not as long"
+        }));
+    }
+    (0..=c1 - c0)
+        .map(|i| {
+            let host = hosts.map(|(h0, _)| (h0 + i).to_string()).unwrap_or_default();
+            parse_publish(&format!("{ip}{host}:{}{proto}", c0 + i))
+        })
+        .collect()
+}
+
+/// Parses a `-p` value of single ports (IPv4 host addresses).
 pub fn parse_publish(spec: &str) -> Result<PortSpec> {
     let bad = |why: &str| Error::BadPublish {
         spec: spec.to_string(),
@@ -138,23 +187,62 @@ pub fn parse_expose(spec: &str) -> Result<Vec<(u16, Proto)>> {
 
 /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 443/tcp`.
 pub fn format_ports(published: &[Published], exposed: &[(u16, Proto)]) -> String {
-    let mut items: Vec<((u16, Proto, u16), String)> = published
+    // Docker's types.Port: (private, ip, public, type); exposed-only ports
+    // have no ip and no public port.
+    let mut ports: Vec<(u16, String, u16, &str)> = published
         .iter()
-        .map(|p| {
-            (
-                (p.container_port, p.proto, p.host_port),
-                format!("{}->{}/{}", p.host_addr(), p.container_port, p.proto.as_str()),
-            )
-        })
+        .map(|p| (p.container_port, p.host_ip.to_string(), p.host_port, p.proto.as_str()))
         .collect();
     for (port, proto) in exposed {
         if !published.iter().any(|p| p.container_port == *port && p.proto == *proto) {
-            items.push(((*port, *proto, 0), format!("{port}/{}", proto.as_str())));
+            ports.push((*port, String::new(), 0, proto.as_str()));
         }
     }
-    items.sort();
-    items.dedup();
-    items.into_iter().map(|(_, s)| s).collect::<Vec<_>>().join(", ")
+    ports.sort();
+    ports.dedup();
+    displayable_ports(&ports)
+}
+
+/// Docker CLI's `DisplayablePorts`: runs of consecutive ports published on
+/// the same port number (or only exposed) of one address and protocol
+/// become `IP:A-B->A-B/tcp` (`A-B/tcp`); other mappings are listed one by
+/// one after them.
+fn displayable_ports(sorted: &[(u16, String, u16, &str)]) -> String {
+    let mut groups: Vec<(String, u16, u16)> = Vec::new();
+    let mut result = Vec::new();
+    let mut mappings = Vec::new();
+    let form = |key: &str, first: u16, last: u16| {
+        let (ip, proto) = key.rsplit_once('/').map_or(("", key), |(i, p)| (i, p));
+        let mut g = first.to_string();
+        if first != last {
+            g = format!("{g}-{last}");
+        }
+        if !ip.is_empty() {
+            g = format!("{ip}:{g}->{g}");
+        }
+        format!("{g}/{proto}")
+    };
+    for (private, ip, public, proto) in sorted {
+        let mut key = proto.to_string();
+        if !ip.is_empty() {
+            if public != private {
+                mappings.push(format!("{ip}:{public}->{private}/{proto}"));
+                continue;
+            }
+            key = format!("{ip}/{proto}");
+        }
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            None => groups.push((key, *private, *private)),
+            Some(g) if *private == g.2 + 1 => g.2 = *private,
+            Some(g) => {
+                result.push(form(&g.0, g.1, g.2));
+                (g.1, g.2) = (*private, *private);
+            }
+        }
+    }
+    result.extend(groups.iter().map(|(k, a, b)| form(k, *a, *b)));
+    result.extend(mappings);
+    result.join(", ")
 }
 
 /// Whether two host addresses meet (`0.0.0.0` meets every address).
@@ -259,7 +347,41 @@ mod tests {
         for bad in ["", "x:80", "80/sctp", "1:2:3:4", "0:80", "70000:80", "1.2.3:80:80"] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
+        let r = parse_publish_ranges("127.0.0.1:8000-8002:80-82/udp").unwrap();
+        let got: Vec<_> = r
+            .iter()
+            .map(|p| (p.host_ip, p.host_port, p.container_port, p.proto))
+            .collect();
+        assert_eq!(
+            got,
+            [8000, 8001, 8002].map(|h| (Some(Ipv4Addr::LOCALHOST), Some(h), h - 7920, Proto::Udp))
+        );
+        let r = parse_publish_ranges("7000-7001").unwrap();
+        assert_eq!((r.len(), r[1].host_port, r[1].container_port), (2, None, 7001));
+        assert_eq!(parse_publish_ranges("8080:80").unwrap()[0].host_port, Some(8080));
+        for bad in ["8000-8002:80-81", "8000-8010:80", "82-80", "8000-8002:x-y"] {
+            assert!(parse_publish_ranges(bad).is_err(), "{bad}");
+        }
         assert_eq!(parse_expose("7000-7002/udp").unwrap().len(), 3);
+        let ports = |v: &[(u16, &str, u16, &'static str)]| {
+            displayable_ports(
+                &v.iter()
+                    .map(|(a, b, c, d)| (*a, b.to_string(), *c, *d))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        // As docker ps: same-number runs collapse, other mappings follow.
+        assert_eq!(
+            ports(&[
+                (80, "0.0.0.0", 8080, "tcp"),
+                (443, "", 0, "tcp"),
+                (8000, "0.0.0.0", 8000, "tcp"),
+                (8001, "0.0.0.0", 8001, "tcp"),
+                (9000, "", 0, "udp"),
+                (9001, "", 0, "udp"),
+            ]),
+            "443/tcp, 0.0.0.0:8000-8001->8000-8001/tcp, 9000-9001/udp, 0.0.0.0:8080->80/tcp"
+        );
         assert!(parse_expose("9-8").is_err());
     }
 
@@ -273,7 +395,7 @@ mod tests {
         }];
         assert_eq!(
             format_ports(&p, &[(80, Proto::Tcp), (443, Proto::Tcp)]),
-            "0.0.0.0:8080->80/tcp, 443/tcp"
+            "443/tcp, 0.0.0.0:8080->80/tcp"
         );
         assert_eq!(format_ports(&[], &[]), "");
     }

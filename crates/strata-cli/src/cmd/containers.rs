@@ -798,7 +798,7 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
         "Image": rec.image_id,
         "Name": format!("/{}", rec.name),
         "Config": crate::typed::container_config(rec),
-        "HostConfig": {"NetworkMode": rec.network, "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove,
+        "HostConfig": {"NetworkMode": rec.network_mode.as_deref().unwrap_or(&rec.network), "ReadonlyRootfs": rec.readonly_root, "AutoRemove": rec.auto_remove,
                        "Memory": res.memory, "MemorySwap": res.memory_swap, "NanoCpus": res.nano_cpus,
                        "CpuShares": res.cpu_shares, "PidsLimit": res.pids_limit,
                        "RestartPolicy": {"Name": rec.restart.name(), "MaximumRetryCount": rec.restart.max_retries()}},
