@@ -194,6 +194,9 @@ fn a_port_in_use_is_refused_before_the_container_starts() {
     assert!(inspect(&env, "held", "{{.State.Status}}") == "created");
     let id = inspect(&env, "held", "{{.Id}}");
     assert_eq!(leftovers(&id, ""), Vec::<String>::new());
+    // Nor is its root left mounted (the bench found it was).
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "the refused container's root is still mounted");
     drop(held);
 
     // Published by another container.
@@ -260,6 +263,14 @@ fn port_ranges_publish_each_port_and_ps_groups_them_as_docker() {
     let id = httpd(&env, "rng", &["-p", &pub_range, "-p", &same]);
     // httpd listens on 80: the middle port of the range.
     assert!(http_get(base + 1).contains("hello"));
+    // The container reaches its own published port through the gateway
+    // (hairpin on its bridge port).
+    let script = format!(
+        "gw=$(ip route | awk '/default/ {{print $3}}'); printf 'GET / HTTP/1.0\\r\\n\\r\\n' | timeout 5 nc $gw {}",
+        base + 1
+    );
+    let own = env.ok(&["exec", "rng", "sh", "-c", &script]);
+    assert!(own.contains("hello"), "{own}");
     let port = env.ok(&["port", "rng", "80"]);
     assert_eq!(port, format!("0.0.0.0:{}\n", base + 1));
     let ps = env.ok(&["ps", "--format", "{{.Names}} {{.Ports}}"]);

@@ -584,21 +584,36 @@ impl Containers {
         // An explicit start brings the restart policy back.
         strata_runtime::clear_stopped(&self.state_dir(&rec.id));
         let root = self.ensure_mounted(rec)?;
-        let mut spec = self.run_spec(rec, &root)?;
-        spec.restart_count = restart_count;
-        self.network_up(rec, &root, &mut spec)?;
-        strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| {
-            self.network_down(&spec);
-            RunFailed(e).into()
-        })
+        let started = (|| {
+            let mut spec = self.run_spec(rec, &root)?;
+            spec.restart_count = restart_count;
+            self.network_up(rec, &root, &mut spec)?;
+            strata_runtime::spawn_detached(&spec, &self.state_dir(&rec.id)).map_err(|e| {
+                self.network_down(&spec);
+                RunFailed(e).into()
+            })
+        })();
+        if started.is_err() {
+            // A container that did not start keeps no mount (found by the bench).
+            let _ = self.snap.unmount(&root);
+        }
+        started
     }
 
     /// Runs the container attached to the caller's terminal (`-i`/`-t`):
     /// returns the exit code. State is kept in `state.json` like a detached run.
     pub fn run_attached(&self, rec: &ContainerRecord) -> Result<i32> {
         let root = self.ensure_mounted(rec)?;
-        let mut spec = self.run_spec(rec, &root)?;
-        self.network_up(rec, &root, &mut spec)?;
+        let prepared = self
+            .run_spec(rec, &root)
+            .and_then(|mut spec| self.network_up(rec, &root, &mut spec).map(|()| spec));
+        let spec = match prepared {
+            Ok(spec) => spec,
+            Err(e) => {
+                let _ = self.snap.unmount(&root);
+                return Err(e);
+            }
+        };
         // This process supervises the container: `ps` checks it is alive.
         let dir = self.state_dir(&rec.id);
         let _ = std::fs::remove_file(dir.join("state.json"));

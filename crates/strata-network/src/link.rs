@@ -299,6 +299,9 @@ pub fn add_veth(p: &VethPlan<'_>) -> Result<()> {
                 mac_of(*ip)
             ),
             format!("link set {veth} master {bridge} up"),
+            // A container reaching its own published port: the DNATed
+            // packet leaves by the bridge port it came in on.
+            format!("link set {veth} type bridge_slave hairpin on"),
         ],
     )?;
     let mut inside = vec![

@@ -113,12 +113,50 @@ impl Snapshot {
 ///
 /// Returns the driver to use and, when overlay is unavailable, the message
 /// saying why (for the CLI to print once, like Docker's fallback to vfs).
+///
+/// The answer is kept in `<store>/storage-driver` with what it depends on
+/// (kernel release, the store's device and filesystem type, root or
+/// rootless): a probe mounts and writes, ~30 ms that every container
+/// command paid before.
 pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
     // A store on a read-only filesystem makes no container (the driver is
     // for new ones): nothing to probe, nothing to warn of.
-    if rustix::fs::statvfs(store_root).is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY)) {
+    let Ok(vfs) = rustix::fs::statvfs(store_root) else {
+        return probe_driver(store_root);
+    };
+    if vfs.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
         return (Driver::Copy, None);
     }
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let fs_type = rustix::fs::statfs(store_root).map(|s| s.f_type as i64).unwrap_or(0);
+    let dev = rustix::fs::stat(store_root).map(|s| s.st_dev).unwrap_or(0);
+    let fingerprint = format!(
+        "{} {dev:x} {fs_type:x} {:?}",
+        kernel.trim(),
+        strata_rootless::privilege()
+    );
+    let cache = store_root.join("storage-driver");
+    if let Ok(text) = fs::read_to_string(&cache) {
+        let mut lines = text.splitn(3, '\n');
+        if let (Some(f), Some(d)) = (lines.next(), lines.next())
+            && f == fingerprint
+            && let Ok(driver) = Driver::parse(d)
+        {
+            let note = lines.next().map(str::trim).filter(|n| !n.is_empty()).map(String::from);
+            return (driver, note);
+        }
+    }
+    let (driver, note) = probe_driver(store_root);
+    // Named as a blob in the making: a killed writer's file is swept by pid.
+    let tmp = store_root.join(format!("tmp/blob-{}-storage-driver", std::process::id()));
+    let text = format!("{fingerprint}\n{}\n{}", driver.name(), note.as_deref().unwrap_or(""));
+    if fs::write(&tmp, text).is_ok() && fs::rename(&tmp, &cache).is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    (driver, note)
+}
+
+fn probe_driver(store_root: &Path) -> (Driver, Option<String>) {
     let native = match probe_overlay(store_root, Driver::Overlay) {
         Ok(()) => return (Driver::Overlay, None),
         Err(e) => error_chain(&e),
