@@ -624,3 +624,129 @@ fn single_id_user_run_chown_in_a_build_is_ignored() {
     ]);
     assert_eq!(out, "0:0 /data\n0:0 /data/f\n");
 }
+
+/// A detached container's life as an ordinary user, each step its own
+/// strata process joining the store's namespaces: run -d with a named
+/// volume, ps, exec (as root and as 1000), cp both ways, logs, stop, start,
+/// kill, wait, rm, the volume's owners kept, info naming the store; at the
+/// end nothing runs in the namespace but the pause process and no
+/// container root is left mounted in it.
+#[test]
+fn detached_container_lifecycle_as_an_ordinary_user() {
+    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let user = rl.user.clone();
+    let Some(_) = rl.import_busybox() else { return };
+    let store = rl.store();
+    assert_eq!(
+        rl.ok(&["info", "-f", "{{.DockerRootDir}}"]).trim(),
+        store.to_str().unwrap(),
+        "info's root is not $XDG_DATA_HOME/strata"
+    );
+    let id = rl
+        .ok(&[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-v",
+            "data:/vol",
+            "busybox",
+            "sh",
+            "-c",
+            "echo started; echo hi > /vol/x && chown 1000:1000 /vol/x; exec sleep 300",
+        ])
+        .trim()
+        .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(rl.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    // exec into what another process started (the pause's namespaces).
+    let mut out = String::new();
+    for _ in 0..50 {
+        out = rl.ok(&["exec", "web", "sh", "-c", "id -u; stat -c %u:%g /vol/x 2>/dev/null"]);
+        if out.lines().count() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(out, "0\n1000:1000\n");
+    assert_eq!(rl.ok(&["exec", "-u", "1000:1000", "web", "id", "-u"]), "1000\n");
+    // cp in and out.
+    let inp = rl.path("home/in.txt");
+    std::fs::write(&inp, "from the host\n").unwrap();
+    rl.give(&inp);
+    rl.ok(&["cp", inp.to_str().unwrap(), "web:/tmp/in.txt"]);
+    assert_eq!(rl.ok(&["exec", "web", "cat", "/tmp/in.txt"]), "from the host\n");
+    let outp = rl.path("home/out-passwd");
+    rl.ok(&["cp", "web:/etc/passwd", outp.to_str().unwrap()]);
+    assert_eq!(
+        std::fs::read_to_string(&outp).unwrap(),
+        std::fs::read_to_string(rl.path("busybox-rootfs/etc/passwd")).unwrap()
+    );
+    let m = std::fs::metadata(&outp).unwrap();
+    assert_eq!(
+        (m.uid(), m.gid()),
+        (user.uid, user.gid),
+        "a file cp'd out is the user's"
+    );
+    assert_eq!(rl.ok(&["logs", "web"]), "started\n");
+    // The volume's file on disk: container uid 1000.
+    let vol = walk_for(&store, "x", 4);
+    assert!(
+        vol.iter()
+            .any(|p| p.symlink_metadata().is_ok_and(|m| m.uid() == user.host_uid(1000))),
+        "no x owned by {} (container 1000) in the store: {vol:?}",
+        user.host_uid(1000)
+    );
+
+    rl.ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(rl.ok(&["ps", "-q"]), "");
+    rl.ok(&["start", "web"]);
+    assert_eq!(rl.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    rl.ok(&["kill", "web"]);
+    assert_eq!(rl.ok(&["wait", "web"]), "137\n");
+    rl.ok(&["rm", "web"]);
+    assert_eq!(rl.ok(&["ps", "-a", "-q"]), "");
+    let out = rl.ok(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/vol",
+        "busybox",
+        "stat",
+        "-c",
+        "%u:%g",
+        "/vol/x",
+    ]);
+    assert_eq!(out, "1000:1000\n");
+    rl.ok(&["volume", "rm", "data"]);
+
+    // Nothing left in the namespace but its pause process, nothing mounted
+    // from the store in its mount namespace.
+    let pause = common::rootless::pause_pid(&store).expect("the store's pause process");
+    let others = || -> Vec<i32> {
+        let v = common::rootless::processes_in_user_ns_of(pause);
+        v.into_iter().filter(|p| *p != pause).collect()
+    };
+    // A second for what is on its way out.
+    let mut left = others();
+    for _ in 0..20 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = others();
+    }
+    let left: Vec<String> = left.into_iter().map(common::rootless::describe_process).collect();
+    assert!(
+        left.is_empty(),
+        "still running in the user namespace a second after rm: {left:#?}"
+    );
+    let mounts = std::fs::read_to_string(format!("/proc/{pause}/mountinfo")).unwrap();
+    let store_s = store.to_str().unwrap();
+    let leaked: Vec<&str> = mounts.lines().filter(|l| l.contains(store_s)).collect();
+    assert!(
+        leaked.is_empty(),
+        "mounts left in the pause's namespace:\n{}",
+        leaked.join("\n")
+    );
+}

@@ -649,6 +649,31 @@ fn processes_in(namespaces: &BTreeSet<String>) -> Vec<i32> {
         .collect()
 }
 
+/// The live pause process of the store at `store` (`rootless.pid`, its
+/// start time checked), or None.
+pub fn pause_pid(store: &Path) -> Option<i32> {
+    live_pid(&store.join("rootless.pid"), true)
+}
+
+/// The live processes in the user namespace of `pid` (itself included).
+pub fn processes_in_user_ns_of(pid: i32) -> Vec<i32> {
+    let Some(ns) = user_ns(pid) else { return Vec::new() };
+    let mut v = processes_in(&BTreeSet::from([ns]));
+    v.sort();
+    v
+}
+
+/// `pid`'s name, state, parent and command line (`/proc/PID/stat`'s and
+/// `cmdline`), for messages.
+pub fn describe_process(pid: i32) -> String {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .unwrap_or_default();
+    let head: Vec<&str> = stat.splitn(5, ' ').take(4).collect();
+    format!("{} [{cmdline}]", head.join(" "))
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
