@@ -750,3 +750,89 @@ fn detached_container_lifecycle_as_an_ordinary_user() {
         leaked.join("\n")
     );
 }
+
+/// With `SOURCE_DATE_EPOCH`, the rootless build's image ID is root's with
+/// each storage driver a rootless store may have: native overlay (with
+/// `userxattr`) and fuse-overlayfs (where the kernel refuses overlay in a
+/// user namespace, as Podman falls back) against root's overlay, vfs
+/// against root's vfs (a copy diffed by walking both trees, as containerd's
+/// naive differ: a hard link added to a lower file gives a layer with the
+/// new name as a plain file, so its image differs from overlay's by
+/// design); no fuse-overlayfs or other process is left running after.
+#[test]
+fn source_date_epoch_image_id_is_roots_with_every_rootless_storage_driver() {
+    const EPOCH: &str = "1700000000";
+    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let Some(tar) = rl.busybox_tar() else { return };
+    let ctx = rl.context("demo", &demo_files());
+    let ctx = ctx.to_str().unwrap();
+    let build = ["build", "-q", "--network", "none", "-t", "demo:1", ctx];
+    // Root's builds, per driver, each in a store of its own.
+    let root_id = |driver: &str| -> String {
+        let root = root_store(&tar, Some(EPOCH));
+        let o = root
+            .cmd()
+            .env("SOURCE_DATE_EPOCH", EPOCH)
+            .env("STRATA_STORAGE_DRIVER", driver)
+            .args(build)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "root build ({driver}): {}", text(&o));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
+    };
+    let root_overlay = root_id("overlay");
+    let root_vfs = root_id("vfs");
+    let mut drivers = vec![("overlay", &root_overlay), ("vfs", &root_vfs)];
+    if Path::new("/dev/fuse").exists() && Path::new("/usr/bin/fuse-overlayfs").exists() {
+        drivers.push(("fuse-overlayfs", &root_overlay));
+    } else {
+        eprintln!("skipped: the fuse-overlayfs store (no /dev/fuse or /usr/bin/fuse-overlayfs)");
+    }
+    let mut wrong = Vec::new();
+    for (driver, want) in drivers {
+        let store = rl.path(&format!("home/store-{driver}"));
+        let run = |args: &[&str]| {
+            let o = rl
+                .cmd_at(&store)
+                .env("SOURCE_DATE_EPOCH", EPOCH)
+                .env("STRATA_STORAGE_DRIVER", driver)
+                .args(args)
+                .output()
+                .unwrap();
+            rl.ok_out(o, args).0
+        };
+        run(&import_args(tar.to_str().unwrap()));
+        let got = run(&build).trim().to_string();
+        assert_eq!(run(&["info", "-f", "{{.Driver}}"]).trim(), driver, "the store's driver");
+        // The image runs too, and shows the owners.
+        let stat = ["run", "--rm", "--network", "none", "demo:1", "sh", "-c", DEMO_STAT];
+        let out = run(&stat);
+        if got != *want || out != DEMO_STAT_WANT {
+            wrong.push(format!(
+                "{driver}: image {got} (root's {want}); layers {}\n{out}",
+                run(&["inspect", "-f", "{{json .RootFS.Layers}}", "demo:1"]).trim()
+            ));
+        }
+        let pause = common::rootless::pause_pid(&store).expect("the store's pause process");
+        let mut left = Vec::new();
+        for _ in 0..20 {
+            left = common::rootless::processes_in_user_ns_of(pause);
+            left.retain(|p| *p != pause);
+            if left.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let left: Vec<String> = left.into_iter().map(common::rootless::describe_process).collect();
+        assert!(
+            left.is_empty(),
+            "{driver}: left running after the build and run: {left:#?}"
+        );
+    }
+    assert!(
+        wrong.is_empty(),
+        "with SOURCE_DATE_EPOCH the rootless build differs from root's:\n{}",
+        wrong.join("\n")
+    );
+}

@@ -426,7 +426,9 @@ impl Rootless {
         String::from_utf8_lossy(&o.stderr).into_owned()
     }
 
-    fn ok_out(&self, o: Output, args: &[&str]) -> (String, String) {
+    /// Insists that `o`, a run of strata `args` as the user, succeeded;
+    /// (stdout, stderr).
+    pub fn ok_out(&self, o: Output, args: &[&str]) -> (String, String) {
         assert!(
             o.status.success(),
             "strata {args:?} as {} failed ({}):\nstdout: {}\nstderr: {}",
