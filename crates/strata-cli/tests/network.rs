@@ -433,6 +433,36 @@ fn leftovers_of_a_killed_monitor_are_swept_by_the_next_command() {
     assert_eq!(leftovers(&again, ""), Vec::<String>::new());
 }
 
+/// The network state is the host's: a command on another store sweeps what
+/// a dead monitor left when its own store is never used again (a test that
+/// panicked, a deleted project) — found with leftover veths on strata0.
+#[test]
+fn leftovers_of_a_killed_monitor_are_swept_by_another_store() {
+    let Some(env) = setup() else { return };
+    let Some(other) = setup() else { return };
+    let port = free_port();
+    let id = httpd(&env, "victim2", &["-p", &format!("{port}:80")]);
+    let ip = inspect(&env, "victim2", "{{.NetworkSettings.IPAddress}}");
+    assert!(http_get(port).contains("hello"));
+    // A running container of another store is left alone (the `run -d`
+    // that brought its network up has exited: its monitor is what counts).
+    other.ok(&["ps", "-a"]);
+    assert!(http_get(port).contains("hello"), "another store's sweep took a running container's network");
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.root().join("containers").join(&id).join("state.json")).unwrap())
+            .unwrap();
+    let monitor = state["monitor_pid"].as_i64().unwrap() as i32;
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::path::Path::new(&format!("/proc/{monitor}")).exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Only the other store is used.
+    other.ok(&["ps", "-a"]);
+    assert_eq!(leftovers(&id, &ip), Vec::<String>::new());
+    env.ok(&["rm", "-f", "victim2"]);
+}
+
 /// A one-shot HTTP-ish server on the host: answers every connection with `hello-host`.
 fn host_server() -> u16 {
     let l = TcpListener::bind("0.0.0.0:0").unwrap();

@@ -151,7 +151,11 @@ impl Containers {
     /// (a killed strata process or monitor).
     pub fn sweep_networks(&self) -> Result<Vec<String>> {
         let recs = self.list()?;
-        let live = |id: &str| -> Liveness {
+        let own = self.store.root().display().to_string();
+        let live = |store: &str, id: &str| -> Liveness {
+            if store != own {
+                return crate::engine::liveness_in_other_store(std::path::Path::new(store), id);
+            }
             let Some(rec) = recs.iter().find(|r| r.id == id) else {
                 return Liveness::Gone;
             };

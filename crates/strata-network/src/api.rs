@@ -330,7 +330,8 @@ impl Networks {
     /// Cleans what containers that are not running left (a strata process
     /// killed before it could): their namespaces, veths, leases, rules,
     /// and strata namespaces or bridges the state does not know.
-    pub fn sweep(&self, liveness: &dyn Fn(&str) -> Liveness) -> Result<Vec<String>> {
+    /// `liveness(store, id)` judges a container of any store.
+    pub fn sweep(&self, liveness: &dyn Fn(&str, &str) -> Liveness) -> Result<Vec<String>> {
         let dir = self.dir.clone();
         if !dir.path.join("state.json").exists() && link::list_netns().is_empty() && link::list_bridges().is_empty() {
             return Ok(Vec::new());
@@ -344,10 +345,11 @@ impl Networks {
                     .live
                     .as_ref()
                     .is_some_and(|l| state::alive(l.owner_pid, l.owner_start));
-                let verdict = if c.store == self.store {
-                    liveness(&id)
-                } else if Path::new(&c.store).is_dir() {
-                    continue; // another store's to judge
+                let verdict = if c.store == self.store || Path::new(&c.store).is_dir() {
+                    // Another store's too: the network is the host's, and
+                    // that store may never be used again (found with
+                    // leftover veths of a deleted test store).
+                    liveness(&c.store, &id)
                 } else {
                     Liveness::Gone
                 };
