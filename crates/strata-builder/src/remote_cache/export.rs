@@ -14,7 +14,10 @@ use strata_oci::{Descriptor, Digest, ImageConfig, Manifest, media};
 use strata_store::Store;
 
 use super::StepRecord;
-use super::format::{CACHE_CONFIG_V0, CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, INLINE_KEY};
+use super::buildkit_keys::{self, BkOp};
+use super::format::{
+    CACHE_CONFIG_V0, CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, INLINE_KEY, RESULT_LINK,
+};
 use super::location::Loc;
 use super::spec::CacheExport;
 use crate::error::{Error, Result};
@@ -40,6 +43,87 @@ fn selected<'a>(steps: &'a [StepRecord], finals: &[String], max: bool) -> Vec<&'
 
 fn now() -> Option<String> {
     Some(strata_image::now_rfc3339())
+}
+
+/// BuildKit's records of `steps` (in build order), appended to `records`
+/// (`top(i)`: the layer index of step i's result): one per step BuildKit
+/// makes an op of, linked to the record of the op before it. A step with
+/// no op that leaves the layers as they were (ENV, ARG, USER, …) is no
+/// vertex in BuildKit either: its successor links past it. A step that
+/// changed the layers without a BuildKit description ends the chain there
+/// (a record past it would name layers its inputs do not have).
+fn buildkit_records(steps: &[&StepRecord], top: impl Fn(usize) -> Option<i64>, records: &mut Vec<CacheRecord>) {
+    let by_key: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.key.as_str(), i)).collect();
+    let mut bk_at: Vec<Option<usize>> = vec![None; steps.len()];
+    let first = records.len();
+    let add = |records: &mut Vec<CacheRecord>, digest: String, inputs: Vec<Vec<CacheInput>>, result: Option<i64>| {
+        if let Some(i) = records.iter().position(|r| r.digest == digest && r.inputs == inputs) {
+            return i;
+        }
+        // One record per result (BuildKit loads a result through any record that has it).
+        let result = result.filter(|t| {
+            !records[first..]
+                .iter()
+                .any(|r| r.results.iter().any(|x| x.layer_index == *t))
+        });
+        records.push(CacheRecord {
+            results: result
+                .map(|t| {
+                    vec![CacheResult {
+                        layer_index: t,
+                        created_at: now(),
+                    }]
+                })
+                .unwrap_or_default(),
+            chained_results: Vec::new(),
+            digest,
+            inputs,
+        });
+        records.len() - 1
+    };
+    let link = |i: usize| {
+        vec![CacheInput {
+            selector: String::new(),
+            link_index: i as i64,
+        }]
+    };
+    for (i, s) in steps.iter().enumerate() {
+        let parent = by_key.get(s.parent.as_str()).copied().filter(|p| *p < i);
+        let parent_bk = parent.and_then(|p| bk_at[p]);
+        bk_at[i] = match (&s.bk, parent) {
+            // The base's source: no result (the image's own layers), as BuildKit writes it.
+            (Some(op @ BkOp::Image { .. }), _) if s.parent.is_empty() => {
+                Some(add(records, buildkit_keys::record_digest(op), Vec::new(), None))
+            }
+            (Some(op @ BkOp::Exec(_)), Some(_)) => {
+                parent_bk.map(|p| add(records, buildkit_keys::record_digest(op), vec![link(p)], top(i)))
+            }
+            (Some(op @ BkOp::Copy(c)), Some(_)) => parent_bk.map(|p| {
+                let content = add(records, buildkit_keys::content_key(&c.checksums), Vec::new(), None);
+                add(
+                    records,
+                    buildkit_keys::record_digest(op),
+                    vec![link(p), link(content)],
+                    top(i),
+                )
+            }),
+            (None, Some(p)) if steps[p].diff_ids == s.diff_ids => parent_bk,
+            _ => None,
+        };
+    }
+    // strata's records name the BuildKit record holding the same result instead of holding it.
+    let held: HashMap<i64, usize> = (first..records.len())
+        .filter_map(|i| records[i].results.first().map(|r| (r.layer_index, i)))
+        .collect();
+    for r in records[..first].iter_mut() {
+        if let Some(bk) = r.results.first().and_then(|x| held.get(&x.layer_index)) {
+            r.results.clear();
+            r.inputs.push(vec![CacheInput {
+                selector: RESULT_LINK.to_string(),
+                link_index: *bk as i64,
+            }]);
+        }
+    }
 }
 
 /// Sets the inline cache of an image whose config is `config` and last key `final_key`.
@@ -73,6 +157,12 @@ pub(crate) fn inline_into(steps: &[StepRecord], config: &mut ImageConfig, final_
             },
         })
         .collect();
+    let mut records = records;
+    buildkit_records(
+        &usable,
+        |i| usable[i].diff_ids.len().checked_sub(1).map(|t| t as i64),
+        &mut records,
+    );
     let json = serde_json::to_vec(&records).map_err(|e| Error::Internal(format!("writing the inline cache: {e}")))?;
     config.extra.insert(
         INLINE_KEY.to_string(),
@@ -157,7 +247,7 @@ pub(crate) fn cache_config(store: &mut Store, steps: &[&StepRecord]) -> Result<(
         tops.push(parent);
     }
     let index: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, s)| (s.key.as_str(), i)).collect();
-    for (s, top) in steps.iter().zip(tops) {
+    for (s, top) in steps.iter().zip(tops.iter().copied()) {
         config.records.push(CacheRecord {
             results: match top {
                 -1 => Vec::new(),
@@ -177,6 +267,7 @@ pub(crate) fn cache_config(store: &mut Store, steps: &[&StepRecord]) -> Result<(
             },
         });
     }
+    buildkit_records(steps, |i| Some(tops[i]).filter(|t| *t >= 0), &mut config.records);
     Ok((config, blobs))
 }
 

@@ -17,6 +17,13 @@ pub const CACHE_CONFIG_V0: &str = "application/vnd.buildkit.cacheconfig.v0";
 /// The image config key holding an inline cache.
 pub const INLINE_KEY: &str = "moby.buildkit.cache.v0";
 
+/// The selector of a link from a strata record to the (BuildKit) record
+/// holding its result: BuildKit loads a result through any one of the
+/// records that have it, so no two records carry the same result, and a
+/// strata record names the BuildKit record's instead. BuildKit never
+/// follows this link (no op of its has a strata key).
+pub const RESULT_LINK: &str = "strata.result";
+
 /// A config larger than this is refused (BuildKit reads at most 1 MiB of it; strata allows its document bound).
 pub const MAX_CONFIG_SIZE: u64 = strata_oci::media::MAX_DOCUMENT_SIZE;
 
@@ -221,8 +228,21 @@ impl CacheConfig {
         Ok(out)
     }
 
-    /// Each result of record `r` as a chain of layer indexes, lowest first.
+    /// Each result of record `r` as a chain of layer indexes, lowest first
+    /// (a strata record's results may be those of the record it links to
+    /// with [`RESULT_LINK`]).
     pub fn results_of(&self, r: &CacheRecord) -> Vec<Vec<usize>> {
+        let mut out = Vec::new();
+        for l in r.inputs.iter().flatten().filter(|l| l.selector == RESULT_LINK) {
+            if let Some(t) = self.records.get(l.link_index as usize) {
+                out.extend(self.own_results(t));
+            }
+        }
+        out.extend(self.own_results(r));
+        out
+    }
+
+    fn own_results(&self, r: &CacheRecord) -> Vec<Vec<usize>> {
         let mut out = Vec::new();
         for res in &r.results {
             if let Ok(c) = self.chain(res.layer_index) {
@@ -269,6 +289,14 @@ mod tests {
         let empty = br#"{"records":[{"digest":"sha256:a","inputs":[[]]}]}"#;
         assert_eq!(CacheConfig::parse(empty), Err(FormatError::EmptyInput(0)));
         assert!(CacheConfig::parse(b"{").is_err());
+    }
+
+    #[test]
+    fn a_result_link_gives_the_linked_records_result() {
+        let recs = br#"[{"digest":"sha256:bk","layers":[{"layer":1}]},{"digest":"sha256:s","inputs":[[{"selector":"strata.result","link":0}]]}]"#;
+        let c = CacheConfig::from_inline(recs, &["sha256:l0".into(), "sha256:l1".into()]).unwrap();
+        assert_eq!(c.results_of(&c.records[1]), vec![vec![0, 1]]);
+        assert_eq!(c.results_of(&c.records[0]), vec![vec![0, 1]]);
     }
 
     #[test]

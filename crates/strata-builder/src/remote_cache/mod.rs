@@ -25,13 +25,14 @@
 //! does not match is a warning and the step runs. Metadata-only steps never
 //! need a cache: they run (they only change the config).
 
+mod buildkit_keys;
 mod export;
 mod format;
 mod import;
 mod location;
 mod spec;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use strata_oci::{Descriptor, Digest, ImageConfig};
@@ -58,6 +59,8 @@ pub(crate) struct StepRecord {
     pub parent: String,
     /// The layers of the result, lowest first.
     pub diff_ids: Vec<Digest>,
+    /// The step as a BuildKit op (None: unknown, or no op in BuildKit).
+    pub bk: Option<buildkit_keys::BkOp>,
 }
 
 /// A hit in an imported cache: the layer the step makes, and where it is.
@@ -76,6 +79,8 @@ pub(crate) struct RemoteCache {
     exports: Vec<CacheExport>,
     /// The steps every platform's build went through, in order.
     steps: Mutex<Vec<StepRecord>>,
+    /// Steps described as BuildKit ops before they ran, by key.
+    described: Mutex<HashMap<String, buildkit_keys::BkOp>>,
     warned: Mutex<BTreeSet<String>>,
     client: strata_registry::ClientOptions,
 }
@@ -119,6 +124,7 @@ impl RemoteCache {
             imports,
             exports: to.to_vec(),
             steps: Mutex::new(Vec::new()),
+            described: Mutex::new(HashMap::new()),
             warned: Mutex::new(BTreeSet::new()),
             client,
         }))
@@ -137,11 +143,98 @@ impl RemoteCache {
         if steps.iter().any(|s| s.key == key) {
             return;
         }
+        let described = self.described.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        // A registry base: BuildKit's `docker-image://` source, keyed by its layers.
+        let bk = match described {
+            Some(op) => Some(op),
+            None if parent.is_empty() && !config.rootfs.diff_ids.is_empty() => {
+                strata_oci::chain_ids(&config.rootfs.diff_ids)
+                    .last()
+                    .map(|c| buildkit_keys::BkOp::Image {
+                        chain_id: c.to_string(),
+                    })
+            }
+            None => None,
+        };
         steps.push(StepRecord {
             key: key.to_string(),
             parent: parent.to_string(),
             diff_ids: config.rootfs.diff_ids.clone(),
+            bk,
         });
+    }
+
+    /// Describes the RUN with key `key` (about to run) as BuildKit's
+    /// Dockerfile frontend makes it, for the BuildKit keys of an exported
+    /// cache: `args` as run, the stage's config before it, the build
+    /// arguments it sees (name, value; in order), its network (`RUN
+    /// --network`, else the build's) and platform. Call it only for a RUN
+    /// without `--mount` or heredocs (BuildKit's op differs).
+    pub fn describe_run(
+        &self,
+        key: &str,
+        args: &[String],
+        config: Option<&strata_oci::ContainerConfig>,
+        build_args: &[(String, String)],
+        network: Option<&str>,
+        platform: &strata_oci::Platform,
+    ) {
+        if self.exports.is_empty() {
+            return;
+        }
+        let network = match network {
+            None | Some("default") | Some("sandbox") => 0,
+            Some("host") => 1,
+            Some("none") => 2,
+            Some(_) => return,
+        };
+        let env = config.and_then(|c| c.env.clone()).unwrap_or_default();
+        let cwd = config
+            .and_then(|c| c.working_dir.clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into());
+        let op = buildkit_keys::BkOp::Exec(buildkit_keys::ExecOp {
+            args: args.to_vec(),
+            env: buildkit_keys::exec_env(&env, build_args),
+            cwd,
+            user: config.and_then(|c| c.user.clone()).unwrap_or_default(),
+            network,
+            os: platform.os.clone(),
+            arch: platform.architecture.clone(),
+            variant: platform.variant.clone(),
+        });
+        self.described
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.to_string(), op);
+    }
+
+    /// Describes the COPY/ADD with key `key` (about to run) of `sources`
+    /// (as written) from the context `tree` to `dest` (as written) in
+    /// working directory `cwd`. Call it only for a plain COPY/ADD of local
+    /// sources: no `--from`, `--chown`, `--link`, `--parents`,
+    /// `--exclude`, URLs or heredocs. Only regular files get a key (a
+    /// directory's checksum is not reproduced).
+    #[allow(clippy::too_many_arguments)]
+    pub fn describe_copy(
+        &self,
+        key: &str,
+        tree: &dyn crate::tree::SourceTree,
+        sources: &[String],
+        dest: &str,
+        cwd: &str,
+        chmod: Option<&str>,
+        add: bool,
+    ) {
+        if self.exports.is_empty() {
+            return;
+        }
+        if let Some(op) = buildkit_keys::context_copy(tree, sources, dest, cwd, chmod, add) {
+            self.described
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(key.to_string(), buildkit_keys::BkOp::Copy(op));
+        }
     }
 
     /// The layer a step with `key` makes on `current`, by key, else (with

@@ -282,6 +282,19 @@ impl<'a> StageRun<'a> {
         let vertex = self.sh.progress.start(&title);
         let unpack = add && c.flags.unpack != Some(false);
         let parents = c.flags.parents;
+        // A plain COPY/ADD from the context as BuildKit's op, for the BuildKit keys of an exported cache (remote_cache).
+        if let (Some(rc), MountSrc::Context(ctx, _)) = (&self.sh.remote, &src)
+            && urls.is_empty()
+            && inline.is_empty()
+            && chown.is_none()
+            && excludes.is_empty()
+            && !c.flags.link
+            && !parents
+            && (!add || c.flags.unpack.is_none())
+        {
+            let key = inputs.key(&self.key);
+            rc.describe_copy(&key, ctx.as_ref(), &locals, &dest, &workdir, chmod.as_deref(), add);
+        }
         self.cached(step, position, inputs, Some(vertex), None, move |me, _v| {
             if let Some(layer) = me.take_replay() {
                 me.add_layer(&layer);

@@ -210,6 +210,21 @@ impl<'a> StageRun<'a> {
         let title = format!("{} {}", self.prefix(), cache::one_line(&step.original, 400));
         let vertex = self.sh.progress.start(&title);
         let history_text = created_by.clone();
+        // The RUN as BuildKit's op, for the BuildKit keys of an exported cache (remote_cache).
+        if let Some(rc) = &self.sh.remote
+            && r.flags.mounts.is_empty()
+            && r.heredocs.is_empty()
+        {
+            let network = r.flags.network.as_deref().or(self.sh.network.as_deref());
+            rc.describe_run(
+                &inputs.key(&self.key),
+                &args,
+                Some(&cc),
+                &self.args.env,
+                network,
+                &self.platform,
+            );
+        }
         self.cached(
             step,
             position,
