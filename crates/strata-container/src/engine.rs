@@ -967,41 +967,20 @@ pub fn parse_signal(s: &str) -> Result<i32> {
 
 /// A container run in the foreground with the caller's terminal (`-i`/`-t`):
 /// the strata process itself is its supervisor.
-/// Whether a container of another store (whose records this store cannot
-/// read) may still be running, from its state files alone: a live
-/// foreground run or follower, or a live monitor or PID 1. The network
-/// sweep of any store tears down only what this says is stopped.
-pub(crate) fn liveness_in_other_store(store: &Path, id: &str) -> strata_network::Liveness {
-    let dir = store.join("containers").join(id);
-    if !dir.is_dir() {
-        return strata_network::Liveness::Gone;
-    }
-    let alive = |pid: i32, start_time: u64| pid > 0 && strata_runtime::process_start_time(pid) == Some(start_time);
-    let supervised = read_json::<Foreground>(&dir.join(FOREGROUND)).is_some_and(|fg| alive(fg.pid, fg.start_time))
-        || read_json::<Follower>(&dir.join(FOLLOWER)).is_some_and(|f| alive(f.pid, f.start_time));
-    let monitored = strata_runtime::read_state_record(&dir)
-        .is_ok_and(|r| alive(r.monitor_pid, r.monitor_start_time) || alive(r.pid, r.start_time));
-    if supervised || monitored {
-        strata_network::Liveness::Running
-    } else {
-        strata_network::Liveness::Stopped
-    }
-}
-
-const FOREGROUND: &str = "foreground.json";
-const FOLLOWER: &str = "follower.json";
+pub(crate) const FOREGROUND: &str = "foreground.json";
+pub(crate) const FOLLOWER: &str = "follower.json";
 
 /// The `run` process that follows a container and removes it itself.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Follower {
-    pid: i32,
-    start_time: u64,
+pub(crate) struct Follower {
+    pub(crate) pid: i32,
+    pub(crate) start_time: u64,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Foreground {
-    pid: i32,
-    start_time: u64,
+pub(crate) struct Foreground {
+    pub(crate) pid: i32,
+    pub(crate) start_time: u64,
     started_at: String,
     exit_code: Option<i32>,
     finished_at: Option<String>,
@@ -1009,7 +988,7 @@ struct Foreground {
     oom_killed: bool,
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {
     serde_json::from_slice(&std::fs::read(p).ok()?).ok()
 }
 

@@ -154,7 +154,7 @@ impl Containers {
         let own = self.store.root().display().to_string();
         let live = |store: &str, id: &str| -> Liveness {
             if store != own {
-                return crate::engine::liveness_in_other_store(std::path::Path::new(store), id);
+                return liveness_in_other_store(std::path::Path::new(store), id);
             }
             let Some(rec) = recs.iter().find(|r| r.id == id) else {
                 return Liveness::Gone;
@@ -214,5 +214,28 @@ pub fn network_exit_hook(args: &[String]) {
         if std::fs::symlink_metadata(&p).is_ok_and(|md| md.is_file() && md.len() == 0) {
             let _ = std::fs::remove_file(&p);
         }
+    }
+}
+
+/// Whether a container of another store (whose records this store cannot
+/// read) may still be running, from its state files alone: a live
+/// foreground run or follower, or a live monitor or PID 1. The network
+/// sweep of any store tears down only what this says is stopped.
+pub(crate) fn liveness_in_other_store(store: &Path, id: &str) -> strata_network::Liveness {
+    let dir = store.join("containers").join(id);
+    if !dir.is_dir() {
+        return strata_network::Liveness::Gone;
+    }
+    let alive = |pid: i32, start_time: u64| pid > 0 && strata_runtime::process_start_time(pid) == Some(start_time);
+    let supervised = crate::engine::read_json::<crate::engine::Foreground>(&dir.join(crate::engine::FOREGROUND))
+        .is_some_and(|fg| alive(fg.pid, fg.start_time))
+        || crate::engine::read_json::<crate::engine::Follower>(&dir.join(crate::engine::FOLLOWER))
+            .is_some_and(|f| alive(f.pid, f.start_time));
+    let monitored = strata_runtime::read_state_record(&dir)
+        .is_ok_and(|r| alive(r.monitor_pid, r.monitor_start_time) || alive(r.pid, r.start_time));
+    if supervised || monitored {
+        strata_network::Liveness::Running
+    } else {
+        strata_network::Liveness::Stopped
     }
 }
