@@ -128,7 +128,7 @@ pub fn detect_driver(store_root: &Path) -> (Driver, Option<String>) {
         return (Driver::Copy, None);
     }
     let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let fs_type = rustix::fs::statfs(store_root).map(|s| s.f_type as i64).unwrap_or(0);
+    let fs_type = rustix::fs::statfs(store_root).map(|s| s.f_type).unwrap_or(0);
     let dev = rustix::fs::stat(store_root).map(|s| s.st_dev).unwrap_or(0);
     let fingerprint = format!(
         "{} {dev:x} {fs_type:x} {:?}",
