@@ -836,3 +836,220 @@ fn source_date_epoch_image_id_is_roots_with_every_rootless_storage_driver() {
         wrong.join("\n")
     );
 }
+
+/// The store's pause process: made once when several first commands race
+/// for it, remade when it is gone (a container created before starts in
+/// the new namespace, the images are kept), and a pid file naming another
+/// process (a reused pid: its start time differs) is never joined.
+#[test]
+fn pause_process_made_once_and_remade_when_gone() {
+    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let Some(tar) = rl.busybox_tar() else { return };
+    let store = rl.store();
+    // Four first commands at once on a new store.
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            rl.cmd()
+                .args(["images", "-q"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert!(o.status.success(), "a racing first command: {}", text(&o));
+    }
+    let pauses = rl.own_processes_named("strata-pause");
+    assert_eq!(
+        pauses.len(),
+        1,
+        "pause processes after 4 racing first commands: {pauses:?}"
+    );
+    let first = common::rootless::pause_pid(&store).expect("rootless.pid names a live process");
+    assert_eq!(pauses, vec![first]);
+
+    rl.ok(&import_args(tar.to_str().unwrap()));
+    rl.ok(&[
+        "create",
+        "--name",
+        "later",
+        "--network",
+        "none",
+        "busybox",
+        "echo",
+        "started later",
+    ]);
+    // The pause process dies (killed, the machine's OOM killer, …).
+    // SAFETY: a signal to this test's own pause process.
+    unsafe { libc::kill(first, libc::SIGKILL) };
+    for _ in 0..100 {
+        if !common::rootless::alive(first) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!common::rootless::alive(first));
+    assert_eq!(rl.ok(&["images", "--format", "{{.Repository}}"]), "busybox\n");
+    let second = common::rootless::pause_pid(&store).expect("a new pause process");
+    assert_ne!(second, first);
+    assert_eq!(rl.ok(&["start", "-a", "later"]), "started later\n");
+    rl.ok(&["rm", "later"]);
+    assert_eq!(
+        rl.ok(&["run", "--rm", "--network", "none", "busybox", "id", "-u"]),
+        "0\n"
+    );
+
+    // A pid file naming a live process that is not the pause process: pid
+    // 1 with a start time it does not have.
+    // SAFETY: as above.
+    unsafe { libc::kill(second, libc::SIGKILL) };
+    for _ in 0..100 {
+        if !common::rootless::alive(second) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(store.join("rootless.pid"), "1 12345\n").unwrap();
+    rl.give(&store.join("rootless.pid"));
+    assert_eq!(
+        rl.ok(&["run", "--rm", "--network", "none", "busybox", "id", "-u"]),
+        "0\n"
+    );
+    let third = common::rootless::pause_pid(&store).expect("a new pause process");
+    assert!(third != 1 && third != second, "{third}");
+    assert_eq!(rl.own_processes_named("strata-pause"), vec![third]);
+}
+
+/// `GET /index.html` on 127.0.0.1:`port`, retried while the server starts;
+/// the answer, or None after 10 s.
+fn http_get(port: u16) -> Option<String> {
+    use std::io::Write;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let attempt = (|| -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect_timeout(
+                &format!("127.0.0.1:{port}").parse().unwrap(),
+                std::time::Duration::from_secs(2),
+            )?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(3)))?;
+            s.write_all(b"GET /index.html HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut r = String::new();
+            s.read_to_string(&mut r)?;
+            Ok(r)
+        })();
+        match attempt {
+            Ok(r) if r.contains("200 OK") => return Some(r),
+            _ if std::time::Instant::now() > deadline => return None,
+            _ => std::thread::sleep(std::time::Duration::from_millis(100)),
+        }
+    }
+}
+
+/// What the containers of the network tests serve on 8080.
+const SERVE: &str =
+    "mkdir -p /www && echo hello from a rootless container > /www/index.html && exec httpd -f -p 8080 -h /www";
+
+/// Nothing but the store's pause process runs in its user namespace (a
+/// second allowed for what is on its way out).
+fn assert_only_the_pause_left(rl: &Rootless, what: &str) {
+    let pause = common::rootless::pause_pid(&rl.store()).expect("the store's pause process");
+    let mut left = Vec::new();
+    for _ in 0..20 {
+        left = common::rootless::processes_in_user_ns_of(pause);
+        left.retain(|p| *p != pause);
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let left: Vec<String> = left.into_iter().map(common::rootless::describe_process).collect();
+    assert!(left.is_empty(), "left running after {what}: {left:#?}");
+}
+
+/// A published port as an ordinary user answers on the host's 127.0.0.1
+/// (`port` says where); `rm -f` closes it and leaves nothing running.
+#[test]
+fn published_port_as_an_ordinary_user() {
+    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let Some(_) = rl.import_busybox() else { return };
+    let serve = SERVE;
+    let port = common::free_port();
+    let publish = format!("127.0.0.1:{port}:8080");
+    rl.ok(&[
+        "run", "-d", "--name", "web", "-p", &publish, "busybox", "sh", "-c", serve,
+    ]);
+    let answer = http_get(port);
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.contains("hello from a rootless container")),
+        "127.0.0.1:{port} (published from the container's 8080): {answer:?}\nlogs: {}",
+        rl.ok(&["logs", "web"])
+    );
+    assert_eq!(rl.ok(&["port", "web"]), format!("8080/tcp -> 127.0.0.1:{port}\n"));
+    rl.ok(&["rm", "-f", "web"]);
+    let mut answers = true;
+    for _ in 0..40 {
+        answers = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok();
+        if !answers {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(!answers, "127.0.0.1:{port} still answers 2 s after rm -f");
+    assert_only_the_pause_left(&rl, "rm -f of a published container");
+}
+
+/// A user network as an ordinary user: its containers reach each other by
+/// name; `network rm` after `rm -f` leaves nothing running. (Rootless
+/// podman 4.3 makes such networks too, in a namespace of its own: here its
+/// containers reach each other by address; names need aardvark-dns.)
+#[test]
+fn user_network_as_an_ordinary_user() {
+    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let Some(_) = rl.import_busybox() else { return };
+    let serve = SERVE;
+    rl.ok(&["network", "create", "backend"]);
+    rl.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "api",
+        "--network",
+        "backend",
+        "busybox",
+        "sh",
+        "-c",
+        serve,
+    ]);
+    let mut out = String::new();
+    for _ in 0..50 {
+        let o = rl.run(&[
+            "run",
+            "--rm",
+            "--network",
+            "backend",
+            "busybox",
+            "wget",
+            "-q",
+            "-O",
+            "-",
+            "http://api:8080/index.html",
+        ]);
+        out = text(&o);
+        if o.status.success() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(
+        out.trim(),
+        "hello from a rootless container",
+        "api by name on the user network"
+    );
+    rl.ok(&["rm", "-f", "api"]);
+    rl.ok(&["network", "rm", "backend"]);
+    assert_only_the_pause_left(&rl, "rm -f and network rm");
+}

@@ -676,6 +676,30 @@ pub fn describe_process(pid: i32) -> String {
     format!("{} [{cmdline}]", head.join(" "))
 }
 
+/// The live processes of this world's user named `comm` (as
+/// `/proc/PID/comm` has it) whose environment is this test's (its
+/// `XDG_RUNTIME_DIR`): e.g. the pause processes its commands made.
+impl Rootless {
+    pub fn own_processes_named(&self, comm: &str) -> Vec<i32> {
+        let marker = format!("XDG_RUNTIME_DIR={}", self.path("run").display());
+        let Ok(rd) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        let mut v: Vec<i32> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|&pid| proc_uid(pid) == Some(self.user.uid) && alive(pid))
+            .filter(|&pid| std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == comm))
+            .filter(|&pid| {
+                std::fs::read(format!("/proc/{pid}/environ"))
+                    .is_ok_and(|env| env.split(|b| *b == 0).any(|kv| kv == marker.as_bytes()))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+}
+
 /// Whether `pid` is a live process (not a zombie).
 pub fn alive(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
