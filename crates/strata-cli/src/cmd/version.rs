@@ -129,6 +129,14 @@ pub fn info(root: &Path, a: InfoArgs) -> Result<ExitCode> {
     } else {
         "1"
     };
+    // As Docker: rootless has no cgroup driver without a delegated v2 tree,
+    // and says "rootless" among the security options.
+    let rootless = strata_rootless::is_rootless();
+    let cgroup_driver = if rootless { "none" } else { "cgroupfs" };
+    let mut security = vec!["name=seccomp,profile=default".to_string()];
+    if rootless {
+        security.push("name=rootless".into());
+    }
     let v = json!({
         "ID": "",
         "Containers": containers.len(),
@@ -138,7 +146,8 @@ pub fn info(root: &Path, a: InfoArgs) -> Result<ExitCode> {
         "Images": images,
         "Driver": driver,
         "LoggingDriver": "json-file",
-        "CgroupDriver": "cgroupfs",
+        "CgroupDriver": cgroup_driver,
+        "SecurityOptions": security,
         "CgroupVersion": cgroup_version,
         "KernelVersion": kernel(),
         "OperatingSystem": os_release(),
@@ -156,8 +165,8 @@ pub fn info(root: &Path, a: InfoArgs) -> Result<ExitCode> {
         let s = |k: &str| v[k].to_string().trim_matches('"').to_string();
         format!(
             "Client:\n Context:    default\n Debug Mode: false\n\nServer:\n Containers: {}\n  Running: {}\n  Paused: 0\n  Stopped: {}\n \
-             Images: {}\n Server Version: {VERSION}\n Storage Driver: {}\n Logging Driver: json-file\n Cgroup Driver: cgroupfs\n \
-             Cgroup Version: {}\n Kernel Version: {}\n Operating System: {}\n OSType: linux\n Architecture: {}\n CPUs: {}\n \
+             Images: {}\n Server Version: {VERSION}\n Storage Driver: {}\n Logging Driver: json-file\n Cgroup Driver: {cgroup_driver}\n \
+             Cgroup Version: {}\n Security Options:\n  seccomp\n   Profile: default\n{} Kernel Version: {}\n Operating System: {}\n OSType: linux\n Architecture: {}\n CPUs: {}\n \
              Total Memory: {}\n Name: {}\n Docker Root Dir: {}\n Debug Mode: false\n",
             s("Containers"),
             s("ContainersRunning"),
@@ -165,6 +174,7 @@ pub fn info(root: &Path, a: InfoArgs) -> Result<ExitCode> {
             s("Images"),
             s("Driver"),
             s("CgroupVersion"),
+            if rootless { "  rootless\n" } else { "" },
             s("KernelVersion"),
             s("OperatingSystem"),
             s("Architecture"),
