@@ -143,15 +143,20 @@ pub(crate) fn down_locked(st: &mut State, dir: &Dir, id: &str) -> Result<()> {
     if let Some(pid) = live.helper_pid {
         usermode::stop(pid, live.helper_start);
     }
-    // The host ends are deleted now (a namespace's own cleanup is asynchronous).
-    for v in &veths {
-        link::delete_link(v)?;
-    }
+    // The host ends (a namespace's own cleanup is asynchronous) and the
+    // bridges no one needs now, in one ip process.
+    let mut links = veths;
+    links.extend(
+        st.networks
+            .values()
+            .filter(|n| !bridge_needed(st, &n.bridge))
+            .map(|n| n.bridge.clone()),
+    );
+    link::delete_links(&links)?;
     if let Some(ns) = Path::new(&live.netns).file_name().and_then(|n| n.to_str()) {
         usermode::cleanup(ns);
         link::delete_netns(ns)?;
     }
-    remove_unused_bridges(st)?;
     nft::apply(st)?;
     for n in networks {
         write_files_for(st, dir, &n)?;

@@ -168,6 +168,16 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     Ok(())
 }
 
+/// Deletes the links of `names` that exist, in one `ip -batch` process.
+pub fn delete_links(names: &[String]) -> Result<()> {
+    let lines: Vec<String> = names
+        .iter()
+        .filter(|n| link_exists(n))
+        .map(|n| format!("link del {n}"))
+        .collect();
+    ip_batch(None, &lines)
+}
+
 pub fn delete_link(name: &str) -> Result<()> {
     if link_exists(name) {
         ip(&["link", "del", name])?;
@@ -199,14 +209,12 @@ pub fn add_netns(name: &str) -> Result<PathBuf> {
 
 /// Deletes the namespace: its veths go with it (and their host ends).
 pub fn delete_netns(name: &str) -> Result<()> {
+    // What `ip netns del` does, without a process: the bind mount that
+    // holds the namespace detached, its file removed.
     let path = netns_path(name);
     if path.exists() {
-        if strata_rootless::privileged() {
-            ip(&["netns", "del", name])?;
-        } else {
-            let _ = rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH);
-            std::fs::remove_file(&path).map_err(crate::error::io("removing", &path))?;
-        }
+        let _ = rustix::mount::unmount(&path, rustix::mount::UnmountFlags::DETACH);
+        std::fs::remove_file(&path).map_err(crate::error::io("removing", &path))?;
     }
     Ok(())
 }
