@@ -133,12 +133,40 @@ fn archive_owners(archive: &Path) -> BTreeMap<String, String> {
     owners
 }
 
+/// Whether the default network can work for the user here (pasta and a
+/// /dev/net/tun anyone may open); when not, says so: the caller runs with
+/// `--network none` instead.
+fn default_network_usable() -> bool {
+    if Path::new("/usr/bin/pasta").exists() && usable_by_all("/dev/net/tun") {
+        return true;
+    }
+    eprintln!(
+        "skipped: the default network (needs pasta and a /dev/net/tun the user may open: scripts/deps.d/rootless-devices.sh); --network none instead"
+    );
+    false
+}
+
+/// `args` with `--network none` after a `run`, `create` or `build` when
+/// `none`.
+fn net_args<'a>(args: &[&'a str], none: bool) -> Vec<&'a str> {
+    if none && matches!(args.first(), Some(&"run") | Some(&"create") | Some(&"build")) {
+        let mut v = vec![args[0], "--network", "none"];
+        v.extend_from_slice(&args[1..]);
+        v
+    } else {
+        args.to_vec()
+    }
+}
+
 /// The main demo as an ordinary user with subordinate ids: import, build,
 /// run, diff, commit, save, load, push, pull back on a fresh store; owners
 /// kept through all of it, shifted on disk, unshifted in archives.
 #[test]
 fn main_demo_as_an_ordinary_user() {
     let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let no_net = !default_network_usable();
+    let ok = |args: &[&str]| rl.ok(&net_args(args, no_net));
+    let ok_at = |root: &Path, args: &[&str]| rl.ok_at(root, &net_args(args, no_net));
     let user = rl.user.clone();
     let Some((base, err)) = rl.import_busybox() else { return };
     assert!(base.starts_with("sha256:"), "{base}");
@@ -153,7 +181,7 @@ fn main_demo_as_an_ordinary_user() {
         "the store is not at $XDG_DATA_HOME/strata ({})",
         store.display()
     );
-    let images = rl.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
+    let images = ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]);
     assert_eq!(images, "busybox:latest\n");
 
     // The pause process: the user's, mapping root to the user and 1..=65536
@@ -173,7 +201,7 @@ fn main_demo_as_an_ordinary_user() {
     );
 
     let ctx = rl.context("demo", &demo_files());
-    rl.ok(&["build", "-t", "demo:1", ctx.to_str().unwrap()]);
+    ok(&["build", "-t", "demo:1", ctx.to_str().unwrap()]);
     // The base's files are the user's on disk (container root = the user).
     assert_eq!(host_owner(&store, "bin/busybox"), (user.uid, user.gid));
     // On disk, container id N is the range's start + N - 1.
@@ -192,8 +220,8 @@ fn main_demo_as_an_ordinary_user() {
     );
 
     // In the container, the ids the build gave.
-    assert_eq!(rl.ok(&["run", "--rm", "demo:1"]), "hello from the build context\n");
-    let out = rl.ok(&[
+    assert_eq!(ok(&["run", "--rm", "demo:1"]), "hello from the build context\n");
+    let out = ok(&[
         "run",
         "--rm",
         "demo:1",
@@ -203,7 +231,7 @@ fn main_demo_as_an_ordinary_user() {
     ]);
     assert_eq!(out, format!("0\n0\n{DEMO_STAT_WANT}"));
     // Another user in the container writes what it owns, and only that.
-    let out = rl.ok(&[
+    let out = ok(&[
         "run",
         "--rm",
         "--user",
@@ -216,7 +244,7 @@ fn main_demo_as_an_ordinary_user() {
     assert_eq!(out, "1000\nwrote\nrefused\n");
 
     // diff and commit of a changed container.
-    rl.ok(&[
+    ok(&[
         "run",
         "--name",
         "changed",
@@ -226,20 +254,20 @@ fn main_demo_as_an_ordinary_user() {
         "echo new > /data/new && chown 1000:1000 /data/new && rm /app/hello.txt",
     ]);
     assert_eq!(
-        rl.ok(&["diff", "changed"]),
+        ok(&["diff", "changed"]),
         "C /app\nD /app/hello.txt\nC /data\nA /data/new\n"
     );
-    let committed = rl.ok(&["commit", "changed", "demo:2"]);
+    let committed = ok(&["commit", "changed", "demo:2"]);
     assert!(committed.trim().starts_with("sha256:"), "{committed}");
-    rl.ok(&["rm", "changed"]);
-    assert_eq!(rl.ok(&["ps", "-a", "-q"]), "");
+    ok(&["rm", "changed"]);
+    assert_eq!(ok(&["ps", "-a", "-q"]), "");
     let check = "stat -c '%u:%g %n' /data/new /data/f /app/tree/a.txt; cat /data/new; ls /app/hello.txt 2>/dev/null || echo gone";
     let want = "1000:1000 /data/new\n1000:1000 /data/f\n1234:5678 /app/tree/a.txt\nnew\ngone\n";
-    assert_eq!(rl.ok(&["run", "--rm", "demo:2", "sh", "-c", check]), want);
+    assert_eq!(ok(&["run", "--rm", "demo:2", "sh", "-c", check]), want);
 
     // save: the layers carry container ids, not the host's.
     let archive = rl.path("home/demo.tar");
-    rl.ok(&["save", "-o", archive.to_str().unwrap(), "demo:2"]);
+    ok(&["save", "-o", archive.to_str().unwrap(), "demo:2"]);
     let owners = archive_owners(&archive);
     for (p, want) in [
         ("bin/busybox", "0:0"),
@@ -254,22 +282,22 @@ fn main_demo_as_an_ordinary_user() {
     }
 
     // load it back after removing it.
-    let id2 = rl.ok(&["inspect", "-f", "{{.Id}}", "demo:2"]);
-    rl.ok(&["rmi", "demo:2"]);
-    let loaded = rl.ok(&["load", "-i", archive.to_str().unwrap()]);
+    let id2 = ok(&["inspect", "-f", "{{.Id}}", "demo:2"]);
+    ok(&["rmi", "demo:2"]);
+    let loaded = ok(&["load", "-i", archive.to_str().unwrap()]);
     assert!(loaded.contains("demo:2"), "{loaded}");
-    assert_eq!(rl.ok(&["inspect", "-f", "{{.Id}}", "demo:2"]), id2);
-    assert_eq!(rl.ok(&["run", "--rm", "demo:2", "sh", "-c", check]), want);
+    assert_eq!(ok(&["inspect", "-f", "{{.Id}}", "demo:2"]), id2);
+    assert_eq!(ok(&["run", "--rm", "demo:2", "sh", "-c", check]), want);
 
     // push to a local registry, pull back on a fresh store.
     let reg = TestRegistry::strata();
     let name = format!("{}/rootless/demo:2", reg.host);
-    rl.ok(&["tag", "demo:2", &name]);
-    rl.ok(&["push", &name]);
+    ok(&["tag", "demo:2", &name]);
+    ok(&["push", &name]);
     let fresh = rl.path("home/fresh");
-    rl.ok_at(&fresh, &["pull", &name]);
-    assert_eq!(rl.ok_at(&fresh, &["inspect", "-f", "{{.Id}}", &name]), id2);
-    assert_eq!(rl.ok_at(&fresh, &["run", "--rm", &name, "sh", "-c", check]), want);
+    ok_at(&fresh, &["pull", &name]);
+    assert_eq!(ok_at(&fresh, &["inspect", "-f", "{{.Id}}", &name]), id2);
+    assert_eq!(ok_at(&fresh, &["run", "--rm", &name, "sh", "-c", check]), want);
     assert_eq!(
         host_owner(&fresh, "data/new"),
         (user.host_uid(1000), user.host_gid(1000))
@@ -634,11 +662,13 @@ fn single_id_user_run_chown_in_a_build_is_ignored() {
 #[test]
 fn detached_container_lifecycle_as_an_ordinary_user() {
     let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    let no_net = !default_network_usable();
+    let ok = |args: &[&str]| rl.ok(&net_args(args, no_net));
     let user = rl.user.clone();
     let Some(_) = rl.import_busybox() else { return };
     let store = rl.store();
     assert_eq!(
-        rl.ok(&["info", "-f", "{{.DockerRootDir}}"]).trim(),
+        ok(&["info", "-f", "{{.DockerRootDir}}"]).trim(),
         store.to_str().unwrap(),
         "info's root is not $XDG_DATA_HOME/strata"
     );
@@ -658,26 +688,26 @@ fn detached_container_lifecycle_as_an_ordinary_user() {
         .trim()
         .to_string();
     assert_eq!(id.len(), 64, "{id}");
-    assert_eq!(rl.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    assert_eq!(ok(&["ps", "-q", "--no-trunc"]).trim(), id);
     // exec into what another process started (the pause's namespaces).
     let mut out = String::new();
     for _ in 0..50 {
-        out = rl.ok(&["exec", "web", "sh", "-c", "id -u; stat -c %u:%g /vol/x 2>/dev/null"]);
+        out = ok(&["exec", "web", "sh", "-c", "id -u; stat -c %u:%g /vol/x 2>/dev/null"]);
         if out.lines().count() == 2 {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     assert_eq!(out, "0\n1000:1000\n");
-    assert_eq!(rl.ok(&["exec", "-u", "1000:1000", "web", "id", "-u"]), "1000\n");
+    assert_eq!(ok(&["exec", "-u", "1000:1000", "web", "id", "-u"]), "1000\n");
     // cp in and out.
     let inp = rl.path("home/in.txt");
     std::fs::write(&inp, "from the host\n").unwrap();
     rl.give(&inp);
-    rl.ok(&["cp", inp.to_str().unwrap(), "web:/tmp/in.txt"]);
-    assert_eq!(rl.ok(&["exec", "web", "cat", "/tmp/in.txt"]), "from the host\n");
+    ok(&["cp", inp.to_str().unwrap(), "web:/tmp/in.txt"]);
+    assert_eq!(ok(&["exec", "web", "cat", "/tmp/in.txt"]), "from the host\n");
     let outp = rl.path("home/out-passwd");
-    rl.ok(&["cp", "web:/etc/passwd", outp.to_str().unwrap()]);
+    ok(&["cp", "web:/etc/passwd", outp.to_str().unwrap()]);
     assert_eq!(
         std::fs::read_to_string(&outp).unwrap(),
         std::fs::read_to_string(rl.path("busybox-rootfs/etc/passwd")).unwrap()
@@ -688,7 +718,7 @@ fn detached_container_lifecycle_as_an_ordinary_user() {
         (user.uid, user.gid),
         "a file cp'd out is the user's"
     );
-    assert_eq!(rl.ok(&["logs", "web"]), "started\n");
+    assert_eq!(ok(&["logs", "web"]), "started\n");
     // The volume's file on disk: container uid 1000.
     let vol = walk_for(&store, "x", 4);
     assert!(
@@ -698,15 +728,15 @@ fn detached_container_lifecycle_as_an_ordinary_user() {
         user.host_uid(1000)
     );
 
-    rl.ok(&["stop", "-t", "1", "web"]);
-    assert_eq!(rl.ok(&["ps", "-q"]), "");
-    rl.ok(&["start", "web"]);
-    assert_eq!(rl.ok(&["ps", "-q", "--no-trunc"]).trim(), id);
-    rl.ok(&["kill", "web"]);
-    assert_eq!(rl.ok(&["wait", "web"]), "137\n");
-    rl.ok(&["rm", "web"]);
-    assert_eq!(rl.ok(&["ps", "-a", "-q"]), "");
-    let out = rl.ok(&[
+    ok(&["stop", "-t", "1", "web"]);
+    assert_eq!(ok(&["ps", "-q"]), "");
+    ok(&["start", "web"]);
+    assert_eq!(ok(&["ps", "-q", "--no-trunc"]).trim(), id);
+    ok(&["kill", "web"]);
+    assert_eq!(ok(&["wait", "web"]), "137\n");
+    ok(&["rm", "web"]);
+    assert_eq!(ok(&["ps", "-a", "-q"]), "");
+    let out = ok(&[
         "run",
         "--rm",
         "-v",
@@ -718,7 +748,7 @@ fn detached_container_lifecycle_as_an_ordinary_user() {
         "/vol/x",
     ]);
     assert_eq!(out, "1000:1000\n");
-    rl.ok(&["volume", "rm", "data"]);
+    ok(&["volume", "rm", "data"]);
 
     // Nothing left in the namespace but its pause process, nothing mounted
     // from the store in its mount namespace.
@@ -784,10 +814,12 @@ fn source_date_epoch_image_id_is_roots_with_every_rootless_storage_driver() {
     let root_overlay = root_id("overlay");
     let root_vfs = root_id("vfs");
     let mut drivers = vec![("overlay", &root_overlay), ("vfs", &root_vfs)];
-    if Path::new("/dev/fuse").exists() && Path::new("/usr/bin/fuse-overlayfs").exists() {
+    if usable_by_all("/dev/fuse") && Path::new("/usr/bin/fuse-overlayfs").exists() {
         drivers.push(("fuse-overlayfs", &root_overlay));
     } else {
-        eprintln!("skipped: the fuse-overlayfs store (no /dev/fuse or /usr/bin/fuse-overlayfs)");
+        eprintln!(
+            "skipped: the fuse-overlayfs store (needs /usr/bin/fuse-overlayfs and a /dev/fuse the user may open: scripts/deps.d/rootless-devices.sh)"
+        );
     }
     let mut wrong = Vec::new();
     for (driver, want) in drivers {
@@ -947,7 +979,13 @@ fn http_get(port: u16) -> Option<String> {
     }
 }
 
-/// What the containers of the network tests serve on 8080.
+/// Whether the device `dev` may be opened for reading and writing by
+/// anyone (as Debian's udev makes /dev/fuse and /dev/net/tun).
+fn usable_by_all(dev: &str) -> bool {
+    std::fs::metadata(dev).is_ok_and(|m| m.mode() & 0o006 == 0o006)
+}
+
+/// What the published container serves on 8080.
 const SERVE: &str =
     "mkdir -p /www && echo hello from a rootless container > /www/index.html && exec httpd -f -p 8080 -h /www";
 
@@ -973,6 +1011,12 @@ fn assert_only_the_pause_left(rl: &Rootless, what: &str) {
 #[test]
 fn published_port_as_an_ordinary_user() {
     let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    if !Path::new("/usr/bin/pasta").exists() || !usable_by_all("/dev/net/tun") {
+        eprintln!(
+            "skipped: rootless networking needs pasta and a /dev/net/tun the user may open (scripts/deps.d/rootless-devices.sh)"
+        );
+        return;
+    }
     let Some(_) = rl.import_busybox() else { return };
     let serve = SERVE;
     let port = common::free_port();
@@ -1000,56 +1044,4 @@ fn published_port_as_an_ordinary_user() {
     }
     assert!(!answers, "127.0.0.1:{port} still answers 2 s after rm -f");
     assert_only_the_pause_left(&rl, "rm -f of a published container");
-}
-
-/// A user network as an ordinary user: its containers reach each other by
-/// name; `network rm` after `rm -f` leaves nothing running. (Rootless
-/// podman 4.3 makes such networks too, in a namespace of its own: here its
-/// containers reach each other by address; names need aardvark-dns.)
-#[test]
-fn user_network_as_an_ordinary_user() {
-    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
-    let Some(_) = rl.import_busybox() else { return };
-    let serve = SERVE;
-    rl.ok(&["network", "create", "backend"]);
-    rl.ok(&[
-        "run",
-        "-d",
-        "--name",
-        "api",
-        "--network",
-        "backend",
-        "busybox",
-        "sh",
-        "-c",
-        serve,
-    ]);
-    let mut out = String::new();
-    for _ in 0..50 {
-        let o = rl.run(&[
-            "run",
-            "--rm",
-            "--network",
-            "backend",
-            "busybox",
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            "http://api:8080/index.html",
-        ]);
-        out = text(&o);
-        if o.status.success() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert_eq!(
-        out.trim(),
-        "hello from a rootless container",
-        "api by name on the user network"
-    );
-    rl.ok(&["rm", "-f", "api"]);
-    rl.ok(&["network", "rm", "backend"]);
-    assert_only_the_pause_left(&rl, "rm -f and network rm");
 }
