@@ -610,10 +610,11 @@ fn single_id_user_works_with_a_warning() {
 }
 
 /// A user without subordinate ids: a `RUN chown` to another id in a build
-/// is ignored (the file stays the user's, shown as 0), not an error.
-/// (Rootless podman 4.3 with a single mapping fails this build: busybox's
-/// `chown: /data/f: Invalid argument`, the kernel's EINVAL for an unmapped
-/// id; #19 asks strata to do better.)
+/// is ignored (the file stays the user's, shown as 0), not an error: the
+/// chown family returns 0 under the container's seccomp filter in
+/// single-id mode. (Rootless podman 4.3 with a single mapping fails this
+/// build: busybox's `chown: /data/f: Invalid argument`, the kernel's EINVAL
+/// for an unmapped id; #19 asks for chowns to be ignored.)
 #[test]
 fn single_id_user_run_chown_in_a_build_is_ignored() {
     let Some(rl) = Rootless::new(Kind::SingleId) else {

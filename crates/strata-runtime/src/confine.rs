@@ -12,7 +12,7 @@ use crate::spec::{SeccompPolicy, Security};
 
 /// The compiled seccomp filter of a process (`None`: unconfined).
 pub(crate) fn seccomp_filter(policy: &SeccompPolicy, capabilities: u64) -> Result<Option<Filter>, RunError> {
-    let profile = match policy {
+    let mut profile = match policy {
         SeccompPolicy::Unconfined => return Ok(None),
         SeccompPolicy::Default => Profile::docker_default(),
         SeccompPolicy::Profile(doc) => match Profile::from_json(doc.as_bytes()) {
@@ -22,6 +22,25 @@ pub(crate) fn seccomp_filter(policy: &SeccompPolicy, capabilities: u64) -> Resul
             Err(e) => return Err(RunError::runtime(format!("loading the seccomp profile: {e}"))),
         },
     };
+    if strata_rootless::single_id() {
+        // Only one id exists in the namespace: a chown to another fails
+        // with EINVAL. As `ignore_chown_errors` promises, it is ignored:
+        // the first argument-free rule for a syscall decides, so this one
+        // makes the chown family return 0 without running.
+        let names = [
+            "chown", "fchown", "lchown", "fchownat", "chown32", "fchown32", "lchown32",
+        ];
+        profile.syscalls.insert(
+            0,
+            strata_seccomp::Rule {
+                names: names.iter().map(|n| n.to_string()).collect(),
+                action: strata_seccomp::Action::Errno(0),
+                args: Vec::new(),
+                includes: Default::default(),
+                excludes: Default::default(),
+            },
+        );
+    }
     let filter = strata_seccomp::compile(&profile, &strata_seccomp::Context::new(capabilities))
         .map_err(|e| RunError::runtime(format!("compiling the seccomp profile: {e}")))?;
     Ok(Some(filter))
