@@ -131,7 +131,7 @@ enum Command {
     Rm(cmd::containers::RmArgs),
     /// List containers
     #[command(help_template = HELP_TEMPLATE)]
-    Ps(cmd::containers::PsArgs),
+    Ps(cmd::ps::PsArgs),
     /// Fetch the logs of a container
     #[command(help_template = HELP_TEMPLATE)]
     Logs(cmd::containers::LogsArgs),
@@ -255,7 +255,7 @@ fn main() -> ExitCode {
         Command::Restart(a) => cmd::containers::restart(&root, a),
         Command::Kill(a) => cmd::containers::kill(&root, a),
         Command::Rm(a) => cmd::containers::rm(&root, a),
-        Command::Ps(a) => cmd::containers::ps(&root, a),
+        Command::Ps(a) => cmd::ps::ps(&root, a),
         Command::Logs(a) => cmd::containers::logs(&root, a),
         Command::Exec(a) => cmd::containers::exec(&root, a),
         Command::Wait(a) => cmd::containers::wait(&root, a),

@@ -1,7 +1,6 @@
-//! Container commands: run, create, start, stop, kill, restart, rm, ps,
+//! Container commands: run, create, start, stop, kill, restart, rm,
 //! logs, exec, wait, cp, export, diff, commit, container prune, volume.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,7 +12,7 @@ use serde_json::{Value, json};
 use strata_container::{CommitOptions, ContainerRecord, Containers, CopyTarget, CreateOptions, Status, VolumeArg};
 use strata_oci::Reference;
 
-use crate::format::{ellipsis, print_formatted, print_table};
+use crate::format::print_table;
 
 use super::HELP_TEMPLATE;
 
@@ -461,101 +460,6 @@ pub fn rm(root: &Path, a: RmArgs) -> Result<ExitCode> {
 }
 
 #[derive(Args)]
-#[command(override_usage = "strata ps [OPTIONS]")]
-pub struct PsArgs {
-    /// Show all containers (default shows just running)
-    #[arg(short, long)]
-    all: bool,
-    /// Only display container IDs
-    #[arg(short, long)]
-    quiet: bool,
-    /// Don't truncate output
-    #[arg(long = "no-trunc")]
-    no_trunc: bool,
-    /// Format output using a custom template
-    #[arg(long, value_name = "string")]
-    format: Option<String>,
-}
-
-fn status_text(s: &Status) -> String {
-    match s {
-        Status::Created => "Created".into(),
-        Status::Running { started_at, .. } => {
-            let since = strata_image::human_since(Some(started_at));
-            format!("Up {}", since.trim_end_matches(" ago"))
-        }
-        Status::Exited { code, finished_at } => {
-            format!("Exited ({code}) {}", strata_image::human_since(Some(finished_at)))
-        }
-    }
-}
-
-fn command_text(rec: &ContainerRecord, no_trunc: bool) -> String {
-    let cmd = rec.args.join(" ");
-    if no_trunc {
-        format!("\"{cmd}\"")
-    } else {
-        format!("\"{}\"", ellipsis(&cmd, 20))
-    }
-}
-
-pub fn ps(root: &Path, a: PsArgs) -> Result<ExitCode> {
-    let c = open(root)?;
-    let mut items = Vec::new();
-    for rec in c.list()? {
-        let status = c.status(&rec);
-        if !a.all && !status.is_running() {
-            continue;
-        }
-        let id = if a.no_trunc {
-            rec.id.clone()
-        } else {
-            rec.id[..12].to_string()
-        };
-        items.push(json!({
-            "ID": id,
-            "Image": rec.image_ref,
-            "Command": command_text(&rec, a.no_trunc),
-            "CreatedAt": rec.created,
-            "RunningFor": strata_image::human_since(Some(&rec.created)),
-            "Status": status_text(&status),
-            "State": status.word(),
-            "Ports": super::network::ports_column(&c, &rec),
-            "Names": rec.name,
-            "Labels": rec.config.labels.clone().unwrap_or_default().iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
-            "Mounts": rec.mounts.iter().map(|m| m.source.clone()).collect::<Vec<_>>().join(","),
-        }));
-    }
-    if a.quiet {
-        for v in &items {
-            println!("{}", v["ID"].as_str().unwrap_or_default());
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    let headers: BTreeMap<&str, &str> = [
-        ("ID", "CONTAINER ID"),
-        ("Image", "IMAGE"),
-        ("Command", "COMMAND"),
-        ("CreatedAt", "CREATED AT"),
-        ("RunningFor", "CREATED"),
-        ("Status", "STATUS"),
-        ("State", "STATE"),
-        ("Ports", "PORTS"),
-        ("Names", "NAMES"),
-        ("Labels", "LABELS"),
-        ("Mounts", "MOUNTS"),
-    ]
-    .into_iter()
-    .collect();
-    let fmt = a
-        .format
-        .as_deref()
-        .unwrap_or("table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}");
-    print_formatted(fmt, &headers, &items)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Args)]
 #[command(override_usage = "strata logs [OPTIONS] CONTAINER")]
 pub struct LogsArgs {
     /// Follow log output
@@ -733,7 +637,7 @@ pub fn commit(root: &Path, a: CommitArgs) -> Result<ExitCode> {
 pub enum ContainerCommand {
     /// List containers
     #[command(visible_alias = "list", alias = "ps", help_template = HELP_TEMPLATE)]
-    Ls(PsArgs),
+    Ls(super::ps::PsArgs),
     /// Remove all stopped containers
     #[command(help_template = HELP_TEMPLATE)]
     Prune(PruneArgs),
@@ -812,7 +716,7 @@ pub fn container_json(c: &Containers, rec: &ContainerRecord) -> Value {
 
 pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {
     match cmd {
-        ContainerCommand::Ls(a) => ps(root, a),
+        ContainerCommand::Ls(a) => super::ps::ps(root, a),
         ContainerCommand::Run(a) => run(root, a),
         ContainerCommand::Create(a) => create(root, a),
         ContainerCommand::Start(a) => start(root, a),

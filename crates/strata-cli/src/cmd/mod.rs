@@ -14,6 +14,7 @@ pub mod images;
 pub mod imagetools;
 pub mod manifest_lists;
 pub mod network;
+pub mod ps;
 pub mod sbom;
 pub mod scan;
 pub mod scan_cmd;
