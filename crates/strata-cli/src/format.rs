@@ -34,6 +34,16 @@ fn trim_zeros(s: &str) -> &str {
 }
 
 /// docker/go-units `HumanSizeWithPrecision(size, 3)`: decimal units.
+/// JSON as `docker inspect` prints it: indented by four spaces (the CLI's
+/// `json.Indent(…, "", "    ")`), no HTML escaping.
+pub fn inspect_json<T: serde::Serialize>(v: &T) -> serde_json::Result<String> {
+    let mut out = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut out, serde_json::ser::PrettyFormatter::with_indent(b"    "));
+    v.serialize(&mut ser)?;
+    Ok(String::from_utf8(out).expect("serde_json writes UTF-8"))
+}
+
 pub fn human_size(bytes: u64) -> String {
     human_size_with_precision(bytes, 3)
 }

@@ -235,9 +235,19 @@ fn image_inspect_matches_docker_field_by_field() {
 
     let mut diffs = Vec::new();
     for name in &all {
-        let d: Value = serde_json::from_str(&docker_ok(&["inspect", "--type", "image", name])).unwrap();
-        let s: Value = serde_json::from_str(&env.ok(&["inspect", name])).unwrap();
+        let d_text = docker_ok(&["inspect", "--type", "image", name]);
+        let s_text = env.ok(&["inspect", name]);
+        let d: Value = serde_json::from_str(&d_text).unwrap();
+        let s: Value = serde_json::from_str(&s_text).unwrap();
         compare(&format!("[{name}]"), &d[0], &s[0], &mut diffs);
+        // The text too: the CLI indents by four spaces.
+        let head = |t: &str| {
+            t.lines()
+                .take(3)
+                .map(|l| l.len() - l.trim_start().len())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(head(&s_text), head(&d_text), "inspect's indentation");
         let mut rebased = Vec::new();
         compare("", &d[0], &s[0], &mut rebased);
         diffs.extend(rebased.into_iter().map(|r| format!("{name}: {r}")));

@@ -737,7 +737,7 @@ pub fn container(root: &Path, cmd: ContainerCommand) -> Result<ExitCode> {
                         println!("{line}");
                     }
                 }
-                None => println!("{}", serde_json::to_string_pretty(&vals)?),
+                None => println!("{}", crate::format::inspect_json(&vals)?),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -837,7 +837,7 @@ pub fn volume(root: &Path, cmd: VolumeCommand) -> Result<ExitCode> {
             for n in names {
                 out.push(vols.get(&n)?.with_context(|| format!("get {n}: no such volume"))?);
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", crate::format::inspect_json(&out)?);
         }
         VolumeCommand::Rm { force, names } => {
             for n in names {

@@ -561,7 +561,7 @@ pub fn inspect(root: &Path, a: InspectArgs) -> Result<ExitCode> {
     match a.format.as_deref() {
         None | Some("json") => {
             let all: Vec<Value> = out.into_iter().map(|(v, _)| v).collect();
-            println!("{}", serde_json::to_string_pretty(&Value::Array(all))?)
+            println!("{}", crate::format::inspect_json(&Value::Array(all))?)
         }
         // Docker's typed view of the image or container (`<nil>`, `map[]`, `omitempty` fields).
         Some(f) => {

@@ -145,7 +145,7 @@ pub fn network(root: &Path, cmd: NetworkCommand) -> Result<ExitCode> {
             for w in &networks {
                 out.push(inspect_json(&nets.find(w)?));
             }
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            println!("{}", crate::format::inspect_json(&out)?);
         }
         NetworkCommand::Rm { networks } => {
             let mut failed = false;
@@ -239,7 +239,7 @@ fn inspect_json(n: &NetworkInfo) -> Value {
 
 /// Docker's PORTS column for `ps` (running containers off the host's network).
 pub fn ports_column(c: &Containers, rec: &ContainerRecord) -> String {
-    if rec.network == "host" || !c.status(rec).is_running() {
+    if matches!(rec.network.as_str(), "host" | "none") || !c.status(rec).is_running() {
         return String::new();
     }
     let live = c
