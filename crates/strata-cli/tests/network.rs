@@ -447,7 +447,10 @@ fn leftovers_of_a_killed_monitor_are_swept_by_another_store() {
     // A running container of another store is left alone (the `run -d`
     // that brought its network up has exited: its monitor is what counts).
     other.ok(&["ps", "-a"]);
-    assert!(http_get(port).contains("hello"), "another store's sweep took a running container's network");
+    assert!(
+        http_get(port).contains("hello"),
+        "another store's sweep took a running container's network"
+    );
     let state: serde_json::Value =
         serde_json::from_slice(&std::fs::read(env.root().join("containers").join(&id).join("state.json")).unwrap())
             .unwrap();
