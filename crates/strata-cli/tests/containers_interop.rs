@@ -284,3 +284,55 @@ fn committed_image_runs_in_docker_with_the_same_config() {
     assert_eq!(ours[0]["Id"], theirs[0]["Id"], "docker keeps the image ID");
     sh(&format!("docker rmi -f {tag} >/dev/null 2>&1"));
 }
+
+/// A container of an image with nothing but `/bin` (a `FROM scratch`
+/// binary's kind): `diff` and `commit` show only what the process did, as
+/// Docker's (its init layer holds `/proc`, `/sys`, `/dev`, `/etc/hosts`, …),
+/// for the default network and `--network none`.
+#[test]
+fn diff_and_commit_of_a_minimal_image_match_docker() {
+    if !docker_daemon() {
+        return;
+    }
+    let env = Env::new();
+    let Some(rootfs) = env.busybox_rootfs() else { return };
+    let minimal = env.path("minimal");
+    std::fs::create_dir_all(minimal.join("bin")).unwrap();
+    std::fs::copy(rootfs.join("bin/busybox"), minimal.join("bin/sh")).unwrap();
+    let tar = env.path("minimal.tar");
+    sh_ok(&format!("tar -C {} -cf {} .", minimal.display(), tar.display()));
+    let tag = format!("strata-minimal-{}:1", std::process::id());
+    env.ok(&["import", tar.to_str().unwrap(), &tag]);
+    sh_ok(&format!("docker import {} {tag} >/dev/null", tar.display()));
+    let script = "echo x > /g; /bin/sh -c 'echo y > /etc/added' 2>/dev/null; true";
+    for net in [None, Some("none")] {
+        let mut args = vec!["run", "--name", "mini"];
+        let docker_net = match net {
+            Some(n) => {
+                args.extend(["--network", n]);
+                "--network none"
+            }
+            // The private dockerd has no bridge: its default is none here.
+            None => "--network none",
+        };
+        args.extend([tag.as_str(), "/bin/sh", "-c", script]);
+        env.ok(&args);
+        sh_ok(&format!(
+            "docker run --name mini-{} {docker_net} {tag} /bin/sh -c \"{script}\"",
+            std::process::id()
+        ));
+        let ours = env.ok(&["diff", "mini"]);
+        let theirs = sh_ok(&format!("docker diff mini-{}", std::process::id()));
+        assert_eq!(ours, theirs, "diff ({net:?})");
+        env.ok(&["commit", "mini", "mini-committed:1"]);
+        let saved = env.path("mini.tar");
+        env.ok(&["save", "-o", saved.to_str().unwrap(), "mini-committed:1"]);
+        let layer = top_layer(&saved);
+        let names: Vec<String> = list_tar(&layer).keys().cloned().collect();
+        assert_eq!(names, ["etc", "etc/added", "g"], "the committed layer ({net:?})");
+        env.ok(&["rm", "mini"]);
+        env.ok(&["rmi", "mini-committed:1"]);
+        sh(&format!("docker rm mini-{} >/dev/null 2>&1", std::process::id()));
+    }
+    sh(&format!("docker rmi {tag} >/dev/null 2>&1"));
+}

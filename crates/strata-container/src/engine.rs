@@ -353,7 +353,7 @@ impl Containers {
             publish_all: net.publish_all,
             aliases: net.aliases,
         };
-        self.snap.prepare(&id, &chain)?;
+        self.snap.prepare_container(&id, &chain)?;
         if opts.auto_remove && opts.followed_by_creator {
             self.follow_by_me(&rec)?;
         }

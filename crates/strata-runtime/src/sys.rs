@@ -107,6 +107,11 @@ fn chown_fd(fd: BorrowedFd<'_>, uid: u32, gid: u32) -> io::Result<()> {
 /// `root`, as an `O_PATH` fd: the mount point of a file bind mount.
 pub(crate) fn touch_in_root(root: BorrowedFd<'_>, path: &str) -> io::Result<OwnedFd> {
     let trimmed = path.trim_end_matches('/');
+    // An existing target is not opened for writing: on overlay that would
+    // copy it up into the container's layer (diff and commit would show it).
+    if let Ok(fd) = rustix::fs::openat2(root, trimmed, OFlags::PATH | OFlags::CLOEXEC, Mode::empty(), IN_ROOT) {
+        return Ok(fd);
+    }
     if let Some((parent, _)) = trimmed.rsplit_once('/') {
         mkdir_all_in_root(root, parent, None)?;
     }

@@ -437,7 +437,7 @@ impl Snapshotter {
     /// What the snapshot changed, as `docker diff` lists it: absolute paths,
     /// in path order.
     pub fn changes(&self, snap: &Snapshot) -> Result<Vec<Change>> {
-        let mut lowers = self.lower_dirs(&snap.chain);
+        let mut lowers = self.snapshot_lowers(snap);
         let mut out = Vec::new();
         match snap.driver {
             Driver::Overlay | Driver::FuseOverlay => {
@@ -488,12 +488,12 @@ impl Snapshotter {
                 if opts.skip_if_empty && is_empty_dir(&upper)? {
                     return Ok(None);
                 }
-                let lowers = self.lower_dirs(&snap.chain);
+                let lowers = self.snapshot_lowers(snap);
                 strata_layer::write_fuse_overlay_upper_layer(&upper, &lowers, &opts.layer, out)
             }
             (Driver::Copy, kind) => {
                 let changes = match kind {
-                    BaselineKind::Layers => root_changes(&self.lower_dirs(&snap.chain), &upper)?,
+                    BaselineKind::Layers => root_changes(&self.snapshot_lowers(snap), &upper)?,
                     // The same tree before and after: a file replaced by
                     // one of equal metadata is told apart by its inode.
                     BaselineKind::Scanned(before) => changes(before, &scan(&upper)?, CompareOptions { inodes: true }),

@@ -4,7 +4,7 @@
 //! Owns `<store>/layers/<chain-id-hex>/` (one unpacked layer in overlay form:
 //! whiteouts are 0/0 character devices, opaque directories carry
 //! `trusted.overlay.opaque=y`) and `<store>/containers/<key>/` (a container's
-//! writable layer). Two drivers: overlayfs (new mount API, `lowerdir+` per
+//! writable layer; a container's also its init layer, `init.rs`). Drivers: overlayfs (new mount API, `lowerdir+` per
 //! layer, so up to the kernel's 500 layers) and a copying driver ("vfs") for
 //! filesystems where overlay cannot run.
 //!
@@ -16,6 +16,7 @@
 mod changes;
 mod copy;
 mod error;
+mod init;
 mod mount;
 
 use std::fs;
@@ -98,6 +99,10 @@ pub struct Snapshot {
     pub chain: Vec<Digest>,
     /// `<store>/containers/<key>`.
     pub dir: PathBuf,
+    /// A container's: `<dir>/init` is the lowest layer of its own, above
+    /// the chain (Docker's init layer: the runtime's mount points).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub init: bool,
 }
 
 impl Snapshot {
@@ -416,6 +421,16 @@ impl Snapshotter {
         chain.iter().map(|c| self.layer_dir(c)).collect()
     }
 
+    /// What lies below a snapshot's writable layer, bottom first: its
+    /// chain's layers, then its init layer when it has one.
+    pub fn snapshot_lowers(&self, snap: &Snapshot) -> Vec<PathBuf> {
+        let mut lowers = self.lower_dirs(&snap.chain);
+        if snap.init {
+            lowers.push(snap.dir.join(init::INIT_DIR));
+        }
+        lowers
+    }
+
     /// The writable part of a snapshot. Overlay: `<dir>/upper`, the changes
     /// alone, in overlay form (a deletion is a 0/0 char device). Copy driver:
     /// `<dir>/rootfs`, the whole root (changes must be found by comparing it
@@ -436,15 +451,22 @@ impl Snapshotter {
     /// layer must be unpacked already). Overlay: creates `upper`, `work` and
     /// `merged`. Copy driver: flattens the chain into `rootfs` now.
     pub fn prepare(&self, key: &str, chain: &[Digest]) -> Result<Snapshot> {
-        self.create(key, chain, Kind::Active)
+        self.create(key, chain, Kind::Active, false)
+    }
+
+    /// [`Snapshotter::prepare`] for a container: with an init layer
+    /// (Docker's: `/proc`, `/sys`, `/dev/pts`, `/etc/hosts`, … made once,
+    /// below the writable layer, so `diff` and `commit` never show them).
+    pub fn prepare_container(&self, key: &str, chain: &[Digest]) -> Result<Snapshot> {
+        self.create(key, chain, Kind::Active, true)
     }
 
     /// A read-only root of `chain` (mounted read-only whatever `mount` is asked).
     pub fn view(&self, key: &str, chain: &[Digest]) -> Result<Snapshot> {
-        self.create(key, chain, Kind::View)
+        self.create(key, chain, Kind::View, false)
     }
 
-    fn create(&self, key: &str, chain: &[Digest], kind: Kind) -> Result<Snapshot> {
+    fn create(&self, key: &str, chain: &[Digest], kind: Kind, init: bool) -> Result<Snapshot> {
         check_key(key)?;
         for c in chain {
             if !self.has_layer(c) {
@@ -472,10 +494,14 @@ impl Snapshotter {
             driver: self.driver,
             chain: chain.to_vec(),
             dir: dir.clone(),
+            init,
         };
         let built = (|| -> Result<()> {
             let mkdir = |p: PathBuf| fs::create_dir(&p).ctx(|| format!("creating {}", p.display()));
             mkdir(staging.join("merged"))?;
+            if init {
+                init::make_init_layer(&staging.join(init::INIT_DIR))?;
+            }
             match self.driver {
                 Driver::Overlay | Driver::FuseOverlay => {
                     if kind == Kind::Active || self.driver == Driver::FuseOverlay {
@@ -491,6 +517,9 @@ impl Snapshotter {
                     mkdir(rootfs.clone())?;
                     for (layer, c) in self.lower_dirs(chain).iter().zip(chain) {
                         apply_layer_dir(layer, &rootfs).ctx(|| format!("copying layer {c} into the root"))?;
+                    }
+                    if init {
+                        apply_layer_dir(&staging.join(init::INIT_DIR), &rootfs).ctx(|| "copying the init layer")?;
                     }
                 }
             }
@@ -571,7 +600,7 @@ impl Snapshotter {
         match snap.driver {
             Driver::Copy => mount::bind(&snap.dir.join("rootfs"), target, readonly).ctx(what),
             Driver::Overlay => {
-                let mut lowers = self.lower_dirs(&snap.chain);
+                let mut lowers = self.snapshot_lowers(snap);
                 if lowers.is_empty() {
                     lowers.push(snap.dir.join("empty"));
                 }
@@ -591,7 +620,7 @@ impl Snapshotter {
                 mount::mount_overlay(&spec, target, self.mount_api).ctx(what)
             }
             Driver::FuseOverlay => {
-                let mut lowers = self.lower_dirs(&snap.chain);
+                let mut lowers = self.snapshot_lowers(snap);
                 if lowers.is_empty() {
                     lowers.push(snap.dir.join("empty"));
                 }
