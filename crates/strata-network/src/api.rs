@@ -209,6 +209,7 @@ fn ensure_default(st: &mut State) -> Result<()> {
                 labels: BTreeMap::new(),
                 user: false,
                 store: String::new(),
+                last_lease: None,
             },
         );
     }
@@ -528,6 +529,7 @@ impl Networks {
                 labels: req.labels.clone(),
                 user: true,
                 store: self.store.clone(),
+                last_lease: None,
             };
             st.networks.insert(name.to_string(), def.clone());
             Ok(def)

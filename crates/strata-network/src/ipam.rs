@@ -128,7 +128,7 @@ pub fn check_free(state: &State, host: &[Subnet], s: &Subnet) -> Result<()> {
 }
 
 /// A free address of `network` (lowest first, after the gateway).
-pub fn lease(state: &State, network: &str) -> Result<Ipv4Addr> {
+pub fn lease(state: &mut State, network: &str) -> Result<Ipv4Addr> {
     let net = state
         .networks
         .get(network)
@@ -142,10 +142,21 @@ pub fn lease(state: &State, network: &str) -> Result<Ipv4Addr> {
         .filter_map(|a| a.ip.map(u32::from))
         .chain([u32::from(net.gateway)])
         .collect();
-    (subnet.base + 1..subnet.broadcast())
+    // Serially, from the one after the last lease, wrapping around.
+    let after = net
+        .last_lease
+        .map(u32::from)
+        .filter(|l| *l > subnet.base && *l < subnet.broadcast());
+    let first = after.map_or(subnet.base + 1, |l| l + 1);
+    let ip = (first..subnet.broadcast())
+        .chain(subnet.base + 1..first)
         .find(|ip| !used.contains(ip))
         .map(Ipv4Addr::from)
-        .ok_or_else(|| Error::NoFreeAddress(network.to_string()))
+        .ok_or_else(|| Error::NoFreeAddress(network.to_string()))?;
+    if let Some(n) = state.networks.get_mut(network) {
+        n.last_lease = Some(ip);
+    }
+    Ok(ip)
 }
 
 #[cfg(test)]
@@ -167,6 +178,7 @@ mod tests {
                 labels: Default::default(),
                 user: false,
                 store: String::new(),
+                last_lease: None,
             },
         );
         s
@@ -190,7 +202,7 @@ mod tests {
     #[test]
     fn leases_skip_the_gateway_and_taken_addresses() {
         let mut st = state_with("10.88.0.0/16");
-        assert_eq!(lease(&st, "bridge").unwrap(), Ipv4Addr::new(10, 88, 0, 2));
+        assert_eq!(lease(&mut st, "bridge").unwrap(), Ipv4Addr::new(10, 88, 0, 2));
         st.containers.insert(
             "a".into(),
             Ctr {
@@ -208,7 +220,13 @@ mod tests {
                 live: None,
             },
         );
-        assert_eq!(lease(&st, "bridge").unwrap(), Ipv4Addr::new(10, 88, 0, 3));
-        assert!(lease(&st, "nope").is_err());
+        assert_eq!(lease(&mut st, "bridge").unwrap(), Ipv4Addr::new(10, 88, 0, 3));
+        assert!(lease(&mut st, "nope").is_err());
+        // .2 released: the next lease goes on from .3, not back to .2.
+        st.containers.clear();
+        assert_eq!(lease(&mut st, "bridge").unwrap(), Ipv4Addr::new(10, 88, 0, 4));
+        // At the end of the subnet it wraps to the lowest free address.
+        st.networks.get_mut("bridge").unwrap().last_lease = Some(Ipv4Addr::new(10, 88, 255, 254));
+        assert_eq!(lease(&mut st, "bridge").unwrap(), Ipv4Addr::new(10, 88, 0, 2));
     }
 }

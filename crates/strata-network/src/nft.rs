@@ -147,6 +147,7 @@ mod tests {
                 labels: Default::default(),
                 user: false,
                 store: String::new(),
+                last_lease: None,
             },
         );
         s.containers.insert(

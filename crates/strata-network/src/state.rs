@@ -31,6 +31,11 @@ pub struct NetDef {
     /// The store that made it (user networks of a store that is gone are swept).
     #[serde(default)]
     pub store: String,
+    /// The address leased last: the next lease starts after it (as
+    /// Docker's serial IPAM), so a released address is not handed out again
+    /// at once (stale ARP entries and conntrack state stay with the old one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_lease: Option<Ipv4Addr>,
 }
 
 /// One network a container is connected to.
