@@ -240,3 +240,74 @@ fn fuse_overlayfs_builds_the_same_image_as_native_overlay() {
         "native overlay and fuse-overlayfs built different images"
     );
 }
+
+/// Build mounts as an ordinary user (#19 item 4): a cache mount keeps its
+/// files from one build to the next and has the owner asked for; a secret
+/// is readable by its uid inside the step and never lands in the image.
+#[test]
+fn cache_mounts_and_secrets_in_a_rootless_build() {
+    let Some(rl) = Rootless::new(Kind::Ranges) else { return };
+    if rl.import_busybox().is_none() {
+        return;
+    }
+    let secret = rl.path("tok");
+    std::fs::write(&secret, "s3cret\n").unwrap();
+    rl.give(&secret);
+    let dockerfile = |n: &str| {
+        format!(
+            "FROM busybox\n\
+             RUN --mount=type=cache,target=/cache,uid=1000,gid=1000 \
+             echo {n} >> /cache/runs && stat -c '%u:%g' /cache > /cache-owner && cat /cache/runs > /runs\n\
+             RUN --mount=type=secret,id=tok,uid=1000 \
+             stat -c '%u %a' /run/secrets/tok > /secret-meta && md5sum < /run/secrets/tok > /secret-sum\n"
+        )
+    };
+    let secret_arg = format!("id=tok,src={}", secret.display());
+    for (n, tag) in [("one", "m:1"), ("two", "m:2")] {
+        let ctx = rl.context(&format!("mounts-{n}"), &[("Dockerfile", &dockerfile(n))]);
+        rl.ok(&[
+            "build",
+            "--network",
+            "none",
+            "--secret",
+            &secret_arg,
+            "-t",
+            tag,
+            ctx.to_str().unwrap(),
+        ]);
+    }
+    let show = |tag: &str| {
+        rl.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            tag,
+            "sh",
+            "-c",
+            "cat /runs /cache-owner /secret-meta /secret-sum; ls /run/secrets 2>&1 | head -1",
+        ])
+    };
+    let first = show("m:1");
+    let second = show("m:2");
+    assert!(first.starts_with("one\n1000:1000\n1000 400\n"), "{first}");
+    // The second build's cache mount still held the first build's file.
+    assert!(second.starts_with("one\ntwo\n1000:1000\n1000 400\n"), "{second}");
+    // Neither the secret's bytes nor its file are in the image.
+    assert!(!second.contains("s3cret"), "{second}");
+    let last = second.lines().last().unwrap_or_default();
+    assert!(!last.contains("tok"), "the secret file is in the image: {second}");
+    assert_eq!(
+        rl.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "m:2",
+            "sh",
+            "-c",
+            "find / -xdev -type f -exec grep -l s3cret {} + 2>/dev/null || true"
+        ]),
+        ""
+    );
+}
