@@ -8,8 +8,9 @@ use common::*;
 
 /// Every path of the image's root with type/mode, owner, size, mtime and,
 /// for files, content digest (from inside a container, so through overlay).
-/// Not `/` itself nor the mount points /proc, /dev and /sys: their times are
-/// the container's start.
+/// Not `/` itself nor the mount points /proc, /dev and /sys, nor what the
+/// container's init layer adds (`/.dockerenv`, `/etc/hosts`, …): their
+/// times are the container's start.
 fn listing(env: &Env, image: &str) -> String {
     env.ok(&[
         "run",
@@ -19,7 +20,8 @@ fn listing(env: &Env, image: &str) -> String {
         image,
         "sh",
         "-c",
-        "find / -xdev -mindepth 1 ! -path /proc ! -path /dev ! -path /sys | sort | while read -r p; do \
+        "find / -xdev -mindepth 1 ! -path /proc ! -path /dev ! -path /sys ! -path /.dockerenv \
+           ! -path /etc/hosts ! -path /etc/hostname ! -path /etc/resolv.conf ! -path /etc/mtab | sort | while read -r p; do \
            s=$(stat -c '%f %u:%g %s %Y' \"$p\"); \
            if [ -f \"$p\" ] && [ ! -L \"$p\" ]; then s=\"$s $(md5sum < \"$p\" | cut -c1-32)\"; fi; \
            if [ -L \"$p\" ]; then s=\"$s -> $(readlink \"$p\")\"; fi; \

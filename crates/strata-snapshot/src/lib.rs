@@ -500,7 +500,9 @@ impl Snapshotter {
             let mkdir = |p: PathBuf| fs::create_dir(&p).ctx(|| format!("creating {}", p.display()));
             mkdir(staging.join("merged"))?;
             if init {
-                init::make_init_layer(&staging.join(init::INIT_DIR))?;
+                let mut lowers = self.lower_dirs(chain);
+                lowers.reverse();
+                init::make_init_layer(&staging.join(init::INIT_DIR), &lowers)?;
             }
             match self.driver {
                 Driver::Overlay | Driver::FuseOverlay => {
