@@ -92,8 +92,9 @@ pub enum Phase {
 }
 
 /// How often a blob is moved in all when the sink's error is transient
-/// ([`TransferError::is_transient`]); a registry source's download, too.
-pub(crate) const ATTEMPTS: u32 = 3;
+/// ([`TransferError::is_transient`]); a registry source's download, too
+/// (5: dockerd's `max-download-attempts` and `max-upload-attempts`).
+pub(crate) const ATTEMPTS: u32 = 5;
 
 /// How many bytes pass between two [`Event::Bytes`] of one blob.
 pub const BYTES_EVENT_STEP: u64 = 256 * 1024;

@@ -182,16 +182,21 @@ fn registry_error(e: RegistryError) -> TransferError {
 
 /// A blob download as an `AsyncRead`. Each chunk has passed the reader's
 /// size check; its last read fails when the digest does not match. A
-/// transient failure is retried (up to [`ATTEMPTS`] tries in all), resuming
-/// after the bytes already delivered.
+/// transient failure is retried (up to [`ATTEMPTS`] tries in a row without
+/// progress: a try that got further than the one before starts the count
+/// again), resuming after the bytes already delivered.
 fn blob_stream(loc: BlobSource, reader: BlobReader) -> BlobStream {
-    let chunks = stream::unfold(Some((loc, reader, 1u32)), |state| async move {
-        let (loc, mut r, mut attempt) = state?;
+    let chunks = stream::unfold(Some((loc, reader, 1u32, 0u64)), |state| async move {
+        let (loc, mut r, mut attempt, mut broke_at) = state?;
         loop {
             match r.chunk().await {
-                Ok(Some(c)) => return Some((Ok(c), Some((loc, r, attempt)))),
+                Ok(Some(c)) => return Some((Ok(c), Some((loc, r, attempt, broke_at)))),
                 Ok(None) => return None,
-                Err(e) if attempt < ATTEMPTS && e.is_transient() => {
+                Err(e) if e.is_transient() && (attempt < ATTEMPTS || r.received() > broke_at) => {
+                    if r.received() > broke_at {
+                        attempt = 1;
+                        broke_at = r.received();
+                    }
                     let partial = r.partial();
                     drop(r);
                     (loc.progress)(Event::Retrying {
