@@ -373,10 +373,8 @@ fn restart_policies() {
         "-c",
         "echo run; exit 3",
     ]);
-    assert_eq!(
-        wait_for(&env, "onf", "{{.RestartCount}} {{.State.ExitCode}}", "2 3"),
-        "2 3"
-    );
+    let got = wait_for(&env, "onf", "{{.RestartCount}} {{.State.ExitCode}}", "2 3");
+    assert_eq!(got, "2 3", "State.Error: {}", inspect(&env, "onf", "{{.State.Error}}"));
     std::thread::sleep(std::time::Duration::from_millis(800));
     assert_eq!(inspect(&env, "onf", "{{.RestartCount}} {{.State.Status}}"), "2 exited");
     assert_eq!(env.ok(&["logs", "onf"]), "run\nrun\nrun\n");

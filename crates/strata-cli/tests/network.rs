@@ -466,6 +466,58 @@ fn leftovers_of_a_killed_monitor_are_swept_by_another_store() {
     env.ok(&["rm", "-f", "victim2"]);
 }
 
+/// A container between two runs of its restart policy (its keeper waiting
+/// out the back-off) keeps its network when another store sweeps: the next
+/// run starts in it (a CI run failed its third start with 125 when a
+/// concurrent test's `ps` took the namespace in that window).
+#[test]
+fn a_restarting_container_keeps_its_network_through_another_stores_sweep() {
+    let Some(env) = setup() else { return };
+    let Some(other) = setup() else { return };
+    env.ok(&[
+        "run",
+        "-d",
+        "--name",
+        "again",
+        "--restart",
+        "always",
+        "busybox",
+        "sh",
+        "-c",
+        "exit 1",
+    ]);
+    // Past the third restart the back-off is 800 ms, then 1.6 s: wide
+    // enough to find it exited, waiting for its next run.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let count = loop {
+        let got = inspect(&env, "again", "{{.RestartCount}} {{.State.Status}}");
+        let (n, status) = got.split_once(' ').unwrap();
+        let n: u32 = n.parse().unwrap();
+        if n >= 3 && status == "exited" {
+            break n;
+        }
+        assert!(Instant::now() < deadline, "never found between two runs: {got}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    other.ok(&["ps", "-a"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while inspect(&env, "again", "{{.RestartCount}}").parse::<u32>().unwrap() <= count {
+        assert!(Instant::now() < deadline, "not restarted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The run after the sweep started (it exited 1, as every run does).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = inspect(&env, "again", "{{.State.Status}} {{.State.ExitCode}} {{.State.Error}}");
+        if got.starts_with("exited") || Instant::now() > deadline {
+            assert_eq!(got, "exited 1", "the restart after the sweep");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    env.ok(&["rm", "-f", "again"]);
+}
+
 /// A one-shot HTTP-ish server on the host: answers every connection with `hello-host`.
 fn host_server() -> u16 {
     let l = TcpListener::bind("0.0.0.0:0").unwrap();

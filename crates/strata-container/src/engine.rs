@@ -499,6 +499,15 @@ impl Containers {
         strata_runtime::read_state_record(&self.state_dir(&rec.id)).map_or(0, |r| r.restart_count)
     }
 
+    /// Why the last restart of the container did not start (Docker's
+    /// `State.Error`), empty when it did.
+    pub fn start_error(&self, rec: &ContainerRecord) -> String {
+        strata_runtime::read_state_record(&self.state_dir(&rec.id))
+            .ok()
+            .and_then(|r| r.error)
+            .unwrap_or_default()
+    }
+
     /// Whether the kernel's OOM killer killed a process of the container's last run.
     pub fn oom_killed(&self, rec: &ContainerRecord) -> bool {
         if let Some(fg) = read_json::<Foreground>(&self.state_dir(&rec.id).join(FOREGROUND)) {

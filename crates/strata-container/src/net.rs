@@ -231,8 +231,12 @@ pub(crate) fn liveness_in_other_store(store: &Path, id: &str) -> strata_network:
         .is_some_and(|fg| alive(fg.pid, fg.start_time))
         || crate::engine::read_json::<crate::engine::Follower>(&dir.join(crate::engine::FOLLOWER))
             .is_some_and(|f| alive(f.pid, f.start_time));
-    let monitored = strata_runtime::read_state_record(&dir)
-        .is_ok_and(|r| alive(r.monitor_pid, r.monitor_start_time) || alive(r.pid, r.start_time));
+    // A keeper waiting out its back-off between two runs keeps the network.
+    let monitored = strata_runtime::read_state_record(&dir).is_ok_and(|r| {
+        alive(r.monitor_pid, r.monitor_start_time)
+            || alive(r.pid, r.start_time)
+            || alive(r.keeper_pid, r.keeper_start_time)
+    });
     if supervised || monitored {
         strata_network::Liveness::Running
     } else {

@@ -56,9 +56,28 @@ pub struct StateRecord {
     /// Restarts by the restart policy before this run.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restart_count: u32,
+    /// The restart policy's keeper that starts the next run, when there is
+    /// one: while it lives the container counts as running (its network
+    /// stays) even between runs.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    pub keeper_pid: i32,
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub keeper_start_time: u64,
+    /// Why this run did not start (Docker's `State.Error`), for a restart
+    /// (the first start reports to its caller instead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_i32(n: &i32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
     *n == 0
 }
 
@@ -386,6 +405,12 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         fail(&format!("unshare(CLONE_NEWPID): {e}"));
     }
     let me = rustix::process::getpid().as_raw_nonzero().get();
+    // Not the last run: the parent is the keeper.
+    let keeper_pid = if last {
+        0
+    } else {
+        rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get())
+    };
     let (parent_sock, child_sock) = match sock {
         Some((a, b)) => (Some(a), Some(b)),
         None => (None, None),
@@ -452,6 +477,13 @@ fn monitor(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, 
         finished_at: None,
         oom_killed: false,
         restart_count: spec.restart_count,
+        keeper_pid,
+        keeper_start_time: if keeper_pid > 0 {
+            sys::process_start_time(keeper_pid).unwrap_or(0)
+        } else {
+            0
+        },
+        error: None,
     };
     if let Err(e) = write_record(state_dir, &rec) {
         unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -499,11 +531,16 @@ fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, l
     let mut delay = Duration::from_millis(100);
     loop {
         let started = Instant::now();
-        // Only the first run reports to `spawn_detached`.
+        // Only the first run reports to `spawn_detached`; a restart's report
+        // is read here, for the error of a start that failed.
+        let mut restart_report = None;
         let rep = match report.take() {
             Some(r) => r,
-            None => match devnull.try_clone() {
-                Ok(f) => f,
+            None => match sys::pipe() {
+                Ok((r, w)) => {
+                    restart_report = Some(r);
+                    w
+                }
                 Err(_) => sys::exit_now(0),
             },
         };
@@ -518,10 +555,14 @@ fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, l
             }
             Err(_) => sys::exit_now(0),
         }
-        let Ok(rec) = read_record(state_dir) else {
+        let Ok(mut rec) = read_record(state_dir) else {
             sys::exit_now(0)
         };
         let Some(code) = rec.exit_code else { sys::exit_now(0) };
+        if let Some(error) = restart_report.and_then(|r| start_error(&r)) {
+            rec.error = Some(error);
+            let _ = write_record(state_dir, &rec);
+        }
         if stopped_by_user(state_dir) || !spec.restart.should_restart(code, spec.restart_count) {
             run_exit_hook(&spec);
             sys::exit_now(0)
@@ -542,6 +583,24 @@ fn keeper(spec: &RunSpec, state_dir: &Path, report: OwnedFd, devnull: OwnedFd, l
         }
         spec.restart_count += 1;
     }
+}
+
+/// The message of an `E<code> <message>` line in what a run reported (all
+/// of it was written: the run has ended).
+fn start_error(report: &OwnedFd) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = rustix::io::read(report, &mut buf) {
+        if n == 0 || bytes.len() > 64 * 1024 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&bytes).lines().find_map(|l| {
+        let rest = l.strip_prefix('E')?;
+        let (code, msg) = rest.split_once(' ')?;
+        code.parse::<i32>().ok().map(|_| msg.to_string())
+    })
 }
 
 const MAX_LINE: usize = 16 * 1024;
