@@ -1,9 +1,11 @@
 //! Compression: sniffing decompressors and hashing compressors.
 
 use std::io::{self, BufRead, Read, Write};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use strata_oci::media::Compression;
-use strata_oci::{Algorithm, Digest, HashingWriter};
+use strata_oci::{Algorithm, Digest, HashingReader, HashingWriter};
 
 use crate::{LayerDigests, LayerError, Result};
 
@@ -102,66 +104,155 @@ pub fn decompressor<'a, R: BufRead + 'a>(mut reader: R) -> Result<Box<dyn Read +
     })
 }
 
+/// A layer's plain (uncompressed) stream with its diff ID computed on the
+/// way: read it to the end, then [`PlainStream::finish`] gives the sha256
+/// and the length of everything read.
+pub(crate) enum PlainStream<R> {
+    /// Uncompressed input, hashed as it is read.
+    Direct(HashingReader<R>),
+    /// Decompressed on a thread that also hashes (see [`decompress_on_thread`]).
+    Queued(QueueReader),
+}
+
+impl<R: Read> Read for PlainStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            PlainStream::Direct(r) => r.read(buf),
+            PlainStream::Queued(q) => q.read(buf),
+        }
+    }
+}
+
+impl<R> PlainStream<R> {
+    /// The diff ID and size of the stream, once it was read to its end.
+    pub(crate) fn finish(self) -> Result<(Digest, u64)> {
+        match self {
+            PlainStream::Direct(r) => {
+                let (_, digest, size) = r.finish();
+                Ok((digest, size))
+            }
+            PlainStream::Queued(q) => q.end.ok_or_else(|| {
+                LayerError::io(
+                    "reading the layer",
+                    io::Error::other("the decompressor stopped before the end of the stream"),
+                )
+            }),
+        }
+    }
+}
+
 /// [`decompressor`] run on a thread of `scope`: the returned reader yields
 /// the plain stream from a small bounded queue (4 chunks of 256 KiB), so the
-/// caller's work on the plain bytes overlaps decompression. Uncompressed
-/// input is returned as it is, with no thread. Errors (a corrupt or
-/// truncated stream) reach the reader unchanged; when the reader is dropped
-/// early, the thread stops at its next chunk.
+/// caller's work on the plain bytes overlaps decompression. A third thread
+/// hashes the same chunks (the diff ID): which of inflating, hashing and
+/// writing the files is the long pole depends on the layer and on the
+/// filesystem, and as threads of their own the scheduler spreads them over
+/// the cores. Uncompressed input is returned as it is, with no thread,
+/// hashed as it is read. Errors (a corrupt or truncated stream) reach the
+/// reader unchanged; when the reader is dropped early, the threads stop at
+/// their next chunk.
 pub(crate) fn decompress_on_thread<'scope, 'env, R>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     mut reader: R,
-) -> Result<Box<dyn Read + 'scope>>
+) -> Result<PlainStream<R>>
 where
     R: BufRead + Send + 'scope,
 {
     let head = reader.fill_buf().map_err(|e| LayerError::io("reading the layer", e))?;
     if Compression::sniff(head) == Compression::None {
-        return Ok(Box::new(reader));
+        return Ok(PlainStream::Direct(HashingReader::new(reader, Algorithm::Sha256)));
     }
-    // Chunks go over `tx` with their filled length; the reader sends spent
-    // buffers back over `back`, so the same few are reused (no allocation
-    // and zeroing of 256 KiB per chunk).
-    let (tx, rx) = std::sync::mpsc::sync_channel::<io::Result<(Vec<u8>, usize)>>(QUEUED);
-    let (back, spent) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUED + 2);
-    scope.spawn(move || {
-        let mut plain = match decompressor(reader) {
-            Ok(d) => d,
-            Err(e) => {
-                let _ = tx.send(Err(io::Error::other(e)));
-                return;
+    // Chunks go to the reader over `tx` and to the hasher over `to_hash`,
+    // with their filled length; the reader sends spent ones back over
+    // `back`, so the same few buffers are reused (no allocation and zeroing
+    // of 256 KiB per chunk) once the hasher let go of them too.
+    let (tx, rx) = sync_channel::<io::Result<Handover>>(QUEUED);
+    let (back, spent) = sync_channel::<Arc<Vec<u8>>>(QUEUED + 2);
+    let (to_hash, hash_rx) = sync_channel::<(Arc<Vec<u8>>, usize)>(2 * QUEUED);
+    let thread_error = |e| LayerError::io("starting a decompression thread", e);
+    let hasher = std::thread::Builder::new()
+        .name("layer-hash".into())
+        .spawn_scoped(scope, move || {
+            let mut hasher = Algorithm::Sha256.hasher();
+            let mut total = 0u64;
+            for (chunk, len) in hash_rx {
+                hasher.update(&chunk[..len]);
+                total += len as u64;
             }
-        };
-        loop {
-            let mut chunk = spent.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
-            let mut filled = 0;
-            // Whole chunks where the stream allows: fewer hand-overs.
-            while filled < chunk.len() {
-                match plain.read(&mut chunk[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => {
-                        if filled > 0 {
-                            let _ = tx.send(Ok((chunk, filled)));
+            (hasher.finish(), total)
+        })
+        .map_err(thread_error)?;
+    std::thread::Builder::new()
+        .name("layer-inflate".into())
+        .spawn_scoped(scope, move || {
+            let mut plain = match decompressor(reader) {
+                Ok(d) => d,
+                Err(e) => {
+                    let _ = tx.send(Err(io::Error::other(e)));
+                    return;
+                }
+            };
+            loop {
+                let mut chunk = reusable(&spent);
+                let mut filled = 0;
+                // Whole chunks where the stream allows: fewer hand-overs.
+                while filled < chunk.len() {
+                    match plain.read(&mut chunk[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            if filled > 0 {
+                                let _ = tx.send(Ok(Handover::Chunk(Arc::new(chunk), filled)));
+                            }
+                            let _ = tx.send(Err(e));
+                            return;
                         }
-                        let _ = tx.send(Err(e));
-                        return;
                     }
                 }
+                if filled == 0 {
+                    drop(to_hash);
+                    let end = match hasher.join() {
+                        Ok((digest, size)) => Ok(Handover::End(digest, size)),
+                        Err(_) => Err(io::Error::other("the layer's hash thread failed")),
+                    };
+                    let _ = tx.send(end);
+                    return;
+                }
+                let chunk = Arc::new(chunk);
+                if to_hash.send((chunk.clone(), filled)).is_err()
+                    || tx.send(Ok(Handover::Chunk(chunk, filled))).is_err()
+                {
+                    return;
+                }
             }
-            if filled == 0 || tx.send(Ok((chunk, filled))).is_err() {
-                return;
-            }
-        }
-    });
-    Ok(Box::new(QueueReader {
+        })
+        .map_err(thread_error)?;
+    Ok(PlainStream::Queued(QueueReader {
         rx,
         back,
-        cur: Vec::new(),
+        cur: Arc::new(Vec::new()),
         len: 0,
         pos: 0,
+        end: None,
     }))
+}
+
+/// A spent buffer both the reader and the hasher are done with, or a new one.
+fn reusable(spent: &Receiver<Arc<Vec<u8>>>) -> Vec<u8> {
+    while let Ok(chunk) = spent.try_recv() {
+        if let Ok(buf) = Arc::try_unwrap(chunk) {
+            return buf;
+        }
+    }
+    vec![0u8; CHUNK]
+}
+
+/// What the decompression thread hands over: plain bytes (a buffer and how
+/// much of it holds data), then the digest and length of them all.
+enum Handover {
+    Chunk(Arc<Vec<u8>>, usize),
+    End(Digest, u64),
 }
 
 /// Plain bytes per hand-over, and hand-overs queued at most.
@@ -169,20 +260,25 @@ const CHUNK: usize = 256 * 1024;
 const QUEUED: usize = 4;
 
 /// The reading end of [`decompress_on_thread`].
-struct QueueReader {
-    rx: std::sync::mpsc::Receiver<io::Result<(Vec<u8>, usize)>>,
-    back: std::sync::mpsc::SyncSender<Vec<u8>>,
-    cur: Vec<u8>,
+pub(crate) struct QueueReader {
+    rx: Receiver<io::Result<Handover>>,
+    back: SyncSender<Arc<Vec<u8>>>,
+    cur: Arc<Vec<u8>>,
     /// Bytes of `cur` that hold data.
     len: usize,
     pos: usize,
+    /// The stream's digest and length, once its end was read.
+    end: Option<(Digest, u64)>,
 }
 
 impl Read for QueueReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.len {
+            if self.end.is_some() {
+                return Ok(0);
+            }
             match self.rx.recv() {
-                Ok(Ok((chunk, len))) => {
+                Ok(Ok(Handover::Chunk(chunk, len))) => {
                     let spent = std::mem::replace(&mut self.cur, chunk);
                     if !spent.is_empty() {
                         let _ = self.back.try_send(spent);
@@ -190,8 +286,12 @@ impl Read for QueueReader {
                     self.len = len;
                     self.pos = 0;
                 }
+                Ok(Ok(Handover::End(digest, size))) => {
+                    self.end = Some((digest, size));
+                    return Ok(0);
+                }
                 Ok(Err(e)) => return Err(e),
-                // The decompressor ended (its end of stream, after any error).
+                // The thread is gone without an end: it sent its error before.
                 Err(_) => return Ok(0),
             }
         }

@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, Dir, FileType, Gid, Mode, OFlags, ResolveFlags, Timespec, Timestamps, Uid, XattrFlags};
 use rustix::io::Errno;
-use strata_oci::{Algorithm, Digest, HashingReader};
+use strata_oci::Digest;
 
 use crate::check::{Checked, Checker, Whiteout, copy_content, drain, for_each_entry, tar_error};
-use crate::compress::decompress_on_thread;
+use crate::compress::{PlainStream, decompress_on_thread};
 use crate::sparse::write_sparse;
 use crate::{LayerError, Result};
 
@@ -120,9 +120,13 @@ pub fn unpack_at<R: Read + Send>(
     })
 }
 
-fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &UnpackOptions) -> Result<UnpackReport> {
+fn unpack_plain<R: Read>(
+    hashing: PlainStream<R>,
+    rootfd: OwnedFd,
+    shown: &Path,
+    opts: &UnpackOptions,
+) -> Result<UnpackReport> {
     let root = shown;
-    let hashing = HashingReader::new(reader, Algorithm::Sha256);
     let lowers = opts
         .lowers
         .iter()
@@ -157,7 +161,7 @@ fn unpack_plain<R: Read>(reader: R, rootfd: OwnedFd, shown: &Path, opts: &Unpack
         Ok(())
     })?;
     u.finish()?;
-    let (_, diff_id, diff_size) = drain(hashing)?.finish();
+    let (diff_id, diff_size) = drain(hashing)?.finish()?;
     Ok(UnpackReport {
         diff_id,
         diff_size,

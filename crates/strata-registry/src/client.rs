@@ -117,7 +117,15 @@ pub(crate) struct Inner {
     /// `host[:port]` spoken to.
     host: String,
     pub(crate) options: ClientOptions,
-    http: reqwest::Client,
+    /// For `http://` URLs when the registry is spoken to in plain HTTP only
+    /// (`--protocol http`, or a loopback host): built without the system's
+    /// CA certificates, whose loading is most of a small pull's start.
+    plain: Option<reqwest::Client>,
+    /// With TLS: for every URL of an HTTPS registry, and for the `https://`
+    /// ones a plain-HTTP registry redirects to (built on first use then).
+    tls: std::sync::OnceLock<reqwest::Client>,
+    /// Names whose `certs.d` directories hold this registry's TLS material.
+    tls_names: Vec<String>,
     base: OnceCell<Url>,
     auth: Mutex<AuthState>,
     transfers: Arc<Semaphore>,
@@ -201,6 +209,41 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The HTTP client of a registry; `tls`: its `certs.d` material, or None
+/// for a client that speaks plain HTTP only (no CA certificates loaded).
+fn build_http(
+    registry: &str,
+    options: &ClientOptions,
+    host: &str,
+    tls: Option<crate::tls::TlsMaterial>,
+) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(options.user_agent.clone())
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
+        .http1_only();
+    match tls {
+        Some(tls) => {
+            if !tls.roots.is_empty() {
+                b = b.tls_certs_merge(tls.roots);
+            }
+            if let Some(id) = tls.identity {
+                b = b.identity(id);
+            }
+            if options.insecure {
+                b = b.tls_danger_accept_invalid_certs(true);
+            }
+        }
+        None => b = b.tls_certs_only(Vec::new()),
+    }
+    if is_loopback(host) {
+        b = b.no_proxy();
+    }
+    b.build()
+        .map_err(|e| RegistryError::Invalid(format!("setting up HTTP for registry {registry}: {}", chain(&e))))
+}
+
 impl Client {
     /// A client for `registry` (`docker.io`, `quay.io`, `localhost:5000`, `[::1]:5000`).
     pub fn new(registry: &str, options: ClientOptions) -> Result<Client> {
@@ -224,40 +267,49 @@ impl Client {
         if registry != host {
             names.push(registry.to_string());
         }
-        let tls = crate::tls::load(&options.certs_dir, &names)?;
-        let mut b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(options.user_agent.clone())
-            .connect_timeout(options.connect_timeout)
-            .read_timeout(options.read_timeout)
-            .http1_only();
-        if !tls.roots.is_empty() {
-            b = b.tls_certs_merge(tls.roots);
-        }
-        if let Some(id) = tls.identity {
-            b = b.identity(id);
-        }
-        if options.insecure {
-            b = b.tls_danger_accept_invalid_certs(true);
-        }
-        if is_loopback(&host) {
-            b = b.no_proxy();
-        }
-        let http = b
-            .build()
-            .map_err(|e| RegistryError::Invalid(format!("setting up HTTP for registry {registry}: {}", chain(&e))))?;
+        let http_only = match options.protocol {
+            Protocol::Http => true,
+            Protocol::Auto => is_loopback(&host),
+            Protocol::Https => false,
+        };
+        let tls = std::sync::OnceLock::new();
+        let plain = if http_only {
+            Some(build_http(registry, &options, &host, None)?)
+        } else {
+            let material = crate::tls::load(&options.certs_dir, &names)?;
+            let _ = tls.set(build_http(registry, &options, &host, Some(material))?);
+            None
+        };
         let transfers = Arc::new(Semaphore::new(options.max_concurrent_transfers.max(1)));
         Ok(Client {
             inner: Arc::new(Inner {
                 registry: registry.to_string(),
                 host,
                 options,
-                http,
+                plain,
+                tls,
+                tls_names: names,
                 base: OnceCell::new(),
                 auth: Mutex::new(AuthState::default()),
                 transfers,
             }),
         })
+    }
+
+    /// The HTTP client for `url`.
+    fn http_for(&self, url: &Url) -> Result<&reqwest::Client> {
+        let inner = &self.inner;
+        if let Some(plain) = &inner.plain
+            && url.scheme() == "http"
+        {
+            return Ok(plain);
+        }
+        if let Some(c) = inner.tls.get() {
+            return Ok(c);
+        }
+        let material = crate::tls::load(&inner.options.certs_dir, &inner.tls_names)?;
+        let built = build_http(&inner.registry, &inner.options, &inner.host, Some(material))?;
+        Ok(inner.tls.get_or_init(|| built))
     }
 
     /// A client for the registry of `reference`.
@@ -346,8 +398,7 @@ impl Client {
     async fn probe(&self, base: &Url) -> Result<Option<Challenge>> {
         let url = base.join("v2/").expect("static path");
         let resp = self
-            .inner
-            .http
+            .http_for(&url)?
             .get(url.clone())
             .send()
             .await
@@ -495,8 +546,7 @@ impl Client {
             }
             let body = form.query().unwrap_or_default().to_string();
             let resp = self
-                .inner
-                .http
+                .http_for(&realm_url)?
                 .post(realm_url.clone())
                 .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
                 .body(body)
@@ -535,7 +585,7 @@ impl Client {
                 q.append_pair("offline_token", "true");
             }
         }
-        let mut rb = self.inner.http.get(url.clone());
+        let mut rb = self.http_for(&url)?.get(url.clone());
         if let Some(c) = &cred {
             rb = rb.header(header::AUTHORIZATION, basic_header(c));
         }
@@ -683,7 +733,7 @@ impl Client {
         let mut method = req.method.clone();
         let mut drop_body = false;
         for _hop in 0..10 {
-            let mut rb = self.inner.http.request(method.clone(), url.clone());
+            let mut rb = self.http_for(&url)?.request(method.clone(), url.clone());
             for (k, v) in &req.headers {
                 if drop_body && (k == header::CONTENT_LENGTH || k == header::CONTENT_TYPE) {
                     continue;

@@ -241,18 +241,29 @@ impl StoreLocation {
         let mut ingest = LayerIngest::start_with(blob, diff_id, unpack, verified_plain, on_write, on_extract)
             .map_err(|e| ingest_err(&desc.digest, e))?;
         let what = format!("blob {}", desc.digest);
-        let mut buf = vec![0u8; 256 * 1024];
+        // The bytes go on in batches of up to BATCH (a network read gives a
+        // few KiB): each hand-over to the check thread wakes it, and on a
+        // machine with fewer cores than busy threads a wake-up is a switch.
+        const BATCH: usize = 256 * 1024;
+        let mut buf = vec![0u8; BATCH];
+        let mut filled = 0;
         let mut total = 0u64;
         let fetched = loop {
-            match data.read(&mut buf).await {
-                Ok(0) => break Ok(total),
-                Ok(n) => {
-                    if let Err(e) = std::io::Write::write_all(&mut ingest, &buf[..n]) {
-                        break Err(TransferError::io(format!("storing {what}"), e));
-                    }
-                    total += n as u64;
-                }
+            let (n, end) = match data.read(&mut buf[filled..]).await {
+                Ok(0) => (0, true),
+                Ok(n) => (n, false),
                 Err(e) => break Err(from_io(e, &what)),
+            };
+            filled += n;
+            if filled == BATCH || (end && filled > 0) {
+                if let Err(e) = std::io::Write::write_all(&mut ingest, &buf[..filled]) {
+                    break Err(TransferError::io(format!("storing {what}"), e));
+                }
+                total += filled as u64;
+                filled = 0;
+            }
+            if end {
+                break Ok(total);
             }
         };
         let staged = ingest
