@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Ctx, Error, Result, RunFailed};
 use strata_oci::{ContainerConfig, Digest, ImageConfig, Platform, media};
-use strata_runtime::{BindMount, ExecSpec, RunSpec, State};
+use strata_runtime::{BindMount, ExecSpec, RunSpec};
 use strata_snapshot::{Driver, Snapshotter};
 use strata_store::{Store, StoreLock};
 
@@ -447,73 +447,6 @@ impl Containers {
             });
         }
         Ok(out)
-    }
-
-    // ---- state ----
-
-    pub fn status(&self, rec: &ContainerRecord) -> Status {
-        let dir = self.state_dir(&rec.id);
-        if let Some(fg) = read_json::<Foreground>(&dir.join(FOREGROUND)) {
-            return match fg.exit_code {
-                Some(code) => Status::Exited {
-                    code,
-                    finished_at: fg.finished_at.unwrap_or_default(),
-                },
-                None if strata_runtime::process_start_time(fg.pid) == Some(fg.start_time) => Status::Running {
-                    pid: fg.pid,
-                    started_at: fg.started_at,
-                },
-                None => Status::Exited {
-                    code: strata_runtime::EXIT_UNKNOWN,
-                    finished_at: String::new(),
-                },
-            };
-        }
-        if !dir.join("state.json").exists() {
-            return Status::Created;
-        }
-        let started_at = strata_runtime::read_state_record(&dir)
-            .map(|r| r.started_at)
-            .unwrap_or_default();
-        match strata_runtime::state(&dir) {
-            Ok(State::Running { pid }) => Status::Running { pid, started_at },
-            Ok(State::Exited { code, finished_at }) => Status::Exited { code, finished_at },
-            Err(_) => Status::Exited {
-                code: strata_runtime::EXIT_UNKNOWN,
-                finished_at: String::new(),
-            },
-        }
-    }
-
-    pub fn started_at(&self, rec: &ContainerRecord) -> Option<String> {
-        if let Some(fg) = read_json::<Foreground>(&self.state_dir(&rec.id).join(FOREGROUND)) {
-            return Some(fg.started_at);
-        }
-        strata_runtime::read_state_record(&self.state_dir(&rec.id))
-            .ok()
-            .map(|r| r.started_at)
-    }
-
-    /// How many times the restart policy has restarted the container.
-    pub fn restart_count(&self, rec: &ContainerRecord) -> u32 {
-        strata_runtime::read_state_record(&self.state_dir(&rec.id)).map_or(0, |r| r.restart_count)
-    }
-
-    /// Why the last restart of the container did not start (Docker's
-    /// `State.Error`), empty when it did.
-    pub fn start_error(&self, rec: &ContainerRecord) -> String {
-        strata_runtime::read_state_record(&self.state_dir(&rec.id))
-            .ok()
-            .and_then(|r| r.error)
-            .unwrap_or_default()
-    }
-
-    /// Whether the kernel's OOM killer killed a process of the container's last run.
-    pub fn oom_killed(&self, rec: &ContainerRecord) -> bool {
-        if let Some(fg) = read_json::<Foreground>(&self.state_dir(&rec.id).join(FOREGROUND)) {
-            return fg.oom_killed;
-        }
-        strata_runtime::read_state_record(&self.state_dir(&rec.id)).is_ok_and(|r| r.oom_killed)
     }
 
     fn ensure_mounted(&self, rec: &ContainerRecord) -> Result<PathBuf> {
@@ -990,11 +923,11 @@ pub(crate) struct Follower {
 pub(crate) struct Foreground {
     pub(crate) pid: i32,
     pub(crate) start_time: u64,
-    started_at: String,
-    exit_code: Option<i32>,
-    finished_at: Option<String>,
+    pub(crate) started_at: String,
+    pub(crate) exit_code: Option<i32>,
+    pub(crate) finished_at: Option<String>,
     #[serde(default)]
-    oom_killed: bool,
+    pub(crate) oom_killed: bool,
 }
 
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Option<T> {

@@ -20,6 +20,7 @@ pub mod resources;
 mod rootfs;
 mod security;
 mod start_lock;
+mod state;
 mod usage;
 mod volumes;
 

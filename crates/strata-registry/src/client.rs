@@ -209,41 +209,6 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The HTTP client of a registry; `tls`: its `certs.d` material, or None
-/// for a client that speaks plain HTTP only (no CA certificates loaded).
-fn build_http(
-    registry: &str,
-    options: &ClientOptions,
-    host: &str,
-    tls: Option<crate::tls::TlsMaterial>,
-) -> Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(options.user_agent.clone())
-        .connect_timeout(options.connect_timeout)
-        .read_timeout(options.read_timeout)
-        .http1_only();
-    match tls {
-        Some(tls) => {
-            if !tls.roots.is_empty() {
-                b = b.tls_certs_merge(tls.roots);
-            }
-            if let Some(id) = tls.identity {
-                b = b.identity(id);
-            }
-            if options.insecure {
-                b = b.tls_danger_accept_invalid_certs(true);
-            }
-        }
-        None => b = b.tls_certs_only(Vec::new()),
-    }
-    if is_loopback(host) {
-        b = b.no_proxy();
-    }
-    b.build()
-        .map_err(|e| RegistryError::Invalid(format!("setting up HTTP for registry {registry}: {}", chain(&e))))
-}
-
 impl Client {
     /// A client for `registry` (`docker.io`, `quay.io`, `localhost:5000`, `[::1]:5000`).
     pub fn new(registry: &str, options: ClientOptions) -> Result<Client> {
@@ -274,10 +239,10 @@ impl Client {
         };
         let tls = std::sync::OnceLock::new();
         let plain = if http_only {
-            Some(build_http(registry, &options, &host, None)?)
+            Some(crate::tls::build_http(registry, &options, &host, None)?)
         } else {
             let material = crate::tls::load(&options.certs_dir, &names)?;
-            let _ = tls.set(build_http(registry, &options, &host, Some(material))?);
+            let _ = tls.set(crate::tls::build_http(registry, &options, &host, Some(material))?);
             None
         };
         let transfers = Arc::new(Semaphore::new(options.max_concurrent_transfers.max(1)));
@@ -308,7 +273,7 @@ impl Client {
             return Ok(c);
         }
         let material = crate::tls::load(&inner.options.certs_dir, &inner.tls_names)?;
-        let built = build_http(&inner.registry, &inner.options, &inner.host, Some(material))?;
+        let built = crate::tls::build_http(&inner.registry, &inner.options, &inner.host, Some(material))?;
         Ok(inner.tls.get_or_init(|| built))
     }
 

@@ -4,7 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{RegistryError, Result};
+use crate::error::{RegistryError, Result, chain};
+use crate::insecure::is_loopback;
 
 pub const DEFAULT_CERTS_DIR: &str = "/etc/docker/certs.d";
 
@@ -76,4 +77,39 @@ pub(crate) fn load(certs_dir: &Path, names: &[String]) -> Result<TlsMaterial> {
         }
     }
     Ok(out)
+}
+
+/// The HTTP client of a registry; `tls`: its `certs.d` material, or None
+/// for a client that speaks plain HTTP only (no CA certificates loaded).
+pub(crate) fn build_http(
+    registry: &str,
+    options: &crate::client::ClientOptions,
+    host: &str,
+    tls: Option<TlsMaterial>,
+) -> Result<reqwest::Client> {
+    let mut b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(options.user_agent.clone())
+        .connect_timeout(options.connect_timeout)
+        .read_timeout(options.read_timeout)
+        .http1_only();
+    match tls {
+        Some(tls) => {
+            if !tls.roots.is_empty() {
+                b = b.tls_certs_merge(tls.roots);
+            }
+            if let Some(id) = tls.identity {
+                b = b.identity(id);
+            }
+            if options.insecure {
+                b = b.tls_danger_accept_invalid_certs(true);
+            }
+        }
+        None => b = b.tls_certs_only(Vec::new()),
+    }
+    if is_loopback(host) {
+        b = b.no_proxy();
+    }
+    b.build()
+        .map_err(|e| RegistryError::Invalid(format!("setting up HTTP for registry {registry}: {}", chain(&e))))
 }

@@ -9,6 +9,7 @@ pub mod containers;
 pub mod copy;
 pub mod distribution;
 pub mod emulators;
+mod go_regexp;
 pub mod groups;
 pub mod images;
 pub mod imagetools;
