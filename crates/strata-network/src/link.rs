@@ -168,16 +168,6 @@ pub fn ensure_bridge(name: &str, gateway: Ipv4Addr, prefix: u8) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the links of `names` that exist, in one `ip -batch` process.
-pub fn delete_links(names: &[String]) -> Result<()> {
-    let lines: Vec<String> = names
-        .iter()
-        .filter(|n| link_exists(n))
-        .map(|n| format!("link del {n}"))
-        .collect();
-    ip_batch(None, &lines)
-}
-
 pub fn delete_link(name: &str) -> Result<()> {
     if link_exists(name) {
         ip(&["link", "del", name])?;

@@ -1,7 +1,8 @@
 //! The nftables table `inet strata`, rendered whole from the state and
 //! applied atomically with `nft -f -` (the previous table replaced in the
-//! same transaction); removed when no container uses it. Nothing outside
-//! this table is touched.
+//! same transaction), only when it differs from the one applied last; it
+//! holds every network's rules while networks exist. Nothing outside this
+//! table is touched.
 //!
 //! Published ports are DNAT rules in the `prerouting` chain (traffic from
 //! outside) and the `output` chain (connections the host itself makes,
@@ -26,18 +27,18 @@ pub const TABLE: &str = "strata";
 pub fn render(state: &State) -> Option<String> {
     let mut nets: Vec<(&str, &str)> = Vec::new();
     let mut dnat = String::new();
+    // Every network's rules, used or not (as Docker's for docker0): the
+    // table then changes only when a port is published or a network made
+    // or removed, and a plain `run` applies nothing (see [`apply`]).
+    for n in state.networks.values() {
+        if !n.bridge.is_empty() && !nets.iter().any(|(b, _)| *b == n.bridge) {
+            nets.push((&n.bridge, &n.subnet));
+        }
+    }
     for c in state.containers.values() {
         let Some(live) = &c.live else { continue };
         if !is_bridge_mode(state, &c.mode) {
             continue;
-        }
-        for a in &c.attachments {
-            if a.ip.is_some()
-                && let Some(n) = state.networks.get(&a.network)
-                && !nets.iter().any(|(b, _)| *b == n.bridge)
-            {
-                nets.push((&n.bridge, &n.subnet));
-            }
         }
         // Published ports go to the address on the container's first network.
         let Some(ip) = c.attachments.iter().find_map(|a| a.ip) else {
@@ -101,11 +102,23 @@ pub fn nft_binary() -> Option<std::path::PathBuf> {
     find_binary("nft")
 }
 
-/// Replaces the table with the one the state needs (or deletes it).
+/// What the last [`apply`] since boot made the table (on a tmpfs: a
+/// reboot, which empties the kernel's tables, removes it too).
+const APPLIED: &str = "/run/strata/nft-table";
+
+/// Replaces the table with the one the state needs (or deletes it), unless
+/// it is the one applied last: an `nft` run is ~15 ms, most of a
+/// `run --rm` on a bridge. (A table flushed behind strata's back, e.g. by
+/// `nft flush ruleset`, comes back with the next change, as Docker's
+/// iptables rules do after `iptables -F`.)
 pub fn apply(state: &State) -> Result<()> {
     let table = render(state);
     if table.is_none() && !strata_rootless::privileged() {
         // Rootless: no table of ours can exist, and nft could not look.
+        return Ok(());
+    }
+    let wanted = table.clone().unwrap_or_default();
+    if std::fs::read_to_string(APPLIED).is_ok_and(|applied| applied == wanted) {
         return Ok(());
     }
     let Some(nft) = nft_binary() else {
@@ -121,7 +134,16 @@ pub fn apply(state: &State) -> Result<()> {
     if let Some(t) = &table {
         script.push_str(t);
     }
-    run(&nft, &["-f", "-"], Some(&script), "apt-get install nftables").map(drop)
+    // Forgotten first: if nft fails half-way, the next apply runs it again.
+    let _ = std::fs::remove_file(APPLIED);
+    run(&nft, &["-f", "-"], Some(&script), "apt-get install nftables")?;
+    if std::fs::create_dir_all("/run/strata").is_ok() {
+        let tmp = format!("{APPLIED}.{}", std::process::id());
+        if std::fs::write(&tmp, &wanted).is_ok() && std::fs::rename(&tmp, APPLIED).is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -132,7 +154,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     #[test]
-    fn the_table_has_dnat_for_published_ports_and_goes_when_unused() {
+    fn the_table_has_every_networks_rules_and_dnat_for_published_ports() {
         let mut s = State::default();
         assert!(render(&s).is_none());
         s.networks.insert(
@@ -217,8 +239,15 @@ mod tests {
             "{t}"
         );
         assert_eq!(t.matches("dnat ip to").count(), 1, "{t}");
+        // No container running: the networks' rules stay, no DNAT.
         s.containers.remove("d");
         s.containers.get_mut("c").unwrap().live = None;
+        let t = render(&s).unwrap();
+        assert!(!t.contains("dnat ip to"), "{t}");
+        assert!(t.contains("oifname != \"strata0\" masquerade"), "{t}");
+        // No network: no table.
+        s.networks.clear();
+        s.containers.clear();
         assert!(render(&s).is_none());
     }
 }
