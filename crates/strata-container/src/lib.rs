@@ -35,7 +35,7 @@ pub use record::ContainerRecord;
 pub use rootfs::{SnapshotLayerUsers, ensure_unpacked};
 pub use security::SecurityOptions;
 pub use strata_runtime::LogEntry;
-pub use usage::{ContainerUsage, VolumeUsage, tree_size};
+pub use usage::{ContainerUsage, VolumeUsage, directory_size, tree_size};
 
 /// Sends a signal to the container whose state directory this is.
 pub fn kill_state_dir(state_dir: &std::path::Path, signal: i32) -> Result<()> {

@@ -31,6 +31,16 @@ pub struct VolumeUsage {
 /// Bytes of regular files under `dir` (each inode once), without following
 /// symlinks: iterative, so a tree of any depth is counted whole.
 pub fn tree_size(dir: &Path) -> u64 {
+    sized_tree(dir, false)
+}
+
+/// Docker's `pkg/directory.Size` (`ps -s`): [`tree_size`] with each
+/// symlink's own length counted too.
+pub fn directory_size(dir: &Path) -> u64 {
+    sized_tree(dir, true)
+}
+
+fn sized_tree(dir: &Path, symlinks: bool) -> u64 {
     use rustix::fs::{AtFlags, FileType, Mode, OFlags};
     use std::ffi::CStr;
     use std::os::fd::OwnedFd;
@@ -38,6 +48,7 @@ pub fn tree_size(dir: &Path) -> u64 {
     struct Sizer {
         seen: std::collections::HashSet<(u64, u64)>,
         total: u64,
+        symlinks: bool,
     }
     impl strata_layer::TreeVisitor for Sizer {
         type Error = std::io::Error;
@@ -64,6 +75,12 @@ pub fn tree_size(dir: &Path) -> u64 {
                     }
                     Ok(None)
                 }
+                FileType::Symlink if self.symlinks => {
+                    if self.seen.insert((st.st_dev, st.st_ino)) {
+                        self.total += st.st_size as u64;
+                    }
+                    Ok(None)
+                }
                 _ => Ok(None),
             }
         }
@@ -79,6 +96,7 @@ pub fn tree_size(dir: &Path) -> u64 {
     let mut s = Sizer {
         seen: Default::default(),
         total: 0,
+        symlinks,
     };
     // A directory that cannot be read counts as empty, as before.
     let _ = strata_layer::walk_tree(&top, Path::new(""), false, &mut s);

@@ -101,7 +101,7 @@ impl Filters {
             let Some((k, v)) = r.split_once('=') else {
                 return Err(PsError::Flag(format!(
                     "invalid argument {} for \"-f, --filter\" flag: bad format of filter (expected name=value)",
-                    go_quote(r)
+                    strata_build::go_quote(r)
                 )));
             };
             f.add(k.trim().to_lowercase(), v.trim().to_string());
@@ -285,25 +285,34 @@ fn id_or_name(recs: &[ContainerRecord], v: &str) -> Result<String, PsError> {
 fn go_atoi(s: &str) -> Result<i32, String> {
     let digits = s.strip_prefix(['+', '-']).unwrap_or(s);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("strconv.Atoi: parsing {}: invalid syntax", go_quote(s)));
+        return Err(format!(
+            "strconv.Atoi: parsing {}: invalid syntax",
+            strata_build::go_quote(s)
+        ));
     }
     // Go's int is 64-bit; an exit code is never outside i32.
     match s.parse::<i64>() {
         Ok(n) => Ok(n.clamp(i32::MIN as i64, i32::MAX as i64) as i32),
-        Err(_) => Err(format!("strconv.Atoi: parsing {}: value out of range", go_quote(s))),
+        Err(_) => Err(format!(
+            "strconv.Atoi: parsing {}: value out of range",
+            strata_build::go_quote(s)
+        )),
     }
 }
 
 /// Go's `strconv.ParseUint(s, 10, 16)`, with its error.
 fn go_parse_u16(s: &str) -> Result<u32, String> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("strconv.ParseUint: parsing {}: invalid syntax", go_quote(s)));
+        return Err(format!(
+            "strconv.ParseUint: parsing {}: invalid syntax",
+            strata_build::go_quote(s)
+        ));
     }
     match s.parse::<u64>() {
         Ok(n) if n <= u16::MAX as u64 => Ok(n as u32),
         _ => Err(format!(
             "strconv.ParseUint: parsing {}: value out of range",
-            go_quote(s)
+            strata_build::go_quote(s)
         )),
     }
 }
@@ -648,40 +657,10 @@ fn command_text(rec: &ContainerRecord, no_trunc: bool) -> String {
         }
     }
     if no_trunc {
-        go_quote(&cmd)
+        strata_build::go_quote(&cmd)
     } else {
-        go_quote(&ellipsis(&cmd, 20))
+        strata_build::go_quote(&ellipsis(&cmd, 20))
     }
-}
-
-/// Go's `strconv.Quote`.
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => {
-                if (c as u32) < 0x10000 {
-                    out.push_str(&format!("\\u{:04x}", c as u32))
-                } else {
-                    out.push_str(&format!("\\U{:08x}", c as u32))
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// The CLI's `CreatedAt`: Go's `time.Unix(created, 0).String()` in the
@@ -730,7 +709,7 @@ fn go_time(rfc3339: &str) -> String {
 fn container_size(c: &Containers, rec: &ContainerRecord, cache: &mut HashMap<String, u64>) -> (u64, u64) {
     let rw = match c.upper_dir(rec) {
         // Overlay: the upper directory holds the changes alone.
-        Ok(upper) if upper.file_name().is_some_and(|n| n == "upper") => dir_size(&upper),
+        Ok(upper) if upper.file_name().is_some_and(|n| n == "upper") => strata_container::directory_size(&upper),
         // The copy driver: the changed files of the whole root (the
         // naive diff's `ChangesSize`).
         Ok(rootfs) => changes_size(c, rec, &rootfs),
@@ -742,62 +721,11 @@ fn container_size(c: &Containers, rec: &ContainerRecord, cache: &mut HashMap<Str
     }
     let mut image = 0;
     for (chain, dir) in rec.chain.iter().zip(&lowers) {
-        image += *cache.entry(chain.clone()).or_insert_with(|| dir_size(dir));
+        image += *cache
+            .entry(chain.clone())
+            .or_insert_with(|| strata_container::directory_size(dir));
     }
     (rw, image + rw)
-}
-
-/// `pkg/directory.Size`: the sizes of everything but directories under
-/// `dir` (a symlink counts its target's length), each inode once.
-fn dir_size(dir: &Path) -> u64 {
-    use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-    use std::ffi::CStr;
-    use std::os::fd::OwnedFd;
-
-    struct Sizer {
-        seen: HashSet<u64>,
-        total: u64,
-    }
-    impl strata_layer::TreeVisitor for Sizer {
-        type Error = std::io::Error;
-
-        fn fail(&self, _: &Path, e: std::io::Error) -> std::io::Error {
-            e
-        }
-
-        fn entry(&mut self, parent: &OwnedFd, name: &CStr, _: &Path) -> std::io::Result<Option<OwnedFd>> {
-            let Ok(st) = rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) else {
-                return Ok(None);
-            };
-            if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
-                return Ok(rustix::fs::openat(
-                    parent,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .ok());
-            }
-            if st.st_size > 0 && self.seen.insert(st.st_ino) {
-                self.total += st.st_size as u64;
-            }
-            Ok(None)
-        }
-    }
-    let Ok(top) = rustix::fs::openat(
-        rustix::fs::CWD,
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    ) else {
-        return 0;
-    };
-    let mut s = Sizer {
-        seen: HashSet::new(),
-        total: 0,
-    };
-    let _ = strata_layer::walk_tree(&top, Path::new(""), false, &mut s);
-    s.total
 }
 
 /// `archive.ChangesSize`: the sizes of what was added or changed (not
@@ -884,7 +812,7 @@ mod tests {
 
     #[test]
     fn command_and_time_as_docker() {
-        assert_eq!(go_quote("sh -c 'a > \"b\"'"), r#""sh -c 'a > \"b\"'""#);
+        assert_eq!(strata_build::go_quote("sh -c 'a > \"b\"'"), r#""sh -c 'a > \"b\"'""#);
         let t = go_time("2021-06-01T10:00:00.5Z");
         assert!(t.starts_with("2021-06-01 ") || t.starts_with("2021-05-31 "), "{t}");
     }
