@@ -357,7 +357,21 @@ impl Containers {
         if opts.auto_remove && opts.followed_by_creator {
             self.follow_by_me(&rec)?;
         }
-        if let Err(e) = self.insert(&rec) {
+        let mut rec = rec;
+        let mut inserted = self.insert(&rec);
+        // A generated name another `create` took meanwhile (the check above
+        // and the insert are not one transaction): another name, as Docker
+        // retries its random names.
+        for _ in 0..8 {
+            match &inserted {
+                Err(crate::Error::Store(strata_store::Error::Conflict(_))) if opts.name.is_none() => {
+                    rec.name = format!("{}_{}", names::random_name(&names::random_id()), &id[..8]);
+                    inserted = self.insert(&rec);
+                }
+                _ => break,
+            }
+        }
+        if let Err(e) = inserted {
             let _ = self.snap.remove(&id);
             return Err(e);
         }
