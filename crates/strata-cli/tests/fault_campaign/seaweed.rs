@@ -26,6 +26,22 @@ fn free_port() -> u16 {
     }
 }
 
+/// Seven free ports none of which is another's gRPC port (+10000): weed
+/// refuses to start on such a set ("reserved for gRPC calculation", met in CI).
+fn weed_ports() -> Vec<u16> {
+    let mut ports: Vec<u16> = Vec::new();
+    while ports.len() < 7 {
+        let p = free_port();
+        let clashes = ports
+            .iter()
+            .any(|&q| q == p || q as u32 + 10000 == p as u32 || p as u32 + 10000 == q as u32);
+        if !clashes {
+            ports.push(p);
+        }
+    }
+    ports
+}
+
 impl Weed {
     /// SeaweedFS in `dir`, or None (said) when `weed` is not installed.
     pub fn start(dir: &Path) -> Option<Weed> {
@@ -37,7 +53,7 @@ impl Weed {
         let mut w = Weed {
             child: None,
             dir: dir.to_path_buf(),
-            ports: (0..7).map(|_| free_port()).collect(),
+            ports: weed_ports(),
         };
         w.spawn();
         Some(w)
