@@ -112,8 +112,10 @@ fn remove_one(
                     image.id.short()
                 )));
             }
-            store.remove_tag(r)?;
-            events.push(RemoveEvent::Untagged(r.familiar()));
+            if !last || !users.none() {
+                store.remove_tag(r)?;
+                events.push(RemoveEvent::Untagged(r.familiar()));
+            }
             if !last {
                 return Ok(events);
             }
@@ -141,13 +143,18 @@ fn remove_one(
                 image.id.short(),
             )));
         }
-        for t in &image.tags {
-            let r = Reference::parse(&format!("{}:{}", t.repo, t.tag))?;
-            store.remove_tag(&r)?;
-            events.push(RemoveEvent::Untagged(familiar_tag(&t.repo, &t.tag)));
+        if !users.none() {
+            for t in &image.tags {
+                let r = Reference::parse(&format!("{}:{}", t.repo, t.tag))?;
+                store.remove_tag(&r)?;
+                events.push(RemoveEvent::Untagged(familiar_tag(&t.repo, &t.tag)));
+            }
         }
     }
-    // With -f and a container using it, the image stays (dangling), as in Docker.
+    // With -f and a container using it, the image stays (dangling), as in
+    // Docker. Otherwise its names go in the transaction that deletes it: a
+    // kill between an untag and the delete would leave a nameless image
+    // that `rmi NAME` no longer finds (the crash campaign found it).
     if users.none() {
         let removed = store.delete_image_locked(&image.id, lock)?;
         for u in removed.untagged {
