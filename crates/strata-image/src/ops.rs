@@ -112,13 +112,25 @@ fn remove_one(
                     image.id.short()
                 )));
             }
+            events.push(RemoveEvent::Untagged(r.familiar()));
             if !last || !users.none() {
                 store.remove_tag(r)?;
-                events.push(RemoveEvent::Untagged(r.familiar()));
-            }
-            if !last {
                 return Ok(events);
             }
+            // The untag and the delete in one transaction: a kill between
+            // them would leave a nameless image that `rmi NAME` no longer
+            // finds (the crash campaign found it).
+            return Ok(match store.untag_and_delete_unnamed(r, &image.id, lock)? {
+                Some(removed) => {
+                    for u in removed.untagged {
+                        events.push(RemoveEvent::Untagged(familiar_of_full(&u)));
+                    }
+                    events.push(RemoveEvent::Deleted(image.id.clone()));
+                    events
+                }
+                // Named meanwhile by a `tag`: it stays.
+                None => events,
+            });
         } else if !image.tags.is_empty() {
             // A digest reference to a tagged image: Docker untags nothing and
             // deletes only when no tag remains; keep it simple and refuse.
@@ -152,9 +164,7 @@ fn remove_one(
         }
     }
     // With -f and a container using it, the image stays (dangling), as in
-    // Docker. Otherwise its names go in the transaction that deletes it: a
-    // kill between an untag and the delete would leave a nameless image
-    // that `rmi NAME` no longer finds (the crash campaign found it).
+    // Docker. Otherwise its names go in the transaction that deletes it.
     if users.none() {
         let removed = store.delete_image_locked(&image.id, lock)?;
         for u in removed.untagged {

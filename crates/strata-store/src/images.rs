@@ -557,6 +557,33 @@ impl Store {
     /// [`Store::delete_image`] under the store's exclusive lock, which the
     /// caller holds (`prune` and `rmi` hold it from their decision on).
     pub fn delete_image_locked(&mut self, id: &Digest, lock: &StoreLock) -> Result<RemovedImage> {
+        self.delete_image_in_one(id, lock, None)?
+            .ok_or_else(|| Error::NoSuchImage(id.to_string()))
+    }
+
+    /// `rmi NAME` of what the caller found to be the image's last name:
+    /// in one transaction, untags `reference` and deletes the image when no
+    /// name is left. A `tag` may have named the image since the caller
+    /// looked (tags are set without the store lock): then only `reference`
+    /// goes, and the result is None.
+    pub fn untag_and_delete_unnamed(
+        &mut self,
+        reference: &Reference,
+        id: &Digest,
+        lock: &StoreLock,
+    ) -> Result<Option<RemovedImage>> {
+        self.delete_image_in_one(id, lock, Some(reference))
+    }
+
+    /// The deletion, in one transaction with the untag of `untag` (then
+    /// only if no other name is left) and with reading the names it
+    /// removes, so that a name set meanwhile is neither lost nor unreported.
+    fn delete_image_in_one(
+        &mut self,
+        id: &Digest,
+        lock: &StoreLock,
+        untag: Option<&Reference>,
+    ) -> Result<Option<RemovedImage>> {
         if !lock.is_exclusive() {
             return Err(Error::Invalid(
                 "deleting an image needs the store lock exclusive (a bug in strata)".into(),
@@ -575,15 +602,26 @@ impl Store {
                 id.short()
             )));
         }
+        // Immediate: `set_tag` (which takes no store lock) waits for it.
+        let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+        if let Some(r) = untag {
+            tx.execute(
+                "DELETE FROM tags WHERE repo=?1 AND tag=?2",
+                params![r.repository(), r.tag().unwrap_or("latest")],
+            )?;
+        }
         let Some(img) = self.image(id)? else {
             return Err(Error::NoSuchImage(id.to_string()));
         };
+        if untag.is_some() && !img.tags.is_empty() {
+            tx.commit()?;
+            return Ok(None);
+        }
         let mut removed = RemovedImage {
             id: Some(id.clone()),
             ..Default::default()
         };
         let chains = strata_oci::chain_ids(&img.diff_ids);
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         for t in &img.tags {
             removed.untagged.push(format!("{}:{}", t.repo, t.tag));
         }
@@ -656,7 +694,7 @@ impl Store {
             }
         }
         self.deletions_done(&doomed_list, &removed.chains_removed)?;
-        Ok(removed)
+        Ok(Some(removed))
     }
 
     /// Sum of uncompressed sizes of distinct layers (shared layers counted once).

@@ -132,3 +132,31 @@ fn an_index_names_one_image_after_its_manifests() {
     assert!(!store.has_blob(&index));
     assert_eq!(store.image_of_manifest(&index, None).unwrap(), None);
 }
+
+#[test]
+fn untag_and_delete_unnamed_keeps_an_image_named_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let a = image(&mut store, b"layer", b"config a");
+    store.add_image(&a).unwrap();
+    let first = Reference::parse("first:1").unwrap();
+    let second = Reference::parse("second:1").unwrap();
+    store.set_tag(&first, &a.manifest.digest).unwrap();
+    // The caller saw `first` as the last name; a `tag` added `second` since.
+    store.set_tag(&second, &a.manifest.digest).unwrap();
+    let lock = strata_store::StoreLock::exclusive(dir.path()).unwrap();
+    let kept = store.untag_and_delete_unnamed(&first, &a.config_digest, &lock).unwrap();
+    assert!(kept.is_none());
+    let img = store.image(&a.config_digest).unwrap().expect("the image stays");
+    assert_eq!(img.tags.len(), 1);
+    assert_eq!(img.tags[0].repo, "docker.io/library/second");
+    assert!(store.has_blob(&a.layers[0].blob.digest));
+    // The last name: untagged and deleted together.
+    let removed = store
+        .untag_and_delete_unnamed(&second, &a.config_digest, &lock)
+        .unwrap()
+        .expect("deleted");
+    assert!(removed.untagged.is_empty(), "the untag is the caller's to report");
+    assert!(store.image(&a.config_digest).unwrap().is_none());
+    assert!(!store.has_blob(&a.layers[0].blob.digest));
+}
