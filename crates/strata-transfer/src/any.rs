@@ -92,6 +92,10 @@ impl Source for AnyLocation {
     fn verified_at_rest(&self) -> bool {
         each!(self, l => l.verified_at_rest())
     }
+
+    fn streams_verified(&self) -> bool {
+        each!(self, l => l.streams_verified())
+    }
 }
 
 impl Sink for AnyLocation {

@@ -118,6 +118,15 @@ pub trait Source: Sync {
     fn verified_at_rest(&self) -> bool {
         false
     }
+
+    /// Whether the streams [`Source::open_blob`] returns check the digest
+    /// themselves: they end in an error, never cleanly, unless the bytes
+    /// were the digest's (the registry client hashes what it receives, to
+    /// resume a broken download). The copy then checks sizes only instead
+    /// of hashing every byte a second time.
+    fn streams_verified(&self) -> bool {
+        false
+    }
 }
 
 /// Where images go. Nothing a sink is given is named before [`Sink::finish`]:

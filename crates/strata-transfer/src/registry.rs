@@ -415,6 +415,12 @@ impl Source for RegistryLocation {
         Ok(blob_stream(loc, r))
     }
 
+    /// The client's [`strata_registry::BlobReader`] checks size and digest
+    /// at the end of each download (resumed ones too).
+    fn streams_verified(&self) -> bool {
+        true
+    }
+
     fn mount_from(&self) -> Vec<MountFrom> {
         vec![MountFrom {
             registry: self.client.registry().to_string(),
