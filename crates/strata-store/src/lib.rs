@@ -100,6 +100,20 @@ impl Store {
         })
     }
 
+    /// Another connection to this open store, for a part of the same
+    /// command that needs its own (a copy's sink beside the caller): the
+    /// directories exist and the store was tidied when it was opened.
+    pub fn another_connection(&self) -> Result<Store> {
+        if self.read_only {
+            return Store::open(&self.root);
+        }
+        Ok(Store {
+            root: self.root.clone(),
+            conn: db::open(&self.root.join("strata.db"))?,
+            read_only: false,
+        })
+    }
+
     pub fn root(&self) -> &Path {
         &self.root
     }

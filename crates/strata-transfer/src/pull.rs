@@ -97,7 +97,7 @@ pub fn pull_platforms(
             Some(_) => store.tag_target(&target).map_err(store_err)?.map(|(_, id)| id),
             None => None,
         };
-        let mut dst = StoreLocation::open(store.root())?;
+        let mut dst = StoreLocation::beside(store)?;
         dst.set_unpack(opts.unpack);
         let options = CopyOptions {
             platforms: platforms.clone(),
@@ -336,7 +336,7 @@ async fn pull_target_async(
     // Held until the image is named: the copy registers it unnamed and
     // drops its own lock, and an image prune would take it for dangling.
     let _named = StoreLock::shared(store.root()).map_err(store_err)?;
-    let mut dst = StoreLocation::open(store.root())?;
+    let mut dst = StoreLocation::beside(store)?;
     dst.set_progress(events.clone());
     dst.set_unpack(opts.unpack);
     let options = CopyOptions {

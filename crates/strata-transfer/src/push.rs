@@ -137,7 +137,7 @@ pub async fn push_async(store: &mut Store, name: &str, opts: &PushOptions, progr
             progress(out)
         })
     };
-    let mut src = StoreLocation::open(store.root())?;
+    let mut src = StoreLocation::beside(store)?;
     src.set_distributable_as(crate::LayerCompression {
         kind: opts.compression.unwrap_or(strata_oci::media::Compression::Gzip),
         level: opts.compression_level,

@@ -108,6 +108,11 @@ impl StoreLocation {
         Ok(StoreLocation::new(Store::open(root).map_err(store_err)?))
     }
 
+    /// The store `store` is open on, through a connection of its own.
+    pub fn beside(store: &Store) -> Result<StoreLocation> {
+        Ok(StoreLocation::new(store.another_connection().map_err(store_err)?))
+    }
+
     pub fn new(store: Store) -> StoreLocation {
         let root = store.root().to_path_buf();
         StoreLocation {
