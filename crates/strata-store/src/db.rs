@@ -138,9 +138,33 @@ fn uri_path(path: &Path) -> String {
     out
 }
 
+/// How long an open waits for other processes (SQLite's busy timeout).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
 pub(crate) fn open(path: &Path) -> Result<Connection> {
+    // SQLite answers some lock conflicts with SQLITE_BUSY without asking the
+    // busy handler (a new database that several first commands turn to WAL
+    // at once: the rootless race test met "database is locked"); the open
+    // is then tried again, within the same timeout.
+    let start = std::time::Instant::now();
+    loop {
+        match open_once(path) {
+            Err(Error::Db(rusqlite::Error::SqliteFailure(e, _)))
+                if matches!(
+                    e.code,
+                    rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+                ) && start.elapsed() < BUSY_TIMEOUT =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            r => return r,
+        }
+    }
+}
+
+fn open_once(path: &Path) -> Result<Connection> {
     let conn = Connection::open(path)?;
-    conn.busy_timeout(Duration::from_secs(60))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     // WAL lets readers proceed while one writer commits; NORMAL sync is
     // durable across process crashes, which is what several CLIs need.
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -187,5 +211,30 @@ mod tests {
     #[test]
     fn uri_paths_escape_what_a_uri_means() {
         assert_eq!(uri_path(Path::new("/a/b?c#d%e")), "/a/b%3Fc%23d%25e");
+    }
+
+    /// First opens of a new database racing (see [`open`]'s retry).
+    #[test]
+    fn racing_first_opens_of_a_new_database_all_succeed() {
+        for round in 0..50 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("strata.db");
+            let barrier = std::sync::Barrier::new(8);
+            std::thread::scope(|s| {
+                let opens: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            open(&path).map(drop)
+                        })
+                    })
+                    .collect();
+                for o in opens {
+                    if let Err(e) = o.join().unwrap() {
+                        panic!("round {round}: {e}");
+                    }
+                }
+            });
+        }
     }
 }
