@@ -40,7 +40,9 @@ impl Store {
         members: &[(Descriptor, Platform)],
     ) -> Result<()> {
         self.add_index(index, representative, true)?;
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute(
             "DELETE FROM index_members WHERE index_digest=?1",
             [index.digest.to_string()],
