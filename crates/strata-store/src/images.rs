@@ -97,6 +97,15 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// Removes the tag `reference` names; whether there was one.
+fn delete_tag(conn: &rusqlite::Connection, reference: &Reference) -> Result<bool> {
+    let n = conn.execute(
+        "DELETE FROM tags WHERE repo=?1 AND tag=?2",
+        params![reference.repository(), reference.tag().unwrap_or("latest")],
+    )?;
+    Ok(n > 0)
+}
+
 fn digest(s: String) -> Result<Digest> {
     Digest::parse(&s).map_err(|e| Error::Invalid(format!("corrupt metadata: {e}")))
 }
@@ -316,11 +325,7 @@ impl Store {
 
     /// Removes one tag. Returns false when it did not exist.
     pub fn remove_tag(&mut self, reference: &Reference) -> Result<bool> {
-        let n = self.conn.execute(
-            "DELETE FROM tags WHERE repo=?1 AND tag=?2",
-            params![reference.repository(), reference.tag().unwrap_or("latest")],
-        )?;
-        Ok(n > 0)
+        delete_tag(&self.conn, reference)
     }
 
     pub fn image(&self, id: &Digest) -> Result<Option<ImageRecord>> {
@@ -605,10 +610,7 @@ impl Store {
         // Immediate: `set_tag` (which takes no store lock) waits for it.
         let tx = rusqlite::Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
         if let Some(r) = untag {
-            tx.execute(
-                "DELETE FROM tags WHERE repo=?1 AND tag=?2",
-                params![r.repository(), r.tag().unwrap_or("latest")],
-            )?;
+            delete_tag(&tx, r)?;
         }
         let Some(img) = self.image(id)? else {
             return Err(Error::NoSuchImage(id.to_string()));
