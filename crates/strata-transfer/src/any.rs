@@ -89,12 +89,8 @@ impl Source for AnyLocation {
         each!(self, l => l.blob_file(desc))
     }
 
-    fn verified_at_rest(&self) -> bool {
-        each!(self, l => l.verified_at_rest())
-    }
-
-    fn streams_verified(&self) -> bool {
-        each!(self, l => l.streams_verified())
+    fn vouches_for_digests(&self) -> bool {
+        each!(self, l => l.vouches_for_digests())
     }
 }
 

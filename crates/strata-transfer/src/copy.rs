@@ -321,7 +321,7 @@ pub async fn copy<S: Source, D: Sink>(
                     Some(bytes) => Box::pin(std::io::Cursor::new(bytes.clone())),
                     None => src.open_blob(&desc).await?,
                 };
-                let trusted = config.is_none() && (src.verified_at_rest() || src.streams_verified());
+                let trusted = config.is_none() && src.vouches_for_digests();
                 let counted = Counted {
                     inner: if trusted {
                         VerifyingReader::size_only(data, &desc)

@@ -110,21 +110,15 @@ pub trait Source: Sync {
         None
     }
 
-    /// Whether the source's blobs were verified against their digests when
-    /// they were written and are never written again (the local store,
-    /// whose `system check` re-verifies them): the copy then checks their
-    /// sizes only, as `docker save` reads its own store. Every other source
-    /// is hashed on the way.
-    fn verified_at_rest(&self) -> bool {
-        false
-    }
-
-    /// Whether the streams [`Source::open_blob`] returns check the digest
-    /// themselves: they end in an error, never cleanly, unless the bytes
-    /// were the digest's (the registry client hashes what it receives, to
-    /// resume a broken download). The copy then checks sizes only instead
-    /// of hashing every byte a second time.
-    fn streams_verified(&self) -> bool {
+    /// Whether the source vouches for its blobs' digests, so that the copy
+    /// checks their sizes only instead of hashing every byte again: its
+    /// blobs were verified when written and are never written again (the
+    /// local store, whose `system check` re-verifies them, as `docker save`
+    /// reads its own store), or the streams [`Source::open_blob`] returns
+    /// check the digest themselves and end in an error unless it matched
+    /// (the registry client, which hashes to resume a broken download).
+    /// Every other source is hashed on the way.
+    fn vouches_for_digests(&self) -> bool {
         false
     }
 }

@@ -417,7 +417,7 @@ impl Source for RegistryLocation {
 
     /// The client's [`strata_registry::BlobReader`] checks size and digest
     /// at the end of each download (resumed ones too).
-    fn streams_verified(&self) -> bool {
+    fn vouches_for_digests(&self) -> bool {
         true
     }
 

@@ -826,7 +826,7 @@ impl Source for StoreLocation {
 
     /// Blobs are checked against their digests as they are written and
     /// renamed into place whole; `system check` verifies them again.
-    fn verified_at_rest(&self) -> bool {
+    fn vouches_for_digests(&self) -> bool {
         true
     }
 

@@ -34,7 +34,7 @@ impl<R> VerifyingReader<R> {
 
     /// Checks the size only: for a source whose blobs were verified when
     /// they were written and are never written again (see
-    /// [`crate::Source::verified_at_rest`]).
+    /// [`crate::Source::vouches_for_digests`]).
     pub fn size_only(inner: R, expected: &Descriptor) -> VerifyingReader<R> {
         VerifyingReader {
             hasher: None,
